@@ -1,0 +1,16 @@
+// Bundles the TypeScript sources into dist/ with esbuild (fast; type checking is `npm run typecheck`).
+import { build } from "esbuild";
+import { existsSync } from "node:fs";
+
+const entryPoints = ["src/cli/main.ts"].filter((f) => existsSync(f));
+await build({
+  entryPoints,
+  outdir: "dist",
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  sourcemap: true,
+  packages: "external",
+  logLevel: "warning",
+});
