@@ -1,0 +1,58 @@
+// What the control socket (and the CLI) may ask of a running VM. The VM process implements
+// this; the control server translates JSON-lines requests into calls on it. This interface,
+// not the VM's internals, is what the daemon will depend on.
+
+export type VmRunState = "starting" | "running" | "paused" | "shutdown" | "crashed";
+
+export interface VmStatus {
+  state: VmRunState;
+  /** Set once the VM has stopped: the guest's exit code (test device / SBI reset / command status). */
+  exitCode: number | null;
+  /** Why the VM stopped ("poweroff", "reset", "quit", "guest-panic", "error"), when it has. */
+  reason: string | null;
+  uptimeMs: number;
+  vcpus: number;
+  memoryBytes: number;
+}
+
+export interface DeviceStats {
+  name: string;
+  kind: string;
+  requests: number;
+  bytesRead: number;
+  bytesWritten: number;
+  errors: number;
+}
+
+export interface VmStats {
+  instructionsRetired: number;
+  /** Guest instructions per second over the last sampling window, in millions. */
+  mips: number;
+  /** Wall time all vCPUs spent parked in WFI since start. */
+  idleMs: number;
+  /** Traps taken by the guest, keyed by cause name (e.g. "ecall-from-s", "load-page-fault", "supervisor-timer"). */
+  trapsByCause: Record<string, number>;
+  devices: DeviceStats[];
+}
+
+export interface VmEvent {
+  event: string;
+  data?: Record<string, unknown>;
+}
+
+export interface VmController {
+  status(): VmStatus;
+  stats(): VmStats;
+  pause(): void;
+  resume(): void;
+  /** Ask the guest to shut down (ACPI-style power button: the guest decides). */
+  powerdown(): void;
+  /** Stop now, without asking the guest. */
+  quit(): void;
+  /** Bytes typed into the guest's serial console. */
+  consoleWrite(data: Uint8Array): void;
+  /** Subscribe to serial console output; returns an unsubscribe function. */
+  onConsoleOutput(listener: (data: Uint8Array) => void): () => void;
+  /** Subscribe to lifecycle events (STOP, RESUME, SHUTDOWN, ...); returns an unsubscribe function. */
+  onEvent(listener: (e: VmEvent) => void): () => void;
+}
