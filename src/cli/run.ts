@@ -1,0 +1,173 @@
+// `nodevisor run`: boots a VM in this process. Without a command the terminal is attached to
+// the serial console; with `-- CMD...` the command runs in the guest and its output and exit
+// status become ours.
+
+import { parseArgs } from "node:util";
+import { resolve } from "node:path";
+import { UsageError } from "./errors.js";
+import { attachTerminal } from "./terminal.js";
+import { progressRenderer } from "./progress.js";
+import { checkCpus, ConfigError, parseMemorySize, validateConfig, type DiskConfig, type VmConfig } from "../vm/config.js";
+import { Vm } from "../vm/vm.js";
+import { ControlServer } from "../vm/control_server.js";
+import { resolveImage, type GuestImage } from "../image/guest_image.js";
+import { ensureDefaultImage } from "../image/build.js";
+
+export const RUN_HELP = `Usage: nodevisor run [options] [-- COMMAND [ARGS...]]
+
+Boots a RISC-V VM. Without a command, the terminal is attached to the serial
+console (Ctrl-A X quits, Ctrl-A Ctrl-A sends Ctrl-A). With a command, it runs in
+a fresh VM; its output is printed and its exit status becomes nodevisor's.
+
+Options:
+  -m, --memory SIZE        guest RAM, e.g. 512M or 2G (default 512M)
+  -c, --cpus N             virtual CPUs, 1-8 (default 1)
+      --image NAME|DIR     guest image (default: "default", built on first use)
+      --kernel FILE        kernel Image or ELF (instead of the image's)
+      --initrd FILE        initramfs (instead of the image's)
+      --append "ARGS"      extra kernel command-line arguments
+      --disk FILE[,readonly][,format=raw|qcow2|vmdk|vpc]
+                           attach a disk (repeatable; /dev/vda, /dev/vdb, ...)
+      --firmware FILE      run an M-mode firmware. With --kernel or --image it
+                           boots that kernel (e.g. OpenSBI fw_dynamic.bin); alone
+                           it runs bare-metal from the start of RAM. The word
+                           "opensbi" means the image's Debian OpenSBI.
+      --console-log FILE   write everything the serial console prints to FILE
+      --control-socket PATH
+                           serve the JSON-lines control socket (docs/control-socket.md)
+  -h, --help               show this help
+`;
+
+const OPTIONS = {
+  memory: { type: "string", short: "m" },
+  cpus: { type: "string", short: "c" },
+  image: { type: "string" },
+  kernel: { type: "string" },
+  initrd: { type: "string" },
+  append: { type: "string" },
+  disk: { type: "string", multiple: true },
+  firmware: { type: "string" },
+  "console-log": { type: "string" },
+  "control-socket": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+export interface RunRequest {
+  config: VmConfig;
+  help: boolean;
+}
+
+/** Splits argv at the first `--` and parses the options; throws UsageError / ConfigError. */
+export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean } = {}): Promise<RunRequest> {
+  const dash = argv.indexOf("--");
+  const optionArgs = dash >= 0 ? argv.slice(0, dash) : argv;
+  const command = dash >= 0 ? argv.slice(dash + 1) : null;
+  let values: Record<string, string | string[] | boolean | undefined>;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: optionArgs, options: OPTIONS, allowPositionals: true, strict: true }));
+  } catch (e) {
+    throw new UsageError(`nodevisor run: ${(e as Error).message.replace(/\. To specify.*$/s, "")}. See \`nodevisor run --help\`.`);
+  }
+  if (values.help) return { help: true, config: null as unknown as VmConfig };
+  if (positionals.length > 0) {
+    throw new UsageError(`nodevisor run: unexpected argument "${positionals[0]}". Put the guest command after --, e.g. \`nodevisor run -- uname -a\`.`);
+  }
+  if (command !== null && command.length === 0) throw new UsageError("nodevisor run: nothing follows --. Give the command to run, e.g. `-- uname -a`.");
+
+  const memoryBytes = parseMemorySize((values.memory as string | undefined) ?? "512M");
+  const cpus = Number((values.cpus as string | undefined) ?? "1");
+  checkCpus(cpus);
+  const disks = ((values.disk as string[] | undefined) ?? []).map(parseDiskSpec);
+
+  let kernel = (values.kernel as string | undefined) ?? null;
+  let initrd = (values.initrd as string | undefined) ?? null;
+  let firmware = (values.firmware as string | undefined) ?? null;
+  const imageName = values.image as string | undefined;
+  // The image provides whatever the user did not give, unless a lone --firmware asks for bare metal.
+  const bareMetal = firmware !== null && firmware !== "opensbi" && kernel === null && imageName === undefined;
+  if (!bareMetal && (kernel === null || initrd === null || firmware === "opensbi")) {
+    const image = await findImage(imageName, opts.buildImage ?? true);
+    kernel ??= image.kernel;
+    if (initrd === null && kernel === image.kernel) initrd = image.initrd;
+    if (firmware === "opensbi") {
+      if (!image.firmware) throw new ConfigError(`The image "${image.name}" has no OpenSBI firmware; pass --firmware FILE.`);
+      firmware = image.firmware;
+    }
+  }
+  const config: VmConfig = {
+    name: "vm",
+    memoryBytes,
+    cpus,
+    kernel: kernel && resolve(kernel),
+    initrd: initrd && resolve(initrd),
+    firmware: firmware && resolve(firmware),
+    append: (values.append as string | undefined) ?? "",
+    disks,
+    consoleLog: (values["console-log"] as string | undefined) ?? null,
+    controlSocket: (values["control-socket"] as string | undefined) ?? null,
+    command,
+  };
+  validateConfig(config);
+  return { config, help: false };
+}
+
+function parseDiskSpec(spec: string): DiskConfig {
+  const [path, ...flags] = spec.split(",");
+  if (!path) throw new UsageError(`nodevisor run: --disk "${spec}" names no file. Use --disk FILE[,readonly].`);
+  const disk: DiskConfig = { path: resolve(path), readOnly: false };
+  for (const f of flags) {
+    if (f === "readonly" || f === "ro") disk.readOnly = true;
+    else if (/^format=(raw|qcow2|vmdk|vpc)$/.test(f)) disk.format = f.slice(7) as DiskConfig["format"];
+    else throw new UsageError(`nodevisor run: unknown disk flag "${f}" in --disk ${spec}. Known: readonly, format=raw|qcow2|vmdk|vpc.`);
+  }
+  return disk;
+}
+
+async function findImage(name: string | undefined, build: boolean): Promise<GuestImage> {
+  if (name !== undefined && name !== "default") return resolveImage(name);
+  if (!build) return resolveImage("default");
+  const progress = progressRenderer();
+  try {
+    return await ensureDefaultImage({ onProgress: progress.update, log: (l) => process.stderr.write(`${l}\n`) });
+  } finally {
+    progress.stop();
+  }
+}
+
+/** Runs the VM to completion; returns the process exit status. */
+export async function runVm(config: VmConfig): Promise<number> {
+  const interactive = config.command === null;
+  const vm = await Vm.create({
+    config,
+    onStdout: (d) => process.stdout.write(d),
+    onStderr: (d) => process.stderr.write(d),
+    log: (m) => process.stderr.write(`nodevisor: ${m}\n`),
+  });
+  let server: ControlServer | null = null;
+  if (config.controlSocket) {
+    server = new ControlServer({ path: config.controlSocket, controller: vm });
+    await server.listen();
+  }
+  let detach = (): void => {};
+  if (interactive) {
+    vm.onConsoleOutput((d) => process.stdout.write(d));
+    detach = attachTerminal({ write: (d) => vm.consoleWrite(d), onQuit: () => vm.quit() }).detach;
+  }
+  const stopSignal = (): void => vm.quit();
+  if (!interactive) process.once("SIGINT", stopSignal);
+  process.once("SIGTERM", stopSignal);
+  vm.start();
+  const exit = await vm.exited;
+  detach();
+  await server?.close();
+  process.off("SIGINT", stopSignal);
+  process.off("SIGTERM", stopSignal);
+  if (interactive) return exit.exitCode;
+  const status = vm.guestCommandStatus;
+  if (status !== null) return status;
+  process.stderr.write(
+    `nodevisor: the guest stopped (${exit.reason}) before reporting the command's exit status. Last console output:\n${vm.serialOutputTail.slice(-2000)}\n`,
+  );
+  return exit.exitCode !== 0 ? exit.exitCode : 1;
+}

@@ -1,0 +1,87 @@
+// Sv39/Sv48 page-table walk with superpages, U/SUM/MXR permission checks and
+// hardware A/D updates (Svadu-style, compare-and-swap in guest RAM).
+import type { GuestRam } from "../machine/memory.js";
+import { MSTATUS_MXR, MSTATUS_SUM, PRV_S, PRV_U, SATP_SV39 } from "./constants.js";
+
+export const ACCESS_READ = 0;
+export const ACCESS_WRITE = 1;
+export const ACCESS_FETCH = 2;
+
+/** walk() results below zero: which fault the caller must raise. */
+export const WALK_PAGE_FAULT = -1;
+export const WALK_ACCESS_FAULT = -2;
+
+const TWO32 = 4294967296;
+const PTE_V = 1, PTE_R = 2, PTE_W = 4, PTE_X = 8, PTE_U = 16, PTE_A = 64, PTE_D = 128;
+
+/**
+ * Translate the virtual address (lo, hi) for `access` at privilege `priv` (U or S).
+ * Returns the guest-physical address, or WALK_PAGE_FAULT / WALK_ACCESS_FAULT.
+ */
+export function walk(
+  ram: GuestRam,
+  satpMode: number,
+  rootPpn: number,
+  lo: number,
+  hi: number,
+  access: number,
+  priv: number,
+  mstatus: number,
+): number {
+  const levels = satpMode === SATP_SV39 ? 3 : 4;
+  // Canonical form: all bits above the top VA bit equal it.
+  const top = levels === 3 ? hi >> 6 : hi >> 15;
+  if (top !== 0 && top !== -1) return WALK_PAGE_FAULT;
+  const i32 = ram.i32;
+  for (let retry = 0; retry < 8; retry++) {
+    let table = rootPpn * 4096;
+    for (let level = levels - 1; level >= 0; level--) {
+      let vpn: number;
+      if (level === 0) vpn = (lo >>> 12) & 0x1ff;
+      else if (level === 1) vpn = (lo >>> 21) & 0x1ff;
+      else if (level === 2) vpn = ((lo >>> 30) | (hi << 2)) & 0x1ff;
+      else vpn = (hi >>> 7) & 0x1ff;
+      const pteAddr = table + vpn * 8;
+      if (pteAddr < ram.base || pteAddr + 8 > ram.end) return WALK_ACCESS_FAULT;
+      const word = (pteAddr - ram.base) >> 2;
+      const pteLo = i32[word];
+      const pteHi = i32[word + 1];
+      if ((pteLo & PTE_V) === 0 || (pteLo & (PTE_R | PTE_W)) === PTE_W) return WALK_PAGE_FAULT;
+      // Bits 54-63 (Svpbmt, Svnapot, reserved) are not implemented: must be zero.
+      if (pteHi >>> 22 !== 0) return WALK_PAGE_FAULT;
+      const ppn = (pteLo >>> 10) + (pteHi & 0x3fffff) * 4194304;
+      if ((pteLo & (PTE_R | PTE_X)) === 0) {
+        if (level === 0) return WALK_PAGE_FAULT;
+        table = ppn * 4096;
+        continue;
+      }
+      // Leaf: privilege and permission checks.
+      if (priv === PRV_U) {
+        if ((pteLo & PTE_U) === 0) return WALK_PAGE_FAULT;
+      } else if (priv === PRV_S && (pteLo & PTE_U) !== 0) {
+        if (access === ACCESS_FETCH || (mstatus & MSTATUS_SUM) === 0) return WALK_PAGE_FAULT;
+      }
+      if (access === ACCESS_FETCH) {
+        if ((pteLo & PTE_X) === 0) return WALK_PAGE_FAULT;
+      } else if (access === ACCESS_READ) {
+        if ((pteLo & PTE_R) === 0 && ((mstatus & MSTATUS_MXR) === 0 || (pteLo & PTE_X) === 0)) return WALK_PAGE_FAULT;
+      } else if ((pteLo & PTE_W) === 0) {
+        return WALK_PAGE_FAULT;
+      }
+      const span = Math.pow(2, 9 * level); // pages covered by this leaf
+      if (ppn % span !== 0) return WALK_PAGE_FAULT; // misaligned superpage
+      const want = PTE_A | (access === ACCESS_WRITE ? PTE_D : 0);
+      if ((pteLo & want) !== want) {
+        // Set A (and D) atomically; another hart may have changed the PTE meanwhile: walk again.
+        if (Atomics.compareExchange(i32, word, pteLo, pteLo | want) !== pteLo) break;
+      }
+      // Offset inside the (super)page comes from the virtual address.
+      let inPage: number;
+      if (level <= 1) inPage = lo & ((1 << (12 + 9 * level)) - 1);
+      else if (level === 2) inPage = lo & 0x3fffffff;
+      else inPage = (lo >>> 0) + (hi & 0x7f) * TWO32;
+      return ppn * 4096 + inPage;
+    }
+  }
+  return WALK_PAGE_FAULT;
+}

@@ -1,0 +1,80 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { INIT_SCRIPT, MARKER_BEGIN, MARKER_EXIT, PROFILE_SCRIPT } from "./init_script.js";
+
+// Sources /init in the host's sh (not PID 1, so it only defines functions) and runs `body` after it.
+function withInit(body: string): { dir: string; out: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-init-"));
+  const initPath = join(dir, "init");
+  writeFileSync(initPath, INIT_SCRIPT);
+  const r = spawnSync("sh", ["-c", `. "${initPath}"\nD="${dir}"\n${body}`], { encoding: "utf8", cwd: dir });
+  assert.equal(r.status, 0, `sh failed: ${r.stderr}`);
+  return { dir, out: r.stdout, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+const b64 = (s: string): string => Buffer.from(s).toString("base64");
+
+test("/init and the profile pass the host shell's syntax check", () => {
+  for (const [name, text] of [["init", INIT_SCRIPT], ["profile", PROFILE_SCRIPT]] as const) {
+    const r = spawnSync("sh", ["-n"], { input: text, encoding: "utf8" });
+    assert.equal(r.status, 0, `${name}: ${r.stderr}`);
+  }
+  assert.ok(INIT_SCRIPT.startsWith("#!/bin/sh\n"));
+  assert.match(INIT_SCRIPT, /\[ "\$\$" = 1 \] && main/);
+});
+
+test("parse_cmdline finds the base64 command and the debug flag among other parameters", () => {
+  const t = withInit(`parse_cmdline "console=ttyS0 quiet nodevisor.cmd=${b64("ls /*")} x=* nodevisor.debug=1"; echo "[$cmd64][$debug]"`);
+  try {
+    assert.equal(t.out.trim().split("\n").pop(), `[${b64("ls /*")}][1]`);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test("command mode writes stdout, stderr and the exit line to the three consoles", () => {
+  const cmd = 'echo out; echo err >&2; printf "a\\nb\\n"; exit 7';
+  const t = withInit(`HVC_OUT=$D/hvc0 HVC_ERR=$D/hvc1 HVC_EXIT=$D/hvc2; : >$D/hvc0; : >$D/hvc1; : >$D/hvc2
+cmd64=${b64(cmd)}
+run_command`);
+  try {
+    assert.equal(readFileSync(join(t.dir, "hvc0"), "utf8"), "out\na\nb\n");
+    assert.equal(readFileSync(join(t.dir, "hvc1"), "utf8"), "err\n");
+    assert.equal(readFileSync(join(t.dir, "hvc2"), "utf8"), "exit 7\n");
+  } finally {
+    t.cleanup();
+  }
+});
+
+test("the command's stdin is /dev/null, and invalid base64 ends with status 125", () => {
+  const t = withInit(`HVC_OUT=$D/o HVC_ERR=$D/e HVC_EXIT=$D/x; : >$D/o; : >$D/e; : >$D/x
+cmd64=${b64("cat; echo done")}
+run_command
+cmd64='@@@'
+HVC_EXIT=$D/x2; : >$D/x2
+run_command`);
+  try {
+    assert.equal(readFileSync(join(t.dir, "o"), "utf8"), "done\n");
+    assert.equal(readFileSync(join(t.dir, "x"), "utf8"), "exit 0\n");
+    assert.equal(readFileSync(join(t.dir, "x2"), "utf8"), "exit 125\n");
+    assert.match(readFileSync(join(t.dir, "e"), "utf8"), /not valid base64/);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test("without virtio consoles the output goes to the serial console between markers", () => {
+  const t = withInit(`HVC_OUT=$D/missing/hvc0; SERIAL=$D/ttyS0; : >$D/ttyS0
+cmd64=${b64("echo hello; echo oops >&2; exit 3")}
+run_command`);
+  try {
+    assert.equal(readFileSync(join(t.dir, "ttyS0"), "utf8"), `${MARKER_BEGIN}\nhello\noops\n${MARKER_EXIT} 3\n`);
+    assert.match(t.out, /no virtio consoles/);
+  } finally {
+    t.cleanup();
+  }
+});

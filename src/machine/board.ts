@@ -1,0 +1,125 @@
+// The `virt`-compatible board: RAM, bus, harts, interrupt controllers, platform devices and
+// virtio-mmio slots, wired together. The board knows devices only through their bus interface
+// and the VirtioDevice seam; which backends sit behind them is the VM's business.
+
+import { Bus } from "./bus.js";
+import { GuestRam } from "./memory.js";
+import { buildDeviceTree } from "./device_tree.js";
+import {
+  CLINT_BASE,
+  CLINT_SIZE,
+  MAX_CPUS,
+  PLIC_BASE,
+  PLIC_SIZE,
+  PLIC_SOURCES,
+  RAM_BASE,
+  RTC_BASE,
+  RTC_IRQ,
+  RTC_SIZE,
+  TEST_BASE,
+  TEST_SIZE,
+  UART_BASE,
+  UART_IRQ,
+  UART_SIZE,
+  VIRTIO_BASE,
+  VIRTIO_IRQ_BASE,
+  VIRTIO_SLOTS,
+  VIRTIO_STRIDE,
+} from "./layout.js";
+import { Hart } from "../cpu/hart.js";
+import { Clint } from "../devices/clint.js";
+import { Plic } from "../devices/plic.js";
+import { Uart16550 } from "../devices/uart16550.js";
+import { GoldfishRtc } from "../devices/goldfish_rtc.js";
+import { TestFinisher } from "../devices/test_finisher.js";
+import { VirtioMmio } from "../devices/virtio/mmio.js";
+import type { VirtioDevice } from "../devices/virtio/device.js";
+import type { IrqLine, TimeSource } from "../devices/irq.js";
+
+export interface BoardOptions {
+  memoryBytes: number;
+  cpus: number;
+  time: TimeSource;
+  /** virtio devices in slot order (slot 0 first); the guest probes them in this order. */
+  virtio: VirtioDevice[];
+  onSerialByte: (byte: number) => void;
+  onPowerOff: (exitCode: number) => void;
+  onReset: () => void;
+  /** Called whenever a device raises an interrupt line, so a sleeping run loop wakes up. */
+  onInterrupt?: () => void;
+  log?: (msg: string) => void;
+}
+
+export class Board {
+  readonly ram: GuestRam;
+  readonly bus = new Bus();
+  readonly harts: Hart[];
+  readonly clint: Clint;
+  readonly plic: Plic;
+  readonly uart: Uart16550;
+  readonly rtc: GoldfishRtc;
+  readonly test: TestFinisher;
+  readonly virtio: VirtioMmio[] = [];
+  readonly virtioDevices: VirtioDevice[];
+  readonly cpus: number;
+
+  constructor(o: BoardOptions) {
+    if (o.cpus < 1 || o.cpus > MAX_CPUS) throw new RangeError(`A VM has 1 to ${MAX_CPUS} vCPUs, not ${o.cpus}`);
+    if (o.virtio.length > VIRTIO_SLOTS) {
+      throw new RangeError(`The board has ${VIRTIO_SLOTS} virtio slots; ${o.virtio.length} devices were configured`);
+    }
+    this.cpus = o.cpus;
+    this.ram = new GuestRam(RAM_BASE, o.memoryBytes);
+    this.harts = [];
+    for (let h = 0; h < o.cpus; h++) {
+      this.harts.push(new Hart({ hartId: h, ram: this.ram, bus: this.bus, time: o.time }));
+    }
+    this.clint = new Clint({ harts: this.harts, time: o.time });
+    const contexts = this.harts.flatMap((hart) => [
+      { hart, bit: 11 },
+      { hart, bit: 9 },
+    ]);
+    this.plic = new Plic({ sources: PLIC_SOURCES, contexts });
+    const wake = o.onInterrupt ?? (() => {});
+    const line = (source: number): IrqLine => {
+      const inner = this.plic.irqLine(source);
+      return {
+        set(level: boolean): void {
+          inner.set(level);
+          if (level) wake();
+        },
+      };
+    };
+    this.uart = new Uart16550({ irq: line(UART_IRQ), onTransmit: o.onSerialByte });
+    this.rtc = new GoldfishRtc({ irq: line(RTC_IRQ) });
+    this.test = new TestFinisher({ onPowerOff: o.onPowerOff, onReset: o.onReset });
+
+    this.bus.map(TEST_BASE, TEST_SIZE, this.test);
+    this.bus.map(RTC_BASE, RTC_SIZE, this.rtc);
+    this.bus.map(CLINT_BASE, CLINT_SIZE, this.clint);
+    this.bus.map(PLIC_BASE, PLIC_SIZE, this.plic);
+    this.bus.map(UART_BASE, UART_SIZE, this.uart);
+    this.virtioDevices = o.virtio;
+    o.virtio.forEach((device, slot) => {
+      const mmio = new VirtioMmio({
+        ram: this.ram,
+        device,
+        irq: line(VIRTIO_IRQ_BASE + slot),
+        log: o.log,
+      });
+      this.virtio.push(mmio);
+      this.bus.map(VIRTIO_BASE + slot * VIRTIO_STRIDE, VIRTIO_STRIDE, mmio);
+    });
+  }
+
+  deviceTree(bootargs: string, initrd: { start: number; end: number } | null, rngSeed?: Uint8Array): Uint8Array {
+    return buildDeviceTree({
+      cpus: this.cpus,
+      memoryBytes: this.ram.size,
+      bootargs,
+      initrd,
+      virtioSlots: this.virtio.map((_, i) => i),
+      rngSeed,
+    });
+  }
+}

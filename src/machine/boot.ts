@@ -1,0 +1,82 @@
+// Places the boot payloads in RAM and sets the harts' entry state, for the two boot paths:
+// the kernel entered directly in S-mode (built-in SBI), or an M-mode firmware (e.g. OpenSBI
+// fw_dynamic) that then enters the kernel itself.
+
+import { randomBytes } from "node:crypto";
+import type { Board } from "./board.js";
+import { BootImageError, loadFirmware, loadKernel, type LoadedPayload } from "./loader.js";
+import { KERNEL_OFFSET } from "./layout.js";
+
+export interface BootPayloads {
+  kernel: { data: Uint8Array; name: string } | null;
+  initrd: { data: Uint8Array; name: string } | null;
+  firmware: { data: Uint8Array; name: string } | null;
+  bootargs: string;
+}
+
+export interface BootLayout {
+  kernel: LoadedPayload | null;
+  firmware: LoadedPayload | null;
+  initrd: { start: number; end: number } | null;
+  dtb: number;
+}
+
+const PAGE = 4096;
+/** Room reserved at the top of RAM for the device tree and the fw_dynamic info block. */
+const TOP_RESERVE = 64 * 1024;
+const FW_DYNAMIC_MAGIC = 0x4942534fn; // "OSBI"
+const FW_DYNAMIC_VERSION = 2n;
+const NEXT_MODE_S = 1n;
+
+const alignDown = (v: number, a: number): number => Math.floor(v / a) * a;
+
+export function boot(board: Board, p: BootPayloads): BootLayout {
+  const ram = board.ram;
+  if (!p.kernel && !p.firmware) throw new BootImageError("Nothing to boot: give a kernel (--kernel) or a firmware (--firmware).");
+  const firmware = p.firmware ? loadFirmware(ram, p.firmware.data, p.firmware.name) : null;
+  if (firmware && p.kernel && firmware.end > ram.base + KERNEL_OFFSET) {
+    throw new BootImageError(`Cannot boot: firmware "${p.firmware!.name}" is larger than the 2 MiB below the kernel.`);
+  }
+  const kernel = p.kernel ? loadKernel(ram, p.kernel.data, p.kernel.name) : null;
+
+  const dtbArea = ram.end - TOP_RESERVE;
+  let initrd: { start: number; end: number } | null = null;
+  if (p.initrd) {
+    const start = alignDown(dtbArea - p.initrd.data.length, PAGE);
+    const floor = kernel ? kernel.end : firmware ? firmware.end : ram.base;
+    if (start < floor) {
+      throw new BootImageError(
+        `Cannot fit initrd "${p.initrd.name}" (${(p.initrd.data.length / 2 ** 20).toFixed(1)} MiB) in RAM beside the kernel. Give the VM more --memory.`,
+      );
+    }
+    ram.write(start, p.initrd.data);
+    initrd = { start, end: start + p.initrd.data.length };
+  }
+
+  const dtbBytes = board.deviceTree(p.bootargs, initrd, randomBytes(32));
+  if (dtbBytes.length > TOP_RESERVE - 256) throw new BootImageError("The generated device tree is too large.");
+  const dtb = dtbArea;
+  ram.write(dtb, dtbBytes);
+
+  const harts = board.harts;
+  if (firmware) {
+    // fw_dynamic_info: magic, version, next_addr, next_mode, options, boot_hart (-1: any).
+    const info = dtbArea + TOP_RESERVE - 64;
+    const words = [FW_DYNAMIC_MAGIC, FW_DYNAMIC_VERSION, BigInt(kernel ? kernel.entry : 0), NEXT_MODE_S, 0n, (1n << 64n) - 1n];
+    words.forEach((w, i) => ram.view.setBigUint64(info - ram.base + i * 8, w, true));
+    for (const h of harts) {
+      h.privilege = 3;
+      h.setPc(firmware.entry);
+      h.setX(10, BigInt(h.hartId));
+      h.setX(11, BigInt(dtb));
+      h.setX(12, BigInt(info));
+      h.stopped = false;
+    }
+  } else {
+    harts.forEach((h, i) => {
+      h.stopped = i !== 0;
+    });
+    harts[0]!.enterSupervisorBoot(kernel!.entry, 0n, BigInt(dtb));
+  }
+  return { kernel, firmware, initrd, dtb };
+}

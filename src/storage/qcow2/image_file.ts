@@ -1,0 +1,40 @@
+// Positioned reads and writes on the image file, never outside it.
+
+import type { FileHandle } from "node:fs/promises";
+import { corruptError } from "./errors.js";
+
+export class ImageFile {
+  constructor(
+    readonly fh: FileHandle,
+    readonly path: string,
+    /** Bytes in the file, including clusters this process has allocated but not yet written. */
+    public size: number,
+  ) {}
+
+  /** Fills buf from offset; bytes past the end of a shorter file read as zero (sparse tail). */
+  async read(offset: number, buf: Uint8Array, what = "data"): Promise<void> {
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset >= this.size) {
+      throw corruptError(this.path, `${what} at offset ${offset} lies outside the ${this.size}-byte file`);
+    }
+    let done = 0;
+    while (done < buf.length) {
+      const { bytesRead } = await this.fh.read(buf, done, buf.length - done, offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    if (done < buf.length) buf.fill(0, done);
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
+      done += bytesWritten;
+    }
+    if (offset + data.length > this.size) this.size = offset + data.length;
+  }
+
+  async sync(): Promise<void> {
+    await this.fh.datasync();
+  }
+}

@@ -1,0 +1,93 @@
+// A VM's configuration and its validation. Every problem becomes one ConfigError sentence that
+// names what is wrong and how to fix it; the CLI prints it and exits with status 2.
+
+import { accessSync, constants, statSync } from "node:fs";
+import { MAX_CPUS, MAX_MEMORY, MIN_MEMORY } from "../machine/layout.js";
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export interface DiskConfig {
+  path: string;
+  readOnly: boolean;
+  format?: "raw" | "qcow2" | "vmdk" | "vpc";
+}
+
+export interface VmConfig {
+  name: string;
+  memoryBytes: number;
+  cpus: number;
+  kernel: string | null;
+  initrd: string | null;
+  firmware: string | null;
+  /** Kernel command line as given by the user (the VM adds what its devices need). */
+  append: string;
+  disks: DiskConfig[];
+  consoleLog: string | null;
+  controlSocket: string | null;
+  /** A command to run in the guest (argv); null for an interactive console. */
+  command: string[] | null;
+}
+
+const UNITS: Record<string, number> = { "": 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
+
+/** Parses "512M", "2G", "1048576" (bytes); a bare number below 64Ki is taken as MiB, like QEMU's -m. */
+export function parseMemorySize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$/i.exec(text);
+  if (!m) throw new ConfigError(`Cannot use memory size "${text}": write a number with an optional K, M or G suffix, e.g. 512M.`);
+  const unit = m[2]!.toUpperCase();
+  let bytes = Number(m[1]) * UNITS[unit]!;
+  if (unit === "" && bytes < 65536) bytes *= 2 ** 20;
+  return Math.round(bytes);
+}
+
+export function checkMemory(bytes: number): void {
+  if (!Number.isFinite(bytes) || bytes < MIN_MEMORY || bytes > MAX_MEMORY) {
+    throw new ConfigError(
+      `Cannot give the VM ${formatBytes(bytes)} of memory: choose between ${formatBytes(MIN_MEMORY)} and ${formatBytes(MAX_MEMORY)}.`,
+    );
+  }
+  if (bytes % (1 << 20) !== 0) throw new ConfigError(`Cannot give the VM ${bytes} bytes of memory: use a whole number of MiB.`);
+}
+
+export function checkCpus(n: number): void {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_CPUS) {
+    throw new ConfigError(`Cannot give the VM ${n} vCPUs: choose a whole number from 1 to ${MAX_CPUS}.`);
+  }
+}
+
+/** Checks that a file the VM needs exists and is readable (and writable for read-write disks). */
+export function checkFile(what: string, path: string, writable = false): void {
+  let isFile = false;
+  try {
+    isFile = statSync(path).isFile();
+  } catch {
+    throw new ConfigError(`Cannot find the ${what} "${path}": check the path.`);
+  }
+  if (!isFile) throw new ConfigError(`Cannot use the ${what} "${path}": it is not a regular file.`);
+  try {
+    accessSync(path, writable ? constants.R_OK | constants.W_OK : constants.R_OK);
+  } catch {
+    throw new ConfigError(
+      `Cannot ${writable ? "write" : "read"} the ${what} "${path}": check its permissions${writable ? ", or attach it with ,readonly" : ""}.`,
+    );
+  }
+}
+
+export function validateConfig(c: VmConfig): void {
+  checkMemory(c.memoryBytes);
+  checkCpus(c.cpus);
+  if (!c.kernel && !c.firmware) throw new ConfigError("Nothing to boot: give --kernel FILE, --firmware FILE or --image NAME.");
+  if (c.kernel) checkFile("kernel", c.kernel);
+  if (c.initrd) checkFile("initrd", c.initrd);
+  if (c.firmware) checkFile("firmware", c.firmware);
+  for (const d of c.disks) checkFile("disk", d.path, !d.readOnly);
+  if (c.disks.length > 4) throw new ConfigError(`Cannot attach ${c.disks.length} disks: this board has room for 4.`);
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 2 ** 30 && n % 2 ** 30 === 0) return `${n / 2 ** 30} GiB`;
+  if (n >= 2 ** 20) return `${+(n / 2 ** 20).toFixed(1)} MiB`;
+  return `${n} bytes`;
+}

@@ -1,0 +1,460 @@
+// The VM control socket server: runs inside the VM process and turns JSON-lines requests
+// (docs/control-socket.md) into calls on a VmController. Every byte a client sends is
+// untrusted; a bad client gets an error object or loses its own connection, never the VM.
+
+import { chmod, lstat, unlink } from "node:fs/promises";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import type { VmController, VmEvent, VmRunState } from "./controller.js";
+import {
+  CONSOLE_EVENT,
+  MAX_REQUEST_LINE_BYTES,
+  PROTOCOL_VERSION,
+  LineSplitter,
+  decodeBase64,
+  encodeLine,
+  isPlainObject,
+  parseJsonLine,
+  type ControlGreeting,
+  type ErrorClass,
+  type JsonValue,
+  type ServerMessage,
+} from "./control_protocol.js";
+
+export interface ControlServerOptions {
+  path: string;
+  controller: VmController;
+  /** Reported in the greeting; the VM process passes the package version. */
+  version?: string;
+  log?: (message: string) => void;
+  /** A client that lets more than this much output pile up unread is disconnected. */
+  maxPendingOutputBytes?: number;
+}
+
+/** Failures to start or stop the server (never raised for a client's mistakes). */
+export class ControlServerError extends Error {
+  override name = "ControlServerError";
+}
+
+const DEFAULT_VERSION = "0.1.0";
+const DEFAULT_MAX_PENDING_OUTPUT = 8 * 1024 * 1024;
+// Linux sun_path holds 108 bytes including the terminating NUL.
+const MAX_SOCKET_PATH_BYTES = 107;
+const PROBE_TIMEOUT_MS = 1000;
+// Time a client gets to read its last error before the server drops the connection.
+const CLOSE_GRACE_MS = 1000;
+// Serial output is sent in slices so one event line stays far below any client's line cap.
+const CONSOLE_SLICE_BYTES = 48 * 1024;
+const CAPABILITIES = ["console"];
+
+/** A command's failure as the client will see it. */
+class CommandFailure extends Error {
+  constructor(
+    readonly errorClass: ErrorClass,
+    readonly desc: string,
+  ) {
+    super(desc);
+  }
+}
+
+type ArgSpec = { type: "string"; required: boolean };
+
+interface CommandSpec {
+  args: Record<string, ArgSpec>;
+  run(conn: ControlConnection, args: Record<string, unknown>): Record<string, unknown>;
+}
+
+const STOPPED: readonly VmRunState[] = ["shutdown", "crashed"];
+
+function requireState(conn: ControlConnection, allowed: readonly VmRunState[], action: string): void {
+  const status = conn.controller.status();
+  if (allowed.includes(status.state)) return;
+  if (STOPPED.includes(status.state)) {
+    const why = status.reason === null ? "" : ` (${status.reason})`;
+    throw new CommandFailure("InvalidState", `Cannot ${action}: the VM has stopped${why}.`);
+  }
+  throw new CommandFailure("InvalidState", `Cannot ${action}: the VM is ${status.state}.`);
+}
+
+const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, CommandSpec>([
+  ["query-commands", { args: {}, run: () => ({ commands: [...COMMANDS.keys()].map((name) => ({ name })) }) }],
+  ["query-status", { args: {}, run: (c) => ({ ...c.controller.status() }) }],
+  ["query-stats", { args: {}, run: (c) => ({ ...c.controller.stats() }) }],
+  [
+    "pause",
+    {
+      args: {},
+      run: (c) => {
+        requireState(c, ["running", "starting"], "pause");
+        c.controller.pause();
+        return {};
+      },
+    },
+  ],
+  [
+    "resume",
+    {
+      args: {},
+      run: (c) => {
+        requireState(c, ["paused"], "resume");
+        c.controller.resume();
+        return {};
+      },
+    },
+  ],
+  [
+    "powerdown",
+    {
+      args: {},
+      run: (c) => {
+        // A paused guest cannot see the power button; the caller should resume or quit.
+        requireState(c, ["running", "starting"], "ask the guest to power down (resume it first, or use quit)");
+        c.controller.powerdown();
+        return {};
+      },
+    },
+  ],
+  [
+    "quit",
+    {
+      args: {},
+      run: (c) => {
+        c.controller.quit();
+        return {};
+      },
+    },
+  ],
+  [
+    "console-write",
+    {
+      args: { data: { type: "string", required: true } },
+      run: (c, args) => {
+        const bytes = decodeBase64(args.data as string);
+        if (bytes === null) {
+          throw new CommandFailure("InvalidArgument", 'The argument "data" must be base64 (RFC 4648, with padding).');
+        }
+        requireState(c, ["starting", "running", "paused"], "write to the console");
+        c.controller.consoleWrite(bytes);
+        return { bytes: bytes.length };
+      },
+    },
+  ],
+  [
+    "console-attach",
+    {
+      args: {},
+      run: (c) => {
+        c.attachConsole();
+        return {};
+      },
+    },
+  ],
+  [
+    "console-detach",
+    {
+      args: {},
+      run: (c) => {
+        c.detachConsole();
+        return {};
+      },
+    },
+  ],
+]);
+
+function checkArguments(command: string, spec: CommandSpec, args: Record<string, unknown>): void {
+  for (const name of Object.keys(args)) {
+    if (!Object.hasOwn(spec.args, name)) {
+      throw new CommandFailure("InvalidArgument", `The command "${command}" takes no argument "${name}".`);
+    }
+  }
+  for (const [name, want] of Object.entries(spec.args)) {
+    if (!Object.hasOwn(args, name)) {
+      if (want.required) {
+        throw new CommandFailure("InvalidArgument", `The command "${command}" needs the argument "${name}".`);
+      }
+      continue;
+    }
+    if (typeof args[name] !== want.type) {
+      throw new CommandFailure("InvalidArgument", `The argument "${name}" of "${command}" must be a ${want.type}.`);
+    }
+  }
+}
+
+const REQUEST_MEMBERS = ["id", "execute", "arguments"];
+
+/** One client: its line buffer, its subscriptions, and its replies. */
+class ControlConnection {
+  private readonly splitter = new LineSplitter(MAX_REQUEST_LINE_BYTES);
+  private unsubscribeConsole: (() => void) | null = null;
+  private unsubscribeEvents: (() => void) | null = null;
+  private closing = false;
+
+  constructor(
+    private readonly socket: Socket,
+    readonly controller: VmController,
+    private readonly log: (m: string) => void,
+    private readonly maxPendingOutput: number,
+    private readonly onGone: (c: ControlConnection) => void,
+  ) {
+    socket.on("data", (chunk: Buffer) => this.receive(chunk));
+    socket.on("error", (e) => this.log(`Control connection failed: ${e.message}.`));
+    socket.on("close", () => this.cleanup());
+  }
+
+  start(greeting: ControlGreeting): void {
+    this.send(greeting);
+    this.unsubscribeEvents = this.controller.onEvent((e) => this.forwardEvent(e));
+  }
+
+  attachConsole(): void {
+    if (this.unsubscribeConsole !== null) return;
+    this.unsubscribeConsole = this.controller.onConsoleOutput((data) => this.forwardConsole(data));
+  }
+
+  detachConsole(): void {
+    this.unsubscribeConsole?.();
+    this.unsubscribeConsole = null;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+    this.cleanup();
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.closing) return;
+    const { lines, overflow } = this.splitter.push(chunk);
+    for (const line of lines) {
+      if (this.closing) return;
+      this.handleLine(line);
+    }
+    if (overflow) {
+      this.fail(
+        undefined,
+        "GenericError",
+        `The request line is longer than ${MAX_REQUEST_LINE_BYTES} bytes; the connection will be closed.`,
+      );
+      this.closeGracefully();
+    }
+  }
+
+  private handleLine(line: Buffer): void {
+    if (line.length === 0 || (line.length === 1 && line[0] === 0x0d)) return;
+    const parsed = parseJsonLine(line);
+    if (!parsed.ok) return this.fail(undefined, "GenericError", parsed.reason);
+    const req = parsed.value;
+    if (!isPlainObject(req)) {
+      return this.fail(undefined, "GenericError", 'A request must be a JSON object such as {"execute": "query-status"}.');
+    }
+    const id = Object.hasOwn(req, "id") ? (req.id as JsonValue) : undefined;
+    for (const key of Object.keys(req)) {
+      if (!REQUEST_MEMBERS.includes(key)) {
+        return this.fail(id, "GenericError", `The request has an unknown member "${key}"; only id, execute and arguments are allowed.`);
+      }
+    }
+    if (typeof req.execute !== "string") {
+      return this.fail(id, "GenericError", 'The request needs an "execute" member naming a command, as a string.');
+    }
+    const command = req.execute;
+    const spec = COMMANDS.get(command);
+    if (spec === undefined) {
+      return this.fail(id, "CommandNotFound", `The command "${command.slice(0, 100)}" does not exist; query-commands lists them.`);
+    }
+    const args = Object.hasOwn(req, "arguments") ? req.arguments : {};
+    if (!isPlainObject(args)) return this.fail(id, "InvalidArgument", 'The "arguments" member must be a JSON object.');
+    this.run(id, command, spec, args);
+  }
+
+  private run(id: JsonValue | undefined, command: string, spec: CommandSpec, args: Record<string, unknown>): void {
+    let line: string;
+    try {
+      checkArguments(command, spec, args);
+      const result = spec.run(this, args);
+      line = encodeLine(withId(id, { return: result }));
+    } catch (e) {
+      if (e instanceof CommandFailure) return this.fail(id, e.errorClass, e.desc);
+      const reason = e instanceof Error ? e.message : String(e);
+      this.log(`Control command "${command}" failed: ${reason}`);
+      return this.fail(id, "GenericError", `The command "${command}" failed: ${reason}`);
+    }
+    this.write(line);
+  }
+
+  private fail(id: JsonValue | undefined, errorClass: ErrorClass, desc: string): void {
+    this.send(withId(id, { error: { class: errorClass, desc } }));
+  }
+
+  private forwardEvent(e: VmEvent): void {
+    if (typeof e?.event !== "string") return;
+    this.send({ event: e.event, timestamp: Date.now(), data: isPlainObject(e.data) ? e.data : {} });
+  }
+
+  private forwardConsole(data: Uint8Array): void {
+    for (let at = 0; at < data.length; at += CONSOLE_SLICE_BYTES) {
+      const slice = data.subarray(at, Math.min(data.length, at + CONSOLE_SLICE_BYTES));
+      const encoded = Buffer.from(slice.buffer, slice.byteOffset, slice.byteLength).toString("base64");
+      this.send({ event: CONSOLE_EVENT, timestamp: Date.now(), data: { data: encoded } });
+    }
+  }
+
+  private send(message: ServerMessage): void {
+    let line: string;
+    try {
+      line = encodeLine(message);
+    } catch (e) {
+      // Only a controller bug (a BigInt, a cycle) can get here; the client still gets an answer.
+      this.log(`Cannot encode a control message: ${(e as Error).message}`);
+      const id = "id" in message ? message.id : undefined;
+      line = encodeLine(withId(id, { error: { class: "GenericError", desc: "The VM produced a reply that cannot be encoded as JSON." } }));
+    }
+    this.write(line);
+  }
+
+  private write(line: string): void {
+    if (this.closing || this.socket.destroyed || !this.socket.writable) return;
+    this.socket.write(line);
+    if (this.socket.writableLength > this.maxPendingOutput) {
+      this.log(`Dropping a control client that left ${this.socket.writableLength} bytes unread.`);
+      this.destroy();
+    }
+  }
+
+  private closeGracefully(): void {
+    this.closing = true;
+    this.releaseSubscriptions();
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
+  }
+
+  private releaseSubscriptions(): void {
+    this.detachConsole();
+    this.unsubscribeEvents?.();
+    this.unsubscribeEvents = null;
+  }
+
+  private cleanup(): void {
+    this.closing = true;
+    this.releaseSubscriptions();
+    this.onGone(this);
+  }
+}
+
+function withId<T extends object>(id: JsonValue | undefined, body: T): T & { id?: JsonValue } {
+  return id === undefined ? body : { id, ...body };
+}
+
+/** True when something accepts connections at `path`; false when the socket file is stale. */
+function probeSocket(path: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const s = connect(path);
+    const timer = setTimeout(() => finish(() => resolve(true)), PROBE_TIMEOUT_MS);
+    const finish = (then: () => void): void => {
+      clearTimeout(timer);
+      s.destroy();
+      then();
+    };
+    s.once("connect", () => finish(() => resolve(true)));
+    s.once("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "ECONNREFUSED" || e.code === "ENOENT") finish(() => resolve(false));
+      else finish(() => reject(new ControlServerError(`Cannot check the existing socket "${path}": ${e.message}.`)));
+    });
+  });
+}
+
+async function clearSocketPath(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = (await lstat(path)).isSocket();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw e;
+  }
+  if (!isSocket) {
+    throw new ControlServerError(`Cannot listen on "${path}": a file that is not a socket is there; remove it or choose another path.`);
+  }
+  if (await probeSocket(path)) {
+    throw new ControlServerError(`Cannot listen on "${path}": another control server answers there; stop that VM or choose another path.`);
+  }
+  await unlink(path).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== "ENOENT") throw e;
+  });
+}
+
+export class ControlServer {
+  private readonly path: string;
+  private readonly controller: VmController;
+  private readonly version: string;
+  private readonly log: (m: string) => void;
+  private readonly maxPendingOutput: number;
+  private readonly connections = new Set<ControlConnection>();
+  private server: Server | null = null;
+  // Connections are refused until the socket is chmod 0600, so none slips in through the umask.
+  private accepting = false;
+  // Inode of our socket file, so close() never deletes a file some other server put there.
+  private socketIno: number | null = null;
+
+  constructor(opts: ControlServerOptions) {
+    this.path = opts.path;
+    this.controller = opts.controller;
+    this.version = opts.version ?? DEFAULT_VERSION;
+    this.log = opts.log ?? (() => {});
+    this.maxPendingOutput = opts.maxPendingOutputBytes ?? DEFAULT_MAX_PENDING_OUTPUT;
+  }
+
+  async listen(): Promise<void> {
+    if (this.server !== null) throw new ControlServerError(`The control server on "${this.path}" is already listening.`);
+    const pathBytes = Buffer.byteLength(this.path);
+    if (pathBytes > MAX_SOCKET_PATH_BYTES) {
+      throw new ControlServerError(
+        `Cannot listen on "${this.path}": the path is ${pathBytes} bytes and UNIX sockets allow ${MAX_SOCKET_PATH_BYTES}; choose a shorter path.`,
+      );
+    }
+    await clearSocketPath(this.path);
+    const server = createServer((socket) => this.accept(socket));
+    server.on("error", (e) => this.log(`Control server error: ${e.message}.`));
+    await new Promise<void>((resolve, reject) => {
+      const onError = (e: Error): void => reject(new ControlServerError(`Cannot listen on "${this.path}": ${e.message}.`));
+      server.once("error", onError);
+      server.listen(this.path, () => {
+        server.off("error", onError);
+        resolve();
+      });
+    });
+    this.server = server;
+    try {
+      this.socketIno = (await lstat(this.path)).ino;
+      await chmod(this.path, 0o600);
+    } catch (e) {
+      await this.close();
+      throw new ControlServerError(`Cannot secure the socket "${this.path}": ${(e as Error).message}.`);
+    }
+    this.accepting = true;
+  }
+
+  async close(): Promise<void> {
+    this.accepting = false;
+    const server = this.server;
+    this.server = null;
+    for (const c of [...this.connections]) c.destroy();
+    if (server === null) return;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const ino = this.socketIno;
+    this.socketIno = null;
+    try {
+      if ((await lstat(this.path)).ino === ino) await unlink(this.path);
+    } catch {
+      // Already gone: nothing to clean up.
+    }
+  }
+
+  private accept(socket: Socket): void {
+    if (!this.accepting) {
+      socket.destroy();
+      return;
+    }
+    const conn = new ControlConnection(socket, this.controller, this.log, this.maxPendingOutput, (c) =>
+      this.connections.delete(c),
+    );
+    this.connections.add(conn);
+    conn.start({ nodevisor: { version: this.version, protocol: PROTOCOL_VERSION }, capabilities: [...CAPABILITIES] });
+  }
+}

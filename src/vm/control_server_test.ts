@@ -1,0 +1,416 @@
+import { test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { connect, createServer, type Socket } from "node:net";
+import { linkSync, statSync, writeFileSync, existsSync, rmSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { once } from "node:events";
+import { ControlServer } from "./control_server.js";
+import { ControlClient, ControlCommandError } from "./control_client.js";
+import { MAX_REQUEST_LINE_BYTES } from "./control_protocol.js";
+import type { VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
+
+/** Records every call; its listener sets show what the server still subscribes to. */
+class FakeVm implements VmController {
+  calls: string[] = [];
+  state: VmRunState = "running";
+  reason: string | null = null;
+  written: number[] = [];
+  failNext: string | null = null;
+  readonly consoleListeners = new Set<(data: Uint8Array) => void>();
+  readonly eventListeners = new Set<(e: VmEvent) => void>();
+
+  status(): VmStatus {
+    return { state: this.state, exitCode: null, reason: this.reason, uptimeMs: 1234, vcpus: 2, memoryBytes: 256 << 20 };
+  }
+  stats(): VmStats {
+    this.maybeFail("stats");
+    return {
+      instructionsRetired: 1e6,
+      mips: 42.5,
+      idleMs: 7,
+      trapsByCause: { "ecall-from-s": 3 },
+      devices: [{ name: "vda", kind: "virtio-blk", requests: 5, bytesRead: 512, bytesWritten: 0, errors: 0 }],
+    };
+  }
+  pause(): void {
+    this.record("pause");
+    this.state = "paused";
+    this.emit({ event: "STOP" });
+  }
+  resume(): void {
+    this.record("resume");
+    this.state = "running";
+    this.emit({ event: "RESUME" });
+  }
+  powerdown(): void {
+    this.record("powerdown");
+  }
+  quit(): void {
+    this.record("quit");
+    this.state = "shutdown";
+    this.reason = "quit";
+    this.emit({ event: "SHUTDOWN", data: { reason: "quit" } });
+  }
+  consoleWrite(data: Uint8Array): void {
+    this.record("consoleWrite");
+    this.written.push(...data);
+  }
+  onConsoleOutput(listener: (data: Uint8Array) => void): () => void {
+    this.consoleListeners.add(listener);
+    return () => this.consoleListeners.delete(listener);
+  }
+  onEvent(listener: (e: VmEvent) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+  output(text: string | Uint8Array): void {
+    const bytes = typeof text === "string" ? new TextEncoder().encode(text) : text;
+    for (const l of [...this.consoleListeners]) l(bytes);
+  }
+  emit(e: VmEvent): void {
+    for (const l of [...this.eventListeners]) l(e);
+  }
+  private record(call: string): void {
+    this.maybeFail(call);
+    this.calls.push(call);
+  }
+  private maybeFail(call: string): void {
+    if (this.failNext !== call) return;
+    this.failNext = null;
+    throw new Error(`the fake VM refuses ${call}`);
+  }
+}
+
+let counter = 0;
+function socketPath(t: TestContext): string {
+  const path = join(tmpdir(), `nv-ctl-${process.pid}-${counter++}.sock`);
+  t.after(() => rmSync(path, { force: true }));
+  return path;
+}
+
+async function startServer(t: TestContext, extra: { maxPendingOutputBytes?: number } = {}) {
+  const vm = new FakeVm();
+  const path = socketPath(t);
+  const logs: string[] = [];
+  const server = new ControlServer({ path, controller: vm, version: "9.9.9", log: (m) => logs.push(m), ...extra });
+  await server.listen();
+  t.after(() => server.close());
+  return { vm, path, server, logs };
+}
+
+async function client(t: TestContext, path: string): Promise<ControlClient> {
+  const c = await ControlClient.connect(path, { timeoutMs: 2000 });
+  t.after(() => c.close());
+  return c;
+}
+
+/** A socket speaking raw lines, for input the real client would never send. */
+class RawConn {
+  readonly socket: Socket;
+  private buffered = "";
+  private lines: any[] = [];
+  private waiters: ((v: any) => void)[] = [];
+  readonly closed: Promise<void>;
+
+  constructor(path: string) {
+    this.socket = connect(path);
+    this.socket.on("error", () => {});
+    this.socket.on("data", (d: Buffer) => {
+      this.buffered += d.toString("utf8");
+      let nl: number;
+      while ((nl = this.buffered.indexOf("\n")) >= 0) {
+        const line = JSON.parse(this.buffered.slice(0, nl));
+        this.buffered = this.buffered.slice(nl + 1);
+        const w = this.waiters.shift();
+        if (w) w(line);
+        else this.lines.push(line);
+      }
+    });
+    this.closed = once(this.socket, "close").then(() => {});
+  }
+  next(): Promise<any> {
+    if (this.lines.length > 0) return Promise.resolve(this.lines.shift());
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+  send(text: string | Buffer): void {
+    this.socket.write(text);
+  }
+  async request(text: string): Promise<any> {
+    this.send(text + "\n");
+    return this.next();
+  }
+}
+
+async function raw(t: TestContext, path: string): Promise<RawConn> {
+  const r = new RawConn(path);
+  t.after(() => r.socket.destroy());
+  await r.next(); // greeting
+  return r;
+}
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.fail(`Timed out waiting until ${what}.`);
+}
+
+async function rejectsWith(p: Promise<unknown>, errorClass: string, desc: RegExp): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof ControlCommandError, `expected a ControlCommandError, got ${e}`);
+    assert.equal(e.errorClass, errorClass);
+    assert.match(e.desc, desc);
+    return true;
+  });
+}
+
+test("greets with version, protocol and capabilities; socket is 0600 and removed on close", async (t) => {
+  const { path, server } = await startServer(t);
+  assert.equal(statSync(path).mode & 0o777, 0o600);
+  const c = await client(t, path);
+  assert.deepEqual(c.greeting, { nodevisor: { version: "9.9.9", protocol: 1 }, capabilities: ["console"] });
+  c.close();
+  await server.close();
+  assert.equal(existsSync(path), false);
+});
+
+test("the default version in the greeting is 0.1.0", async (t) => {
+  const path = socketPath(t);
+  const server = new ControlServer({ path, controller: new FakeVm() });
+  await server.listen();
+  t.after(() => server.close());
+  const r = new RawConn(path);
+  t.after(() => r.socket.destroy());
+  assert.deepEqual(await r.next(), { nodevisor: { version: "0.1.0", protocol: 1 }, capabilities: ["console"] });
+});
+
+test("every command maps onto the controller", async (t) => {
+  const { vm, path } = await startServer(t);
+  const c = await client(t, path);
+  const events: string[] = [];
+  for (const name of ["STOP", "RESUME", "SHUTDOWN"]) c.on(name, (data) => events.push(`${name}${JSON.stringify(data)}`));
+
+  const { commands } = await c.execute<{ commands: { name: string }[] }>("query-commands");
+  assert.deepEqual(commands.map((x) => x.name).sort(), [
+    "console-attach", "console-detach", "console-write", "pause", "powerdown",
+    "query-commands", "query-stats", "query-status", "quit", "resume",
+  ]);
+  assert.deepEqual(await c.execute("query-status"), vm.status());
+  assert.deepEqual(await c.execute("query-stats"), vm.stats());
+  assert.deepEqual(await c.execute("pause"), {});
+  assert.equal((await c.execute<{ state: string }>("query-status")).state, "paused");
+  assert.deepEqual(await c.execute("resume"), {});
+  assert.deepEqual(await c.execute("powerdown"), {});
+  assert.deepEqual(await c.execute("console-write", { data: Buffer.from("ls\n").toString("base64") }), { bytes: 3 });
+  assert.deepEqual(await c.execute("quit"), {});
+  assert.deepEqual(vm.calls, ["pause", "resume", "powerdown", "consoleWrite", "quit"]);
+  assert.deepEqual(vm.written, [...Buffer.from("ls\n")]);
+  assert.deepEqual(events, ["STOP{}", "RESUME{}", 'SHUTDOWN{"reason":"quit"}']);
+});
+
+test("commands that make no sense in the VM's state answer InvalidState and call nothing", async (t) => {
+  const { vm, path } = await startServer(t);
+  const c = await client(t, path);
+  await rejectsWith(c.execute("resume"), "InvalidState", /Cannot resume: the VM is running\./);
+  vm.state = "paused";
+  await rejectsWith(c.execute("pause"), "InvalidState", /the VM is paused/);
+  await rejectsWith(c.execute("powerdown"), "InvalidState", /resume it first, or use quit/);
+  vm.state = "crashed";
+  vm.reason = "guest-panic";
+  await rejectsWith(c.execute("console-write", { data: "" }), "InvalidState", /has stopped \(guest-panic\)/);
+  assert.deepEqual(vm.calls, []);
+  assert.deepEqual(await c.execute("quit"), {}); // quit always works: it ends the VM process
+});
+
+test("a controller that throws becomes a GenericError and the connection keeps working", async (t) => {
+  const { vm, path, logs } = await startServer(t);
+  const c = await client(t, path);
+  vm.failNext = "stats";
+  await rejectsWith(c.execute("query-stats"), "GenericError", /"query-stats" failed: the fake VM refuses stats/);
+  assert.ok(logs.some((l) => l.includes("refuses stats")));
+  assert.equal((await c.execute<{ state: string }>("query-status")).state, "running");
+});
+
+test("console-attach streams serial output until console-detach", async (t) => {
+  const { vm, path } = await startServer(t);
+  const c = await client(t, path);
+  const received: Buffer[] = [];
+  c.on("CONSOLE", (d) => received.push(Buffer.from(d.data, "base64")));
+
+  vm.output("before attach\n");
+  await c.execute("console-attach");
+  await c.execute("console-attach"); // idempotent: still one subscription
+  assert.equal(vm.consoleListeners.size, 1);
+  vm.output("login: ");
+  const big = new Uint8Array(200 * 1024).map((_, i) => i & 0xff);
+  vm.output(big);
+  await c.execute("query-status"); // replies follow events on the same stream
+  assert.equal(Buffer.concat(received).toString("latin1"), Buffer.concat([Buffer.from("login: "), big]).toString("latin1"));
+  assert.ok(received.length > 2, "large output is sliced into several events");
+
+  await c.execute("console-detach");
+  assert.equal(vm.consoleListeners.size, 0);
+  const count = received.length;
+  vm.output("after detach\n");
+  await c.execute("query-status");
+  assert.equal(received.length, count);
+  assert.deepEqual(await c.execute("console-detach"), {}); // detaching twice is harmless
+});
+
+test("two clients at once: both get lifecycle events, only the attached one gets console output", async (t) => {
+  const { vm, path } = await startServer(t);
+  const a = await client(t, path);
+  const b = await client(t, path);
+  const seen = { a: [] as string[], b: [] as string[] };
+  a.on("SHUTDOWN", (d) => seen.a.push(d.reason));
+  b.on("SHUTDOWN", (d) => seen.b.push(d.reason));
+  let consoleA = 0;
+  let consoleB = 0;
+  a.on("CONSOLE", () => consoleA++);
+  b.on("CONSOLE", () => consoleB++);
+  await a.execute("console-attach");
+  const [sa, sb] = await Promise.all([a.execute("query-status"), b.execute("query-status")]);
+  assert.deepEqual(sa, sb);
+  vm.output("x");
+  vm.emit({ event: "SHUTDOWN", data: { reason: "poweroff" } });
+  await Promise.all([a.execute("query-status"), b.execute("query-status")]);
+  assert.deepEqual(seen, { a: ["poweroff"], b: ["poweroff"] });
+  assert.equal(consoleA, 1);
+  assert.equal(consoleB, 0);
+  assert.equal(vm.eventListeners.size, 2);
+  b.close();
+  await until(() => vm.eventListeners.size === 1, "the closed client's event listener is removed");
+});
+
+test("a client that vanishes while attached is unsubscribed and harms no one", async (t) => {
+  const { vm, path } = await startServer(t);
+  const r = await raw(t, path);
+  assert.deepEqual(await r.request('{"id":1,"execute":"console-attach"}'), { id: 1, return: {} });
+  vm.output("partial line");
+  r.socket.destroy();
+  await until(() => vm.consoleListeners.size === 0 && vm.eventListeners.size === 0, "listeners are removed");
+  vm.output("nobody listens");
+  vm.emit({ event: "STOP" });
+  const c = await client(t, path);
+  assert.equal((await c.execute<{ state: string }>("query-status")).state, "running");
+});
+
+test("malformed requests get a GenericError sentence and the connection stays usable", async (t) => {
+  const { path } = await startServer(t);
+  const r = await raw(t, path);
+  const cases: [string | Buffer, RegExp, unknown][] = [
+    ["{not json", /not valid JSON/, undefined],
+    [Buffer.from([0x7b, 0xc3, 0x28, 0x7d]), /not valid UTF-8/, undefined],
+    ["[1,2]", /must be a JSON object/, undefined],
+    ['"query-status"', /must be a JSON object/, undefined],
+    ['{"id":"a"}', /needs an "execute" member/, "a"],
+    ['{"id":{"n":[1]},"execute":5}', /needs an "execute" member/, { n: [1] }],
+    ['{"id":7,"execute":"query-status","extra":1}', /unknown member "extra"/, 7],
+  ];
+  for (const [line, desc, id] of cases) {
+    r.send(line);
+    const reply = await r.request("");
+    assert.equal(reply.error.class, "GenericError", String(line));
+    assert.match(reply.error.desc, desc);
+    assert.deepEqual(reply.id, id);
+  }
+  assert.equal((await r.request('{"execute":"query-status"}\r')).return.state, "running");
+});
+
+test("unknown commands answer CommandNotFound, including names found on Object.prototype", async (t) => {
+  const { path } = await startServer(t);
+  const c = await client(t, path);
+  await rejectsWith(c.execute("system_reset"), "CommandNotFound", /"system_reset" does not exist; query-commands lists them\./);
+  await rejectsWith(c.execute("constructor"), "CommandNotFound", /does not exist/);
+  await rejectsWith(c.execute("__proto__"), "CommandNotFound", /does not exist/);
+});
+
+test("wrong arguments answer InvalidArgument and call nothing", async (t) => {
+  const { vm, path } = await startServer(t);
+  const c = await client(t, path);
+  await rejectsWith(c.execute("console-write", {}), "InvalidArgument", /needs the argument "data"/);
+  await rejectsWith(c.execute("console-write", { data: 5 }), "InvalidArgument", /"data" of "console-write" must be a string/);
+  await rejectsWith(c.execute("console-write", { data: "not base64!" }), "InvalidArgument", /must be base64/);
+  await rejectsWith(c.execute("pause", { now: true }), "InvalidArgument", /takes no argument "now"/);
+  await rejectsWith(c.execute("pause", [1] as object), "InvalidArgument", /"arguments" member must be a JSON object/);
+  const r = await raw(t, path);
+  const reply = await r.request('{"id":3,"execute":"pause","arguments":null}');
+  assert.deepEqual(reply.error.class, "InvalidArgument");
+  assert.deepEqual(vm.calls, []);
+});
+
+test("a line of exactly the limit is served; one byte more gets an error and the connection closes", async (t) => {
+  const { vm, path } = await startServer(t);
+  const head = '{"execute":"query-status","id":"';
+  const fill = MAX_REQUEST_LINE_BYTES - head.length - 2;
+  const r = await raw(t, path);
+  const ok = await r.request(head + "x".repeat(fill) + '"}');
+  assert.equal(ok.return.state, "running");
+
+  const r2 = await raw(t, path);
+  await r2.request('{"execute":"console-attach"}');
+  r2.send("y".repeat(MAX_REQUEST_LINE_BYTES + 1));
+  const reply = await r2.next();
+  assert.equal(reply.error.class, "GenericError");
+  assert.match(reply.error.desc, /longer than 1048576 bytes; the connection will be closed/);
+  await r2.closed;
+  await until(() => vm.consoleListeners.size === 0, "the oversize client's console listener is removed");
+  vm.output("still alive");
+});
+
+test("a client that does not read its output is dropped instead of growing memory", async (t) => {
+  const { vm, path, logs } = await startServer(t, { maxPendingOutputBytes: 64 * 1024 });
+  const r = await raw(t, path);
+  await r.request('{"execute":"console-attach"}');
+  r.socket.pause();
+  const chunk = new Uint8Array(32 * 1024);
+  for (let i = 0; i < 256 && vm.consoleListeners.size > 0; i++) vm.output(chunk);
+  assert.equal(vm.consoleListeners.size, 0);
+  assert.ok(logs.some((l) => l.includes("unread")));
+  r.socket.resume();
+  await r.closed;
+});
+
+test("a stale socket file is replaced; a live server or a regular file makes listen fail", async (t) => {
+  const path = socketPath(t);
+  // A socket inode with nobody listening: link it away before its server goes.
+  const holder = createServer();
+  const holderPath = socketPath(t);
+  await new Promise<void>((r) => holder.listen(holderPath, r));
+  linkSync(holderPath, path);
+  await new Promise<void>((r) => holder.close(() => r()));
+  assert.ok(statSync(path).isSocket());
+
+  const first = new ControlServer({ path, controller: new FakeVm() });
+  await first.listen();
+  t.after(() => first.close());
+  const c = await client(t, path);
+  assert.equal(c.greeting.nodevisor.protocol, 1);
+
+  const second = new ControlServer({ path, controller: new FakeVm() });
+  await assert.rejects(second.listen(), /another control server answers there/);
+  assert.equal((await c.execute<{ state: string }>("query-status")).state, "running");
+
+  const filePath = socketPath(t);
+  writeFileSync(filePath, "keep me");
+  await assert.rejects(new ControlServer({ path: filePath, controller: new FakeVm() }).listen(), /is not a socket/);
+  assert.equal(readFileSync(filePath, "utf8"), "keep me");
+
+  const longPath = join(tmpdir(), "x".repeat(120) + ".sock");
+  await assert.rejects(new ControlServer({ path: longPath, controller: new FakeVm() }).listen(), /choose a shorter path/);
+});
+
+test("close disconnects clients and removes their subscriptions", async (t) => {
+  const { vm, path, server } = await startServer(t);
+  const c = await client(t, path);
+  await c.execute("console-attach");
+  const reasons: string[] = [];
+  c.onClose((e) => reasons.push(e.message));
+  await server.close();
+  await until(() => reasons.length === 1, "the client sees the close");
+  assert.match(reasons[0]!, /closed by the VM/);
+  assert.equal(vm.consoleListeners.size + vm.eventListeners.size, 0);
+  await assert.rejects(c.execute("query-status"), /closed by the VM/);
+});

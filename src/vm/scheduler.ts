@@ -1,0 +1,107 @@
+// Time-slices the VM's harts on this thread. Runs slices of guest code between turns of the
+// Node event loop (so device I/O and the control socket stay live), and sleeps on a host
+// timer when every hart waits in WFI, so an idle guest costs no host CPU.
+
+import { performance } from "node:perf_hooks";
+import type { Hart } from "../cpu/hart.js";
+import type { Clint } from "../devices/clint.js";
+import type { VirtualClock } from "./clock.js";
+
+const MIP_STIP = 5;
+/** Instructions a hart runs before the next hart gets its turn. */
+const QUANTUM_SMP = 20_000;
+const QUANTUM_UP = 200_000;
+/** Host milliseconds of guest execution between event-loop turns. */
+const SLICE_MS = 10;
+
+export interface SchedulerHooks {
+  /** Called after each batch of execution (flush device output, etc.). */
+  afterSlice: () => void;
+  /** True while the VM should keep running. */
+  isRunning: () => boolean;
+}
+
+export class Scheduler {
+  instructions = 0;
+  idleMs = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
+  private sleepingSince = 0;
+  private readonly quantum: number;
+
+  constructor(
+    private readonly harts: Hart[],
+    private readonly clint: Clint,
+    private readonly clock: VirtualClock,
+    private readonly hooks: SchedulerHooks,
+  ) {
+    this.quantum = harts.length > 1 ? QUANTUM_SMP : QUANTUM_UP;
+  }
+
+  /** Starts or restarts execution at the next event-loop turn (safe to call often). */
+  kick(): void {
+    if (this.immediate !== null) return;
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+      this.idleMs += performance.now() - this.sleepingSince;
+    }
+    this.immediate = setImmediate(this.loop);
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    if (this.immediate !== null) clearImmediate(this.immediate);
+    this.timer = null;
+    this.immediate = null;
+  }
+
+  private readonly loop = (): void => {
+    this.immediate = null;
+    if (!this.hooks.isRunning()) return;
+    const harts = this.harts;
+    const sliceEnd = performance.now() + SLICE_MS;
+    let ran = false;
+    do {
+      ran = false;
+      const now = this.clock.now();
+      for (let i = 0; i < harts.length; i++) {
+        const h = harts[i]!;
+        if (h.stopped) continue;
+        if (h.stimecmp <= now) h.setInterruptPending(MIP_STIP, true);
+        if (h.waiting) continue;
+        this.instructions += h.run(this.quantum);
+        ran = true;
+        if (!this.hooks.isRunning()) break;
+      }
+      this.clint.update();
+      if (!this.hooks.isRunning()) break;
+    } while (ran && performance.now() < sliceEnd);
+    this.hooks.afterSlice();
+    if (!this.hooks.isRunning()) return;
+    if (ran || this.anyRunnable()) {
+      this.immediate = setImmediate(this.loop);
+      return;
+    }
+    this.sleepUntilNextTimer();
+  };
+
+  private anyRunnable(): boolean {
+    for (const h of this.harts) if (!h.stopped && !h.waiting) return true;
+    return false;
+  }
+
+  /** Every hart waits: sleep until the earliest timer; device interrupts call kick() sooner. */
+  private sleepUntilNextTimer(): void {
+    let deadline = this.clint.nextDeadline();
+    for (const h of this.harts) if (!h.stopped && h.stimecmp < deadline) deadline = h.stimecmp;
+    this.sleepingSince = performance.now();
+    // With no timer armed at all, wake once a second anyway, so nothing can sleep forever.
+    const ms = deadline === Infinity ? 1000 : Math.min(1000, this.clock.msUntil(deadline));
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.idleMs += performance.now() - this.sleepingSince;
+      this.loop();
+    }, Math.max(0, Math.floor(ms)));
+  }
+}

@@ -1,0 +1,272 @@
+// One virtual machine: builds the board from a VmConfig, boots it, runs it and answers the
+// VmController interface (used by the control socket and the CLI alike).
+
+import { readFileSync, createWriteStream, type WriteStream } from "node:fs";
+import { performance } from "node:perf_hooks";
+import { Board } from "../machine/board.js";
+import { boot } from "../machine/boot.js";
+import { VirtioBlk } from "../devices/virtio/block/device.js";
+import { VirtioRng } from "../devices/virtio/rng/device.js";
+import { VirtioConsole } from "../devices/virtio/console/device.js";
+import type { VirtioDevice } from "../devices/virtio/device.js";
+import { SbiFirmware } from "../firmware/sbi.js";
+import { openDisk } from "../storage/open.js";
+import type { BlockBackend } from "../storage/block_backend.js";
+import { VirtualClock } from "./clock.js";
+import { Scheduler } from "./scheduler.js";
+import { commandArgument, EXIT_LINE, INIT_STARTED_MARKER } from "./guest_protocol.js";
+import type { DeviceStats, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
+import type { VmConfig } from "./config.js";
+
+export interface VmExit {
+  exitCode: number;
+  reason: string;
+}
+
+export interface VmOptions {
+  config: VmConfig;
+  /** Guest command stdout / stderr (command mode). */
+  onStdout?: (data: Uint8Array) => void;
+  onStderr?: (data: Uint8Array) => void;
+  log?: (msg: string) => void;
+}
+
+const SERIAL_TAIL_BYTES = 8192;
+
+export class Vm implements VmController {
+  readonly config: VmConfig;
+  readonly board: Board;
+  private readonly clock = new VirtualClock();
+  private readonly scheduler: Scheduler;
+  private readonly disks: BlockBackend[];
+  private readonly consoles: VirtioConsole[];
+  private state: VmRunState = "starting";
+  private exitCode: number | null = null;
+  private reason: string | null = null;
+  private readonly startedAt = performance.now();
+  private serialPending: number[] = [];
+  private serialTail = "";
+  private statusText = "";
+  private commandStatus: number | null = null;
+  private readonly consoleListeners = new Set<(d: Uint8Array) => void>();
+  private readonly eventListeners = new Set<(e: VmEvent) => void>();
+  private consoleLog: WriteStream | null = null;
+  private resolveExit!: (e: VmExit) => void;
+  readonly exited: Promise<VmExit>;
+  /** Host ms from VM creation until /init printed its first line (null until then). */
+  initStartedMs: number | null = null;
+  private mipsSample = { at: performance.now(), instructions: 0, mips: 0 };
+
+  static async create(o: VmOptions): Promise<Vm> {
+    const disks: BlockBackend[] = [];
+    try {
+      for (const d of o.config.disks) disks.push(await openDisk(d.path, { format: d.format, readOnly: d.readOnly }));
+    } catch (e) {
+      await Promise.all(disks.map((d) => d.close()));
+      throw e;
+    }
+    return new Vm(o, disks);
+  }
+
+  private constructor(o: VmOptions, disks: BlockBackend[]) {
+    this.config = o.config;
+    this.disks = disks;
+    this.exited = new Promise((r) => (this.resolveExit = r));
+    const log = o.log ?? (() => {});
+    this.consoles = [
+      new VirtioConsole({ onOutput: (d) => o.onStdout?.(d) }),
+      new VirtioConsole({ onOutput: (d) => o.onStderr?.(d) }),
+      new VirtioConsole({ onOutput: (d) => this.onStatusOutput(d) }),
+    ];
+    const virtio: VirtioDevice[] = [...disks.map((backend) => new VirtioBlk({ backend })), new VirtioRng(), ...this.consoles];
+    this.board = new Board({
+      memoryBytes: o.config.memoryBytes,
+      cpus: o.config.cpus,
+      time: this.clock,
+      virtio,
+      onSerialByte: (b) => this.serialPending.push(b),
+      onPowerOff: (code) => this.finish(code, "poweroff"),
+      onReset: () => this.finish(this.panicked() ? 1 : 0, this.panicked() ? "guest-panic" : "reset"),
+      onInterrupt: () => this.scheduler?.kick(),
+      log,
+    });
+    this.scheduler = new Scheduler(this.board.harts, this.board.clint, this.clock, {
+      afterSlice: () => this.flushSerial(),
+      isRunning: () => this.state === "running",
+    });
+    if (o.config.consoleLog) this.consoleLog = createWriteStream(o.config.consoleLog);
+  }
+
+  /** Loads the payloads and starts the harts. */
+  start(): void {
+    const c = this.config;
+    const read = (path: string | null) => (path ? { data: new Uint8Array(readFileSync(path)), name: path } : null);
+    const firmware = read(c.firmware);
+    if (!firmware) {
+      const sbi = new SbiFirmware({
+        harts: this.board.harts,
+        ram: this.board.ram,
+        consoleWrite: (bytes) => this.serialPending.push(...bytes),
+        onSystemReset: (kind, code) =>
+          kind === "shutdown" ? this.finish(code, "poweroff") : this.finish(this.panicked() ? 1 : 0, this.panicked() ? "guest-panic" : "reset"),
+      });
+      for (const h of this.board.harts) h.ecallHandler = (hart) => sbi.handle(hart);
+    }
+    boot(this.board, { kernel: read(c.kernel), initrd: read(c.initrd), firmware, bootargs: this.bootargs() });
+    this.state = "running";
+    this.emit({ event: "RESUME" });
+    this.scheduler.kick();
+  }
+
+  bootargs(): string {
+    const c = this.config;
+    const parts = ["console=ttyS0", "panic=-1"];
+    if (c.command) parts.push("quiet", "loglevel=1");
+    if (c.append) parts.push(c.append);
+    if (c.command) parts.push(commandArgument(c.command));
+    return parts.join(" ");
+  }
+
+  status(): VmStatus {
+    return {
+      state: this.state,
+      exitCode: this.exitCode,
+      reason: this.reason,
+      uptimeMs: Math.round(performance.now() - this.startedAt),
+      vcpus: this.config.cpus,
+      memoryBytes: this.config.memoryBytes,
+    };
+  }
+
+  stats(): VmStats {
+    const now = performance.now();
+    const s = this.mipsSample;
+    if (now - s.at >= 250) {
+      s.mips = (this.scheduler.instructions - s.instructions) / ((now - s.at) * 1000);
+      s.at = now;
+      s.instructions = this.scheduler.instructions;
+    }
+    const trapsByCause: Record<string, number> = {};
+    for (const h of this.board.harts) {
+      for (const [cause, n] of h.stats.trapsByCause) trapsByCause[cause] = (trapsByCause[cause] ?? 0) + n;
+    }
+    const devices: DeviceStats[] = this.board.virtio.map((mmio, i) => {
+      const dev = this.board.virtioDevices[i]!;
+      const st = dev.stats();
+      return {
+        name: `virtio${i}`,
+        kind: dev.name,
+        requests: st.requests ?? 0,
+        bytesRead: st.bytesRead ?? 0,
+        bytesWritten: st.bytesWritten ?? 0,
+        errors: (st.errors ?? 0) + (mmio.stats?.().errors ?? 0),
+      };
+    });
+    return {
+      instructionsRetired: this.scheduler.instructions,
+      mips: Math.round(s.mips * 10) / 10,
+      idleMs: Math.round(this.scheduler.idleMs),
+      trapsByCause,
+      devices,
+    };
+  }
+
+  pause(): void {
+    if (this.state !== "running") return;
+    this.state = "paused";
+    this.scheduler.stop();
+    this.clock.pause();
+    this.emit({ event: "STOP" });
+  }
+
+  resume(): void {
+    if (this.state !== "paused") return;
+    this.clock.resume();
+    this.state = "running";
+    this.emit({ event: "RESUME" });
+    this.scheduler.kick();
+  }
+
+  powerdown(): void {
+    // The default image's /init listens on the status console for this request.
+    this.consoles[2]!.input(new TextEncoder().encode("powerdown\n"));
+    this.emit({ event: "POWERDOWN" });
+    this.scheduler.kick();
+  }
+
+  quit(): void {
+    this.finish(this.exitCode ?? 0, "quit");
+  }
+
+  consoleWrite(data: Uint8Array): void {
+    this.board.uart.receive(data);
+    this.scheduler.kick();
+  }
+
+  onConsoleOutput(listener: (data: Uint8Array) => void): () => void {
+    this.consoleListeners.add(listener);
+    return () => this.consoleListeners.delete(listener);
+  }
+
+  onEvent(listener: (e: VmEvent) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+
+  /** The command's exit status as /init reported it, if it did. */
+  get guestCommandStatus(): number | null {
+    return this.commandStatus;
+  }
+
+  /** The last few KiB of serial output, for error reports. */
+  get serialOutputTail(): string {
+    return this.serialTail;
+  }
+
+  private onStatusOutput(d: Uint8Array): void {
+    this.statusText += Buffer.from(d).toString("latin1");
+    const m = EXIT_LINE.exec(this.statusText);
+    if (m) this.commandStatus = Number(m[1]);
+  }
+
+  private panicked(): boolean {
+    return this.serialTail.includes("Kernel panic");
+  }
+
+  private flushSerial(): void {
+    if (this.serialPending.length === 0) return;
+    const bytes = Uint8Array.from(this.serialPending);
+    this.serialPending = [];
+    const text = Buffer.from(bytes).toString("latin1");
+    this.serialTail = (this.serialTail + text).slice(-SERIAL_TAIL_BYTES);
+    if (this.initStartedMs === null && this.serialTail.includes(INIT_STARTED_MARKER)) {
+      this.initStartedMs = performance.now() - this.startedAt;
+      this.emit({ event: "GUEST_INIT_STARTED", data: { ms: Math.round(this.initStartedMs) } });
+    }
+    this.consoleLog?.write(bytes);
+    for (const l of this.consoleListeners) l(bytes);
+  }
+
+  private finish(exitCode: number, reason: string): void {
+    if (this.state === "shutdown") return;
+    this.flushSerial();
+    this.state = "shutdown";
+    this.exitCode = exitCode;
+    this.reason = reason;
+    this.scheduler.stop();
+    this.emit({ event: "SHUTDOWN", data: { reason, exitCode } });
+    const done = async (): Promise<void> => {
+      await Promise.allSettled(this.disks.map(async (d) => {
+        await d.flush();
+        await d.close();
+      }));
+      await new Promise<void>((r) => (this.consoleLog ? this.consoleLog.end(r) : r()));
+      this.resolveExit({ exitCode, reason });
+    };
+    void done();
+  }
+
+  private emit(e: VmEvent): void {
+    for (const l of this.eventListeners) l(e);
+  }
+}
