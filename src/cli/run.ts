@@ -12,6 +12,7 @@ import { Vm } from "../vm/vm.js";
 import { ControlServer } from "../vm/control_server.js";
 import { resolveImage, type GuestImage } from "../image/guest_image.js";
 import { ensureDefaultImage } from "../image/build.js";
+import { PACKAGE_VERSION } from "./version.js";
 
 export const RUN_HELP = `Usage: nodevisor run [options] [-- COMMAND [ARGS...]]
 
@@ -146,7 +147,7 @@ export async function runVm(config: VmConfig): Promise<number> {
   });
   let server: ControlServer | null = null;
   if (config.controlSocket) {
-    server = new ControlServer({ path: config.controlSocket, controller: vm });
+    server = new ControlServer({ path: config.controlSocket, controller: vm, version: PACKAGE_VERSION });
     await server.listen();
   }
   let detach = (): void => {};

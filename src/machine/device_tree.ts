@@ -86,6 +86,7 @@ export function buildDeviceTree(o: DeviceTreeOptions): Uint8Array {
     fdt.propStrings("riscv,isa-extensions", ISA_EXTENSIONS);
     fdt.propString("mmu-type", "riscv,sv48");
     fdt.beginNode("interrupt-controller");
+    fdt.propU32("#address-cells", 0);
     fdt.propU32("#interrupt-cells", 1);
     fdt.propEmpty("interrupt-controller");
     fdt.propString("compatible", "riscv,cpu-intc");
@@ -114,18 +115,6 @@ export function buildDeviceTree(o: DeviceTreeOptions): Uint8Array {
   fdt.propStrings("compatible", ["sifive,test1", "sifive,test0", "syscon"]);
   fdt.propCells("reg", reg(TEST_BASE, TEST_SIZE));
   fdt.propU32("phandle", TEST);
-  fdt.endNode();
-  fdt.beginNode("poweroff");
-  fdt.propString("compatible", "syscon-poweroff");
-  fdt.propU32("regmap", TEST);
-  fdt.propU32("offset", 0);
-  fdt.propU32("value", 0x5555);
-  fdt.endNode();
-  fdt.beginNode("reboot");
-  fdt.propString("compatible", "syscon-reboot");
-  fdt.propU32("regmap", TEST);
-  fdt.propU32("offset", 0);
-  fdt.propU32("value", 0x7777);
   fdt.endNode();
 
   fdt.beginNode(`rtc@${RTC_BASE.toString(16)}`);
@@ -176,6 +165,20 @@ export function buildDeviceTree(o: DeviceTreeOptions): Uint8Array {
     fdt.endNode();
   }
   fdt.endNode(); // soc
+
+  // syscon power-off and reboot sit at the root, as on QEMU virt (they have no reg of their own).
+  fdt.beginNode("poweroff");
+  fdt.propString("compatible", "syscon-poweroff");
+  fdt.propU32("regmap", TEST);
+  fdt.propU32("offset", 0);
+  fdt.propU32("value", 0x5555);
+  fdt.endNode();
+  fdt.beginNode("reboot");
+  fdt.propString("compatible", "syscon-reboot");
+  fdt.propU32("regmap", TEST);
+  fdt.propU32("offset", 0);
+  fdt.propU32("value", 0x7777);
+  fdt.endNode();
   fdt.endNode(); // root
   return fdt.finish();
 }

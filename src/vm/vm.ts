@@ -244,7 +244,7 @@ export class Vm implements VmController {
       this.emit({ event: "GUEST_INIT_STARTED", data: { ms: Math.round(this.initStartedMs) } });
     }
     this.consoleLog?.write(bytes);
-    for (const l of this.consoleListeners) l(bytes);
+    for (const l of [...this.consoleListeners]) l(bytes);
   }
 
   private finish(exitCode: number, reason: string): void {
@@ -267,6 +267,6 @@ export class Vm implements VmController {
   }
 
   private emit(e: VmEvent): void {
-    for (const l of this.eventListeners) l(e);
+    for (const l of [...this.eventListeners]) l(e);
   }
 }

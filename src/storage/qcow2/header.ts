@@ -194,8 +194,10 @@ function parseExtensions(b: Buffer, h: Qcow2Header, path: string, end: number): 
 }
 
 /** The fixed header fields (not the extensions); written in place in one sector-sized write. */
-export function encodeHeaderFields(h: Qcow2Header): Buffer {
-  const b = Buffer.alloc(h.version === 3 ? h.headerLength : V2_HEADER_LENGTH);
+export function encodeHeaderFields(h: Qcow2Header, base?: Uint8Array): Buffer {
+  const len = h.version === 3 ? h.headerLength : V2_HEADER_LENGTH;
+  // Start from the bytes on disk so header fields newer than this code survive.
+  const b = base ? Buffer.from(base.subarray(0, len)) : Buffer.alloc(len);
   b.writeUInt32BE(QCOW2_MAGIC, 0);
   b.writeUInt32BE(h.version, 4);
   writeU64(b, 8, h.backingFileOffset);

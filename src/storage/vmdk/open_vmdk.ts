@@ -3,7 +3,7 @@
 import { basename, dirname, join } from "node:path";
 import type { BlockBackend } from "../block_backend.js";
 import { parentOf, parseDescriptor, type DescriptorExtent, type VmdkDescriptor } from "./descriptor.js";
-import { ImageFile, ReadOnlyImageBackend, type VirtualDiskReader } from "./read_only_image.js";
+import { DiskImageError, ImageFile, ReadOnlyImageBackend, type VirtualDiskReader } from "./read_only_image.js";
 import { SparseExtent } from "./sparse_extent.js";
 import { SECTOR, hasSparseMagic } from "./sparse_header.js";
 
@@ -72,7 +72,7 @@ function refuseDeltaDisk(file: ImageFile, descriptor: VmdkDescriptor): void {
 
 async function openFromDescriptor(path: string, descriptor: VmdkDescriptor): Promise<BlockBackend> {
   const placed: PlacedExtent[] = [];
-  const fail = (detail: string): Error => new ImageFileError(path, detail);
+  const fail = (detail: string): Error => new DiskImageError(`Cannot open disk "${path}": ${detail}`);
   try {
     let start = 0;
     for (const extent of descriptor.extents) {
@@ -84,13 +84,6 @@ async function openFromDescriptor(path: string, descriptor: VmdkDescriptor): Pro
   } catch (e) {
     await Promise.allSettled(placed.map((p) => p.close()));
     throw e;
-  }
-}
-
-class ImageFileError extends Error {
-  override name = "DiskImageError";
-  constructor(path: string, detail: string) {
-    super(`Cannot open disk "${path}": ${detail}`);
   }
 }
 

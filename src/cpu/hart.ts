@@ -1,0 +1,1213 @@
+// The RISC-V hart: RV64IMAC + Zicsr + Zifencei with M/S/U privilege and Sv39/Sv48.
+// One interpreter loop (execSlice) in the TinyEMU style: integer registers as (lo, hi)
+// int32 pairs, direct-mapped software TLBs with an inline fast path, fetch through a cached
+// RAM offset for the current code page, faults leave the loop through one exit, and
+// interrupts are checked between slices.
+import type { GuestRam } from "../machine/memory.js";
+import type { Bus } from "../machine/bus.js";
+import type { TimeSource, InterruptTarget } from "../devices/irq.js";
+import type { FpContext } from "./fpu/context.js";
+import { executeFp } from "./fp_bridge.js";
+import * as K from "./constants.js";
+import { C64_COUNT, C64_MCAUSE, C64_MEPC, C64_MTVAL, C64_MTVEC, C64_SATP, C64_SCAUSE,
+  C64_SEPC, C64_STVAL, C64_STVEC, csrAccessAllowed, csrRead, csrWrite } from "./csr.js";
+import { ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, WALK_ACCESS_FAULT, walk } from "./mmu.js";
+import { RVC_TABLE } from "./rvc.js";
+import { R, divrem64, mulh64, mulhsu64, mulhu64, mulhu32 } from "./int64.js";
+
+export interface HartOptions {
+  hartId: number;
+  ram: GuestRam;
+  bus: Bus;
+  time: TimeSource;
+}
+
+/** Plain, serializable hart state (registers as decimal strings of their 64-bit values where needed). */
+export interface HartState {
+  hartId: number;
+  x: number[];          // 64 int32 words, lo/hi pairs
+  f: number[];          // 64 int32 words, lo/hi pairs
+  frm: number;
+  fflags: number;
+  pc: number;
+  privilege: number;
+  mstatus: number;
+  mie: number;
+  mipSoftware: number;
+  mipDevice: number;
+  medeleg: number;
+  mideleg: number;
+  mcounteren: number;
+  scounteren: number;
+  mcountinhibit: number;
+  menvcfg: number;
+  senvcfg: number;
+  csr64: number[];      // C64_* slots as lo/hi pairs
+  pmpcfg: number[];
+  pmpaddr: number[];
+  instret: number;
+  stimecmp: number | null; // null = off (Infinity)
+  waiting: boolean;
+  stopped: boolean;
+  reservationValid: boolean;
+  reservationAddr: number;
+  reservationLo: number;
+  reservationHi: number;
+  reservationSize: number;
+}
+
+export interface HartStats {
+  instret: number;
+  /** Traps taken, keyed "exception:<cause>" or "interrupt:<cause>". */
+  trapsByCause: Map<string, number>;
+  wfiIdleMs: number;
+}
+
+const TWO32 = 4294967296;
+const TLB_SIZE = 256;
+const TLB_MASK = TLB_SIZE - 1;
+/** A tag no address can have (page tags have their low 12 bits clear). */
+const TLB_INVALID = 1;
+/** Longest uninterrupted run between interrupt/timer checks. */
+const MAX_SLICE = 1 << 15;
+
+export class Hart implements InterruptTarget {
+  readonly hartId: number;
+  readonly ram: GuestRam;
+  readonly bus: Bus;
+  readonly time: TimeSource;
+
+  /** x0..x31 as (lo, hi) int32 pairs; shared with the FPU. */
+  readonly x = new Int32Array(64);
+  readonly f = new Int32Array(64);
+  readonly fp: FpContext;
+
+  pc = 0;
+  priv = K.PRV_M;
+  /** Privilege used for loads/stores (differs from priv under mstatus.MPRV). */
+  dataPriv = K.PRV_M;
+  mstatus = 0;
+  mie = 0;
+  /** Software-writable pending bits (SSIP, STIP, SEIP). */
+  mipSw = 0;
+  /** Pending bits driven by devices (CLINT, PLIC) and by stimecmp. */
+  mipDev = 0;
+  medeleg = 0;
+  mideleg = 0;
+  mcounteren = 0;
+  scounteren = 0;
+  mcountinhibit = 0;
+  menvcfg = 0;
+  senvcfg = 0;
+  readonly c64 = new Int32Array(2 * C64_COUNT);
+  readonly pmpcfg = new Int32Array(16);
+  readonly pmpaddr = new Int32Array(128);
+  satpMode = K.SATP_BARE;
+  satpPpn = 0;
+  instret = 0;
+
+  /** Scratch outputs of csrRead and the slow load path. */
+  csrLo = 0;
+  csrHi = 0;
+  private ldLo = 0;
+  private ldHi = 0;
+
+  waiting = false;
+  stopped = false;
+  ecallHandler: ((hart: Hart) => boolean) | null = null;
+  private stimecmpValue = Infinity;
+
+  // Pending exception raised by a slow path; taken by run() after the slice ends.
+  private excPending = false;
+  private excCause = 0;
+  private excTvalLo = 0;
+  private excTvalHi = 0;
+
+  // LR/SC: the reservation remembers address and loaded value; SC also compares the value so a
+  // store by another hart between slices makes it fail.
+  private resValid = false;
+  private resAddr = 0;
+  private resLo = 0;
+  private resHi = 0;
+  private resSize = 0;
+
+  // Software TLBs, one per access type: tag (lo/hi words of the virtual page) -> RAM byte offset.
+  private readonly rTagLo = new Int32Array(TLB_SIZE).fill(TLB_INVALID);
+  private readonly rTagHi = new Int32Array(TLB_SIZE);
+  private readonly rOff = new Uint32Array(TLB_SIZE);
+  private readonly wTagLo = new Int32Array(TLB_SIZE).fill(TLB_INVALID);
+  private readonly wTagHi = new Int32Array(TLB_SIZE);
+  private readonly wOff = new Uint32Array(TLB_SIZE);
+  private readonly xTagLo = new Int32Array(TLB_SIZE).fill(TLB_INVALID);
+  private readonly xTagHi = new Int32Array(TLB_SIZE);
+  private readonly xOff = new Uint32Array(TLB_SIZE);
+  /** Current code page: virtual base (NaN = none) and RAM byte offset. */
+  private codeVBase = NaN;
+  private codeOff = 0;
+
+  private readonly trapCounts = new Float64Array(64);
+  private readonly u8: Uint8Array;
+  private readonly u16: Uint16Array;
+  private readonly i32: Int32Array;
+
+  constructor(opts: HartOptions) {
+    this.hartId = opts.hartId;
+    this.ram = opts.ram;
+    this.bus = opts.bus;
+    this.time = opts.time;
+    this.u8 = opts.ram.u8;
+    this.u16 = opts.ram.u16;
+    this.i32 = opts.ram.i32;
+    if (opts.ram.base % 4096 !== 0) throw new RangeError(`Guest RAM base 0x${opts.ram.base.toString(16)} must be 4 KiB aligned`);
+    this.fp = { f: this.f, x: this.x, frm: 0, fflags: 0 };
+    this.mstatus = 0;
+    this.pc = 0x1000;
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  get privilege(): 0 | 1 | 3 {
+    return this.priv as 0 | 1 | 3;
+  }
+
+  set privilege(p: 0 | 1 | 3) {
+    this.setPriv(p);
+  }
+
+  get stimecmp(): number {
+    return this.stimecmpValue;
+  }
+
+  /** Setting the compare value updates STIP at once (sbi_set_timer clears a pending timer). */
+  set stimecmp(v: number) {
+    this.stimecmpValue = v;
+    this.updateStimer();
+  }
+
+  get stats(): HartStats {
+    const m = new Map<string, number>();
+    for (let i = 0; i < 64; i++) {
+      if (this.trapCounts[i] !== 0) m.set(`${i >= 32 ? "interrupt" : "exception"}:${i & 31}`, this.trapCounts[i]);
+    }
+    return { instret: this.instret, trapsByCause: m, wfiIdleMs: 0 };
+  }
+
+  getPc(): number {
+    return this.pc;
+  }
+
+  setPc(pc: number): void {
+    this.pc = pc;
+  }
+
+  getX(i: number): bigint {
+    if (i === 0) return 0n;
+    return BigInt.asIntN(64, (BigInt(this.x[2 * i + 1]) << 32n) | BigInt(this.x[2 * i] >>> 0));
+  }
+
+  setX(i: number, v: bigint): void {
+    if (i <= 0 || i > 31) return;
+    this.x[2 * i] = Number(BigInt.asIntN(32, v));
+    this.x[2 * i + 1] = Number(BigInt.asIntN(32, v >> 32n));
+  }
+
+  setInterruptPending(bit: number, level: boolean): void {
+    if (bit === K.IRQ_S_SOFT) {
+      // SSIP is one software-visible bit (the guest clears it through sip).
+      if (level) this.mipSw |= K.MIP_SSIP; else this.mipSw &= ~K.MIP_SSIP;
+    } else {
+      const m = 1 << bit;
+      if (level) this.mipDev |= m; else this.mipDev &= ~m;
+    }
+    if (level && (this.mip() & this.mie) !== 0) this.waiting = false;
+  }
+
+  /** Effective mip. */
+  mip(): number {
+    return this.mipSw | this.mipDev;
+  }
+
+  enterSupervisorBoot(pc: number, a0: bigint, a1: bigint): void {
+    // Same delegation as OpenSBI, plus illegal instruction (no M-mode emulation here).
+    this.medeleg = (1 << K.CAUSE_MISALIGNED_FETCH) | (1 << K.CAUSE_FETCH_ACCESS) | (1 << K.CAUSE_ILLEGAL_INSTRUCTION) |
+      (1 << K.CAUSE_BREAKPOINT) | (1 << K.CAUSE_MISALIGNED_LOAD) | (1 << K.CAUSE_LOAD_ACCESS) |
+      (1 << K.CAUSE_MISALIGNED_STORE) | (1 << K.CAUSE_STORE_ACCESS) | (1 << K.CAUSE_USER_ECALL) |
+      (1 << K.CAUSE_FETCH_PAGE_FAULT) | (1 << K.CAUSE_LOAD_PAGE_FAULT) | (1 << K.CAUSE_STORE_PAGE_FAULT);
+    this.mideleg = K.S_INTERRUPTS;
+    this.mcounteren = 0xffffffff;
+    this.scounteren = 0;
+    // PMP entry 0: NAPOT over all of memory, RWX.
+    this.pmpaddr[0] = -1;
+    this.pmpaddr[1] = 0x3fffff;
+    this.pmpcfg[0] = 0x1f;
+    this.mie = 0;
+    this.writeMstatus(0); // FS off, interrupts off, MPP = U
+    this.c64.fill(0);
+    this.satpChanged();
+    this.setX(10, a0);
+    this.setX(11, a1);
+    this.setPriv(K.PRV_S);
+    this.pc = pc;
+    this.waiting = false;
+    this.stopped = false;
+  }
+
+  flushTlb(): void {
+    this.rTagLo.fill(TLB_INVALID);
+    this.wTagLo.fill(TLB_INVALID);
+    this.xTagLo.fill(TLB_INVALID);
+    this.codeVBase = NaN;
+  }
+
+  flushIcache(): void {
+    // No decoded-instruction cache: fetch always reads RAM, so stores are seen at once.
+    this.codeVBase = NaN;
+  }
+
+  /**
+   * Execute up to `budget` instructions; returns how many retired. Returns early when the hart
+   * enters WFI with nothing pending, or is stopped. Traps taken also consume budget (one each).
+   */
+  run(budget: number): number {
+    let retired = 0;
+    let work = 0;
+    let lastTimerCheck = -MAX_SLICE;
+    while (work < budget) {
+      if (this.stopped) break;
+      if (this.excPending) {
+        this.excPending = false;
+        this.takeTrap(this.excCause, false, this.excTvalLo, this.excTvalHi);
+        work++;
+        continue;
+      }
+      if (this.stimecmpValue !== Infinity && (work - lastTimerCheck >= 4096 || this.waiting)) {
+        lastTimerCheck = work;
+        this.updateStimer();
+      }
+      const irq = this.pendingInterrupt();
+      if (irq >= 0) {
+        this.waiting = false;
+        this.takeTrap(irq, true, 0, 0);
+        work++;
+        continue;
+      }
+      if (this.waiting) {
+        if ((this.mip() & this.mie) === 0) break;
+        this.waiting = false;
+      }
+      let n = budget - work;
+      if (n > MAX_SLICE) n = MAX_SLICE;
+      const done = this.execSlice(n);
+      this.instret += done;
+      retired += done;
+      work += done;
+      if (done === 0 && !this.excPending) work++; // a slice that did nothing still makes progress
+    }
+    return retired;
+  }
+
+  // ---------------------------------------------------------------- privileged helpers
+
+  markFpDirty(): void {
+    this.mstatus |= K.MSTATUS_FS;
+  }
+
+  writeMstatus(v: number): void {
+    const old = this.mstatus;
+    this.mstatus = v;
+    const changed = old ^ v;
+    if ((changed & (K.MSTATUS_SUM | K.MSTATUS_MXR)) !== 0) this.flushTlb();
+    if ((changed & (K.MSTATUS_MPRV | K.MSTATUS_MPP)) !== 0) this.updateDataPriv();
+  }
+
+  satpChanged(): void {
+    const hi = this.c64[2 * C64_SATP + 1];
+    this.satpMode = hi >>> 28;
+    this.satpPpn = (this.c64[2 * C64_SATP] >>> 0) + (hi & 0xfff) * TWO32;
+    this.flushTlb();
+  }
+
+  private setPriv(p: number): void {
+    if (p === this.priv) return;
+    this.priv = p;
+    this.updateDataPriv();
+  }
+
+
+  private updateDataPriv(): void {
+    const m = this.mstatus;
+    const old = this.dataPriv;
+    this.dataPriv = this.priv === K.PRV_M && (m & K.MSTATUS_MPRV) !== 0 ? (m >>> K.MSTATUS_MPP_SHIFT) & 3 : this.priv;
+    // Data TLB entries were filled under the old privilege; fetch uses priv, which may have changed too.
+    if (old !== this.dataPriv) this.flushTlb();
+    else { this.xTagLo.fill(TLB_INVALID); this.codeVBase = NaN; }
+  }
+
+  private updateStimer(): void {
+    if (this.stimecmpValue === Infinity) {
+      this.mipDev &= ~K.MIP_STIP;
+      return;
+    }
+    if (this.time.now() >= this.stimecmpValue) {
+      this.mipDev |= K.MIP_STIP;
+      if ((this.mie & K.MIP_STIP) !== 0) this.waiting = false;
+    } else {
+      this.mipDev &= ~K.MIP_STIP;
+    }
+  }
+
+  /** Highest-priority interrupt that is pending, enabled and takeable now, or -1. */
+  private pendingInterrupt(): number {
+    const pending = this.mip() & this.mie;
+    if (pending === 0) return -1;
+    const mEnabled = this.priv < K.PRV_M || (this.mstatus & K.MSTATUS_MIE) !== 0;
+    const m = mEnabled ? pending & ~this.mideleg : 0;
+    if (m !== 0) {
+      if (m & K.MIP_MEIP) return K.IRQ_M_EXT;
+      if (m & K.MIP_MSIP) return K.IRQ_M_SOFT;
+      if (m & K.MIP_MTIP) return K.IRQ_M_TIMER;
+      if (m & K.MIP_SEIP) return K.IRQ_S_EXT;
+      if (m & K.MIP_SSIP) return K.IRQ_S_SOFT;
+      if (m & K.MIP_STIP) return K.IRQ_S_TIMER;
+    }
+    const sEnabled = this.priv < K.PRV_S || (this.priv === K.PRV_S && (this.mstatus & K.MSTATUS_SIE) !== 0);
+    const s = sEnabled ? pending & this.mideleg : 0;
+    if (s !== 0) {
+      if (s & K.MIP_SEIP) return K.IRQ_S_EXT;
+      if (s & K.MIP_SSIP) return K.IRQ_S_SOFT;
+      if (s & K.MIP_STIP) return K.IRQ_S_TIMER;
+    }
+    return -1;
+  }
+
+  /** Enter the trap handler for `cause` at this.pc (the faulting/interrupted instruction). */
+  private takeTrap(cause: number, interrupt: boolean, tvalLo: number, tvalHi: number): void {
+    this.trapCounts[cause + (interrupt ? 32 : 0)]++;
+    this.resValid = false;
+    const epcLo = this.pc % TWO32 | 0;
+    const epcHi = Math.floor(this.pc / TWO32) | 0;
+    const deleg = this.priv <= K.PRV_S && (((interrupt ? this.mideleg : this.medeleg) >>> cause) & 1) !== 0;
+    const c = this.c64;
+    let tvec: number;
+    if (deleg) {
+      c[2 * C64_SCAUSE] = cause;
+      c[2 * C64_SCAUSE + 1] = interrupt ? 0x80000000 | 0 : 0;
+      c[2 * C64_SEPC] = epcLo;
+      c[2 * C64_SEPC + 1] = epcHi;
+      c[2 * C64_STVAL] = tvalLo;
+      c[2 * C64_STVAL + 1] = tvalHi;
+      let m = this.mstatus & ~(K.MSTATUS_SPIE | K.MSTATUS_SIE | K.MSTATUS_SPP);
+      if (this.mstatus & K.MSTATUS_SIE) m |= K.MSTATUS_SPIE;
+      if (this.priv === K.PRV_S) m |= K.MSTATUS_SPP;
+      this.mstatus = m;
+      tvec = C64_STVEC;
+      this.setPriv(K.PRV_S);
+    } else {
+      c[2 * C64_MCAUSE] = cause;
+      c[2 * C64_MCAUSE + 1] = interrupt ? 0x80000000 | 0 : 0;
+      c[2 * C64_MEPC] = epcLo;
+      c[2 * C64_MEPC + 1] = epcHi;
+      c[2 * C64_MTVAL] = tvalLo;
+      c[2 * C64_MTVAL + 1] = tvalHi;
+      let m = this.mstatus & ~(K.MSTATUS_MPIE | K.MSTATUS_MIE | K.MSTATUS_MPP);
+      if (this.mstatus & K.MSTATUS_MIE) m |= K.MSTATUS_MPIE;
+      m |= this.priv << K.MSTATUS_MPP_SHIFT;
+      this.mstatus = m;
+      tvec = C64_MTVEC;
+      if (this.priv === K.PRV_M) this.updateDataPriv(); // MPP changed: matters under MPRV
+      else this.setPriv(K.PRV_M);
+    }
+    const lo = c[2 * tvec];
+    let base = (c[2 * tvec + 1] * TWO32) + ((lo & ~3) >>> 0);
+    if ((lo & 3) === 1 && interrupt) base += 4 * cause;
+    this.pc = base;
+    this.codeVBase = NaN;
+  }
+
+  private raise(cause: number, tvalLo: number, tvalHi: number): void {
+    this.excPending = true;
+    this.excCause = cause;
+    this.excTvalLo = tvalLo;
+    this.excTvalHi = tvalHi;
+  }
+
+  /** Raise an exception whose tval is a pc-like number. */
+  private raiseAt(cause: number, addr: number): void {
+    this.raise(cause, addr % TWO32 | 0, Math.floor(addr / TWO32) | 0);
+  }
+
+  // ---------------------------------------------------------------- memory slow paths
+
+  /**
+   * Translate virtual (lo, hi) for `access`; fills the matching TLB for RAM pages.
+   * Returns the physical address, or -1 after raising the fault.
+   */
+  private translate(lo: number, hi: number, access: number): number {
+    const priv = access === ACCESS_FETCH ? this.priv : this.dataPriv;
+    let pa: number;
+    if (priv === K.PRV_M || this.satpMode === K.SATP_BARE) {
+      pa = hi < 0 ? -1 : hi * TWO32 + (lo >>> 0);
+      if (pa < 0) {
+        this.raise(access === ACCESS_FETCH ? K.CAUSE_FETCH_ACCESS : access === ACCESS_READ ? K.CAUSE_LOAD_ACCESS : K.CAUSE_STORE_ACCESS, lo, hi);
+        return -1;
+      }
+    } else {
+      pa = walk(this.ram, this.satpMode, this.satpPpn, lo, hi, access, priv, this.mstatus);
+      if (pa < 0) {
+        const access_ = pa === WALK_ACCESS_FAULT;
+        const cause = access === ACCESS_FETCH
+          ? (access_ ? K.CAUSE_FETCH_ACCESS : K.CAUSE_FETCH_PAGE_FAULT)
+          : access === ACCESS_READ
+            ? (access_ ? K.CAUSE_LOAD_ACCESS : K.CAUSE_LOAD_PAGE_FAULT)
+            : (access_ ? K.CAUSE_STORE_ACCESS : K.CAUSE_STORE_PAGE_FAULT);
+        this.raise(cause, lo, hi);
+        return -1;
+      }
+    }
+    const ram = this.ram;
+    if (pa >= ram.base && pa < ram.end) {
+      const idx = (lo >>> 12) & TLB_MASK;
+      const tag = lo & -4096;
+      const off = pa - (lo & 0xfff) - ram.base;
+      if (access === ACCESS_READ) { this.rTagLo[idx] = tag; this.rTagHi[idx] = hi; this.rOff[idx] = off; }
+      else if (access === ACCESS_WRITE) { this.wTagLo[idx] = tag; this.wTagHi[idx] = hi; this.wOff[idx] = off; }
+      else { this.xTagLo[idx] = tag; this.xTagHi[idx] = hi; this.xOff[idx] = off; }
+    }
+    return pa;
+  }
+
+  /** Read one byte at virtual (lo, hi) through translation; -1 after raising a fault. */
+  private readByte(lo: number, hi: number): number {
+    const idx = (lo >>> 12) & TLB_MASK;
+    if (this.rTagLo[idx] === (lo & -4096) && this.rTagHi[idx] === hi) return this.u8[this.rOff[idx] + (lo & 0xfff)];
+    const pa = this.translate(lo, hi, ACCESS_READ);
+    if (pa < 0) return -1;
+    const ram = this.ram;
+    if (pa >= ram.base && pa < ram.end) return this.u8[pa - ram.base];
+    const v = this.bus.read(pa, 1);
+    if (this.bus.fault) { this.raise(K.CAUSE_LOAD_ACCESS, lo, hi); return -1; }
+    return v & 0xff;
+  }
+
+  private writeByte(lo: number, hi: number, v: number): boolean {
+    const idx = (lo >>> 12) & TLB_MASK;
+    if (this.wTagLo[idx] === (lo & -4096) && this.wTagHi[idx] === hi) { this.u8[this.wOff[idx] + (lo & 0xfff)] = v; return true; }
+    const pa = this.translate(lo, hi, ACCESS_WRITE);
+    if (pa < 0) return false;
+    const ram = this.ram;
+    if (pa >= ram.base && pa < ram.end) { this.u8[pa - ram.base] = v; return true; }
+    this.bus.write(pa, 1, v & 0xff);
+    if (this.bus.fault) { this.raise(K.CAUSE_STORE_ACCESS, lo, hi); return false; }
+    return true;
+  }
+
+  /** Load of 1 << (f3 & 3) bytes (f3 = load funct3) into ldLo/ldHi. False after raising a fault. */
+  private loadSlow(lo: number, hi: number, f3: number): boolean {
+    const size = 1 << (f3 & 3);
+    let vl = 0, vh = 0;
+    if ((lo & (size - 1)) === 0) {
+      const pa = this.translate(lo, hi, ACCESS_READ);
+      if (pa < 0) return false;
+      const ram = this.ram;
+      if (pa >= ram.base && pa + size <= ram.end) {
+        const off = pa - ram.base;
+        if (size === 1) vl = this.u8[off];
+        else if (size === 2) vl = this.u16[off >> 1];
+        else if (size === 4) vl = this.i32[off >> 2];
+        else { vl = this.i32[off >> 2]; vh = this.i32[(off >> 2) + 1]; }
+      } else {
+        vl = this.bus.read(pa, size as 1 | 2 | 4 | 8);
+        if (size === 8) vh = this.bus.readHigh;
+        if (this.bus.fault) { this.raise(K.CAUSE_LOAD_ACCESS, lo, hi); return false; }
+      }
+    } else {
+      // Misaligned: byte by byte, each byte translated (may cross a page).
+      for (let i = size - 1; i >= 0; i--) {
+        const s = (lo >>> 0) + i;
+        const b = this.readByte(s | 0, s >= TWO32 ? (hi + 1) | 0 : hi);
+        if (b < 0) return false;
+        if (i >= 4) vh = (vh << 8) | b; else vl = (vl << 8) | b;
+      }
+    }
+    // Extend to 64 bits per funct3.
+    switch (f3) {
+      case 0: vl = (vl << 24) >> 24; vh = vl >> 31; break;
+      case 1: vl = (vl << 16) >> 16; vh = vl >> 31; break;
+      case 2: vl |= 0; vh = vl >> 31; break;
+      case 4: vl &= 0xff; vh = 0; break;
+      case 5: vl &= 0xffff; vh = 0; break;
+      case 6: vl |= 0; vh = 0; break;
+      default: break;
+    }
+    this.ldLo = vl;
+    this.ldHi = vh;
+    return true;
+  }
+
+  /** Store of 1 << f3 bytes. False after raising a fault. */
+  private storeSlow(lo: number, hi: number, f3: number, vl: number, vh: number): boolean {
+    const size = 1 << f3;
+    if ((lo & (size - 1)) === 0) {
+      const pa = this.translate(lo, hi, ACCESS_WRITE);
+      if (pa < 0) return false;
+      const ram = this.ram;
+      if (pa >= ram.base && pa + size <= ram.end) {
+        const off = pa - ram.base;
+        if (size === 1) this.u8[off] = vl;
+        else if (size === 2) this.u16[off >> 1] = vl;
+        else if (size === 4) this.i32[off >> 2] = vl;
+        else { this.i32[off >> 2] = vl; this.i32[(off >> 2) + 1] = vh; }
+        return true;
+      }
+      this.bus.write(pa, size as 1 | 2 | 4 | 8, size === 1 ? vl & 0xff : size === 2 ? vl & 0xffff : vl >>> 0, vh >>> 0);
+      if (this.bus.fault) { this.raise(K.CAUSE_STORE_ACCESS, lo, hi); return false; }
+      return true;
+    }
+    // Misaligned: check every byte translates before writing any, so a fault leaves memory unchanged.
+    for (let i = 0; i < size; i++) {
+      const s = (lo >>> 0) + i;
+      if (this.translate(s | 0, s >= TWO32 ? (hi + 1) | 0 : hi, ACCESS_WRITE) < 0) return false;
+    }
+    for (let i = 0; i < size; i++) {
+      const s = (lo >>> 0) + i;
+      const b = i >= 4 ? (vh >>> ((i - 4) * 8)) & 0xff : (vl >>> (i * 8)) & 0xff;
+      if (!this.writeByte(s | 0, s >= TWO32 ? (hi + 1) | 0 : hi, b)) return false;
+    }
+    return true;
+  }
+
+  /** Fetch the halfword at virtual pc; caches the code page. -1 after raising a fault. */
+  private fetchHalf(pc: number, cachePage: boolean): number {
+    const lo = pc % TWO32 | 0;
+    const hi = Math.floor(pc / TWO32) | 0;
+    const idx = (lo >>> 12) & TLB_MASK;
+    let pa: number;
+    const ram = this.ram;
+    if (this.xTagLo[idx] === (lo & -4096) && this.xTagHi[idx] === hi) {
+      pa = this.xOff[idx] + (lo & 0xfff) + ram.base;
+    } else {
+      pa = this.translate(lo, hi, ACCESS_FETCH);
+      if (pa < 0) return -1;
+    }
+    if (pa >= ram.base && pa + 2 <= ram.end) {
+      if (cachePage) {
+        this.codeVBase = pc - (lo & 0xfff);
+        this.codeOff = pa - (lo & 0xfff) - ram.base;
+      }
+      return this.u16[(pa - ram.base) >> 1];
+    }
+    // Executing from a device (a boot ROM): no caching, read through the bus.
+    if (cachePage) this.codeVBase = NaN;
+    const v = this.bus.read(pa, 2);
+    if (this.bus.fault) { this.raise(K.CAUSE_FETCH_ACCESS, lo, hi); return -1; }
+    return v & 0xffff;
+  }
+
+  /** Slow instruction fetch (page change, page crossing, ROM). Returns raw bits, -1 after a fault. */
+  private fetchSlow(pc: number): number {
+    const h0 = this.fetchHalf(pc, true);
+    if (h0 < 0 || (h0 & 3) !== 3) return h0;
+    const h1 = this.fetchHalf(pc + 2, false);
+    if (h1 < 0) return -1;
+    return (h0 | (h1 << 16)) | 0;
+  }
+
+  /** Translate an AMO/LR/SC address (aligned, RAM only). Returns the RAM byte offset or -1 after a fault. */
+  private atomicOffset(lo: number, hi: number, size: number, isLr: boolean): number {
+    if ((lo & (size - 1)) !== 0) {
+      this.raise(isLr ? K.CAUSE_MISALIGNED_LOAD : K.CAUSE_MISALIGNED_STORE, lo, hi);
+      return -1;
+    }
+    const idx = (lo >>> 12) & TLB_MASK;
+    const tag = lo & -4096;
+    if (isLr) {
+      if (this.rTagLo[idx] === tag && this.rTagHi[idx] === hi) return this.rOff[idx] + (lo & 0xfff);
+    } else if (this.wTagLo[idx] === tag && this.wTagHi[idx] === hi) {
+      return this.wOff[idx] + (lo & 0xfff);
+    }
+    const pa = this.translate(lo, hi, isLr ? ACCESS_READ : ACCESS_WRITE);
+    if (pa < 0) return -1;
+    const ram = this.ram;
+    if (pa < ram.base || pa + size > ram.end) {
+      // Atomics on devices are not supported: access fault.
+      this.raise(isLr ? K.CAUSE_LOAD_ACCESS : K.CAUSE_STORE_ACCESS, lo, hi);
+      return -1;
+    }
+    return pa - ram.base;
+  }
+
+  /** Executes one A-extension instruction. False after raising a fault. */
+  private execAtomic(insn: number): boolean {
+    const f3 = (insn >>> 12) & 7;
+    const rd = (insn >>> 7) & 31;
+    const rs1 = (insn >>> 15) & 31;
+    const rs2 = (insn >>> 20) & 31;
+    const f5 = insn >>> 27;
+    const x = this.x;
+    if (f3 !== 2 && f3 !== 3) { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, insn, 0); return false; }
+    const size = f3 === 2 ? 4 : 8;
+    const lo = x[2 * rs1], hi = x[2 * rs1 + 1];
+    const bl = x[2 * rs2], bh = x[2 * rs2 + 1];
+    const isLr = f5 === 2;
+    if (isLr && rs2 !== 0) { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, insn, 0); return false; }
+    switch (f5) {
+      case 0x00: case 0x01: case 0x02: case 0x03: case 0x04: case 0x08: case 0x0c:
+      case 0x10: case 0x14: case 0x18: case 0x1c:
+        break;
+      default:
+        this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, insn, 0);
+        return false;
+    }
+    const off = this.atomicOffset(lo, hi, size, isLr);
+    if (off < 0) return false;
+    const w = off >> 2;
+    const m = this.i32;
+    const ol = m[w];
+    const oh = size === 8 ? m[w + 1] : ol >> 31;
+    let rl = ol, rh = oh;
+    if (isLr) {
+      this.resValid = true;
+      this.resAddr = off;
+      this.resLo = ol;
+      this.resHi = oh;
+      this.resSize = size;
+    } else if (f5 === 0x03) {
+      const ok = this.resValid && this.resAddr === off && this.resSize === size && m[w] === this.resLo &&
+        (size === 4 || m[w + 1] === this.resHi);
+      if (ok) {
+        m[w] = bl;
+        if (size === 8) m[w + 1] = bh;
+      }
+      rl = ok ? 0 : 1;
+      rh = 0;
+      this.resValid = false;
+    } else {
+      let nl: number, nh: number;
+      if (size === 4) {
+        const a = ol, b = bl;
+        switch (f5) {
+          case 0x01: nl = b; break;
+          case 0x00: nl = (a + b) | 0; break;
+          case 0x04: nl = a ^ b; break;
+          case 0x0c: nl = a & b; break;
+          case 0x08: nl = a | b; break;
+          case 0x10: nl = a < b ? a : b; break;
+          case 0x14: nl = a > b ? a : b; break;
+          case 0x18: nl = (a >>> 0) < (b >>> 0) ? a : b; break;
+          default: nl = (a >>> 0) > (b >>> 0) ? a : b; break;
+        }
+        m[w] = nl;
+      } else {
+        switch (f5) {
+          case 0x01: nl = bl; nh = bh; break;
+          case 0x00: {
+            nl = (ol + bl) | 0;
+            nh = (oh + bh + ((nl >>> 0) < (ol >>> 0) ? 1 : 0)) | 0;
+            break;
+          }
+          case 0x04: nl = ol ^ bl; nh = oh ^ bh; break;
+          case 0x0c: nl = ol & bl; nh = oh & bh; break;
+          case 0x08: nl = ol | bl; nh = oh | bh; break;
+          default: {
+            const signed = f5 === 0x10 || f5 === 0x14;
+            const less = signed
+              ? oh < bh || (oh === bh && (ol >>> 0) < (bl >>> 0))
+              : (oh >>> 0) < (bh >>> 0) || (oh === bh && (ol >>> 0) < (bl >>> 0));
+            const takeOld = f5 === 0x10 || f5 === 0x18 ? less : !less;
+            nl = takeOld ? ol : bl;
+            nh = takeOld ? oh : bh;
+            break;
+          }
+        }
+        m[w] = nl;
+        m[w + 1] = nh;
+      }
+    }
+    if (rd !== 0) { x[2 * rd] = rl; x[2 * rd + 1] = rh; }
+    return true;
+  }
+
+  /** FP loads/stores (flw/fld/fsw/fsd): raw bits, flw NaN-boxed. False after raising a fault. */
+  private execFpMem(insn: number, isStore: boolean, raw: number): boolean {
+    const f3 = (insn >>> 12) & 7;
+    if ((f3 !== 2 && f3 !== 3) || (this.mstatus & K.MSTATUS_FS) === 0) {
+      this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0);
+      return false;
+    }
+    const rs1 = (insn >>> 15) & 31;
+    const imm = isStore ? ((insn >> 25) << 5) | ((insn >>> 7) & 31) : insn >> 20;
+    const s = (this.x[2 * rs1] >>> 0) + imm;
+    const lo = s | 0;
+    const hi = (this.x[2 * rs1 + 1] + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
+    const f = this.f;
+    if (isStore) {
+      const r = (insn >>> 20) & 31;
+      if (!this.storeSlow(lo, hi, f3, f[2 * r], f[2 * r + 1])) return false;
+    } else {
+      const r = (insn >>> 7) & 31;
+      if (!this.loadSlow(lo, hi, f3 === 2 ? 6 : 3)) return false;
+      f[2 * r] = this.ldLo;
+      f[2 * r + 1] = f3 === 2 ? -1 : this.ldHi; // NaN-box singles
+      this.markFpDirty();
+    }
+    return true;
+  }
+
+  /**
+   * SYSTEM opcode (CSR access, ecall/ebreak, xret, wfi, sfence.vma). Always ends the slice.
+   * Returns the next pc, or NaN after raising an exception.
+   */
+  private execSystem(insn: number, pc: number, ilen: number, rawInsn: number): number {
+    const f3 = (insn >>> 12) & 7;
+    const rd = (insn >>> 7) & 31;
+    const rs1 = (insn >>> 15) & 31;
+    const npc = pc + ilen;
+    if (f3 === 0) {
+      if (insn === 0x00000073) {
+        if (this.priv === K.PRV_S && this.ecallHandler !== null) {
+          this.pc = pc;
+          if (this.ecallHandler(this)) return npc;
+        }
+        this.raise(this.priv === K.PRV_U ? K.CAUSE_USER_ECALL : this.priv === K.PRV_S ? K.CAUSE_SUPERVISOR_ECALL : K.CAUSE_MACHINE_ECALL, 0, 0);
+        return NaN;
+      }
+      if (insn === 0x00100073) {
+        this.raiseAt(K.CAUSE_BREAKPOINT, pc);
+        return NaN;
+      }
+      if (insn === 0x30200073 && this.priv === K.PRV_M) {
+        const m = this.mstatus;
+        const mpp = (m >>> K.MSTATUS_MPP_SHIFT) & 3;
+        let v = m & ~(K.MSTATUS_MIE | K.MSTATUS_MPP);
+        if (m & K.MSTATUS_MPIE) v |= K.MSTATUS_MIE;
+        v |= K.MSTATUS_MPIE;
+        if (mpp !== K.PRV_M) v &= ~K.MSTATUS_MPRV;
+        this.mstatus = v;
+        this.setPriv(mpp);
+        this.updateDataPriv();
+        this.resValid = false;
+        return this.c64[2 * C64_MEPC + 1] * TWO32 + (this.c64[2 * C64_MEPC] >>> 0);
+      }
+      if (insn === 0x10200073 && (this.priv === K.PRV_M || (this.priv === K.PRV_S && (this.mstatus & K.MSTATUS_TSR) === 0))) {
+        const m = this.mstatus;
+        const spp = (m & K.MSTATUS_SPP) !== 0 ? K.PRV_S : K.PRV_U;
+        let v = m & ~(K.MSTATUS_SIE | K.MSTATUS_SPP | K.MSTATUS_MPRV);
+        if (m & K.MSTATUS_SPIE) v |= K.MSTATUS_SIE;
+        v |= K.MSTATUS_SPIE;
+        this.mstatus = v;
+        this.setPriv(spp);
+        this.updateDataPriv();
+        this.resValid = false;
+        return this.c64[2 * C64_SEPC + 1] * TWO32 + (this.c64[2 * C64_SEPC] >>> 0);
+      }
+      if (insn === 0x10500073 && (this.priv === K.PRV_M || (this.priv === K.PRV_S && (this.mstatus & K.MSTATUS_TW) === 0))) {
+        if ((this.mip() & this.mie) === 0) this.waiting = true;
+        return npc;
+      }
+      if (insn >>> 25 === 0x09 && rd === 0 &&
+        (this.priv === K.PRV_M || (this.priv === K.PRV_S && (this.mstatus & K.MSTATUS_TVM) === 0))) {
+        this.flushTlb();
+        return npc;
+      }
+      this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, rawInsn, 0);
+      return NaN;
+    }
+    if (f3 === 4) {
+      this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, rawInsn, 0);
+      return NaN;
+    }
+    // Zicsr.
+    const csr = insn >>> 20;
+    const op = f3 & 3;
+    const writes = op === 1 || rs1 !== 0;
+    if (!csrAccessAllowed(this, csr, writes) || !csrRead(this, csr)) {
+      this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, rawInsn, 0);
+      return NaN;
+    }
+    const oldLo = this.csrLo, oldHi = this.csrHi;
+    if (writes) {
+      let sl: number, sh: number;
+      if (f3 >= 5) { sl = rs1; sh = 0; } else { sl = this.x[2 * rs1]; sh = this.x[2 * rs1 + 1]; }
+      if (op === 2) { sl |= oldLo; sh |= oldHi; } else if (op === 3) { sl = oldLo & ~sl; sh = oldHi & ~sh; }
+      csrWrite(this, csr, sl, sh);
+    }
+    if (rd !== 0) { this.x[2 * rd] = oldLo; this.x[2 * rd + 1] = oldHi; }
+    return npc;
+  }
+
+  // ---------------------------------------------------------------- the interpreter loop
+
+  /** Runs at most `limit` instructions; stops after any SYSTEM instruction or fault. Returns instructions retired. */
+  private execSlice(limit: number): number {
+    const x = this.x;
+    const u8 = this.u8, u16 = this.u16, i32 = this.i32;
+    const rTagLo = this.rTagLo, rTagHi = this.rTagHi, rOff = this.rOff;
+    const wTagLo = this.wTagLo, wTagHi = this.wTagHi, wOff = this.wOff;
+    const rvc = RVC_TABLE;
+    let pc = this.pc;
+    let codeVBase = this.codeVBase;
+    let codeOff = this.codeOff;
+    let n = 0;
+    loop: while (n < limit) {
+      // ---- fetch
+      let insn: number;
+      const d = pc - codeVBase;
+      if (d >= 0 && d <= 4092) {
+        const o = (codeOff + d) >> 1;
+        insn = u16[o] | (u16[o + 1] << 16);
+      } else {
+        insn = this.fetchSlow(pc);
+        if (this.excPending) break loop;
+        codeVBase = this.codeVBase;
+        codeOff = this.codeOff;
+      }
+      let ilen = 4;
+      let raw = insn;
+      if ((insn & 3) !== 3) {
+        raw = insn & 0xffff;
+        insn = rvc[raw];
+        ilen = 2;
+      }
+      const rd = (insn >>> 7) & 31;
+      const rs1 = (insn >>> 15) & 31;
+      const rs2 = (insn >>> 20) & 31;
+      const f3 = (insn >>> 12) & 7;
+      let npc = pc + ilen;
+      switch (insn & 0x7f) {
+        case 0x37: { // LUI
+          if (rd !== 0) { const v = insn & 0xfffff000; x[2 * rd] = v; x[2 * rd + 1] = v >> 31; }
+          break;
+        }
+        case 0x17: { // AUIPC
+          if (rd !== 0) {
+            const v = pc + (insn & 0xfffff000);
+            x[2 * rd] = v % TWO32 | 0;
+            x[2 * rd + 1] = Math.floor(v / TWO32) | 0;
+          }
+          break;
+        }
+        case 0x6f: { // JAL
+          const imm = ((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1);
+          if (rd !== 0) { x[2 * rd] = npc % TWO32 | 0; x[2 * rd + 1] = Math.floor(npc / TWO32) | 0; }
+          npc = pc + imm;
+          break;
+        }
+        case 0x67: { // JALR
+          if (f3 !== 0) { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+          const s = (x[2 * rs1] >>> 0) + (insn >> 20);
+          const th = (x[2 * rs1 + 1] + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
+          const tl = (s | 0) & ~1;
+          if (rd !== 0) { x[2 * rd] = npc % TWO32 | 0; x[2 * rd + 1] = Math.floor(npc / TWO32) | 0; }
+          npc = th * TWO32 + (tl >>> 0);
+          break;
+        }
+        case 0x63: { // BRANCH
+          const al = x[2 * rs1], ah = x[2 * rs1 + 1], bl = x[2 * rs2], bh = x[2 * rs2 + 1];
+          let taken: boolean;
+          switch (f3) {
+            case 0: taken = al === bl && ah === bh; break;
+            case 1: taken = al !== bl || ah !== bh; break;
+            case 4: taken = ah < bh || (ah === bh && (al >>> 0) < (bl >>> 0)); break;
+            case 5: taken = ah > bh || (ah === bh && (al >>> 0) >= (bl >>> 0)); break;
+            case 6: taken = (ah >>> 0) < (bh >>> 0) || (ah === bh && (al >>> 0) < (bl >>> 0)); break;
+            case 7: taken = (ah >>> 0) > (bh >>> 0) || (ah === bh && (al >>> 0) >= (bl >>> 0)); break;
+            default: this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop;
+          }
+          if (taken) {
+            npc = pc + (((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1));
+          }
+          break;
+        }
+        case 0x03: { // LOAD
+          const s = (x[2 * rs1] >>> 0) + (insn >> 20);
+          const lo = s | 0;
+          const hi = (x[2 * rs1 + 1] + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
+          const idx = (lo >>> 12) & TLB_MASK;
+          let vl = 0, vh = 0, done = false;
+          if (rTagLo[idx] === (lo & -4096) && rTagHi[idx] === hi) {
+            const off = rOff[idx] + (lo & 0xfff);
+            switch (f3) {
+              case 0: vl = (u8[off] << 24) >> 24; vh = vl >> 31; done = true; break;
+              case 4: vl = u8[off]; done = true; break;
+              case 1: if ((off & 1) === 0) { vl = (u16[off >> 1] << 16) >> 16; vh = vl >> 31; done = true; } break;
+              case 5: if ((off & 1) === 0) { vl = u16[off >> 1]; done = true; } break;
+              case 2: if ((off & 3) === 0) { vl = i32[off >> 2]; vh = vl >> 31; done = true; } break;
+              case 6: if ((off & 3) === 0) { vl = i32[off >> 2]; done = true; } break;
+              case 3: if ((off & 7) === 0) { vl = i32[off >> 2]; vh = i32[(off >> 2) + 1]; done = true; } break;
+              default: break;
+            }
+          }
+          if (!done) {
+            if (f3 === 7) { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+            this.pc = pc;
+            if (!this.loadSlow(lo, hi, f3)) break loop;
+            vl = this.ldLo;
+            vh = this.ldHi;
+          }
+          if (rd !== 0) { x[2 * rd] = vl; x[2 * rd + 1] = vh; }
+          break;
+        }
+        case 0x23: { // STORE
+          const s = (x[2 * rs1] >>> 0) + (((insn >> 25) << 5) | ((insn >>> 7) & 31));
+          const lo = s | 0;
+          const hi = (x[2 * rs1 + 1] + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
+          const idx = (lo >>> 12) & TLB_MASK;
+          const vl = x[2 * rs2];
+          let done = false;
+          if (wTagLo[idx] === (lo & -4096) && wTagHi[idx] === hi) {
+            const off = wOff[idx] + (lo & 0xfff);
+            switch (f3) {
+              case 0: u8[off] = vl; done = true; break;
+              case 1: if ((off & 1) === 0) { u16[off >> 1] = vl; done = true; } break;
+              case 2: if ((off & 3) === 0) { i32[off >> 2] = vl; done = true; } break;
+              case 3: if ((off & 7) === 0) { i32[off >> 2] = vl; i32[(off >> 2) + 1] = x[2 * rs2 + 1]; done = true; } break;
+              default: break;
+            }
+          }
+          if (!done) {
+            if (f3 > 3) { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+            this.pc = pc;
+            if (!this.storeSlow(lo, hi, f3, vl, x[2 * rs2 + 1])) break loop;
+          }
+          break;
+        }
+        case 0x13: { // OP-IMM
+          const imm = insn >> 20;
+          const al = x[2 * rs1], ah = x[2 * rs1 + 1];
+          let rl: number, rh: number;
+          switch (f3) {
+            case 0: { const s = (al >>> 0) + imm; rl = s | 0; rh = (ah + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0; break; }
+            case 2: { const ih = imm >> 31; rl = (ah < ih || (ah === ih && (al >>> 0) < (imm >>> 0))) ? 1 : 0; rh = 0; break; }
+            case 3: { const ih = imm >> 31; rl = ((ah >>> 0) < (ih >>> 0) || (ah === ih && (al >>> 0) < (imm >>> 0))) ? 1 : 0; rh = 0; break; }
+            case 4: rl = al ^ imm; rh = ah ^ (imm >> 31); break;
+            case 6: rl = al | imm; rh = ah | (imm >> 31); break;
+            case 7: rl = al & imm; rh = ah & (imm >> 31); break;
+            case 1: {
+              if (insn >>> 26 !== 0) { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+              const sh = (insn >>> 20) & 63;
+              if (sh === 0) { rl = al; rh = ah; }
+              else if (sh < 32) { rl = al << sh; rh = (ah << sh) | (al >>> (32 - sh)); }
+              else { rl = 0; rh = al << (sh - 32); }
+              break;
+            }
+            default: { // 5: SRLI / SRAI
+              const top = insn >>> 26;
+              const sh = (insn >>> 20) & 63;
+              if (top === 0) {
+                if (sh === 0) { rl = al; rh = ah; }
+                else if (sh < 32) { rl = (al >>> sh) | (ah << (32 - sh)); rh = ah >>> sh; }
+                else { rl = ah >>> (sh - 32); rh = 0; }
+              } else if (top === 0x10) {
+                if (sh === 0) { rl = al; rh = ah; }
+                else if (sh < 32) { rl = (al >>> sh) | (ah << (32 - sh)); rh = ah >> sh; }
+                else { rl = ah >> (sh - 32); rh = ah >> 31; }
+              } else { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+              break;
+            }
+          }
+          if (rd !== 0) { x[2 * rd] = rl; x[2 * rd + 1] = rh; }
+          break;
+        }
+        case 0x1b: { // OP-IMM-32
+          const al = x[2 * rs1];
+          let r: number;
+          if (f3 === 0) r = (al + (insn >> 20)) | 0;
+          else if (f3 === 1 && insn >>> 25 === 0) r = al << rs2;
+          else if (f3 === 5 && insn >>> 25 === 0) r = al >>> rs2;
+          else if (f3 === 5 && insn >>> 25 === 0x20) r = al >> rs2;
+          else { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+          if (rd !== 0) { x[2 * rd] = r; x[2 * rd + 1] = r >> 31; }
+          break;
+        }
+        case 0x33: { // OP
+          const al = x[2 * rs1], ah = x[2 * rs1 + 1], bl = x[2 * rs2], bh = x[2 * rs2 + 1];
+          const f7 = insn >>> 25;
+          let rl: number, rh: number;
+          if (f7 === 0) {
+            switch (f3) {
+              case 0: rl = (al + bl) | 0; rh = (ah + bh + ((rl >>> 0) < (al >>> 0) ? 1 : 0)) | 0; break;
+              case 1: {
+                const sh = bl & 63;
+                if (sh === 0) { rl = al; rh = ah; }
+                else if (sh < 32) { rl = al << sh; rh = (ah << sh) | (al >>> (32 - sh)); }
+                else { rl = 0; rh = al << (sh - 32); }
+                break;
+              }
+              case 2: rl = (ah < bh || (ah === bh && (al >>> 0) < (bl >>> 0))) ? 1 : 0; rh = 0; break;
+              case 3: rl = ((ah >>> 0) < (bh >>> 0) || (ah === bh && (al >>> 0) < (bl >>> 0))) ? 1 : 0; rh = 0; break;
+              case 4: rl = al ^ bl; rh = ah ^ bh; break;
+              case 5: {
+                const sh = bl & 63;
+                if (sh === 0) { rl = al; rh = ah; }
+                else if (sh < 32) { rl = (al >>> sh) | (ah << (32 - sh)); rh = ah >>> sh; }
+                else { rl = ah >>> (sh - 32); rh = 0; }
+                break;
+              }
+              case 6: rl = al | bl; rh = ah | bh; break;
+              default: rl = al & bl; rh = ah & bh; break;
+            }
+          } else if (f7 === 0x20 && f3 === 0) {
+            rl = (al - bl) | 0;
+            rh = (ah - bh - ((al >>> 0) < (bl >>> 0) ? 1 : 0)) | 0;
+          } else if (f7 === 0x20 && f3 === 5) {
+            const sh = bl & 63;
+            if (sh === 0) { rl = al; rh = ah; }
+            else if (sh < 32) { rl = (al >>> sh) | (ah << (32 - sh)); rh = ah >> sh; }
+            else { rl = ah >> (sh - 32); rh = ah >> 31; }
+          } else if (f7 === 1) {
+            switch (f3) {
+              case 0: rl = Math.imul(al, bl); rh = (mulhu32(al, bl) + Math.imul(al, bh) + Math.imul(ah, bl)) | 0; break;
+              case 1: mulh64(al, ah, bl, bh); rl = R[0]; rh = R[1]; break;
+              case 2: mulhsu64(al, ah, bl, bh); rl = R[0]; rh = R[1]; break;
+              case 3: mulhu64(al, ah, bl, bh); rl = R[0]; rh = R[1]; break;
+              default: divrem64(f3 - 4, al, ah, bl, bh); rl = R[0]; rh = R[1]; break;
+            }
+          } else { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+          if (rd !== 0) { x[2 * rd] = rl; x[2 * rd + 1] = rh; }
+          break;
+        }
+        case 0x3b: { // OP-32
+          const a = x[2 * rs1], b = x[2 * rs2];
+          const f7 = insn >>> 25;
+          let r: number;
+          if (f7 === 0) {
+            if (f3 === 0) r = (a + b) | 0;
+            else if (f3 === 1) r = a << (b & 31);
+            else if (f3 === 5) r = a >>> (b & 31);
+            else { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+          } else if (f7 === 0x20) {
+            if (f3 === 0) r = (a - b) | 0;
+            else if (f3 === 5) r = a >> (b & 31);
+            else { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+          } else if (f7 === 1) {
+            switch (f3) {
+              case 0: r = Math.imul(a, b); break;
+              case 4: r = b === 0 ? -1 : a === -0x80000000 && b === -1 ? a : (a / b) | 0; break;
+              case 5: r = b === 0 ? -1 : ((a >>> 0) / (b >>> 0)) | 0; break;
+              case 6: r = b === 0 ? a : a === -0x80000000 && b === -1 ? 0 : (a % b) | 0; break;
+              case 7: r = b === 0 ? a : ((a >>> 0) % (b >>> 0)) | 0; break;
+              default: this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop;
+            }
+          } else { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+          if (rd !== 0) { x[2 * rd] = r; x[2 * rd + 1] = r >> 31; }
+          break;
+        }
+        case 0x0f: { // MISC-MEM: fence, fence.i (no decoded-instruction cache, so nothing to drop)
+          if (f3 > 1) { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+          break;
+        }
+        case 0x2f: { // AMO
+          this.pc = pc;
+          if (!this.execAtomic(insn)) break loop;
+          break;
+        }
+        case 0x73: { // SYSTEM: always ends the slice (interrupt enables, privilege or translation may change)
+          this.pc = pc;
+          const next = this.execSystem(insn, pc, ilen, raw);
+          if (next !== next) break loop; // NaN: exception raised
+          pc = next;
+          n++;
+          break loop;
+        }
+        case 0x07: case 0x27: { // LOAD-FP / STORE-FP
+          this.pc = pc;
+          if (!this.execFpMem(insn, (insn & 0x7f) === 0x27, raw)) break loop;
+          break;
+        }
+        case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: { // F/D arithmetic: the FPU
+          if ((this.mstatus & K.MSTATUS_FS) === 0 || executeFp(insn, this.fp) !== 0) {
+            this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0);
+            break loop;
+          }
+          this.mstatus |= K.MSTATUS_FS;
+          break;
+        }
+        default:
+          this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0);
+          break loop;
+      }
+      pc = npc;
+      n++;
+    }
+    this.pc = pc;
+    return n;
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  save(): HartState {
+    return {
+      hartId: this.hartId,
+      x: Array.from(this.x),
+      f: Array.from(this.f),
+      frm: this.fp.frm,
+      fflags: this.fp.fflags,
+      pc: this.pc,
+      privilege: this.priv,
+      mstatus: this.mstatus,
+      mie: this.mie,
+      mipSoftware: this.mipSw,
+      mipDevice: this.mipDev,
+      medeleg: this.medeleg,
+      mideleg: this.mideleg,
+      mcounteren: this.mcounteren,
+      scounteren: this.scounteren,
+      mcountinhibit: this.mcountinhibit,
+      menvcfg: this.menvcfg,
+      senvcfg: this.senvcfg,
+      csr64: Array.from(this.c64),
+      pmpcfg: Array.from(this.pmpcfg),
+      pmpaddr: Array.from(this.pmpaddr),
+      instret: this.instret,
+      stimecmp: this.stimecmpValue === Infinity ? null : this.stimecmpValue,
+      waiting: this.waiting,
+      stopped: this.stopped,
+      reservationValid: this.resValid,
+      reservationAddr: this.resAddr,
+      reservationLo: this.resLo,
+      reservationHi: this.resHi,
+      reservationSize: this.resSize,
+    };
+  }
+
+  restore(s: HartState): void {
+    if (s.x.length !== 64 || s.f.length !== 64 || s.csr64.length !== this.c64.length ||
+      s.pmpcfg.length !== this.pmpcfg.length || s.pmpaddr.length !== this.pmpaddr.length) {
+      throw new RangeError(`Cannot restore hart ${this.hartId}: the saved register arrays have the wrong length (corrupt or foreign snapshot)`);
+    }
+    this.x.set(s.x);
+    this.x[0] = 0;
+    this.x[1] = 0;
+    this.f.set(s.f);
+    this.fp.frm = s.frm & 7;
+    this.fp.fflags = s.fflags & 0x1f;
+    this.pc = s.pc;
+    this.mstatus = s.mstatus;
+    this.mie = s.mie;
+    this.mipSw = s.mipSoftware;
+    this.mipDev = s.mipDevice;
+    this.medeleg = s.medeleg;
+    this.mideleg = s.mideleg;
+    this.mcounteren = s.mcounteren;
+    this.scounteren = s.scounteren;
+    this.mcountinhibit = s.mcountinhibit;
+    this.menvcfg = s.menvcfg;
+    this.senvcfg = s.senvcfg;
+    this.c64.set(s.csr64);
+    this.pmpcfg.set(s.pmpcfg);
+    this.pmpaddr.set(s.pmpaddr);
+    this.instret = s.instret;
+    this.stimecmpValue = s.stimecmp === null ? Infinity : s.stimecmp;
+    this.waiting = s.waiting;
+    this.stopped = s.stopped;
+    this.resValid = s.reservationValid;
+    this.resAddr = s.reservationAddr;
+    this.resLo = s.reservationLo;
+    this.resHi = s.reservationHi;
+    this.resSize = s.reservationSize;
+    this.excPending = false;
+    this.priv = s.privilege === 0 || s.privilege === 1 ? s.privilege : K.PRV_M;
+    this.satpChanged();
+    this.updateDataPriv();
+  }
+}

@@ -1,0 +1,66 @@
+// Boot tests: the real Debian riscv64 kernel and busybox userland, through the real CLI.
+import { test, before } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { nodevisor, defaultImageBuilt } from "./helpers.js";
+
+before(() => {
+  assert.ok(defaultImageBuilt(), "the default image is missing: run `node bin/nodevisor.js image build` first (.ci/run does)");
+});
+
+test("uname -m in a fresh VM prints riscv64 and exits 0", async () => {
+  const r = await nodevisor(["run", "--", "uname", "-m"]);
+  assert.equal(r.stdout, "riscv64\n", r.stderr);
+  assert.equal(r.status, 0);
+});
+
+test("the guest command's non-zero exit status becomes ours, and stderr stays separate", async () => {
+  const r = await nodevisor(["run", "--", "sh", "-c", "echo out; echo err >&2; exit 7"]);
+  assert.equal(r.stdout, "out\n");
+  assert.match(r.stderr, /^err$/m);
+  assert.equal(r.status, 7);
+});
+
+test("a raw disk: the guest reads the host's pattern and the host sees the guest's writes", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-disk-"));
+  try {
+    const disk = join(dir, "disk.img");
+    const image = Buffer.alloc(4 << 20);
+    const hostPattern = randomBytes(4096);
+    hostPattern.copy(image, 8192);
+    writeFileSync(disk, image);
+    const guestPattern = "nodevisor-guest-wrote-this-block";
+    const script =
+      `dd if=/dev/vda bs=4096 skip=2 count=1 2>/dev/null | md5sum | cut -d' ' -f1; ` +
+      `printf '${guestPattern}' | dd of=/dev/vda bs=512 seek=100 conv=notrunc 2>/dev/null; sync`;
+    const r = await nodevisor(["run", "--disk", disk, "--", "sh", "-c", script]);
+    assert.equal(r.status, 0, r.stderr);
+    const md5 = (await import("node:crypto")).createHash("md5").update(hostPattern).digest("hex");
+    assert.equal(r.stdout.trim(), md5, "guest read the host-written pattern");
+    const after = readFileSync(disk);
+    assert.equal(after.subarray(51200, 51200 + guestPattern.length).toString(), guestPattern);
+    assert.equal(after.subarray(8192, 8192 + 4096).compare(hostPattern), 0, "untouched data survives");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("poweroff typed on the interactive console ends the VM with status 0", async () => {
+  const r = await nodevisor(["run"], { input: "poweroff -f\n" });
+  assert.equal(r.status, 0, r.stderr + r.stdout.slice(-2000));
+});
+
+test("with --cpus 2 the kernel brings up both harts", async () => {
+  const r = await nodevisor(["run", "--cpus", "2", "--", "nproc"]);
+  assert.equal(r.stdout, "2\n", r.stderr);
+  assert.equal(r.status, 0);
+});
+
+test("the same kernel boots under Debian's OpenSBI with --firmware", async () => {
+  const r = await nodevisor(["run", "--firmware", "opensbi", "--", "uname", "-m"]);
+  assert.equal(r.stdout, "riscv64\n", r.stderr);
+  assert.equal(r.status, 0);
+});

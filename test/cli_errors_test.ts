@@ -1,0 +1,51 @@
+// Bad input: one clear sentence, exit status 2, nothing written.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { nodevisor } from "./helpers.js";
+
+test("an unknown option is named, with a pointer to --help", async () => {
+  const r = await nodevisor(["run", "--frobnicate"]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--frobnicate.*nodevisor run --help/s);
+});
+
+test("a missing kernel is named", async () => {
+  const r = await nodevisor(["run", "--kernel", "/nonexistent/vmlinux", "--initrd", "/nonexistent/initrd", "--", "true"]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /Cannot find the kernel "\/nonexistent\/vmlinux"/);
+});
+
+test("a file that is not a kernel is refused, and nothing is written", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-bad-"));
+  try {
+    writeFileSync(join(dir, "notakernel"), "hello, I am text\n".repeat(100));
+    writeFileSync(join(dir, "initrd"), "x");
+    const r = await nodevisor(["run", "--kernel", join(dir, "notakernel"), "--initrd", join(dir, "initrd"), "--console-log", join(dir, "log"), "--", "true"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /neither a RISC-V Linux Image.*nor a RISC-V ELF/);
+    assert.deepEqual(readdirSync(dir).sort(), ["initrd", "notakernel"]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("memory out of range gives the allowed range", async () => {
+  const r = await nodevisor(["run", "--memory", "1T", "--kernel", "/x", "--initrd", "/y", "--", "true"]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /between 16 MiB and 16 GiB/);
+});
+
+test("too many vCPUs is refused", async () => {
+  const r = await nodevisor(["run", "--cpus", "64", "--kernel", "/x", "--", "true"]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /1 to 8/);
+});
+
+test("an unknown subcommand is refused", async () => {
+  const r = await nodevisor(["frob"]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /unknown command "frob"/);
+});
