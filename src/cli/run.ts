@@ -4,6 +4,7 @@
 
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
+import { performance } from "node:perf_hooks";
 import { UsageError } from "./errors.js";
 import { attachTerminal } from "./terminal.js";
 import { progressRenderer } from "./progress.js";
@@ -161,6 +162,13 @@ export async function runVm(config: VmConfig): Promise<number> {
   vm.start();
   const exit = await vm.exited;
   detach();
+  if (process.env.NODEVISOR_TIMINGS) {
+    // Machine-readable timings for `npm run bench`; performance.now() counts from process start.
+    const stats = vm.stats();
+    process.stderr.write(
+      `nodevisor-timings ${JSON.stringify({ initMs: vm.initStartedMs, exitMs: performance.now(), instructions: stats.instructionsRetired, idleMs: stats.idleMs })}\n`,
+    );
+  }
   await server?.close();
   process.off("SIGINT", stopSignal);
   process.off("SIGTERM", stopSignal);

@@ -211,6 +211,19 @@ export class Hart implements InterruptTarget {
     this.x[2 * i + 1] = Number(BigInt.asIntN(32, v >> 32n));
   }
 
+  /** Debug/firmware access to a CSR without privilege checks; null if the CSR does not exist. */
+  readCsr(csr: number): bigint | null {
+    if (!csrRead(this, csr)) return null;
+    return BigInt.asIntN(64, (BigInt(this.csrHi) << 32n) | BigInt(this.csrLo >>> 0));
+  }
+
+  /** Debug/firmware write of a CSR with its normal WARL rules; false if the CSR does not exist. */
+  writeCsr(csr: number, v: bigint): boolean {
+    if (!csrRead(this, csr)) return false;
+    csrWrite(this, csr, Number(BigInt.asIntN(32, v)), Number(BigInt.asIntN(32, v >> 32n)));
+    return true;
+  }
+
   setInterruptPending(bit: number, level: boolean): void {
     if (bit === K.IRQ_S_SOFT) {
       // SSIP is one software-visible bit (the guest clears it through sip).
@@ -297,8 +310,7 @@ export class Hart implements InterruptTarget {
       }
       let n = budget - work;
       if (n > MAX_SLICE) n = MAX_SLICE;
-      const done = this.execSlice(n);
-      this.instret += done;
+      const done = this.execSlice(n); // adds to this.instret itself
       retired += done;
       work += done;
       if (done === 0 && !this.excPending) work++; // a slice that did nothing still makes progress
@@ -522,11 +534,12 @@ export class Hart implements InterruptTarget {
       }
     } else {
       // Misaligned: byte by byte, each byte translated (may cross a page).
-      for (let i = size - 1; i >= 0; i--) {
+      // Low to high, so a fault reports the first byte inside the unmapped page.
+      for (let i = 0; i < size; i++) {
         const s = (lo >>> 0) + i;
         const b = this.readByte(s | 0, s >= TWO32 ? (hi + 1) | 0 : hi);
         if (b < 0) return false;
-        if (i >= 4) vh = (vh << 8) | b; else vl = (vl << 8) | b;
+        if (i >= 4) vh |= b << ((i - 4) * 8); else vl |= b << (i * 8);
       }
     }
     // Extend to 64 bits per funct3.
@@ -848,6 +861,7 @@ export class Hart implements InterruptTarget {
     let codeVBase = this.codeVBase;
     let codeOff = this.codeOff;
     let n = 0;
+    let counted = 0; // part of n already added to this.instret (CSR reads must see an exact count)
     loop: while (n < limit) {
       // ---- fetch
       let insn: number;
@@ -1103,6 +1117,8 @@ export class Hart implements InterruptTarget {
         }
         case 0x73: { // SYSTEM: always ends the slice (interrupt enables, privilege or translation may change)
           this.pc = pc;
+          this.instret += n - counted;
+          counted = n;
           const next = this.execSystem(insn, pc, ilen, raw);
           if (next !== next) break loop; // NaN: exception raised
           pc = next;
@@ -1130,6 +1146,7 @@ export class Hart implements InterruptTarget {
       n++;
     }
     this.pc = pc;
+    this.instret += n - counted;
     return n;
   }
 

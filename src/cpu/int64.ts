@@ -92,6 +92,6 @@ export function divrem64(op: number, al: number, ah: number, bl: number, bh: num
     R[1] = 0;
     return;
   }
-  const a = toBig(al, ah), b = toBig(bl, bh);
+  const a = BigInt.asUintN(64, toBig(al, ah)), b = BigInt.asUintN(64, toBig(bl, bh));
   fromBig(isRem ? a % b : a / b);
 }

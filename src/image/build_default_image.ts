@@ -135,7 +135,6 @@ async function buildDefaultImage(cacheDir: string, imageDir: string, opts: Ensur
       kernelVersion: kernel.version,
       firmware,
       kernelConfig: copyIfPresent(join(root, "boot", `config-${kernel.version}`), `config-${kernel.version}`),
-      systemMap: copyIfPresent(join(root, "boot", `System.map-${kernel.version}`), `System.map-${kernel.version}`),
       modules: selection.modules.map((m) => m.name),
       packages: packages.map((p) => ({ name: p.name, version: p.version })),
       mirror,

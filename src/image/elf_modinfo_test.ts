@@ -5,46 +5,7 @@ import { join } from "node:path";
 import { findSection, parseModinfo, readModinfo } from "./elf_modinfo.js";
 import { readNewcArchive } from "./cpio_read.js";
 import { defaultCacheDir } from "./guest_image.js";
-
-/** Builds a minimal ELF64 relocatable file with the given sections (plus the null section and .shstrtab). */
-function makeElf(sections: Array<{ name: string; data: Uint8Array; type?: number }>, little = true): Uint8Array {
-  const names = ["", ...sections.map((s) => s.name), ".shstrtab"];
-  const nameOffsets: number[] = [];
-  let strtab = "";
-  for (const n of names) {
-    nameOffsets.push(strtab.length);
-    strtab += n + "\0";
-  }
-  const all = [...sections.map((s) => ({ ...s, type: s.type ?? 1 })), { name: ".shstrtab", data: Buffer.from(strtab, "latin1"), type: 3 }];
-  let off = 64;
-  const placed = all.map((s) => {
-    const at = off;
-    off += s.data.length;
-    return at;
-  });
-  off = (off + 7) & ~7;
-  const shoff = off;
-  const shnum = all.length + 1;
-  const buf = new Uint8Array(shoff + shnum * 64);
-  const v = new DataView(buf.buffer);
-  buf.set([0x7f, 0x45, 0x4c, 0x46, 2, little ? 1 : 2, 1]);
-  v.setUint16(0x10, 1, little); // ET_REL
-  v.setUint16(0x12, 243, little); // EM_RISCV
-  v.setBigUint64(0x28, BigInt(shoff), little);
-  v.setUint16(0x34, 64, little);
-  v.setUint16(0x3a, 64, little);
-  v.setUint16(0x3c, shnum, little);
-  v.setUint16(0x3e, shnum - 1, little);
-  all.forEach((s, i) => {
-    buf.set(s.data, placed[i]!);
-    const h = shoff + (i + 1) * 64;
-    v.setUint32(h, nameOffsets[i + 1]!, little);
-    v.setUint32(h + 4, s.type, little);
-    v.setBigUint64(h + 0x18, BigInt(placed[i]!), little);
-    v.setBigUint64(h + 0x20, BigInt(s.data.length), little);
-  });
-  return buf;
-}
+import { makeElf } from "./testing_elf.js";
 
 const modinfoText =
   "license=GPL\0description=demo\0\0\0alias=virtio:d00000002v*\0depends=virtio_ring,mbcache,\0" +

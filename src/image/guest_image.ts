@@ -25,9 +25,8 @@ export interface ImageManifest {
   initrd: string;
   kernelVersion: string;
   firmware: string | null;
-  /** Kernel config and System.map, kept for debugging the machine. */
+  /** The kernel's /boot/config-*, kept for checking which drivers are built in. (Debian's System.map is a placeholder, so it is not kept.) */
   kernelConfig: string | null;
-  systemMap: string | null;
   /** Modules in the order /init loads them. */
   modules: string[];
   packages: Array<{ name: string; version: string }>;

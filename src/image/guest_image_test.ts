@@ -14,7 +14,6 @@ function manifest(): ImageManifest {
     kernelVersion: "6.12.1-riscv64",
     firmware: "fw_dynamic.bin",
     kernelConfig: null,
-    systemMap: null,
     modules: ["virtio_mmio"],
     packages: [],
     mirror: "http://mirror.example/debian",

@@ -65,8 +65,9 @@ load_modules() {
 }
 
 # True when all three virtio consoles open (a /dev/hvcN node without a device behind it fails to open).
+# Opened for reading, which never creates a missing node as a plain file.
 consoles_ready() {
-  ( : >>"$HVC_OUT" && : >>"$HVC_ERR" && : >>"$HVC_EXIT" ) 2>/dev/null
+  ( : <"$HVC_OUT" && : <"$HVC_ERR" && : <"$HVC_EXIT" ) 2>/dev/null
 }
 
 wait_for_consoles() {
@@ -95,11 +96,12 @@ run_on_consoles() {
 # Command mode without virtio consoles: output on the serial console between marker lines.
 run_on_serial() {
   out=$SERIAL
-  ( : >>"$out" ) 2>/dev/null || out=/dev/console
+  ( : <"$out" ) 2>/dev/null || out=/dev/console
   echo "${MARKER_BEGIN}" >>"$out"
   (cd "$HOME" 2>/dev/null || cd /; exec sh -c "$1") </dev/null >>"$out" 2>&1
   status=$?
-  echo "${MARKER_EXIT} $status" >>"$out"
+  # A newline first, so the marker starts a line even after output without a final newline; the host drops it.
+  printf '\n%s %d\n' "${MARKER_EXIT}" "$status" >>"$out"
 }
 
 run_command() {
@@ -149,3 +151,32 @@ export HOME=/root
 PS1='\\u@\\h:\\w\\$ '
 cd "$HOME" 2>/dev/null
 `;
+
+/** riscv's COMMAND_LINE_SIZE: the whole kernel command line, command included, must stay below it. */
+export const GUEST_COMMAND_LINE_MAX = 1024;
+
+/** The kernel command line argument that makes /init run `command` and power off. */
+export function commandArgument(command: string): string {
+  return `${CMDLINE_COMMAND_KEY}=${Buffer.from(command, "utf8").toString("base64")}`;
+}
+
+/** Reads the status from what the guest wrote on hvc2 ("exit <status>\n"); null until the line is complete. */
+export function parseExitLine(text: string): number | null {
+  const m = /^exit (\d+)\n/.exec(text);
+  return m === null ? null : Number(m[1]);
+}
+
+/**
+ * Extracts a command's output and status from serial console text in the marker fallback.
+ * Null until the exit marker has arrived. The serial tty turns "\n" into "\r\n"; that is undone here.
+ */
+export function parseSerialFallback(text: string): { output: string; status: number } | null {
+  const t = text.replace(/\r\n/g, "\n");
+  const begin = t.indexOf(`${MARKER_BEGIN}\n`);
+  if (begin < 0) return null;
+  const from = begin + MARKER_BEGIN.length + 1;
+  // /init prints a newline before the exit marker, so the output is exactly what precedes it.
+  const exit = new RegExp(`\\n${MARKER_EXIT} (\\d+)\\n`).exec(t.slice(from));
+  if (exit === null) return null;
+  return { output: t.slice(from, from + exit.index), status: Number(exit[1]) };
+}

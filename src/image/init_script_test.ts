@@ -1,10 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { INIT_SCRIPT, MARKER_BEGIN, MARKER_EXIT, PROFILE_SCRIPT } from "./init_script.js";
+import { commandArgument, INIT_SCRIPT, MARKER_BEGIN, MARKER_EXIT, parseExitLine, parseSerialFallback, PROFILE_SCRIPT } from "./init_script.js";
 
 // Sources /init in the host's sh (not PID 1, so it only defines functions) and runs `body` after it.
 function withInit(body: string): { dir: string; out: string; cleanup: () => void } {
@@ -68,13 +68,28 @@ run_command`);
 });
 
 test("without virtio consoles the output goes to the serial console between markers", () => {
-  const t = withInit(`HVC_OUT=$D/missing/hvc0; SERIAL=$D/ttyS0; : >$D/ttyS0
+  const t = withInit(`HVC_OUT=$D/hvc0 HVC_ERR=$D/hvc1 HVC_EXIT=$D/hvc2; SERIAL=$D/ttyS0; : >$D/ttyS0
 cmd64=${b64("echo hello; echo oops >&2; exit 3")}
 run_command`);
   try {
-    assert.equal(readFileSync(join(t.dir, "ttyS0"), "utf8"), `${MARKER_BEGIN}\nhello\noops\n${MARKER_EXIT} 3\n`);
+    assert.equal(readFileSync(join(t.dir, "ttyS0"), "utf8"), `${MARKER_BEGIN}\nhello\noops\n\n${MARKER_EXIT} 3\n`);
+    assert.deepEqual(parseSerialFallback(readFileSync(join(t.dir, "ttyS0"), "utf8")), { output: "hello\noops\n", status: 3 });
     assert.match(t.out, /no virtio consoles/);
+    // Probing for the consoles must not leave plain files where device nodes belong.
+    assert.equal(existsSync(join(t.dir, "hvc0")), false);
   } finally {
     t.cleanup();
   }
+});
+
+test("host-side helpers: the command argument, the exit line and the serial fallback", () => {
+  assert.equal(commandArgument("echo hi"), `nodevisor.cmd=${b64("echo hi")}`);
+  assert.equal(parseExitLine("exit 0\n"), 0);
+  assert.equal(parseExitLine("exit 255\n"), 255);
+  assert.equal(parseExitLine("exit 1"), null, "incomplete line");
+  const serial = `[    1.0] boot noise\r\nnodevisor: init started\r\n${MARKER_BEGIN}\r\nhello\r\n\r\nworld\r\n\r\n${MARKER_EXIT} 3\r\n[ 2.0] reboot: Power down\r\n`;
+  assert.deepEqual(parseSerialFallback(serial), { output: "hello\n\nworld\n", status: 3 });
+  assert.deepEqual(parseSerialFallback(`${MARKER_BEGIN}\n\n${MARKER_EXIT} 0\n`), { output: "", status: 0 });
+  assert.deepEqual(parseSerialFallback(`${MARKER_BEGIN}\nno newline\n${MARKER_EXIT} 1\n`), { output: "no newline", status: 1 });
+  assert.equal(parseSerialFallback(`${MARKER_BEGIN}\nhello\n`), null);
 });

@@ -53,7 +53,7 @@ export class Vm implements VmController {
   private consoleLog: WriteStream | null = null;
   private resolveExit!: (e: VmExit) => void;
   readonly exited: Promise<VmExit>;
-  /** Host ms from VM creation until /init printed its first line (null until then). */
+  /** Host ms from process start until /init printed its first line (null until then). */
   initStartedMs: number | null = null;
   private mipsSample = { at: performance.now(), instructions: 0, mips: 0 };
 
@@ -159,7 +159,7 @@ export class Vm implements VmController {
         requests: st.requests ?? 0,
         bytesRead: st.bytesRead ?? 0,
         bytesWritten: st.bytesWritten ?? 0,
-        errors: (st.errors ?? 0) + (mmio.stats?.().errors ?? 0),
+        errors: (st.errors ?? 0) + mmio.stats().deviceFailures,
       };
     });
     return {
@@ -240,7 +240,7 @@ export class Vm implements VmController {
     const text = Buffer.from(bytes).toString("latin1");
     this.serialTail = (this.serialTail + text).slice(-SERIAL_TAIL_BYTES);
     if (this.initStartedMs === null && this.serialTail.includes(INIT_STARTED_MARKER)) {
-      this.initStartedMs = performance.now() - this.startedAt;
+      this.initStartedMs = performance.now();
       this.emit({ event: "GUEST_INIT_STARTED", data: { ms: Math.round(this.initStartedMs) } });
     }
     this.consoleLog?.write(bytes);

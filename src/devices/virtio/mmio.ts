@@ -382,10 +382,10 @@ export class VirtioMmio implements MmioDevice {
       return;
     }
     const allowed = STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK | STATUS_FAILED;
-    if (value & ~allowed) {
-      this.ignore(`status bits ${hex(value & ~allowed)} that only the device may set`);
-      value &= allowed;
-    }
+    // Linux writes back what it read, NEEDS_RESET included: drop that bit silently.
+    const foreign = value & ~allowed & ~STATUS_DEVICE_NEEDS_RESET;
+    if (foreign) this.ignore(`status bits ${hex(foreign)} are reserved`);
+    value &= allowed;
     const old = this.status;
     if (old & ~value & allowed) {
       this.ignore(`status ${hex(value)} would clear bits of ${hex(old)} without a reset`);
@@ -528,6 +528,10 @@ export class VirtioMmio implements MmioDevice {
     this.device.restore(s.device);
     this.irqLevel = !(this.interruptStatus !== 0);
     this.updateIrq();
+    for (const q of this.queues) {
+      const problem = q.ready ? q.validate() : null;
+      if (problem !== null) this.fail(`restored ${problem}`);
+    }
     if (this.status & STATUS_DRIVER_OK && !(this.status & STATUS_DEVICE_NEEDS_RESET)) this.activate();
   }
 }

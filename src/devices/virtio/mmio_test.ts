@@ -125,6 +125,16 @@ test("EVENT_IDX: interrupts only when used_event is crossed, avail_event tracks 
   t.drv.notify(0); // used idx 3: crosses used_event 2
   assert.equal(t.irq.raises, 2);
   assert.equal(q!.availEvent(), 3);
+  t.drv.ackInterrupt();
+  // A used_event the device has already passed asks for nothing.
+  q!.setUsedEvent(2);
+  q!.publish(q!.build([{ addr: buf, len: 4, write: true }]));
+  t.drv.notify(0); // used idx 4
+  assert.equal(t.irq.raises, 2);
+  q!.setUsedEvent(4);
+  q!.publish(q!.build([{ addr: buf, len: 4, write: true }]));
+  t.drv.notify(0); // used idx 5 crosses 4
+  assert.equal(t.irq.raises, 3);
 });
 
 test("without EVENT_IDX, VRING_AVAIL_F_NO_INTERRUPT suppresses interrupts", () => {

@@ -124,11 +124,6 @@ export class Virtqueue {
     return this.walk(head);
   }
 
-  /** Hands back the last popped chain so that the next pop returns it again (used when a device has no room yet). */
-  undoPop(): void {
-    this.nextAvail = (this.nextAvail - 1) & 0xffff;
-  }
-
   /** Reads the chain that starts at descriptor `head`. Exposed so devices can replay in-flight chains after a restore. */
   walk(head: number): DescriptorChain {
     const readable: Uint8Array[] = [];

@@ -29,7 +29,10 @@ export class ImageFile {
     } catch (e) {
       throw new DiskImageError(`Cannot open disk "${path}": ${(e as Error).message}`, { cause: e });
     }
-    const info = await handle.stat();
+    const info = await handle.stat().catch(async (e: Error) => {
+      await handle.close();
+      throw new DiskImageError(`Cannot open disk "${path}": ${e.message}`, { cause: e });
+    });
     if (!info.isFile()) {
       await handle.close();
       throw new DiskImageError(`Cannot open disk "${path}": it is not a regular file`);

@@ -54,13 +54,16 @@ class MemDisk implements BlockBackend {
   private check(offset: number, len: number): void {
     if (offset < 0 || offset + len > this.size) throw new BlockRequestError(`range ${offset}+${len} is beyond the disk end`);
   }
+  calls = 0;
   async read(offset: number, buf: Uint8Array): Promise<void> {
+    this.calls++;
     await this.gate();
     this.check(offset, buf.length);
     buf.set(this.data.subarray(offset, offset + buf.length));
     this.log.push(`read ${offset}`);
   }
   async write(offset: number, d: Uint8Array): Promise<void> {
+    this.calls++;
     await this.gate();
     this.check(offset, d.length);
     this.data.set(d, offset);
@@ -85,11 +88,11 @@ class MemDisk implements BlockBackend {
   async close(): Promise<void> {}
 }
 
-function setup(disk = new MemDisk(1 << 20), accept: bigint = ~0n) {
+function setup(disk = new MemDisk(1 << 20), accept: bigint = ~0n, maxRequestBytes?: number) {
   const ram = new GuestRam(0x8000_0000, 4 << 20);
   const irq = new TestIrq();
   const logs: string[] = [];
-  const blk = new VirtioBlk({ backend: disk, queueSize: 64 });
+  const blk = new VirtioBlk({ backend: disk, queueSize: 64, maxRequestBytes });
   const mmio = new VirtioMmio({ ram, device: blk, irq, log: (m) => logs.push(m) });
   const drv = new FakeDriver(ram, mmio);
   const [q] = drv.init(1, accept);
@@ -176,6 +179,8 @@ test("write then read back, GET_ID, FLUSH", async () => {
   assert.equal(s.getIdRequests, 1);
   assert.equal(s.flushRequests, 1);
   assert.equal(s.inFlight, 0);
+  assert.equal(s.requests, 4);
+  assert.equal(s.errors, 0);
 });
 
 test("without VIRTIO_BLK_F_FLUSH every write is flushed (write-through)", async () => {
@@ -240,6 +245,7 @@ test("out of range, unaligned, read-only, unknown type: error status, no crash, 
   assert.equal(env.drv.status() & STATUS_DEVICE_NEEDS_RESET, 0);
   assert.equal(env.blk.stats().ioErrors, 4);
   assert.equal(env.blk.stats().unsupportedRequests, 1);
+  assert.equal(env.disk.calls, 0, "bad requests never reach the backend");
   const ok = post(env, BLK_T_IN, 2047, { len: 512, write: true });
   env.drv.notify(0);
   await settle();
@@ -271,6 +277,7 @@ test("short header and missing status byte are answered without breaking the dev
   ]);
   assert.equal(env.ram.read(st, 1)[0], BLK_S_IOERR);
   assert.equal(env.blk.stats().malformedRequests, 1);
+  assert.equal(env.blk.stats().errors, 2);
 });
 
 function segments(env: Env, segs: [number, number, number][]): number {
@@ -359,4 +366,31 @@ test("save with a request in flight, restore elsewhere: the request is replayed"
   await settle();
   assert.ok(disk2.data.subarray(5 * 512, 6 * 512).every((b) => b === 0x77));
   assert.deepEqual(env.q.takeUsed(), [{ id: w.head, len: 1 }]);
+});
+
+test("Linux-style indirect request with scattered data, and the request size bound", async () => {
+  const env = setup(new MemDisk(1 << 20), ~0n, 4096);
+  env.disk.data.fill(0x42, 0, 1024);
+  const h = header(env, BLK_T_IN, 0);
+  const d1 = env.drv.heap.alloc(512);
+  const d2 = env.drv.heap.alloc(512);
+  const st = env.drv.heap.alloc(1);
+  const head = env.q.buildIndirect([
+    { addr: h, len: 16 },
+    { addr: d1, len: 512, write: true },
+    { addr: d2, len: 512, write: true },
+    { addr: st, len: 1, write: true },
+  ]);
+  env.q.publish(head);
+  const big = post(env, BLK_T_IN, 0, { len: 8192, write: true });
+  env.drv.notify(0);
+  await settle();
+  assert.deepEqual(env.q.takeUsed().sort((a, b) => a.id - b.id), [
+    { id: head, len: 1025 },
+    { id: big.head, len: 1 },
+  ]);
+  assert.equal(env.ram.read(st, 1)[0], BLK_S_OK);
+  assert.ok(env.ram.read(d1, 512).every((b) => b === 0x42) && env.ram.read(d2, 512).every((b) => b === 0x42));
+  assert.equal(env.ram.read(big.status, 1)[0], BLK_S_IOERR);
+  assert.equal(env.disk.calls, 1);
 });

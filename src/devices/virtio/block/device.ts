@@ -121,7 +121,7 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
       try {
         this.start(ctx, q.walk(head));
       } catch (e) {
-        ctx.fail(`${this.name}: replaying request ${head} after restore failed: ${(e as Error).message}`);
+        ctx.fail(`replaying request ${head} after restore failed: ${(e as Error).message}`);
         return;
       }
     }
@@ -142,16 +142,17 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
         this.start(ctx, chain);
       }
     } catch (e) {
-      ctx.fail(`${this.name}: ${(e as Error).message}`);
+      ctx.fail(`${(e as Error).message}`);
     } finally {
       this.draining = false;
     }
   }
 
   private start(ctx: VirtioDeviceContext, chain: DescriptorChain): void {
+    this.counters.requests++;
     const parsed = parseRequest(chain);
     if (!parsed.ok) {
-      ctx.log(`${this.name}: ${parsed.reason}`);
+      ctx.log(`${parsed.reason}`);
       if (parsed.status === null) {
         this.counters.malformedRequests++;
         this.finish(ctx, chain.head, null, { status: BLK_S_IOERR, written: 0 });
@@ -169,7 +170,7 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
     this.execute(ctx, req).then(
       (o) => this.finish(ctx, req.head, req.status, o),
       (e: unknown) => {
-        if (!(e instanceof BlockRequestError)) ctx.log(`${this.name}: request ${req.head} failed: ${(e as Error)?.message ?? e}`);
+        if (!(e instanceof BlockRequestError)) ctx.log(`request ${req.head} failed: ${(e as Error)?.message ?? e}`);
         this.counters.ioErrors++;
         this.finish(ctx, req.head, req.status, { status: BLK_S_IOERR, written: 0 });
       },
@@ -193,17 +194,18 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
         written += 1;
       }
       const q = ctx.queues[0]!;
+      if (!q.ready) return; // the driver took the queue down meanwhile
       q.pushUsed(head, written);
       ctx.signalUsed(0);
       this.notify(0); // room for more requests
     } catch (e) {
-      ctx.fail(`${this.name}: completing request ${head} failed: ${(e as Error).message}`);
+      ctx.fail(`completing request ${head} failed: ${(e as Error).message}`);
     }
   }
 
   private ioerr(ctx: VirtioDeviceContext, req: BlkRequest, why: string): Outcome {
     this.counters.ioErrors++;
-    ctx.log(`${this.name}: request ${req.head}: ${why}`);
+    ctx.log(`request ${req.head}: ${why}`);
     return { status: BLK_S_IOERR, written: 0 };
   }
 
@@ -306,7 +308,8 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
   }
 
   stats(): VirtioBlkStats {
-    return { ...this.counters };
+    const c = this.counters;
+    return { ...c, errors: c.ioErrors + c.malformedRequests };
   }
 
   save(): VirtioBlkState {

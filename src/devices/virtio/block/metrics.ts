@@ -1,6 +1,10 @@
 // Counters of one virtio-blk device, exported flat for Prometheus-style metrics.
 
 export type VirtioBlkStats = {
+  /** Every chain taken from the queue. */
+  requests: number;
+  /** ioErrors + malformedRequests (the generic error count of every device). */
+  errors: number;
   readRequests: number;
   writeRequests: number;
   flushRequests: number;
@@ -21,6 +25,8 @@ export type VirtioBlkStats = {
 
 export function emptyVirtioBlkStats(): VirtioBlkStats {
   return {
+    requests: 0,
+    errors: 0,
     readRequests: 0,
     writeRequests: 0,
     flushRequests: 0,

@@ -11,6 +11,8 @@ export const CONSOLE_TX_QUEUE = 1;
 const MAX_TX_CHAIN_BYTES = 1 << 20;
 
 export type VirtioConsoleStats = {
+  /** Chains completed on either queue. */
+  requests: number;
   /** Bytes the guest sent to the host. */
   bytesOut: number;
   /** Bytes delivered to the guest. */
@@ -50,7 +52,7 @@ export class VirtioConsole implements VirtioDevice<VirtioConsoleState> {
   private pending: Uint8Array[] = [];
   private pendingOffset = 0;
   private pendingBytes = 0;
-  private readonly counters: VirtioConsoleStats = { bytesOut: 0, bytesIn: 0, inputDropped: 0, bufferedInput: 0, errors: 0 };
+  private readonly counters: VirtioConsoleStats = { requests: 0, bytesOut: 0, bytesIn: 0, inputDropped: 0, bufferedInput: 0, errors: 0 };
 
   constructor(opts: VirtioConsoleOptions) {
     this.onOutput = opts.onOutput;
@@ -107,9 +109,10 @@ export class VirtioConsole implements VirtioDevice<VirtioConsoleState> {
         const chain = q.pop();
         if (chain === null) break;
         done++;
+        this.counters.requests++;
         if (chain.writableBytes === 0) {
           this.counters.errors++;
-          ctx.log(`${this.name}: receive buffer ${chain.head} has no writable space`);
+          ctx.log(`receive buffer ${chain.head} has no writable space`);
           q.pushUsed(chain.head, 0);
           continue;
         }
@@ -119,7 +122,7 @@ export class VirtioConsole implements VirtioDevice<VirtioConsoleState> {
         q.pushUsed(chain.head, n);
       }
     } catch (e) {
-      ctx.fail(`${this.name}: ${(e as Error).message}`);
+      ctx.fail(`${(e as Error).message}`);
       return;
     }
     this.counters.bufferedInput = this.pendingBytes;
@@ -154,9 +157,10 @@ export class VirtioConsole implements VirtioDevice<VirtioConsoleState> {
     try {
       for (let chain = q.pop(); chain !== null; chain = q.pop()) {
         done++;
+        this.counters.requests++;
         if (chain.readableBytes > MAX_TX_CHAIN_BYTES) {
           this.counters.errors++;
-          ctx.log(`${this.name}: transmit buffer ${chain.head} of ${chain.readableBytes} bytes exceeds ${MAX_TX_CHAIN_BYTES}; dropped`);
+          ctx.log(`transmit buffer ${chain.head} of ${chain.readableBytes} bytes exceeds ${MAX_TX_CHAIN_BYTES}; dropped`);
         } else if (chain.readableBytes > 0) {
           const data = gather(chain.readable);
           this.counters.bytesOut += data.length;
@@ -164,13 +168,13 @@ export class VirtioConsole implements VirtioDevice<VirtioConsoleState> {
             this.onOutput(data);
           } catch (e) {
             this.counters.errors++;
-            ctx.log(`${this.name}: the output handler failed: ${(e as Error).message}`);
+            ctx.log(`the output handler failed: ${(e as Error).message}`);
           }
         }
         q.pushUsed(chain.head, 0);
       }
     } catch (e) {
-      ctx.fail(`${this.name}: ${(e as Error).message}`);
+      ctx.fail(`${(e as Error).message}`);
       return;
     }
     if (done > 0) ctx.signalUsed(CONSOLE_TX_QUEUE);

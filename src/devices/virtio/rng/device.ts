@@ -71,14 +71,14 @@ export class VirtioRng implements VirtioDevice<VirtioRngState> {
         }
         if (chain.writableBytes === 0) {
           this.counters.errors++;
-          ctx.log(`${this.name}: request ${chain.head} has no writable buffer`);
+          ctx.log(`request ${chain.head} has no writable buffer`);
         }
         this.counters.bytes += written;
         q.pushUsed(chain.head, written);
         done++;
       }
     } catch (e) {
-      ctx.fail(`${this.name}: ${(e as Error).message}`);
+      ctx.fail(`${(e as Error).message}`);
       return;
     }
     if (done > 0) ctx.signalUsed(0);

@@ -1,0 +1,95 @@
+// Boot and CPU benchmarks: nodevisor and qemu-system-riscv64 (TCG) on the same kernel and
+// initrd, in one run, printed side by side with the ratio.
+
+import { spawn, spawnSync } from "node:child_process";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { ensureDefaultImage } from "../src/image/build.js";
+import { commandArgument } from "../src/vm/guest_protocol.js";
+
+const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
+/** A fixed CPU-bound guest workload: busybox sh integer arithmetic. */
+const WORKLOAD = ["sh", "-c", "i=0; s=0; while [ $i -lt 200000 ]; do s=$(( (s * 31 + i) % 1000003 )); i=$((i+1)); done; echo $s"];
+const INIT_MARKER = "nodevisor: init started";
+
+export interface RunTiming {
+  initMs: number | null;
+  totalMs: number;
+  instructions?: number;
+}
+
+async function runOurs(argv: string[]): Promise<RunTiming> {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [CLI, "run", "--", ...argv], {
+    env: { ...process.env, NODEVISOR_TIMINGS: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  child.stdout.resume();
+  const status = await new Promise<number | null>((r) => child.on("close", r));
+  const totalMs = performance.now() - t0;
+  const m = /nodevisor-timings (\{.*\})/.exec(stderr);
+  if (status !== 0 || !m) throw new Error(`nodevisor run failed (status ${status}): ${stderr.slice(-1500)}`);
+  const t = JSON.parse(m[1]!) as { initMs: number | null; instructions: number };
+  return { initMs: t.initMs, totalMs, instructions: t.instructions };
+}
+
+async function runQemu(kernel: string, initrd: string, argv: string[]): Promise<RunTiming> {
+  const consoles = [0, 1, 2].flatMap((i) => ["-chardev", `null,id=c${i}`, "-device", `virtconsole,chardev=c${i}`]);
+  const args = [
+    "-M", "virt", "-m", "512", "-smp", "1", "-nographic", "-no-reboot",
+    "-kernel", kernel, "-initrd", initrd,
+    "-append", `console=ttyS0 panic=-1 quiet loglevel=1 ${commandArgument(argv)}`,
+    "-device", "virtio-rng-device", "-device", "virtio-serial-device", ...consoles,
+  ];
+  const t0 = performance.now();
+  const child = spawn("qemu-system-riscv64", args, { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let initMs: number | null = null;
+  child.stdout.on("data", (d) => {
+    out += d;
+    if (initMs === null && out.includes(INIT_MARKER)) initMs = performance.now() - t0;
+  });
+  child.stderr.resume();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 300_000);
+  await new Promise((r) => child.on("close", r));
+  clearTimeout(timer);
+  return { initMs, totalMs: performance.now() - t0 };
+}
+
+const fmt = (ms: number | null | undefined): string => (ms == null ? "n/a" : `${(ms / 1000).toFixed(2)} s`);
+const ratio = (ours: number | null | undefined, qemu: number | null | undefined): string =>
+  ours == null || qemu == null ? "n/a" : `${(ours / qemu).toFixed(2)}x`;
+
+export async function benchBoot(): Promise<void> {
+  const image = await ensureDefaultImage();
+  const haveQemu = spawnSync("qemu-system-riscv64", ["--version"]).status === 0;
+  console.log(`\n== Boot and CPU: nodevisor vs qemu-system-riscv64 (TCG), kernel ${image.kernelVersion}, 1 vCPU, 512 MiB ==`);
+  const oursTrue = await runOurs(["true"]);
+  const oursWork = await runOurs(WORKLOAD);
+  const qemuTrue = haveQemu ? await runQemu(image.kernel, image.initrd, ["true"]) : null;
+  const qemuWork = haveQemu ? await runQemu(image.kernel, image.initrd, WORKLOAD) : null;
+
+  // Guest instructions the workload costs, counted by our interpreter; both VMs execute the same guest code.
+  const workInstr = (oursWork.instructions ?? 0) - (oursTrue.instructions ?? 0);
+  const oursWorkMs = oursWork.totalMs - oursTrue.totalMs;
+  const qemuWorkMs = qemuWork && qemuTrue ? qemuWork.totalMs - qemuTrue.totalMs : null;
+  const mips = (ms: number | null): number | null => (ms && ms > 0 ? workInstr / ms / 1000 : null);
+
+  const rows: Array<[string, string, string, string]> = [
+    ["process start -> guest /init", fmt(oursTrue.initMs), fmt(qemuTrue?.initMs), ratio(oursTrue.initMs, qemuTrue?.initMs)],
+    ["whole `run -- true`", fmt(oursTrue.totalMs), fmt(qemuTrue?.totalMs), ratio(oursTrue.totalMs, qemuTrue?.totalMs)],
+    ["CPU workload (sh arithmetic loop)", fmt(oursWorkMs), fmt(qemuWorkMs), ratio(oursWorkMs, qemuWorkMs)],
+    [
+      "guest MIPS on that workload",
+      mips(oursWorkMs)?.toFixed(1) ?? "n/a",
+      mips(qemuWorkMs)?.toFixed(1) ?? "n/a",
+      mips(oursWorkMs) && mips(qemuWorkMs) ? `${(mips(oursWorkMs)! / mips(qemuWorkMs)!).toFixed(2)}x` : "n/a",
+    ],
+  ];
+  console.log(["metric".padEnd(36), "nodevisor".padStart(12), "qemu".padStart(12), "ours/qemu".padStart(10)].join(" "));
+  for (const [a, b, c, d] of rows) console.log([a.padEnd(36), b.padStart(12), c.padStart(12), d.padStart(10)].join(" "));
+  console.log(`(workload = ${(workInstr / 1e6).toFixed(0)} M guest instructions; guest boot to /init = ${((oursTrue.instructions ?? 0) / 1e6).toFixed(0)} M instructions for the whole run)`);
+  if (!haveQemu) console.log("qemu-system-riscv64 is not installed (Debian package qemu-system-misc): QEMU columns are empty.");
+}

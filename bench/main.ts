@@ -1,0 +1,14 @@
+// `npm run bench`: every performance figure, measured side by side with QEMU in one run.
+import { existsSync } from "node:fs";
+
+const only = process.argv.slice(2);
+const want = (name: string): boolean => only.length === 0 || only.includes(name);
+
+if (want("boot")) {
+  const { benchBoot } = await import("./boot.js");
+  await benchBoot();
+}
+if (want("storage") && existsSync(new URL("./storage.ts", import.meta.url))) {
+  const { benchStorage } = await import("./storage.js");
+  await benchStorage();
+}

@@ -1,0 +1,643 @@
+// A qcow2 image as a BlockBackend: guest reads and writes through L1/L2 mapping, cluster
+// allocation with refcounts, copy-on-write from snapshots and backing files.
+//
+// Concurrency: data I/O to clusters the active image owns (COPIED) runs in parallel; every
+// metadata change runs under one mutex. Before a cluster is freed the I/O gate drains, so no
+// request still in flight can write into a cluster that is being reused.
+// Crash order: refcount +1, then data, then L2 entry, then L1 entry; frees come last.
+
+import { open as openFile, realpath } from "node:fs/promises";
+import { performance } from "node:perf_hooks";
+import { BlockRequestError, emptyBlockStats, type BlockBackend, type BlockStats } from "../block_backend.js";
+import { checkRequestRange, diskIdFor } from "../raw.js";
+import { inflateCluster } from "./compressed.js";
+import {
+  ClusterKind,
+  ENTRY_COPIED_HI,
+  ENTRY_ZERO_LO,
+  compressedClusters,
+  decodeL2,
+  entryCopied,
+  entryOffset,
+  setEntry,
+  type L2Entry,
+} from "./entries.js";
+import { corruptError, openError, Qcow2Error } from "./errors.js";
+import {
+  INCOMPAT_CORRUPT,
+  INCOMPAT_DIRTY,
+  encodeHeaderFields,
+  parseHeader,
+  type Qcow2Header,
+} from "./header.js";
+import { ImageFile } from "./image_file.js";
+import { IoGate, Mutex } from "./mutex.js";
+import { Refcounts } from "./refcounts.js";
+import { parseSnapshotTable, snapshotTableLength, type SnapshotEntry } from "./snapshot_table.js";
+import { TableCache } from "./table_cache.js";
+
+const QUEUE_DEPTH = 16;
+const L2_CACHE_BYTES = 32 * 1024 * 1024;
+export const MAX_BACKING_DEPTH = 64;
+
+/** Opens a backing file; supplied by open.ts so this module needs no knowledge of other formats. */
+export type BackingOpener = (path: string, format: string | null, chain: string[]) => Promise<BlockBackend>;
+
+export interface Qcow2OpenOptions {
+  readOnly?: boolean;
+  openBacking?: BackingOpener;
+  /** Real paths of the images above this one in a backing chain (loop detection). */
+  chain?: string[];
+  /** Open without the backing file (for info/check of a broken chain). */
+  noBacking?: boolean;
+}
+
+export class Qcow2Image implements BlockBackend {
+  readonly queueDepth = QUEUE_DEPTH;
+  readonly supportsDiscard = true;
+  readonly id: string;
+  size: number;
+  readonly clusterSize: number;
+  readonly l2Entries: number;
+  l1!: Buffer;
+  snapshots: SnapshotEntry[] = [];
+  /** Bytes the on-disk snapshot table occupies. */
+  snapshotTableBytes = 0;
+  backing: BlockBackend | null = null;
+  readonly l2Cache: TableCache;
+  refcounts!: Refcounts;
+  readonly meta = new Mutex();
+  readonly gate = new IoGate();
+  private counters: BlockStats = emptyBlockStats();
+  private lastInflated: { offset: number; data: Buffer } | null = null;
+  private closed = false;
+
+  private constructor(
+    readonly path: string,
+    readonly file: ImageFile,
+    readonly header: Qcow2Header,
+    private rawHeader: Buffer,
+    readonly readOnly: boolean,
+  ) {
+    this.id = diskIdFor(path);
+    this.clusterSize = 2 ** header.clusterBits;
+    this.l2Entries = this.clusterSize / 8;
+    this.size = header.size - (header.size % 512);
+    this.l2Cache = new TableCache(
+      Math.max(16, Math.floor(L2_CACHE_BYTES / this.clusterSize)),
+      async (off) => {
+        const t = Buffer.alloc(this.clusterSize);
+        await this.file.read(off, t, "L2 table");
+        return t;
+      },
+      () => !this.meta.locked,
+    );
+  }
+
+  static async open(path: string, opts: Qcow2OpenOptions = {}): Promise<Qcow2Image> {
+    const readOnly = opts.readOnly ?? false;
+    let fh;
+    try {
+      fh = await openFile(path, readOnly ? "r" : "r+");
+    } catch (e) {
+      throw openError(path, (e as Error).message);
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw openError(path, "it is not a regular file");
+      const file = new ImageFile(fh, path, st.size);
+      const first = Buffer.alloc(Math.min(st.size, 2 * 1024 * 1024));
+      if (first.length > 0) await file.read(0, first, "header");
+      const header = parseHeader(first, path, st.size);
+      if (!readOnly && header.incompatible & BigInt(INCOMPAT_CORRUPT)) {
+        throw openError(path, 'the image is marked corrupt; open it read-only or run "nodevisor disk check --repair" on it');
+      }
+      const img = new Qcow2Image(path, file, header, first.subarray(0, header.version === 3 ? header.headerLength : 72), readOnly);
+      await img.load(opts);
+      return img;
+    } catch (e) {
+      await fh.close().catch(() => {});
+      throw e;
+    }
+  }
+
+  private async load(opts: Qcow2OpenOptions): Promise<void> {
+    const h = this.header;
+    this.l1 = Buffer.alloc(Math.ceil((h.l1Size * 8) / this.clusterSize) * this.clusterSize);
+    if (h.l1Size > 0) await this.file.read(h.l1TableOffset, this.l1.subarray(0, h.l1Size * 8), "L1 table");
+    this.refcounts = this.makeRefcounts(h.refcountTableOffset, h.refcountTableClusters);
+    await this.refcounts.load();
+    this.snapshots = await this.loadSnapshots();
+    if (h.backingFile !== null && !opts.noBacking) {
+      if (!opts.openBacking) throw openError(this.path, "it has a backing file but no way to open it was given");
+      const self = await realpath(this.path);
+      const chain = [...(opts.chain ?? []), self];
+      if (chain.length > MAX_BACKING_DEPTH) throw openError(this.path, `backing chain is deeper than ${MAX_BACKING_DEPTH}`);
+      this.backing = await opts.openBacking(this.resolveBacking(), h.backingFormat, chain);
+    }
+    if (!this.readOnly) await this.prepareForWriting();
+  }
+
+  /** Backing names are relative to the directory of the image that names them. */
+  resolveBacking(): string {
+    const name = this.header.backingFile ?? "";
+    if (name.startsWith("/")) return name;
+    const dir = this.path.includes("/") ? this.path.slice(0, this.path.lastIndexOf("/") + 1) : "";
+    return dir + name;
+  }
+
+  makeRefcounts(offset: number, clusters: number): Refcounts {
+    return new Refcounts({
+      file: this.file,
+      clusterBits: this.header.clusterBits,
+      order: this.header.refcountOrder,
+      tableOffset: offset,
+      tableClusters: clusters,
+      saveTableLocation: async (o, c) => {
+        this.header.refcountTableOffset = o;
+        this.header.refcountTableClusters = c;
+        await this.writeHeader();
+      },
+      onFreed: (o) => {
+        this.l2Cache.drop(o);
+        if (this.lastInflated && Math.floor(this.lastInflated.offset / this.clusterSize) * this.clusterSize === o) this.lastInflated = null;
+      },
+    });
+  }
+
+  private async prepareForWriting(): Promise<void> {
+    const h = this.header;
+    let rewrite = false;
+    if (h.autoclear !== 0n) {
+      // Bits we do not understand must be cleared once we modify the image (spec).
+      h.autoclear = 0n;
+      rewrite = true;
+    }
+    if (h.incompatible & BigInt(INCOMPAT_DIRTY)) {
+      const { checkImage } = await import("./check.js");
+      await checkImage(this, { repair: true });
+      h.incompatible &= ~BigInt(INCOMPAT_DIRTY);
+      rewrite = true;
+    }
+    if (rewrite) {
+      await this.writeHeader();
+      await this.file.sync();
+    }
+    // Refuse to allocate over metadata that the refcounts do not protect.
+    const must: Array<[number, string]> = [[0, "header"]];
+    for (let o = 0; o < h.l1Size * 8; o += this.clusterSize) must.push([h.l1TableOffset + o, "L1 table"]);
+    for (let c = 0; c < this.refcounts.tableClusters; c++) must.push([this.refcounts.tableOffset + c * this.clusterSize, "refcount table"]);
+    for (const [off, what] of must) {
+      if ((await this.refcounts.getAt(off)) === 0) {
+        throw openError(this.path, `the ${what} cluster at offset ${off} has refcount 0; run "nodevisor disk check --repair" on it`);
+      }
+    }
+  }
+
+  private async loadSnapshots(): Promise<SnapshotEntry[]> {
+    const h = this.header;
+    if (h.nbSnapshots === 0) return [];
+    // Entries vary in size: read a growing prefix until every entry fits.
+    let len = Math.min(64 * 1024, this.file.size - h.snapshotsOffset);
+    for (;;) {
+      const b = Buffer.alloc(len);
+      await this.file.read(h.snapshotsOffset, b, "snapshot table");
+      try {
+        const list = parseSnapshotTable(b, h.nbSnapshots, this.path, this.clusterSize, h.version);
+        this.snapshotTableBytes = snapshotTableLength(b, h.nbSnapshots);
+        return list;
+      } catch (e) {
+        const max = Math.min(64 * 1024 * 1024, this.file.size - h.snapshotsOffset);
+        if (len >= max) throw e;
+        len = Math.min(max, len * 4);
+      }
+    }
+  }
+
+  async writeHeader(): Promise<void> {
+    const b = encodeHeaderFields(this.header, this.rawHeader);
+    this.rawHeader = b;
+    await this.file.write(0, b);
+  }
+
+  // ---- mapping ----
+
+  get l1Size(): number {
+    return this.header.l1Size;
+  }
+
+  l2OffsetFor(l1Index: number): number {
+    if (l1Index >= this.header.l1Size) return 0;
+    const off = entryOffset(this.l1, l1Index);
+    if (off !== 0 && (off % this.clusterSize !== 0 || off >= this.file.size)) {
+      throw corruptError(this.path, `L2 table ${l1Index} at offset ${off} is misaligned or outside the file`);
+    }
+    return off;
+  }
+
+  /** The L2 entry mapping guest cluster `gc`. */
+  async lookup(gc: number): Promise<L2Entry> {
+    const l2off = this.l2OffsetFor(Math.floor(gc / this.l2Entries));
+    if (l2off === 0) return { kind: ClusterKind.Unallocated, offset: 0, copied: false, compressedLength: 0 };
+    const table = await this.l2Cache.get(l2off);
+    return this.checkedEntry(table, gc % this.l2Entries);
+  }
+
+  checkedEntry(table: Buffer, i: number): L2Entry {
+    const e = decodeL2(table, i, this.header.clusterBits, this.header.version);
+    if (e.kind === ClusterKind.Normal || (e.kind === ClusterKind.Zero && e.offset !== 0)) {
+      if (e.offset % this.clusterSize !== 0 || e.offset >= this.file.size) {
+        throw corruptError(this.path, `data cluster at offset ${e.offset} is misaligned or outside the file`);
+      }
+    } else if (e.kind === ClusterKind.Compressed && e.offset >= this.file.size) {
+      throw corruptError(this.path, `compressed cluster at offset ${e.offset} lies outside the file`);
+    }
+    return e;
+  }
+
+  // ---- reads ----
+
+  async read(offset: number, buf: Uint8Array): Promise<void> {
+    checkRequestRange(this.path, this.size, offset, buf.length);
+    const t0 = performance.now();
+    await this.gate.enter();
+    try {
+      const io: Array<Promise<void>> = [];
+      let pos = 0;
+      // A run of contiguous host bytes collected for one positioned read.
+      let runHost = -1;
+      let runStart = 0;
+      let runLen = 0;
+      const endRun = (): void => {
+        if (runLen > 0) io.push(this.file.read(runHost, buf.subarray(runStart, runStart + runLen)));
+        runLen = 0;
+      };
+      while (pos < buf.length) {
+        const g = offset + pos;
+        const gc = Math.floor(g / this.clusterSize);
+        const inCluster = g % this.clusterSize;
+        const n = Math.min(buf.length - pos, this.clusterSize - inCluster);
+        const e = await this.lookup(gc);
+        if (e.kind === ClusterKind.Normal) {
+          const host = e.offset + inCluster;
+          if (runLen > 0 && runHost + runLen === host) runLen += n;
+          else {
+            endRun();
+            runHost = host;
+            runStart = pos;
+            runLen = n;
+          }
+        } else {
+          endRun();
+          const part = buf.subarray(pos, pos + n);
+          if (e.kind === ClusterKind.Zero) part.fill(0);
+          else if (e.kind === ClusterKind.Compressed) io.push(this.readCompressed(e).then((c) => part.set(c.subarray(inCluster, inCluster + n))));
+          else io.push(this.readBacking(g, part));
+        }
+        pos += n;
+      }
+      endRun();
+      await Promise.all(io);
+    } finally {
+      this.gate.leave();
+    }
+    this.counters.readRequests++;
+    this.counters.bytesRead += buf.length;
+    this.counters.totalLatencyMs += performance.now() - t0;
+  }
+
+  /** Bytes of the backing chain at guest offset g (zero past its end or without one). */
+  async readBacking(g: number, part: Uint8Array): Promise<void> {
+    const b = this.backing;
+    if (!b || g >= b.size) {
+      part.fill(0);
+      return;
+    }
+    const n = Math.min(part.length, b.size - g);
+    await b.read(g, part.subarray(0, n));
+    if (n < part.length) part.fill(0, n);
+  }
+
+  async readCompressed(e: L2Entry): Promise<Buffer> {
+    if (this.lastInflated?.offset === e.offset) return this.lastInflated.data;
+    const len = Math.min(e.compressedLength, this.file.size - e.offset);
+    const input = Buffer.alloc(len);
+    await this.file.read(e.offset, input, "compressed cluster");
+    const data = inflateCluster(this.path, input, this.clusterSize, e.offset);
+    this.lastInflated = { offset: e.offset, data };
+    return data;
+  }
+
+  /** The current content of a whole guest cluster, for copy-on-write of a partial write. */
+  private async clusterContent(gc: number, e: L2Entry, out: Buffer): Promise<void> {
+    switch (e.kind) {
+      case ClusterKind.Normal:
+        await this.file.read(e.offset, out);
+        return;
+      case ClusterKind.Compressed:
+        (await this.readCompressed(e)).copy(out);
+        return;
+      case ClusterKind.Zero:
+        out.fill(0);
+        return;
+      case ClusterKind.Unallocated: {
+        const g = gc * this.clusterSize;
+        const n = Math.min(this.clusterSize, Math.ceil((this.size - g) / 512) * 512);
+        await this.readBacking(g, out.subarray(0, n));
+        out.fill(0, n);
+        return;
+      }
+      default: {
+        const never: never = e.kind;
+        throw new Error(`unknown cluster kind ${String(never)}`);
+      }
+    }
+  }
+
+  // ---- writes ----
+
+  private assertWritable(): void {
+    if (this.readOnly) throw new BlockRequestError(`Disk "${this.path}" is read-only`);
+    if (this.closed) throw new BlockRequestError(`Disk "${this.path}" is closed`);
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    checkRequestRange(this.path, this.size, offset, data.length);
+    this.assertWritable();
+    const t0 = performance.now();
+    const span = this.clusterSize * this.l2Entries;
+    let pos = 0;
+    while (pos < data.length) {
+      const g = offset + pos;
+      const n = Math.min(data.length - pos, span - (g % span));
+      const chunk = data.subarray(pos, pos + n);
+      if (!(await this.writeInPlace(g, chunk))) await this.meta.run(() => this.writeAllocating(g, chunk));
+      pos += n;
+    }
+    this.counters.writeRequests++;
+    this.counters.bytesWritten += data.length;
+    this.counters.totalLatencyMs += performance.now() - t0;
+  }
+
+  /** Fast path: every cluster is already ours (COPIED), so data goes straight to its place. */
+  private async writeInPlace(g: number, data: Uint8Array): Promise<boolean> {
+    await this.gate.enter();
+    try {
+      const hosts: number[] = [];
+      for (let pos = 0; pos < data.length; ) {
+        const e = await this.lookup(Math.floor((g + pos) / this.clusterSize));
+        if (e.kind !== ClusterKind.Normal || !e.copied) return false;
+        const inCluster = (g + pos) % this.clusterSize;
+        hosts.push(e.offset + inCluster);
+        pos += this.clusterSize - inCluster;
+      }
+      const io: Array<Promise<void>> = [];
+      let pos = 0;
+      let runHost = hosts[0];
+      let runStart = 0;
+      for (let i = 0; i < hosts.length; i++) {
+        const n = Math.min(data.length - pos, this.clusterSize - ((g + pos) % this.clusterSize));
+        if (hosts[i] !== runHost + (pos - runStart)) {
+          io.push(this.file.write(runHost, data.subarray(runStart, pos)));
+          runHost = hosts[i];
+          runStart = pos;
+        }
+        pos += n;
+      }
+      io.push(this.file.write(runHost, data.subarray(runStart, pos)));
+      await Promise.all(io);
+      return true;
+    } finally {
+      this.gate.leave();
+    }
+  }
+
+  /** Slow path, under the metadata mutex, for a range inside one L2 table. */
+  private async writeAllocating(g: number, data: Uint8Array): Promise<void> {
+    const cs = this.clusterSize;
+    const { table, l2off } = await this.writableL2(Math.floor(g / (cs * this.l2Entries)));
+    const firstGc = Math.floor(g / cs);
+    const lastGc = Math.floor((g + data.length - 1) / cs);
+    const toFree: number[] = [];
+    let gc = firstGc;
+    while (gc <= lastGc) {
+      const e = this.checkedEntry(table, gc % this.l2Entries);
+      if (e.kind === ClusterKind.Normal && e.copied) {
+        const from = Math.max(g, gc * cs);
+        const to = Math.min(g + data.length, (gc + 1) * cs);
+        await this.file.write(e.offset + (from - gc * cs), data.subarray(from - g, to - g));
+        gc++;
+        continue;
+      }
+      // A run of clusters that all need a fresh host cluster, allocated together.
+      const olds: L2Entry[] = [e];
+      while (gc + olds.length <= lastGc) {
+        const next = this.checkedEntry(table, (gc + olds.length) % this.l2Entries);
+        if (next.kind === ClusterKind.Normal && next.copied) break;
+        olds.push(next);
+      }
+      const count = olds.length;
+      const host = await this.refcounts.alloc(count);
+      const buf = Buffer.alloc(count * cs);
+      for (let j = 0; j < count; j++) {
+        const cStart = (gc + j) * cs;
+        const from = Math.max(g, cStart);
+        const to = Math.min(g + data.length, cStart + cs);
+        const part = buf.subarray(j * cs, (j + 1) * cs);
+        if (to - from < cs) await this.clusterContent(gc + j, olds[j], part);
+        part.set(data.subarray(from - g, to - g), from - cStart);
+      }
+      await this.file.write(host, buf);
+      const i0 = gc % this.l2Entries;
+      for (let j = 0; j < count; j++) {
+        const old = olds[j];
+        if (old.kind === ClusterKind.Normal || (old.kind === ClusterKind.Zero && old.offset !== 0)) toFree.push(old.offset);
+        else if (old.kind === ClusterKind.Compressed) toFree.push(...compressedClusters(old, cs));
+        setEntry(table, i0 + j, ENTRY_COPIED_HI, host + j * cs);
+      }
+      await this.file.write(l2off + i0 * 8, table.subarray(i0 * 8, (i0 + count) * 8));
+      gc += count;
+    }
+    await this.freeClusters(toFree);
+  }
+
+  /** Drops one reference from each host cluster, after in-flight I/O that might still use them. */
+  async freeClusters(offsets: number[]): Promise<void> {
+    if (offsets.length === 0) return;
+    const reopen = await this.gate.drain();
+    try {
+      for (const off of offsets) await this.refcounts.changeAt(off, -1);
+    } finally {
+      reopen();
+    }
+  }
+
+  /** The L2 table for l1Index, allocated or copied (if shared with a snapshot) so the active image owns it. */
+  async writableL2(l1Index: number): Promise<{ table: Buffer; l2off: number }> {
+    const old = this.l2OffsetFor(l1Index);
+    if (old !== 0 && entryCopied(this.l1, l1Index)) return { table: await this.l2Cache.get(old), l2off: old };
+    const l2off = await this.refcounts.alloc(1);
+    const table = Buffer.alloc(this.clusterSize);
+    if (old !== 0) {
+      (await this.l2Cache.get(old)).copy(table);
+      // The copy owns an entry's cluster alone only if nothing else counts it.
+      for (let i = 0; i < this.l2Entries; i++) {
+        const e = decodeL2(table, i, this.header.clusterBits, this.header.version);
+        if (e.offset === 0 || e.kind === ClusterKind.Compressed) continue;
+        const lo = table.readUInt32BE(i * 8 + 4) & ENTRY_ZERO_LO;
+        const copied = (await this.refcounts.getAt(e.offset)) === 1;
+        setEntry(table, i, copied ? ENTRY_COPIED_HI : 0, e.offset, lo);
+      }
+    }
+    await this.file.write(l2off, table);
+    this.l2Cache.put(l2off, table);
+    await this.setL1(l1Index, l2off, true);
+    if (old !== 0) await this.freeClusters([old]);
+    return { table, l2off };
+  }
+
+  async setL1(l1Index: number, l2off: number, copied: boolean): Promise<void> {
+    setEntry(this.l1, l1Index, copied ? ENTRY_COPIED_HI : 0, l2off);
+    await this.file.write(this.header.l1TableOffset + l1Index * 8, this.l1.subarray(l1Index * 8, l1Index * 8 + 8));
+  }
+
+  // ---- discard and write-zeroes ----
+
+  async discard(offset: number, length: number): Promise<void> {
+    checkRequestRange(this.path, this.size, offset, length);
+    this.assertWritable();
+    const t0 = performance.now();
+    await this.unmapRange(offset, length, false);
+    this.counters.discardRequests++;
+    this.counters.totalLatencyMs += performance.now() - t0;
+  }
+
+  async writeZeroes(offset: number, length: number, _mayUnmap: boolean): Promise<void> {
+    checkRequestRange(this.path, this.size, offset, length);
+    this.assertWritable();
+    const t0 = performance.now();
+    const cs = this.clusterSize;
+    // Partial clusters at either end are written as zeroes; whole ones become zero clusters.
+    const head = Math.min(length, (cs - (offset % cs)) % cs);
+    if (head > 0) await this.write(offset, new Uint8Array(head));
+    const whole = Math.floor((length - head) / cs) * cs;
+    const tail = length - head - whole;
+    if (whole > 0) {
+      if (this.header.version >= 3 || !this.backing) await this.unmapRange(offset + head, whole, true);
+      else for (let p = 0; p < whole; p += cs) await this.write(offset + head + p, new Uint8Array(cs));
+    }
+    if (tail > 0) await this.write(offset + length - tail, new Uint8Array(tail));
+    this.counters.writeRequests++;
+    this.counters.totalLatencyMs += performance.now() - t0;
+  }
+
+  /** Unmaps whole clusters in range; `mustReadZero` (or a backing file) makes them zero clusters instead. */
+  private async unmapRange(offset: number, length: number, mustReadZero: boolean): Promise<void> {
+    const cs = this.clusterSize;
+    const first = Math.ceil(offset / cs);
+    const end = Math.floor((offset + length) / cs);
+    // The partial last cluster of a disk whose size is not a cluster multiple still counts as whole.
+    const last = offset + length === this.size ? Math.ceil(this.size / cs) : end;
+    await this.meta.run(async () => {
+      let gc = first;
+      while (gc < last) {
+        const l1i = Math.floor(gc / this.l2Entries);
+        const stop = Math.min(last, (l1i + 1) * this.l2Entries);
+        const zeroFlag = this.header.version >= 3 && this.backing !== null;
+        if (this.l2OffsetFor(l1i) === 0 && !zeroFlag) {
+          gc = stop;
+          continue;
+        }
+        const { table, l2off } = await this.writableL2(l1i);
+        const toFree: number[] = [];
+        const i0 = gc % this.l2Entries;
+        for (let c = gc; c < stop; c++) {
+          const i = c % this.l2Entries;
+          const e = this.checkedEntry(table, i);
+          if (e.kind === ClusterKind.Normal || (e.kind === ClusterKind.Zero && e.offset !== 0)) toFree.push(e.offset);
+          else if (e.kind === ClusterKind.Compressed) toFree.push(...compressedClusters(e, cs));
+          setEntry(table, i, 0, 0, zeroFlag ? ENTRY_ZERO_LO : 0);
+        }
+        await this.file.write(l2off + i0 * 8, table.subarray(i0 * 8, (i0 + stop - gc) * 8));
+        await this.freeClusters(toFree);
+        gc = stop;
+      }
+      void mustReadZero;
+    });
+  }
+
+  // ---- flush, stats, close ----
+
+  async flush(): Promise<void> {
+    const t0 = performance.now();
+    if (!this.readOnly) await this.file.sync();
+    this.counters.flushRequests++;
+    this.counters.totalLatencyMs += performance.now() - t0;
+  }
+
+  stats(): BlockStats {
+    return { ...this.counters };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.meta.run(async () => {
+      this.closed = true;
+      if (!this.readOnly) await this.file.sync();
+      await this.file.fh.close();
+    });
+    if (this.backing) await this.backing.close();
+  }
+
+  /** Runs fn with the metadata mutex held and no data I/O in flight (snapshots, resize, check). */
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.meta.run(async () => {
+      const reopen = await this.gate.drain();
+      try {
+        return await fn();
+      } finally {
+        reopen();
+      }
+    });
+  }
+
+  /** Grows the virtual disk (shrinking is refused: it would drop data). */
+  async resize(newSize: number): Promise<void> {
+    this.assertWritable();
+    if (!Number.isSafeInteger(newSize) || newSize % 512 !== 0 || newSize <= 0) {
+      throw new Qcow2Error(`Cannot resize disk "${this.path}": size ${newSize} is not a positive multiple of 512`);
+    }
+    if (newSize < this.size) throw new Qcow2Error(`Cannot resize disk "${this.path}": shrinking is not supported`);
+    await this.exclusive(async () => {
+      const needed = Math.ceil(newSize / (this.clusterSize * this.l2Entries));
+      if (needed > this.header.l1Size) await this.growL1(needed);
+      this.header.size = newSize;
+      await this.writeHeader();
+      await this.file.sync();
+      this.size = newSize;
+    });
+  }
+
+  /** Makes the active L1 table at least `entries` long (moving it if its clusters are full). Caller holds exclusive(). */
+  async growL1(entries: number): Promise<void> {
+    if (entries * 8 > 32 * 1024 * 1024) throw new Qcow2Error(`Disk "${this.path}": L1 table would exceed 32 MiB`);
+    const h = this.header;
+    if (entries * 8 <= this.l1.length) {
+      h.l1Size = entries;
+      await this.writeHeader();
+      return;
+    }
+    const clusters = Math.ceil((entries * 8) / this.clusterSize);
+    const l1 = Buffer.alloc(clusters * this.clusterSize);
+    this.l1.copy(l1, 0, 0, h.l1Size * 8);
+    const off = await this.refcounts.alloc(clusters);
+    await this.file.write(off, l1);
+    const oldOff = h.l1TableOffset;
+    const oldClusters = Math.ceil((h.l1Size * 8) / this.clusterSize);
+    h.l1TableOffset = off;
+    h.l1Size = entries;
+    await this.writeHeader();
+    this.l1 = l1;
+    for (let c = 0; c < oldClusters; c++) await this.refcounts.changeAt(oldOff + c * this.clusterSize, -1);
+  }
+}

@@ -1,0 +1,159 @@
+// Wraps a BlockBackend with Firecracker-style bandwidth and operation limits; waiting requests queue in FIFO order.
+
+import { BlockRequestError, type BlockBackend, type BlockStats } from "../block_backend.js";
+import { TokenBucket, type Clock, type TokenBucketConfig } from "./token_bucket.js";
+
+export interface RateLimitConfig {
+  /** Bytes read or written; flush, discard and write-zeroes move no data and are not charged here. */
+  bandwidth?: TokenBucketConfig;
+  /** Requests of every kind, one token each. */
+  ops?: TokenBucketConfig;
+}
+
+/** Time and timers, injectable so tests can drive the limiter exactly. */
+export interface RateLimitTime {
+  now: Clock;
+  setTimer(fn: () => void, ms: number): unknown;
+  clearTimer(handle: unknown): void;
+}
+
+export interface ThrottleStats {
+  /** Requests that had to wait for tokens. */
+  throttledRequests: number;
+  /** Sum of the time requests spent waiting for tokens, in milliseconds. */
+  totalWaitMs: number;
+}
+
+const realTime: RateLimitTime = {
+  now: () => performance.now(),
+  setTimer: (fn, ms) => setTimeout(fn, ms),
+  clearTimer: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+interface Waiter {
+  bytes: number;
+  queuedAt: number;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+export class RateLimitedBackend implements BlockBackend {
+  private readonly bandwidth?: TokenBucket;
+  private readonly ops?: TokenBucket;
+  private readonly queue: Waiter[] = [];
+  private timer: unknown = undefined;
+  private closed = false;
+  private readonly throttle: ThrottleStats = { throttledRequests: 0, totalWaitMs: 0 };
+
+  /** A bucket with size 0 means "no limit", as in Firecracker's API. */
+  constructor(
+    private readonly inner: BlockBackend,
+    config: RateLimitConfig,
+    private readonly time: RateLimitTime = realTime,
+  ) {
+    if (config.bandwidth !== undefined && config.bandwidth.size !== 0) this.bandwidth = new TokenBucket(config.bandwidth, time.now);
+    if (config.ops !== undefined && config.ops.size !== 0) this.ops = new TokenBucket(config.ops, time.now);
+  }
+
+  get size(): number {
+    return this.inner.size;
+  }
+  get readOnly(): boolean {
+    return this.inner.readOnly;
+  }
+  get id(): string {
+    return this.inner.id;
+  }
+  get queueDepth(): number {
+    return this.inner.queueDepth;
+  }
+  get supportsDiscard(): boolean {
+    return this.inner.supportsDiscard;
+  }
+
+  async read(offset: number, buf: Uint8Array): Promise<void> {
+    await this.admit(buf.length);
+    return this.inner.read(offset, buf);
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    await this.admit(data.length);
+    return this.inner.write(offset, data);
+  }
+
+  async flush(): Promise<void> {
+    await this.admit(0);
+    return this.inner.flush();
+  }
+
+  async discard(offset: number, length: number): Promise<void> {
+    await this.admit(0);
+    return this.inner.discard(offset, length);
+  }
+
+  async writeZeroes(offset: number, length: number, mayUnmap: boolean): Promise<void> {
+    await this.admit(0);
+    return this.inner.writeZeroes(offset, length, mayUnmap);
+  }
+
+  stats(): BlockStats {
+    return this.inner.stats();
+  }
+
+  throttleStats(): ThrottleStats {
+    return { ...this.throttle };
+  }
+
+  /** Fails the requests still waiting for tokens, then closes the inner backend. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer !== undefined) this.time.clearTimer(this.timer);
+    this.timer = undefined;
+    for (const waiter of this.queue.splice(0)) waiter.reject(new BlockRequestError(`Disk "${this.inner.id}" was closed while a request waited for its rate limit`));
+    await this.inner.close();
+  }
+
+  /** Resolves when the request may run: at once if tokens are there and nobody is ahead of it. */
+  private admit(bytes: number): Promise<void> {
+    if (this.closed) return Promise.reject(new BlockRequestError(`Disk "${this.inner.id}" is closed`));
+    if (this.queue.length === 0 && this.waitTimeMs(bytes) === 0) {
+      this.take(bytes);
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      this.queue.push({ bytes, queuedAt: this.time.now(), resolve, reject });
+      if (this.queue.length === 1) this.pump();
+    });
+  }
+
+  /** Admits waiters from the head of the queue while tokens last, then sleeps until the head can go. */
+  private pump(): void {
+    this.timer = undefined;
+    while (this.queue.length > 0) {
+      const head = this.queue[0];
+      const wait = this.waitTimeMs(head.bytes);
+      if (wait > 0) {
+        // Timers are coarse; never spin on a sub-millisecond wait.
+        this.timer = this.time.setTimer(() => this.pump(), Math.max(1, Math.ceil(wait)));
+        return;
+      }
+      this.queue.shift();
+      this.take(head.bytes);
+      this.throttle.throttledRequests++;
+      this.throttle.totalWaitMs += this.time.now() - head.queuedAt;
+      head.resolve();
+    }
+  }
+
+  private waitTimeMs(bytes: number): number {
+    const forOps = this.ops?.waitTimeMs(1) ?? 0;
+    const forBytes = bytes > 0 ? (this.bandwidth?.waitTimeMs(bytes) ?? 0) : 0;
+    return Math.max(forOps, forBytes);
+  }
+
+  private take(bytes: number): void {
+    this.ops?.reduce(1);
+    if (bytes > 0) this.bandwidth?.reduce(bytes);
+  }
+}
