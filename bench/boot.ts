@@ -4,8 +4,9 @@
 import { spawn, spawnSync } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { ensureDefaultImage } from "../src/image/build.js";
+import { ensureDefaultImage } from "../src/image/index.js";
 import { commandArgument } from "../src/vm/guest_protocol.js";
+import { FAST_BOOT_ARGS } from "../src/vm/vm.js";
 
 const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
 /** A fixed CPU-bound guest workload: busybox sh integer arithmetic. */
@@ -40,7 +41,7 @@ async function runQemu(kernel: string, initrd: string, argv: string[]): Promise<
   const args = [
     "-M", "virt", "-m", "512", "-smp", "1", "-nographic", "-no-reboot",
     "-kernel", kernel, "-initrd", initrd,
-    "-append", `console=ttyS0 panic=-1 quiet loglevel=1 ${commandArgument(argv)}`,
+    "-append", `console=ttyS0 panic=-1 ${FAST_BOOT_ARGS.join(" ")} quiet loglevel=1 ${commandArgument(argv)}`,
     "-device", "virtio-rng-device", "-device", "virtio-serial-device", ...consoles,
   ];
   const t0 = performance.now();

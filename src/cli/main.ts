@@ -3,7 +3,7 @@
 import { parseRunArgs, runVm, RUN_HELP } from "./run.js";
 import { isUserError, UsageError } from "./errors.js";
 import { runDiskCommand } from "../storage/disk_cli.js";
-import { ensureDefaultImage } from "../image/build.js";
+import { ensureDefaultImage } from "../image/index.js";
 import { progressRenderer } from "./progress.js";
 
 const HELP = `Usage: nodevisor <command> [options]

@@ -12,7 +12,7 @@ import { checkCpus, ConfigError, parseMemorySize, validateConfig, type DiskConfi
 import { Vm } from "../vm/vm.js";
 import { ControlServer } from "../vm/control_server.js";
 import { resolveImage, type GuestImage } from "../image/guest_image.js";
-import { ensureDefaultImage } from "../image/build.js";
+import { ensureDefaultImage } from "../image/index.js";
 import { PACKAGE_VERSION } from "./version.js";
 
 export const RUN_HELP = `Usage: nodevisor run [options] [-- COMMAND [ARGS...]]

@@ -1,7 +1,10 @@
 // Control and status registers: access rules, read and write side effects.
 // csrRead/csrWrite operate on the hart's fields; the hart's loop calls them for Zicsr instructions.
 import type { Hart } from "./hart.js";
-import {
+import * as KC from "./constants.js";
+
+// Local copies: cross-module reads can cost a getter call per access under ESM loaders.
+const {
   CSR_CYCLE, CSR_FCSR, CSR_FFLAGS, CSR_FRM, CSR_INSTRET, CSR_MARCHID, CSR_MCAUSE, CSR_MCONFIGPTR,
   CSR_MCOUNTEREN, CSR_MCOUNTINHIBIT, CSR_MCYCLE, CSR_MEDELEG, CSR_MENVCFG, CSR_MEPC, CSR_MHARTID,
   CSR_MIDELEG, CSR_MIE, CSR_MIMPID, CSR_MINSTRET, CSR_MIP, CSR_MISA, CSR_MSCRATCH, CSR_MSTATUS,
@@ -10,7 +13,7 @@ import {
   CSR_STVEC, CSR_TIME, ALL_INTERRUPTS, MEDELEG_WRITABLE, MIP_SSIP, MISA_HI, MISA_LO, MSTATUS_FS,
   MSTATUS_HI_SXL, MSTATUS_HI_UXL, MSTATUS_MPP, MSTATUS_TVM, MSTATUS_WRITABLE, PRV_M, PRV_S, PRV_U,
   S_INTERRUPTS, SATP_BARE, SATP_SV39, SATP_SV48, SSTATUS_MASK, MIP_SEIP, MIP_STIP,
-} from "./constants.js";
+} = KC;
 
 // Slots of 64-bit CSRs in Hart.c64 (pair i at [2i], [2i+1]).
 export const C64_MTVEC = 0;
@@ -213,10 +216,4 @@ export function csrWrite(h: Hart, csr: number, lo: number, hi: number): void {
     return;
   }
   // Read-only-zero counters and events: writes ignored.
-}
-
-/** The privilege a CSR needs, for documentation/tests. */
-export function csrMinPrivilege(csr: number): number {
-  const p = (csr >>> 8) & 3;
-  return p === 2 ? PRV_M : p === 1 ? PRV_S : PRV_U;
 }

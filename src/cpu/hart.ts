@@ -7,13 +7,32 @@ import type { GuestRam } from "../machine/memory.js";
 import type { Bus } from "../machine/bus.js";
 import type { TimeSource, InterruptTarget } from "../devices/irq.js";
 import type { FpContext } from "./fpu/context.js";
-import { executeFp } from "./fp_bridge.js";
-import * as K from "./constants.js";
-import { C64_COUNT, C64_MCAUSE, C64_MEPC, C64_MTVAL, C64_MTVEC, C64_SATP, C64_SCAUSE,
-  C64_SEPC, C64_STVAL, C64_STVEC, csrAccessAllowed, csrRead, csrWrite } from "./csr.js";
-import { ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, WALK_ACCESS_FAULT, walk } from "./mmu.js";
-import { RVC_TABLE } from "./rvc.js";
-import { R, divrem64, mulh64, mulhsu64, mulhu64, mulhu32 } from "./int64.js";
+import * as FP from "./fp_bridge.js";
+import * as KC from "./constants.js";
+import * as CSR from "./csr.js";
+import * as MMU from "./mmu.js";
+import * as RVC from "./rvc.js";
+import * as I64 from "./int64.js";
+
+// Module-local copies of imported bindings: ESM loaders may turn each cross-module read into a
+// getter call, which showed up at several percent in profiles of the interpreter loop.
+const { executeFp } = FP;
+const { C64_COUNT, C64_MCAUSE, C64_MEPC, C64_MTVAL, C64_MTVEC, C64_SATP, C64_SCAUSE, C64_SEPC, C64_STVAL, C64_STVEC,
+  csrAccessAllowed, csrRead, csrWrite } = CSR;
+const { ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, WALK_ACCESS_FAULT, walk } = MMU;
+const { RVC_TABLE } = RVC;
+const { R, divrem64, mulh64, mulhsu64, mulhu64, mulhu32 } = I64;
+const { CSR_SSTATUS, CSR_SIE, CSR_SIP, CSR_SATP, CSR_MSTATUS, CSR_MIE, CSR_MIP, CSR_MIDELEG } = KC;
+const {
+  CAUSE_BREAKPOINT, CAUSE_FETCH_ACCESS, CAUSE_FETCH_PAGE_FAULT, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_LOAD_ACCESS, CAUSE_LOAD_PAGE_FAULT,
+  CAUSE_MACHINE_ECALL, CAUSE_MISALIGNED_FETCH, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE, CAUSE_STORE_ACCESS, CAUSE_STORE_PAGE_FAULT,
+  CAUSE_SUPERVISOR_ECALL, CAUSE_USER_ECALL, IRQ_M_EXT, IRQ_M_SOFT, IRQ_M_TIMER, IRQ_S_EXT,
+  IRQ_S_SOFT, IRQ_S_TIMER, MIP_MEIP, MIP_MSIP, MIP_MTIP, MIP_SEIP,
+  MIP_SSIP, MIP_STIP, MSTATUS_FS, MSTATUS_MIE, MSTATUS_MPIE, MSTATUS_MPP,
+  MSTATUS_MPP_SHIFT, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SIE, MSTATUS_SPIE, MSTATUS_SPP,
+  MSTATUS_SUM, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, PRV_M, PRV_S,
+  PRV_U, SATP_BARE, S_INTERRUPTS,
+} = KC;
 
 export interface HartOptions {
   hartId: number;
@@ -71,6 +90,12 @@ const TLB_INVALID = 1;
 /** Longest uninterrupted run between interrupt/timer checks. */
 const MAX_SLICE = 1 << 15;
 
+/** CSRs whose writes can enable an interrupt or change privilege/translation: the slice must end. */
+function csrAffectsControl(csr: number): boolean {
+  return csr === CSR_SSTATUS || csr === CSR_SIE || csr === CSR_SIP || csr === CSR_SATP ||
+    csr === CSR_MSTATUS || csr === CSR_MIE || csr === CSR_MIP || csr === CSR_MIDELEG;
+}
+
 export class Hart implements InterruptTarget {
   readonly hartId: number;
   readonly ram: GuestRam;
@@ -83,9 +108,9 @@ export class Hart implements InterruptTarget {
   readonly fp: FpContext;
 
   pc = 0;
-  priv = K.PRV_M;
+  priv = PRV_M;
   /** Privilege used for loads/stores (differs from priv under mstatus.MPRV). */
-  dataPriv = K.PRV_M;
+  dataPriv = PRV_M;
   mstatus = 0;
   mie = 0;
   /** Software-writable pending bits (SSIP, STIP, SEIP). */
@@ -102,7 +127,7 @@ export class Hart implements InterruptTarget {
   readonly c64 = new Int32Array(2 * C64_COUNT);
   readonly pmpcfg = new Int32Array(16);
   readonly pmpaddr = new Int32Array(128);
-  satpMode = K.SATP_BARE;
+  satpMode = SATP_BARE;
   satpPpn = 0;
   instret = 0;
 
@@ -118,6 +143,8 @@ export class Hart implements InterruptTarget {
   private stimecmpValue = Infinity;
 
   // Pending exception raised by a slow path; taken by run() after the slice ends.
+  /** Set by SYSTEM instructions that may change interrupt enables, privilege or translation. */
+  private sliceExit = false;
   private excPending = false;
   private excCause = 0;
   private excTvalLo = 0;
@@ -225,9 +252,9 @@ export class Hart implements InterruptTarget {
   }
 
   setInterruptPending(bit: number, level: boolean): void {
-    if (bit === K.IRQ_S_SOFT) {
+    if (bit === IRQ_S_SOFT) {
       // SSIP is one software-visible bit (the guest clears it through sip).
-      if (level) this.mipSw |= K.MIP_SSIP; else this.mipSw &= ~K.MIP_SSIP;
+      if (level) this.mipSw |= MIP_SSIP; else this.mipSw &= ~MIP_SSIP;
     } else {
       const m = 1 << bit;
       if (level) this.mipDev |= m; else this.mipDev &= ~m;
@@ -242,11 +269,11 @@ export class Hart implements InterruptTarget {
 
   enterSupervisorBoot(pc: number, a0: bigint, a1: bigint): void {
     // Same delegation as OpenSBI, plus illegal instruction (no M-mode emulation here).
-    this.medeleg = (1 << K.CAUSE_MISALIGNED_FETCH) | (1 << K.CAUSE_FETCH_ACCESS) | (1 << K.CAUSE_ILLEGAL_INSTRUCTION) |
-      (1 << K.CAUSE_BREAKPOINT) | (1 << K.CAUSE_MISALIGNED_LOAD) | (1 << K.CAUSE_LOAD_ACCESS) |
-      (1 << K.CAUSE_MISALIGNED_STORE) | (1 << K.CAUSE_STORE_ACCESS) | (1 << K.CAUSE_USER_ECALL) |
-      (1 << K.CAUSE_FETCH_PAGE_FAULT) | (1 << K.CAUSE_LOAD_PAGE_FAULT) | (1 << K.CAUSE_STORE_PAGE_FAULT);
-    this.mideleg = K.S_INTERRUPTS;
+    this.medeleg = (1 << CAUSE_MISALIGNED_FETCH) | (1 << CAUSE_FETCH_ACCESS) | (1 << CAUSE_ILLEGAL_INSTRUCTION) |
+      (1 << CAUSE_BREAKPOINT) | (1 << CAUSE_MISALIGNED_LOAD) | (1 << CAUSE_LOAD_ACCESS) |
+      (1 << CAUSE_MISALIGNED_STORE) | (1 << CAUSE_STORE_ACCESS) | (1 << CAUSE_USER_ECALL) |
+      (1 << CAUSE_FETCH_PAGE_FAULT) | (1 << CAUSE_LOAD_PAGE_FAULT) | (1 << CAUSE_STORE_PAGE_FAULT);
+    this.mideleg = S_INTERRUPTS;
     this.mcounteren = 0xffffffff;
     this.scounteren = 0;
     // PMP entry 0: NAPOT over all of memory, RWX.
@@ -259,7 +286,7 @@ export class Hart implements InterruptTarget {
     this.satpChanged();
     this.setX(10, a0);
     this.setX(11, a1);
-    this.setPriv(K.PRV_S);
+    this.setPriv(PRV_S);
     this.pc = pc;
     this.waiting = false;
     this.stopped = false;
@@ -321,15 +348,15 @@ export class Hart implements InterruptTarget {
   // ---------------------------------------------------------------- privileged helpers
 
   markFpDirty(): void {
-    this.mstatus |= K.MSTATUS_FS;
+    this.mstatus |= MSTATUS_FS;
   }
 
   writeMstatus(v: number): void {
     const old = this.mstatus;
     this.mstatus = v;
     const changed = old ^ v;
-    if ((changed & (K.MSTATUS_SUM | K.MSTATUS_MXR)) !== 0) this.flushTlb();
-    if ((changed & (K.MSTATUS_MPRV | K.MSTATUS_MPP)) !== 0) this.updateDataPriv();
+    if ((changed & (MSTATUS_SUM | MSTATUS_MXR)) !== 0) this.flushTlb();
+    if ((changed & (MSTATUS_MPRV | MSTATUS_MPP)) !== 0) this.updateDataPriv();
   }
 
   satpChanged(): void {
@@ -349,7 +376,7 @@ export class Hart implements InterruptTarget {
   private updateDataPriv(): void {
     const m = this.mstatus;
     const old = this.dataPriv;
-    this.dataPriv = this.priv === K.PRV_M && (m & K.MSTATUS_MPRV) !== 0 ? (m >>> K.MSTATUS_MPP_SHIFT) & 3 : this.priv;
+    this.dataPriv = this.priv === PRV_M && (m & MSTATUS_MPRV) !== 0 ? (m >>> MSTATUS_MPP_SHIFT) & 3 : this.priv;
     // Data TLB entries were filled under the old privilege; fetch uses priv, which may have changed too.
     if (old !== this.dataPriv) this.flushTlb();
     else { this.xTagLo.fill(TLB_INVALID); this.codeVBase = NaN; }
@@ -357,14 +384,14 @@ export class Hart implements InterruptTarget {
 
   private updateStimer(): void {
     if (this.stimecmpValue === Infinity) {
-      this.mipDev &= ~K.MIP_STIP;
+      this.mipDev &= ~MIP_STIP;
       return;
     }
     if (this.time.now() >= this.stimecmpValue) {
-      this.mipDev |= K.MIP_STIP;
-      if ((this.mie & K.MIP_STIP) !== 0) this.waiting = false;
+      this.mipDev |= MIP_STIP;
+      if ((this.mie & MIP_STIP) !== 0) this.waiting = false;
     } else {
-      this.mipDev &= ~K.MIP_STIP;
+      this.mipDev &= ~MIP_STIP;
     }
   }
 
@@ -372,22 +399,22 @@ export class Hart implements InterruptTarget {
   private pendingInterrupt(): number {
     const pending = this.mip() & this.mie;
     if (pending === 0) return -1;
-    const mEnabled = this.priv < K.PRV_M || (this.mstatus & K.MSTATUS_MIE) !== 0;
+    const mEnabled = this.priv < PRV_M || (this.mstatus & MSTATUS_MIE) !== 0;
     const m = mEnabled ? pending & ~this.mideleg : 0;
     if (m !== 0) {
-      if (m & K.MIP_MEIP) return K.IRQ_M_EXT;
-      if (m & K.MIP_MSIP) return K.IRQ_M_SOFT;
-      if (m & K.MIP_MTIP) return K.IRQ_M_TIMER;
-      if (m & K.MIP_SEIP) return K.IRQ_S_EXT;
-      if (m & K.MIP_SSIP) return K.IRQ_S_SOFT;
-      if (m & K.MIP_STIP) return K.IRQ_S_TIMER;
+      if (m & MIP_MEIP) return IRQ_M_EXT;
+      if (m & MIP_MSIP) return IRQ_M_SOFT;
+      if (m & MIP_MTIP) return IRQ_M_TIMER;
+      if (m & MIP_SEIP) return IRQ_S_EXT;
+      if (m & MIP_SSIP) return IRQ_S_SOFT;
+      if (m & MIP_STIP) return IRQ_S_TIMER;
     }
-    const sEnabled = this.priv < K.PRV_S || (this.priv === K.PRV_S && (this.mstatus & K.MSTATUS_SIE) !== 0);
+    const sEnabled = this.priv < PRV_S || (this.priv === PRV_S && (this.mstatus & MSTATUS_SIE) !== 0);
     const s = sEnabled ? pending & this.mideleg : 0;
     if (s !== 0) {
-      if (s & K.MIP_SEIP) return K.IRQ_S_EXT;
-      if (s & K.MIP_SSIP) return K.IRQ_S_SOFT;
-      if (s & K.MIP_STIP) return K.IRQ_S_TIMER;
+      if (s & MIP_SEIP) return IRQ_S_EXT;
+      if (s & MIP_SSIP) return IRQ_S_SOFT;
+      if (s & MIP_STIP) return IRQ_S_TIMER;
     }
     return -1;
   }
@@ -398,7 +425,7 @@ export class Hart implements InterruptTarget {
     this.resValid = false;
     const epcLo = this.pc % TWO32 | 0;
     const epcHi = Math.floor(this.pc / TWO32) | 0;
-    const deleg = this.priv <= K.PRV_S && (((interrupt ? this.mideleg : this.medeleg) >>> cause) & 1) !== 0;
+    const deleg = this.priv <= PRV_S && (((interrupt ? this.mideleg : this.medeleg) >>> cause) & 1) !== 0;
     const c = this.c64;
     let tvec: number;
     if (deleg) {
@@ -408,12 +435,12 @@ export class Hart implements InterruptTarget {
       c[2 * C64_SEPC + 1] = epcHi;
       c[2 * C64_STVAL] = tvalLo;
       c[2 * C64_STVAL + 1] = tvalHi;
-      let m = this.mstatus & ~(K.MSTATUS_SPIE | K.MSTATUS_SIE | K.MSTATUS_SPP);
-      if (this.mstatus & K.MSTATUS_SIE) m |= K.MSTATUS_SPIE;
-      if (this.priv === K.PRV_S) m |= K.MSTATUS_SPP;
+      let m = this.mstatus & ~(MSTATUS_SPIE | MSTATUS_SIE | MSTATUS_SPP);
+      if (this.mstatus & MSTATUS_SIE) m |= MSTATUS_SPIE;
+      if (this.priv === PRV_S) m |= MSTATUS_SPP;
       this.mstatus = m;
       tvec = C64_STVEC;
-      this.setPriv(K.PRV_S);
+      this.setPriv(PRV_S);
     } else {
       c[2 * C64_MCAUSE] = cause;
       c[2 * C64_MCAUSE + 1] = interrupt ? 0x80000000 | 0 : 0;
@@ -421,13 +448,13 @@ export class Hart implements InterruptTarget {
       c[2 * C64_MEPC + 1] = epcHi;
       c[2 * C64_MTVAL] = tvalLo;
       c[2 * C64_MTVAL + 1] = tvalHi;
-      let m = this.mstatus & ~(K.MSTATUS_MPIE | K.MSTATUS_MIE | K.MSTATUS_MPP);
-      if (this.mstatus & K.MSTATUS_MIE) m |= K.MSTATUS_MPIE;
-      m |= this.priv << K.MSTATUS_MPP_SHIFT;
+      let m = this.mstatus & ~(MSTATUS_MPIE | MSTATUS_MIE | MSTATUS_MPP);
+      if (this.mstatus & MSTATUS_MIE) m |= MSTATUS_MPIE;
+      m |= this.priv << MSTATUS_MPP_SHIFT;
       this.mstatus = m;
       tvec = C64_MTVEC;
-      if (this.priv === K.PRV_M) this.updateDataPriv(); // MPP changed: matters under MPRV
-      else this.setPriv(K.PRV_M);
+      if (this.priv === PRV_M) this.updateDataPriv(); // MPP changed: matters under MPRV
+      else this.setPriv(PRV_M);
     }
     const lo = c[2 * tvec];
     let base = (c[2 * tvec + 1] * TWO32) + ((lo & ~3) >>> 0);
@@ -457,10 +484,10 @@ export class Hart implements InterruptTarget {
   private translate(lo: number, hi: number, access: number): number {
     const priv = access === ACCESS_FETCH ? this.priv : this.dataPriv;
     let pa: number;
-    if (priv === K.PRV_M || this.satpMode === K.SATP_BARE) {
+    if (priv === PRV_M || this.satpMode === SATP_BARE) {
       pa = hi < 0 ? -1 : hi * TWO32 + (lo >>> 0);
       if (pa < 0) {
-        this.raise(access === ACCESS_FETCH ? K.CAUSE_FETCH_ACCESS : access === ACCESS_READ ? K.CAUSE_LOAD_ACCESS : K.CAUSE_STORE_ACCESS, lo, hi);
+        this.raise(access === ACCESS_FETCH ? CAUSE_FETCH_ACCESS : access === ACCESS_READ ? CAUSE_LOAD_ACCESS : CAUSE_STORE_ACCESS, lo, hi);
         return -1;
       }
     } else {
@@ -468,10 +495,10 @@ export class Hart implements InterruptTarget {
       if (pa < 0) {
         const access_ = pa === WALK_ACCESS_FAULT;
         const cause = access === ACCESS_FETCH
-          ? (access_ ? K.CAUSE_FETCH_ACCESS : K.CAUSE_FETCH_PAGE_FAULT)
+          ? (access_ ? CAUSE_FETCH_ACCESS : CAUSE_FETCH_PAGE_FAULT)
           : access === ACCESS_READ
-            ? (access_ ? K.CAUSE_LOAD_ACCESS : K.CAUSE_LOAD_PAGE_FAULT)
-            : (access_ ? K.CAUSE_STORE_ACCESS : K.CAUSE_STORE_PAGE_FAULT);
+            ? (access_ ? CAUSE_LOAD_ACCESS : CAUSE_LOAD_PAGE_FAULT)
+            : (access_ ? CAUSE_STORE_ACCESS : CAUSE_STORE_PAGE_FAULT);
         this.raise(cause, lo, hi);
         return -1;
       }
@@ -497,7 +524,7 @@ export class Hart implements InterruptTarget {
     const ram = this.ram;
     if (pa >= ram.base && pa < ram.end) return this.u8[pa - ram.base];
     const v = this.bus.read(pa, 1);
-    if (this.bus.fault) { this.raise(K.CAUSE_LOAD_ACCESS, lo, hi); return -1; }
+    if (this.bus.fault) { this.raise(CAUSE_LOAD_ACCESS, lo, hi); return -1; }
     return v & 0xff;
   }
 
@@ -509,7 +536,7 @@ export class Hart implements InterruptTarget {
     const ram = this.ram;
     if (pa >= ram.base && pa < ram.end) { this.u8[pa - ram.base] = v; return true; }
     this.bus.write(pa, 1, v & 0xff);
-    if (this.bus.fault) { this.raise(K.CAUSE_STORE_ACCESS, lo, hi); return false; }
+    if (this.bus.fault) { this.raise(CAUSE_STORE_ACCESS, lo, hi); return false; }
     return true;
   }
 
@@ -530,7 +557,7 @@ export class Hart implements InterruptTarget {
       } else {
         vl = this.bus.read(pa, size as 1 | 2 | 4 | 8);
         if (size === 8) vh = this.bus.readHigh;
-        if (this.bus.fault) { this.raise(K.CAUSE_LOAD_ACCESS, lo, hi); return false; }
+        if (this.bus.fault) { this.raise(CAUSE_LOAD_ACCESS, lo, hi); return false; }
       }
     } else {
       // Misaligned: byte by byte, each byte translated (may cross a page).
@@ -573,7 +600,7 @@ export class Hart implements InterruptTarget {
         return true;
       }
       this.bus.write(pa, size as 1 | 2 | 4 | 8, size === 1 ? vl & 0xff : size === 2 ? vl & 0xffff : vl >>> 0, vh >>> 0);
-      if (this.bus.fault) { this.raise(K.CAUSE_STORE_ACCESS, lo, hi); return false; }
+      if (this.bus.fault) { this.raise(CAUSE_STORE_ACCESS, lo, hi); return false; }
       return true;
     }
     // Misaligned: check every byte translates before writing any, so a fault leaves memory unchanged.
@@ -612,7 +639,7 @@ export class Hart implements InterruptTarget {
     // Executing from a device (a boot ROM): no caching, read through the bus.
     if (cachePage) this.codeVBase = NaN;
     const v = this.bus.read(pa, 2);
-    if (this.bus.fault) { this.raise(K.CAUSE_FETCH_ACCESS, lo, hi); return -1; }
+    if (this.bus.fault) { this.raise(CAUSE_FETCH_ACCESS, lo, hi); return -1; }
     return v & 0xffff;
   }
 
@@ -628,7 +655,7 @@ export class Hart implements InterruptTarget {
   /** Translate an AMO/LR/SC address (aligned, RAM only). Returns the RAM byte offset or -1 after a fault. */
   private atomicOffset(lo: number, hi: number, size: number, isLr: boolean): number {
     if ((lo & (size - 1)) !== 0) {
-      this.raise(isLr ? K.CAUSE_MISALIGNED_LOAD : K.CAUSE_MISALIGNED_STORE, lo, hi);
+      this.raise(isLr ? CAUSE_MISALIGNED_LOAD : CAUSE_MISALIGNED_STORE, lo, hi);
       return -1;
     }
     const idx = (lo >>> 12) & TLB_MASK;
@@ -643,7 +670,7 @@ export class Hart implements InterruptTarget {
     const ram = this.ram;
     if (pa < ram.base || pa + size > ram.end) {
       // Atomics on devices are not supported: access fault.
-      this.raise(isLr ? K.CAUSE_LOAD_ACCESS : K.CAUSE_STORE_ACCESS, lo, hi);
+      this.raise(isLr ? CAUSE_LOAD_ACCESS : CAUSE_STORE_ACCESS, lo, hi);
       return -1;
     }
     return pa - ram.base;
@@ -657,18 +684,18 @@ export class Hart implements InterruptTarget {
     const rs2 = (insn >>> 20) & 31;
     const f5 = insn >>> 27;
     const x = this.x;
-    if (f3 !== 2 && f3 !== 3) { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, insn, 0); return false; }
+    if (f3 !== 2 && f3 !== 3) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, insn, 0); return false; }
     const size = f3 === 2 ? 4 : 8;
     const lo = x[2 * rs1], hi = x[2 * rs1 + 1];
     const bl = x[2 * rs2], bh = x[2 * rs2 + 1];
     const isLr = f5 === 2;
-    if (isLr && rs2 !== 0) { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, insn, 0); return false; }
+    if (isLr && rs2 !== 0) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, insn, 0); return false; }
     switch (f5) {
       case 0x00: case 0x01: case 0x02: case 0x03: case 0x04: case 0x08: case 0x0c:
       case 0x10: case 0x14: case 0x18: case 0x1c:
         break;
       default:
-        this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, insn, 0);
+        this.raise(CAUSE_ILLEGAL_INSTRUCTION, insn, 0);
         return false;
     }
     const off = this.atomicOffset(lo, hi, size, isLr);
@@ -743,8 +770,8 @@ export class Hart implements InterruptTarget {
   /** FP loads/stores (flw/fld/fsw/fsd): raw bits, flw NaN-boxed. False after raising a fault. */
   private execFpMem(insn: number, isStore: boolean, raw: number): boolean {
     const f3 = (insn >>> 12) & 7;
-    if ((f3 !== 2 && f3 !== 3) || (this.mstatus & K.MSTATUS_FS) === 0) {
-      this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0);
+    if ((f3 !== 2 && f3 !== 3) || (this.mstatus & MSTATUS_FS) === 0) {
+      this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0);
       return false;
     }
     const rs1 = (insn >>> 15) & 31;
@@ -777,56 +804,56 @@ export class Hart implements InterruptTarget {
     const npc = pc + ilen;
     if (f3 === 0) {
       if (insn === 0x00000073) {
-        if (this.priv === K.PRV_S && this.ecallHandler !== null) {
+        if (this.priv === PRV_S && this.ecallHandler !== null) {
           this.pc = pc;
           if (this.ecallHandler(this)) return npc;
         }
-        this.raise(this.priv === K.PRV_U ? K.CAUSE_USER_ECALL : this.priv === K.PRV_S ? K.CAUSE_SUPERVISOR_ECALL : K.CAUSE_MACHINE_ECALL, 0, 0);
+        this.raise(this.priv === PRV_U ? CAUSE_USER_ECALL : this.priv === PRV_S ? CAUSE_SUPERVISOR_ECALL : CAUSE_MACHINE_ECALL, 0, 0);
         return NaN;
       }
       if (insn === 0x00100073) {
-        this.raiseAt(K.CAUSE_BREAKPOINT, pc);
+        this.raiseAt(CAUSE_BREAKPOINT, pc);
         return NaN;
       }
-      if (insn === 0x30200073 && this.priv === K.PRV_M) {
+      if (insn === 0x30200073 && this.priv === PRV_M) {
         const m = this.mstatus;
-        const mpp = (m >>> K.MSTATUS_MPP_SHIFT) & 3;
-        let v = m & ~(K.MSTATUS_MIE | K.MSTATUS_MPP);
-        if (m & K.MSTATUS_MPIE) v |= K.MSTATUS_MIE;
-        v |= K.MSTATUS_MPIE;
-        if (mpp !== K.PRV_M) v &= ~K.MSTATUS_MPRV;
+        const mpp = (m >>> MSTATUS_MPP_SHIFT) & 3;
+        let v = m & ~(MSTATUS_MIE | MSTATUS_MPP);
+        if (m & MSTATUS_MPIE) v |= MSTATUS_MIE;
+        v |= MSTATUS_MPIE;
+        if (mpp !== PRV_M) v &= ~MSTATUS_MPRV;
         this.mstatus = v;
         this.setPriv(mpp);
         this.updateDataPriv();
         this.resValid = false;
         return this.c64[2 * C64_MEPC + 1] * TWO32 + (this.c64[2 * C64_MEPC] >>> 0);
       }
-      if (insn === 0x10200073 && (this.priv === K.PRV_M || (this.priv === K.PRV_S && (this.mstatus & K.MSTATUS_TSR) === 0))) {
+      if (insn === 0x10200073 && (this.priv === PRV_M || (this.priv === PRV_S && (this.mstatus & MSTATUS_TSR) === 0))) {
         const m = this.mstatus;
-        const spp = (m & K.MSTATUS_SPP) !== 0 ? K.PRV_S : K.PRV_U;
-        let v = m & ~(K.MSTATUS_SIE | K.MSTATUS_SPP | K.MSTATUS_MPRV);
-        if (m & K.MSTATUS_SPIE) v |= K.MSTATUS_SIE;
-        v |= K.MSTATUS_SPIE;
+        const spp = (m & MSTATUS_SPP) !== 0 ? PRV_S : PRV_U;
+        let v = m & ~(MSTATUS_SIE | MSTATUS_SPP | MSTATUS_MPRV);
+        if (m & MSTATUS_SPIE) v |= MSTATUS_SIE;
+        v |= MSTATUS_SPIE;
         this.mstatus = v;
         this.setPriv(spp);
         this.updateDataPriv();
         this.resValid = false;
         return this.c64[2 * C64_SEPC + 1] * TWO32 + (this.c64[2 * C64_SEPC] >>> 0);
       }
-      if (insn === 0x10500073 && (this.priv === K.PRV_M || (this.priv === K.PRV_S && (this.mstatus & K.MSTATUS_TW) === 0))) {
+      if (insn === 0x10500073 && (this.priv === PRV_M || (this.priv === PRV_S && (this.mstatus & MSTATUS_TW) === 0))) {
         if ((this.mip() & this.mie) === 0) this.waiting = true;
         return npc;
       }
       if (insn >>> 25 === 0x09 && rd === 0 &&
-        (this.priv === K.PRV_M || (this.priv === K.PRV_S && (this.mstatus & K.MSTATUS_TVM) === 0))) {
+        (this.priv === PRV_M || (this.priv === PRV_S && (this.mstatus & MSTATUS_TVM) === 0))) {
         this.flushTlb();
         return npc;
       }
-      this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, rawInsn, 0);
+      this.raise(CAUSE_ILLEGAL_INSTRUCTION, rawInsn, 0);
       return NaN;
     }
     if (f3 === 4) {
-      this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, rawInsn, 0);
+      this.raise(CAUSE_ILLEGAL_INSTRUCTION, rawInsn, 0);
       return NaN;
     }
     // Zicsr.
@@ -834,7 +861,7 @@ export class Hart implements InterruptTarget {
     const op = f3 & 3;
     const writes = op === 1 || rs1 !== 0;
     if (!csrAccessAllowed(this, csr, writes) || !csrRead(this, csr)) {
-      this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, rawInsn, 0);
+      this.raise(CAUSE_ILLEGAL_INSTRUCTION, rawInsn, 0);
       return NaN;
     }
     const oldLo = this.csrLo, oldHi = this.csrHi;
@@ -843,6 +870,9 @@ export class Hart implements InterruptTarget {
       if (f3 >= 5) { sl = rs1; sh = 0; } else { sl = this.x[2 * rs1]; sh = this.x[2 * rs1 + 1]; }
       if (op === 2) { sl |= oldLo; sh |= oldHi; } else if (op === 3) { sl = oldLo & ~sl; sh = oldHi & ~sh; }
       csrWrite(this, csr, sl, sh);
+      if (!csrAffectsControl(csr)) this.sliceExit = false;
+    } else {
+      this.sliceExit = false;
     }
     if (rd !== 0) { this.x[2 * rd] = oldLo; this.x[2 * rd + 1] = oldHi; }
     return npc;
@@ -855,6 +885,7 @@ export class Hart implements InterruptTarget {
     const x = this.x;
     const u8 = this.u8, u16 = this.u16, i32 = this.i32;
     const rTagLo = this.rTagLo, rTagHi = this.rTagHi, rOff = this.rOff;
+    const xTagLo = this.xTagLo, xTagHi = this.xTagHi, xOff = this.xOff;
     const wTagLo = this.wTagLo, wTagHi = this.wTagHi, wOff = this.wOff;
     const rvc = RVC_TABLE;
     let pc = this.pc;
@@ -870,10 +901,21 @@ export class Hart implements InterruptTarget {
         const o = (codeOff + d) >> 1;
         insn = u16[o] | (u16[o + 1] << 16);
       } else {
-        insn = this.fetchSlow(pc);
-        if (this.excPending) break loop;
-        codeVBase = this.codeVBase;
-        codeOff = this.codeOff;
+        // New code page: try the fetch TLB inline before the slow path.
+        const lo = pc | 0;
+        const po = lo & 0xfff;
+        const idx = (lo >>> 12) & TLB_MASK;
+        if (po <= 4092 && xTagLo[idx] === (lo & -4096) && xTagHi[idx] === (Math.floor(pc / TWO32) | 0)) {
+          codeVBase = pc - po;
+          codeOff = xOff[idx];
+          const o = (codeOff + po) >> 1;
+          insn = u16[o] | (u16[o + 1] << 16);
+        } else {
+          insn = this.fetchSlow(pc);
+          if (this.excPending) break loop;
+          codeVBase = this.codeVBase;
+          codeOff = this.codeOff;
+        }
       }
       let ilen = 4;
       let raw = insn;
@@ -887,12 +929,12 @@ export class Hart implements InterruptTarget {
       const rs2 = (insn >>> 20) & 31;
       const f3 = (insn >>> 12) & 7;
       let npc = pc + ilen;
-      switch (insn & 0x7f) {
-        case 0x37: { // LUI
+      switch ((insn >>> 2) & 31) { // opcode[6:2]: a dense jump table (low bits are 11 after RVC expansion)
+        case 13: { // LUI
           if (rd !== 0) { const v = insn & 0xfffff000; x[2 * rd] = v; x[2 * rd + 1] = v >> 31; }
           break;
         }
-        case 0x17: { // AUIPC
+        case 5: { // AUIPC
           if (rd !== 0) {
             const v = pc + (insn & 0xfffff000);
             x[2 * rd] = v % TWO32 | 0;
@@ -900,14 +942,14 @@ export class Hart implements InterruptTarget {
           }
           break;
         }
-        case 0x6f: { // JAL
+        case 27: { // JAL
           const imm = ((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1);
           if (rd !== 0) { x[2 * rd] = npc % TWO32 | 0; x[2 * rd + 1] = Math.floor(npc / TWO32) | 0; }
           npc = pc + imm;
           break;
         }
-        case 0x67: { // JALR
-          if (f3 !== 0) { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+        case 25: { // JALR
+          if (f3 !== 0) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
           const s = (x[2 * rs1] >>> 0) + (insn >> 20);
           const th = (x[2 * rs1 + 1] + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
           const tl = (s | 0) & ~1;
@@ -915,7 +957,7 @@ export class Hart implements InterruptTarget {
           npc = th * TWO32 + (tl >>> 0);
           break;
         }
-        case 0x63: { // BRANCH
+        case 24: { // BRANCH
           const al = x[2 * rs1], ah = x[2 * rs1 + 1], bl = x[2 * rs2], bh = x[2 * rs2 + 1];
           let taken: boolean;
           switch (f3) {
@@ -925,14 +967,14 @@ export class Hart implements InterruptTarget {
             case 5: taken = ah > bh || (ah === bh && (al >>> 0) >= (bl >>> 0)); break;
             case 6: taken = (ah >>> 0) < (bh >>> 0) || (ah === bh && (al >>> 0) < (bl >>> 0)); break;
             case 7: taken = (ah >>> 0) > (bh >>> 0) || (ah === bh && (al >>> 0) >= (bl >>> 0)); break;
-            default: this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop;
+            default: this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop;
           }
           if (taken) {
             npc = pc + (((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1));
           }
           break;
         }
-        case 0x03: { // LOAD
+        case 0: { // LOAD
           const s = (x[2 * rs1] >>> 0) + (insn >> 20);
           const lo = s | 0;
           const hi = (x[2 * rs1 + 1] + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
@@ -952,7 +994,7 @@ export class Hart implements InterruptTarget {
             }
           }
           if (!done) {
-            if (f3 === 7) { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+            if (f3 === 7) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
             this.pc = pc;
             if (!this.loadSlow(lo, hi, f3)) break loop;
             vl = this.ldLo;
@@ -961,7 +1003,7 @@ export class Hart implements InterruptTarget {
           if (rd !== 0) { x[2 * rd] = vl; x[2 * rd + 1] = vh; }
           break;
         }
-        case 0x23: { // STORE
+        case 8: { // STORE
           const s = (x[2 * rs1] >>> 0) + (((insn >> 25) << 5) | ((insn >>> 7) & 31));
           const lo = s | 0;
           const hi = (x[2 * rs1 + 1] + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
@@ -979,13 +1021,13 @@ export class Hart implements InterruptTarget {
             }
           }
           if (!done) {
-            if (f3 > 3) { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+            if (f3 > 3) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
             this.pc = pc;
             if (!this.storeSlow(lo, hi, f3, vl, x[2 * rs2 + 1])) break loop;
           }
           break;
         }
-        case 0x13: { // OP-IMM
+        case 4: { // OP-IMM
           const imm = insn >> 20;
           const al = x[2 * rs1], ah = x[2 * rs1 + 1];
           let rl: number, rh: number;
@@ -997,7 +1039,7 @@ export class Hart implements InterruptTarget {
             case 6: rl = al | imm; rh = ah | (imm >> 31); break;
             case 7: rl = al & imm; rh = ah & (imm >> 31); break;
             case 1: {
-              if (insn >>> 26 !== 0) { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+              if (insn >>> 26 !== 0) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
               const sh = (insn >>> 20) & 63;
               if (sh === 0) { rl = al; rh = ah; }
               else if (sh < 32) { rl = al << sh; rh = (ah << sh) | (al >>> (32 - sh)); }
@@ -1015,25 +1057,25 @@ export class Hart implements InterruptTarget {
                 if (sh === 0) { rl = al; rh = ah; }
                 else if (sh < 32) { rl = (al >>> sh) | (ah << (32 - sh)); rh = ah >> sh; }
                 else { rl = ah >> (sh - 32); rh = ah >> 31; }
-              } else { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+              } else { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
               break;
             }
           }
           if (rd !== 0) { x[2 * rd] = rl; x[2 * rd + 1] = rh; }
           break;
         }
-        case 0x1b: { // OP-IMM-32
+        case 6: { // OP-IMM-32
           const al = x[2 * rs1];
           let r: number;
           if (f3 === 0) r = (al + (insn >> 20)) | 0;
           else if (f3 === 1 && insn >>> 25 === 0) r = al << rs2;
           else if (f3 === 5 && insn >>> 25 === 0) r = al >>> rs2;
           else if (f3 === 5 && insn >>> 25 === 0x20) r = al >> rs2;
-          else { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+          else { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
           if (rd !== 0) { x[2 * rd] = r; x[2 * rd + 1] = r >> 31; }
           break;
         }
-        case 0x33: { // OP
+        case 12: { // OP
           const al = x[2 * rs1], ah = x[2 * rs1 + 1], bl = x[2 * rs2], bh = x[2 * rs2 + 1];
           const f7 = insn >>> 25;
           let rl: number, rh: number;
@@ -1076,11 +1118,11 @@ export class Hart implements InterruptTarget {
               case 3: mulhu64(al, ah, bl, bh); rl = R[0]; rh = R[1]; break;
               default: divrem64(f3 - 4, al, ah, bl, bh); rl = R[0]; rh = R[1]; break;
             }
-          } else { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+          } else { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
           if (rd !== 0) { x[2 * rd] = rl; x[2 * rd + 1] = rh; }
           break;
         }
-        case 0x3b: { // OP-32
+        case 14: { // OP-32
           const a = x[2 * rs1], b = x[2 * rs2];
           const f7 = insn >>> 25;
           let r: number;
@@ -1088,11 +1130,11 @@ export class Hart implements InterruptTarget {
             if (f3 === 0) r = (a + b) | 0;
             else if (f3 === 1) r = a << (b & 31);
             else if (f3 === 5) r = a >>> (b & 31);
-            else { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+            else { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
           } else if (f7 === 0x20) {
             if (f3 === 0) r = (a - b) | 0;
             else if (f3 === 5) r = a >> (b & 31);
-            else { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+            else { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
           } else if (f7 === 1) {
             switch (f3) {
               case 0: r = Math.imul(a, b); break;
@@ -1100,46 +1142,48 @@ export class Hart implements InterruptTarget {
               case 5: r = b === 0 ? -1 : ((a >>> 0) / (b >>> 0)) | 0; break;
               case 6: r = b === 0 ? a : a === -0x80000000 && b === -1 ? 0 : (a % b) | 0; break;
               case 7: r = b === 0 ? a : ((a >>> 0) % (b >>> 0)) | 0; break;
-              default: this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop;
+              default: this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop;
             }
-          } else { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+          } else { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
           if (rd !== 0) { x[2 * rd] = r; x[2 * rd + 1] = r >> 31; }
           break;
         }
-        case 0x0f: { // MISC-MEM: fence, fence.i (no decoded-instruction cache, so nothing to drop)
-          if (f3 > 1) { this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+        case 3: { // MISC-MEM: fence, fence.i (no decoded-instruction cache, so nothing to drop)
+          if (f3 > 1) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
           break;
         }
-        case 0x2f: { // AMO
+        case 11: { // AMO
           this.pc = pc;
           if (!this.execAtomic(insn)) break loop;
           break;
         }
-        case 0x73: { // SYSTEM: always ends the slice (interrupt enables, privilege or translation may change)
+        case 28: { // SYSTEM: ends the slice when interrupt enables, privilege or translation may change
           this.pc = pc;
           this.instret += n - counted;
           counted = n;
+          this.sliceExit = true;
           const next = this.execSystem(insn, pc, ilen, raw);
           if (next !== next) break loop; // NaN: exception raised
-          pc = next;
           n++;
-          break loop;
+          pc = next;
+          if (this.sliceExit) break loop;
+          continue;
         }
-        case 0x07: case 0x27: { // LOAD-FP / STORE-FP
+        case 1: case 9: { // LOAD-FP / STORE-FP
           this.pc = pc;
           if (!this.execFpMem(insn, (insn & 0x7f) === 0x27, raw)) break loop;
           break;
         }
-        case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: { // F/D arithmetic: the FPU
-          if ((this.mstatus & K.MSTATUS_FS) === 0 || executeFp(insn, this.fp) !== 0) {
-            this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0);
+        case 20: case 16: case 17: case 18: case 19: { // F/D arithmetic: the FPU
+          if ((this.mstatus & MSTATUS_FS) === 0 || executeFp(insn, this.fp) !== 0) {
+            this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0);
             break loop;
           }
-          this.mstatus |= K.MSTATUS_FS;
+          this.mstatus |= MSTATUS_FS;
           break;
         }
         default:
-          this.raise(K.CAUSE_ILLEGAL_INSTRUCTION, raw, 0);
+          this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0);
           break loop;
       }
       pc = npc;
@@ -1223,7 +1267,7 @@ export class Hart implements InterruptTarget {
     this.resHi = s.reservationHi;
     this.resSize = s.reservationSize;
     this.excPending = false;
-    this.priv = s.privilege === 0 || s.privilege === 1 ? s.privilege : K.PRV_M;
+    this.priv = s.privilege === 0 || s.privilege === 1 ? s.privilege : PRV_M;
     this.satpChanged();
     this.updateDataPriv();
   }

@@ -5,6 +5,7 @@ import { Asm } from "./test_asm.js";
 import { makeMachine, load, runTo, RAM_BASE } from "./test_machine.js";
 import type { TestMachine } from "./test_machine.js";
 import * as K from "./constants.js";
+import { encR } from "./encode.js";
 
 const MTRAP = RAM_BASE + 0x8000;
 const DATA = RAM_BASE + 0x10_0000;
@@ -390,4 +391,25 @@ test("sfence.vma drops stale translations", () => {
   assert.equal(m.hart.getX(2), 1n);
   assert.equal(m.hart.getX(4), 1n, "cached translation used until sfence.vma");
   assert.equal(m.hart.getX(3), 2n);
+});
+
+test("F/D arithmetic goes to the FPU: fadd.d, fcvt to x, fcsr flags; illegal while FS = Off", () => {
+  const FADD_D = encR(0x53, 3, 7, 1, 2, 0x01); // fadd.d f3, f1, f2, dyn
+  const FCVT_L_D = encR(0x53, 5, 1, 3, 2, 0x61); // fcvt.l.d x5, f3, rtz
+  const FDIV_D = encR(0x53, 4, 7, 1, 6, 0x0d); // fdiv.d f4, f1, f6 (f6 = 0: divide by zero)
+  const off = prog((a) => { a.word(FADD_D); });
+  runTo(off.m, MTRAP);
+  assert.equal(csr(off.m, K.CSR_MCAUSE), 2n);
+  assert.equal(csr(off.m, K.CSR_MTVAL), BigInt(FADD_D >>> 0));
+  const { m, end } = prog((a) => {
+    a.li(1, 1 << K.MSTATUS_FS_SHIFT).csrrs(0, K.CSR_MSTATUS, 1);
+    a.li(20, DATA).li(2, 0x3ff8000000000000n).sd(2, 20, 0).li(2, 0x4004000000000000n).sd(2, 20, 8); // 1.5, 2.5
+    a.fld(1, 20, 0).fld(2, 20, 8).word(FADD_D).word(FCVT_L_D).fsd(3, 20, 16);
+    a.word(FDIV_D).csrrs(6, K.CSR_FFLAGS, 0).csrrs(7, K.CSR_MSTATUS, 0);
+  });
+  runTo(m, end);
+  assert.equal(readU64(m, DATA + 16), 0x4010000000000000n, "1.5 + 2.5 = 4.0");
+  assert.equal(m.hart.getX(5), 4n);
+  assert.equal(m.hart.getX(6) & 0x08n, 0x08n, "DZ flag accrued in fflags");
+  assert.equal(m.hart.getX(7) & BigInt(K.MSTATUS_FS), BigInt(K.MSTATUS_FS), "FS = Dirty");
 });

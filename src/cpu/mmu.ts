@@ -1,7 +1,9 @@
 // Sv39/Sv48 page-table walk with superpages, U/SUM/MXR permission checks and
 // hardware A/D updates (Svadu-style, compare-and-swap in guest RAM).
 import type { GuestRam } from "../machine/memory.js";
-import { MSTATUS_MXR, MSTATUS_SUM, PRV_S, PRV_U, SATP_SV39 } from "./constants.js";
+import * as KC from "./constants.js";
+
+const { MSTATUS_MXR, MSTATUS_SUM, PRV_S, PRV_U, SATP_SV39 } = KC; // local copies: no getter per read
 
 export const ACCESS_READ = 0;
 export const ACCESS_WRITE = 1;

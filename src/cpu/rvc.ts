@@ -2,8 +2,8 @@
 // 32-bit equivalent. The hart then executes one decoder for both lengths.
 import { encB, encI, encJ, encR, encS, encU } from "./encode.js";
 
-/** Expansion result for an illegal/reserved compressed encoding (0 is an illegal 32-bit instruction too). */
-export const RVC_ILLEGAL = 0;
+/** Expansion result for an illegal/reserved compressed encoding: opcode 0x7f, never a valid instruction. */
+export const RVC_ILLEGAL = -1;
 
 function bits(v: number, hi: number, lo: number): number {
   return (v >>> lo) & ((1 << (hi - lo + 1)) - 1);
@@ -114,6 +114,7 @@ export function expandCompressed(c: number): number {
 /** RVC_TABLE[halfword] = 32-bit expansion (0 = illegal). 256 KiB, built once. */
 export const RVC_TABLE: Int32Array = (() => {
   const t = new Int32Array(65536);
+  t.fill(RVC_ILLEGAL);
   for (let c = 0; c < 65536; c++) if ((c & 3) !== 3) t[c] = expandCompressed(c);
   return t;
 })();

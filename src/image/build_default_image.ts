@@ -68,15 +68,22 @@ async function buildDefaultImage(cacheDir: string, imageDir: string, opts: Ensur
   log(`Debian mirror (from the host's apt configuration): ${mirror}`);
   const apt = createAptSession(join(cacheDir, "apt"), mirror, DEBIAN_SUITE, GUEST_ARCH);
   progress({ phase: "download", done: 0, total: 0 });
-  await aptUpdate(apt);
+  try {
+    await aptUpdate(apt);
+  } catch (e) {
+    // Offline rebuilds can still use the index (and packages) fetched last time.
+    if (!hasPackageIndex(join(cacheDir, "apt", "lists"))) throw e;
+    log(`could not refresh the package index; using the one from the last build (${(e as Error).message.split("\n")[0]})`);
+  }
   const kernelPackage = await resolveDependency(apt, KERNEL_METAPACKAGE, KERNEL_PACKAGE);
   log(`${KERNEL_METAPACKAGE} depends on ${kernelPackage}`);
   const packages = await showPackages(apt, [kernelPackage, "busybox-static", "opensbi"]);
   const debs = await downloadPackages(apt, packages, (done, total) => progress({ phase: "download", done, total }));
   log(`downloaded ${packages.map((p) => `${p.name} ${p.version}`).join(", ")} (${mib(packages.reduce((n, p) => n + p.size, 0))}) at ${elapsed()}`);
 
+  // We hold the lock, so any other build-* directory is left over from a build that died.
+  for (const f of readdirSync(cacheDir)) if (f.startsWith("build-")) rmSync(join(cacheDir, f), { recursive: true, force: true });
   const root = join(cacheDir, `build-${process.pid}`);
-  rmSync(root, { recursive: true, force: true });
   mkdirSync(root, { recursive: true });
   try {
     for (const [i, deb] of debs.entries()) {
@@ -163,6 +170,10 @@ export function assertRiscvImage(header: Uint8Array, what: string): void {
   if (!magic.equals(RISCV_IMAGE_MAGIC)) {
     throw new Error(`Cannot use ${what} as the guest kernel: it has no RISC-V Image magic "RSC\\x05" at offset 0x38.`);
   }
+}
+
+function hasPackageIndex(listsDir: string): boolean {
+  return existsSync(listsDir) && readdirSync(listsDir).some((f) => f.includes("_Packages"));
 }
 
 function mib(bytes: number): string {

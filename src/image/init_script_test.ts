@@ -11,9 +11,13 @@ function withInit(body: string): { dir: string; out: string; cleanup: () => void
   const dir = mkdtempSync(join(tmpdir(), "nodevisor-init-"));
   const initPath = join(dir, "init");
   writeFileSync(initPath, INIT_SCRIPT);
+  const cleanup = (): void => rmSync(dir, { recursive: true, force: true });
   const r = spawnSync("sh", ["-c", `. "${initPath}"\nD="${dir}"\n${body}`], { encoding: "utf8", cwd: dir });
-  assert.equal(r.status, 0, `sh failed: ${r.stderr}`);
-  return { dir, out: r.stdout, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  if (r.status !== 0) {
+    cleanup();
+    assert.fail(`sh failed: ${r.stderr}`);
+  }
+  return { dir, out: r.stdout, cleanup };
 }
 
 const b64 = (s: string): string => Buffer.from(s).toString("base64");

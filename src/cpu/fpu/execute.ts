@@ -2,19 +2,10 @@
 import { FFLAG_NV, FpStatus, type FpContext } from "./context.js";
 import { addD, divD, fmaD, mulD, sqrtD } from "./arith64.js";
 import { addS, divS, fmaS, mulS, sqrtS } from "./arith32.js";
-import {
-  CANONICAL_NAN_D_HI,
-  CANONICAL_NAN_S,
-  doubleFromBits,
-  doubleHi,
-  doubleLo,
-  floatBits,
-  floatFromBits,
-  isNaND,
-  isNaNS,
-  isSignalingD,
-  isSignalingS,
-} from "./bits.js";
+import { doubleFromBits, floatFromBits, isNaND, isNaNS, isSignalingD, isSignalingS } from "./bits.js";
+import { compare, minMax } from "./compare.js";
+import { unboxS, writeD, writeS, writeSBits, writeX } from "./registers.js";
+import { classifyD, classifyS, signInject } from "./sign_class.js";
 import { fromInt, intResult, toInt } from "./convert.js";
 import { roundS } from "./round.js";
 import { fpState } from "./state.js";
@@ -40,37 +31,6 @@ const F_CVT_IF = 0x18; // float to integer
 const F_CVT_FI = 0x1a; // integer to float
 const F_MV_X_CLASS = 0x1c;
 const F_MV_F = 0x1e;
-
-/** Bits of a single-precision operand: the canonical NaN unless properly NaN-boxed. */
-function unboxS(f: Int32Array, r: number): number {
-  return f[2 * r + 1] === -1 ? f[2 * r] : CANONICAL_NAN_S;
-}
-
-function writeS(f: Int32Array, r: number, v: number): void {
-  f[2 * r] = v !== v ? CANONICAL_NAN_S : floatBits(v);
-  f[2 * r + 1] = -1;
-}
-
-function writeSBits(f: Int32Array, r: number, bits: number): void {
-  f[2 * r] = bits;
-  f[2 * r + 1] = -1;
-}
-
-function writeD(f: Int32Array, r: number, v: number): void {
-  if (v !== v) {
-    f[2 * r] = 0;
-    f[2 * r + 1] = CANONICAL_NAN_D_HI;
-  } else {
-    f[2 * r] = doubleLo(v);
-    f[2 * r + 1] = doubleHi(v);
-  }
-}
-
-function writeX(x: Int32Array, r: number, lo: number, hi: number): void {
-  if (r === 0) return;
-  x[2 * r] = lo;
-  x[2 * r + 1] = hi;
-}
 
 /** Reads the rounding mode from the instruction, or -1 when it is reserved. */
 function roundingMode(insn: number, ctx: FpContext): number {
@@ -210,7 +170,7 @@ function executeOpFp(insn: number, ctx: FpContext): FpStatus {
     case F_CVT_FI: {
       const rm = roundingMode(insn, ctx);
       if (r2 > 3 || rm < 0) return FpStatus.Illegal;
-      const v = r1 === 0 ? 0 : fromInt(ctx.x[2 * r1], ctx.x[2 * r1 + 1], r2, isD, rm);
+      const v = fromInt(ctx.x[2 * r1], ctx.x[2 * r1 + 1], r2, isD, rm);
       if (isD) writeD(f, rd, v);
       else writeS(f, rd, v);
       return FpStatus.Ok;
@@ -301,104 +261,4 @@ function binaryArith(ctx: FpContext, op: number, isD: boolean, rm: number, rd: n
     writeS(f, rd, r);
   }
   return FpStatus.Ok;
-}
-
-function signInject(f: Int32Array, isD: boolean, funct3: number, rd: number, r1: number, r2: number): FpStatus {
-  if (funct3 > 2) return FpStatus.Illegal;
-  const a = isD ? f[2 * r1 + 1] : unboxS(f, r1);
-  const b = isD ? f[2 * r2 + 1] : unboxS(f, r2);
-  const sign = funct3 === 0 ? b & 0x80000000 : funct3 === 1 ? ~b & 0x80000000 : (a ^ b) & 0x80000000;
-  const word = (a & 0x7fffffff) | sign;
-  if (isD) {
-    f[2 * rd] = f[2 * r1];
-    f[2 * rd + 1] = word;
-  } else {
-    writeSBits(f, rd, word);
-  }
-  return FpStatus.Ok;
-}
-
-/** fmin/fmax per IEEE 754-2019 minimumNumber/maximumNumber: -0 < +0, a NaN yields the other operand. */
-function minMax(f: Int32Array, isD: boolean, funct3: number, rd: number, r1: number, r2: number): FpStatus {
-  if (funct3 > 1) return FpStatus.Illegal;
-  const isMax = funct3 === 1;
-  let aNaN: boolean, bNaN: boolean, a: number, b: number;
-  if (isD) {
-    const alo = f[2 * r1], ahi = f[2 * r1 + 1];
-    const blo = f[2 * r2], bhi = f[2 * r2 + 1];
-    aNaN = isNaND(alo, ahi);
-    bNaN = isNaND(blo, bhi);
-    if (isSignalingD(alo, ahi) || isSignalingD(blo, bhi)) fpState.flags |= FFLAG_NV;
-    a = doubleFromBits(alo, ahi);
-    b = doubleFromBits(blo, bhi);
-  } else {
-    const ba = unboxS(f, r1);
-    const bb = unboxS(f, r2);
-    aNaN = isNaNS(ba);
-    bNaN = isNaNS(bb);
-    if (isSignalingS(ba) || isSignalingS(bb)) fpState.flags |= FFLAG_NV;
-    a = floatFromBits(ba);
-    b = floatFromBits(bb);
-  }
-  let r: number;
-  if (aNaN) r = bNaN ? NaN : b;
-  else if (bNaN) r = a;
-  else if (a === b) r = isMax === Object.is(a, -0) ? b : a; // equal values differ only as -0 vs +0
-  else r = (a < b) !== isMax ? a : b;
-  if (isD) writeD(f, rd, r);
-  else writeS(f, rd, r);
-  return FpStatus.Ok;
-}
-
-function compare(ctx: FpContext, isD: boolean, funct3: number, rd: number, r1: number, r2: number): FpStatus {
-  if (funct3 > 2) return FpStatus.Illegal;
-  const f = ctx.f;
-  let anyNaN: boolean, anySignaling: boolean, a: number, b: number;
-  if (isD) {
-    const alo = f[2 * r1], ahi = f[2 * r1 + 1];
-    const blo = f[2 * r2], bhi = f[2 * r2 + 1];
-    anyNaN = isNaND(alo, ahi) || isNaND(blo, bhi);
-    anySignaling = isSignalingD(alo, ahi) || isSignalingD(blo, bhi);
-    a = doubleFromBits(alo, ahi);
-    b = doubleFromBits(blo, bhi);
-  } else {
-    const ba = unboxS(f, r1);
-    const bb = unboxS(f, r2);
-    anyNaN = isNaNS(ba) || isNaNS(bb);
-    anySignaling = isSignalingS(ba) || isSignalingS(bb);
-    a = floatFromBits(ba);
-    b = floatFromBits(bb);
-  }
-  let r = 0;
-  if (anyNaN) {
-    // feq is a quiet comparison; flt and fle signal on any NaN.
-    if (anySignaling || funct3 !== 2) fpState.flags |= FFLAG_NV;
-  } else if (funct3 === 2) r = a === b ? 1 : 0;
-  else if (funct3 === 1) r = a < b ? 1 : 0;
-  else r = a <= b ? 1 : 0;
-  writeX(ctx.x, rd, r, 0);
-  return FpStatus.Ok;
-}
-
-/** fclass bit for a value with sign, biased exponent (all ones = inf/NaN) and mantissa properties. */
-function classify(neg: boolean, expZero: boolean, expMax: boolean, manZero: boolean, quiet: boolean): number {
-  if (expMax) {
-    if (manZero) return neg ? 1 << 0 : 1 << 7;
-    return quiet ? 1 << 9 : 1 << 8;
-  }
-  if (expZero) {
-    if (manZero) return neg ? 1 << 3 : 1 << 4;
-    return neg ? 1 << 2 : 1 << 5;
-  }
-  return neg ? 1 << 1 : 1 << 6;
-}
-
-function classifyS(bits: number): number {
-  const exp = (bits >>> 23) & 0xff;
-  return classify(bits < 0, exp === 0, exp === 0xff, (bits & 0x7fffff) === 0, (bits & 0x400000) !== 0);
-}
-
-function classifyD(lo: number, hi: number): number {
-  const exp = (hi >>> 20) & 0x7ff;
-  return classify(hi < 0, exp === 0, exp === 0x7ff, ((hi & 0xfffff) | lo) === 0, (hi & 0x80000) !== 0);
 }

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { executeFp } from "./execute.js";
 import {
-  FMADD, FMSUB, FNMADD, FNMSUB, FMT_D, FMT_S, fused, getD, getS, getX, makeCtx, opFp, setD, setS, setX,
+  FMADD, FMSUB, FNMADD, FNMSUB, FMT_D, FMT_S, fused, getD, getS, getX, makeCtx, opFp, setD, setS, setX, signedBits,
 } from "./testing.js";
 
 // ---- exact reference ----
@@ -288,6 +288,27 @@ for (const f of [SF, DF]) {
     }
   });
 
+  test(`fma.${name} near-ties: products whose top bit is c's half-ulp and whose tail is far below`, () => {
+    // a = 2^ea (1 + i ulp), b = 2^eb (1 + j ulp): the product's tail i*j*ulp^2 sits ~2P bits below c's ulp.
+    const one = pow2(f.fracBits);
+    for (let n = 0; n < N / 5; n++) {
+      const ea = f.bias - 20 + below(40);
+      const eb = f.bias - 20 + below(40);
+      const ec = Math.max(1, Math.min((1 << f.expBits) - 2, ea + eb - f.bias + f.P + below(3) - 1));
+      const mant = (k: number) => BigInt(((k % 4) + 4) % 4);
+      const fa = mant(below(7) - 3);
+      const a = encode(below(2) === 1, BigInt(ea), fa, f);
+      // Half the time b = 2^eb (1 - fa ulp), so a*b = 2^(ea+eb) (1 - fa^2 ulp^2): a power of two minus a speck.
+      const fb = below(2) && fa > 0n ? one - 2n * fa : mant(below(4));
+      const b = encode(below(2) === 1, BigInt(eb), fb, f);
+      const c = encode(below(2) === 1, BigInt(ec), BigInt(below(4)), f);
+      const [qa, qb, qc] = [decodeQ(a, f), decodeQ(b, f), decodeQ(c, f)];
+      for (let rm = 0; rm < 5; rm++) {
+        check(fused(FMADD, fmt, 10, 1, 2, 3, rm), [a, b, c], f, refFma(qa, qb, qc, f, rm), `fmadd.${name} rm${rm}`);
+      }
+    }
+  });
+
   test(`fcvt.${name} from and to 32/64-bit integers matches the exact reference`, () => {
     const ranges: [bigint, bigint][] = [
       [-(1n << 31n), (1n << 31n) - 1n],
@@ -305,7 +326,7 @@ for (const f of [SF, DF]) {
         if (v > hi) v = hi;
         for (let rm = 0; rm < 5; rm++) {
           const ctx = makeCtx();
-          setX(ctx, 5, kind === 0 || kind === 1 ? BigInt.asIntN(32, v) : BigInt.asIntN(64, v));
+          setX(ctx, 5, v);
           executeFp(opFp(0x1a, fmt, 10, 5, kind, rm), ctx);
           const want = v === 0n ? zero(false, f) : roundQ({ neg: v < 0n, num: v < 0n ? -v : v, den: 1n }, f, rm);
           assert.equal(got(ctx, 10, f), want.bits, `fcvt.${name} kind ${kind} of ${v} rm${rm}`);
@@ -328,8 +349,7 @@ for (const f of [SF, DF]) {
             want = qa.neg ? lo : hi;
             flags = NV;
           } else want = r;
-          if (kind < 2) want = BigInt.asIntN(32, want);
-          else want = BigInt.asIntN(64, want);
+          want = signedBits(want, kind < 2 ? 32 : 64); // W results are sign-extended
           assert.equal(getX(ctx, 10), want, `fcvt kind ${kind}.${name} of ${hex(a)} rm${rm}`);
           assert.equal(ctx.fflags, flags, `fcvt kind ${kind}.${name} of ${hex(a)} rm${rm} flags`);
         }

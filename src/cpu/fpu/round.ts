@@ -60,7 +60,7 @@ export function roundS(v: number, dir: number, rm: number): number {
       if (dir === 0) return f;
       return finishS(f, dir, false, rm);
     }
-    const d = v - f; // exact: f and v share a binade and f has fewer bits
+    const d = v - f; // exact (Sterbenz): f and v are within a factor of two
     let fdir = d > 0 ? 1 : -1;
     let tie = false;
     if (Math.abs(d) === Math.abs(stepS(f, fdir) - f) * 0.5) {
@@ -75,7 +75,8 @@ export function roundS(v: number, dir: number, rm: number): number {
   }
   if (v === 0 || v !== v || a === Infinity) return v;
   decode(v);
-  // Append the error as a sticky quarter-ulp below the last bit; exact enough for any coarser rounding.
+  // Append the error as an eighth of v's ulp: it sits strictly between the same single-precision
+  // rounding boundaries as the true value, so the coarser rounding comes out the same.
   const magDir = v < 0 ? -dir : dir;
   return roundPackBig(v < 0, (decM << 3n) + BigInt(magDir), decE - 3, false, rm);
 }

@@ -28,10 +28,28 @@ export function setS(ctx: FpContext, r: number, bits: number): void {
   ctx.f[2 * r + 1] = -1;
 }
 
+// Node 20's optimizing compiler can crash (V8 "Phi of kRepTagged (SignedBigInt64)") on BigInt.asIntN/asUintN
+// merged across branches, so these helpers use plain masking instead.
+
+/** The two's-complement value of v's low `bits` bits. */
+export function signedBits(v: bigint, bits: number): bigint {
+  const m = v & ((1n << BigInt(bits)) - 1n);
+  return m >= 1n << BigInt(bits - 1) ? m - (1n << BigInt(bits)) : m;
+}
+
+/** The low 64 bits of v, unsigned. */
+export function u64(v: bigint): bigint {
+  return v & 0xffffffffffffffffn;
+}
+
+function word(v: bigint): number {
+  return Number(v & 0xffffffffn) | 0;
+}
+
 /** Writes a double's 64-bit pattern (as bigint) into f[r]. */
 export function setD(ctx: FpContext, r: number, bits: bigint): void {
-  ctx.f[2 * r] = Number(BigInt.asIntN(32, bits));
-  ctx.f[2 * r + 1] = Number(BigInt.asIntN(32, bits >> 32n));
+  ctx.f[2 * r] = word(bits);
+  ctx.f[2 * r + 1] = word(bits >> 32n);
 }
 
 export function getD(ctx: FpContext, r: number): bigint {
@@ -44,13 +62,13 @@ export function getS(ctx: FpContext, r: number): number {
 }
 
 export function setX(ctx: FpContext, r: number, v: bigint): void {
-  ctx.x[2 * r] = Number(BigInt.asIntN(32, v));
-  ctx.x[2 * r + 1] = Number(BigInt.asIntN(32, v >> 32n));
+  ctx.x[2 * r] = word(v);
+  ctx.x[2 * r + 1] = word(v >> 32n);
 }
 
 /** x[r] as a signed 64-bit bigint. */
 export function getX(ctx: FpContext, r: number): bigint {
-  return BigInt.asIntN(64, (BigInt(ctx.x[2 * r + 1] >>> 0) << 32n) | BigInt(ctx.x[2 * r] >>> 0));
+  return signedBits((BigInt(ctx.x[2 * r + 1] >>> 0) << 32n) | BigInt(ctx.x[2 * r] >>> 0), 64);
 }
 
 const buf = new DataView(new ArrayBuffer(8));

@@ -120,8 +120,15 @@ async function checkLocked(img: Qcow2Image, repair: boolean): Promise<CheckRepor
 }
 
 /** Writes a fresh refcount table and blocks for `expected` past the file's end, then points the header at them. */
-async function rebuildRefcounts(img: Qcow2Image, expected: Uint32Array): Promise<void> {
+async function rebuildRefcounts(img: Qcow2Image, counted: Uint32Array): Promise<void> {
   const cs = img.clusterSize;
+  // The old table and blocks stop being metadata once the header points at the new ones.
+  const expected = Uint32Array.from(counted);
+  const drop = (off: number): void => {
+    if (off % cs === 0 && off / cs < expected.length && expected[off / cs] > 0) expected[off / cs]--;
+  };
+  for (let c = 0; c < img.refcounts.tableClusters; c++) drop(img.refcounts.tableOffset + c * cs);
+  for (const [, off] of img.refcounts.usedBlocks()) drop(off);
   const order = img.header.refcountOrder;
   const epb = img.refcounts.entriesPerBlock;
   const n = expected.length;

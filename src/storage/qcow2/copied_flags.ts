@@ -3,6 +3,7 @@
 
 import { ClusterKind, ENTRY_COPIED_HI, ENTRY_ZERO_LO, decodeL2, entryCopied, entryOffset, setEntry } from "./entries.js";
 import type { Qcow2Image } from "./image.js";
+import { readL2Uncached } from "./tree.js";
 
 /** Sets every active COPIED flag from the refcounts (or from `refcountOf` when given); returns how many changed. */
 export async function syncCopiedFlags(img: Qcow2Image, refcountOf?: (offset: number) => number, dryRun = false): Promise<number> {
@@ -17,7 +18,8 @@ export async function syncCopiedFlags(img: Qcow2Image, refcountOf?: (offset: num
       changed++;
       if (!dryRun) await img.setL1(i, l2off, want);
     }
-    const table = await img.l2Cache.get(l2off);
+    // Callers hold exclusive(): no loader can race, so an uncached table read here stays current.
+    const table = await readL2Uncached(img, l2off);
     let first = -1;
     let last = -1;
     for (let j = 0; j < img.l2Entries; j++) {

@@ -37,6 +37,8 @@ import { parseSnapshotTable, snapshotTableLength, type SnapshotEntry } from "./s
 import { TableCache } from "./table_cache.js";
 
 const QUEUE_DEPTH = 16;
+// Freed clusters wait for the next flush; past this many, a sync frees them early so space is reused.
+const PENDING_FREE_LIMIT = 1024;
 const L2_CACHE_BYTES = 32 * 1024 * 1024;
 export const MAX_BACKING_DEPTH = 64;
 
@@ -69,6 +71,7 @@ export class Qcow2Image implements BlockBackend {
   readonly meta = new Mutex();
   readonly gate = new IoGate();
   private counters: BlockStats = emptyBlockStats();
+  private pendingFrees: number[] = [];
   private lastInflated: { offset: number; data: Buffer } | null = null;
   private closed = false;
 
@@ -235,6 +238,14 @@ export class Qcow2Image implements BlockBackend {
     return off;
   }
 
+  /** The L2 entry for `gc` if its table is cached (no await on the hot path), else null. */
+  lookupCached(gc: number): L2Entry | null {
+    const l2off = this.l2OffsetFor(Math.floor(gc / this.l2Entries));
+    if (l2off === 0) return { kind: ClusterKind.Unallocated, offset: 0, copied: false, compressedLength: 0 };
+    const table = this.l2Cache.peek(l2off);
+    return table ? this.checkedEntry(table, gc % this.l2Entries) : null;
+  }
+
   /** The L2 entry mapping guest cluster `gc`. */
   async lookup(gc: number): Promise<L2Entry> {
     const l2off = this.l2OffsetFor(Math.floor(gc / this.l2Entries));
@@ -277,7 +288,7 @@ export class Qcow2Image implements BlockBackend {
         const gc = Math.floor(g / this.clusterSize);
         const inCluster = g % this.clusterSize;
         const n = Math.min(buf.length - pos, this.clusterSize - inCluster);
-        const e = await this.lookup(gc);
+        const e = this.lookupCached(gc) ?? (await this.lookup(gc));
         if (e.kind === ClusterKind.Normal) {
           const host = e.offset + inCluster;
           if (runLen > 0 && runHost + runLen === host) runLen += n;
@@ -356,8 +367,42 @@ export class Qcow2Image implements BlockBackend {
 
   // ---- writes ----
 
+  /** True when a host cluster holds metadata that data must never overwrite (QEMU's overlap check, cheap part). */
+  private isMetadata(off: number): boolean {
+    const h = this.header;
+    const cs = this.clusterSize;
+    const inside = (start: number, bytes: number): boolean => off >= start && off < start + Math.ceil(bytes / cs) * cs;
+    return (
+      off < cs ||
+      inside(h.l1TableOffset, h.l1Size * 8) ||
+      inside(this.refcounts.tableOffset, this.refcounts.tableClusters * cs) ||
+      (h.nbSnapshots > 0 && inside(h.snapshotsOffset, this.snapshotTableBytes)) ||
+      this.refcounts.isBlock(off) ||
+      this.l2Cache.peek(off) !== undefined ||
+      this.snapshots.some((s) => inside(s.l1TableOffset, s.l1Size * 8))
+    );
+  }
+
+  /** Allocates clusters for guest data or an L2 table; refcounts that call metadata free are corruption. */
+  private async allocChecked(n: number): Promise<number> {
+    const off = await this.refcounts.alloc(n);
+    for (let j = 0; j < n; j++) if (this.isMetadata(off + j * this.clusterSize)) await this.refuseCorruptWrite(off + j * this.clusterSize);
+    return off;
+  }
+
+  /** Marks the image corrupt (incompatible bit 1) so no one writes to it again before a repair. */
+  private async refuseCorruptWrite(off: number): Promise<never> {
+    this.corrupted = true;
+    this.header.incompatible |= BigInt(INCOMPAT_CORRUPT);
+    await this.writeHeader().catch(() => {});
+    throw corruptError(this.path, `a data write would overwrite metadata at offset ${off}`);
+  }
+
+  private corrupted = false;
+
   private assertWritable(): void {
     if (this.readOnly) throw new BlockRequestError(`Disk "${this.path}" is read-only`);
+    if (this.corrupted) throw new BlockRequestError(`Disk "${this.path}" was found corrupt; it takes no more writes`);
     if (this.closed) throw new BlockRequestError(`Disk "${this.path}" is closed`);
   }
 
@@ -371,7 +416,10 @@ export class Qcow2Image implements BlockBackend {
       const g = offset + pos;
       const n = Math.min(data.length - pos, span - (g % span));
       const chunk = data.subarray(pos, pos + n);
-      if (!(await this.writeInPlace(g, chunk))) await this.meta.run(() => this.writeAllocating(g, chunk));
+      // Retry the fast path when another request allocated these clusters while we waited.
+      while (!(await this.writeInPlace(g, chunk)) && !(await this.meta.run(() => this.writeAllocating(g, chunk)))) {
+        /* allocated meanwhile: write in place */
+      }
       pos += n;
     }
     this.counters.writeRequests++;
@@ -385,8 +433,10 @@ export class Qcow2Image implements BlockBackend {
     try {
       const hosts: number[] = [];
       for (let pos = 0; pos < data.length; ) {
-        const e = await this.lookup(Math.floor((g + pos) / this.clusterSize));
+        const gc = Math.floor((g + pos) / this.clusterSize);
+        const e = this.lookupCached(gc) ?? (await this.lookup(gc));
         if (e.kind !== ClusterKind.Normal || !e.copied) return false;
+        if (this.isMetadata(e.offset)) await this.refuseCorruptWrite(e.offset);
         const inCluster = (g + pos) % this.clusterSize;
         hosts.push(e.offset + inCluster);
         pos += this.clusterSize - inCluster;
@@ -412,17 +462,24 @@ export class Qcow2Image implements BlockBackend {
     }
   }
 
-  /** Slow path, under the metadata mutex, for a range inside one L2 table. */
-  private async writeAllocating(g: number, data: Uint8Array): Promise<void> {
+  /** Slow path, under the metadata mutex, for a range inside one L2 table; false if nothing needs allocating any more. */
+  private async writeAllocating(g: number, data: Uint8Array): Promise<boolean> {
     const cs = this.clusterSize;
-    const { table, l2off } = await this.writableL2(Math.floor(g / (cs * this.l2Entries)));
     const firstGc = Math.floor(g / cs);
     const lastGc = Math.floor((g + data.length - 1) / cs);
+    let needed = false;
+    for (let c = firstGc; c <= lastGc && !needed; c++) {
+      const e = await this.lookup(c);
+      needed = e.kind !== ClusterKind.Normal || !e.copied;
+    }
+    if (!needed) return false;
+    const { table, l2off } = await this.writableL2(Math.floor(g / (cs * this.l2Entries)));
     const toFree: number[] = [];
     let gc = firstGc;
     while (gc <= lastGc) {
       const e = this.checkedEntry(table, gc % this.l2Entries);
       if (e.kind === ClusterKind.Normal && e.copied) {
+        if (this.isMetadata(e.offset)) await this.refuseCorruptWrite(e.offset);
         const from = Math.max(g, gc * cs);
         const to = Math.min(g + data.length, (gc + 1) * cs);
         await this.file.write(e.offset + (from - gc * cs), data.subarray(from - g, to - g));
@@ -437,17 +494,32 @@ export class Qcow2Image implements BlockBackend {
         olds.push(next);
       }
       const count = olds.length;
-      const host = await this.refcounts.alloc(count);
+      const fileEnd = this.file.size;
+      const host = await this.allocChecked(count);
+      // Space past the old end of file reads as zero, so zero padding need not be written there.
+      let zeroBase = host >= fileEnd;
       const buf = Buffer.alloc(count * cs);
       for (let j = 0; j < count; j++) {
         const cStart = (gc + j) * cs;
         const from = Math.max(g, cStart);
         const to = Math.min(g + data.length, cStart + cs);
         const part = buf.subarray(j * cs, (j + 1) * cs);
-        if (to - from < cs) await this.clusterContent(gc + j, olds[j], part);
+        if (to - from < cs) {
+          if (!this.readsAsZero(gc + j, olds[j])) {
+            zeroBase = false;
+            await this.clusterContent(gc + j, olds[j], part);
+          }
+        }
         part.set(data.subarray(from - g, to - g), from - cStart);
       }
-      await this.file.write(host, buf);
+      const runStart = gc * cs;
+      if (zeroBase) {
+        const from = Math.max(g, runStart);
+        const to = Math.min(g + data.length, runStart + count * cs);
+        await this.file.write(host + (from - runStart), buf.subarray(from - runStart, to - runStart));
+      } else {
+        await this.file.write(host, buf);
+      }
       const i0 = gc % this.l2Entries;
       for (let j = 0; j < count; j++) {
         const old = olds[j];
@@ -459,15 +531,35 @@ export class Qcow2Image implements BlockBackend {
       gc += count;
     }
     await this.freeClusters(toFree);
+    return true;
   }
 
-  /** Drops one reference from each host cluster, after in-flight I/O that might still use them. */
+  /** Whether a guest cluster's current content is all zero without reading anything. */
+  private readsAsZero(gc: number, e: L2Entry): boolean {
+    if (e.kind === ClusterKind.Zero) return true;
+    return e.kind === ClusterKind.Unallocated && (this.backing === null || gc * this.clusterSize >= this.backing.size);
+  }
+
+  /** Queues one reference drop per host cluster. Drops happen only after an fdatasync has made the
+   * table updates that stopped using them durable, so a power cut can leak a cluster but never
+   * leave a table pointing at a free one. Caller holds the metadata mutex. */
   async freeClusters(offsets: number[]): Promise<void> {
-    if (offsets.length === 0) return;
-    const reopen = await this.gate.drain();
+    this.pendingFrees.push(...offsets);
+    if (this.pendingFrees.length >= PENDING_FREE_LIMIT) await this.applyPendingFrees(true);
+  }
+
+  /** Syncs, then drops the queued references (after in-flight I/O that may still use the clusters). Caller holds the mutex. */
+  private async applyPendingFrees(drainGate: boolean): Promise<void> {
+    if (this.pendingFrees.length === 0) return;
+    const batch = this.pendingFrees;
+    this.pendingFrees = [];
+    await this.file.sync();
+    const reopen = drainGate ? await this.gate.drain() : () => {};
+    this.refcounts.beginBatch();
     try {
-      for (const off of offsets) await this.refcounts.changeAt(off, -1);
+      for (const off of batch) await this.refcounts.changeAt(off, -1);
     } finally {
+      await this.refcounts.endBatch();
       reopen();
     }
   }
@@ -476,7 +568,7 @@ export class Qcow2Image implements BlockBackend {
   async writableL2(l1Index: number): Promise<{ table: Buffer; l2off: number }> {
     const old = this.l2OffsetFor(l1Index);
     if (old !== 0 && entryCopied(this.l1, l1Index)) return { table: await this.l2Cache.get(old), l2off: old };
-    const l2off = await this.refcounts.alloc(1);
+    const l2off = await this.allocChecked(1);
     const table = Buffer.alloc(this.clusterSize);
     if (old !== 0) {
       (await this.l2Cache.get(old)).copy(table);
@@ -490,6 +582,7 @@ export class Qcow2Image implements BlockBackend {
       }
     }
     await this.file.write(l2off, table);
+    await this.file.sync(); // the table's content before the L1 entry that points at it
     this.l2Cache.put(l2off, table);
     await this.setL1(l1Index, l2off, true);
     if (old !== 0) await this.freeClusters([old]);
@@ -570,7 +663,8 @@ export class Qcow2Image implements BlockBackend {
 
   async flush(): Promise<void> {
     const t0 = performance.now();
-    if (!this.readOnly) await this.file.sync();
+    if (this.pendingFrees.length > 0) await this.meta.run(() => this.applyPendingFrees(true));
+    else if (!this.readOnly) await this.file.sync();
     this.counters.flushRequests++;
     this.counters.totalLatencyMs += performance.now() - t0;
   }
@@ -581,7 +675,7 @@ export class Qcow2Image implements BlockBackend {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.meta.run(async () => {
+    await this.exclusive(async () => {
       this.closed = true;
       if (!this.readOnly) await this.file.sync();
       await this.file.fh.close();
@@ -594,6 +688,11 @@ export class Qcow2Image implements BlockBackend {
     return this.meta.run(async () => {
       const reopen = await this.gate.drain();
       try {
+        // Settle queued frees and reservations so the refcounts are exact for fn.
+        if (!this.readOnly) {
+          await this.applyPendingFrees(false);
+          await this.refcounts.releasePool();
+        }
         return await fn();
       } finally {
         reopen();
@@ -632,11 +731,13 @@ export class Qcow2Image implements BlockBackend {
     this.l1.copy(l1, 0, 0, h.l1Size * 8);
     const off = await this.refcounts.alloc(clusters);
     await this.file.write(off, l1);
+    await this.file.sync();
     const oldOff = h.l1TableOffset;
     const oldClusters = Math.ceil((h.l1Size * 8) / this.clusterSize);
     h.l1TableOffset = off;
     h.l1Size = entries;
     await this.writeHeader();
+    await this.file.sync();
     this.l1 = l1;
     for (let c = 0; c < oldClusters; c++) await this.refcounts.changeAt(oldOff + c * this.clusterSize, -1);
   }

@@ -1,5 +1,8 @@
 // Positioned reads and writes on the image file, never outside it.
+// The FileHandle owns the descriptor (open, datasync, close); data moves through the callback
+// fs.read/fs.write on its fd, which measured about twice as fast as FileHandle.read for 4 KiB requests.
 
+import { read as fsRead, write as fsWrite } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { corruptError } from "./errors.js";
 
@@ -18,7 +21,7 @@ export class ImageFile {
     }
     let done = 0;
     while (done < buf.length) {
-      const { bytesRead } = await this.fh.read(buf, done, buf.length - done, offset + done);
+      const bytesRead = await preadOnce(this.fh.fd, buf, done, buf.length - done, offset + done);
       if (bytesRead === 0) break;
       done += bytesRead;
     }
@@ -28,7 +31,7 @@ export class ImageFile {
   async write(offset: number, data: Uint8Array): Promise<void> {
     let done = 0;
     while (done < data.length) {
-      const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
+      const bytesWritten = await pwriteOnce(this.fh.fd, data, done, data.length - done, offset + done);
       done += bytesWritten;
     }
     if (offset + data.length > this.size) this.size = offset + data.length;
@@ -37,4 +40,12 @@ export class ImageFile {
   async sync(): Promise<void> {
     await this.fh.datasync();
   }
+}
+
+function preadOnce(fd: number, buf: Uint8Array, at: number, len: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => fsRead(fd, buf, at, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
+function pwriteOnce(fd: number, buf: Uint8Array, at: number, len: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => fsWrite(fd, buf, at, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
 }

@@ -33,6 +33,12 @@ export class Refcounts {
   /** Clusters at or above this index are neither used nor referenced. */
   end = 0;
   private freeHint = 0;
+  /** Host offsets of every refcount block, for the overlap check on data writes. */
+  private blockSet = new Set<number>();
+  /** Clusters [poolNext, poolEnd) carry refcount 1, durably, and are not yet used by anything. */
+  private poolNext = 0;
+  private poolEnd = 0;
+  private readonly reserveClusters: number;
 
   constructor(private readonly o: RefcountOptions) {
     this.clusterSize = 2 ** o.clusterBits;
@@ -40,6 +46,7 @@ export class Refcounts {
     this.max = maxRefcount(o.order);
     this.tableOffset = o.tableOffset;
     this.tableClusters = o.tableClusters;
+    this.reserveClusters = Math.max(1, Math.min(64, Math.floor((2 << 20) / this.clusterSize)));
     this.blocks = new TableCache(
       256,
       async (off) => {
@@ -59,6 +66,7 @@ export class Refcounts {
     this.table = Buffer.alloc(this.tableClusters * this.clusterSize);
     await this.o.file.read(this.tableOffset, this.table, "refcount table");
     this.end = Math.ceil(this.o.file.size / this.clusterSize);
+    for (const [, off] of this.usedBlocks()) this.blockSet.add(off);
   }
 
   private blockOffset(tableIndex: number): number {
@@ -131,10 +139,45 @@ export class Refcounts {
     await this.o.file.write(off + from, block.subarray(from, to));
   }
 
-  /** Allocates n contiguous clusters with refcount 1 and returns the host offset of the first. */
+  /** Allocates n contiguous clusters with refcount 1 and returns the host offset of the first.
+   * Refcounts are made durable (fdatasync) before any cluster is handed out, so no table can point
+   * at a cluster whose refcount a power cut lost. Clusters are reserved a few at a time for that. */
   async alloc(n: number): Promise<number> {
+    if (this.poolEnd - this.poolNext >= n) {
+      const s = this.poolNext;
+      this.poolNext += n;
+      return s * this.clusterSize;
+    }
+    await this.releasePool();
     const s = await this.findFree(n);
-    const e = s + n;
+    // Extend the run over the free clusters that follow it, up to the reservation size.
+    let e = s + n;
+    const want = s + Math.max(n, this.reserveClusters);
+    while (e < want && (await this.get(e)) === 0) e++;
+    await this.claim(s, e);
+    await this.o.file.sync();
+    this.poolNext = s + n;
+    this.poolEnd = e;
+    return s * this.clusterSize;
+  }
+
+  /** Gives back reserved clusters nothing uses yet (before checks, snapshots and close). */
+  async releasePool(): Promise<void> {
+    if (this.poolNext >= this.poolEnd) return;
+    const [from, to] = [this.poolNext, this.poolEnd];
+    this.poolNext = this.poolEnd = 0;
+    const wasBatching = this.batching;
+    this.batching = true;
+    try {
+      for (let c = from; c < to; c++) await this.change(c, -1);
+    } finally {
+      this.batching = wasBatching;
+      if (!wasBatching) await this.endBatch();
+    }
+  }
+
+  /** Sets refcount 1 on the free clusters [s, e), creating refcount blocks (and a bigger table) as needed. */
+  private async claim(s: number, e: number): Promise<void> {
     const lastT = Math.floor((e - 1) / this.entriesPerBlock);
     if (lastT >= this.tableEntries) await this.growTable(lastT, s, e);
     for (let t = Math.floor(s / this.entriesPerBlock); t <= lastT; t++) {
@@ -157,22 +200,33 @@ export class Refcounts {
     }
     if (e > this.end) this.end = e;
     if (s === this.freeHint) this.freeHint = e;
-    return s * this.clusterSize;
   }
 
-  /** First run of n clusters with refcount 0 at or after the free hint (runs may extend past the end). */
+  /** First run of n clusters with refcount 0 at or after the free hint. Clusters past the file's end may still
+   * carry a refcount (a crash between allocation and the data write), so the search runs to the table's coverage. */
   private async findFree(n: number): Promise<number> {
     let runStart = -1;
     let runLen = 0;
     let c = Math.max(this.freeHint, 1);
     let firstFree = -1;
-    while (c < this.end) {
+    const covered = this.tableEntries * this.entriesPerBlock;
+    while (c < covered) {
       const t = Math.floor(c / this.entriesPerBlock);
-      const blockEnd = Math.min(this.end, (t + 1) * this.entriesPerBlock);
+      const blockEnd = (t + 1) * this.entriesPerBlock;
       const off = this.blockOffset(t);
-      const block = off === 0 ? null : await this.blocks.get(off);
+      if (off === 0) {
+        // No block: the whole range is free.
+        if (firstFree < 0) firstFree = c;
+        if (runLen === 0) runStart = c;
+        const take = Math.min(n - runLen, blockEnd - c);
+        runLen += take;
+        c += take;
+        if (runLen === n) break;
+        continue;
+      }
+      const block = await this.blocks.get(off);
       for (; c < blockEnd; c++) {
-        if (block === null || getRefcount(block, c % this.entriesPerBlock, this.o.order) === 0) {
+        if (getRefcount(block, c % this.entriesPerBlock, this.o.order) === 0) {
           if (firstFree < 0) firstFree = c;
           if (runLen === 0) runStart = c;
           if (++runLen === n) break;
@@ -182,8 +236,8 @@ export class Refcounts {
       }
       if (runLen === n) break;
     }
-    this.freeHint = firstFree < 0 ? this.end : firstFree;
-    return runLen > 0 ? runStart : Math.max(c, this.end, 1);
+    this.freeHint = firstFree < 0 ? covered : firstFree;
+    return runLen > 0 ? runStart : Math.max(c, 1);
   }
 
   /** A refcount block for table slot t, stored inside the range it describes (so it counts itself), avoiding clusters [s, e). */
@@ -198,8 +252,10 @@ export class Refcounts {
     setRefcount(block, b - first, this.o.order, 1);
     const off = b * this.clusterSize;
     await this.o.file.write(off, block);
+    await this.o.file.sync(); // the block's content before the table entry that trusts it
     this.blocks.put(off, block);
     setEntry(this.table, t, 0, off);
+    this.blockSet.add(off);
     await this.o.file.write(this.tableOffset + t * 8, this.table.subarray(t * 8, t * 8 + 8));
     if (b + 1 > this.end) this.end = b + 1;
     return off;
@@ -241,15 +297,24 @@ export class Refcounts {
       setEntry(table, oldEntries + j, 0, blockAt(j) * cs);
     }
     await this.o.file.write(start * cs, table);
+    await this.o.file.sync(); // the new structures before the header that points at them
     const oldOffset = this.tableOffset;
     const oldClusters = this.tableClusters;
     await this.o.saveTableLocation(start * cs, m);
+    await this.o.file.sync(); // the header switch before the old table's clusters become free
     this.table = table;
     this.tableOffset = start * cs;
     this.tableClusters = m;
-    for (let j = 0; j < k; j++) this.blocks.put(blockAt(j) * cs, newBlocks[j]);
+    for (let j = 0; j < k; j++) {
+      this.blocks.put(blockAt(j) * cs, newBlocks[j]);
+      this.blockSet.add(blockAt(j) * cs);
+    }
     this.end = Math.max(this.end, start + m + k);
     for (let c = 0; c < oldClusters; c++) await this.changeAt(oldOffset + c * cs, -1);
+  }
+
+  isBlock(offset: number): boolean {
+    return this.blockSet.has(offset);
   }
 
   /** Refcounts of every cluster below `end`, for checking. */

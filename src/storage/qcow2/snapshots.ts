@@ -41,12 +41,14 @@ async function saveTable(img: Qcow2Image, entries: SnapshotEntry[]): Promise<voi
   if (bytes.length > 0) {
     offset = await img.refcounts.alloc(Math.ceil(bytes.length / cs));
     await img.file.write(offset, bytes);
+    await img.file.sync();
   }
   const oldOffset = h.snapshotsOffset;
   const oldClusters = h.nbSnapshots > 0 ? Math.ceil(img.snapshotTableBytes / cs) : 0;
   h.snapshotsOffset = offset;
   h.nbSnapshots = entries.length;
   await img.writeHeader();
+  await img.file.sync();
   img.snapshots = entries;
   img.snapshotTableBytes = bytes.length;
   for (let c = 0; c < oldClusters; c++) await img.refcounts.changeAt(oldOffset + c * cs, -1);
@@ -67,6 +69,7 @@ export async function createSnapshot(img: Qcow2Image, name: string): Promise<Sna
     if (l1Size > 0) await img.file.write(l1Offset, copy);
     // 2. One more reference to every L2 table and data cluster; 3. they are now shared.
     await addTreeRefs(img, img.l1, l1Size, +1);
+    await img.file.sync();
     await syncCopiedFlags(img);
     const maxId = img.snapshots.reduce((m, s) => Math.max(m, Number.parseInt(s.id, 10) || 0), 0);
     const now = Date.now();
@@ -100,10 +103,12 @@ export async function applySnapshot(img: Qcow2Image, nameOrId: string): Promise<
     const old = Buffer.from(img.l1.subarray(0, l1Size * 8));
     // References for the new active tree first, then switch, then drop the old tree's.
     await addTreeRefs(img, snL1, sn.l1Size, +1);
+    await img.file.sync();
     const next = Buffer.alloc(l1Size * 8);
     snL1.copy(next);
     next.copy(img.l1, 0);
     await img.file.write(img.header.l1TableOffset, next);
+    await img.file.sync();
     await addTreeRefs(img, old, l1Size, -1);
     await syncCopiedFlags(img);
     if (sn.diskSize !== null && sn.diskSize !== img.header.size && sn.diskSize > 0) {

@@ -16,6 +16,15 @@ export async function readL1(img: Qcow2Image, offset: number, entries: number): 
   return b;
 }
 
+/** An L2 table from the cache if it is there, else straight from the file without caching it. */
+export async function readL2Uncached(img: Qcow2Image, off: number): Promise<Buffer> {
+  const hit = img.l2Cache.peek(off);
+  if (hit) return hit;
+  const t = Buffer.alloc(img.clusterSize);
+  await img.file.read(off, t, "L2 table");
+  return t;
+}
+
 export async function walkTree(img: Qcow2Image, l1: Buffer, l1Size: number, v: TreeVisitor): Promise<void> {
   const cs = img.clusterSize;
   for (let i = 0; i < l1Size; i++) {
@@ -25,8 +34,9 @@ export async function walkTree(img: Qcow2Image, l1: Buffer, l1Size: number, v: T
       v.bad(`L2 table ${i} at offset ${l2off} is misaligned or outside the file`);
       continue;
     }
-    // Read before visiting: dropping the last reference evicts the table from the cache.
-    const table = await img.l2Cache.get(l2off);
+    // Read before visiting (dropping the last reference evicts the table), and around the cache:
+    // a whole-image walk under the metadata lock must not pin every table in memory.
+    const table = await readL2Uncached(img, l2off);
     await v.l2(l2off, i);
     for (let j = 0; j < img.l2Entries; j++) {
       const e = decodeL2(table, j, img.header.clusterBits, img.header.version);
