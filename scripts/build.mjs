@@ -6,6 +6,7 @@ const entryPoints = ["src/cli/main.ts"].filter((f) => existsSync(f));
 await build({
   entryPoints,
   outdir: "dist",
+  outbase: "src",
   bundle: true,
   platform: "node",
   format: "esm",

@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { nodevisor, defaultImageBuilt } from "./helpers.js";
+import { nodevisor, nodevisorInteractive, defaultImageBuilt } from "./helpers.js";
 
 before(() => {
   assert.ok(defaultImageBuilt(), "the default image is missing: run `node bin/nodevisor.js image build` first (.ci/run does)");
@@ -49,7 +49,7 @@ test("a raw disk: the guest reads the host's pattern and the host sees the guest
 });
 
 test("poweroff typed on the interactive console ends the VM with status 0", async () => {
-  const r = await nodevisor(["run"], { input: "poweroff -f\n" });
+  const r = await nodevisorInteractive(["run"], /~ # /, "poweroff -f\n");
   assert.equal(r.status, 0, r.stderr + r.stdout.slice(-2000));
 });
 

@@ -38,3 +38,30 @@ export function nodevisor(args: string[], opts: { input?: string; timeoutMs?: nu
 export function defaultImageBuilt(): boolean {
   return existsSync(join(defaultCacheDir(), "images", "default", "manifest.json"));
 }
+
+/**
+ * Runs `nodevisor ARGS` interactively: waits until the console output matches `waitFor`, then
+ * types `input` (as a person would, after the prompt appears), and resolves when it exits.
+ */
+export function nodevisorInteractive(args: string[], waitFor: RegExp, input: string, timeoutMs = 240_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    let typed = false;
+    child.stdout.on("data", (d) => {
+      stdout += d;
+      if (!typed && waitFor.test(stdout)) {
+        typed = true;
+        child.stdin.write(input);
+      }
+    });
+    child.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("error", reject);
+    child.on("close", (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}

@@ -41,7 +41,7 @@ export interface HartOptions {
   time: TimeSource;
 }
 
-/** Plain, serializable hart state (registers as decimal strings of their 64-bit values where needed). */
+/** Plain, JSON-serializable hart state; 64-bit registers are (lo, hi) int32 word pairs. */
 export interface HartState {
   hartId: number;
   x: number[];          // 64 int32 words, lo/hi pairs
@@ -145,6 +145,8 @@ export class Hart implements InterruptTarget {
   // Pending exception raised by a slow path; taken by run() after the slice ends.
   /** Set by SYSTEM instructions that may change interrupt enables, privilege or translation. */
   private sliceExit = false;
+  /** Set when a device raises an enabled interrupt during a slice (MMIO side effect): end the slice. */
+  private irqRaised = false;
   private excPending = false;
   private excCause = 0;
   private excTvalLo = 0;
@@ -228,12 +230,14 @@ export class Hart implements InterruptTarget {
   }
 
   getX(i: number): bigint {
+    if (!Number.isInteger(i) || i < 0 || i > 31) throw new RangeError(`Cannot read register x${i}: RISC-V has x0..x31`);
     if (i === 0) return 0n;
     return BigInt.asIntN(64, (BigInt(this.x[2 * i + 1]) << 32n) | BigInt(this.x[2 * i] >>> 0));
   }
 
   setX(i: number, v: bigint): void {
-    if (i <= 0 || i > 31) return;
+    if (!Number.isInteger(i) || i < 0 || i > 31) throw new RangeError(`Cannot write register x${i}: RISC-V has x0..x31`);
+    if (i === 0) return; // x0 is hard-wired to zero
     this.x[2 * i] = Number(BigInt.asIntN(32, v));
     this.x[2 * i + 1] = Number(BigInt.asIntN(32, v >> 32n));
   }
@@ -259,7 +263,10 @@ export class Hart implements InterruptTarget {
       const m = 1 << bit;
       if (level) this.mipDev |= m; else this.mipDev &= ~m;
     }
-    if (level && (this.mip() & this.mie) !== 0) this.waiting = false;
+    if (level && (this.mip() & this.mie) !== 0) {
+      this.waiting = false;
+      this.irqRaised = true;
+    }
   }
 
   /** Effective mip. */
@@ -275,7 +282,9 @@ export class Hart implements InterruptTarget {
       (1 << CAUSE_FETCH_PAGE_FAULT) | (1 << CAUSE_LOAD_PAGE_FAULT) | (1 << CAUSE_STORE_PAGE_FAULT);
     this.mideleg = S_INTERRUPTS;
     this.mcounteren = 0xffffffff;
-    this.scounteren = 0;
+    // OpenSBI sets scounteren = CY|TM|IR at boot; Linux relies on it for rdtime in the vDSO
+    // unless the SBI PMU driver rewrites it.
+    this.scounteren = 7;
     // PMP entry 0: NAPOT over all of memory, RWX.
     this.pmpaddr[0] = -1;
     this.pmpaddr[1] = 0x3fffff;
@@ -551,9 +560,9 @@ export class Hart implements InterruptTarget {
       if (pa >= ram.base && pa + size <= ram.end) {
         const off = pa - ram.base;
         if (size === 1) vl = this.u8[off];
-        else if (size === 2) vl = this.u16[off >> 1];
-        else if (size === 4) vl = this.i32[off >> 2];
-        else { vl = this.i32[off >> 2]; vh = this.i32[(off >> 2) + 1]; }
+        else if (size === 2) vl = this.u16[off >>> 1];
+        else if (size === 4) vl = this.i32[off >>> 2];
+        else { vl = this.i32[off >>> 2]; vh = this.i32[(off >>> 2) + 1]; }
       } else {
         vl = this.bus.read(pa, size as 1 | 2 | 4 | 8);
         if (size === 8) vh = this.bus.readHigh;
@@ -594,9 +603,9 @@ export class Hart implements InterruptTarget {
       if (pa >= ram.base && pa + size <= ram.end) {
         const off = pa - ram.base;
         if (size === 1) this.u8[off] = vl;
-        else if (size === 2) this.u16[off >> 1] = vl;
-        else if (size === 4) this.i32[off >> 2] = vl;
-        else { this.i32[off >> 2] = vl; this.i32[(off >> 2) + 1] = vh; }
+        else if (size === 2) this.u16[off >>> 1] = vl;
+        else if (size === 4) this.i32[off >>> 2] = vl;
+        else { this.i32[off >>> 2] = vl; this.i32[(off >>> 2) + 1] = vh; }
         return true;
       }
       this.bus.write(pa, size as 1 | 2 | 4 | 8, size === 1 ? vl & 0xff : size === 2 ? vl & 0xffff : vl >>> 0, vh >>> 0);
@@ -634,7 +643,7 @@ export class Hart implements InterruptTarget {
         this.codeVBase = pc - (lo & 0xfff);
         this.codeOff = pa - (lo & 0xfff) - ram.base;
       }
-      return this.u16[(pa - ram.base) >> 1];
+      return this.u16[(pa - ram.base) >>> 1];
     }
     // Executing from a device (a boot ROM): no caching, read through the bus.
     if (cachePage) this.codeVBase = NaN;
@@ -700,7 +709,7 @@ export class Hart implements InterruptTarget {
     }
     const off = this.atomicOffset(lo, hi, size, isLr);
     if (off < 0) return false;
-    const w = off >> 2;
+    const w = off >>> 2;
     const m = this.i32;
     const ol = m[w];
     const oh = size === 8 ? m[w + 1] : ol >> 31;
@@ -889,6 +898,7 @@ export class Hart implements InterruptTarget {
     const wTagLo = this.wTagLo, wTagHi = this.wTagHi, wOff = this.wOff;
     const rvc = RVC_TABLE;
     let pc = this.pc;
+    this.irqRaised = false;
     let codeVBase = this.codeVBase;
     let codeOff = this.codeOff;
     let n = 0;
@@ -898,7 +908,7 @@ export class Hart implements InterruptTarget {
       let insn: number;
       const d = pc - codeVBase;
       if (d >= 0 && d <= 4092) {
-        const o = (codeOff + d) >> 1;
+        const o = (codeOff + d) >>> 1; // unsigned: RAM may exceed 2 GiB
         insn = u16[o] | (u16[o + 1] << 16);
       } else {
         // New code page: try the fetch TLB inline before the slow path.
@@ -908,7 +918,7 @@ export class Hart implements InterruptTarget {
         if (po <= 4092 && xTagLo[idx] === (lo & -4096) && xTagHi[idx] === (Math.floor(pc / TWO32) | 0)) {
           codeVBase = pc - po;
           codeOff = xOff[idx];
-          const o = (codeOff + po) >> 1;
+          const o = (codeOff + po) >>> 1;
           insn = u16[o] | (u16[o + 1] << 16);
         } else {
           insn = this.fetchSlow(pc);
@@ -985,11 +995,11 @@ export class Hart implements InterruptTarget {
             switch (f3) {
               case 0: vl = (u8[off] << 24) >> 24; vh = vl >> 31; done = true; break;
               case 4: vl = u8[off]; done = true; break;
-              case 1: if ((off & 1) === 0) { vl = (u16[off >> 1] << 16) >> 16; vh = vl >> 31; done = true; } break;
-              case 5: if ((off & 1) === 0) { vl = u16[off >> 1]; done = true; } break;
-              case 2: if ((off & 3) === 0) { vl = i32[off >> 2]; vh = vl >> 31; done = true; } break;
-              case 6: if ((off & 3) === 0) { vl = i32[off >> 2]; done = true; } break;
-              case 3: if ((off & 7) === 0) { vl = i32[off >> 2]; vh = i32[(off >> 2) + 1]; done = true; } break;
+              case 1: if ((off & 1) === 0) { vl = (u16[off >>> 1] << 16) >> 16; vh = vl >> 31; done = true; } break;
+              case 5: if ((off & 1) === 0) { vl = u16[off >>> 1]; done = true; } break;
+              case 2: if ((off & 3) === 0) { vl = i32[off >>> 2]; vh = vl >> 31; done = true; } break;
+              case 6: if ((off & 3) === 0) { vl = i32[off >>> 2]; done = true; } break;
+              case 3: if ((off & 7) === 0) { vl = i32[off >>> 2]; vh = i32[(off >>> 2) + 1]; done = true; } break;
               default: break;
             }
           }
@@ -997,8 +1007,9 @@ export class Hart implements InterruptTarget {
             if (f3 === 7) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
             this.pc = pc;
             if (!this.loadSlow(lo, hi, f3)) break loop;
-            vl = this.ldLo;
-            vh = this.ldHi;
+            if (rd !== 0) { x[2 * rd] = this.ldLo; x[2 * rd + 1] = this.ldHi; }
+            if (this.irqRaised) { pc = npc; n++; break loop; } // a device raised an interrupt: take it now
+            break;
           }
           if (rd !== 0) { x[2 * rd] = vl; x[2 * rd + 1] = vh; }
           break;
@@ -1014,9 +1025,9 @@ export class Hart implements InterruptTarget {
             const off = wOff[idx] + (lo & 0xfff);
             switch (f3) {
               case 0: u8[off] = vl; done = true; break;
-              case 1: if ((off & 1) === 0) { u16[off >> 1] = vl; done = true; } break;
-              case 2: if ((off & 3) === 0) { i32[off >> 2] = vl; done = true; } break;
-              case 3: if ((off & 7) === 0) { i32[off >> 2] = vl; i32[(off >> 2) + 1] = x[2 * rs2 + 1]; done = true; } break;
+              case 1: if ((off & 1) === 0) { u16[off >>> 1] = vl; done = true; } break;
+              case 2: if ((off & 3) === 0) { i32[off >>> 2] = vl; done = true; } break;
+              case 3: if ((off & 7) === 0) { i32[off >>> 2] = vl; i32[(off >>> 2) + 1] = x[2 * rs2 + 1]; done = true; } break;
               default: break;
             }
           }
@@ -1024,6 +1035,7 @@ export class Hart implements InterruptTarget {
             if (f3 > 3) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
             this.pc = pc;
             if (!this.storeSlow(lo, hi, f3, vl, x[2 * rs2 + 1])) break loop;
+            if (this.irqRaised) { pc = npc; n++; break loop; }
           }
           break;
         }

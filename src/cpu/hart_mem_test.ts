@@ -413,3 +413,59 @@ test("F/D arithmetic goes to the FPU: fadd.d, fcvt to x, fcsr flags; illegal whi
   assert.equal(m.hart.getX(6) & 0x08n, 0x08n, "DZ flag accrued in fflags");
   assert.equal(m.hart.getX(7) & BigInt(K.MSTATUS_FS), BigInt(K.MSTATUS_FS), "FS = Dirty");
 });
+
+test("code can run from a bus device (boot ROM); an exception in vectored mode goes to the base", () => {
+  const m = makeMachine();
+  const rom = new Asm(0x1000);
+  rom.li(5, 0x1234).li(6, RAM_BASE).jalr(0, 6, 0);
+  const bytes = rom.bytesOut();
+  m.bus.map(0x1000, 0x1000, {
+    name: "rom",
+    read: (off, size) => { let v = 0; for (let i = size - 1; i >= 0; i--) v = (v << 8) | (bytes[off + i] ?? 0); return v >>> 0; },
+    write: () => {},
+  });
+  const a = new Asm();
+  a.li(31, MTRAP + 1).csrrw(0, K.CSR_MTVEC, 31).ecall();
+  load(m, a);
+  m.hart.setPc(0x1000);
+  runTo(m, MTRAP);
+  assert.equal(m.hart.getX(5), 0x1234n);
+  assert.equal(csr(m, K.CSR_MCAUSE), 11n);
+});
+
+test("a 32-bit instruction whose second half is on an unmapped page faults with tval = that page", () => {
+  const VA = 0x4000_0000n;
+  const { m, pt } = vmProg(1, false, (a) => { a.li(20, VA + 0xffen).jalr(0, 20, 0); });
+  pt.map(VA, RAM_BASE + 0x30_0000, PTE_X | PTE_R | PTE_A);
+  m.ram.writeU32(RAM_BASE + 0x30_0ffe, 0x00000013); // low half of a nop at the page end
+  runTo(m, MTRAP);
+  assert.equal(csr(m, K.CSR_MCAUSE), 12n);
+  assert.equal(csr(m, K.CSR_MTVAL), VA + 0x1000n);
+  assert.equal(csr(m, K.CSR_MEPC), VA + 0xffen);
+});
+
+test("AMOs and SC fault as stores (cause 15) on read-only pages; LR faults as a load (cause 13)", () => {
+  const VA = 0x4000_0000n;
+  for (const [f5, cause] of [[0x00, 15n], [0x03, 15n], [0x02, 13n]] as const) {
+    const { m, pt } = vmProg(1, false, (a) => { a.li(20, VA).amo(f5, 8, 1, 20, f5 === 0x02 ? 0 : 2); });
+    if (f5 !== 0x02) pt.map(VA, RAM_BASE + 0x30_0000, PTE_R | PTE_A);
+    runTo(m, MTRAP);
+    assert.equal(csr(m, K.CSR_MCAUSE), cause, `amo funct5 0x${f5.toString(16)}`);
+    assert.equal(csr(m, K.CSR_MTVAL), VA);
+  }
+});
+
+test("fcsr, frm and fflags share one register and need FS != Off", () => {
+  const off = prog((a) => { a.csrrs(1, K.CSR_FFLAGS, 0); });
+  runTo(off.m, MTRAP);
+  assert.equal(csr(off.m, K.CSR_MCAUSE), 2n);
+  const { m, end } = prog((a) => {
+    a.li(1, 1 << K.MSTATUS_FS_SHIFT).csrrs(0, K.CSR_MSTATUS, 1);
+    a.li(2, 0xff).csrrw(0, K.CSR_FCSR, 2).csrrs(3, K.CSR_FRM, 0).csrrs(4, K.CSR_FFLAGS, 0);
+    a.csrrwi(0, K.CSR_FRM, 1).csrrci(0, K.CSR_FFLAGS, 1).csrrs(5, K.CSR_FCSR, 0);
+  });
+  runTo(m, end);
+  assert.equal(m.hart.getX(3), 7n);
+  assert.equal(m.hart.getX(4), 0x1fn);
+  assert.equal(m.hart.getX(5), 0x3en);
+});

@@ -393,6 +393,7 @@ test("enterSupervisorBoot sets a0/a1, S-mode, delegation and counter access", ()
   assert.equal(h.readCsr(K.CSR_MIDELEG), 0x222n);
   assert.notEqual(h.readCsr(K.CSR_MEDELEG)! & 4n, 0n, "illegal instruction delegated");
   assert.equal(h.readCsr(K.CSR_MSTATUS)! & BigInt(K.MSTATUS_FS), 0n, "FS off");
+  assert.equal(h.readCsr(K.CSR_SCOUNTEREN), 7n, "user rdtime allowed, as OpenSBI leaves it");
 });
 
 test("save/restore round-trips the architectural state", () => {
@@ -410,4 +411,55 @@ test("save/restore round-trips the architectural state", () => {
   assert.equal(other.readCsr(K.CSR_MSCRATCH), 0x1122334455667788n);
   assert.equal(other.readCsr(K.CSR_MTVEC), BigInt(MTRAP));
   assert.throws(() => other.restore({ ...saved, x: [1, 2] }), /wrong length/);
+});
+
+test("an interrupt raised by an MMIO store is taken right after that store", () => {
+  let after = 0;
+  const m = makeMachine();
+  const a = new Asm();
+  a.li(31, MTRAP).csrrw(0, K.CSR_MTVEC, 31).li(1, K.MIP_MSIP).csrrw(0, K.CSR_MIE, 1).csrrsi(0, K.CSR_MSTATUS, K.MSTATUS_MIE);
+  a.li(20, 0x0200_0000).li(2, 1).sw(2, 20, 0);
+  after = a.here;
+  for (let i = 0; i < 100; i++) a.addi(3, 3, 1);
+  load(m, a);
+  m.bus.map(0x0200_0000, 0x10000, {
+    name: "msip",
+    read: () => 0,
+    write: (_off, _size, v) => m.hart.setInterruptPending(K.IRQ_M_SOFT, (v & 1) !== 0),
+  });
+  m.ram.writeU32(MTRAP, 0x0000006f); // handler: j .
+  m.hart.run(1000); // one call: the store's side effect must end the slice
+  assert.equal(m.hart.getPc(), MTRAP);
+  assert.equal(csr(m, K.CSR_MCAUSE), s64(INT | 3n));
+  assert.equal(csr(m, K.CSR_MEPC), BigInt(after));
+  assert.equal(m.hart.getX(3), 0n, "no instruction ran between the store and the trap");
+});
+
+test("PMP and HPM CSRs read back the way OpenSBI probes them", () => {
+  const h = makeMachine().hart;
+  assert.equal(h.writeCsr(K.CSR_PMPADDR0 + 63, -1n), true);
+  assert.equal(h.readCsr(K.CSR_PMPADDR0 + 63), 0x003f_ffff_ffff_ffffn, "54 address bits, granularity 4 bytes");
+  h.writeCsr(K.CSR_PMPCFG0 + 2, 0x1f1f1f1f1f1f1f1fn);
+  assert.equal(h.readCsr(K.CSR_PMPCFG0 + 2), 0x1f1f1f1f1f1f1f1fn);
+  assert.equal(h.readCsr(K.CSR_PMPCFG0 + 1), null, "odd pmpcfg registers do not exist on RV64");
+  h.writeCsr(0xb03, 5n);
+  assert.equal(h.readCsr(0xb03), 0n, "mhpmcounter3 is read-only zero");
+  assert.equal(h.readCsr(0x323), 0n);
+  assert.equal(h.readCsr(0x7a0), null, "no debug triggers (tselect)");
+});
+
+test("vectored stvec: a delegated supervisor external interrupt lands at base + 4 * 9", () => {
+  const m = makeMachine();
+  const a = new Asm();
+  a.jal(0, 0);
+  load(m, a);
+  m.hart.enterSupervisorBoot(RAM_BASE, 0n, 0n);
+  m.hart.writeCsr(K.CSR_STVEC, BigInt(STRAP + 1));
+  m.hart.writeCsr(K.CSR_SIE, BigInt(K.MIP_SEIP));
+  m.hart.writeCsr(K.CSR_SSTATUS, BigInt(K.MSTATUS_SIE));
+  m.hart.setInterruptPending(K.IRQ_S_EXT, true);
+  m.hart.run(1);
+  assert.equal(m.hart.getPc(), STRAP + 36);
+  assert.equal(csr(m, K.CSR_SCAUSE), s64(INT | 9n));
+  assert.equal(csr(m, K.CSR_SSTATUS)! & BigInt(K.MSTATUS_SPP | K.MSTATUS_SPIE | K.MSTATUS_SIE), BigInt(K.MSTATUS_SPP | K.MSTATUS_SPIE));
 });

@@ -45,7 +45,7 @@ export function walk(
       else vpn = (hi >>> 7) & 0x1ff;
       const pteAddr = table + vpn * 8;
       if (pteAddr < ram.base || pteAddr + 8 > ram.end) return WALK_ACCESS_FAULT;
-      const word = (pteAddr - ram.base) >> 2;
+      const word = (pteAddr - ram.base) >>> 2;
       const pteLo = i32[word];
       const pteHi = i32[word + 1];
       if ((pteLo & PTE_V) === 0 || (pteLo & (PTE_R | PTE_W)) === PTE_W) return WALK_PAGE_FAULT;

@@ -2,7 +2,7 @@
 // resolves branch/jump labels, and can load the result into guest RAM.
 import { encB, encI, encJ, encR, encS, encU } from "./encode.js";
 
-type Fixup = { at: number; label: string; kind: "b" | "j"; word: number };
+interface Fixup { at: number; label: string; kind: "b" | "j"; word: number }
 
 export class Asm {
   private readonly bytes: number[] = [];
@@ -123,7 +123,7 @@ export class Asm {
     const out = Uint8Array.from(this.bytes);
     const dv = new DataView(out.buffer);
     for (const f of this.fixups) {
-      const target = typeof f.label === "number" ? f.label : this.labels.get(f.label);
+      const target = this.labels.get(f.label);
       if (target === undefined) throw new Error(`Asm: label "${f.label}" is used but never defined`);
       const off = target - f.at;
       const w = f.kind === "b" ? encB(0x63, (f.word >>> 12) & 7, (f.word >>> 15) & 31, (f.word >>> 20) & 31, off)

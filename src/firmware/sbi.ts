@@ -75,8 +75,8 @@ export class SbiFirmware {
 
   /** Handles the ECALL the hart just took from S-mode; always returns true (unknown calls get NOT_SUPPORTED). */
   handle(hart: SbiHart): boolean {
-    const ext = Number(BigInt.asUintN(32, hart.getX(17)));
-    const fid = Number(BigInt.asUintN(32, hart.getX(16)));
+    const ext = Number(hart.getX(17) & 0xffffffffn);
+    const fid = Number(hart.getX(16) & 0xffffffffn);
     this.stats.calls++;
     const key = extensionName(ext);
     this.stats.byExtension[key] = (this.stats.byExtension[key] ?? 0) + 1;
@@ -88,7 +88,8 @@ export class SbiFirmware {
   }
 
   private dispatch(hart: SbiHart, ext: number, fid: number): [bigint, bigint] {
-    const a = (i: number): bigint => BigInt.asUintN(64, hart.getX(10 + i));
+    // Masking, not BigInt.asUintN: Node 20's optimizer has crashed on asUintN results merged across branches.
+    const a = (i: number): bigint => hart.getX(10 + i) & U64;
     switch (ext) {
       case EXT_BASE:
         return this.base(fid, a(0));

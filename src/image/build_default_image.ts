@@ -105,7 +105,7 @@ async function buildDefaultImage(cacheDir: string, imageDir: string, opts: Ensur
       onModule: (done, known) => progress({ phase: "modules", done, total: known }),
     });
     if (selection.builtin.length > 0) log(`built into the kernel, not loaded: ${selection.builtin.join(", ")}`);
-    log(`modules in load order: ${selection.modules.map((m) => m.name).join(" ")}`);
+    log(`modules shipped (loaded on demand): ${selection.modules.map((m) => m.name).join(" ")}`);
 
     const busyboxPath = ["usr/bin/busybox", "bin/busybox"].map((p) => join(root, p)).find(existsSync);
     if (busyboxPath === undefined) throw new Error("Cannot find /usr/bin/busybox in busybox-static; the package looks incomplete.");
@@ -117,7 +117,7 @@ async function buildDefaultImage(cacheDir: string, imageDir: string, opts: Ensur
     }
 
     progress({ phase: "initramfs", done: 0, total: 1 });
-    const initrd = buildInitramfs({ kernelVersion: kernel.version, busybox, applets, modules: selection.modules });
+    const initrd = buildInitramfs({ kernelVersion: kernel.version, busybox, applets, modules: selection.modules, builtin: selection.kernelBuiltin });
     progress({ phase: "initramfs", done: 1, total: 1 });
 
     // Drop the old manifest first: from here until the new one is written, the image counts as absent.

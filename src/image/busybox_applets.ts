@@ -2,14 +2,16 @@
 // Busybox keeps them as one sorted, NUL-separated string table that begins "[\0[[\0".
 
 /** Applets /init itself needs; a busybox without them cannot boot the guest. */
-export const REQUIRED_APPLETS = ["sh", "mount", "insmod", "mkdir", "base64", "setsid", "cttyhack", "poweroff", "stty", "usleep", "sync"];
+export const REQUIRED_APPLETS = [
+  "sh", "mount", "insmod", "modprobe", "mkdir", "base64", "setsid", "cttyhack", "init", "poweroff", "stty", "usleep", "sync", "cat", "sort", "kill",
+];
 
 /** Used only when the table cannot be found, e.g. a differently built busybox. */
 export const FALLBACK_APPLETS = [
   ...REQUIRED_APPLETS,
-  "ash", "cat", "chmod", "chown", "cp", "cut", "date", "dd", "df", "dmesg", "du", "echo", "env", "false", "find", "free",
-  "grep", "gunzip", "gzip", "head", "hostname", "id", "ip", "kill", "ln", "ls", "lsmod", "mkfifo", "mknod", "more",
-  "mv", "ping", "ps", "pwd", "readlink", "rm", "rmdir", "sed", "seq", "sleep", "sort", "tail", "tar", "tee", "test",
+  "ash", "chmod", "chown", "cp", "cut", "date", "dd", "df", "dmesg", "du", "echo", "env", "false", "find", "free",
+  "grep", "gunzip", "gzip", "head", "hostname", "id", "ip", "ln", "ls", "lsmod", "mkfifo", "mknod", "more",
+  "mv", "ping", "ps", "pwd", "readlink", "rm", "rmdir", "sed", "seq", "sleep", "tail", "tar", "tee", "test",
   "time", "top", "touch", "tr", "true", "umount", "uname", "uniq", "uptime", "vi", "wc", "wget", "which", "xargs", "[",
 ];
 

@@ -27,7 +27,7 @@ export interface ImageManifest {
   firmware: string | null;
   /** The kernel's /boot/config-*, kept for checking which drivers are built in. (Debian's System.map is a placeholder, so it is not kept.) */
   kernelConfig: string | null;
-  /** Modules in the order /init loads them. */
+  /** Modules the initramfs ships, each after its dependencies; the guest loads them on demand (modprobe). */
   modules: string[];
   packages: Array<{ name: string; version: string }>;
   mirror: string;

@@ -1,7 +1,7 @@
 // The guest's /init: a busybox sh script. The protocol it speaks with the host is described in README.md.
 
-/** Where /init reads the modules to load, one absolute path per line, dependencies first. */
-export const MODULE_LIST_PATH = "/etc/nodevisor/modules";
+/** The line the host writes on the status console (hvc2) to ask the guest to shut down cleanly. */
+export const POWERDOWN_REQUEST = "powerdown";
 
 /** Kernel command line key carrying a base64 shell command (command mode). */
 export const CMDLINE_COMMAND_KEY = "nodevisor.cmd";
@@ -19,7 +19,8 @@ echo "${INIT_STARTED_LINE}"
 
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export HOME=/root
-MODULE_LIST=${MODULE_LIST_PATH}
+VIRTIO_DEVICES=/sys/bus/virtio/devices
+MODPROBE_SYSCTL=/proc/sys/kernel/modprobe
 HVC_OUT=/dev/hvc0
 HVC_ERR=/dev/hvc1
 HVC_EXIT=/dev/hvc2
@@ -55,13 +56,44 @@ mount_filesystems() {
   mount -t tmpfs -o mode=755 tmpfs /run
 }
 
+# Like udev: the virtio transport, then drivers only for the virtio devices present (by their modalias, e.g.
+# virtio:d00000002v..., matched against modules.alias); everything else loads on demand through the kernel's
+# request_module, which runs /sbin/modprobe (e.g. "fs-ext4" on mount -t ext4).
 load_modules() {
-  [ -r "$MODULE_LIST" ] || return 0
-  while read -r mod; do
-    [ -n "$mod" ] || continue
-    step "insmod $mod"
-    insmod "$mod" || echo "nodevisor: could not load module $mod; continuing without it"
-  done <"$MODULE_LIST"
+  echo /sbin/modprobe 2>/dev/null >"$MODPROBE_SYSCTL"
+  step "modprobe virtio_mmio"
+  modprobe virtio_mmio || echo "nodevisor: could not load virtio_mmio; continuing without virtio devices"
+  aliases=$(cat "$VIRTIO_DEVICES"/*/modalias 2>/dev/null | sort -u)
+  [ -n "$aliases" ] || return 0
+  step "modprobe for the virtio devices present:" $aliases
+  # -q: a device whose driver is built in (the consoles) has no module; load failures are still reported.
+  modprobe -q -a $aliases || :
+}
+
+# Waits for requests from the host on the status console: "${POWERDOWN_REQUEST}" runs the command in $1.
+# Runs in the background; its pid is in $listener. It only reads, so the "exit N" line written there is not disturbed.
+listen_for_host() {
+  listener=
+  ( : <"$HVC_EXIT" ) 2>/dev/null || return 0
+  (
+    # No echo: an echoed request would land in the status console's output, before the exit line.
+    stty raw -echo 2>/dev/null || :
+    while read -r line; do
+      case "$line" in
+        ${POWERDOWN_REQUEST} | ${POWERDOWN_REQUEST}"$(printf '\r')")
+          echo "nodevisor: the host asked for a power-down"
+          eval "$1"
+          exit 0
+          ;;
+      esac
+    done
+  ) <"$HVC_EXIT" &
+  listener=$!
+}
+
+stop_listener() {
+  [ -z "$listener" ] || kill "$listener" 2>/dev/null
+  listener=
 }
 
 # True when all three virtio consoles open (a /dev/hvcN node without a device behind it fails to open).
@@ -122,6 +154,17 @@ power_off() {
   while :; do sleep 3600; done
 }
 
+# Interactive mode: busybox init becomes PID 1 and runs the shell from /etc/inittab. Unlike this script, it acts on
+# the signals poweroff, reboot and halt send to PID 1 while the shell runs (a shell only runs a trap after its
+# foreground command ends), and shuts down cleanly: SIGTERM to every process, sync, then power off.
+interactive() {
+  echo "nodevisor: starting a shell on the console; exit it, or run poweroff, to power off"
+  listen_for_host "sync; poweroff"
+  [ -x /bin/init ] && exec /bin/init
+  echo "nodevisor: /bin/init is missing; running the shell directly (poweroff needs -f)"
+  setsid cttyhack sh -l
+}
+
 main() {
   mount_filesystems
   read -r cmdline </proc/cmdline
@@ -135,14 +178,19 @@ main() {
     # A subshell, so PID 1 never takes a virtio console as its controlling tty.
     (run_command)
   else
-    echo "nodevisor: starting a shell on the console; exit it to power off"
-    setsid cttyhack sh -l
+    interactive
   fi
   power_off
 }
 
 [ "$$" = 1 ] && main
 :
+`;
+
+/** busybox init's table in interactive mode: the login shell on the console; when it exits, a clean poweroff. */
+export const INITTAB = `# nodevisor interactive mode (see src/image/README.md).
+::once:/bin/sh -c 'cttyhack sh -l; exec poweroff'
+::shutdown:/bin/sync
 `;
 
 /** Shell profile for the interactive shell. */

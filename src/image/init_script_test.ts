@@ -97,3 +97,63 @@ test("host-side helpers: the command argument, the exit line and the serial fall
   assert.deepEqual(parseSerialFallback(`${MARKER_BEGIN}\nno newline\n${MARKER_EXIT} 1\n`), { output: "no newline", status: 1 });
   assert.equal(parseSerialFallback(`${MARKER_BEGIN}\nhello\n`), null);
 });
+
+test("load_modules loads virtio_mmio, then one modprobe for the modaliases of the virtio devices present", () => {
+  const t = withInit(`mkdir -p $D/bin $D/sys/virtio0 $D/sys/virtio1 $D/sys/virtio2
+printf '#!/bin/sh\\necho "$*" >>%s/modprobe.log\\n' "$D" >$D/bin/modprobe; chmod +x $D/bin/modprobe
+echo virtio:d00000003v554D4551 >$D/sys/virtio0/modalias
+echo virtio:d00000002v554D4551 >$D/sys/virtio1/modalias
+echo virtio:d00000002v554D4551 >$D/sys/virtio2/modalias
+PATH=$D/bin:$PATH VIRTIO_DEVICES=$D/sys MODPROBE_SYSCTL=$D/sysctl
+load_modules`);
+  try {
+    assert.equal(readFileSync(join(t.dir, "modprobe.log"), "utf8"), "virtio_mmio\n-q -a virtio:d00000002v554D4551 virtio:d00000003v554D4551\n");
+    assert.equal(readFileSync(join(t.dir, "sysctl"), "utf8"), "/sbin/modprobe\n");
+  } finally {
+    t.cleanup();
+  }
+});
+
+test("the listener on the status console runs the power-down action on a powerdown line, and only then", () => {
+  // A FIFO opened read-write stands in for the tty: opening it for reading then does not block.
+  const t = withInit(`mkfifo $D/hvc2; exec 9<>$D/hvc2; HVC_EXIT=$D/hvc2
+listen_for_host 'echo "powered down" >$D/done'
+printf 'exit 0\\nhello\\npowerdown\\n' >&9
+wait "$listener"
+echo "status $?"`);
+  try {
+    assert.equal(readFileSync(join(t.dir, "done"), "utf8"), "powered down\n");
+    assert.match(t.out, /the host asked for a power-down/);
+    assert.match(t.out, /status 0/);
+  } finally {
+    t.cleanup();
+  }
+  const s = withInit(`mkfifo $D/hvc2; exec 9<>$D/hvc2; HVC_EXIT=$D/hvc2
+listen_for_host 'echo "powered down" >$D/done'
+printf 'exit 0\\n' >&9
+echo "had [$listener]"
+stop_listener
+sleep 0.2
+[ -e $D/done ] && echo "ran" || echo "did not run"`);
+  try {
+    assert.match(s.out, /had \[\d+\]/);
+    assert.match(s.out, /did not run/);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("command mode stops its listener after the exit line, and a missing status console starts none", () => {
+  const t = withInit(`mkfifo $D/hvc2; exec 9<>$D/hvc2; HVC_OUT=$D/o HVC_ERR=$D/e HVC_EXIT=$D/hvc2; : >$D/o; : >$D/e
+cmd64=${b64("echo ran")}
+run_command
+echo "listener [$listener]"
+HVC_EXIT=$D/none; listen_for_host 'echo x'; echo "none [$listener]"`);
+  try {
+    assert.equal(readFileSync(join(t.dir, "o"), "utf8"), "ran\n");
+    assert.match(t.out, /listener \[\]/);
+    assert.match(t.out, /none \[\]/);
+  } finally {
+    t.cleanup();
+  }
+});

@@ -1,15 +1,18 @@
 // Lays out the guest's initramfs (uncompressed newc cpio, so the guest spends no instructions unpacking it).
 
 import { CpioWriter } from "./cpio.js";
-import { INIT_SCRIPT, MODULE_LIST_PATH, PROFILE_SCRIPT } from "./init_script.js";
+import { INITTAB, INIT_SCRIPT, PROFILE_SCRIPT } from "./init_script.js";
+import { modulesAlias, modulesBuiltin, modulesDep, type ShippedModule } from "./module_db.js";
 
 export interface InitramfsInput {
   kernelVersion: string;
   busybox: Uint8Array;
   /** Applet names to link to /bin/busybox. */
   applets: string[];
-  /** Decompressed modules in load order. */
-  modules: Array<{ name: string; data: Uint8Array }>;
+  /** Decompressed modules, each after its dependencies. */
+  modules: Array<ShippedModule & { data: Uint8Array }>;
+  /** Names of the modules built into the kernel (for modules.builtin). */
+  builtin?: string[];
   mtime?: number;
 }
 
@@ -22,7 +25,7 @@ export function buildInitramfs(input: InitramfsInput): Buffer {
   const w = new CpioWriter({ mtime: input.mtime ?? 0 });
   const text = (s: string): Buffer => Buffer.from(s, "utf8");
   const mods = moduleDir(input.kernelVersion);
-  for (const dir of ["bin", "dev", "etc", "etc/nodevisor", "lib", "lib/modules", mods, "proc", "sys", "run", "root", "mnt", "usr", "var"]) {
+  for (const dir of ["bin", "dev", "etc", "lib", "lib/modules", mods, "proc", "sys", "run", "root", "mnt", "usr", "var"]) {
     w.add({ kind: "dir", path: dir, mode: dir === "root" ? 0o700 : 0o755 });
   }
   w.add({ kind: "dir", path: "tmp", mode: 0o1777 });
@@ -42,11 +45,15 @@ export function buildInitramfs(input: InitramfsInput): Buffer {
   w.add({ kind: "file", path: "init", data: text(INIT_SCRIPT), mode: 0o755 });
 
   for (const m of input.modules) w.add({ kind: "file", path: `${mods}/${m.name}.ko`, data: m.data, mode: 0o644 });
-  w.add({ kind: "file", path: MODULE_LIST_PATH, data: text(input.modules.map((m) => `${mods}/${m.name}.ko\n`).join("")) });
+  // The kernel's own formats under /lib/modules/<ver>, read by busybox modprobe (/init and the kernel's request_module).
+  w.add({ kind: "file", path: `${mods}/modules.dep`, data: text(modulesDep(input.modules)) });
+  w.add({ kind: "file", path: `${mods}/modules.alias`, data: text(modulesAlias(input.modules)) });
+  w.add({ kind: "file", path: `${mods}/modules.builtin`, data: text(modulesBuiltin(input.builtin ?? [])) });
 
   w.add({ kind: "file", path: "etc/passwd", data: text("root:x:0:0:root:/root:/bin/sh\n") });
   w.add({ kind: "file", path: "etc/group", data: text("root:x:0:\ntty:x:5:\n") });
   w.add({ kind: "file", path: "etc/hostname", data: text("nodevisor\n") });
   w.add({ kind: "file", path: "etc/profile", data: text(PROFILE_SCRIPT) });
+  w.add({ kind: "file", path: "etc/inittab", data: text(INITTAB) });
   return w.finish();
 }

@@ -8,7 +8,10 @@ import { readModinfo } from "./elf_modinfo.js";
 import { moduleKey, orderModules, type ModuleNode } from "./module_order.js";
 import { runTool } from "./run_tool.js";
 
-/** Drivers for nodevisor's virtual devices; crc32c_generic is listed because ext4 only names "crc32c" as a softdep alias. */
+/**
+ * Modules the image ships (loaded on demand by the guest, see README.md); crc32c_generic is listed because ext4 and
+ * jbd2 name it only by the alias "crypto-crc32c", which is followed only among modules already selected.
+ */
 export const GUEST_MODULES = [
   "virtio_mmio",
   "virtio_blk",
@@ -25,6 +28,10 @@ export const GUEST_MODULES = [
 export interface LoadedModule {
   name: string;
   data: Uint8Array;
+  /** Modules that must be loaded before this one: its depends= plus soft "pre:" dependencies found among the selection. */
+  depends: string[];
+  /** Its alias= patterns (e.g. "virtio:d00000002v*", "fs-ext4"), for modprobe and the kernel's request_module. */
+  aliases: string[];
 }
 
 const MODULE_FILE = /\.ko(\.xz|\.gz|\.zst)?$/;
@@ -71,6 +78,8 @@ export interface ModuleSelection {
   modules: LoadedModule[];
   /** Wanted modules the kernel already has built in. */
   builtin: string[];
+  /** Every module the kernel has built in (modules.builtin). */
+  kernelBuiltin: string[];
 }
 
 /** Loads `wanted` and everything they depend on, dependencies first. */
@@ -81,7 +90,7 @@ export async function selectModules(
 ): Promise<ModuleSelection> {
   const files = indexModuleFiles(moduleRoot);
   const builtin = readBuiltinModules(moduleRoot);
-  const nodes = new Map<string, ModuleNode & { data: Uint8Array }>();
+  const nodes = new Map<string, ModuleNode & { data: Uint8Array; aliases: string[]; softAliases: string[] }>();
   const queue = wanted.map(moduleKey);
   while (queue.length > 0) {
     const name = queue.shift()!;
@@ -91,18 +100,33 @@ export async function selectModules(
     const data = await readModuleFile(file);
     const info = readModinfo(data, basename(file));
     const softPre: string[] = [];
+    const softAliases: string[] = [];
     for (const soft of info.softdepPre.map(moduleKey)) {
       if (files.has(soft) || builtin.has(soft)) softPre.push(soft);
-      else opts.log?.(`module ${name}: soft dependency "${soft}" is an alias, not a module file; not followed`);
+      else softAliases.push(soft);
     }
-    nodes.set(name, { name, depends: info.depends.map(moduleKey), softPre, data });
+    const aliases = info.entries.filter(([k]) => k === "alias").map(([, v]) => v);
+    nodes.set(name, { name, depends: info.depends.map(moduleKey), softPre, softAliases, data, aliases });
     queue.push(...info.depends.map(moduleKey), ...softPre);
     const pending = new Set(queue.filter((q) => !nodes.has(q) && !builtin.has(q) && files.has(q))).size;
     opts.onModule?.(nodes.size, nodes.size + pending, name);
   }
+  // A soft dependency that names an alias ("crypto-crc32c") is followed when a selected module carries that alias.
+  for (const node of nodes.values()) {
+    for (const alias of node.softAliases) {
+      const provider = [...nodes.values()].find((m) => m.name !== node.name && m.aliases.some((a) => moduleKey(a) === alias));
+      if (provider !== undefined) node.softPre!.push(provider.name);
+      else opts.log?.(`module ${node.name}: soft dependency "${alias}" is an alias no selected module provides; not followed`);
+    }
+  }
   const order = orderModules(wanted, (n) => nodes.get(n) ?? null, builtin);
   return {
-    modules: order.map((name) => ({ name, data: nodes.get(name)!.data })),
+    modules: order.map((name) => {
+      const node = nodes.get(name)!;
+      const depends = [...new Set([...(node.softPre ?? []), ...node.depends])].filter((d) => !builtin.has(d));
+      return { name, data: node.data, depends, aliases: node.aliases };
+    }),
     builtin: wanted.map(moduleKey).filter((n) => builtin.has(n)),
+    kernelBuiltin: [...builtin],
   };
 }

@@ -23,6 +23,7 @@ function fakeModuleRoot(): string {
   put("fs/jbd2/jbd2.ko.gz", gzipSync(makeModule("jbd2", [])));
   put("fs/mbcache.ko", makeModule("mbcache", []));
   put("lib/crc16.ko", makeModule("crc16", []));
+  put("crypto/crc32c_generic.ko", makeModule("crc32c_generic", [], "alias=crypto-crc32c\0alias=crc32c\0"));
   put("drivers/char/hw_random/virtio-rng.ko", makeModule("virtio_rng", []));
   put("drivers/net/virtio_net.ko", makeModule("virtio_net", ["net_failover"]));
   writeFileSync(join(root, "modules.builtin"), "kernel/drivers/char/virtio_console.ko\nkernel/drivers/virtio/virtio.ko\n");
@@ -47,9 +48,23 @@ test("selectModules decompresses, follows depends and resolvable softdeps, and s
   try {
     const sel = await selectModules(root, ["virtio_console", "virtio-rng", "ext4"], { log: (l) => logs.push(l) });
     assert.deepEqual(sel.builtin, ["virtio_console"]);
+    assert.deepEqual(sel.kernelBuiltin.sort(), ["virtio", "virtio_console"]);
     assert.deepEqual(sel.modules.map((m) => m.name), ["virtio_rng", "crc16", "jbd2", "mbcache", "ext4"]);
     for (const m of sel.modules) assert.deepEqual([...m.data.subarray(0, 4)], [0x7f, 0x45, 0x4c, 0x46], `${m.name} is plain ELF`);
-    assert.ok(logs.some((l) => /soft dependency "crc32c" is an alias/.test(l)));
+    assert.ok(logs.some((l) => /soft dependency "crc32c" is an alias no selected module provides/.test(l)));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("a soft dependency naming an alias is followed to the selected module carrying it, and aliases are kept", async () => {
+  const root = fakeModuleRoot();
+  try {
+    const sel = await selectModules(root, ["crc32c_generic", "ext4"]);
+    assert.deepEqual(sel.modules.map((m) => m.name), ["crc32c_generic", "crc16", "jbd2", "mbcache", "ext4"]);
+    const ext4 = sel.modules.find((m) => m.name === "ext4")!;
+    assert.deepEqual(ext4.depends, ["crc16", "crc32c_generic", "jbd2", "mbcache"]);
+    assert.deepEqual(sel.modules[0]!.aliases, ["crypto-crc32c", "crc32c"]);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -238,7 +238,10 @@ async function cmdInfo(args: string[], io: DiskCliIo): Promise<number> {
   if (pos.length !== 1) throw new UsageError("info needs one FILE");
   const info = await diskInfo(pos[0]);
   if (flags.has("--json")) {
-    io.stdout(JSON.stringify(info, null, 2) + "\n");
+    const order: Array<keyof DiskInfo> = ["filename", "format", "virtualSize", "diskSize", "clusterSize", "qcow2Version", "refcountBits", "dirty", "corrupt", "backingFile", "backingFormat", "backingChain", "snapshots"];
+    const ordered: Record<string, unknown> = {};
+    for (const k of order) if (info[k] !== undefined) ordered[k] = info[k];
+    io.stdout(JSON.stringify(ordered, null, 2) + "\n");
     return EXIT_OK;
   }
   const lines = [
@@ -347,7 +350,7 @@ async function cmdConvert(args: string[], io: DiskCliIo): Promise<number> {
       dst = await RawFileBackend.open(dstPath);
     }
     const bar = process.stderr.isTTY || flags.has("-p")
-      ? new cliProgress.SingleBar({ stream: process.stderr, format: "converting [{bar}] {percentage}% | {value}/{total} MiB" }, cliProgress.Presets.shades_classic)
+      ? new cliProgress.SingleBar({ stream: process.stderr, noTTYOutput: flags.has("-p"), format: "converting [{bar}] {percentage}% | {value}/{total} MiB" }, cliProgress.Presets.shades_classic)
       : null;
     bar?.start(Math.ceil(src.size / CONVERT_CHUNK), 0);
     // A few chunks in flight keep both files busy; all-zero chunks stay unallocated.

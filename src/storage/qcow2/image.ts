@@ -4,7 +4,9 @@
 // Concurrency: data I/O to clusters the active image owns (COPIED) runs in parallel; every
 // metadata change runs under one mutex. Before a cluster is freed the I/O gate drains, so no
 // request still in flight can write into a cluster that is being reused.
-// Crash order: refcount +1, then data, then L2 entry, then L1 entry; frees come last.
+// Crash order (kill -9 and power loss): refcounts durable before a cluster is used; data durable
+// before the L2 entries that point at it are written (they wait in memory until a flush); a new
+// L2 table durable before its L1 entry; frees only after the tables that dropped the clusters.
 
 import { open as openFile, realpath } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
@@ -34,11 +36,15 @@ import { ImageFile } from "./image_file.js";
 import { IoGate, Mutex } from "./mutex.js";
 import { Refcounts } from "./refcounts.js";
 import { parseSnapshotTable, snapshotTableLength, type SnapshotEntry } from "./snapshot_table.js";
+import { growL1Table, resizeImage } from "./resize.js";
 import { TableCache } from "./table_cache.js";
 
 const QUEUE_DEPTH = 16;
-// Freed clusters wait for the next flush; past this many, a sync frees them early so space is reused.
-const PENDING_FREE_LIMIT = 1024;
+// Freed clusters wait for the next flush; past this many bytes, a sync frees them early so space is reused.
+const PENDING_FREE_BYTES = 16 * 1024 * 1024;
+// L2 entry updates wait in memory for the next flush (after the data they point at is durable), up to:
+const DIRTY_L2_ENTRIES = 4096;
+const DIRTY_L2_TABLES = 64;
 const L2_CACHE_BYTES = 32 * 1024 * 1024;
 export const MAX_BACKING_DEPTH = 64;
 
@@ -52,6 +58,8 @@ export interface Qcow2OpenOptions {
   chain?: string[];
   /** Open without the backing file (for info/check of a broken chain). */
   noBacking?: boolean;
+  /** Memory for cached L2 tables (default 32 MiB; at least 4 tables). */
+  l2CacheBytes?: number;
 }
 
 export class Qcow2Image implements BlockBackend {
@@ -72,6 +80,10 @@ export class Qcow2Image implements BlockBackend {
   readonly gate = new IoGate();
   private counters: BlockStats = emptyBlockStats();
   private pendingFrees: number[] = [];
+  private dirtyL2 = new Map<number, { first: number; last: number }>();
+  private dirtyEntries = 0;
+  /** The L2 table the metadata-mutex holder is modifying (never evicted meanwhile). */
+  private pinnedL2 = -1;
   private lastInflated: { offset: number; data: Buffer } | null = null;
   private closed = false;
 
@@ -81,19 +93,21 @@ export class Qcow2Image implements BlockBackend {
     readonly header: Qcow2Header,
     private rawHeader: Buffer,
     readonly readOnly: boolean,
+    l2CacheBytes: number,
   ) {
     this.id = diskIdFor(path);
     this.clusterSize = 2 ** header.clusterBits;
     this.l2Entries = this.clusterSize / 8;
     this.size = header.size - (header.size % 512);
     this.l2Cache = new TableCache(
-      Math.max(16, Math.floor(L2_CACHE_BYTES / this.clusterSize)),
+      Math.max(4, Math.floor(l2CacheBytes / this.clusterSize)),
       async (off) => {
         const t = Buffer.alloc(this.clusterSize);
         await this.file.read(off, t, "L2 table");
         return t;
       },
-      () => !this.meta.locked,
+      // A table being modified must stay the one instance everyone sees.
+      (off) => off !== this.pinnedL2 && !this.dirtyL2.has(off),
     );
   }
 
@@ -115,7 +129,7 @@ export class Qcow2Image implements BlockBackend {
       if (!readOnly && header.incompatible & BigInt(INCOMPAT_CORRUPT)) {
         throw openError(path, 'the image is marked corrupt; open it read-only or run "nodevisor disk check --repair" on it');
       }
-      const img = new Qcow2Image(path, file, header, first.subarray(0, header.version === 3 ? header.headerLength : 72), readOnly);
+      const img = new Qcow2Image(path, file, header, first.subarray(0, header.version === 3 ? header.headerLength : 72), readOnly, opts.l2CacheBytes ?? L2_CACHE_BYTES);
       await img.load(opts);
       return img;
     } catch (e) {
@@ -207,6 +221,11 @@ export class Qcow2Image implements BlockBackend {
       await this.file.read(h.snapshotsOffset, b, "snapshot table");
       try {
         const list = parseSnapshotTable(b, h.nbSnapshots, this.path, this.clusterSize, h.version);
+        for (const sn of list) {
+          if (sn.l1Size > 0 && sn.l1TableOffset + sn.l1Size * 8 > this.file.size) {
+            throw openError(this.path, `the L1 table of snapshot "${sn.name}" lies outside the file`);
+          }
+        }
         this.snapshotTableBytes = snapshotTableLength(b, h.nbSnapshots);
         return list;
       } catch (e) {
@@ -270,6 +289,7 @@ export class Qcow2Image implements BlockBackend {
 
   async read(offset: number, buf: Uint8Array): Promise<void> {
     checkRequestRange(this.path, this.size, offset, buf.length);
+    if (this.closed) throw new BlockRequestError(`Disk "${this.path}" is closed`);
     const t0 = performance.now();
     await this.gate.enter();
     try {
@@ -402,6 +422,10 @@ export class Qcow2Image implements BlockBackend {
 
   private assertWritable(): void {
     if (this.readOnly) throw new BlockRequestError(`Disk "${this.path}" is read-only`);
+    if (this.header.backingFile !== null && this.backing === null) {
+      // Copy-on-write would read zeroes where the backing file has data.
+      throw new BlockRequestError(`Disk "${this.path}" was opened without its backing file; guest writes are refused`);
+    }
     if (this.corrupted) throw new BlockRequestError(`Disk "${this.path}" was found corrupt; it takes no more writes`);
     if (this.closed) throw new BlockRequestError(`Disk "${this.path}" is closed`);
   }
@@ -527,7 +551,7 @@ export class Qcow2Image implements BlockBackend {
         else if (old.kind === ClusterKind.Compressed) toFree.push(...compressedClusters(old, cs));
         setEntry(table, i0 + j, ENTRY_COPIED_HI, host + j * cs);
       }
-      await this.file.write(l2off + i0 * 8, table.subarray(i0 * 8, (i0 + count) * 8));
+      await this.markL2Dirty(l2off, i0, i0 + count - 1);
       gc += count;
     }
     await this.freeClusters(toFree);
@@ -540,24 +564,49 @@ export class Qcow2Image implements BlockBackend {
     return e.kind === ClusterKind.Unallocated && (this.backing === null || gc * this.clusterSize >= this.backing.size);
   }
 
-  /** Queues one reference drop per host cluster. Drops happen only after an fdatasync has made the
-   * table updates that stopped using them durable, so a power cut can leak a cluster but never
-   * leave a table pointing at a free one. Caller holds the metadata mutex. */
+  /** Queues one reference drop per host cluster. Drops happen only after the table updates that
+   * stopped using the clusters are durable, so a power cut can leak a cluster but never leave a
+   * table pointing at a free one. Caller holds the metadata mutex. */
   async freeClusters(offsets: number[]): Promise<void> {
     this.pendingFrees.push(...offsets);
-    if (this.pendingFrees.length >= PENDING_FREE_LIMIT) await this.applyPendingFrees(true);
+    if (this.pendingFrees.length * this.clusterSize >= PENDING_FREE_BYTES) await this.settle(true);
   }
 
-  /** Syncs, then drops the queued references (after in-flight I/O that may still use the clusters). Caller holds the mutex. */
-  private async applyPendingFrees(drainGate: boolean): Promise<void> {
-    if (this.pendingFrees.length === 0) return;
-    const batch = this.pendingFrees;
+  /** L2 entries changed in memory only (the table stays cached and pinned until written back). */
+  private async markL2Dirty(l2off: number, first: number, last: number): Promise<void> {
+    const d = this.dirtyL2.get(l2off);
+    if (d) {
+      d.first = Math.min(d.first, first);
+      d.last = Math.max(d.last, last);
+    } else {
+      this.dirtyL2.set(l2off, { first, last });
+    }
+    this.dirtyEntries += last - first + 1;
+    if (this.dirtyEntries >= DIRTY_L2_ENTRIES || this.dirtyL2.size >= DIRTY_L2_TABLES) await this.settle(true);
+  }
+
+  /** Makes memory and file agree, in crash-safe order: data durable, then the L2 entries that point at it,
+   * durable, then the queued frees. Caller holds the metadata mutex. */
+  private async settle(drainGate: boolean): Promise<void> {
+    if (this.dirtyL2.size === 0 && this.pendingFrees.length === 0) return;
+    const frees = this.pendingFrees;
     this.pendingFrees = [];
     await this.file.sync();
+    if (this.dirtyL2.size > 0) {
+      for (const [off, { first, last }] of this.dirtyL2) {
+        const table = this.l2Cache.peek(off);
+        if (!table) throw new Error(`internal error: dirty L2 table at ${off} left the cache`);
+        await this.file.write(off + first * 8, table.subarray(first * 8, (last + 1) * 8));
+      }
+      this.dirtyL2.clear();
+      this.dirtyEntries = 0;
+      await this.file.sync();
+    }
+    if (frees.length === 0) return;
     const reopen = drainGate ? await this.gate.drain() : () => {};
     this.refcounts.beginBatch();
     try {
-      for (const off of batch) await this.refcounts.changeAt(off, -1);
+      for (const off of frees) await this.refcounts.changeAt(off, -1);
     } finally {
       await this.refcounts.endBatch();
       reopen();
@@ -567,7 +616,10 @@ export class Qcow2Image implements BlockBackend {
   /** The L2 table for l1Index, allocated or copied (if shared with a snapshot) so the active image owns it. */
   async writableL2(l1Index: number): Promise<{ table: Buffer; l2off: number }> {
     const old = this.l2OffsetFor(l1Index);
-    if (old !== 0 && entryCopied(this.l1, l1Index)) return { table: await this.l2Cache.get(old), l2off: old };
+    if (old !== 0 && entryCopied(this.l1, l1Index)) {
+      this.pinnedL2 = old;
+      return { table: await this.l2Cache.get(old), l2off: old };
+    }
     const l2off = await this.allocChecked(1);
     const table = Buffer.alloc(this.clusterSize);
     if (old !== 0) {
@@ -583,6 +635,7 @@ export class Qcow2Image implements BlockBackend {
     }
     await this.file.write(l2off, table);
     await this.file.sync(); // the table's content before the L1 entry that points at it
+    this.pinnedL2 = l2off;
     this.l2Cache.put(l2off, table);
     await this.setL1(l1Index, l2off, true);
     if (old !== 0) await this.freeClusters([old]);
@@ -600,7 +653,7 @@ export class Qcow2Image implements BlockBackend {
     checkRequestRange(this.path, this.size, offset, length);
     this.assertWritable();
     const t0 = performance.now();
-    await this.unmapRange(offset, length, false);
+    await this.unmapRange(offset, length);
     this.counters.discardRequests++;
     this.counters.totalLatencyMs += performance.now() - t0;
   }
@@ -616,7 +669,7 @@ export class Qcow2Image implements BlockBackend {
     const whole = Math.floor((length - head) / cs) * cs;
     const tail = length - head - whole;
     if (whole > 0) {
-      if (this.header.version >= 3 || !this.backing) await this.unmapRange(offset + head, whole, true);
+      if (this.header.version >= 3 || !this.backing) await this.unmapRange(offset + head, whole);
       else for (let p = 0; p < whole; p += cs) await this.write(offset + head + p, new Uint8Array(cs));
     }
     if (tail > 0) await this.write(offset + length - tail, new Uint8Array(tail));
@@ -624,8 +677,8 @@ export class Qcow2Image implements BlockBackend {
     this.counters.totalLatencyMs += performance.now() - t0;
   }
 
-  /** Unmaps whole clusters in range; `mustReadZero` (or a backing file) makes them zero clusters instead. */
-  private async unmapRange(offset: number, length: number, mustReadZero: boolean): Promise<void> {
+  /** Unmaps whole clusters in range; with a backing file (v3) they become zero clusters, so the backing data stays hidden. */
+  private async unmapRange(offset: number, length: number): Promise<void> {
     const cs = this.clusterSize;
     const first = Math.ceil(offset / cs);
     const end = Math.floor((offset + length) / cs);
@@ -651,11 +704,10 @@ export class Qcow2Image implements BlockBackend {
           else if (e.kind === ClusterKind.Compressed) toFree.push(...compressedClusters(e, cs));
           setEntry(table, i, 0, 0, zeroFlag ? ENTRY_ZERO_LO : 0);
         }
-        await this.file.write(l2off + i0 * 8, table.subarray(i0 * 8, (i0 + stop - gc) * 8));
+        await this.markL2Dirty(l2off, i0, i0 + stop - gc - 1);
         await this.freeClusters(toFree);
         gc = stop;
       }
-      void mustReadZero;
     });
   }
 
@@ -663,7 +715,7 @@ export class Qcow2Image implements BlockBackend {
 
   async flush(): Promise<void> {
     const t0 = performance.now();
-    if (this.pendingFrees.length > 0) await this.meta.run(() => this.applyPendingFrees(true));
+    if (this.pendingFrees.length > 0 || this.dirtyL2.size > 0) await this.meta.run(() => this.settle(true));
     else if (!this.readOnly) await this.file.sync();
     this.counters.flushRequests++;
     this.counters.totalLatencyMs += performance.now() - t0;
@@ -690,7 +742,7 @@ export class Qcow2Image implements BlockBackend {
       try {
         // Settle queued frees and reservations so the refcounts are exact for fn.
         if (!this.readOnly) {
-          await this.applyPendingFrees(false);
+          await this.settle(false);
           await this.refcounts.releasePool();
         }
         return await fn();
@@ -702,43 +754,12 @@ export class Qcow2Image implements BlockBackend {
 
   /** Grows the virtual disk (shrinking is refused: it would drop data). */
   async resize(newSize: number): Promise<void> {
-    this.assertWritable();
-    if (!Number.isSafeInteger(newSize) || newSize % 512 !== 0 || newSize <= 0) {
-      throw new Qcow2Error(`Cannot resize disk "${this.path}": size ${newSize} is not a positive multiple of 512`);
-    }
-    if (newSize < this.size) throw new Qcow2Error(`Cannot resize disk "${this.path}": shrinking is not supported`);
-    await this.exclusive(async () => {
-      const needed = Math.ceil(newSize / (this.clusterSize * this.l2Entries));
-      if (needed > this.header.l1Size) await this.growL1(needed);
-      this.header.size = newSize;
-      await this.writeHeader();
-      await this.file.sync();
-      this.size = newSize;
-    });
+    if (this.readOnly) throw new Qcow2Error(`Cannot resize disk "${this.path}": it is open read-only`);
+    await resizeImage(this, newSize);
   }
 
-  /** Makes the active L1 table at least `entries` long (moving it if its clusters are full). Caller holds exclusive(). */
+  /** Makes the active L1 table at least `entries` long. Caller holds exclusive(). */
   async growL1(entries: number): Promise<void> {
-    if (entries * 8 > 32 * 1024 * 1024) throw new Qcow2Error(`Disk "${this.path}": L1 table would exceed 32 MiB`);
-    const h = this.header;
-    if (entries * 8 <= this.l1.length) {
-      h.l1Size = entries;
-      await this.writeHeader();
-      return;
-    }
-    const clusters = Math.ceil((entries * 8) / this.clusterSize);
-    const l1 = Buffer.alloc(clusters * this.clusterSize);
-    this.l1.copy(l1, 0, 0, h.l1Size * 8);
-    const off = await this.refcounts.alloc(clusters);
-    await this.file.write(off, l1);
-    await this.file.sync();
-    const oldOff = h.l1TableOffset;
-    const oldClusters = Math.ceil((h.l1Size * 8) / this.clusterSize);
-    h.l1TableOffset = off;
-    h.l1Size = entries;
-    await this.writeHeader();
-    await this.file.sync();
-    this.l1 = l1;
-    for (let c = 0; c < oldClusters; c++) await this.refcounts.changeAt(oldOff + c * this.clusterSize, -1);
+    await growL1Table(this, entries);
   }
 }

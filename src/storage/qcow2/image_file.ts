@@ -14,9 +14,10 @@ export class ImageFile {
     public size: number,
   ) {}
 
-  /** Fills buf from offset; bytes past the end of a shorter file read as zero (sparse tail). */
+  /** Fills buf from offset; bytes past the end of the file read as zero (a cluster's unwritten tail).
+   * Callers check that the cluster itself starts inside the file. */
   async read(offset: number, buf: Uint8Array, what = "data"): Promise<void> {
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset >= this.size) {
+    if (!Number.isSafeInteger(offset) || offset < 0) {
       throw corruptError(this.path, `${what} at offset ${offset} lies outside the ${this.size}-byte file`);
     }
     let done = 0;

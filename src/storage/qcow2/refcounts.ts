@@ -54,7 +54,7 @@ export class Refcounts {
         await o.file.read(off, b, "refcount block");
         return b;
       },
-      () => this.dirty.size === 0,
+      (off) => !this.dirty.has(off),
     );
   }
 
@@ -315,13 +315,6 @@ export class Refcounts {
 
   isBlock(offset: number): boolean {
     return this.blockSet.has(offset);
-  }
-
-  /** Refcounts of every cluster below `end`, for checking. */
-  async snapshotAll(clusters: number): Promise<Float64Array> {
-    const out = new Float64Array(clusters);
-    for (let c = 0; c < clusters; c++) out[c] = await this.get(c);
-    return out;
   }
 
   /** Table slots in use: [table index, block offset]. */

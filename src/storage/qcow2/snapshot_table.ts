@@ -97,5 +97,3 @@ export function snapshotTableLength(b: Buffer, count: number): number {
   }
   return off;
 }
-
-export const SNAPSHOT_TABLE_MAX_BYTES = MAX_TABLE_BYTES;

@@ -8,8 +8,8 @@ export class TableCache {
   constructor(
     private readonly maxTables: number,
     private readonly load: (offset: number) => Promise<Buffer>,
-    /** Eviction waits until no metadata update holds a table (see Qcow2Image). */
-    private readonly canEvict: () => boolean = () => true,
+    /** False for a table a metadata update is modifying (see Qcow2Image.writableL2). */
+    private readonly canEvict: (offset: number) => boolean = () => true,
   ) {}
 
   async get(offset: number): Promise<Buffer> {
@@ -45,10 +45,10 @@ export class TableCache {
   put(offset: number, t: Buffer): void {
     this.tables.delete(offset);
     this.tables.set(offset, t);
-    if (this.tables.size > this.maxTables && this.canEvict()) {
+    if (this.tables.size > this.maxTables) {
       for (const key of this.tables.keys()) {
         if (this.tables.size <= this.maxTables) break;
-        this.tables.delete(key);
+        if (key !== offset && this.canEvict(key)) this.tables.delete(key);
       }
     }
   }
