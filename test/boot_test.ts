@@ -49,7 +49,7 @@ test("a raw disk: the guest reads the host's pattern and the host sees the guest
 });
 
 test("poweroff typed on the interactive console ends the VM with status 0", async () => {
-  const r = await nodevisorInteractive(["run"], /~ # /, "poweroff -f\n");
+  const r = await nodevisorInteractive(["run"], /~# /, "poweroff -f\n");
   assert.equal(r.status, 0, r.stderr + r.stdout.slice(-2000));
 });
 

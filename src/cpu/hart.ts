@@ -232,26 +232,27 @@ export class Hart implements InterruptTarget {
   getX(i: number): bigint {
     if (!Number.isInteger(i) || i < 0 || i > 31) throw new RangeError(`Cannot read register x${i}: RISC-V has x0..x31`);
     if (i === 0) return 0n;
-    return BigInt.asIntN(64, (BigInt(this.x[2 * i + 1]) << 32n) | BigInt(this.x[2 * i] >>> 0));
+    // The signed high word makes the result signed already; no BigInt.asIntN (Node 20's optimizer has crashed on it).
+    return (BigInt(this.x[2 * i + 1]!) << 32n) | BigInt(this.x[2 * i]! >>> 0);
   }
 
   setX(i: number, v: bigint): void {
     if (!Number.isInteger(i) || i < 0 || i > 31) throw new RangeError(`Cannot write register x${i}: RISC-V has x0..x31`);
     if (i === 0) return; // x0 is hard-wired to zero
-    this.x[2 * i] = Number(BigInt.asIntN(32, v));
-    this.x[2 * i + 1] = Number(BigInt.asIntN(32, v >> 32n));
+    this.x[2 * i] = Number(v & 0xffffffffn) | 0;
+    this.x[2 * i + 1] = Number((v >> 32n) & 0xffffffffn) | 0;
   }
 
   /** Debug/firmware access to a CSR without privilege checks; null if the CSR does not exist. */
   readCsr(csr: number): bigint | null {
     if (!csrRead(this, csr)) return null;
-    return BigInt.asIntN(64, (BigInt(this.csrHi) << 32n) | BigInt(this.csrLo >>> 0));
+    return (BigInt(this.csrHi | 0) << 32n) | BigInt(this.csrLo >>> 0);
   }
 
   /** Debug/firmware write of a CSR with its normal WARL rules; false if the CSR does not exist. */
   writeCsr(csr: number, v: bigint): boolean {
     if (!csrRead(this, csr)) return false;
-    csrWrite(this, csr, Number(BigInt.asIntN(32, v)), Number(BigInt.asIntN(32, v >> 32n)));
+    csrWrite(this, csr, Number(v & 0xffffffffn) | 0, Number((v >> 32n) & 0xffffffffn) | 0);
     return true;
   }
 
