@@ -10,7 +10,7 @@ import { FAST_BOOT_ARGS } from "../src/vm/vm.js";
 
 const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
 /** A fixed CPU-bound guest workload: busybox sh integer arithmetic. */
-const WORKLOAD = ["sh", "-c", "i=0; s=0; while [ $i -lt 200000 ]; do s=$(( (s * 31 + i) % 1000003 )); i=$((i+1)); done; echo $s"];
+const WORKLOAD = ["sh", "-c", "i=0; s=0; while [ $i -lt 30000 ]; do s=$(( (s * 31 + i) % 1000003 )); i=$((i+1)); done; echo $s"];
 const INIT_MARKER = "nodevisor: init started";
 
 export interface RunTiming {

@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { spawnSync } from "node:child_process";
 import { nodevisor, nodevisorInteractive, defaultImageBuilt } from "./helpers.js";
 
 before(() => {
@@ -63,4 +64,29 @@ test("the same kernel boots under Debian's OpenSBI with --firmware", async () =>
   const r = await nodevisor(["run", "--firmware", "opensbi", "--", "uname", "-m"]);
   assert.equal(r.stdout, "riscv64\n", r.stderr);
   assert.equal(r.status, 0);
+});
+
+test("a qcow2 disk written by the guest passes qemu-img check and holds the guest's bytes", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-qcow2-"));
+  try {
+    const disk = join(dir, "vm.qcow2");
+    const created = await nodevisor(["disk", "create", "-f", "qcow2", disk, "64M"]);
+    assert.equal(created.status, 0, created.stderr);
+    // 1 MiB of a known pattern at 8 MiB into the disk, then read it back in the guest.
+    const script =
+      "yes nodevisor-qcow2 | head -c 1048576 > /tmp/p; dd if=/tmp/p of=/dev/vda bs=65536 seek=128 conv=fsync 2>/dev/null; " +
+      "dd if=/dev/vda bs=65536 skip=128 count=16 2>/dev/null | md5sum | cut -d' ' -f1; md5sum < /tmp/p | cut -d' ' -f1";
+    const r = await nodevisor(["run", "--disk", disk, "--", "sh", "-c", script]);
+    assert.equal(r.status, 0, r.stderr);
+    const [readBack, written] = r.stdout.trim().split("\n");
+    assert.equal(readBack, written, "the guest reads back what it wrote");
+    const check = spawnSync("qemu-img", ["check", disk]);
+    assert.equal(check.status, 0, check.stdout.toString() + check.stderr.toString());
+    const raw = join(dir, "vm.raw");
+    assert.equal(spawnSync("qemu-img", ["convert", "-O", "raw", disk, raw]).status, 0);
+    const expected = Buffer.from("nodevisor-qcow2\n".repeat(65536));
+    assert.equal(readFileSync(raw).subarray(8 << 20, (8 << 20) + expected.length).compare(expected), 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

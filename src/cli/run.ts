@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { UsageError } from "./errors.js";
+import { parseSize } from "../storage/sizes.js";
 import { attachTerminal } from "./terminal.js";
 import { progressRenderer } from "./progress.js";
 import { checkCpus, ConfigError, parseMemorySize, validateConfig, type DiskConfig, type VmConfig } from "../vm/config.js";
@@ -28,8 +29,9 @@ Options:
       --kernel FILE        kernel Image or ELF (instead of the image's)
       --initrd FILE        initramfs (instead of the image's)
       --append "ARGS"      extra kernel command-line arguments
-      --disk FILE[,readonly][,format=raw|qcow2|vmdk|vpc]
-                           attach a disk (repeatable; /dev/vda, /dev/vdb, ...)
+      --disk FILE[,readonly][,format=raw|qcow2|vmdk|vpc][,bps=RATE][,iops=N][,burst=BYTES]
+                           attach a disk (repeatable; /dev/vda, /dev/vdb, ...);
+                           bps/iops cap its throughput per second (token buckets)
       --firmware FILE      run an M-mode firmware. With --kernel or --image it
                            boots that kernel (e.g. OpenSBI fw_dynamic.bin); alone
                            it runs bare-metal from the start of RAM. The word
@@ -114,14 +116,37 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
   return { config, help: false };
 }
 
-function parseDiskSpec(spec: string): DiskConfig {
+export function parseDiskSpec(spec: string): DiskConfig {
   const [path, ...flags] = spec.split(",");
   if (!path) throw new UsageError(`nodevisor run: --disk "${spec}" names no file. Use --disk FILE[,readonly].`);
   const disk: DiskConfig = { path: resolve(path), readOnly: false };
+  const amount = (f: string, value: string): number => {
+    try {
+      const n = parseSize(value);
+      if (n > 0) return n;
+    } catch {
+      // reported below
+    }
+    throw new UsageError(`nodevisor run: "${f}" in --disk ${spec} needs a positive amount, e.g. bps=10M or iops=500.`);
+  };
+  // One-second buckets: bps/iops are the sustained rates, burst= a one-time allowance on top.
   for (const f of flags) {
+    const [key, value] = f.split("=", 2) as [string, string | undefined];
     if (f === "readonly" || f === "ro") disk.readOnly = true;
-    else if (/^format=(raw|qcow2|vmdk|vpc)$/.test(f)) disk.format = f.slice(7) as DiskConfig["format"];
-    else throw new UsageError(`nodevisor run: unknown disk flag "${f}" in --disk ${spec}. Known: readonly, format=raw|qcow2|vmdk|vpc.`);
+    else if (key === "format" && value && /^(raw|qcow2|vmdk|vpc)$/.test(value)) disk.format = value as DiskConfig["format"];
+    else if (key === "bps" && value !== undefined) {
+      disk.limits = { ...disk.limits, bandwidth: { ...disk.limits?.bandwidth, size: amount(f, value), refillTimeMs: 1000 } };
+    } else if (key === "iops" && value !== undefined) {
+      disk.limits = { ...disk.limits, ops: { size: amount(f, value), refillTimeMs: 1000 } };
+    } else if (key === "burst" && value !== undefined) {
+      const bw = disk.limits?.bandwidth;
+      if (!bw) throw new UsageError(`nodevisor run: burst= in --disk ${spec} needs a bps= limit before it.`);
+      disk.limits = { ...disk.limits, bandwidth: { ...bw, oneTimeBurst: amount(f, value) } };
+    } else {
+      throw new UsageError(
+        `nodevisor run: unknown disk flag "${f}" in --disk ${spec}. Known: readonly, format=raw|qcow2|vmdk|vpc, bps=RATE, iops=N, burst=BYTES.`,
+      );
+    }
   }
   return disk;
 }

@@ -3,6 +3,7 @@
 
 import { accessSync, constants, statSync } from "node:fs";
 import { MAX_CPUS, MAX_MEMORY, MIN_MEMORY } from "../machine/layout.js";
+import type { RateLimitConfig } from "../storage/ratelimit/rate_limited_backend.js";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -12,6 +13,8 @@ export interface DiskConfig {
   path: string;
   readOnly: boolean;
   format?: "raw" | "qcow2" | "vmdk" | "vpc";
+  /** Firecracker-style token buckets; absent means unlimited. */
+  limits?: RateLimitConfig;
 }
 
 export interface VmConfig {

@@ -11,6 +11,7 @@ import { VirtioConsole } from "../devices/virtio/console/device.js";
 import type { VirtioDevice } from "../devices/virtio/device.js";
 import { SbiFirmware } from "../firmware/sbi.js";
 import { openDisk } from "../storage/open.js";
+import { RateLimitedBackend } from "../storage/ratelimit/rate_limited_backend.js";
 import type { BlockBackend } from "../storage/block_backend.js";
 import { VirtualClock } from "./clock.js";
 import { Scheduler } from "./scheduler.js";
@@ -66,7 +67,10 @@ export class Vm implements VmController {
   static async create(o: VmOptions): Promise<Vm> {
     const disks: BlockBackend[] = [];
     try {
-      for (const d of o.config.disks) disks.push(await openDisk(d.path, { format: d.format, readOnly: d.readOnly }));
+      for (const d of o.config.disks) {
+        const backend = await openDisk(d.path, { format: d.format, readOnly: d.readOnly });
+        disks.push(d.limits ? new RateLimitedBackend(backend, d.limits) : backend);
+      }
     } catch (e) {
       await Promise.all(disks.map((d) => d.close()));
       throw e;
