@@ -1,6 +1,6 @@
 // Reads a dynamic VHD: a block allocation table (BAT) of blocks, each a sector bitmap followed by data.
 
-import type { ImageFile, VirtualDiskReader } from "../vmdk/read_only_image.js";
+import type { ImageFile, VirtualDiskReader } from "../read_only_image.js";
 import { SECTOR, type DynamicHeader } from "./structures.js";
 
 const UNALLOCATED = 0xffffffff;

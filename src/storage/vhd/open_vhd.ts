@@ -1,7 +1,7 @@
 // Opens a VHD (qemu-img calls the format "vpc") read-only: fixed or dynamic; differencing disks are refused.
 
 import type { BlockBackend } from "../block_backend.js";
-import { ImageFile, ReadOnlyImageBackend } from "../vmdk/read_only_image.js";
+import { ImageFile, ReadOnlyImageBackend } from "../read_only_image.js";
 import { DynamicDisk } from "./dynamic_disk.js";
 import { DYNAMIC_HEADER_BYTES, DiskType, FOOTER_BYTES, parseDynamicHeader, parseFooter, type VhdFooter } from "./structures.js";
 

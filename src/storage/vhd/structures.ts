@@ -1,6 +1,6 @@
 // The VHD footer and dynamic disk header (Microsoft Virtual Hard Disk Image Format Specification), big-endian.
 
-import type { ImageFile } from "../vmdk/read_only_image.js";
+import type { ImageFile } from "../read_only_image.js";
 
 export const SECTOR = 512;
 export const FOOTER_BYTES = 512;

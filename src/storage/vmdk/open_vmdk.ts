@@ -3,7 +3,7 @@
 import { basename, dirname, join } from "node:path";
 import type { BlockBackend } from "../block_backend.js";
 import { parentOf, parseDescriptor, type DescriptorExtent, type VmdkDescriptor } from "./descriptor.js";
-import { DiskImageError, ImageFile, ReadOnlyImageBackend, type VirtualDiskReader } from "./read_only_image.js";
+import { DiskImageError, ImageFile, ReadOnlyImageBackend, type VirtualDiskReader } from "../read_only_image.js";
 import { SparseExtent } from "./sparse_extent.js";
 import { SECTOR, hasSparseMagic } from "./sparse_header.js";
 

@@ -2,7 +2,7 @@
 
 import { inflate, inflateRaw } from "node:zlib";
 import { promisify } from "node:util";
-import type { ImageFile } from "./read_only_image.js";
+import type { ImageFile } from "../read_only_image.js";
 import { GD_AT_END, SECTOR, parseSparseHeader, type SparseHeader } from "./sparse_header.js";
 
 const inflateAsync = promisify(inflate);

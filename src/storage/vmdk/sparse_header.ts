@@ -1,6 +1,6 @@
 // The 512-byte header of a hosted sparse extent (VMware Virtual Disk Format 1.1, "KDMV").
 
-import type { ImageFile } from "./read_only_image.js";
+import type { ImageFile } from "../read_only_image.js";
 
 export const SECTOR = 512;
 const KDMV_MAGIC = 0x564d444b;

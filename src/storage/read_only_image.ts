@@ -3,8 +3,8 @@
 
 import { open, type FileHandle } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
-import { BlockRequestError, emptyBlockStats, type BlockBackend, type BlockStats } from "../block_backend.js";
-import { checkRequestRange, diskIdFor } from "../raw.js";
+import { BlockRequestError, emptyBlockStats, type BlockBackend, type BlockStats } from "./block_backend.js";
+import { checkRequestRange, diskIdFor } from "./raw.js";
 
 /** A disk image that is malformed, truncated or uses a feature we do not support. */
 export class DiskImageError extends Error {
