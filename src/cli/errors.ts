@@ -8,6 +8,29 @@ export class UsageError extends Error {
 export function isUserError(e: unknown): e is Error {
   return (
     e instanceof Error &&
-    ["UsageError", "ConfigError", "BootImageError", "ImageBuildError", "DiskError", "BlockRequestError", "ControlServerError"].includes(e.name)
+    [
+      "UsageError",
+      "ConfigError",
+      "BootImageError",
+      "ImageError",
+      "Qcow2Error",
+      "DiskImageError",
+      "BlockRequestError",
+      "ControlServerError",
+    ].includes(e.name)
   );
+}
+
+/** Image build / lookup failures: the builder's messages are already sentences. */
+export class ImageError extends Error {
+  override name = "ImageError";
+}
+
+/** Runs an image operation, turning its failures into ImageError so the CLI prints them plainly. */
+export async function asImageError<T>(fn: () => Promise<T> | T): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw new ImageError((e as Error).message);
+  }
 }

@@ -1,7 +1,7 @@
 // The `nodevisor` command: dispatches subcommands, prints user errors as one sentence (exit 2).
 
 import { parseRunArgs, runVm, RUN_HELP } from "./run.js";
-import { isUserError, UsageError } from "./errors.js";
+import { asImageError, isUserError, UsageError } from "./errors.js";
 import { runDiskCommand } from "../storage/disk_cli.js";
 import { ensureDefaultImage } from "../image/index.js";
 import { progressRenderer } from "./progress.js";
@@ -31,8 +31,9 @@ async function main(argv: string[]): Promise<number> {
     case "image": {
       if (rest[0] !== "build") throw new UsageError("nodevisor image: the only subcommand is `build` (with optional --rebuild).");
       const progress = progressRenderer();
-      const image = await ensureDefaultImage({ rebuild: rest.includes("--rebuild"), onProgress: progress.update, log: (l) => process.stderr.write(`${l}\n`) });
-      progress.stop();
+      const image = await asImageError(() =>
+        ensureDefaultImage({ rebuild: rest.includes("--rebuild"), onProgress: progress.update, log: (l) => process.stderr.write(`${l}\n`) }),
+      ).finally(() => progress.stop());
       process.stdout.write(`Image "${image.name}" (kernel ${image.kernelVersion}) is ready in ${image.dir}\n`);
       return 0;
     }

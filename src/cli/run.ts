@@ -5,7 +5,7 @@
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { performance } from "node:perf_hooks";
-import { UsageError } from "./errors.js";
+import { asImageError, UsageError } from "./errors.js";
 import { parseSize } from "../storage/sizes.js";
 import { attachTerminal } from "./terminal.js";
 import { progressRenderer } from "./progress.js";
@@ -152,11 +152,11 @@ export function parseDiskSpec(spec: string): DiskConfig {
 }
 
 async function findImage(name: string | undefined, build: boolean): Promise<GuestImage> {
-  if (name !== undefined && name !== "default") return resolveImage(name);
-  if (!build) return resolveImage("default");
+  if (name !== undefined && name !== "default") return asImageError(() => resolveImage(name));
+  if (!build) return asImageError(() => resolveImage("default"));
   const progress = progressRenderer();
   try {
-    return await ensureDefaultImage({ onProgress: progress.update, log: (l) => process.stderr.write(`${l}\n`) });
+    return await asImageError(() => ensureDefaultImage({ onProgress: progress.update, log: (l) => process.stderr.write(`${l}\n`) }));
   } finally {
     progress.stop();
   }
