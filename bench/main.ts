@@ -8,6 +8,10 @@ if (want("boot")) {
   const { benchBoot } = await import("./boot.js");
   await benchBoot();
 }
+if (want("idle")) {
+  const { benchIdle } = await import("./idle.js");
+  await benchIdle();
+}
 if (want("storage") && existsSync(new URL("./storage.ts", import.meta.url))) {
   const { benchStorage } = await import("./storage.js");
   await benchStorage();

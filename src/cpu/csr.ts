@@ -48,7 +48,7 @@ function slot64(csr: number): number {
 }
 
 function setNumber(h: Hart, v: number): void {
-  h.csrLo = v % TWO32 | 0;
+  h.csrLo = v | 0; // ToInt32 is exact mod 2^32 for integers
   h.csrHi = Math.floor(v / TWO32) | 0;
 }
 

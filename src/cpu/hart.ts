@@ -19,7 +19,7 @@ import * as I64 from "./int64.js";
 const { executeFp } = FP;
 const { C64_COUNT, C64_MCAUSE, C64_MEPC, C64_MTVAL, C64_MTVEC, C64_SATP, C64_SCAUSE, C64_SEPC, C64_STVAL, C64_STVEC,
   csrAccessAllowed, csrRead, csrWrite } = CSR;
-const { ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, WALK_ACCESS_FAULT, walk } = MMU;
+const { ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, WALK_ACCESS_FAULT, WALK_LEAF, walk } = MMU;
 const { RVC_TABLE } = RVC;
 const { R, divrem64, mulh64, mulhsu64, mulhu64, mulhu32 } = I64;
 const { CSR_SSTATUS, CSR_SIE, CSR_SIP, CSR_SATP, CSR_MSTATUS, CSR_MIE, CSR_MIP, CSR_MIDELEG } = KC;
@@ -87,6 +87,27 @@ const TLB_SIZE = 256;
 const TLB_MASK = TLB_SIZE - 1;
 /** A tag no address can have (page tags have their low 12 bits clear). */
 const TLB_INVALID = 1;
+/** Superpage regions remembered for sfence.vma by address; beyond this, such a fence flushes everything. */
+const BIG_MAX = 64;
+/** S-mode TLB fills of user pages (under SUM) remembered for clearing SUM; beyond this, clearing flushes the S set. */
+const SUM_MAX = 64;
+const PTE_U = 16;
+
+/** One privilege level's software TLBs (read / write / fetch): tag lo/hi words of the virtual page -> RAM byte offset. */
+interface TlbSet {
+  rTagLo: Int32Array; rTagHi: Int32Array; rOff: Uint32Array;
+  wTagLo: Int32Array; wTagHi: Int32Array; wOff: Uint32Array;
+  xTagLo: Int32Array; xTagHi: Int32Array; xOff: Uint32Array;
+}
+
+function makeTlbSet(): TlbSet {
+  return {
+    rTagLo: new Int32Array(TLB_SIZE).fill(TLB_INVALID), rTagHi: new Int32Array(TLB_SIZE), rOff: new Uint32Array(TLB_SIZE),
+    wTagLo: new Int32Array(TLB_SIZE).fill(TLB_INVALID), wTagHi: new Int32Array(TLB_SIZE), wOff: new Uint32Array(TLB_SIZE),
+    xTagLo: new Int32Array(TLB_SIZE).fill(TLB_INVALID), xTagHi: new Int32Array(TLB_SIZE), xOff: new Uint32Array(TLB_SIZE),
+  };
+}
+
 /** Longest uninterrupted run between interrupt/timer checks. */
 const MAX_SLICE = 1 << 15;
 
@@ -160,16 +181,27 @@ export class Hart implements InterruptTarget {
   private resHi = 0;
   private resSize = 0;
 
-  // Software TLBs, one per access type: tag (lo/hi words of the virtual page) -> RAM byte offset.
-  private readonly rTagLo = new Int32Array(TLB_SIZE).fill(TLB_INVALID);
-  private readonly rTagHi = new Int32Array(TLB_SIZE);
-  private readonly rOff = new Uint32Array(TLB_SIZE);
-  private readonly wTagLo = new Int32Array(TLB_SIZE).fill(TLB_INVALID);
-  private readonly wTagHi = new Int32Array(TLB_SIZE);
-  private readonly wOff = new Uint32Array(TLB_SIZE);
-  private readonly xTagLo = new Int32Array(TLB_SIZE).fill(TLB_INVALID);
-  private readonly xTagHi = new Int32Array(TLB_SIZE);
-  private readonly xOff = new Uint32Array(TLB_SIZE);
+  // Software TLBs, one set per privilege (index = privilege; 2 unused), so traps, ecalls and xret
+  // switch sets instead of flushing. Data accesses use the set of dataPriv, fetches the set of priv.
+  private readonly tlbs: TlbSet[] = [makeTlbSet(), makeTlbSet(), makeTlbSet(), makeTlbSet()];
+  private rTagLo = this.tlbs[PRV_M]!.rTagLo;
+  private rTagHi = this.tlbs[PRV_M]!.rTagHi;
+  private rOff = this.tlbs[PRV_M]!.rOff;
+  private wTagLo = this.tlbs[PRV_M]!.wTagLo;
+  private wTagHi = this.tlbs[PRV_M]!.wTagHi;
+  private wOff = this.tlbs[PRV_M]!.wOff;
+  private xTagLo = this.tlbs[PRV_M]!.xTagLo;
+  private xTagHi = this.tlbs[PRV_M]!.xTagHi;
+  private xOff = this.tlbs[PRV_M]!.xOff;
+  /** Superpage regions with cached entries (masked lo/hi and masks), for sfence.vma by address; > BIG_MAX = overflowed. */
+  private readonly bigLo = new Int32Array(BIG_MAX);
+  private readonly bigHi = new Int32Array(BIG_MAX);
+  private readonly bigMaskLo = new Int32Array(BIG_MAX);
+  private readonly bigMaskHi = new Int32Array(BIG_MAX);
+  private bigCount = 0;
+  /** S-set entries of user pages filled under SUM (idx | access << 8); clearing SUM drops them. > SUM_MAX = overflowed. */
+  private readonly sumFills = new Int32Array(SUM_MAX);
+  private sumCount = 0;
   /** Current code page: virtual base (NaN = none) and RAM byte offset. */
   private codeVBase = NaN;
   private codeOff = 0;
@@ -303,9 +335,77 @@ export class Hart implements InterruptTarget {
   }
 
   flushTlb(): void {
-    this.rTagLo.fill(TLB_INVALID);
-    this.wTagLo.fill(TLB_INVALID);
-    this.xTagLo.fill(TLB_INVALID);
+    for (const t of this.tlbs) {
+      t.rTagLo.fill(TLB_INVALID);
+      t.wTagLo.fill(TLB_INVALID);
+      t.xTagLo.fill(TLB_INVALID);
+    }
+    this.bigCount = 0;
+    this.sumCount = 0;
+    this.codeVBase = NaN;
+  }
+
+  /** sfence.vma with an address: drop that page's entries, or everything if a cached superpage covers it. */
+  private flushTlbPage(lo: number, hi: number): void {
+    const n = this.bigCount;
+    if (n > BIG_MAX) { this.flushTlb(); return; }
+    for (let i = 0; i < n; i++) {
+      if (((lo ^ this.bigLo[i]) & this.bigMaskLo[i]) === 0 && ((hi ^ this.bigHi[i]) & this.bigMaskHi[i]) === 0) {
+        this.flushTlb();
+        return;
+      }
+    }
+    const idx = (lo >>> 12) & TLB_MASK;
+    for (const t of this.tlbs) {
+      t.rTagLo[idx] = TLB_INVALID;
+      t.wTagLo[idx] = TLB_INVALID;
+      t.xTagLo[idx] = TLB_INVALID;
+    }
+    this.codeVBase = NaN;
+  }
+
+  /** Remember that a superpage (leaf level > 0) covering (lo, hi) has entries cached. */
+  private noteSuperpage(lo: number, hi: number, level: number): void {
+    const n = this.bigCount;
+    if (n > BIG_MAX) return;
+    const maskLo = level === 1 ? -0x200000 : level === 2 ? -0x40000000 : 0;
+    const maskHi = level === 3 ? ~0x7f : -1;
+    for (let i = 0; i < n; i++) {
+      if (this.bigMaskLo[i] === maskLo && this.bigMaskHi[i] === maskHi &&
+        ((lo ^ this.bigLo[i]) & maskLo) === 0 && ((hi ^ this.bigHi[i]) & maskHi) === 0) return;
+    }
+    if (n === BIG_MAX) { this.bigCount = BIG_MAX + 1; return; }
+    this.bigLo[n] = lo & maskLo;
+    this.bigHi[n] = hi & maskHi;
+    this.bigMaskLo[n] = maskLo;
+    this.bigMaskHi[n] = maskHi;
+    this.bigCount = n + 1;
+  }
+
+  /** SUM was cleared: S-mode entries for user pages filled while it was set are no longer valid. */
+  private dropSumFills(): void {
+    const t = this.tlbs[PRV_S]!;
+    const n = this.sumCount;
+    if (n > SUM_MAX) {
+      t.rTagLo.fill(TLB_INVALID);
+      t.wTagLo.fill(TLB_INVALID);
+    } else {
+      for (let i = 0; i < n; i++) {
+        const e = this.sumFills[i]!;
+        if (e >>> 8 === ACCESS_READ) t.rTagLo[e & TLB_MASK] = TLB_INVALID;
+        else t.wTagLo[e & TLB_MASK] = TLB_INVALID;
+      }
+    }
+    this.sumCount = 0;
+    this.codeVBase = NaN;
+  }
+
+  /** Point the current TLB arrays at the sets of dataPriv (loads/stores) and priv (fetch). */
+  private selectTlbs(): void {
+    const d = this.tlbs[this.dataPriv]!, f = this.tlbs[this.priv]!;
+    this.rTagLo = d.rTagLo; this.rTagHi = d.rTagHi; this.rOff = d.rOff;
+    this.wTagLo = d.wTagLo; this.wTagHi = d.wTagHi; this.wOff = d.wOff;
+    this.xTagLo = f.xTagLo; this.xTagHi = f.xTagHi; this.xOff = f.xOff;
     this.codeVBase = NaN;
   }
 
@@ -365,7 +465,9 @@ export class Hart implements InterruptTarget {
     const old = this.mstatus;
     this.mstatus = v;
     const changed = old ^ v;
-    if ((changed & (MSTATUS_SUM | MSTATUS_MXR)) !== 0) this.flushTlb();
+    // Setting SUM only permits more, so entries stay valid; clearing it drops the user pages it let in.
+    if ((changed & MSTATUS_MXR) !== 0) this.flushTlb();
+    else if ((changed & old & MSTATUS_SUM) !== 0) this.dropSumFills();
     if ((changed & (MSTATUS_MPRV | MSTATUS_MPP)) !== 0) this.updateDataPriv();
   }
 
@@ -385,11 +487,8 @@ export class Hart implements InterruptTarget {
 
   private updateDataPriv(): void {
     const m = this.mstatus;
-    const old = this.dataPriv;
     this.dataPriv = this.priv === PRV_M && (m & MSTATUS_MPRV) !== 0 ? (m >>> MSTATUS_MPP_SHIFT) & 3 : this.priv;
-    // Data TLB entries were filled under the old privilege; fetch uses priv, which may have changed too.
-    if (old !== this.dataPriv) this.flushTlb();
-    else { this.xTagLo.fill(TLB_INVALID); this.codeVBase = NaN; }
+    this.selectTlbs();
   }
 
   private updateStimer(): void {
@@ -433,7 +532,7 @@ export class Hart implements InterruptTarget {
   private takeTrap(cause: number, interrupt: boolean, tvalLo: number, tvalHi: number): void {
     this.trapCounts[cause + (interrupt ? 32 : 0)]++;
     this.resValid = false;
-    const epcLo = this.pc % TWO32 | 0;
+    const epcLo = this.pc | 0; // ToInt32 is exact mod 2^32 for integers (no Float64Mod)
     const epcHi = Math.floor(this.pc / TWO32) | 0;
     const deleg = this.priv <= PRV_S && (((interrupt ? this.mideleg : this.medeleg) >>> cause) & 1) !== 0;
     const c = this.c64;
@@ -482,7 +581,7 @@ export class Hart implements InterruptTarget {
 
   /** Raise an exception whose tval is a pc-like number. */
   private raiseAt(cause: number, addr: number): void {
-    this.raise(cause, addr % TWO32 | 0, Math.floor(addr / TWO32) | 0);
+    this.raise(cause, addr | 0, Math.floor(addr / TWO32) | 0);
   }
 
   // ---------------------------------------------------------------- memory slow paths
@@ -494,6 +593,7 @@ export class Hart implements InterruptTarget {
   private translate(lo: number, hi: number, access: number): number {
     const priv = access === ACCESS_FETCH ? this.priv : this.dataPriv;
     let pa: number;
+    let walked = false;
     if (priv === PRV_M || this.satpMode === SATP_BARE) {
       pa = hi < 0 ? -1 : hi * TWO32 + (lo >>> 0);
       if (pa < 0) {
@@ -502,6 +602,7 @@ export class Hart implements InterruptTarget {
       }
     } else {
       pa = walk(this.ram, this.satpMode, this.satpPpn, lo, hi, access, priv, this.mstatus);
+      walked = pa >= 0;
       if (pa < 0) {
         const access_ = pa === WALK_ACCESS_FAULT;
         const cause = access === ACCESS_FETCH
@@ -518,6 +619,13 @@ export class Hart implements InterruptTarget {
       const idx = (lo >>> 12) & TLB_MASK;
       const tag = lo & -4096;
       const off = pa - (lo & 0xfff) - ram.base;
+      if (walked) {
+        if (WALK_LEAF[0] !== 0) this.noteSuperpage(lo, hi, WALK_LEAF[0]);
+        if (priv === PRV_S && access !== ACCESS_FETCH && (WALK_LEAF[1] & PTE_U) !== 0) {
+          if (this.sumCount < SUM_MAX) this.sumFills[this.sumCount++] = idx | (access << 8);
+          else this.sumCount = SUM_MAX + 1;
+        }
+      }
       if (access === ACCESS_READ) { this.rTagLo[idx] = tag; this.rTagHi[idx] = hi; this.rOff[idx] = off; }
       else if (access === ACCESS_WRITE) { this.wTagLo[idx] = tag; this.wTagHi[idx] = hi; this.wOff[idx] = off; }
       else { this.xTagLo[idx] = tag; this.xTagHi[idx] = hi; this.xOff[idx] = off; }
@@ -628,7 +736,7 @@ export class Hart implements InterruptTarget {
 
   /** Fetch the halfword at virtual pc; caches the code page. -1 after raising a fault. */
   private fetchHalf(pc: number, cachePage: boolean): number {
-    const lo = pc % TWO32 | 0;
+    const lo = pc | 0;
     const hi = Math.floor(pc / TWO32) | 0;
     const idx = (lo >>> 12) & TLB_MASK;
     let pa: number;
@@ -856,7 +964,7 @@ export class Hart implements InterruptTarget {
       }
       if (insn >>> 25 === 0x09 && rd === 0 &&
         (this.priv === PRV_M || (this.priv === PRV_S && (this.mstatus & MSTATUS_TVM) === 0))) {
-        this.flushTlb();
+        if (rs1 === 0) this.flushTlb(); else this.flushTlbPage(this.x[2 * rs1], this.x[2 * rs1 + 1]);
         return npc;
       }
       this.raise(CAUSE_ILLEGAL_INSTRUCTION, rawInsn, 0);
@@ -891,6 +999,8 @@ export class Hart implements InterruptTarget {
   // ---------------------------------------------------------------- the interpreter loop
 
   /** Runs at most `limit` instructions; stops after any SYSTEM instruction or fault. Returns instructions retired. */
+  // Literals (4294967296 = 2^32, 255 = TLB_MASK) rather than module consts: TurboFan reloaded and
+  // type-checked the context slot of a module const on every use in this loop.
   private execSlice(limit: number): number {
     const x = this.x;
     const u8 = this.u8, u16 = this.u16, i32 = this.i32;
@@ -915,8 +1025,8 @@ export class Hart implements InterruptTarget {
         // New code page: try the fetch TLB inline before the slow path.
         const lo = pc | 0;
         const po = lo & 0xfff;
-        const idx = (lo >>> 12) & TLB_MASK;
-        if (po <= 4092 && xTagLo[idx] === (lo & -4096) && xTagHi[idx] === (Math.floor(pc / TWO32) | 0)) {
+        const idx = (lo >>> 12) & 255;
+        if (po <= 4092 && xTagLo[idx] === (lo & -4096) && xTagHi[idx] === (Math.floor(pc / 4294967296) | 0)) {
           codeVBase = pc - po;
           codeOff = xOff[idx];
           const o = (codeOff + po) >>> 1;
@@ -948,24 +1058,24 @@ export class Hart implements InterruptTarget {
         case 5: { // AUIPC
           if (rd !== 0) {
             const v = pc + (insn & 0xfffff000);
-            x[2 * rd] = v % TWO32 | 0;
-            x[2 * rd + 1] = Math.floor(v / TWO32) | 0;
+            x[2 * rd] = v | 0; // ToInt32 = low word; `% 4294967296` compiles to an x87 fprem loop
+            x[2 * rd + 1] = Math.floor(v / 4294967296) | 0;
           }
           break;
         }
         case 27: { // JAL
           const imm = ((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1);
-          if (rd !== 0) { x[2 * rd] = npc % TWO32 | 0; x[2 * rd + 1] = Math.floor(npc / TWO32) | 0; }
+          if (rd !== 0) { x[2 * rd] = npc | 0; x[2 * rd + 1] = Math.floor(npc / 4294967296) | 0; }
           npc = pc + imm;
           break;
         }
         case 25: { // JALR
           if (f3 !== 0) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
           const s = (x[2 * rs1] >>> 0) + (insn >> 20);
-          const th = (x[2 * rs1 + 1] + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
+          const th = (x[2 * rs1 + 1] + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0;
           const tl = (s | 0) & ~1;
-          if (rd !== 0) { x[2 * rd] = npc % TWO32 | 0; x[2 * rd + 1] = Math.floor(npc / TWO32) | 0; }
-          npc = th * TWO32 + (tl >>> 0);
+          if (rd !== 0) { x[2 * rd] = npc | 0; x[2 * rd + 1] = Math.floor(npc / 4294967296) | 0; }
+          npc = th * 4294967296 + (tl >>> 0);
           break;
         }
         case 24: { // BRANCH
@@ -988,8 +1098,8 @@ export class Hart implements InterruptTarget {
         case 0: { // LOAD
           const s = (x[2 * rs1] >>> 0) + (insn >> 20);
           const lo = s | 0;
-          const hi = (x[2 * rs1 + 1] + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
-          const idx = (lo >>> 12) & TLB_MASK;
+          const hi = (x[2 * rs1 + 1] + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0;
+          const idx = (lo >>> 12) & 255;
           let vl = 0, vh = 0, done = false;
           if (rTagLo[idx] === (lo & -4096) && rTagHi[idx] === hi) {
             const off = rOff[idx] + (lo & 0xfff);
@@ -1018,8 +1128,8 @@ export class Hart implements InterruptTarget {
         case 8: { // STORE
           const s = (x[2 * rs1] >>> 0) + (((insn >> 25) << 5) | ((insn >>> 7) & 31));
           const lo = s | 0;
-          const hi = (x[2 * rs1 + 1] + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
-          const idx = (lo >>> 12) & TLB_MASK;
+          const hi = (x[2 * rs1 + 1] + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0;
+          const idx = (lo >>> 12) & 255;
           const vl = x[2 * rs2];
           let done = false;
           if (wTagLo[idx] === (lo & -4096) && wTagHi[idx] === hi) {
@@ -1045,7 +1155,7 @@ export class Hart implements InterruptTarget {
           const al = x[2 * rs1], ah = x[2 * rs1 + 1];
           let rl: number, rh: number;
           switch (f3) {
-            case 0: { const s = (al >>> 0) + imm; rl = s | 0; rh = (ah + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0; break; }
+            case 0: { const s = (al >>> 0) + imm; rl = s | 0; rh = (ah + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0; break; }
             case 2: { const ih = imm >> 31; rl = (ah < ih || (ah === ih && (al >>> 0) < (imm >>> 0))) ? 1 : 0; rh = 0; break; }
             case 3: { const ih = imm >> 31; rl = ((ah >>> 0) < (ih >>> 0) || (ah === ih && (al >>> 0) < (imm >>> 0))) ? 1 : 0; rh = 0; break; }
             case 4: rl = al ^ imm; rh = ah ^ (imm >> 31); break;

@@ -14,6 +14,9 @@ export const WALK_PAGE_FAULT = -1;
 export const WALK_ACCESS_FAULT = -2;
 
 const TWO32 = 4294967296;
+
+/** Leaf of the last successful walk: [0] = level (0 = 4 KiB page, 1 = 2 MiB, ...), [1] = PTE low word. */
+export const WALK_LEAF = new Int32Array(2);
 const PTE_V = 1, PTE_R = 2, PTE_W = 4, PTE_X = 8, PTE_U = 16, PTE_A = 64, PTE_D = 128;
 
 /**
@@ -70,13 +73,17 @@ export function walk(
       } else if ((pteLo & PTE_W) === 0) {
         return WALK_PAGE_FAULT;
       }
-      const span = Math.pow(2, 9 * level); // pages covered by this leaf
-      if (ppn % span !== 0) return WALK_PAGE_FAULT; // misaligned superpage
+      // Misaligned superpage: the low 9*level PPN bits must be zero (ppn bits 0-21 are pteLo 10-31).
+      if (level !== 0 && (((pteLo >>> 10) & ((1 << (9 * level)) - 1)) !== 0 || (level === 3 && (pteHi & 0x1f) !== 0))) {
+        return WALK_PAGE_FAULT;
+      }
       const want = PTE_A | (access === ACCESS_WRITE ? PTE_D : 0);
       if ((pteLo & want) !== want) {
         // Set A (and D) atomically; another hart may have changed the PTE meanwhile: walk again.
         if (Atomics.compareExchange(i32, word, pteLo, pteLo | want) !== pteLo) break;
       }
+      WALK_LEAF[0] = level;
+      WALK_LEAF[1] = pteLo;
       // Offset inside the (super)page comes from the virtual address.
       let inPage: number;
       if (level <= 1) inPage = lo & ((1 << (12 + 9 * level)) - 1);

@@ -80,7 +80,7 @@ listen_for_host() {
     stty raw -echo 2>/dev/null || :
     while read -r line; do
       case "$line" in
-        ${POWERDOWN_REQUEST} | ${POWERDOWN_REQUEST}"$(printf '\r')")
+        ${POWERDOWN_REQUEST} | ${POWERDOWN_REQUEST}"$(printf '\\r')")
           echo "nodevisor: the host asked for a power-down"
           eval "$1"
           exit 0

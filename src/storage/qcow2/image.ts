@@ -62,6 +62,33 @@ export interface Qcow2OpenOptions {
   l2CacheBytes?: number;
 }
 
+/** An allocating write in flight: fresh host clusters for guest clusters [firstGc, firstGc + count). */
+interface AllocRun {
+  firstGc: number;
+  count: number;
+  host: number;
+  l1Index: number;
+  l2off: number;
+  /** The write covers only its own bytes (the rest reads as zero), so other writes may go into the clusters meanwhile. */
+  shareable: boolean;
+  state: "writing" | "written" | "failed";
+  /** Host clusters the old entries held, freed once the new entries are set. */
+  frees: number[];
+  /** True once the L2 entries point at the clusters; false if the allocation was abandoned. */
+  linked: Promise<boolean>;
+  resolve: (ok: boolean) => void;
+}
+
+interface Allocation {
+  /** The data writes; resolves to their error, or null. */
+  io: Promise<unknown>;
+  runs: AllocRun[];
+}
+
+interface Wait {
+  wait: Promise<unknown>;
+}
+
 export class Qcow2Image implements BlockBackend {
   readonly queueDepth = QUEUE_DEPTH;
   readonly supportsDiscard = true;
@@ -84,6 +111,11 @@ export class Qcow2Image implements BlockBackend {
   private dirtyEntries = 0;
   /** The L2 table the metadata-mutex holder is modifying (never evicted meanwhile). */
   private pinnedL2 = -1;
+  /** Allocating writes in flight, by guest cluster: host clusters chosen, data being written, L2 entries not yet set. */
+  private pending = new Map<number, AllocRun>();
+  private unlinked = new Set<AllocRun>();
+  /** L2 tables that unlinked allocations will modify (kept in the cache), with how many. */
+  private linkTables = new Map<number, number>();
   private lastInflated: { offset: number; data: Buffer } | null = null;
   private closed = false;
 
@@ -107,7 +139,7 @@ export class Qcow2Image implements BlockBackend {
         return t;
       },
       // A table being modified must stay the one instance everyone sees.
-      (off) => off !== this.pinnedL2 && !this.dirtyL2.has(off),
+      (off) => off !== this.pinnedL2 && !this.dirtyL2.has(off) && !this.linkTables.has(off),
     );
   }
 
@@ -404,8 +436,8 @@ export class Qcow2Image implements BlockBackend {
   }
 
   /** Allocates clusters for guest data or an L2 table; refcounts that call metadata free are corruption. */
-  private async allocChecked(n: number): Promise<number> {
-    const off = await this.refcounts.alloc(n);
+  private async allocChecked(n: number, durable = true): Promise<number> {
+    const off = await this.refcounts.alloc(n, durable);
     for (let j = 0; j < n; j++) if (this.isMetadata(off + j * this.clusterSize)) await this.refuseCorruptWrite(off + j * this.clusterSize);
     return off;
   }
@@ -440,9 +472,21 @@ export class Qcow2Image implements BlockBackend {
       const g = offset + pos;
       const n = Math.min(data.length - pos, span - (g % span));
       const chunk = data.subarray(pos, pos + n);
-      // Retry the fast path when another request allocated these clusters while we waited.
-      while (!(await this.writeInPlace(g, chunk)) && !(await this.meta.run(() => this.writeAllocating(g, chunk)))) {
-        /* allocated meanwhile: write in place */
+      for (;;) {
+        const r = await this.writeInPlace(g, chunk);
+        if (r === true) break;
+        if (r !== false) {
+          // Another request is allocating these clusters: wait until it has, then write in place.
+          await r.wait;
+          continue;
+        }
+        const a = await this.meta.run(() => this.writeAllocating(g, chunk));
+        if (a === null) continue; // allocated meanwhile: write in place
+        if ("wait" in a) {
+          await a.wait;
+          continue;
+        }
+        if (await this.finishAllocating(a)) break;
       }
       pos += n;
     }
@@ -451,54 +495,95 @@ export class Qcow2Image implements BlockBackend {
     this.counters.totalLatencyMs += performance.now() - t0;
   }
 
-  /** Fast path: every cluster is already ours (COPIED), so data goes straight to its place. */
-  private async writeInPlace(g: number, data: Uint8Array): Promise<boolean> {
-    await this.gate.enter();
+  /** Fast path: every cluster is already ours (COPIED), or is being allocated by a request that writes only
+   * its own bytes into it, so data goes straight to its place. In the second case the request completes only
+   * once the allocating request has set the L2 entries (a read after it must see the data). */
+  private async writeInPlace(g: number, data: Uint8Array): Promise<boolean | Wait> {
+    if (!this.gate.tryEnter()) await this.gate.enter();
+    const cs = this.clusterSize;
+    let shared: AllocRun[] | null = null;
     try {
-      const hosts: number[] = [];
-      for (let pos = 0; pos < data.length; ) {
-        const gc = Math.floor((g + pos) / this.clusterSize);
-        const e = this.lookupCached(gc) ?? (await this.lookup(gc));
-        if (e.kind !== ClusterKind.Normal || !e.copied) return false;
-        if (this.isMetadata(e.offset)) await this.refuseCorruptWrite(e.offset);
-        const inCluster = (g + pos) % this.clusterSize;
-        hosts.push(e.offset + inCluster);
-        pos += this.clusterSize - inCluster;
-      }
-      const io: Array<Promise<void>> = [];
-      let pos = 0;
-      let runHost = hosts[0];
-      let runStart = 0;
-      for (let i = 0; i < hosts.length; i++) {
-        const n = Math.min(data.length - pos, this.clusterSize - ((g + pos) % this.clusterSize));
-        if (hosts[i] !== runHost + (pos - runStart)) {
-          io.push(this.file.write(runHost, data.subarray(runStart, pos)));
-          runHost = hosts[i];
-          runStart = pos;
+      const firstGc = Math.floor(g / cs);
+      if ((g % cs) + data.length <= cs) {
+        // One cluster (the common case): no run bookkeeping.
+        const e = this.lookupCached(firstGc) ?? (await this.lookup(firstGc));
+        let base: number;
+        if (e.kind === ClusterKind.Normal && e.copied) {
+          if (this.isMetadata(e.offset)) await this.refuseCorruptWrite(e.offset);
+          base = e.offset;
+        } else {
+          const p = this.pending.get(firstGc);
+          if (!p) return false;
+          if (!p.shareable) return { wait: p.linked };
+          base = p.host + (firstGc - p.firstGc) * cs;
+          shared = [p];
         }
-        pos += n;
+        await this.file.write(base + (g % cs), data);
+      } else {
+        const hosts: number[] = [];
+        for (let pos = 0; pos < data.length; ) {
+          const gc = Math.floor((g + pos) / cs);
+          const e = this.lookupCached(gc) ?? (await this.lookup(gc));
+          const inCluster = (g + pos) % cs;
+          if (e.kind === ClusterKind.Normal && e.copied) {
+            if (this.isMetadata(e.offset)) await this.refuseCorruptWrite(e.offset);
+            hosts.push(e.offset + inCluster);
+          } else {
+            const p = this.pending.get(gc);
+            if (!p) return false;
+            if (!p.shareable) return { wait: p.linked };
+            hosts.push(p.host + (gc - p.firstGc) * cs + inCluster);
+            if (!shared) shared = [p];
+            else if (!shared.includes(p)) shared.push(p);
+          }
+          pos += cs - inCluster;
+        }
+        const io: Array<Promise<void>> = [];
+        let pos = 0;
+        let runHost = hosts[0];
+        let runStart = 0;
+        for (let i = 0; i < hosts.length; i++) {
+          const n = Math.min(data.length - pos, cs - ((g + pos) % cs));
+          if (hosts[i] !== runHost + (pos - runStart)) {
+            io.push(this.file.write(runHost, data.subarray(runStart, pos)));
+            runHost = hosts[i];
+            runStart = pos;
+          }
+          pos += n;
+        }
+        io.push(this.file.write(runHost, data.subarray(runStart, pos)));
+        await Promise.all(io);
       }
-      io.push(this.file.write(runHost, data.subarray(runStart, pos)));
-      await Promise.all(io);
-      return true;
     } finally {
       this.gate.leave();
     }
+    // Outside the gate: linking may need a gate drain (exclusive()).
+    if (shared) for (const p of shared) if (!(await p.linked)) return false;
+    return true;
   }
 
-  /** Slow path, under the metadata mutex, for a range inside one L2 table; false if nothing needs allocating any more. */
-  private async writeAllocating(g: number, data: Uint8Array): Promise<boolean> {
+  /** Slow path, under the metadata mutex, for a range inside one L2 table: allocates host clusters and starts
+   * the data writes (the caller awaits them outside the mutex, see finishAllocating). null if nothing needs
+   * allocating any more; a wait if another request is allocating some of these clusters. */
+  private async writeAllocating(g: number, data: Uint8Array): Promise<null | Wait | Allocation> {
     const cs = this.clusterSize;
     const firstGc = Math.floor(g / cs);
     const lastGc = Math.floor((g + data.length - 1) / cs);
+    this.linkPending();
     let needed = false;
-    for (let c = firstGc; c <= lastGc && !needed; c++) {
-      const e = await this.lookup(c);
-      needed = e.kind !== ClusterKind.Normal || !e.copied;
+    for (let c = firstGc; c <= lastGc; c++) {
+      const p = this.pending.get(c);
+      if (p) return { wait: p.linked };
+      if (!needed) {
+        const e = await this.lookup(c);
+        needed = e.kind !== ClusterKind.Normal || !e.copied;
+      }
     }
-    if (!needed) return false;
-    const { table, l2off } = await this.writableL2(Math.floor(g / (cs * this.l2Entries)));
-    const toFree: number[] = [];
+    if (!needed) return null;
+    const l1Index = Math.floor(g / (cs * this.l2Entries));
+    const { table, l2off } = await this.writableL2(l1Index);
+    const writes: Array<{ host: number; data: Uint8Array }> = [];
+    const runs: AllocRun[] = [];
     let gc = firstGc;
     while (gc <= lastGc) {
       const e = this.checkedEntry(table, gc % this.l2Entries);
@@ -506,7 +591,7 @@ export class Qcow2Image implements BlockBackend {
         if (this.isMetadata(e.offset)) await this.refuseCorruptWrite(e.offset);
         const from = Math.max(g, gc * cs);
         const to = Math.min(g + data.length, (gc + 1) * cs);
-        await this.file.write(e.offset + (from - gc * cs), data.subarray(from - g, to - g));
+        writes.push({ host: e.offset + (from - gc * cs), data: data.subarray(from - g, to - g) });
         gc++;
         continue;
       }
@@ -519,43 +604,112 @@ export class Qcow2Image implements BlockBackend {
       }
       const count = olds.length;
       const fileEnd = this.file.size;
-      const host = await this.allocChecked(count);
+      // The clusters' L2 entries reach the file only after a sync (settle), which makes their refcounts durable first.
+      const host = await this.allocChecked(count, false);
+      const runStart = gc * cs;
+      const from = Math.max(g, runStart);
+      const to = Math.min(g + data.length, runStart + count * cs);
       // Space past the old end of file reads as zero, so zero padding need not be written there.
       let zeroBase = host >= fileEnd;
-      const buf = Buffer.alloc(count * cs);
-      for (let j = 0; j < count; j++) {
+      for (let j = 0; j < count && zeroBase; j++) {
         const cStart = (gc + j) * cs;
-        const from = Math.max(g, cStart);
-        const to = Math.min(g + data.length, cStart + cs);
-        const part = buf.subarray(j * cs, (j + 1) * cs);
-        if (to - from < cs) {
-          if (!this.readsAsZero(gc + j, olds[j])) {
-            zeroBase = false;
-            await this.clusterContent(gc + j, olds[j], part);
-          }
-        }
-        part.set(data.subarray(from - g, to - g), from - cStart);
+        const partial = Math.min(to, cStart + cs) - Math.max(from, cStart) < cs;
+        if (partial && !this.readsAsZero(gc + j, olds[j])) zeroBase = false;
       }
-      const runStart = gc * cs;
       if (zeroBase) {
-        const from = Math.max(g, runStart);
-        const to = Math.min(g + data.length, runStart + count * cs);
-        await this.file.write(host + (from - runStart), buf.subarray(from - runStart, to - runStart));
+        writes.push({ host: host + (from - runStart), data: data.subarray(from - g, to - g) });
       } else {
-        await this.file.write(host, buf);
+        const buf = Buffer.alloc(count * cs);
+        for (let j = 0; j < count; j++) {
+          const cStart = (gc + j) * cs;
+          const f = Math.max(g, cStart);
+          const t = Math.min(g + data.length, cStart + cs);
+          const part = buf.subarray(j * cs, (j + 1) * cs);
+          if (t - f < cs && !this.readsAsZero(gc + j, olds[j])) await this.clusterContent(gc + j, olds[j], part);
+          part.set(data.subarray(f - g, t - g), f - cStart);
+        }
+        writes.push({ host, data: buf });
       }
-      const i0 = gc % this.l2Entries;
-      for (let j = 0; j < count; j++) {
-        const old = olds[j];
-        if (old.kind === ClusterKind.Normal || (old.kind === ClusterKind.Zero && old.offset !== 0)) toFree.push(old.offset);
-        else if (old.kind === ClusterKind.Compressed) toFree.push(...compressedClusters(old, cs));
-        setEntry(table, i0 + j, ENTRY_COPIED_HI, host + j * cs);
+      const frees: number[] = [];
+      for (const old of olds) {
+        if (old.kind === ClusterKind.Normal || (old.kind === ClusterKind.Zero && old.offset !== 0)) frees.push(old.offset);
+        else if (old.kind === ClusterKind.Compressed) frees.push(...compressedClusters(old, cs));
       }
-      await this.markL2Dirty(l2off, i0, i0 + count - 1);
+      let resolve!: (ok: boolean) => void;
+      const linked = new Promise<boolean>((r) => (resolve = r));
+      runs.push({ firstGc: gc, count, host, l1Index, l2off, shareable: zeroBase, state: "writing", frees, linked, resolve });
       gc += count;
     }
-    await this.freeClusters(toFree);
+    // Nothing awaited from here on: the runs are registered and their writes started together.
+    if (!this.gate.tryEnter()) throw new Error("internal error: I/O gate closed under the metadata mutex");
+    for (const r of runs) {
+      for (let j = 0; j < r.count; j++) this.pending.set(r.firstGc + j, r);
+      this.unlinked.add(r);
+      this.linkTables.set(r.l2off, (this.linkTables.get(r.l2off) ?? 0) + 1);
+    }
+    const io = Promise.all(writes.map((w) => this.file.write(w.host, w.data))).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    return { io, runs };
+  }
+
+  /** Waits for an allocating write's data (inside the I/O gate), then sets its L2 entries under the mutex:
+   * data before the entries that point at it. False if the entries could not be set (write again). */
+  private async finishAllocating(a: Allocation): Promise<boolean> {
+    const error = await a.io;
+    for (const r of a.runs) r.state = error === null ? "written" : "failed";
+    this.gate.leave();
+    await this.meta.run(async () => {
+      this.linkPending();
+      await this.settleIfOver();
+    });
+    if (error !== null) throw error;
+    for (const r of a.runs) if (!(await r.linked)) return false;
     return true;
+  }
+
+  /** Sets the L2 entries of every allocation whose data write has finished (in memory; settle writes them).
+   * Caller holds the metadata mutex. Failed allocations leak their clusters (check --repair reclaims them). */
+  private linkPending(): void {
+    if (this.unlinked.size === 0) return;
+    for (const r of this.unlinked) {
+      if (r.state === "writing") continue;
+      this.unlinked.delete(r);
+      const n = (this.linkTables.get(r.l2off) ?? 1) - 1;
+      if (n === 0) this.linkTables.delete(r.l2off);
+      else this.linkTables.set(r.l2off, n);
+      for (let j = 0; j < r.count; j++) this.pending.delete(r.firstGc + j);
+      const table = this.l2Cache.peek(r.l2off);
+      if (r.state === "failed" || !table || this.l2OffsetFor(r.l1Index) !== r.l2off || !entryCopied(this.l1, r.l1Index)) {
+        r.resolve(false);
+        continue;
+      }
+      const i0 = r.firstGc % this.l2Entries;
+      for (let j = 0; j < r.count; j++) setEntry(table, i0 + j, ENTRY_COPIED_HI, r.host + j * this.clusterSize);
+      this.noteL2Dirty(r.l2off, i0, i0 + r.count - 1);
+      for (const off of r.frees) this.pendingFrees.push(off);
+      r.resolve(true);
+    }
+  }
+
+  /** Settles when too many L2 updates or frees wait in memory. Caller holds the mutex and is outside the gate. */
+  private async settleIfOver(): Promise<void> {
+    if (
+      this.dirtyEntries >= DIRTY_L2_ENTRIES ||
+      this.dirtyL2.size >= DIRTY_L2_TABLES ||
+      this.pendingFrees.length * this.clusterSize >= PENDING_FREE_BYTES
+    ) {
+      await this.settle(true);
+    }
+  }
+
+  /** A pending allocation among guest clusters [first, last), to wait for before changing their entries. */
+  private pendingIn(first: number, last: number): Promise<boolean> | null {
+    if (this.pending.size === 0) return null;
+    this.linkPending();
+    for (const [gc, r] of this.pending) if (gc >= first && gc < last) return r.linked;
+    return null;
   }
 
   /** Whether a guest cluster's current content is all zero without reading anything. */
@@ -574,6 +728,11 @@ export class Qcow2Image implements BlockBackend {
 
   /** L2 entries changed in memory only (the table stays cached and pinned until written back). */
   private async markL2Dirty(l2off: number, first: number, last: number): Promise<void> {
+    this.noteL2Dirty(l2off, first, last);
+    if (this.dirtyEntries >= DIRTY_L2_ENTRIES || this.dirtyL2.size >= DIRTY_L2_TABLES) await this.settle(true);
+  }
+
+  private noteL2Dirty(l2off: number, first: number, last: number): void {
     const d = this.dirtyL2.get(l2off);
     if (d) {
       d.first = Math.min(d.first, first);
@@ -582,12 +741,12 @@ export class Qcow2Image implements BlockBackend {
       this.dirtyL2.set(l2off, { first, last });
     }
     this.dirtyEntries += last - first + 1;
-    if (this.dirtyEntries >= DIRTY_L2_ENTRIES || this.dirtyL2.size >= DIRTY_L2_TABLES) await this.settle(true);
   }
 
   /** Makes memory and file agree, in crash-safe order: data durable, then the L2 entries that point at it,
    * durable, then the queued frees. Caller holds the metadata mutex. */
   private async settle(drainGate: boolean): Promise<void> {
+    this.linkPending();
     if (this.dirtyL2.size === 0 && this.pendingFrees.length === 0) return;
     const frees = this.pendingFrees;
     this.pendingFrees = [];
@@ -620,7 +779,8 @@ export class Qcow2Image implements BlockBackend {
       this.pinnedL2 = old;
       return { table: await this.l2Cache.get(old), l2off: old };
     }
-    const l2off = await this.allocChecked(1);
+    // Not synced here: the sync below, before the L1 entry, covers the refcount too.
+    const l2off = await this.allocChecked(1, false);
     const table = Buffer.alloc(this.clusterSize);
     if (old !== 0) {
       (await this.l2Cache.get(old)).copy(table);
@@ -684,31 +844,43 @@ export class Qcow2Image implements BlockBackend {
     const end = Math.floor((offset + length) / cs);
     // The partial last cluster of a disk whose size is not a cluster multiple still counts as whole.
     const last = offset + length === this.size ? Math.ceil(this.size / cs) : end;
-    await this.meta.run(async () => {
-      let gc = first;
-      while (gc < last) {
-        const l1i = Math.floor(gc / this.l2Entries);
-        const stop = Math.min(last, (l1i + 1) * this.l2Entries);
-        const zeroFlag = this.header.version >= 3 && this.backing !== null;
-        if (this.l2OffsetFor(l1i) === 0 && !zeroFlag) {
-          gc = stop;
-          continue;
-        }
-        const { table, l2off } = await this.writableL2(l1i);
-        const toFree: number[] = [];
-        const i0 = gc % this.l2Entries;
-        for (let c = gc; c < stop; c++) {
-          const i = c % this.l2Entries;
-          const e = this.checkedEntry(table, i);
-          if (e.kind === ClusterKind.Normal || (e.kind === ClusterKind.Zero && e.offset !== 0)) toFree.push(e.offset);
-          else if (e.kind === ClusterKind.Compressed) toFree.push(...compressedClusters(e, cs));
-          setEntry(table, i, 0, 0, zeroFlag ? ENTRY_ZERO_LO : 0);
-        }
-        await this.markL2Dirty(l2off, i0, i0 + stop - gc - 1);
-        await this.freeClusters(toFree);
+    for (;;) {
+      const wait = await this.meta.run(async () => {
+        const w = this.pendingIn(first, last);
+        if (w) return { w };
+        await this.unmapLocked(first, last);
+        return null;
+      });
+      if (!wait) return;
+      await wait.w;
+    }
+  }
+
+  private async unmapLocked(first: number, last: number): Promise<void> {
+    const cs = this.clusterSize;
+    let gc = first;
+    while (gc < last) {
+      const l1i = Math.floor(gc / this.l2Entries);
+      const stop = Math.min(last, (l1i + 1) * this.l2Entries);
+      const zeroFlag = this.header.version >= 3 && this.backing !== null;
+      if (this.l2OffsetFor(l1i) === 0 && !zeroFlag) {
         gc = stop;
+        continue;
       }
-    });
+      const { table, l2off } = await this.writableL2(l1i);
+      const toFree: number[] = [];
+      const i0 = gc % this.l2Entries;
+      for (let c = gc; c < stop; c++) {
+        const i = c % this.l2Entries;
+        const e = this.checkedEntry(table, i);
+        if (e.kind === ClusterKind.Normal || (e.kind === ClusterKind.Zero && e.offset !== 0)) toFree.push(e.offset);
+        else if (e.kind === ClusterKind.Compressed) toFree.push(...compressedClusters(e, cs));
+        setEntry(table, i, 0, 0, zeroFlag ? ENTRY_ZERO_LO : 0);
+      }
+      await this.markL2Dirty(l2off, i0, i0 + stop - gc - 1);
+      await this.freeClusters(toFree);
+      gc = stop;
+    }
   }
 
   // ---- flush, stats, close ----
@@ -742,6 +914,8 @@ export class Qcow2Image implements BlockBackend {
       try {
         // Settle queued frees and reservations so the refcounts are exact for fn.
         if (!this.readOnly) {
+          // The gate is drained, so every allocating write has finished its data: link them all first.
+          this.linkPending();
           await this.settle(false);
           await this.refcounts.releasePool();
         }

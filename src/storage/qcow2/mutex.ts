@@ -42,6 +42,13 @@ export class IoGate {
     this.inFlight++;
   }
 
+  /** enter() without waiting: false (and nothing entered) while the gate is closed. */
+  tryEnter(): boolean {
+    if (this.closed) return false;
+    this.inFlight++;
+    return true;
+  }
+
   leave(): void {
     this.inFlight--;
     if (this.inFlight === 0 && this.drainWaiter) {

@@ -38,6 +38,8 @@ export class Refcounts {
   /** Clusters [poolNext, poolEnd) carry refcount 1, durably, and are not yet used by anything. */
   private poolNext = 0;
   private poolEnd = 0;
+  /** Whether the pool's refcounts are known durable. */
+  private poolDurable = true;
   private readonly reserveClusters: number;
 
   constructor(private readonly o: RefcountOptions) {
@@ -140,10 +142,16 @@ export class Refcounts {
   }
 
   /** Allocates n contiguous clusters with refcount 1 and returns the host offset of the first.
-   * Refcounts are made durable (fdatasync) before any cluster is handed out, so no table can point
-   * at a cluster whose refcount a power cut lost. Clusters are reserved a few at a time for that. */
-  async alloc(n: number): Promise<number> {
+   * With durable (the default) the refcounts are made durable (fdatasync) before any cluster is handed out,
+   * so no table can point at a cluster whose refcount a power cut lost. Clusters are reserved a few at a
+   * time for that. durable=false is for guest data clusters: their L2 entries reach the file only after
+   * the next sync (Qcow2Image.settle), which makes these refcount writes durable first. */
+  async alloc(n: number, durable = true): Promise<number> {
     if (this.poolEnd - this.poolNext >= n) {
+      if (durable && !this.poolDurable) {
+        await this.o.file.sync();
+        this.poolDurable = true;
+      }
       const s = this.poolNext;
       this.poolNext += n;
       return s * this.clusterSize;
@@ -155,7 +163,8 @@ export class Refcounts {
     const want = s + Math.max(n, this.reserveClusters);
     while (e < want && (await this.get(e)) === 0) e++;
     await this.claim(s, e);
-    await this.o.file.sync();
+    if (durable) await this.o.file.sync();
+    this.poolDurable = durable;
     this.poolNext = s + n;
     this.poolEnd = e;
     return s * this.clusterSize;
