@@ -158,7 +158,10 @@ export class Vm implements VmController {
     }
     const trapsByCause: Record<string, number> = {};
     for (const h of this.board.harts) {
-      for (const [cause, n] of h.stats.trapsByCause) trapsByCause[cause] = (trapsByCause[cause] ?? 0) + n;
+      for (const [cause, n] of h.stats.trapsByCause) {
+        const name = trapCauseName(cause);
+        trapsByCause[name] = (trapsByCause[name] ?? 0) + n;
+      }
     }
     const devices: DeviceStats[] = this.board.virtio.map((mmio, i) => {
       const dev = this.board.virtioDevices[i]!;
@@ -279,4 +282,23 @@ export class Vm implements VmController {
   private emit(e: VmEvent): void {
     for (const l of [...this.eventListeners]) l(e);
   }
+}
+
+const EXCEPTION_NAMES = [
+  "instruction-misaligned", "instruction-access-fault", "illegal-instruction", "breakpoint",
+  "load-misaligned", "load-access-fault", "store-misaligned", "store-access-fault",
+  "ecall-from-u", "ecall-from-s", "exception-10", "ecall-from-m",
+  "instruction-page-fault", "load-page-fault", "exception-14", "store-page-fault",
+];
+const INTERRUPT_NAMES: Record<number, string> = {
+  1: "supervisor-software", 3: "machine-software", 5: "supervisor-timer", 7: "machine-timer", 9: "supervisor-external", 11: "machine-external",
+};
+
+/** Turns the hart's "exception:13" / "interrupt:5" keys into the names the privileged spec uses. */
+export function trapCauseName(key: string): string {
+  const [kind, num] = key.split(":");
+  const n = Number(num);
+  if (kind === "exception") return EXCEPTION_NAMES[n] ?? key;
+  if (kind === "interrupt") return INTERRUPT_NAMES[n] ? `${INTERRUPT_NAMES[n]}-interrupt` : key;
+  return key;
 }
