@@ -19,6 +19,8 @@ export interface SchedulerHooks {
   afterSlice: () => void;
   /** True while the VM should keep running. */
   isRunning: () => boolean;
+  /** Something threw out of guest execution (a VMM bug): the VM must stop, the process must not. */
+  onCrash: (error: unknown) => void;
 }
 
 export class Scheduler {
@@ -59,6 +61,15 @@ export class Scheduler {
   private readonly loop = (): void => {
     this.immediate = null;
     if (!this.hooks.isRunning()) return;
+    try {
+      this.runSlice();
+    } catch (e) {
+      this.stop();
+      this.hooks.onCrash(e);
+    }
+  };
+
+  private runSlice(): void {
     const harts = this.harts;
     const sliceEnd = performance.now() + SLICE_MS;
     let ran = false;
@@ -84,7 +95,7 @@ export class Scheduler {
       return;
     }
     this.sleepUntilNextTimer();
-  };
+  }
 
   private anyRunnable(): boolean {
     for (const h of this.harts) if (!h.stopped && !h.waiting) return true;

@@ -103,6 +103,10 @@ export class Vm implements VmController {
     this.scheduler = new Scheduler(this.board.harts, this.board.clint, this.clock, {
       afterSlice: () => this.flushSerial(),
       isRunning: () => this.state === "running",
+      onCrash: (e) => {
+        log(`the VM stopped because of an internal error (a nodevisor bug; please report it): ${(e as Error)?.stack ?? String(e)}`);
+        this.finish(70, "crashed", "crashed");
+      },
     });
     if (o.config.consoleLog) this.consoleLog = createWriteStream(o.config.consoleLog);
   }
@@ -260,10 +264,10 @@ export class Vm implements VmController {
     for (const l of [...this.consoleListeners]) l(bytes);
   }
 
-  private finish(exitCode: number, reason: string): void {
-    if (this.state === "shutdown") return;
+  private finish(exitCode: number, reason: string, state: "shutdown" | "crashed" = "shutdown"): void {
+    if (this.state === "shutdown" || this.state === "crashed") return;
     this.flushSerial();
-    this.state = "shutdown";
+    this.state = state;
     this.exitCode = exitCode;
     this.reason = reason;
     this.scheduler.stop();
