@@ -323,50 +323,63 @@ export class Qcow2Image implements BlockBackend {
     checkRequestRange(this.path, this.size, offset, buf.length);
     if (this.closed) throw new BlockRequestError(`Disk "${this.path}" is closed`);
     const t0 = performance.now();
-    await this.gate.enter();
+    if (!this.gate.tryEnter()) await this.gate.enter();
     try {
-      const io: Array<Promise<void>> = [];
-      let pos = 0;
-      // A run of contiguous host bytes collected for one positioned read.
-      let runHost = -1;
-      let runStart = 0;
-      let runLen = 0;
-      const endRun = (): void => {
-        if (runLen > 0) io.push(this.file.read(runHost, buf.subarray(runStart, runStart + runLen)));
-        runLen = 0;
-      };
-      while (pos < buf.length) {
-        const g = offset + pos;
-        const gc = Math.floor(g / this.clusterSize);
-        const inCluster = g % this.clusterSize;
-        const n = Math.min(buf.length - pos, this.clusterSize - inCluster);
-        const e = this.lookupCached(gc) ?? (await this.lookup(gc));
-        if (e.kind === ClusterKind.Normal) {
-          const host = e.offset + inCluster;
-          if (runLen > 0 && runHost + runLen === host) runLen += n;
-          else {
-            endRun();
-            runHost = host;
-            runStart = pos;
-            runLen = n;
-          }
-        } else {
-          endRun();
-          const part = buf.subarray(pos, pos + n);
-          if (e.kind === ClusterKind.Zero) part.fill(0);
-          else if (e.kind === ClusterKind.Compressed) io.push(this.readCompressed(e).then((c) => part.set(c.subarray(inCluster, inCluster + n))));
-          else io.push(this.readBacking(g, part));
-        }
-        pos += n;
+      const cs = this.clusterSize;
+      const gc0 = Math.floor(offset / cs);
+      const e0 = (offset % cs) + buf.length <= cs ? this.lookupCached(gc0) : null;
+      if (e0 !== null && e0.kind === ClusterKind.Normal) {
+        // One cached, allocated cluster (the common case): a single positioned read.
+        await this.file.read(e0.offset + (offset % cs), buf);
+      } else {
+        await this.readMapped(offset, buf);
       }
-      endRun();
-      await Promise.all(io);
     } finally {
       this.gate.leave();
     }
     this.counters.readRequests++;
     this.counters.bytesRead += buf.length;
     this.counters.totalLatencyMs += performance.now() - t0;
+  }
+
+  /** Reads through the mapping cluster by cluster, merging contiguous host runs. Caller is inside the gate. */
+  private async readMapped(offset: number, buf: Uint8Array): Promise<void> {
+    const io: Array<Promise<void>> = [];
+    let pos = 0;
+    // A run of contiguous host bytes collected for one positioned read.
+    let runHost = -1;
+    let runStart = 0;
+    let runLen = 0;
+    const endRun = (): void => {
+      if (runLen > 0) io.push(this.file.read(runHost, buf.subarray(runStart, runStart + runLen)));
+      runLen = 0;
+    };
+    while (pos < buf.length) {
+      const g = offset + pos;
+      const gc = Math.floor(g / this.clusterSize);
+      const inCluster = g % this.clusterSize;
+      const n = Math.min(buf.length - pos, this.clusterSize - inCluster);
+      const e = this.lookupCached(gc) ?? (await this.lookup(gc));
+      if (e.kind === ClusterKind.Normal) {
+        const host = e.offset + inCluster;
+        if (runLen > 0 && runHost + runLen === host) runLen += n;
+        else {
+          endRun();
+          runHost = host;
+          runStart = pos;
+          runLen = n;
+        }
+      } else {
+        endRun();
+        const part = buf.subarray(pos, pos + n);
+        if (e.kind === ClusterKind.Zero) part.fill(0);
+        else if (e.kind === ClusterKind.Compressed) io.push(this.readCompressed(e).then((c) => part.set(c.subarray(inCluster, inCluster + n))));
+        else io.push(this.readBacking(g, part));
+      }
+      pos += n;
+    }
+    endRun();
+    await Promise.all(io);
   }
 
   /** Bytes of the backing chain at guest offset g (zero past its end or without one). */

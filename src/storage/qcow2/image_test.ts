@@ -288,3 +288,39 @@ test("between requests the file is always a consistent image (what kill -9 would
     assert.equal(c.status, 0, c.text);
   });
 });
+
+test("sequential 4 KiB writes at depth 16 into fresh clusters (shared allocations), with a snapshot and discards mid-stream", async () => {
+  await withTmp(async (dir) => {
+    const p = join(dir, "q.qcow2");
+    const size = 8 * MiB;
+    const req = 4096;
+    await createQcow2(p, { size });
+    const disk = await Qcow2Image.open(p);
+    const expect = new Uint8Array(size);
+    let next = 0;
+    const side: Array<Promise<unknown>> = [];
+    const worker = async (): Promise<void> => {
+      const back = new Uint8Array(req);
+      while (next < size / req) {
+        const i = next++;
+        const d = pattern(req, i);
+        await disk.write(i * req, d);
+        expect.set(d, i * req);
+        // A completed write reads back at once, even while its cluster's allocation may still be linking.
+        await disk.read(i * req, back);
+        assert.ok(Buffer.from(back).equals(Buffer.from(d)), `write ${i} did not read back`);
+        if (i === 700) side.push(createSnapshot(disk, "mid"));
+        if (i === 1200) {
+          // Discard clusters already written (the stream has moved on), racing the writers.
+          side.push(disk.discard(MiB, MiB).then(() => expect.fill(0, MiB, 2 * MiB)));
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+    await Promise.all(side);
+    await assertReads(disk, expect);
+    await disk.flush();
+    await disk.close();
+    await judge(dir, p, expect);
+  });
+});
