@@ -83,8 +83,10 @@ export interface HartStats {
 }
 
 const TWO32 = 4294967296;
-const TLB_SIZE = 256;
+const TLB_SIZE = 2048;
 const TLB_MASK = TLB_SIZE - 1;
+// execSlice spells the mask as a literal (see there); keep the two in step.
+if (TLB_MASK !== 2047) throw new Error("TLB_SIZE changed: update the 2047 literals in Hart.execSlice");
 /** A tag no address can have (page tags have their low 12 bits clear). */
 const TLB_INVALID = 1;
 /** Superpage regions remembered for sfence.vma by address; beyond this, such a fence flushes everything. */
@@ -128,7 +130,10 @@ export class Hart implements InterruptTarget {
   readonly f = new Int32Array(64);
   readonly fp: FpContext;
 
-  pc = 0;
+  /** pc in a Float64Array slot: the interpreter loop stores it as a raw double instead of boxing it. */
+  private readonly pcBox = new Float64Array(1);
+  get pc(): number { return this.pcBox[0]!; }
+  set pc(v: number) { this.pcBox[0] = v; }
   priv = PRV_M;
   /** Privilege used for loads/stores (differs from priv under mstatus.MPRV). */
   dataPriv = PRV_M;
@@ -663,9 +668,12 @@ export class Hart implements InterruptTarget {
     const size = 1 << (f3 & 3);
     let vl = 0, vh = 0;
     if ((lo & (size - 1)) === 0) {
-      const pa = this.translate(lo, hi, ACCESS_READ);
-      if (pa < 0) return false;
+      // TLB first: FP loads come here directly, and a page walk per access dominated FP-heavy code.
+      const idx = (lo >>> 12) & TLB_MASK;
+      const hit = this.rTagLo[idx] === (lo & -4096) && this.rTagHi[idx] === hi;
       const ram = this.ram;
+      const pa = hit ? this.rOff[idx] + (lo & 0xfff) + ram.base : this.translate(lo, hi, ACCESS_READ);
+      if (pa < 0) return false;
       if (pa >= ram.base && pa + size <= ram.end) {
         const off = pa - ram.base;
         if (size === 1) vl = this.u8[off];
@@ -706,9 +714,11 @@ export class Hart implements InterruptTarget {
   private storeSlow(lo: number, hi: number, f3: number, vl: number, vh: number): boolean {
     const size = 1 << f3;
     if ((lo & (size - 1)) === 0) {
-      const pa = this.translate(lo, hi, ACCESS_WRITE);
-      if (pa < 0) return false;
+      const idx = (lo >>> 12) & TLB_MASK;
+      const hit = this.wTagLo[idx] === (lo & -4096) && this.wTagHi[idx] === hi;
       const ram = this.ram;
+      const pa = hit ? this.wOff[idx] + (lo & 0xfff) + ram.base : this.translate(lo, hi, ACCESS_WRITE);
+      if (pa < 0) return false;
       if (pa >= ram.base && pa + size <= ram.end) {
         const off = pa - ram.base;
         if (size === 1) this.u8[off] = vl;
@@ -762,7 +772,8 @@ export class Hart implements InterruptTarget {
   }
 
   /** Slow instruction fetch (page change, page crossing, ROM). Returns raw bits, -1 after a fault. */
-  private fetchSlow(pc: number): number {
+  private fetchSlow(): number {
+    const pc = this.pc;
     const h0 = this.fetchHalf(pc, true);
     if (h0 < 0 || (h0 & 3) !== 3) return h0;
     const h1 = this.fetchHalf(pc + 2, false);
@@ -915,7 +926,8 @@ export class Hart implements InterruptTarget {
    * SYSTEM opcode (CSR access, ecall/ebreak, xret, wfi, sfence.vma). Always ends the slice.
    * Returns the next pc, or NaN after raising an exception.
    */
-  private execSystem(insn: number, pc: number, ilen: number, rawInsn: number): number {
+  private execSystem(insn: number, ilen: number, rawInsn: number): number {
+    const pc = this.pc;
     const f3 = (insn >>> 12) & 7;
     const rd = (insn >>> 7) & 31;
     const rs1 = (insn >>> 15) & 31;
@@ -999,7 +1011,7 @@ export class Hart implements InterruptTarget {
   // ---------------------------------------------------------------- the interpreter loop
 
   /** Runs at most `limit` instructions; stops after any SYSTEM instruction or fault. Returns instructions retired. */
-  // Literals (4294967296 = 2^32, 255 = TLB_MASK) rather than module consts: TurboFan reloaded and
+  // Literals (4294967296 = 2^32, 2047 = TLB_MASK) rather than module consts: TurboFan reloaded and
   // type-checked the context slot of a module const on every use in this loop.
   private execSlice(limit: number): number {
     const x = this.x;
@@ -1008,10 +1020,14 @@ export class Hart implements InterruptTarget {
     const xTagLo = this.xTagLo, xTagHi = this.xTagHi, xOff = this.xOff;
     const wTagLo = this.wTagLo, wTagHi = this.wTagHi, wOff = this.wOff;
     const rvc = RVC_TABLE;
-    let pc = this.pc;
+    const pcBox = this.pcBox;
+    // Unary + types field loads and call results as Number, so TurboFan keeps pc, codeVBase and
+    // codeOff as raw float64 in the loop; a tagged phi boxed a HeapNumber for every kernel pc.
+    let pc = +this.pc;
     this.irqRaised = false;
-    let codeVBase = this.codeVBase;
-    let codeOff = this.codeOff;
+    let codeVBase = +this.codeVBase;
+    let codeOff = +this.codeOff;
+    limit |= 0;
     let n = 0;
     let counted = 0; // part of n already added to this.instret (CSR reads must see an exact count)
     loop: while (n < limit) {
@@ -1025,17 +1041,18 @@ export class Hart implements InterruptTarget {
         // New code page: try the fetch TLB inline before the slow path.
         const lo = pc | 0;
         const po = lo & 0xfff;
-        const idx = (lo >>> 12) & 255;
+        const idx = (lo >>> 12) & 2047;
         if (po <= 4092 && xTagLo[idx] === (lo & -4096) && xTagHi[idx] === (Math.floor(pc / 4294967296) | 0)) {
           codeVBase = pc - po;
           codeOff = xOff[idx];
           const o = (codeOff + po) >>> 1;
           insn = u16[o] | (u16[o + 1] << 16);
         } else {
-          insn = this.fetchSlow(pc);
+          pcBox[0] = pc;
+          insn = this.fetchSlow() | 0;
           if (this.excPending) break loop;
-          codeVBase = this.codeVBase;
-          codeOff = this.codeOff;
+          codeVBase = +this.codeVBase;
+          codeOff = +this.codeOff;
         }
       }
       let ilen = 4;
@@ -1099,7 +1116,7 @@ export class Hart implements InterruptTarget {
           const s = (x[2 * rs1] >>> 0) + (insn >> 20);
           const lo = s | 0;
           const hi = (x[2 * rs1 + 1] + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0;
-          const idx = (lo >>> 12) & 255;
+          const idx = (lo >>> 12) & 2047;
           let vl = 0, vh = 0, done = false;
           if (rTagLo[idx] === (lo & -4096) && rTagHi[idx] === hi) {
             const off = rOff[idx] + (lo & 0xfff);
@@ -1116,7 +1133,7 @@ export class Hart implements InterruptTarget {
           }
           if (!done) {
             if (f3 === 7) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
-            this.pc = pc;
+            pcBox[0] = pc;
             if (!this.loadSlow(lo, hi, f3)) break loop;
             if (rd !== 0) { x[2 * rd] = this.ldLo; x[2 * rd + 1] = this.ldHi; }
             if (this.irqRaised) { pc = npc; n++; break loop; } // a device raised an interrupt: take it now
@@ -1129,7 +1146,7 @@ export class Hart implements InterruptTarget {
           const s = (x[2 * rs1] >>> 0) + (((insn >> 25) << 5) | ((insn >>> 7) & 31));
           const lo = s | 0;
           const hi = (x[2 * rs1 + 1] + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0;
-          const idx = (lo >>> 12) & 255;
+          const idx = (lo >>> 12) & 2047;
           const vl = x[2 * rs2];
           let done = false;
           if (wTagLo[idx] === (lo & -4096) && wTagHi[idx] === hi) {
@@ -1144,7 +1161,7 @@ export class Hart implements InterruptTarget {
           }
           if (!done) {
             if (f3 > 3) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
-            this.pc = pc;
+            pcBox[0] = pc;
             if (!this.storeSlow(lo, hi, f3, vl, x[2 * rs2 + 1])) break loop;
             if (this.irqRaised) { pc = npc; n++; break loop; }
           }
@@ -1276,16 +1293,16 @@ export class Hart implements InterruptTarget {
           break;
         }
         case 11: { // AMO
-          this.pc = pc;
+          pcBox[0] = pc;
           if (!this.execAtomic(insn)) break loop;
           break;
         }
         case 28: { // SYSTEM: ends the slice when interrupt enables, privilege or translation may change
-          this.pc = pc;
+          pcBox[0] = pc;
           this.instret += n - counted;
           counted = n;
           this.sliceExit = true;
-          const next = this.execSystem(insn, pc, ilen, raw);
+          const next = +this.execSystem(insn, ilen, raw);
           if (next !== next) break loop; // NaN: exception raised
           n++;
           pc = next;
@@ -1293,7 +1310,7 @@ export class Hart implements InterruptTarget {
           continue;
         }
         case 1: case 9: { // LOAD-FP / STORE-FP
-          this.pc = pc;
+          pcBox[0] = pc;
           if (!this.execFpMem(insn, (insn & 0x7f) === 0x27, raw)) break loop;
           break;
         }
@@ -1312,7 +1329,7 @@ export class Hart implements InterruptTarget {
       pc = npc;
       n++;
     }
-    this.pc = pc;
+    pcBox[0] = pc;
     this.instret += n - counted;
     return n;
   }

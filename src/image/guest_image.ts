@@ -15,7 +15,12 @@ export interface GuestImage {
 }
 
 export const MANIFEST_FILE = "manifest.json";
-export const MANIFEST_FORMAT = 1;
+/**
+ * Bump whenever what goes into the image changes (the /init script, the module set or layout),
+ * so images cached by an older nodevisor are rebuilt instead of silently reused.
+ * 2: modules load on demand through busybox modprobe; powerdown listener; busybox init.
+ */
+export const MANIFEST_FORMAT = 2;
 
 /** What manifest.json holds; file names are relative to the image directory. */
 export interface ImageManifest {

@@ -3,11 +3,11 @@ import assert from "node:assert/strict";
 import { mkdtempSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import { defaultCacheDir, loadImage, resolveImage, writeManifest, type ImageManifest } from "./guest_image.js";
+import { defaultCacheDir, loadImage, MANIFEST_FORMAT, resolveImage, writeManifest, type ImageManifest } from "./guest_image.js";
 
 function manifest(): ImageManifest {
   return {
-    format: 1,
+    format: MANIFEST_FORMAT,
     name: "default",
     kernel: "vmlinux-6.12.1-riscv64",
     initrd: "initrd.cpio",

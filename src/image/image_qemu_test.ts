@@ -40,7 +40,7 @@ function qemu(image: GuestImage, append: string, extra: string[]): Promise<strin
   });
 }
 
-test("command mode over three virtio consoles: stdout, stderr, exit line, all modules loaded", { timeout: 150_000 }, async (t) => {
+test("command mode over three virtio consoles: stdout, stderr, exit line, only the modules present devices need", { timeout: 150_000 }, async (t) => {
   const image = imageOrSkip(t);
   if (image === null) return;
   const dir = mkdtempSync(join(tmpdir(), "nodevisor-qemu-"));
@@ -50,12 +50,12 @@ test("command mode over three virtio consoles: stdout, stderr, exit line, all mo
       "-device", `virtio-serial-device,max_ports=1,id=s${i}`,
       "-device", `virtconsole,chardev=c${i},bus=s${i}.0`,
     ]);
-    const manifest = JSON.parse(readFileSync(join(image.dir, "manifest.json"), "utf8")) as { modules: string[] };
     const serial = await qemu(image, commandArgument("hostname; cut -d' ' -f1 /proc/modules | sort; echo err >&2; exit 42"), consoles);
     assert.ok(serial.includes(INIT_STARTED_LINE));
     const out = readFileSync(join(dir, "hvc0"), "utf8").split("\n");
     assert.equal(out[0], "nodevisor");
-    assert.deepEqual(out.slice(1, -1), [...manifest.modules].sort(), "every listed module loaded");
+    // The consoles' driver is built in and no other virtio device is attached, so only the transport is loaded.
+    assert.deepEqual(out.slice(1, -1), ["virtio_mmio"]);
     assert.equal(readFileSync(join(dir, "hvc1"), "utf8"), "err\n");
     assert.equal(parseExitLine(readFileSync(join(dir, "hvc2"), "utf8")), 42);
   } finally {

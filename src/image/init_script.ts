@@ -118,9 +118,11 @@ run_on_consoles() {
   exec 3>>"$HVC_OUT" 4>>"$HVC_ERR" 5>>"$HVC_EXIT"
   # Raw mode, or the tty would turn every \\n into \\r\\n; the fds stay open so the setting holds.
   for fd in 3 4 5; do stty raw -echo <&$fd 2>/dev/null || :; done
+  listen_for_host power_off
   step "running the command on $HVC_OUT/$HVC_ERR"
   (cd "$HOME" 2>/dev/null || cd /; exec sh -c "$1") </dev/null >&3 2>&4
   status=$?
+  stop_listener
   printf 'exit %d\\n' "$status" >&5
   exec 3>&- 4>&- 5>&-
 }
@@ -189,7 +191,7 @@ main() {
 
 /** busybox init's table in interactive mode: the login shell on the console; when it exits, a clean poweroff. */
 export const INITTAB = `# nodevisor interactive mode (see src/image/README.md).
-::once:/bin/sh -c 'cttyhack sh -l; exec poweroff'
+::once:/bin/sh -c 'setsid cttyhack sh -l; exec poweroff'
 ::shutdown:/bin/sync
 `;
 

@@ -143,15 +143,20 @@ sleep 0.2
   }
 });
 
-test("command mode stops its listener after the exit line, and a missing status console starts none", () => {
+test("command mode listens on hvc2 while the command runs, then stops listening before the exit line", () => {
   const t = withInit(`mkfifo $D/hvc2; exec 9<>$D/hvc2; HVC_OUT=$D/o HVC_ERR=$D/e HVC_EXIT=$D/hvc2; : >$D/o; : >$D/e
-cmd64=${b64("echo ran")}
+power_off() { echo "power_off ran" >$D/p; }
+stop_listener() { echo "stopping [$listener]"; kill "$listener" 2>/dev/null; listener=; }
+(sleep 0.5; echo powerdown >&9) &
+cmd64=${b64("sleep 2; echo ran")}
 run_command
-echo "listener [$listener]"
+read -r line <&9; echo "status line [$line]"
 HVC_EXIT=$D/none; listen_for_host 'echo x'; echo "none [$listener]"`);
   try {
     assert.equal(readFileSync(join(t.dir, "o"), "utf8"), "ran\n");
-    assert.match(t.out, /listener \[\]/);
+    assert.equal(readFileSync(join(t.dir, "p"), "utf8"), "power_off ran\n", "the request reached power_off during the command");
+    assert.match(t.out, /stopping \[\d+\]/);
+    assert.match(t.out, /status line \[exit 0\]/);
     assert.match(t.out, /none \[\]/);
   } finally {
     t.cleanup();
