@@ -1,7 +1,7 @@
 // Boot tests: the real Debian riscv64 kernel and busybox userland, through the real CLI.
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -86,6 +86,27 @@ test("a qcow2 disk written by the guest passes qemu-img check and holds the gues
     assert.equal(spawnSync("qemu-img", ["convert", "-O", "raw", disk, raw]).status, 0);
     const expected = Buffer.from("nodevisor-qcow2\n".repeat(65536));
     assert.equal(readFileSync(raw).subarray(8 << 20, (8 << 20) + expected.length).compare(expected), 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("an ext4 disk: mounting loads ext4 on demand, the guest reads the host's file and the host reads the guest's", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-ext4-"));
+  try {
+    const content = join(dir, "content");
+    mkdirSync(content);
+    writeFileSync(join(content, "hello.txt"), "written by the host\n");
+    const disk = join(dir, "fs.img");
+    const mkfs = spawnSync("mkfs.ext4", ["-q", "-F", "-d", content, disk, "32M"]);
+    assert.equal(mkfs.status, 0, mkfs.stderr.toString());
+    const script = "mount -t ext4 /dev/vda /mnt && cat /mnt/hello.txt && echo 'written by the guest' > /mnt/guest.txt && umount /mnt";
+    const r = await nodevisor(["run", "--disk", disk, "--", "sh", "-c", script]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, "written by the host\n");
+    const cat = spawnSync("debugfs", ["-R", "cat /guest.txt", disk]);
+    assert.equal(cat.stdout.toString(), "written by the guest\n", cat.stderr.toString());
+    assert.equal(spawnSync("e2fsck", ["-fn", disk]).status, 0, "the filesystem is clean after the guest unmounted it");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
