@@ -108,7 +108,6 @@ export class Vm implements VmController {
         this.finish(70, "crashed", "crashed");
       },
     });
-    if (o.config.consoleLog) this.consoleLog = createWriteStream(o.config.consoleLog);
   }
 
   /** Loads the payloads and starts the harts. */
@@ -127,6 +126,8 @@ export class Vm implements VmController {
       for (const h of this.board.harts) h.ecallHandler = (hart) => sbi.handle(hart);
     }
     boot(this.board, { kernel: read(c.kernel), initrd: read(c.initrd), firmware, bootargs: this.bootargs() });
+    // Opened only once the payloads loaded, so bad input leaves no file behind.
+    if (c.consoleLog) this.consoleLog = createWriteStream(c.consoleLog);
     this.state = "running";
     this.emit({ event: "RESUME" });
     this.scheduler.kick();
