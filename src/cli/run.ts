@@ -184,7 +184,14 @@ export async function runVm(config: VmConfig): Promise<number> {
   const stopSignal = (): void => vm.quit();
   if (!interactive) process.once("SIGINT", stopSignal);
   process.once("SIGTERM", stopSignal);
-  vm.start();
+  try {
+    vm.start();
+  } catch (e) {
+    detach();
+    await server?.close();
+    await vm.abandon();
+    throw e;
+  }
   const exit = await vm.exited;
   detach();
   if (process.env.NODEVISOR_TIMINGS) {

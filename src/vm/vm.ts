@@ -110,6 +110,11 @@ export class Vm implements VmController {
     });
   }
 
+  /** Releases the disks of a VM whose start() failed. */
+  async abandon(): Promise<void> {
+    await Promise.allSettled(this.disks.map((d) => d.close()));
+  }
+
   /** Loads the payloads and starts the harts. */
   start(): void {
     const c = this.config;
