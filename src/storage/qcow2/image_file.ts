@@ -78,20 +78,7 @@ export class ImageFile {
     this.readIssueScheduled = false;
     const q = this.queuedReads;
     this.queuedReads = [];
-    q.sort((a, b) => a.offset - b.offset);
-    let i = 0;
-    while (i < q.length) {
-      let j = i + 1;
-      let end = q[i].offset + q[i].buf.length;
-      let bytes = q[i].buf.length;
-      while (j < q.length && q[j].offset === end && j - i < MAX_GROUP_BUFFERS && bytes + q[j].buf.length <= MAX_GROUP_BYTES) {
-        end += q[j].buf.length;
-        bytes += q[j].buf.length;
-        j++;
-      }
-      this.issueReads(q.slice(i, j));
-      i = j;
-    }
+    for (const run of consecutiveRuns(q, (r) => r.buf.length)) this.issueReads(run);
   }
 
   /** Reads a group of reads of consecutive bytes with one preadv (one pread for a single one). */
@@ -157,21 +144,7 @@ export class ImageFile {
     this.issueScheduled = false;
     const q = this.queued;
     this.queued = [];
-    // Stable: writes to the same offset keep their order.
-    q.sort((a, b) => a.offset - b.offset);
-    let i = 0;
-    while (i < q.length) {
-      let j = i + 1;
-      let end = q[i].offset + q[i].data.length;
-      let bytes = q[i].data.length;
-      while (j < q.length && q[j].offset === end && j - i < MAX_GROUP_BUFFERS && bytes + q[j].data.length <= MAX_GROUP_BYTES) {
-        end += q[j].data.length;
-        bytes += q[j].data.length;
-        j++;
-      }
-      this.issue(q.slice(i, j));
-      i = j;
-    }
+    for (const run of consecutiveRuns(q, (w) => w.data.length)) this.issue(run);
   }
 
   /** Writes a group of writes to consecutive bytes with one pwritev (one pwrite for a single one). */
@@ -239,4 +212,27 @@ function preadOnce(fd: number, buf: Uint8Array, at: number, len: number, pos: nu
 
 function pwriteOnce(fd: number, buf: Uint8Array, at: number, len: number, pos: number): Promise<number> {
   return new Promise((resolve, reject) => fsWrite(fd, buf, at, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
+/**
+ * Sorts requests by offset (stably, so writes to the same offset keep their order) and splits
+ * them into runs of consecutive bytes, each small enough for one preadv/pwritev.
+ */
+function consecutiveRuns<T extends { offset: number }>(q: T[], length: (r: T) => number): T[][] {
+  q.sort((a, b) => a.offset - b.offset);
+  const runs: T[][] = [];
+  let i = 0;
+  while (i < q.length) {
+    let j = i + 1;
+    let end = q[i]!.offset + length(q[i]!);
+    let bytes = length(q[i]!);
+    while (j < q.length && q[j]!.offset === end && j - i < MAX_GROUP_BUFFERS && bytes + length(q[j]!) <= MAX_GROUP_BYTES) {
+      end += length(q[j]!);
+      bytes += length(q[j]!);
+      j++;
+    }
+    runs.push(q.slice(i, j));
+    i = j;
+  }
+  return runs;
 }
