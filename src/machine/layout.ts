@@ -29,5 +29,6 @@ export const TIMEBASE_HZ = 10_000_000;
 export const KERNEL_OFFSET = 0x20_0000;
 
 export const MIN_MEMORY = 16 * 1024 * 1024;
-export const MAX_MEMORY = 16 * 1024 * 1024 * 1024;
+/** The interpreter addresses RAM with unsigned 32-bit offsets (src/cpu), so 4 GiB is the ceiling for now. */
+export const MAX_MEMORY = 4 * 1024 * 1024 * 1024;
 export const MAX_CPUS = 8;

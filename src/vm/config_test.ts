@@ -11,7 +11,7 @@ test("memory sizes parse with suffixes, and bare small numbers mean MiB", () => 
 });
 
 test("memory and vCPU counts out of range are refused with the allowed range", () => {
-  assert.throws(() => checkMemory(2 ** 20), /between 16 MiB and 16 GiB/);
+  assert.throws(() => checkMemory(2 ** 20), /between 16 MiB and 4 GiB/);
   assert.throws(() => checkMemory(64 * 2 ** 40), ConfigError);
   assert.doesNotThrow(() => checkMemory(512 * 2 ** 20));
   assert.throws(() => checkCpus(0), /1 to 8/);
