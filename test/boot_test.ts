@@ -6,11 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { spawnSync } from "node:child_process";
-import { nodevisor, nodevisorInteractive, defaultImageBuilt } from "./helpers.js";
+import { nodevisor, nodevisorInteractive, ensureTestImage } from "./helpers.js";
 
-before(() => {
-  assert.ok(defaultImageBuilt(), "the default image is missing: run `node bin/nodevisor.js image build` first (.ci/run does)");
-});
+before(ensureTestImage, { timeout: 600_000 });
 
 test("uname -m in a fresh VM prints riscv64 and exits 0", async () => {
   const r = await nodevisor(["run", "--", "uname", "-m"]);

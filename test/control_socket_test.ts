@@ -1,5 +1,5 @@
 // The control socket against a real booted VM: the interface the daemon will depend on.
-import { test } from "node:test";
+import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, existsSync } from "node:fs";
@@ -7,7 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ControlClient } from "../src/vm/control_client.js";
 import type { VmStats, VmStatus } from "../src/vm/controller.js";
-import { CLI, ROOT } from "./helpers.js";
+import { CLI, ROOT, ensureTestImage } from "./helpers.js";
+
+before(ensureTestImage, { timeout: 600_000 });
 
 async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { defaultCacheDir } from "../src/image/guest_image.js";
+import { ensureDefaultImage } from "../src/image/index.js";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const CLI = join(ROOT, "src/cli/main.ts");
@@ -34,9 +35,12 @@ export function nodevisor(args: string[], opts: { input?: string; timeoutMs?: nu
   });
 }
 
-/** True when the default image has been built (CI builds it before the tests). */
-export function defaultImageBuilt(): boolean {
-  return existsSync(join(defaultCacheDir(), "images", "default", "manifest.json"));
+/** Builds the default image if it is not cached yet (as `nodevisor run` would on first use). */
+export async function ensureTestImage(): Promise<void> {
+  await ensureDefaultImage();
+  if (!existsSync(join(defaultCacheDir(), "images", "default", "manifest.json"))) {
+    throw new Error("the default image is missing after a build; run `npx nodevisor image build` to see why");
+  }
 }
 
 /**
