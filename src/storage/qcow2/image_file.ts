@@ -97,17 +97,7 @@ export class ImageFile {
     fsReadv(this.fh.fd, buffers, offset, (err, n) => {
       if (err) return finish(err);
       // A short read (end of file): the rest one buffer at a time, zero past the end.
-      let rest: Promise<void> = Promise.resolve();
-      let at = 0;
-      for (const b of buffers) {
-        const skip = Math.max(0, Math.min(b.length, n - at));
-        if (skip < b.length) {
-          const pos = offset + at;
-          rest = rest.then(() => readAll(this.fh.fd, b, skip, pos));
-        }
-        at += b.length;
-      }
-      rest.then(() => finish(null), finish);
+      finishShortTransfer(buffers, offset, n, (b, from, pos) => readAll(this.fh.fd, b, from, pos)).then(() => finish(null), finish);
     });
   }
 
@@ -170,23 +160,36 @@ export class ImageFile {
     fsWritev(this.fh.fd, buffers, offset, (err, n) => {
       if (err) return finish(err);
       // A short write (rare for regular files): the rest one buffer at a time.
-      let rest: Promise<void> = Promise.resolve();
-      let at = 0;
-      for (const b of buffers) {
-        const skip = Math.max(0, Math.min(b.length, n - at));
-        if (skip < b.length) {
-          const pos = offset + at;
-          rest = rest.then(() => writeAll(this.fh.fd, b, skip, pos));
-        }
-        at += b.length;
-      }
-      rest.then(() => finish(null), finish);
+      finishShortTransfer(buffers, offset, n, (b, from, pos) => writeAll(this.fh.fd, b, from, pos)).then(() => finish(null), finish);
     });
   }
 
   async sync(): Promise<void> {
     await this.fh.datasync();
   }
+}
+
+/**
+ * After a vectored transfer moved only `done` bytes, moves the rest of each buffer in order,
+ * one buffer at a time; `rest(buf, from, pos)` transfers buf[from..] at pos + from.
+ */
+function finishShortTransfer(
+  buffers: Uint8Array[],
+  offset: number,
+  done: number,
+  rest: (buf: Uint8Array, from: number, pos: number) => Promise<void>,
+): Promise<void> {
+  let chain: Promise<void> = Promise.resolve();
+  let at = 0;
+  for (const b of buffers) {
+    const skip = Math.max(0, Math.min(b.length, done - at));
+    if (skip < b.length) {
+      const pos = offset + at;
+      chain = chain.then(() => rest(b, skip, pos));
+    }
+    at += b.length;
+  }
+  return chain;
 }
 
 /** Writes buf[from..] at pos + from, looping over short writes. */
