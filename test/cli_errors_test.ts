@@ -49,3 +49,9 @@ test("an unknown subcommand is refused", async () => {
   assert.equal(r.status, 2);
   assert.match(r.stderr, /unknown command "frob"/);
 });
+
+test("a command too long for the kernel command line is refused instead of truncated", async () => {
+  const r = await nodevisor(["run", "--kernel", "/bin/sh", "--initrd", "/bin/sh", "--", "echo", "x".repeat(2000)]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /kernel command line would be \d+ bytes, over the kernel's 1023/);
+});

@@ -10,7 +10,7 @@ import { parseSize } from "../storage/sizes.js";
 import { attachTerminal } from "./terminal.js";
 import { progressRenderer } from "./progress.js";
 import { checkCpus, ConfigError, parseMemorySize, validateConfig, type DiskConfig, type VmConfig } from "../vm/config.js";
-import { Vm } from "../vm/vm.js";
+import { kernelCommandLine, Vm } from "../vm/vm.js";
 import { ControlServer } from "../vm/control_server.js";
 import { resolveImage, type GuestImage } from "../image/guest_image.js";
 import { ensureDefaultImage } from "../image/index.js";
@@ -113,6 +113,7 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
     command,
   };
   validateConfig(config);
+  kernelCommandLine(config); // refuses a command line the kernel would truncate
   return { config, help: false };
 }
 

@@ -15,7 +15,9 @@ import { RateLimitedBackend } from "../storage/ratelimit/rate_limited_backend.js
 import type { BlockBackend } from "../storage/block_backend.js";
 import { VirtualClock } from "./clock.js";
 import { Scheduler } from "./scheduler.js";
-import { commandArgument, EXIT_LINE, INIT_STARTED_MARKER } from "./guest_protocol.js";
+import { commandArgument } from "./guest_protocol.js";
+import { GUEST_COMMAND_LINE_MAX, INIT_STARTED_LINE, parseExitLine, POWERDOWN_REQUEST } from "../image/init_script.js";
+import { ConfigError } from "./config.js";
 import type { DeviceStats, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
 import type { VmConfig } from "./config.js";
 
@@ -139,12 +141,7 @@ export class Vm implements VmController {
   }
 
   bootargs(): string {
-    const c = this.config;
-    const parts = ["console=ttyS0", "panic=-1", ...FAST_BOOT_ARGS];
-    if (c.command) parts.push("quiet", "loglevel=1");
-    if (c.append) parts.push(c.append);
-    if (c.command) parts.push(commandArgument(c.command));
-    return parts.join(" ");
+    return kernelCommandLine(this.config);
   }
 
   status(): VmStatus {
@@ -212,7 +209,7 @@ export class Vm implements VmController {
 
   powerdown(): void {
     // The default image's /init listens on the status console for this request.
-    this.consoles[2]!.input(new TextEncoder().encode("powerdown\n"));
+    this.consoles[2]!.input(new TextEncoder().encode(`${POWERDOWN_REQUEST}\n`));
     this.emit({ event: "POWERDOWN" });
     this.scheduler.kick();
   }
@@ -248,8 +245,7 @@ export class Vm implements VmController {
 
   private onStatusOutput(d: Uint8Array): void {
     this.statusText += Buffer.from(d).toString("latin1");
-    const m = EXIT_LINE.exec(this.statusText);
-    if (m) this.commandStatus = Number(m[1]);
+    this.commandStatus ??= parseExitLine(this.statusText);
   }
 
   private panicked(): boolean {
@@ -262,7 +258,7 @@ export class Vm implements VmController {
     this.serialPending = [];
     const text = Buffer.from(bytes).toString("latin1");
     this.serialTail = (this.serialTail + text).slice(-SERIAL_TAIL_BYTES);
-    if (this.initStartedMs === null && this.serialTail.includes(INIT_STARTED_MARKER)) {
+    if (this.initStartedMs === null && this.serialTail.includes(INIT_STARTED_LINE)) {
       this.initStartedMs = performance.now();
       this.emit({ event: "GUEST_INIT_STARTED", data: { ms: Math.round(this.initStartedMs) } });
     }
@@ -311,4 +307,22 @@ export function trapCauseName(key: string): string {
   if (kind === "exception") return EXCEPTION_NAMES[n] ?? key;
   if (kind === "interrupt") return INTERRUPT_NAMES[n] ? `${INTERRUPT_NAMES[n]}-interrupt` : key;
   return key;
+}
+
+/**
+ * The kernel command line for a VM. Refuses lines the kernel would truncate (a truncated
+ * command would run as garbage), with the limit and the fix in the error.
+ */
+export function kernelCommandLine(c: VmConfig): string {
+  const parts = ["console=ttyS0", "panic=-1", ...FAST_BOOT_ARGS];
+  if (c.command) parts.push("quiet", "loglevel=1");
+  if (c.append) parts.push(c.append);
+  if (c.command) parts.push(commandArgument(c.command));
+  const line = parts.join(" ");
+  if (line.length >= GUEST_COMMAND_LINE_MAX) {
+    throw new ConfigError(
+      `Cannot pass this ${c.command ? "command" : "--append"} to the guest: the kernel command line would be ${line.length} bytes, over the kernel's ${GUEST_COMMAND_LINE_MAX - 1}. Put a long command in a script on a --disk and run that instead.`,
+    );
+  }
+  return line;
 }
