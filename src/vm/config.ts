@@ -3,6 +3,7 @@
 
 import { accessSync, constants, statSync } from "node:fs";
 import { MAX_CPUS, MAX_MEMORY, MIN_MEMORY } from "../machine/layout.js";
+import { formatSize, parseSize } from "../storage/sizes.js";
 import type { RateLimitConfig } from "../storage/ratelimit/rate_limited_backend.js";
 
 export class ConfigError extends Error {
@@ -33,22 +34,21 @@ export interface VmConfig {
   command: string[] | null;
 }
 
-const UNITS: Record<string, number> = { "": 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
-
 /** Parses "512M", "2G", "1048576" (bytes); a bare number below 64Ki is taken as MiB, like QEMU's -m. */
 export function parseMemorySize(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$/i.exec(text);
-  if (!m) throw new ConfigError(`Cannot use memory size "${text}": write a number with an optional K, M or G suffix, e.g. 512M.`);
-  const unit = m[2]!.toUpperCase();
-  let bytes = Number(m[1]) * UNITS[unit]!;
-  if (unit === "" && bytes < 65536) bytes *= 2 ** 20;
-  return Math.round(bytes);
+  let bytes: number;
+  try {
+    bytes = parseSize(text);
+  } catch {
+    throw new ConfigError(`Cannot use memory size "${text}": write a number with an optional K, M or G suffix, e.g. 512M.`);
+  }
+  return /^\s*\d+(\.\d+)?\s*$/.test(text) && bytes < 65536 ? Math.round(bytes * 2 ** 20) : bytes;
 }
 
 export function checkMemory(bytes: number): void {
   if (!Number.isFinite(bytes) || bytes < MIN_MEMORY || bytes > MAX_MEMORY) {
     throw new ConfigError(
-      `Cannot give the VM ${formatBytes(bytes)} of memory: choose between ${formatBytes(MIN_MEMORY)} and ${formatBytes(MAX_MEMORY)}.`,
+      `Cannot give the VM ${Number.isFinite(bytes) ? formatSize(bytes) : bytes} of memory: choose between ${formatSize(MIN_MEMORY)} and ${formatSize(MAX_MEMORY)}.`,
     );
   }
   if (bytes % (1 << 20) !== 0) throw new ConfigError(`Cannot give the VM ${bytes} bytes of memory: use a whole number of MiB.`);
@@ -87,10 +87,4 @@ export function validateConfig(c: VmConfig): void {
   if (c.firmware) checkFile("firmware", c.firmware);
   for (const d of c.disks) checkFile("disk", d.path, !d.readOnly);
   if (c.disks.length > 4) throw new ConfigError(`Cannot attach ${c.disks.length} disks: this board has room for 4.`);
-}
-
-export function formatBytes(n: number): string {
-  if (n >= 2 ** 30 && n % 2 ** 30 === 0) return `${n / 2 ** 30} GiB`;
-  if (n >= 2 ** 20) return `${+(n / 2 ** 20).toFixed(1)} MiB`;
-  return `${n} bytes`;
 }

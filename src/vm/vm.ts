@@ -132,16 +132,12 @@ export class Vm implements VmController {
       });
       for (const h of this.board.harts) h.ecallHandler = (hart) => sbi.handle(hart);
     }
-    boot(this.board, { kernel: read(c.kernel), initrd: read(c.initrd), firmware, bootargs: this.bootargs() });
+    boot(this.board, { kernel: read(c.kernel), initrd: read(c.initrd), firmware, bootargs: kernelCommandLine(c) });
     // Opened only once the payloads loaded, so bad input leaves no file behind.
     if (c.consoleLog) this.consoleLog = createWriteStream(c.consoleLog);
     this.state = "running";
     this.emit({ event: "RESUME" });
     this.scheduler.kick();
-  }
-
-  bootargs(): string {
-    return kernelCommandLine(this.config);
   }
 
   status(): VmStatus {
