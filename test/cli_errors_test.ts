@@ -55,3 +55,35 @@ test("a command too long for the kernel command line is refused instead of trunc
   assert.equal(r.status, 2);
   assert.match(r.stderr, /kernel command line would be \d+ bytes, over the kernel's 1023/);
 });
+
+test("negative memory and vCPU counts get our one sentence, not the argument parser's text", async () => {
+  for (const [args, pattern] of [
+    [["--memory", "-1G"], /^Cannot use memory size "-1G": write a number/],
+    [["-m", "-1G"], /^Cannot use memory size "-1G"/],
+    [["--cpus", "-1"], /^Cannot give the VM -1 vCPUs: choose a whole number from 1 to 8\.$/],
+  ] as const) {
+    const r = await nodevisor(["run", ...args, "--kernel", "/x", "--", "true"]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr.trim(), pattern);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  }
+});
+
+test("a console log in a missing folder or on a directory is refused with a sentence before the VM runs", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-log-"));
+  try {
+    const fw = join(dir, "fw.bin");
+    writeFileSync(fw, new Uint8Array([0x6f, 0x00, 0x00, 0x00])); // j . (spins forever if it ever ran)
+    for (const [log, why] of [
+      [join(dir, "missing", "console.log"), /its folder does not exist/],
+      [dir, /it is a directory/],
+    ] as const) {
+      const r = await nodevisor(["run", "--firmware", fw, "--console-log", log], { timeoutMs: 60_000 });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr.trim(), new RegExp(`^Cannot write the console log ".*": ${why.source}\\. Give --console-log a file`));
+      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

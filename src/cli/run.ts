@@ -69,7 +69,7 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
   let values: Record<string, string | string[] | boolean | undefined>;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({ args: optionArgs, options: OPTIONS, allowPositionals: true, strict: true }));
+    ({ values, positionals } = parseArgs({ args: joinNegativeValues(optionArgs), options: OPTIONS, allowPositionals: true, strict: true }));
   } catch (e) {
     throw new UsageError(`nodevisor run: ${(e as Error).message.replace(/\. To specify.*$/s, "")}. See \`nodevisor run --help\`.`);
   }
@@ -117,6 +117,34 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
   return { config, help: false };
 }
 
+/**
+ * Joins `--cpus -1` into `--cpus=-1`, so that a negative number reaches our own checks (and
+ * their one-sentence errors) instead of util.parseArgs' "argument is ambiguous" text.
+ */
+export function joinNegativeValues(args: string[]): string[] {
+  const takesValue = new Set<string>();
+  for (const [name, o] of Object.entries(OPTIONS)) {
+    if (o.type !== "string") continue;
+    takesValue.add(`--${name}`);
+    if ("short" in o) takesValue.add(`-${o.short}`);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const next = args[i + 1];
+    if (takesValue.has(a) && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${a.startsWith("--") ? a : `--${shortToLong(a)}`}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+function shortToLong(flag: string): string {
+  for (const [name, o] of Object.entries(OPTIONS)) if ("short" in o && `-${o.short}` === flag) return name;
+  return flag;
+}
+
 export function parseDiskSpec(spec: string): DiskConfig {
   const [path, ...flags] = spec.split(",");
   if (!path) throw new UsageError(`nodevisor run: --disk "${spec}" names no file. Use --disk FILE[,readonly].`);
@@ -152,6 +180,14 @@ export function parseDiskSpec(spec: string): DiskConfig {
   return disk;
 }
 
+/** How long a signalled VM may take to stop cleanly before the process exits anyway. */
+export const FORCED_EXIT_MS = 5000;
+
+function forceExit(signal: NodeJS.Signals, why: string): never {
+  process.stderr.write(`nodevisor: stopping at once on ${signal}: ${why}.\n`);
+  process.exit(signal === "SIGINT" ? 130 : 143);
+}
+
 async function findImage(name: string | undefined, build: boolean): Promise<GuestImage> {
   if (name !== undefined && name !== "default") return asImageError(() => resolveImage(name));
   if (!build) return asImageError(() => resolveImage("default"));
@@ -182,9 +218,18 @@ export async function runVm(config: VmConfig): Promise<number> {
     vm.onConsoleOutput((d) => process.stdout.write(d));
     detach = attachTerminal({ write: (d) => vm.consoleWrite(d), onQuit: () => vm.quit() }).detach;
   }
-  const stopSignal = (): void => vm.quit();
-  if (!interactive) process.once("SIGINT", stopSignal);
-  process.once("SIGTERM", stopSignal);
+  // First signal: stop the VM cleanly (disks flushed). If that has not finished within
+  // FORCED_EXIT_MS, or a second signal comes, exit at once: flushed guest writes are on disk already.
+  let signalled = false;
+  const stopSignal = (signal: NodeJS.Signals): void => {
+    if (signalled) forceExit(signal, "a second signal");
+    signalled = true;
+    vm.quit();
+    setTimeout(() => forceExit(signal, `the VM did not stop within ${FORCED_EXIT_MS / 1000} s`), FORCED_EXIT_MS).unref();
+  };
+  // In an interactive terminal Ctrl-C is a byte for the guest, so SIGINT only comes from kill.
+  process.on("SIGINT", stopSignal);
+  process.on("SIGTERM", stopSignal);
   try {
     vm.start();
   } catch (e) {

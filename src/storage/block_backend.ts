@@ -23,13 +23,16 @@ export interface BlockBackend {
   /** Whether discard / write-zeroes do anything useful (raw sparse files and qcow2 do). */
   readonly supportsDiscard: boolean;
 
+  // `signal`: the caller no longer wants the result (the device was reset). A backend that has
+  // not started the request yet (one queued behind a rate limit) drops it and rejects; one that
+  // has started may finish it. Backends that never queue may ignore it.
   /** Reads buf.length bytes at byte offset. Offsets and lengths are multiples of 512. */
-  read(offset: number, buf: Uint8Array): Promise<void>;
-  write(offset: number, data: Uint8Array): Promise<void>;
+  read(offset: number, buf: Uint8Array, signal?: AbortSignal): Promise<void>;
+  write(offset: number, data: Uint8Array, signal?: AbortSignal): Promise<void>;
   /** Makes every completed write durable (data and metadata) before resolving. */
-  flush(): Promise<void>;
-  discard(offset: number, length: number): Promise<void>;
-  writeZeroes(offset: number, length: number, mayUnmap: boolean): Promise<void>;
+  flush(signal?: AbortSignal): Promise<void>;
+  discard(offset: number, length: number, signal?: AbortSignal): Promise<void>;
+  writeZeroes(offset: number, length: number, mayUnmap: boolean, signal?: AbortSignal): Promise<void>;
   stats(): BlockStats;
   close(): Promise<void>;
 }

@@ -133,8 +133,7 @@ const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, CommandSpec>(
           throw new CommandFailure("InvalidArgument", 'The argument "data" must be base64 (RFC 4648, with padding).');
         }
         requireState(c, ["starting", "running", "paused"], "write to the console");
-        c.controller.consoleWrite(bytes);
-        return { bytes: bytes.length };
+        return { bytes: c.controller.consoleWrite(bytes) };
       },
     },
   ],

@@ -52,9 +52,13 @@ class FakeVm implements VmController {
     this.reason = "quit";
     this.emit({ event: "SHUTDOWN", data: { reason: "quit" } });
   }
-  consoleWrite(data: Uint8Array): void {
+  /** Accepts at most `inputRoom` bytes, as the real VM's bounded input queue does. */
+  inputRoom = Infinity;
+  consoleWrite(data: Uint8Array): number {
     this.record("consoleWrite");
-    this.written.push(...data);
+    const n = Math.min(data.length, this.inputRoom);
+    this.written.push(...data.subarray(0, n));
+    return n;
   }
   onConsoleOutput(listener: (data: Uint8Array) => void): () => void {
     this.consoleListeners.add(listener);
@@ -204,8 +208,10 @@ test("every command maps onto the controller", async (t) => {
   assert.deepEqual(await c.execute("resume"), {});
   assert.deepEqual(await c.execute("powerdown"), {});
   assert.deepEqual(await c.execute("console-write", { data: Buffer.from("ls\n").toString("base64") }), { bytes: 3 });
+  vm.inputRoom = 0; // a full input queue: the reply says nothing was taken
+  assert.deepEqual(await c.execute("console-write", { data: Buffer.from("x").toString("base64") }), { bytes: 0 });
   assert.deepEqual(await c.execute("quit"), {});
-  assert.deepEqual(vm.calls, ["pause", "resume", "powerdown", "consoleWrite", "quit"]);
+  assert.deepEqual(vm.calls, ["pause", "resume", "powerdown", "consoleWrite", "consoleWrite", "quit"]);
   assert.deepEqual(vm.written, [...Buffer.from("ls\n")]);
   assert.deepEqual(events, ["STOP{}", "RESUME{}", 'SHUTDOWN{"reason":"quit"}']);
 });

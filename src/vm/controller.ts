@@ -49,8 +49,8 @@ export interface VmController {
   powerdown(): void;
   /** Stop now, without asking the guest. */
   quit(): void;
-  /** Bytes typed into the guest's serial console. */
-  consoleWrite(data: Uint8Array): void;
+  /** Bytes typed into the guest's serial console; returns how many were accepted (input waiting is bounded). */
+  consoleWrite(data: Uint8Array): number;
   /** Subscribe to serial console output; returns an unsubscribe function. */
   onConsoleOutput(listener: (data: Uint8Array) => void): () => void;
   /** Subscribe to lifecycle events (STOP, RESUME, SHUTDOWN, ...); returns an unsubscribe function. */

@@ -29,6 +29,9 @@ export class Scheduler {
   private timer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
   private sleepingSince = 0;
+  /** True while runSlice() is on the stack: a kick() then only asks it to go on, never starts a second chain. */
+  private inSlice = false;
+  private kickedDuringSlice = false;
   private readonly quantum: number;
 
   constructor(
@@ -42,6 +45,10 @@ export class Scheduler {
 
   /** Starts or restarts execution at the next event-loop turn (safe to call often). */
   kick(): void {
+    if (this.inSlice) {
+      this.kickedDuringSlice = true;
+      return;
+    }
     if (this.immediate !== null) return;
     if (this.timer !== null) {
       clearTimeout(this.timer);
@@ -61,11 +68,15 @@ export class Scheduler {
   private readonly loop = (): void => {
     this.immediate = null;
     if (!this.hooks.isRunning()) return;
+    this.inSlice = true;
+    this.kickedDuringSlice = false;
     try {
       this.runSlice();
     } catch (e) {
       this.stop();
       this.hooks.onCrash(e);
+    } finally {
+      this.inSlice = false;
     }
   };
 
@@ -90,7 +101,7 @@ export class Scheduler {
     } while (ran && performance.now() < sliceEnd);
     this.hooks.afterSlice();
     if (!this.hooks.isRunning()) return;
-    if (ran || this.anyRunnable()) {
+    if (ran || this.kickedDuringSlice || this.anyRunnable()) {
       this.immediate = setImmediate(this.loop);
       return;
     }

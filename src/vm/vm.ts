@@ -1,7 +1,7 @@
 // One virtual machine: builds the board from a VmConfig, boots it, runs it and answers the
 // VmController interface (used by the control socket and the CLI alike).
 
-import { readFileSync, createWriteStream, type WriteStream } from "node:fs";
+import { readFileSync, openSync, writeSync, closeSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { Board } from "../machine/board.js";
 import { boot } from "../machine/boot.js";
@@ -18,6 +18,7 @@ import { Scheduler } from "./scheduler.js";
 import { commandArgument } from "./guest_protocol.js";
 import { GUEST_COMMAND_LINE_MAX, INIT_STARTED_LINE, parseExitLine, POWERDOWN_REQUEST } from "../image/init_script.js";
 import { ConfigError } from "./config.js";
+import { limitedLog, type LimitedLog } from "./log_limiter.js";
 import type { DeviceStats, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
 import type { VmConfig } from "./config.js";
 
@@ -35,6 +36,10 @@ export interface VmOptions {
 }
 
 const SERIAL_TAIL_BYTES = 8192;
+/** Console input the host may queue ahead of the guest's UART FIFO; console-write reports what fit. */
+export const CONSOLE_INPUT_QUEUE_BYTES = 1 << 20;
+/** Longest line kept from the status console (hvc2); /init's lines there are a few bytes. */
+const STATUS_LINE_MAX = 64;
 /**
  * Kernel arguments that skip boot-time work an interpreted CPU pays dearly for: the crypto
  * self-tests (half of Debian's boot instructions) and the jitter-entropy self-test (entropy
@@ -55,11 +60,17 @@ export class Vm implements VmController {
   private readonly startedAt = performance.now();
   private serialPending: number[] = [];
   private serialTail = "";
-  private statusText = "";
+  private statusLine = "";
+  private statusLineOverlong = false;
   private commandStatus: number | null = null;
   private readonly consoleListeners = new Set<(d: Uint8Array) => void>();
   private readonly eventListeners = new Set<(e: VmEvent) => void>();
-  private consoleLog: WriteStream | null = null;
+  private consoleLogFd: number | null = null;
+  private readonly consoleInput: Uint8Array[] = [];
+  private consoleInputBytes = 0;
+  /** Guest-triggered messages (device register abuse, bad descriptors), rate-limited. */
+  private readonly guestLog: LimitedLog;
+  private readonly log: (msg: string) => void;
   private resolveExit!: (e: VmExit) => void;
   readonly exited: Promise<VmExit>;
   /** Host ms from process start until /init printed its first line (null until then). */
@@ -85,6 +96,8 @@ export class Vm implements VmController {
     this.disks = disks;
     this.exited = new Promise((r) => (this.resolveExit = r));
     const log = o.log ?? (() => {});
+    this.log = log;
+    this.guestLog = limitedLog(log);
     this.consoles = [
       new VirtioConsole({ onOutput: (d) => o.onStdout?.(d) }),
       new VirtioConsole({ onOutput: (d) => o.onStderr?.(d) }),
@@ -100,10 +113,13 @@ export class Vm implements VmController {
       onPowerOff: (code) => this.finish(code, "poweroff"),
       onReset: () => this.finish(this.panicked() ? 1 : 0, this.panicked() ? "guest-panic" : "reset"),
       onInterrupt: () => this.scheduler?.kick(),
-      log,
+      log: this.guestLog,
     });
     this.scheduler = new Scheduler(this.board.harts, this.board.clint, this.clock, {
-      afterSlice: () => this.flushSerial(),
+      afterSlice: () => {
+        this.feedConsoleInput();
+        this.flushSerial();
+      },
       isRunning: () => this.state === "running",
       onCrash: (e) => {
         log(`the VM stopped because of an internal error (a nodevisor bug; please report it): ${(e as Error)?.stack ?? String(e)}`);
@@ -133,8 +149,9 @@ export class Vm implements VmController {
       for (const h of this.board.harts) h.ecallHandler = (hart) => sbi.handle(hart);
     }
     boot(this.board, { kernel: read(c.kernel), initrd: read(c.initrd), firmware, bootargs: kernelCommandLine(c) });
-    // Opened only once the payloads loaded, so bad input leaves no file behind.
-    if (c.consoleLog) this.consoleLog = createWriteStream(c.consoleLog);
+    // Opened only once the payloads loaded, so bad input leaves no file behind; opened here, not
+    // lazily, so a bad path fails the start with a sentence instead of killing a running VM.
+    if (c.consoleLog) this.consoleLogFd = openConsoleLog(c.consoleLog);
     this.state = "running";
     this.emit({ event: "RESUME" });
     this.scheduler.kick();
@@ -214,9 +231,28 @@ export class Vm implements VmController {
     this.finish(this.exitCode ?? 0, "quit");
   }
 
-  consoleWrite(data: Uint8Array): void {
-    this.board.uart.receive(data);
+  /** Queues console input (bounded); returns how many bytes were accepted. */
+  consoleWrite(data: Uint8Array): number {
+    const accepted = Math.min(data.length, CONSOLE_INPUT_QUEUE_BYTES - this.consoleInputBytes);
+    if (accepted > 0) {
+      this.consoleInput.push(data.slice(0, accepted));
+      this.consoleInputBytes += accepted;
+      this.feedConsoleInput();
+    }
     this.scheduler.kick();
+    return accepted;
+  }
+
+  /** Moves queued console input into the UART's FIFO as far as it has room. */
+  private feedConsoleInput(): void {
+    const uart = this.board.uart;
+    while (this.consoleInput.length > 0 && uart.receiveSpace() > 0) {
+      const head = this.consoleInput[0]!;
+      const n = uart.receive(head.subarray(0, uart.receiveSpace()));
+      this.consoleInputBytes -= n;
+      if (n === head.length) this.consoleInput.shift();
+      else this.consoleInput[0] = head.subarray(n);
+    }
   }
 
   onConsoleOutput(listener: (data: Uint8Array) => void): () => void {
@@ -239,9 +275,28 @@ export class Vm implements VmController {
     return this.serialTail;
   }
 
+  /** Parses the status console a line at a time, keeping at most one short line (the guest may flood it). */
   private onStatusOutput(d: Uint8Array): void {
-    this.statusText += Buffer.from(d).toString("latin1");
-    this.commandStatus ??= parseExitLine(this.statusText);
+    if (this.commandStatus !== null) return;
+    let start = 0;
+    for (let nl = d.indexOf(10); nl >= 0 && this.commandStatus === null; nl = d.indexOf(10, start)) {
+      this.appendStatus(d.subarray(start, nl));
+      if (!this.statusLineOverlong) this.commandStatus = parseExitLine(`${this.statusLine}\n`);
+      this.statusLine = "";
+      this.statusLineOverlong = false;
+      start = nl + 1;
+    }
+    if (this.commandStatus === null) this.appendStatus(d.subarray(start));
+  }
+
+  private appendStatus(bytes: Uint8Array): void {
+    if (this.statusLineOverlong) return;
+    if (this.statusLine.length + bytes.length > STATUS_LINE_MAX) {
+      this.statusLineOverlong = true;
+      this.statusLine = "";
+      return;
+    }
+    this.statusLine += Buffer.from(bytes).toString("latin1");
   }
 
   private panicked(): boolean {
@@ -258,8 +313,21 @@ export class Vm implements VmController {
       this.initStartedMs = performance.now();
       this.emit({ event: "GUEST_INIT_STARTED", data: { ms: Math.round(this.initStartedMs) } });
     }
-    this.consoleLog?.write(bytes);
+    this.writeConsoleLog(bytes);
     for (const l of [...this.consoleListeners]) l(bytes);
+  }
+
+  /** Appends serial output to --console-log; a write error (disk full) ends the log, not the VM. */
+  private writeConsoleLog(bytes: Uint8Array): void {
+    const fd = this.consoleLogFd;
+    if (fd === null) return;
+    try {
+      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+    } catch (e) {
+      this.consoleLogFd = null;
+      closeQuietly(fd);
+      this.log(`stopped writing the console log "${this.config.consoleLog}": ${(e as Error).message}. The VM keeps running.`);
+    }
   }
 
   private finish(exitCode: number, reason: string, state: "shutdown" | "crashed" = "shutdown"): void {
@@ -269,13 +337,18 @@ export class Vm implements VmController {
     this.exitCode = exitCode;
     this.reason = reason;
     this.scheduler.stop();
+    this.guestLog.flush();
+    // Abandon what the guest queued but the disks have not started (requests waiting for a rate
+    // limit), so the final flush never waits behind them.
+    for (const mmio of this.board.virtio) mmio.hostReset();
     this.emit({ event: "SHUTDOWN", data: { reason, exitCode } });
     const done = async (): Promise<void> => {
       await Promise.allSettled(this.disks.map(async (d) => {
         await d.flush();
         await d.close();
       }));
-      await new Promise<void>((r) => (this.consoleLog ? this.consoleLog.end(r) : r()));
+      if (this.consoleLogFd !== null) closeQuietly(this.consoleLogFd);
+      this.consoleLogFd = null;
       this.resolveExit({ exitCode, reason });
     };
     void done();
@@ -303,6 +376,29 @@ export function trapCauseName(key: string): string {
   if (kind === "exception") return EXCEPTION_NAMES[n] ?? key;
   if (kind === "interrupt") return INTERRUPT_NAMES[n] ? `${INTERRUPT_NAMES[n]}-interrupt` : key;
   return key;
+}
+
+/** Opens (creates or truncates) the console log, or says in one sentence why it cannot. */
+function openConsoleLog(path: string): number {
+  try {
+    return openSync(path, "w");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why =
+      code === "ENOENT" ? "its folder does not exist" :
+      code === "EISDIR" ? "it is a directory" :
+      code === "EACCES" || code === "EPERM" ? "permission denied" :
+      (e as Error).message;
+    throw new ConfigError(`Cannot write the console log "${path}": ${why}. Give --console-log a file in an existing, writable folder.`);
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed or never valid: nothing to release
+  }
 }
 
 /**

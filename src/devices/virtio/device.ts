@@ -27,6 +27,8 @@ export interface VirtioDeviceContext {
   readonly features: bigint;
   /** False once the device was reset, failed or restored; stale completions must then do nothing. */
   readonly live: boolean;
+  /** Aborted when the context stops being live: pass it to backends so queued work is dropped. */
+  readonly signal: AbortSignal;
   /** Raise the used-buffer interrupt for this queue if the driver asked for one. */
   signalUsed(queue: number): void;
   /** Tell the driver the device configuration changed (bumps ConfigGeneration, raises the config interrupt). */

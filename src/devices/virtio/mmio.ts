@@ -96,7 +96,18 @@ function hex(v: number | bigint): string {
 }
 
 class Context implements VirtioDeviceContext {
-  live = true;
+  private liveNow = true;
+  private readonly aborter = new AbortController();
+  readonly signal = this.aborter.signal;
+  get live(): boolean {
+    return this.liveNow;
+  }
+  /** Ends this activation: completions are dropped and queued backend work is abandoned. */
+  end(): void {
+    if (!this.liveNow) return;
+    this.liveNow = false;
+    this.aborter.abort();
+  }
   constructor(
     private readonly owner: VirtioMmio,
     readonly ram: GuestRam,
@@ -424,9 +435,14 @@ export class VirtioMmio implements MmioDevice {
     }
   }
 
+  /** The host resets the device (the VM is stopping): work in flight is abandoned, as on a driver reset. */
+  hostReset(): void {
+    this.reset();
+  }
+
   private reset(): void {
     this.counters.resets++;
-    if (this.ctx !== null) this.ctx.live = false;
+    this.ctx?.end();
     this.ctx = null;
     try {
       this.device.reset();
@@ -468,7 +484,7 @@ export class VirtioMmio implements MmioDevice {
   fail(reason: string): void {
     this.counters.deviceFailures++;
     this.log(`device needs reset: ${reason}`);
-    if (this.ctx !== null) this.ctx.live = false;
+    this.ctx?.end();
     if (this.status & STATUS_DEVICE_NEEDS_RESET) return;
     this.status |= STATUS_DEVICE_NEEDS_RESET;
     // The spec asks for a config-change notification when NEEDS_RESET is set after DRIVER_OK.
@@ -509,7 +525,7 @@ export class VirtioMmio implements MmioDevice {
     if (s.queues.length !== this.queues.length) {
       throw new RangeError(`Cannot restore ${this.name}: the snapshot has ${s.queues.length} queues, the device has ${this.queues.length}`);
     }
-    if (this.ctx !== null) this.ctx.live = false;
+    this.ctx?.end();
     this.ctx = null;
     this.device.reset();
     this.status = s.status;

@@ -37,6 +37,10 @@ interface Waiter {
   reject(error: Error): void;
 }
 
+function abandoned(id: string): BlockRequestError {
+  return new BlockRequestError(`A request to disk "${id}" was abandoned while it waited for its rate limit`);
+}
+
 export class RateLimitedBackend implements BlockBackend {
   private readonly bandwidth?: TokenBucket;
   private readonly ops?: TokenBucket;
@@ -71,28 +75,28 @@ export class RateLimitedBackend implements BlockBackend {
     return this.inner.supportsDiscard;
   }
 
-  async read(offset: number, buf: Uint8Array): Promise<void> {
-    await this.admit(buf.length);
+  async read(offset: number, buf: Uint8Array, signal?: AbortSignal): Promise<void> {
+    await this.admit(buf.length, signal);
     return this.inner.read(offset, buf);
   }
 
-  async write(offset: number, data: Uint8Array): Promise<void> {
-    await this.admit(data.length);
+  async write(offset: number, data: Uint8Array, signal?: AbortSignal): Promise<void> {
+    await this.admit(data.length, signal);
     return this.inner.write(offset, data);
   }
 
-  async flush(): Promise<void> {
-    await this.admit(0);
+  async flush(signal?: AbortSignal): Promise<void> {
+    await this.admit(0, signal);
     return this.inner.flush();
   }
 
-  async discard(offset: number, length: number): Promise<void> {
-    await this.admit(0);
+  async discard(offset: number, length: number, signal?: AbortSignal): Promise<void> {
+    await this.admit(0, signal);
     return this.inner.discard(offset, length);
   }
 
-  async writeZeroes(offset: number, length: number, mayUnmap: boolean): Promise<void> {
-    await this.admit(0);
+  async writeZeroes(offset: number, length: number, mayUnmap: boolean, signal?: AbortSignal): Promise<void> {
+    await this.admit(0, signal);
     return this.inner.writeZeroes(offset, length, mayUnmap);
   }
 
@@ -114,15 +118,44 @@ export class RateLimitedBackend implements BlockBackend {
     await this.inner.close();
   }
 
-  /** Resolves when the request may run: at once if tokens are there and nobody is ahead of it. */
-  private admit(bytes: number): Promise<void> {
+  /** Waiting requests (not yet admitted). */
+  get queuedRequests(): number {
+    return this.queue.length;
+  }
+
+  /**
+   * Resolves when the request may run: at once if tokens are there and nobody is ahead of it.
+   * An aborted request leaves the queue at once, so abandoned work never delays what follows.
+   */
+  private admit(bytes: number, signal?: AbortSignal): Promise<void> {
     if (this.closed) return Promise.reject(new BlockRequestError(`Disk "${this.inner.id}" is closed`));
+    if (signal?.aborted) return Promise.reject(abandoned(this.inner.id));
     if (this.queue.length === 0 && this.waitTimeMs(bytes) === 0) {
       this.take(bytes);
       return Promise.resolve();
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ bytes, queuedAt: this.time.now(), resolve, reject });
+      const onAbort = (): void => {
+        const i = this.queue.indexOf(waiter);
+        if (i < 0) return;
+        this.queue.splice(i, 1);
+        reject(abandoned(this.inner.id));
+        if (i === 0) {
+          if (this.timer !== undefined) this.time.clearTimer(this.timer);
+          this.pump();
+        }
+      };
+      const waiter: Waiter = {
+        bytes,
+        queuedAt: this.time.now(),
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+        reject,
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.queue.push(waiter);
       if (this.queue.length === 1) this.pump();
     });
   }

@@ -194,3 +194,26 @@ test("in real time a limited disk keeps to its rate while an unlimited one besid
   assert.equal(unlimited.throttleStats().throttledRequests, 0);
   await Promise.all([limited.close(), unlimited.close()]);
 });
+
+test("aborted requests leave the queue at once, so a flush behind them does not wait for their tokens", async () => {
+  const time = new FakeTime();
+  const disk = new RateLimitedBackend(new MemoryBackend(1 << 20), { bandwidth: { size: 1024, refillTimeMs: 1000 } }, time);
+  await disk.write(0, new Uint8Array(1024)); // empties the bucket
+  const reset = new AbortController();
+  const outcomes: string[] = [];
+  const abandoned = [0, 1, 2].map((i) =>
+    disk.write(0, new Uint8Array(1024), reset.signal).then(
+      () => outcomes.push(`write ${i} ran`),
+      (e: unknown) => outcomes.push(e instanceof BlockRequestError ? `write ${i} abandoned` : `write ${i}: ${e}`),
+    ),
+  );
+  const log: Array<[string, number]> = [];
+  const flushed = track(time, log, "flush", disk.flush());
+  assert.equal(disk.queuedRequests, 4);
+  reset.abort();
+  await time.advanceTo(0);
+  await Promise.all([...abandoned, flushed]);
+  assert.deepEqual(outcomes, ["write 0 abandoned", "write 1 abandoned", "write 2 abandoned"]);
+  assert.deepEqual(log, [["flush", 0]]);
+  await assert.rejects(disk.read(0, new Uint8Array(512), reset.signal), BlockRequestError);
+});

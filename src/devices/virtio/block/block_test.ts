@@ -88,11 +88,11 @@ class MemDisk implements BlockBackend {
   async close(): Promise<void> {}
 }
 
-function setup(disk = new MemDisk(1 << 20), accept: bigint = ~0n, maxRequestBytes?: number) {
+function setup(disk = new MemDisk(1 << 20), accept: bigint = ~0n, maxRequestBytes?: number, maxOutstandingBytes?: number) {
   const ram = new GuestRam(0x8000_0000, 4 << 20);
   const irq = new TestIrq();
   const logs: string[] = [];
-  const blk = new VirtioBlk({ backend: disk, queueSize: 64, maxRequestBytes });
+  const blk = new VirtioBlk({ backend: disk, queueSize: 64, maxRequestBytes, maxOutstandingBytes });
   const mmio = new VirtioMmio({ ram, device: blk, irq, log: (m) => logs.push(m) });
   const drv = new FakeDriver(ram, mmio);
   const [q] = drv.init(1, accept);
@@ -224,6 +224,48 @@ test("queue depth is respected; the rest waits in the ring", async () => {
   env.disk.held.shift()!();
   await settle();
   assert.equal(env.q.takeUsed().length, 2);
+});
+
+test("requests abandoned by a reset keep their backend slots until they settle", async () => {
+  const env = setup(new MemDisk(1 << 20, { depth: 2 }));
+  env.disk.manual = true;
+  post(env, BLK_T_OUT, 0, { len: 512, write: false });
+  post(env, BLK_T_OUT, 1, { len: 512, write: false });
+  env.drv.notify(0);
+  await settle();
+  assert.equal(env.disk.held.length, 2);
+  for (let round = 0; round < 3; round++) {
+    env.drv.w(0x070, 0); // reset with both writes still on the backend
+    const [q] = env.drv.init(1);
+    post(env, BLK_T_OUT, 2, { len: 512, write: false }, q);
+    post(env, BLK_T_OUT, 3, { len: 512, write: false }, q);
+    env.drv.notify(0);
+    await settle();
+    assert.equal(env.disk.held.length, 2, `round ${round}: the backend holds at most its depth`);
+    env.q = q!;
+  }
+  env.disk.held.splice(0).forEach((release) => release());
+  await settle();
+  assert.equal(env.disk.held.length, 2, "the newest activation's requests start once the abandoned ones settle");
+  env.disk.held.splice(0).forEach((release) => release());
+  await settle();
+  assert.equal(env.q.takeUsed().length, 2);
+  assert.equal(env.blk.stats().outstandingBytes, 0);
+});
+
+test("the bytes held for requests on the backend are bounded", async () => {
+  const env = setup(new MemDisk(1 << 20), ~0n, undefined, 8192);
+  env.disk.manual = true;
+  for (let i = 0; i < 6; i++) post(env, BLK_T_OUT, i * 8, { len: 4096, write: false });
+  env.drv.notify(0);
+  await settle();
+  assert.equal(env.disk.held.length, 2);
+  assert.equal(env.blk.stats().outstandingBytes, 8192);
+  while (env.disk.held.length > 0) {
+    env.disk.held.shift()!();
+    await settle();
+  }
+  assert.equal(env.q.takeUsed().length, 6);
 });
 
 test("out of range, unaligned, read-only, unknown type: error status, no crash, device stays usable", async () => {

@@ -57,7 +57,15 @@ export interface VirtioBlkOptions {
   queueSize?: number;
   /** Largest data transfer of one request; larger ones complete with IOERR. Default 32 MiB. */
   maxRequestBytes?: number;
+  /**
+   * Data bytes the device holds for requests on the backend (bounce buffers), counted across
+   * device resets; no new request starts beyond it unless nothing is outstanding. Default 64 MiB.
+   */
+  maxOutstandingBytes?: number;
 }
+
+/** Host memory one disk's requests may hold: maxOutstandingBytes plus one request of maxRequestBytes. */
+export const BLK_DEFAULT_MAX_OUTSTANDING_BYTES = 64 << 20;
 
 type Outcome = { status: number; written: number };
 
@@ -74,6 +82,13 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
   /** Heads of requests running on the backend, with a count (a hostile driver may post one head twice). */
   private readonly inFlight = new Map<number, number>();
   private inFlightCount = 0;
+  /**
+   * Requests started on the backend and not yet settled, and their data bytes — including those
+   * a reset abandoned, which still hold memory and backend slots until they settle.
+   */
+  private outstanding = 0;
+  private outstandingBytes = 0;
+  private readonly maxOutstandingBytes: number;
   private draining = false;
   private replay: number[] = [];
   private counters = emptyVirtioBlkStats();
@@ -82,6 +97,7 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
     this.backend = opts.backend;
     this.queueMaxSize = opts.queueSize ?? 256;
     this.maxRequestBytes = opts.maxRequestBytes ?? 32 << 20;
+    this.maxOutstandingBytes = opts.maxOutstandingBytes ?? BLK_DEFAULT_MAX_OUTSTANDING_BYTES;
     const b = opts.backend;
     let f = BLK_F_SEG_MAX | BLK_F_BLK_SIZE | BLK_F_FLUSH;
     if (b.readOnly) f |= BLK_F_RO;
@@ -136,7 +152,7 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
     const depth = Math.max(1, this.backend.queueDepth | 0);
     this.draining = true;
     try {
-      while (this.inFlightCount < depth && ctx.live) {
+      while (this.outstanding < depth && ctx.live && (this.outstanding === 0 || this.outstandingBytes < this.maxOutstandingBytes)) {
         const chain = q.pop();
         if (chain === null) break;
         this.start(ctx, chain);
@@ -167,9 +183,22 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
     this.inFlightCount++;
     this.counters.inFlight = this.inFlightCount;
     if (this.inFlightCount > this.counters.maxInFlight) this.counters.maxInFlight = this.inFlightCount;
+    // Counted before execute() copies the data, whatever the request type claims.
+    const bytes = Math.min(this.maxRequestBytes, Math.max(req.toDeviceBytes, req.fromDeviceBytes));
+    this.outstanding++;
+    this.outstandingBytes += bytes;
+    const settle = (): void => {
+      this.outstanding--;
+      this.outstandingBytes -= bytes;
+    };
     this.execute(ctx, req).then(
-      (o) => this.finish(ctx, req.head, req.status, o),
+      (o) => {
+        settle();
+        this.finish(ctx, req.head, req.status, o);
+      },
       (e: unknown) => {
+        settle();
+        if (!ctx.live) return this.pullAfterAbandoned();
         if (!(e instanceof BlockRequestError)) ctx.log(`request ${req.head} failed: ${(e as Error)?.message ?? e}`);
         this.counters.ioErrors++;
         this.finish(ctx, req.head, req.status, { status: BLK_S_IOERR, written: 0 });
@@ -177,9 +206,14 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
     );
   }
 
+  /** A request abandoned by a reset settled: its room goes to the current activation, if any. */
+  private pullAfterAbandoned(): void {
+    if (this.ctx !== null && this.ctx.live) this.notify(0);
+  }
+
   /** Writes the status, puts the chain in the used ring and pulls more work; drops stale completions. */
   private finish(ctx: VirtioDeviceContext, head: number, status: Uint8Array | null, o: Outcome): void {
-    if (!ctx.live) return;
+    if (!ctx.live) return this.pullAfterAbandoned();
     const n = this.inFlight.get(head);
     if (n !== undefined) {
       if (n > 1) this.inFlight.set(head, n - 1);
@@ -219,40 +253,40 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
     switch (req.type) {
       case BLK_T_IN: {
         this.counters.readRequests++;
-        const len = req.dataOutBytes;
+        const len = req.fromDeviceBytes;
         const offset = req.sector * SECTOR_SIZE;
         if (len % SECTOR_SIZE !== 0) return this.ioerr(ctx, req, `read length ${len} is not a multiple of ${SECTOR_SIZE}`);
         if (len > this.maxRequestBytes) return this.ioerr(ctx, req, `read of ${len} bytes exceeds ${this.maxRequestBytes}`);
         if (!this.inRange(offset, len)) return this.ioerr(ctx, req, `read of sector ${req.sector} (+${len} bytes) is beyond the disk end`);
         const buf = new Uint8Array(len);
-        await b.read(offset, buf);
+        await b.read(offset, buf, ctx.signal);
         if (!ctx.live) return { status: BLK_S_OK, written: 0 };
-        scatter(req.dataOut, buf);
+        scatter(req.fromDevice, buf);
         this.counters.bytesRead += len;
         return { status: BLK_S_OK, written: len };
       }
       case BLK_T_OUT: {
         this.counters.writeRequests++;
-        const len = req.dataInBytes;
+        const len = req.toDeviceBytes;
         const offset = req.sector * SECTOR_SIZE;
         if (b.readOnly) return this.ioerr(ctx, req, "write to a read-only disk");
         if (len % SECTOR_SIZE !== 0) return this.ioerr(ctx, req, `write length ${len} is not a multiple of ${SECTOR_SIZE}`);
         if (len > this.maxRequestBytes) return this.ioerr(ctx, req, `write of ${len} bytes exceeds ${this.maxRequestBytes}`);
         if (!this.inRange(offset, len)) return this.ioerr(ctx, req, `write of sector ${req.sector} (+${len} bytes) is beyond the disk end`);
-        await b.write(offset, gather(req.dataIn));
-        if (!writeback) await b.flush(); // without VIRTIO_BLK_F_FLUSH the disk must behave write-through
+        await b.write(offset, gather(req.toDevice), ctx.signal);
+        if (!writeback) await b.flush(ctx.signal); // without VIRTIO_BLK_F_FLUSH the disk must behave write-through
         this.counters.bytesWritten += len;
         return { status: BLK_S_OK, written: 0 };
       }
       case BLK_T_FLUSH:
         this.counters.flushRequests++;
-        await b.flush();
+        await b.flush(ctx.signal);
         return { status: BLK_S_OK, written: 0 };
       case BLK_T_GET_ID: {
         this.counters.getIdRequests++;
         const id = new Uint8Array(BLK_ID_BYTES);
         id.set(new TextEncoder().encode(b.id).subarray(0, BLK_ID_BYTES));
-        const n = scatter(req.dataOut, id.subarray(0, Math.min(BLK_ID_BYTES, req.dataOutBytes)));
+        const n = scatter(req.fromDevice, id.subarray(0, Math.min(BLK_ID_BYTES, req.fromDeviceBytes)));
         return { status: BLK_S_OK, written: n };
       }
       case BLK_T_DISCARD:
@@ -274,11 +308,11 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
       return { status: BLK_S_UNSUPP, written: 0 };
     }
     if (this.backend.readOnly) return this.ioerr(ctx, req, "discard or write-zeroes on a read-only disk");
-    const len = req.dataInBytes;
+    const len = req.toDeviceBytes;
     if (len === 0 || len % DISCARD_SEGMENT_BYTES !== 0 || len / DISCARD_SEGMENT_BYTES > MAX_DISCARD_SEGMENTS) {
       return this.ioerr(ctx, req, `segment list of ${len} bytes is not 1 to ${MAX_DISCARD_SEGMENTS} segments of 16 bytes`);
     }
-    const segs = parseDiscardSegments(gather(req.dataIn));
+    const segs = parseDiscardSegments(gather(req.toDevice));
     for (const s of segs) {
       if (s.flags & ~BLK_WRITE_ZEROES_FLAG_UNMAP || (!zero && s.flags !== 0)) {
         this.counters.unsupportedRequests++;
@@ -293,8 +327,8 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
       if (!ctx.live) break;
       const off = s.sector * SECTOR_SIZE;
       const n = s.sectors * SECTOR_SIZE;
-      if (zero) await this.backend.writeZeroes(off, n, (s.flags & BLK_WRITE_ZEROES_FLAG_UNMAP) !== 0);
-      else await this.backend.discard(off, n);
+      if (zero) await this.backend.writeZeroes(off, n, (s.flags & BLK_WRITE_ZEROES_FLAG_UNMAP) !== 0, ctx.signal);
+      else await this.backend.discard(off, n, ctx.signal);
     }
     return { status: BLK_S_OK, written: 0 };
   }
@@ -309,7 +343,7 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
 
   stats(): VirtioBlkStats {
     const c = this.counters;
-    return { ...c, errors: c.ioErrors + c.malformedRequests };
+    return { ...c, errors: c.ioErrors + c.malformedRequests, outstandingBytes: this.outstandingBytes };
   }
 
   save(): VirtioBlkState {

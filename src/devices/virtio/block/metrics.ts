@@ -21,6 +21,8 @@ export type VirtioBlkStats = {
   malformedRequests: number;
   inFlight: number;
   maxInFlight: number;
+  /** Data bytes held for requests still on the backend, including ones a reset abandoned. */
+  outstandingBytes: number;
 };
 
 export function emptyVirtioBlkStats(): VirtioBlkStats {
@@ -40,5 +42,6 @@ export function emptyVirtioBlkStats(): VirtioBlkStats {
     malformedRequests: 0,
     inFlight: 0,
     maxInFlight: 0,
+    outstandingBytes: 0,
   };
 }

@@ -27,11 +27,11 @@ export interface BlkRequest {
   readonly type: number;
   readonly sector: number;
   /** Device-readable payload after the header (OUT data, discard segments). */
-  readonly dataIn: Uint8Array[];
-  readonly dataInBytes: number;
+  readonly toDevice: Uint8Array[];
+  readonly toDeviceBytes: number;
   /** Device-writable payload before the status byte (IN data, GET_ID answer). */
-  readonly dataOut: Uint8Array[];
-  readonly dataOutBytes: number;
+  readonly fromDevice: Uint8Array[];
+  readonly fromDeviceBytes: number;
   /** One byte of guest RAM that receives the request status. */
   readonly status: Uint8Array;
 }
@@ -53,17 +53,17 @@ export function parseRequest(chain: DescriptorChain): ParseResult {
     const v = new DataView(header.buffer);
     const type = v.getUint32(0, true);
     const sector = v.getUint32(8, true) + v.getUint32(12, true) * 0x1_0000_0000;
-    const dataIn = splitSegments(chain.readable, HEADER_BYTES).after;
+    const toDevice = splitSegments(chain.readable, HEADER_BYTES).after;
     return {
       ok: true,
       request: {
         head: chain.head,
         type,
         sector,
-        dataIn,
-        dataInBytes: chain.readableBytes - HEADER_BYTES,
-        dataOut: before,
-        dataOutBytes: chain.writableBytes - 1,
+        toDevice,
+        toDeviceBytes: chain.readableBytes - HEADER_BYTES,
+        fromDevice: before,
+        fromDeviceBytes: chain.writableBytes - 1,
         status,
       },
     };

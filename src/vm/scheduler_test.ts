@@ -1,0 +1,62 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Scheduler } from "./scheduler.js";
+import { VirtualClock } from "./clock.js";
+import type { Hart } from "../cpu/hart.js";
+import type { Clint } from "../devices/clint.js";
+
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/** A hart whose every run raises a device interrupt, as a guest hammering the UART would. */
+function kickingHart(kick: () => void): Hart {
+  return {
+    stopped: false,
+    waiting: false,
+    stimecmp: Infinity,
+    setInterruptPending() {},
+    run(budget: number) {
+      kick();
+      return budget;
+    },
+  } as unknown as Hart;
+}
+
+test("interrupts raised during a slice never start a second event-loop chain", async () => {
+  let slices = 0;
+  let running = true;
+  let scheduler: Scheduler | null = null;
+  const hart = kickingHart(() => scheduler?.kick());
+  const clint = { update() {}, nextDeadline: () => Infinity } as unknown as Clint;
+  scheduler = new Scheduler([hart], clint, new VirtualClock(), {
+    afterSlice: () => slices++,
+    isRunning: () => running,
+    onCrash: (e) => assert.fail(String(e)),
+  });
+  scheduler.kick();
+  const turns = 12;
+  for (let i = 0; i < turns; i++) await turn();
+  running = false;
+  scheduler.stop();
+  // One chain runs one slice per event-loop turn; chains that multiplied would run 2^turns.
+  assert.ok(slices >= 1 && slices <= turns + 1, `ran ${slices} slices in ${turns} event-loop turns`);
+});
+
+test("a kick while sleeping on the timer wakes exactly one chain", async () => {
+  let slices = 0;
+  let running = true;
+  const hart = { stopped: false, waiting: true, stimecmp: Infinity, setInterruptPending() {}, run: () => 0 } as unknown as Hart;
+  const clint = { update() {}, nextDeadline: () => Infinity } as unknown as Clint;
+  const scheduler = new Scheduler([hart], clint, new VirtualClock(), {
+    afterSlice: () => slices++,
+    isRunning: () => running,
+    onCrash: (e) => assert.fail(String(e)),
+  });
+  scheduler.kick();
+  await turn();
+  assert.equal(slices, 1); // every hart waits: the scheduler now sleeps on its timer
+  for (let i = 0; i < 5; i++) scheduler.kick();
+  for (let i = 0; i < 5; i++) await turn();
+  assert.equal(slices, 2);
+  running = false;
+  scheduler.stop();
+});
