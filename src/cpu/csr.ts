@@ -31,6 +31,49 @@ export const C64_COUNT = 11;
 
 const TWO32 = 4294967296;
 
+// Debug-trigger CSRs (debug spec): tselect exists so probing software learns there are no
+// triggers without an illegal-instruction trap — it never reads back the index written.
+export const CSR_TSELECT = 0x7a0;
+export const CSR_TDATA1 = 0x7a1;
+export const CSR_TDATA3 = 0x7a3;
+export const CSR_TINFO = 0x7a4;
+/** tinfo with only bit 0 (type 0): no trigger exists at any index. */
+const TINFO_NO_TRIGGER = 1;
+
+/** Counter indexes: the bit in mcountinhibit and the slot in the hart's counter offset arrays. */
+export const COUNTER_CYCLE = 0;
+export const COUNTER_INSTRET = 2;
+
+/**
+ * mcycle / minstret: the hart's retire count plus a per-counter offset, or a frozen value while
+ * mcountinhibit stops the counter. (Cycles are counted as one per instruction.)
+ */
+export function counterValue(h: Hart, counter: number): number {
+  if ((h.mcountinhibit >>> counter) & 1) return h.counterFrozen[counter]!;
+  return h.instret + h.counterDelta[counter]!;
+}
+
+/**
+ * A CSR write to a counter replaces the writing instruction's own increment: the instruction
+ * retires after this write and adds 1 to instret, so the offset takes that 1 back.
+ */
+function writeCounter(h: Hart, counter: number, value: number): void {
+  if ((h.mcountinhibit >>> counter) & 1) h.counterFrozen[counter] = value;
+  else h.counterDelta[counter] = value - (h.instret + 1);
+}
+
+function writeCountInhibit(h: Hart, value: number): void {
+  for (const c of [COUNTER_CYCLE, COUNTER_INSTRET]) {
+    const was = (h.mcountinhibit >>> c) & 1;
+    const now = (value >>> c) & 1;
+    if (was === now) continue;
+    // Stopping counts this instruction; starting resumes from the frozen value at the next one.
+    if (now) h.counterFrozen[c] = h.instret + 1 + h.counterDelta[c]!;
+    else h.counterDelta[c] = h.counterFrozen[c]! - (h.instret + 1);
+  }
+  h.mcountinhibit = value;
+}
+
 function slot64(csr: number): number {
   switch (csr) {
     case CSR_MTVEC: return C64_MTVEC;
@@ -88,9 +131,14 @@ export function csrRead(h: Hart, csr: number): boolean {
     case CSR_FFLAGS: h.csrLo = h.fp.fflags & 0x1f; return true;
     case CSR_FRM: h.csrLo = h.fp.frm & 7; return true;
     case CSR_FCSR: h.csrLo = ((h.fp.frm & 7) << 5) | (h.fp.fflags & 0x1f); return true;
-    case CSR_CYCLE: case CSR_INSTRET: case CSR_MCYCLE: case CSR_MINSTRET:
-      setNumber(h, h.instret);
+    case CSR_CYCLE: case CSR_MCYCLE:
+      setNumber(h, counterValue(h, COUNTER_CYCLE));
       return true;
+    case CSR_INSTRET: case CSR_MINSTRET:
+      setNumber(h, counterValue(h, COUNTER_INSTRET));
+      return true;
+    case CSR_TSELECT: h.csrLo = -1; h.csrHi = -1; return true;
+    case CSR_TINFO: h.csrLo = TINFO_NO_TRIGGER; return true;
     case CSR_TIME: setNumber(h, Math.floor(h.time.now())); return true;
     case CSR_SSTATUS:
       h.csrLo = h.mstatus & SSTATUS_MASK;
@@ -114,6 +162,10 @@ export function csrRead(h: Hart, csr: number): boolean {
     case CSR_MCOUNTEREN: h.csrLo = h.mcounteren; return true;
     case CSR_MENVCFG: h.csrLo = h.menvcfg; return true;
     case CSR_MCOUNTINHIBIT: h.csrLo = h.mcountinhibit; return true;
+  }
+  if (csr >= CSR_TDATA1 && csr <= CSR_TDATA3) {
+    h.csrLo = 0; // tdata1.type 0: no trigger here
+    return true;
   }
   if (csr >= CSR_PMPCFG0 && csr < CSR_PMPCFG0 + 16) {
     if ((csr & 1) !== 0) return false; // odd pmpcfg registers do not exist on RV64
@@ -161,8 +213,11 @@ export function csrWrite(h: Hart, csr: number, lo: number, hi: number): void {
       h.c64[2 * s + 1] = hi;
       return;
     }
-    case CSR_MCYCLE: case CSR_MINSTRET:
-      h.instret = (hi >>> 0) * TWO32 + (lo >>> 0);
+    case CSR_MCYCLE:
+      writeCounter(h, COUNTER_CYCLE, (hi >>> 0) * TWO32 + (lo >>> 0));
+      return;
+    case CSR_MINSTRET:
+      writeCounter(h, COUNTER_INSTRET, (hi >>> 0) * TWO32 + (lo >>> 0));
       return;
     case CSR_SSTATUS:
       h.writeMstatus((h.mstatus & ~SSTATUS_MASK) | (lo & SSTATUS_MASK));
@@ -191,7 +246,7 @@ export function csrWrite(h: Hart, csr: number, lo: number, hi: number): void {
     case CSR_MCOUNTEREN: h.mcounteren = lo >>> 0; return;
     case CSR_SENVCFG: h.senvcfg = lo & 1; return; // FIOM only; no Zicbo*, no Svpbmt
     case CSR_MENVCFG: h.menvcfg = lo & 1; return;
-    case CSR_MCOUNTINHIBIT: h.mcountinhibit = lo & ~2; return;
+    case CSR_MCOUNTINHIBIT: writeCountInhibit(h, lo & ~2); return;
     case CSR_SATP: {
       const mode = hi >>> 28;
       // Unsupported modes (Sv57, Sv64) leave satp unchanged: that is how Linux probes.

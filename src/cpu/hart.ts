@@ -65,6 +65,9 @@ export interface HartState {
   pmpcfg: number[];
   pmpaddr: number[];
   instret: number;
+  /** mcycle / minstret offsets from instret, and their values while mcountinhibit froze them ([cycle, -, instret]). */
+  counterDelta?: number[];
+  counterFrozen?: number[];
   stimecmp: number | null; // null = off (Infinity)
   waiting: boolean;
   stopped: boolean;
@@ -155,7 +158,10 @@ export class Hart implements InterruptTarget {
   readonly pmpaddr = new Int32Array(128);
   satpMode = SATP_BARE;
   satpPpn = 0;
+  /** Instructions retired by this hart (the VMM's count; mcycle/minstret derive from it, see csr.ts). */
   instret = 0;
+  readonly counterDelta = new Float64Array(3);
+  readonly counterFrozen = new Float64Array(3);
 
   /** Scratch outputs of csrRead and the slow load path. */
   csrLo = 0;
@@ -1781,6 +1787,8 @@ export class Hart implements InterruptTarget {
       pmpcfg: Array.from(this.pmpcfg),
       pmpaddr: Array.from(this.pmpaddr),
       instret: this.instret,
+      counterDelta: Array.from(this.counterDelta),
+      counterFrozen: Array.from(this.counterFrozen),
       stimecmp: this.stimecmpValue === Infinity ? null : this.stimecmpValue,
       waiting: this.waiting,
       stopped: this.stopped,
@@ -1819,6 +1827,10 @@ export class Hart implements InterruptTarget {
     this.pmpcfg.set(s.pmpcfg);
     this.pmpaddr.set(s.pmpaddr);
     this.instret = s.instret;
+    this.counterDelta.fill(0);
+    this.counterFrozen.fill(0);
+    if (s.counterDelta?.length === 3) this.counterDelta.set(s.counterDelta);
+    if (s.counterFrozen?.length === 3) this.counterFrozen.set(s.counterFrozen);
     this.stimecmpValue = s.stimecmp === null ? Infinity : s.stimecmp;
     this.waiting = s.waiting;
     this.stopped = s.stopped;

@@ -197,6 +197,48 @@ test("instret counts retired instructions exactly", () => {
   assert.equal(m.hart.getX(2) - m.hart.getX(1), 3n);
 });
 
+test("a CSR write to minstret or mcycle replaces that instruction's own increment", () => {
+  let end = 0;
+  const { m } = setup((a) => {
+    a.csrrwi(0, K.CSR_MINSTRET, 0).csrrs(1, K.CSR_MINSTRET, 0); // reads 0: the write's own retirement is not counted
+    a.li(5, 1000).csrrw(0, K.CSR_MCYCLE, 5).addi(0, 0, 0).csrrs(2, K.CSR_MCYCLE, 0); // 1000 + 1 instruction
+    a.csrrs(3, K.CSR_MINSTRET, 0);
+    end = a.here;
+  });
+  runTo(m, end);
+  assert.equal(m.hart.getX(1), 0n);
+  assert.equal(m.hart.getX(2), 1001n);
+  assert.equal(m.hart.getX(3), 5n, "minstret and mcycle are separate counters");
+});
+
+test("mcountinhibit stops mcycle and minstret separately", () => {
+  let end = 0;
+  const { m } = setup((a) => {
+    a.csrrwi(0, K.CSR_MINSTRET, 0).csrrwi(0, K.CSR_MCOUNTINHIBIT, 4); // IR: minstret stops (counting this write)
+    a.addi(0, 0, 0).addi(0, 0, 0).csrrs(1, K.CSR_MINSTRET, 0);
+    a.csrrwi(0, K.CSR_MCOUNTINHIBIT, 0).addi(0, 0, 0).csrrs(2, K.CSR_MINSTRET, 0);
+    a.csrrwi(0, K.CSR_MCYCLE, 0).csrrwi(0, K.CSR_MCOUNTINHIBIT, 1).addi(0, 0, 0).csrrs(3, K.CSR_MCYCLE, 0).csrrs(4, K.CSR_MCOUNTINHIBIT, 0);
+    end = a.here;
+  });
+  runTo(m, end);
+  assert.equal(m.hart.getX(1), 1n);
+  assert.equal(m.hart.getX(2), 2n, "resumes from the frozen value (1) after the write that resumed it; the nop makes 2");
+  assert.equal(m.hart.getX(3), 1n);
+  assert.equal(m.hart.getX(4), 1n);
+});
+
+test("tselect exists and never reads back the index written: no debug triggers", () => {
+  let end = 0;
+  const { m } = setup((a) => {
+    a.csrrwi(0, 0x7a0, 0).csrrs(1, 0x7a0, 0).csrrs(2, 0x7a1, 0).csrrs(3, 0x7a4, 0);
+    end = a.here;
+  });
+  runTo(m, end);
+  assert.notEqual(m.hart.getX(1), 0n);
+  assert.equal(m.hart.getX(2), 0n, "tdata1 type 0: no trigger");
+  assert.equal(m.hart.getX(3), 1n);
+});
+
 test("mret restores MIE from MPIE and privilege from MPP; sret likewise", () => {
   let end = 0;
   const { m } = setup((a) => {
@@ -445,7 +487,6 @@ test("PMP and HPM CSRs read back the way OpenSBI probes them", () => {
   h.writeCsr(0xb03, 5n);
   assert.equal(h.readCsr(0xb03), 0n, "mhpmcounter3 is read-only zero");
   assert.equal(h.readCsr(0x323), 0n);
-  assert.equal(h.readCsr(0x7a0), null, "no debug triggers (tselect)");
 });
 
 test("vectored stvec: a delegated supervisor external interrupt lands at base + 4 * 9", () => {
