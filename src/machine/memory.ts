@@ -1,5 +1,6 @@
-// Guest RAM: one contiguous SharedArrayBuffer (so harts can later run on worker threads)
-// mapped at a guest-physical base. Every DMA-style accessor bounds-checks its range.
+// Guest RAM: one shared WebAssembly.Memory mapped at a guest-physical base, so that vCPU worker
+// threads, the device thread and JIT-generated wasm code all load and store the same bytes.
+// Every DMA-style accessor bounds-checks its range.
 
 /** Raised when a device or loader touches guest-physical memory outside RAM. */
 export class GuestMemoryError extends RangeError {
@@ -11,10 +12,14 @@ export interface GuestRamState {
   size: number;
 }
 
+const WASM_PAGE = 65536;
+
 export class GuestRam {
   readonly base: number;
   readonly size: number;
   readonly end: number;
+  /** The wasm memory itself (its buffer is a SharedArrayBuffer of whole 64 KiB pages, at least `size` bytes). */
+  readonly memory: WebAssembly.Memory;
   readonly buffer: SharedArrayBuffer;
   readonly u8: Uint8Array;
   readonly u16: Uint16Array;
@@ -27,8 +32,11 @@ export class GuestRam {
     this.base = base;
     this.size = size;
     this.end = base + size;
-    // SharedArrayBuffer pages are zero-filled lazily by the OS: untouched guest memory costs no host memory.
-    this.buffer = new SharedArrayBuffer(size);
+    // Reserved, not committed: the OS zero-fills pages on first touch, so untouched guest memory
+    // costs no host memory. A fixed size (maximum = initial): the buffer never moves.
+    const pages = Math.ceil(size / WASM_PAGE);
+    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    this.buffer = this.memory.buffer as unknown as SharedArrayBuffer;
     this.u8 = new Uint8Array(this.buffer);
     this.u16 = new Uint16Array(this.buffer);
     this.u32 = new Uint32Array(this.buffer);
