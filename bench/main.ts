@@ -16,3 +16,7 @@ if (want("storage") && existsSync(new URL("./storage.ts", import.meta.url))) {
   const { benchStorage } = await import("./storage.js");
   await benchStorage();
 }
+if (want("ratelimit")) {
+  const { benchRateLimit } = await import("./ratelimit.js");
+  await benchRateLimit();
+}

@@ -106,7 +106,9 @@ test("an interrupt storm on the UART: the control socket answers within 100 ms a
   const vmm = startVmm(interruptStorm());
   try {
     const client = await connect(vmm);
-    const lat = await statusLatencies(client, 2000);
+    const lat = await statusLatencies(client, 2000).catch((e: Error) => {
+      throw new Error(`${e.message} VMM stderr: ${vmm.stderrText()}`);
+    });
     // The promise is 100 ms; the median must meet it, and no answer may take ten times that
     // even on a CI machine whose two cores run other tests.
     assert.ok(median(lat) < 100, `median query-status ${median(lat).toFixed(1)} ms: ${lat.map((x) => x.toFixed(0)).join(" ")}`);
@@ -155,14 +157,14 @@ test("a flood of ignored register writes logs a bounded amount, with the count o
   }
 });
 
-test("150 MiB written to the status console (hvc2) costs no memory beyond a short line", async () => {
+test("100 MiB written to the status console (hvc2) costs no memory beyond a short line", async () => {
   // No disks: slot 0 is virtio-rng, then the stdout, stderr and status consoles.
-  const vmm = startVmm(consoleFlood(3, 150));
+  const vmm = startVmm(consoleFlood(3, 100));
   try {
     const { code, signal } = await vmm.exited;
     assert.equal(signal, null, `killed after ${KILL_AFTER_MS} ms; peak RSS ${vmm.peakRssMiB().toFixed(0)} MiB`);
     assert.equal(code, 0, vmm.stderrText());
-    // Node and the VMM take ~100 MiB, guest RAM touched ~3 MiB; the old VMM reached 2.2 GiB here.
+    // Node and the VMM take ~100 MiB, guest RAM touched ~3 MiB; the old VMM reached 1.2-1.6 GiB here.
     assert.ok(vmm.peakRssMiB() < 300, `peak RSS ${vmm.peakRssMiB().toFixed(0)} MiB`);
   } finally {
     vmm.cleanup();

@@ -221,6 +221,12 @@ export async function runVm(config: VmConfig): Promise<number> {
   // First signal: stop the VM cleanly (disks flushed). If that has not finished within
   // FORCED_EXIT_MS, or a second signal comes, exit at once: flushed guest writes are on disk already.
   let signalled = false;
+  // A reader that goes away (`nodevisor run | head`) stops the VM, as a closed pipe stops `yes`.
+  const outputClosed = (e: NodeJS.ErrnoException): void => {
+    if (e.code !== "EPIPE") process.stderr.write(`nodevisor: cannot write the VM's output: ${e.message}. Stopping the VM.\n`);
+    vm.quit();
+  };
+  process.stdout.on("error", outputClosed);
   const stopSignal = (signal: NodeJS.Signals): void => {
     if (signalled) forceExit(signal, "a second signal");
     signalled = true;
@@ -249,6 +255,7 @@ export async function runVm(config: VmConfig): Promise<number> {
   }
   await server?.close();
   process.off("SIGINT", stopSignal);
+  process.stdout.off("error", outputClosed);
   process.off("SIGTERM", stopSignal);
   if (interactive) return exit.exitCode;
   const status = vm.guestCommandStatus;

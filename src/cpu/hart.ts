@@ -3,9 +3,11 @@
 // instruction, one at a time when execFast declines): integer registers as (lo, hi) int32 pairs,
 // direct-mapped software TLBs with an inline fast path, fetch through a cached RAM offset for the
 // current code page, faults leave the loop through one exit, and interrupts are checked between slices.
-import type { GuestRam } from "../machine/memory.js";
-import type { Bus } from "../machine/bus.js";
-import type { TimeSource, InterruptTarget } from "../devices/irq.js";
+import type { GuestRam } from "../seams/guest_ram.js";
+import type { MmioRouter } from "../seams/mmio.js";
+import { EXIT_BUDGET, EXIT_MMIO, EXIT_SBI, EXIT_STOPPED, EXIT_WFI, type VcpuExit } from "./exit.js";
+import type { InterruptTarget } from "../seams/interrupts.js";
+import type { TimeSource } from "../seams/time.js";
 import type { FpContext } from "./fpu/context.js";
 import * as FP from "./fp_bridge.js";
 import * as KC from "./constants.js";
@@ -37,7 +39,11 @@ const {
 export interface HartOptions {
   hartId: number;
   ram: GuestRam;
-  bus: Bus;
+  /**
+   * Devices the vCPU serves itself, as KVM keeps the interrupt controllers in the kernel (the
+   * CLINT and the PLIC). An access to any other non-RAM address ends run() with an MMIO exit.
+   */
+  vcpuDevices: MmioRouter;
   time: TimeSource;
 }
 
@@ -125,8 +131,10 @@ function csrAffectsControl(csr: number): boolean {
 export class Hart implements InterruptTarget {
   readonly hartId: number;
   readonly ram: GuestRam;
-  readonly bus: Bus;
+  readonly vcpuDevices: MmioRouter;
   readonly time: TimeSource;
+  /** Why the last run() returned, and what the VMM must do before the next (see exit.ts). */
+  readonly exit: VcpuExit = { reason: EXIT_BUDGET, retired: 0, mmioAddr: 0, mmioSize: 1, mmioWrite: false, mmioValueLo: 0, mmioValueHi: 0 };
 
   /** x0..x31 as (lo, hi) int32 pairs; shared with the FPU. */
   readonly x = new Int32Array(64);
@@ -171,7 +179,15 @@ export class Hart implements InterruptTarget {
 
   waiting = false;
   stopped = false;
-  ecallHandler: ((hart: Hart) => boolean) | null = null;
+  /** With true (the built-in SBI), an S-mode ecall ends run() with an SBI exit instead of trapping. */
+  sbiExits = false;
+  /** An exit (MMIO, SBI) was requested by the instruction at pc; it has not retired. */
+  private exitPending = 0;
+  /** Virtual address of the MMIO access waiting for the VMM (for the access-fault tval). */
+  private mmioVLo = 0;
+  private mmioVHi = 0;
+  /** The VMM completed the MMIO exit: the instruction at pc re-executes and takes this result. */
+  private mmioReplay = false;
   private stimecmpValue = Infinity;
 
   // Pending exception raised by a slow path; taken by run() after the slice ends.
@@ -225,7 +241,7 @@ export class Hart implements InterruptTarget {
   constructor(opts: HartOptions) {
     this.hartId = opts.hartId;
     this.ram = opts.ram;
-    this.bus = opts.bus;
+    this.vcpuDevices = opts.vcpuDevices;
     this.time = opts.time;
     this.u8 = opts.ram.u8;
     this.u16 = opts.ram.u16;
@@ -426,15 +442,27 @@ export class Hart implements InterruptTarget {
   }
 
   /**
-   * Execute up to `budget` instructions; returns how many retired. Returns early when the hart
-   * enters WFI with nothing pending, or is stopped. Traps taken also consume budget (one each).
+   * Executes up to `budget` instructions and returns how many retired; `exit` says why it stopped
+   * (exit.ts): the budget, WFI with nothing pending, a stopped hart, or an MMIO access or SBI call
+   * the VMM must complete first. Traps taken also consume budget (one each).
    */
   run(budget: number): number {
+    const exit = this.exit;
     let retired = 0;
     let work = 0;
     let lastTimerCheck = -MAX_SLICE;
+    exit.reason = EXIT_BUDGET;
+    if (this.exitPending !== 0) throw new Error(`hart ${this.hartId}: run() called before its ${this.exitPending === EXIT_SBI ? "SBI" : "MMIO"} exit was completed`);
+    if (this.mmioReplay && !this.excPending) {
+      // The instruction behind a completed MMIO exit runs before anything else (an interrupt
+      // handler's own device access must not take its result).
+      const done = this.execSlow(1);
+      this.mmioReplay = false;
+      retired += done;
+      work += done + 1;
+    }
     while (work < budget) {
-      if (this.stopped) break;
+      if (this.stopped) { exit.reason = EXIT_STOPPED; break; }
       if (this.excPending) {
         this.excPending = false;
         this.takeTrap(this.excCause, false, this.excTvalLo, this.excTvalHi);
@@ -453,7 +481,7 @@ export class Hart implements InterruptTarget {
         continue;
       }
       if (this.waiting) {
-        if ((this.mip() & this.mie) === 0) break;
+        if ((this.mip() & this.mie) === 0) { exit.reason = EXIT_WFI; break; }
         this.waiting = false;
       }
       let n = budget - work;
@@ -461,9 +489,57 @@ export class Hart implements InterruptTarget {
       const done = this.execSlice(n); // adds to this.instret itself
       retired += done;
       work += done;
+      if (this.exitPending !== 0) {
+        exit.reason = this.exitPending as typeof EXIT_MMIO | typeof EXIT_SBI;
+        break;
+      }
       if (done === 0 && !this.excPending) work++; // a slice that did nothing still makes progress
     }
+    exit.retired = retired;
     return retired;
+  }
+
+  /** Ends the instruction at pc with an MMIO exit (it re-executes after completeMmio). */
+  private requestMmio(lo: number, hi: number, pa: number, size: number, write: boolean, vl: number, vh: number): false {
+    const e = this.exit;
+    e.mmioAddr = pa;
+    e.mmioSize = size as 1 | 2 | 4 | 8;
+    e.mmioWrite = write;
+    e.mmioValueLo = vl;
+    e.mmioValueHi = vh;
+    this.mmioVLo = lo;
+    this.mmioVHi = hi;
+    this.mmioReplay = false;
+    this.exitPending = EXIT_MMIO;
+    return false;
+  }
+
+  /**
+   * The VMM performed the MMIO exit's access: `lo`/`hi` is the value a load reads (ignored for
+   * stores). With `fault`, no device answered: the instruction takes an access fault instead.
+   */
+  completeMmio(lo: number, hi = 0, fault = false): void {
+    if (this.exitPending !== EXIT_MMIO) throw new Error(`hart ${this.hartId}: completeMmio without an MMIO exit`);
+    this.exitPending = 0;
+    const e = this.exit;
+    if (fault) {
+      this.raise(e.mmioWrite ? CAUSE_STORE_ACCESS : CAUSE_LOAD_ACCESS, this.mmioVLo, this.mmioVHi);
+      return;
+    }
+    if (!e.mmioWrite) {
+      e.mmioValueLo = lo | 0;
+      e.mmioValueHi = hi | 0;
+    }
+    this.mmioReplay = true;
+  }
+
+  /** The VMM answered the SBI exit (a0/a1 are set): the ecall retires. */
+  completeSbi(): void {
+    if (this.exitPending !== EXIT_SBI) throw new Error(`hart ${this.hartId}: completeSbi without an SBI exit`);
+    this.exitPending = 0;
+    if (this.stopped) return; // HSM stop: the hart keeps its pc until it is started again
+    this.pc = this.pc + 4;
+    this.instret++;
   }
 
   // ---------------------------------------------------------------- privileged helpers
@@ -652,8 +728,9 @@ export class Hart implements InterruptTarget {
     if (pa < 0) return -1;
     const ram = this.ram;
     if (pa >= ram.base && pa < ram.end) return this.u8[pa - ram.base];
-    const v = this.bus.read(pa, 1);
-    if (this.bus.fault) { this.raise(CAUSE_LOAD_ACCESS, lo, hi); return -1; }
+    // Misaligned device accesses are not split into exits: only in-vCPU devices answer them.
+    const v = this.vcpuDevices.read(pa, 1);
+    if (this.vcpuDevices.fault) { this.raise(CAUSE_LOAD_ACCESS, lo, hi); return -1; }
     return v & 0xff;
   }
 
@@ -664,8 +741,8 @@ export class Hart implements InterruptTarget {
     if (pa < 0) return false;
     const ram = this.ram;
     if (pa >= ram.base && pa < ram.end) { this.u8[pa - ram.base] = v; return true; }
-    this.bus.write(pa, 1, v & 0xff);
-    if (this.bus.fault) { this.raise(CAUSE_STORE_ACCESS, lo, hi); return false; }
+    this.vcpuDevices.write(pa, 1, v & 0xff);
+    if (this.vcpuDevices.fault) { this.raise(CAUSE_STORE_ACCESS, lo, hi); return false; }
     return true;
   }
 
@@ -686,10 +763,17 @@ export class Hart implements InterruptTarget {
         else if (size === 2) vl = this.u16[off >>> 1];
         else if (size === 4) vl = this.i32[off >>> 2];
         else { vl = this.i32[off >>> 2]; vh = this.i32[(off >>> 2) + 1]; }
+      } else if (this.vcpuDevices.claims(pa)) {
+        const d = this.vcpuDevices;
+        vl = d.read(pa, size as 1 | 2 | 4 | 8);
+        if (size === 8) vh = d.readHigh;
+        if (d.fault) { this.raise(CAUSE_LOAD_ACCESS, lo, hi); return false; }
       } else {
-        vl = this.bus.read(pa, size as 1 | 2 | 4 | 8);
-        if (size === 8) vh = this.bus.readHigh;
-        if (this.bus.fault) { this.raise(CAUSE_LOAD_ACCESS, lo, hi); return false; }
+        const e = this.exit;
+        if (!this.mmioReplay || e.mmioWrite || e.mmioAddr !== pa || e.mmioSize !== size) return this.requestMmio(lo, hi, pa, size, false, 0, 0);
+        this.mmioReplay = false;
+        vl = e.mmioValueLo;
+        vh = e.mmioValueHi;
       }
     } else {
       // Misaligned: byte by byte, each byte translated (may cross a page).
@@ -733,8 +817,17 @@ export class Hart implements InterruptTarget {
         else { this.i32[off >>> 2] = vl; this.i32[(off >>> 2) + 1] = vh; }
         return true;
       }
-      this.bus.write(pa, size as 1 | 2 | 4 | 8, size === 1 ? vl & 0xff : size === 2 ? vl & 0xffff : vl >>> 0, vh >>> 0);
-      if (this.bus.fault) { this.raise(CAUSE_STORE_ACCESS, lo, hi); return false; }
+      const v = size === 1 ? vl & 0xff : size === 2 ? vl & 0xffff : vl >>> 0;
+      if (this.vcpuDevices.claims(pa)) {
+        this.vcpuDevices.write(pa, size as 1 | 2 | 4 | 8, v, vh >>> 0);
+        if (this.vcpuDevices.fault) { this.raise(CAUSE_STORE_ACCESS, lo, hi); return false; }
+        return true;
+      }
+      const e = this.exit;
+      if (!this.mmioReplay || !e.mmioWrite || e.mmioAddr !== pa || e.mmioSize !== size) {
+        return this.requestMmio(lo, hi, pa, size, true, v, size === 8 ? vh >>> 0 : 0);
+      }
+      this.mmioReplay = false; // the VMM performed this store
       return true;
     }
     // Misaligned: check every byte translates before writing any, so a fault leaves memory unchanged.
@@ -770,10 +863,10 @@ export class Hart implements InterruptTarget {
       }
       return this.u16[(pa - ram.base) >>> 1];
     }
-    // Executing from a device (a boot ROM): no caching, read through the bus.
+    // Executing from a device: only in-vCPU ones answer (no caching); the rest is an access fault.
     if (cachePage) this.codeVBase = NaN;
-    const v = this.bus.read(pa, 2);
-    if (this.bus.fault) { this.raise(CAUSE_FETCH_ACCESS, lo, hi); return -1; }
+    const v = this.vcpuDevices.read(pa, 2);
+    if (this.vcpuDevices.fault) { this.raise(CAUSE_FETCH_ACCESS, lo, hi); return -1; }
     return v & 0xffff;
   }
 
@@ -940,9 +1033,10 @@ export class Hart implements InterruptTarget {
     const npc = pc + ilen;
     if (f3 === 0) {
       if (insn === 0x00000073) {
-        if (this.priv === PRV_S && this.ecallHandler !== null) {
+        if (this.priv === PRV_S && this.sbiExits) {
           this.pc = pc;
-          if (this.ecallHandler(this)) return npc;
+          this.exitPending = EXIT_SBI;
+          return NaN; // not retired: completeSbi() retires it once the VMM has answered
         }
         this.raise(this.priv === PRV_U ? CAUSE_USER_ECALL : this.priv === PRV_S ? CAUSE_SUPERVISOR_ECALL : CAUSE_MACHINE_ECALL, 0, 0);
         return NaN;
@@ -1030,7 +1124,7 @@ export class Hart implements InterruptTarget {
       this.sliceExit = false;
       const k = this.execSlow(1);
       n += k;
-      if (k === 0 || this.excPending || this.sliceExit || this.irqRaised) break;
+      if (k === 0 || this.excPending || this.sliceExit || this.irqRaised || this.exitPending !== 0) break;
     }
     return n;
   }

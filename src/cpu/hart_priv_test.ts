@@ -2,9 +2,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Asm } from "./test_asm.js";
-import { makeMachine, load, runTo, RAM_BASE } from "./test_machine.js";
+import { makeMachine, load, runTo, RAM_BASE, completeMmioOnBus } from "./test_machine.js";
 import type { TestMachine } from "./test_machine.js";
 import * as K from "./constants.js";
+import { EXIT_MMIO, EXIT_SBI } from "./exit.js";
 
 const MTRAP = RAM_BASE + 0x8000;
 const STRAP = RAM_BASE + 0x9000;
@@ -149,24 +150,65 @@ test("ecall causes per privilege; medeleg cannot delegate ecall-from-M", () => {
   assert.equal(h.readCsr(K.CSR_MEDELEG)! & 0xffffn, 0xb3ffn);
 });
 
-test("S-mode ecall goes to the built-in SBI handler when one is installed", () => {
-  let after = 0;
+test("with sbiExits, an S-mode ecall is an SBI exit that retires once the VMM completes it", () => {
   const m = makeMachine();
   const a = new Asm();
   a.li(17, 0x54494d45).li(10, 7).ecall();
-  after = a.here;
+  const after = a.here;
   load(m, a);
   m.hart.enterSupervisorBoot(RAM_BASE, 0n, 0n);
-  let calls = 0;
-  m.hart.ecallHandler = (h) => {
-    calls++;
-    assert.equal(h.privilege, 1);
-    h.setX(10, h.getX(10) * 6n);
-    return true;
-  };
-  runTo(m, after);
-  assert.equal(calls, 1);
+  m.hart.sbiExits = true;
+  const retired = m.hart.run(100);
+  assert.equal(m.hart.exit.reason, EXIT_SBI);
+  assert.equal(retired, (after - 4 - RAM_BASE) / 4, "the instructions before the ecall retired; it waits for the VMM");
+  assert.equal(m.hart.getPc(), after - 4, "pc stays at the ecall");
+  assert.throws(() => m.hart.run(1), /before its SBI exit was completed/);
+  m.hart.setX(10, m.hart.getX(10) * 6n); // the VMM's answer in a0
+  const before = m.hart.readCsr(K.CSR_MINSTRET)!;
+  m.hart.completeSbi();
+  assert.equal(m.hart.getPc(), after);
+  assert.equal(m.hart.readCsr(K.CSR_MINSTRET)! - before, 1n, "the ecall retired");
   assert.equal(m.hart.getX(10), 42n);
+  assert.equal(m.hart.privilege, 1);
+});
+
+test("without sbiExits an S-mode ecall traps to M-mode as the privileged spec says", () => {
+  const { m } = setup((a) => {
+    enterMode(a, 1, "s");
+    a.label("s").ecall();
+  });
+  runTo(m, MTRAP);
+  assert.equal(csr(m, K.CSR_MCAUSE), 9n);
+});
+
+test("an access to a device outside the vCPU is an MMIO exit; the instruction re-executes with the VMM's result", () => {
+  const m = makeMachine(4 << 20, { exits: true });
+  const seen: string[] = [];
+  let reg = 0x11;
+  m.bus.map(0x1000_0000, 0x100, {
+    name: "probe",
+    read: (off, size) => (seen.push(`r${off}/${size}`), off === 8 ? reg : 0xabcd),
+    write: (off, size, v) => (seen.push(`w${off}/${size}=${v}`), (reg = v)),
+  });
+  const a = new Asm();
+  a.li(31, MTRAP).csrrw(0, K.CSR_MTVEC, 31);
+  a.li(5, 0x1000_0000).li(6, -2).sb(6, 5, 8).lbu(7, 5, 8).load(0, 8, 5, 8).lw(9, 5, 0x10);
+  const faulting = a.here;
+  a.lw(10, 5, 0x200);
+  load(m, a);
+  m.hart.run(1000);
+  assert.equal(m.hart.exit.reason, EXIT_MMIO);
+  assert.deepEqual([m.hart.exit.mmioAddr, m.hart.exit.mmioSize, m.hart.exit.mmioWrite, m.hart.exit.mmioValueLo], [0x1000_0008, 1, true, 0xfe]);
+  assert.deepEqual(seen, [], "nothing ran on the hart's stack");
+  completeMmioOnBus(m);
+  runTo(m, MTRAP);
+  assert.deepEqual(seen, ["w8/1=254", "r8/1", "r8/1", "r16/4"], "each access reached the device exactly once");
+  assert.equal(m.hart.getX(7), 0xfen, "lbu zero-extends");
+  assert.equal(m.hart.getX(8), -2n, "lb sign-extends");
+  assert.equal(m.hart.getX(9), 0xabcdn);
+  assert.equal(m.hart.readCsr(K.CSR_MEPC), BigInt(faulting), "the load beyond the device faulted");
+  assert.equal(m.hart.readCsr(K.CSR_MCAUSE), 5n, "load access fault");
+  assert.equal(m.hart.readCsr(K.CSR_MTVAL), 0x1000_0200n);
 });
 
 test("counters: time reads the clock; S/U access needs mcounteren/scounteren", () => {

@@ -1,6 +1,6 @@
 // Sv39/Sv48 page-table walk with superpages, U/SUM/MXR permission checks and
 // hardware A/D updates (Svadu-style, compare-and-swap in guest RAM).
-import type { GuestRam } from "../machine/memory.js";
+import type { GuestRam } from "../seams/guest_ram.js";
 import * as KC from "./constants.js";
 
 const { MSTATUS_MXR, MSTATUS_SUM, PRV_S, PRV_U, SATP_SV39 } = KC; // local copies: no getter per read

@@ -1,7 +1,10 @@
-// Test fixture: a hart with RAM at 0x8000_0000, an empty bus and a settable clock.
-import { GuestRam } from "../machine/memory.js";
+// Test fixture: a hart with RAM at 0x8000_0000, an empty bus and a settable clock. By default the
+// bus's devices are served inside the vCPU; with `exits`, every device access is an MMIO exit
+// that runTo() completes on the bus, as the VMM's vCPU loop does.
+import { GuestRam } from "../seams/guest_ram.js";
 import { Bus } from "../machine/bus.js";
 import { Hart } from "./hart.js";
+import { EXIT_MMIO } from "./exit.js";
 import type { Asm } from "./test_asm.js";
 
 export const RAM_BASE = 0x8000_0000;
@@ -13,11 +16,11 @@ export interface TestMachine {
   clock: { frequency: number; ticks: number; now(): number };
 }
 
-export function makeMachine(ramSize = 4 << 20): TestMachine {
+export function makeMachine(ramSize = 4 << 20, opts: { exits?: boolean } = {}): TestMachine {
   const ram = new GuestRam(RAM_BASE, ramSize);
   const bus = new Bus();
   const clock = { frequency: 10_000_000, ticks: 0, now(): number { return this.ticks; } };
-  const hart = new Hart({ hartId: 0, ram, bus, time: clock });
+  const hart = new Hart({ hartId: 0, ram, vcpuDevices: opts.exits ? new Bus() : bus, time: clock });
   hart.setPc(RAM_BASE);
   return { hart, ram, bus, clock };
 }
@@ -33,8 +36,21 @@ export function runTo(m: TestMachine, end: number, max = 100_000): number {
   let steps = 0;
   while (m.hart.getPc() !== end && steps < max) {
     m.hart.run(1);
+    if (m.hart.exit.reason === EXIT_MMIO) completeMmioOnBus(m);
     steps++;
   }
   if (m.hart.getPc() !== end) throw new Error(`hart did not reach 0x${end.toString(16)} (pc 0x${m.hart.getPc().toString(16)})`);
   return steps;
+}
+
+/** Performs the hart's pending MMIO exit on the machine's bus, as the VMM does. */
+export function completeMmioOnBus(m: TestMachine): void {
+  const e = m.hart.exit;
+  if (e.mmioWrite) {
+    m.bus.write(e.mmioAddr, e.mmioSize, e.mmioValueLo, e.mmioValueHi);
+    m.hart.completeMmio(0, 0, m.bus.fault);
+  } else {
+    const lo = m.bus.read(e.mmioAddr, e.mmioSize);
+    m.hart.completeMmio(lo, e.mmioSize === 8 ? m.bus.readHigh : 0, m.bus.fault);
+  }
 }

@@ -1,8 +1,9 @@
 // CLINT (core-local interruptor, SiFive layout): per-hart software interrupt (MSIP) and timer compare (MTIP).
 // mtime is the machine TimeSource itself, so the CLINT and the `time` CSR can never disagree.
 
-import type { MmioDevice } from "../machine/bus.js";
-import type { InterruptTarget, TimeSource } from "./irq.js";
+import type { MmioDevice } from "../seams/mmio.js";
+import type { InterruptTarget } from "../seams/interrupts.js";
+import type { TimeSource } from "../seams/time.js";
 
 const MSIP_BASE = 0x0;
 const MTIMECMP_BASE = 0x4000;

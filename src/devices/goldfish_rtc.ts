@@ -1,8 +1,8 @@
 // Goldfish RTC (Android emulator's real-time clock, Linux rtc-goldfish): wall-clock time in ns, one alarm.
 // Guest time = host clock + an offset the guest sets; the offset travels in snapshots, so time keeps flowing.
 
-import type { MmioDevice } from "../machine/bus.js";
-import type { IrqLine } from "./irq.js";
+import type { MmioDevice } from "../seams/mmio.js";
+import type { IrqLine } from "../seams/interrupts.js";
 
 const TIME_LOW = 0x00; // reading it latches TIME_HIGH
 const TIME_HIGH = 0x04;

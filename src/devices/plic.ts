@@ -1,8 +1,8 @@
 // PLIC (platform-level interrupt controller) in the SiFive / QEMU virt layout.
 // Level-triggered sources are gated to contexts (one per hart and privilege mode) that claim and complete them.
 
-import type { MmioDevice } from "../machine/bus.js";
-import type { InterruptTarget, IrqLine } from "./irq.js";
+import type { MmioDevice } from "../seams/mmio.js";
+import type { InterruptTarget, IrqLine } from "../seams/interrupts.js";
 
 const PRIORITY_BASE = 0x0;
 const PENDING_BASE = 0x1000;

@@ -1,7 +1,7 @@
 // SiFive test finisher, used through syscon-poweroff / syscon-reboot: one 32-bit register that ends the VM.
 // It holds no state, so it has nothing to save or restore.
 
-import type { MmioDevice } from "../machine/bus.js";
+import type { MmioDevice } from "../seams/mmio.js";
 
 const FINISHER_FAIL = 0x3333;
 const FINISHER_PASS = 0x5555;

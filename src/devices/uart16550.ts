@@ -1,8 +1,8 @@
 // NS16550A UART (the console ttyS0 of Linux's 8250 driver): 8 one-byte registers, reg-shift 0.
 // Transmission is instantaneous (THR is always empty); host input waits in a bounded receive FIFO.
 
-import type { MmioDevice } from "../machine/bus.js";
-import type { IrqLine } from "./irq.js";
+import type { MmioDevice } from "../seams/mmio.js";
+import type { IrqLine } from "../seams/interrupts.js";
 
 // Register offsets (DLAB=1 turns 0 and 1 into the divisor latch).
 const RBR_THR_DLL = 0;

@@ -1,8 +1,8 @@
 // Built-in SBI (RISC-V Supervisor Binary Interface v2.0) so the kernel can start directly in
 // S-mode without an M-mode firmware. Extensions: BASE, TIME, IPI, RFENCE, HSM, SRST, DBCN.
-// The hart calls handle() on every ECALL from S-mode (see Hart.ecallHandler).
+// The vCPU loop calls handle() for every SBI exit (an ECALL from S-mode; see cpu/exit.ts).
 
-import type { GuestRam } from "../machine/memory.js";
+import type { GuestRam } from "../seams/guest_ram.js";
 
 /** The part of a hart the firmware drives; Hart from src/cpu implements it. */
 export interface SbiHart {

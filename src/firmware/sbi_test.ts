@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { GuestRam } from "../machine/memory.js";
+import { GuestRam } from "../seams/guest_ram.js";
 import { SbiFirmware, EXT_BASE, EXT_TIME, EXT_IPI, EXT_HSM, EXT_SRST, EXT_DBCN, type SbiHart } from "./sbi.js";
 
 class FakeHart implements SbiHart {

@@ -3,7 +3,7 @@
 // and the VirtioDevice seam; which backends sit behind them is the VM's business.
 
 import { Bus } from "./bus.js";
-import { GuestRam } from "./memory.js";
+import { GuestRam } from "../seams/guest_ram.js";
 import { buildDeviceTree } from "./device_tree.js";
 import {
   CLINT_BASE,
@@ -34,7 +34,8 @@ import { GoldfishRtc } from "../devices/goldfish_rtc.js";
 import { TestFinisher } from "../devices/test_finisher.js";
 import { VirtioMmio } from "../devices/virtio/mmio.js";
 import type { VirtioDevice } from "../devices/virtio/device.js";
-import type { IrqLine, TimeSource } from "../devices/irq.js";
+import type { IrqLine } from "../seams/interrupts.js";
+import type { TimeSource } from "../seams/time.js";
 
 export interface BoardOptions {
   memoryBytes: number;
@@ -52,7 +53,10 @@ export interface BoardOptions {
 
 export class Board {
   readonly ram: GuestRam;
+  /** Every device; the VMM performs MMIO exits here. */
   readonly bus = new Bus();
+  /** The devices each vCPU serves without an exit (CLINT, PLIC), as KVM's in-kernel irqchip. */
+  readonly vcpuDevices = new Bus();
   readonly harts: Hart[];
   readonly clint: Clint;
   readonly plic: Plic;
@@ -72,7 +76,7 @@ export class Board {
     this.ram = new GuestRam(RAM_BASE, o.memoryBytes);
     this.harts = [];
     for (let h = 0; h < o.cpus; h++) {
-      this.harts.push(new Hart({ hartId: h, ram: this.ram, bus: this.bus, time: o.time }));
+      this.harts.push(new Hart({ hartId: h, ram: this.ram, vcpuDevices: this.vcpuDevices, time: o.time }));
     }
     this.clint = new Clint({ harts: this.harts, time: o.time });
     const contexts = this.harts.flatMap((hart) => [
@@ -98,6 +102,8 @@ export class Board {
     this.bus.map(RTC_BASE, RTC_SIZE, this.rtc);
     this.bus.map(CLINT_BASE, CLINT_SIZE, this.clint);
     this.bus.map(PLIC_BASE, PLIC_SIZE, this.plic);
+    this.vcpuDevices.map(CLINT_BASE, CLINT_SIZE, this.clint);
+    this.vcpuDevices.map(PLIC_BASE, PLIC_SIZE, this.plic);
     this.bus.map(UART_BASE, UART_SIZE, this.uart);
     this.virtioDevices = o.virtio;
     o.virtio.forEach((device, slot) => {

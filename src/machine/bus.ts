@@ -1,14 +1,9 @@
 // The system bus: routes guest-physical loads and stores outside RAM to MMIO devices.
 // The CPU sees RAM and this bus; it never knows which device it talks to.
 
-/** A device mapped at an address range. Offsets are relative to the device's base. */
-export interface MmioDevice {
-  readonly name: string;
-  /** Read 1, 2 or 4 bytes; returns the value zero-extended (unsigned). */
-  read(offset: number, size: 1 | 2 | 4): number;
-  /** Write 1, 2 or 4 bytes (value holds the low `size` bytes). */
-  write(offset: number, size: 1 | 2 | 4, value: number): void;
-}
+import type { MmioDevice, MmioRouter } from "../seams/mmio.js";
+
+export type { MmioDevice };
 
 export interface BusMapping {
   readonly base: number;
@@ -24,7 +19,7 @@ export class BusError extends Error {
  * 8-byte accesses are split by the bus into two 4-byte accesses (low word first),
  * so devices deal only with sizes 1, 2 and 4.
  */
-export class Bus {
+export class Bus implements MmioRouter {
   private readonly maps: BusMapping[] = [];
   private last: BusMapping | null = null;
   /** Set when the most recent access hit no device; the CPU turns that into an access fault. */
@@ -57,6 +52,10 @@ export class Bus {
       }
     }
     return null;
+  }
+
+  claims(addr: number): boolean {
+    return this.find(addr) !== null;
   }
 
   /** Returns the value read (unsigned for sizes 1/2/4; for size 8 the low 32 bits, high in `readHigh`). Sets `fault` if unmapped. */

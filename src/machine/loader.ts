@@ -1,7 +1,7 @@
 // Recognises and places boot payloads in guest RAM: RISC-V Linux "Image" files, RISC-V ELF
 // executables, and raw firmware binaries.
 
-import type { GuestRam } from "./memory.js";
+import type { GuestRam } from "../seams/guest_ram.js";
 import { KERNEL_OFFSET } from "./layout.js";
 
 export class BootImageError extends Error {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { GuestRam } from "./memory.js";
+import { GuestRam } from "../seams/guest_ram.js";
 import { loadKernel, loadFirmware, BootImageError } from "./loader.js";
 
 function fakeImage(size: number, imageSize: number): Uint8Array {

@@ -2,7 +2,7 @@
 // frozen while the VM is paused so the guest never sees time jump on resume.
 
 import { performance } from "node:perf_hooks";
-import type { TimeSource } from "../devices/irq.js";
+import type { TimeSource } from "../seams/time.js";
 import { TIMEBASE_HZ } from "../machine/layout.js";
 
 const TICKS_PER_MS = TIMEBASE_HZ / 1000;

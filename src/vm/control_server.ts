@@ -317,7 +317,13 @@ class ControlConnection {
     }
   }
 
+  /** Sends what is queued, then closes. */
+  end(): void {
+    this.closeGracefully();
+  }
+
   private closeGracefully(): void {
+    if (this.closing) return;
     this.closing = true;
     this.releaseSubscriptions();
     this.socket.end();
@@ -433,7 +439,9 @@ export class ControlServer {
     this.accepting = false;
     const server = this.server;
     this.server = null;
-    for (const c of [...this.connections]) c.destroy();
+    // Ended, not destroyed: the reply to `quit` and the SHUTDOWN event still reach the clients
+    // (each connection is destroyed after CLOSE_GRACE_MS if its peer does not read).
+    for (const c of [...this.connections]) c.end();
     if (server === null) return;
     await new Promise<void>((resolve) => server.close(() => resolve()));
     const ino = this.socketIno;

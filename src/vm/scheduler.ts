@@ -1,9 +1,11 @@
-// Time-slices the VM's harts on this thread. Runs slices of guest code between turns of the
-// Node event loop (so device I/O and the control socket stay live), and sleeps on a host
-// timer when every hart waits in WFI, so an idle guest costs no host CPU.
+// Time-slices the VM's harts on this thread: the vCPU loop. Runs each hart until it exits
+// (cpu/exit.ts), hands MMIO and SBI exits to the VMM, and runs slices of guest code between
+// turns of the Node event loop (so device I/O and the control socket stay live); sleeps on a
+// host timer when every hart waits in WFI, so an idle guest costs no host CPU.
 
 import { performance } from "node:perf_hooks";
 import type { Hart } from "../cpu/hart.js";
+import { EXIT_MMIO, EXIT_SBI } from "../cpu/exit.js";
 import type { Clint } from "../devices/clint.js";
 import type { VirtualClock } from "./clock.js";
 
@@ -17,6 +19,8 @@ const SLICE_MS = 10;
 export interface SchedulerHooks {
   /** Called after each batch of execution (flush device output, etc.). */
   afterSlice: () => void;
+  /** Completes a hart's MMIO or SBI exit (device access, firmware call) before it runs again. */
+  onExit: (hart: Hart) => void;
   /** True while the VM should keep running. */
   isRunning: () => boolean;
   /** Something threw out of guest execution (a VMM bug): the VM must stop, the process must not. */
@@ -92,7 +96,7 @@ export class Scheduler {
         if (h.stopped) continue;
         if (h.stimecmp <= now) h.setInterruptPending(MIP_STIP, true);
         if (h.waiting) continue;
-        this.instructions += h.run(this.quantum);
+        this.runHart(h);
         ran = true;
         if (!this.hooks.isRunning()) break;
       }
@@ -106,6 +110,21 @@ export class Scheduler {
       return;
     }
     this.sleepUntilNextTimer();
+  }
+
+  /** Runs one hart for a quantum, completing its MMIO and SBI exits as they come. */
+  private runHart(h: Hart): void {
+    let budget = this.quantum;
+    while (budget > 0) {
+      const n = h.run(budget);
+      this.instructions += n;
+      const reason = h.exit.reason;
+      if (reason !== EXIT_MMIO && reason !== EXIT_SBI) return;
+      this.hooks.onExit(h);
+      if (reason === EXIT_SBI) this.instructions++; // the ecall retires when the SBI call completes
+      if (!this.hooks.isRunning()) return;
+      budget -= n + 1;
+    }
   }
 
   private anyRunnable(): boolean {

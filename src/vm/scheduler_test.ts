@@ -13,6 +13,7 @@ function kickingHart(kick: () => void): Hart {
     stopped: false,
     waiting: false,
     stimecmp: Infinity,
+    exit: { reason: 0 },
     setInterruptPending() {},
     run(budget: number) {
       kick();
@@ -29,6 +30,7 @@ test("interrupts raised during a slice never start a second event-loop chain", a
   const clint = { update() {}, nextDeadline: () => Infinity } as unknown as Clint;
   scheduler = new Scheduler([hart], clint, new VirtualClock(), {
     afterSlice: () => slices++,
+    onExit: () => {},
     isRunning: () => running,
     onCrash: (e) => assert.fail(String(e)),
   });
@@ -44,10 +46,11 @@ test("interrupts raised during a slice never start a second event-loop chain", a
 test("a kick while sleeping on the timer wakes exactly one chain", async () => {
   let slices = 0;
   let running = true;
-  const hart = { stopped: false, waiting: true, stimecmp: Infinity, setInterruptPending() {}, run: () => 0 } as unknown as Hart;
+  const hart = { stopped: false, waiting: true, stimecmp: Infinity, exit: { reason: 0 }, setInterruptPending() {}, run: () => 0 } as unknown as Hart;
   const clint = { update() {}, nextDeadline: () => Infinity } as unknown as Clint;
   const scheduler = new Scheduler([hart], clint, new VirtualClock(), {
     afterSlice: () => slices++,
+    onExit: () => {},
     isRunning: () => running,
     onCrash: (e) => assert.fail(String(e)),
   });

@@ -15,6 +15,7 @@ import { RateLimitedBackend } from "../storage/ratelimit/rate_limited_backend.js
 import type { BlockBackend } from "../storage/block_backend.js";
 import { VirtualClock } from "./clock.js";
 import { Scheduler } from "./scheduler.js";
+import { dispatchExit, type ExitServices } from "../machine/exit_dispatch.js";
 import { commandArgument } from "./guest_protocol.js";
 import { GUEST_COMMAND_LINE_MAX, INIT_STARTED_LINE, parseExitLine, POWERDOWN_REQUEST } from "../image/init_script.js";
 import { ConfigError } from "./config.js";
@@ -52,6 +53,7 @@ export class Vm implements VmController {
   readonly board: Board;
   private readonly clock = new VirtualClock();
   private readonly scheduler: Scheduler;
+  private readonly exitServices: ExitServices;
   private readonly disks: BlockBackend[];
   private readonly consoles: VirtioConsole[];
   private state: VmRunState = "starting";
@@ -60,8 +62,9 @@ export class Vm implements VmController {
   private readonly startedAt = performance.now();
   private serialPending: number[] = [];
   private serialTail = "";
-  private statusLine = "";
-  private statusLineOverlong = false;
+  /** The status console's current line; length -1 while skipping the rest of an overlong line. */
+  private readonly statusLine = new Uint8Array(STATUS_LINE_MAX);
+  private statusLineLength = 0;
   private commandStatus: number | null = null;
   private readonly consoleListeners = new Set<(d: Uint8Array) => void>();
   private readonly eventListeners = new Set<(e: VmEvent) => void>();
@@ -115,7 +118,9 @@ export class Vm implements VmController {
       onInterrupt: () => this.scheduler?.kick(),
       log: this.guestLog,
     });
+    this.exitServices = { bus: this.board.bus };
     this.scheduler = new Scheduler(this.board.harts, this.board.clint, this.clock, {
+      onExit: (hart) => dispatchExit(hart, this.exitServices),
       afterSlice: () => {
         this.feedConsoleInput();
         this.flushSerial();
@@ -146,7 +151,8 @@ export class Vm implements VmController {
         onSystemReset: (kind, code) =>
           kind === "shutdown" ? this.finish(code, "poweroff") : this.finish(this.panicked() ? 1 : 0, this.panicked() ? "guest-panic" : "reset"),
       });
-      for (const h of this.board.harts) h.ecallHandler = (hart) => sbi.handle(hart);
+      this.exitServices.sbi = sbi;
+      for (const h of this.board.harts) h.sbiExits = true;
     }
     boot(this.board, { kernel: read(c.kernel), initrd: read(c.initrd), firmware, bootargs: kernelCommandLine(c) });
     // Opened only once the payloads loaded, so bad input leaves no file behind; opened here, not
@@ -277,26 +283,20 @@ export class Vm implements VmController {
 
   /** Parses the status console a line at a time, keeping at most one short line (the guest may flood it). */
   private onStatusOutput(d: Uint8Array): void {
-    if (this.commandStatus !== null) return;
-    let start = 0;
-    for (let nl = d.indexOf(10); nl >= 0 && this.commandStatus === null; nl = d.indexOf(10, start)) {
-      this.appendStatus(d.subarray(start, nl));
-      if (!this.statusLineOverlong) this.commandStatus = parseExitLine(`${this.statusLine}\n`);
-      this.statusLine = "";
-      this.statusLineOverlong = false;
-      start = nl + 1;
+    const line = this.statusLine;
+    let len = this.statusLineLength;
+    for (let i = 0; i < d.length && this.commandStatus === null; i++) {
+      const b = d[i]!;
+      if (b === 10) {
+        // Only lines that start like "exit N" are worth decoding.
+        if (len > 0 && line[0] === 0x65) this.commandStatus = parseExitLine(`${Buffer.from(line.subarray(0, len)).toString("latin1")}\n`);
+        len = 0;
+      } else if (len >= 0) {
+        if (len === STATUS_LINE_MAX) len = -1;
+        else line[len++] = b;
+      }
     }
-    if (this.commandStatus === null) this.appendStatus(d.subarray(start));
-  }
-
-  private appendStatus(bytes: Uint8Array): void {
-    if (this.statusLineOverlong) return;
-    if (this.statusLine.length + bytes.length > STATUS_LINE_MAX) {
-      this.statusLineOverlong = true;
-      this.statusLine = "";
-      return;
-    }
-    this.statusLine += Buffer.from(bytes).toString("latin1");
+    this.statusLineLength = len;
   }
 
   private panicked(): boolean {

@@ -17,7 +17,7 @@
 // Errors: a device throws nothing out of notify(); for a driver that breaks the rules it calls
 // ctx.fail(sentence). Anything that escapes anyway is caught by the transport and treated as fail().
 
-import type { GuestRam } from "../../machine/memory.js";
+import type { GuestRam } from "../../seams/guest_ram.js";
 import type { Virtqueue } from "./virtqueue.js";
 
 export interface VirtioDeviceContext {

@@ -2,9 +2,9 @@
 // Only modern (virtio 1.x) drivers are accepted: VIRTIO_F_VERSION_1 must be negotiated.
 // VendorID is 0x554d4551 ("QEMU"), as QEMU's virtio-mmio reports, so guests treat it the same way.
 
-import type { MmioDevice } from "../../machine/bus.js";
-import type { GuestRam } from "../../machine/memory.js";
-import type { IrqLine } from "../irq.js";
+import type { MmioDevice } from "../../seams/mmio.js";
+import type { GuestRam } from "../../seams/guest_ram.js";
+import type { IrqLine } from "../../seams/interrupts.js";
 import {
   F_EVENT_IDX,
   F_INDIRECT_DESC,

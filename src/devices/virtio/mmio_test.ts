@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { GuestRam } from "../../machine/memory.js";
+import { GuestRam } from "../../seams/guest_ram.js";
 import {
   DESC_F_INDIRECT,
   DESC_F_NEXT,

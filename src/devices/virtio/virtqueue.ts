@@ -2,7 +2,7 @@
 // Everything read from the rings is untrusted: every index and address is checked, and any
 // violation is thrown as a VirtqueueError, which the transport turns into DEVICE_NEEDS_RESET.
 
-import type { GuestRam } from "../../machine/memory.js";
+import type { GuestRam } from "../../seams/guest_ram.js";
 import {
   AVAIL_F_NO_INTERRUPT,
   DESC_F_INDIRECT,

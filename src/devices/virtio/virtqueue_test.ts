@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { GuestRam } from "../../machine/memory.js";
+import { GuestRam } from "../../seams/guest_ram.js";
 import { DESC_F_NEXT, DESC_F_WRITE } from "./constants.js";
 import { gather, scatter, splitSegments } from "./descriptor_chain.js";
 import { Virtqueue, VirtqueueError } from "./virtqueue.js";

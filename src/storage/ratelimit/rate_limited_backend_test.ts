@@ -1,6 +1,5 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { setTimeout as sleep } from "node:timers/promises";
 import { BlockRequestError, emptyBlockStats, type BlockBackend, type BlockStats } from "../block_backend.js";
 import { RateLimitedBackend, type RateLimitTime } from "./rate_limited_backend.js";
 
@@ -156,43 +155,6 @@ test("close fails waiting requests and stops the timer", async () => {
   await assert.rejects(waiting, BlockRequestError);
   assert.equal(time.pendingTimers, 0);
   await assert.rejects(disk.read(0, new Uint8Array(512)), BlockRequestError);
-});
-
-test("in real time a limited disk keeps to its rate while an unlimited one beside it does not wait", async () => {
-  const bytesPerSecond = 4 << 20;
-  const bucket = 256 * 1024;
-  const limited = new RateLimitedBackend(new MemoryBackend(1 << 20), { bandwidth: { size: bucket, refillTimeMs: (bucket / bytesPerSecond) * 1000 } });
-  const unlimited = new RateLimitedBackend(new MemoryBackend(1 << 20), {});
-  const request = 16 * 1024;
-  const start = performance.now();
-  const deadline = start + 1500;
-  let limitedBytes = 0;
-  let lastDone = start;
-  const limitedWorker = async (): Promise<void> => {
-    const buf = new Uint8Array(request);
-    while (performance.now() < deadline) {
-      await limited.read(0, buf);
-      limitedBytes += request;
-      lastDone = performance.now();
-    }
-  };
-  let unlimitedBytes = 0;
-  const unlimitedWorker = async (): Promise<void> => {
-    const buf = new Uint8Array(request);
-    while (performance.now() < deadline) {
-      for (let i = 0; i < 16; i++) await unlimited.read(0, buf);
-      unlimitedBytes += 16 * request;
-      await sleep(1);
-    }
-  };
-  await Promise.all([limitedWorker(), limitedWorker(), limitedWorker(), limitedWorker(), unlimitedWorker()]);
-  const seconds = (lastDone - start) / 1000;
-  // The bucket starts full, so the first `bucket` bytes are free; the rest must match the configured rate.
-  const rate = (limitedBytes - bucket) / seconds;
-  assert.ok(Math.abs(rate - bytesPerSecond) / bytesPerSecond < 0.04, `limited rate ${(rate / 2 ** 20).toFixed(3)} MiB/s, configured 4 MiB/s`);
-  assert.ok(unlimitedBytes > 10 * limitedBytes, `unlimited read ${unlimitedBytes} bytes, limited ${limitedBytes}`);
-  assert.equal(unlimited.throttleStats().throttledRequests, 0);
-  await Promise.all([limited.close(), unlimited.close()]);
 });
 
 test("aborted requests leave the queue at once, so a flush behind them does not wait for their tokens", async () => {

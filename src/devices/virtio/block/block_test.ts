@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { GuestRam } from "../../../machine/memory.js";
+import { GuestRam } from "../../../seams/guest_ram.js";
 import { BlockRequestError, emptyBlockStats, type BlockBackend, type BlockStats } from "../../../storage/block_backend.js";
 import { F_VERSION_1, STATUS_DEVICE_NEEDS_RESET } from "../constants.js";
 import { REG_CONFIG, VirtioMmio } from "../mmio.js";

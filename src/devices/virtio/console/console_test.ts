@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { GuestRam } from "../../../machine/memory.js";
+import { GuestRam } from "../../../seams/guest_ram.js";
 import { INT_USED_BUFFER, STATUS_DEVICE_NEEDS_RESET } from "../constants.js";
 import { VirtioMmio } from "../mmio.js";
 import { FakeDriver, TestIrq } from "../testing/fake_driver.js";

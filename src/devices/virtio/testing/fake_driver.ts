@@ -1,8 +1,8 @@
 // Test helper: a guest driver that programs a virtio-mmio transport through its registers exactly
 // as Linux's virtio_mmio.c does, and builds split virtqueues by hand in guest RAM.
 
-import type { GuestRam } from "../../../machine/memory.js";
-import type { IrqLine } from "../../irq.js";
+import type { GuestRam } from "../../../seams/guest_ram.js";
+import type { IrqLine } from "../../../seams/interrupts.js";
 import {
   DESC_F_INDIRECT,
   DESC_F_NEXT,

@@ -10,9 +10,3 @@ export interface InterruptTarget {
   /** bit is the mip bit number: 1 SSIP, 3 MSIP, 5 STIP, 7 MTIP, 9 SEIP, 11 MEIP. */
   setInterruptPending(bit: number, level: boolean): void;
 }
-
-/** Machine-wide time base (the CLINT's mtime, the `time` CSR), in ticks of `frequency` Hz. */
-export interface TimeSource {
-  readonly frequency: number;
-  now(): number;
-}
