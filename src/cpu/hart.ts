@@ -15,6 +15,7 @@ import * as CSR from "./csr.js";
 import * as MMU from "./mmu.js";
 import * as RVC from "./rvc.js";
 import * as I64 from "./int64.js";
+import * as AT from "./atomics.js";
 
 // Module-local copies of imported bindings: ESM loaders may turn each cross-module read into a
 // getter call, which showed up at several percent in profiles of the interpreter loop.
@@ -24,6 +25,7 @@ const { C64_COUNT, C64_MCAUSE, C64_MEPC, C64_MTVAL, C64_MTVEC, C64_SATP, C64_SCA
 const { ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, WALK_ACCESS_FAULT, WALK_LEAF, walk } = MMU;
 const { RVC_TABLE } = RVC;
 const { R, divrem64, mulh64, mulhsu64, mulhu64, mulhu32 } = I64;
+const { amo32, amo64, loadReserved64, oldWords, storeConditional32, storeConditional64 } = AT;
 const { CSR_SSTATUS, CSR_SIE, CSR_SIP, CSR_SATP, CSR_MSTATUS, CSR_MIE, CSR_MIP, CSR_MIDELEG } = KC;
 const {
   CAUSE_BREAKPOINT, CAUSE_FETCH_ACCESS, CAUSE_FETCH_PAGE_FAULT, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_LOAD_ACCESS, CAUSE_LOAD_PAGE_FAULT,
@@ -237,6 +239,7 @@ export class Hart implements InterruptTarget {
   private readonly u8: Uint8Array;
   private readonly u16: Uint16Array;
   private readonly i32: Int32Array;
+  private readonly i64: BigInt64Array;
 
   constructor(opts: HartOptions) {
     this.hartId = opts.hartId;
@@ -246,6 +249,7 @@ export class Hart implements InterruptTarget {
     this.u8 = opts.ram.u8;
     this.u16 = opts.ram.u16;
     this.i32 = opts.ram.i32;
+    this.i64 = opts.ram.i64;
     if (opts.ram.base % 4096 !== 0) throw new RangeError(`Guest RAM base 0x${opts.ram.base.toString(16)} must be 4 KiB aligned`);
     this.fp = { f: this.f, x: this.x, frm: 0, fflags: 0 };
     this.mstatus = 0;
@@ -928,71 +932,36 @@ export class Hart implements InterruptTarget {
     }
     const off = this.atomicOffset(lo, hi, size, isLr);
     if (off < 0) return false;
-    const w = off >>> 2;
-    const m = this.i32;
-    const ol = m[w];
-    const oh = size === 8 ? m[w + 1] : ol >> 31;
-    let rl = ol, rh = oh;
-    if (isLr) {
+    this.atomicAt(off, f5, size === 8, bl, bh);
+    if (rd !== 0) { x[2 * rd] = oldWords[0]!; x[2 * rd + 1] = oldWords[1]!; }
+    return true;
+  }
+
+  /**
+   * The A extension at RAM byte offset `off` (aligned), for both interpreter loops: LR, SC or an
+   * AMO, atomic across threads (atomics.ts). rd's new value lands in oldWords.
+   */
+  private atomicAt(off: number, f5: number, wide: boolean, bl: number, bh: number): void {
+    if (f5 === 0x02) { // LR
+      if (wide) loadReserved64(this.i64, off >>> 3);
+      else { oldWords[0] = Atomics.load(this.i32, off >>> 2); oldWords[1] = oldWords[0] >> 31; }
       this.resValid = true;
       this.resAddr = off;
-      this.resLo = ol;
-      this.resHi = oh;
-      this.resSize = size;
-    } else if (f5 === 0x03) {
-      const ok = this.resValid && this.resAddr === off && this.resSize === size && m[w] === this.resLo &&
-        (size === 4 || m[w + 1] === this.resHi);
-      if (ok) {
-        m[w] = bl;
-        if (size === 8) m[w + 1] = bh;
-      }
-      rl = ok ? 0 : 1;
-      rh = 0;
+      this.resLo = oldWords[0]!;
+      this.resHi = oldWords[1]!;
+      this.resSize = wide ? 8 : 4;
+    } else if (f5 === 0x03) { // SC: a CAS against what LR read, so another hart's store in between fails it
+      const ok = this.resValid && this.resAddr === off && this.resSize === (wide ? 8 : 4) &&
+        (wide ? storeConditional64(this.i64, off >>> 3, this.resLo, this.resHi, bl, bh) : storeConditional32(this.i32, off >>> 2, this.resLo, bl));
       this.resValid = false;
+      oldWords[0] = ok ? 0 : 1;
+      oldWords[1] = 0;
+    } else if (wide) {
+      amo64(this.i64, off >>> 3, f5, bl, bh);
     } else {
-      let nl: number, nh: number;
-      if (size === 4) {
-        const a = ol, b = bl;
-        switch (f5) {
-          case 0x01: nl = b; break;
-          case 0x00: nl = (a + b) | 0; break;
-          case 0x04: nl = a ^ b; break;
-          case 0x0c: nl = a & b; break;
-          case 0x08: nl = a | b; break;
-          case 0x10: nl = a < b ? a : b; break;
-          case 0x14: nl = a > b ? a : b; break;
-          case 0x18: nl = (a >>> 0) < (b >>> 0) ? a : b; break;
-          default: nl = (a >>> 0) > (b >>> 0) ? a : b; break;
-        }
-        m[w] = nl;
-      } else {
-        switch (f5) {
-          case 0x01: nl = bl; nh = bh; break;
-          case 0x00: {
-            nl = (ol + bl) | 0;
-            nh = (oh + bh + ((nl >>> 0) < (ol >>> 0) ? 1 : 0)) | 0;
-            break;
-          }
-          case 0x04: nl = ol ^ bl; nh = oh ^ bh; break;
-          case 0x0c: nl = ol & bl; nh = oh & bh; break;
-          case 0x08: nl = ol | bl; nh = oh | bh; break;
-          default: {
-            const signed = f5 === 0x10 || f5 === 0x14;
-            const less = signed
-              ? oh < bh || (oh === bh && (ol >>> 0) < (bl >>> 0))
-              : (oh >>> 0) < (bh >>> 0) || (oh === bh && (ol >>> 0) < (bl >>> 0));
-            const takeOld = f5 === 0x10 || f5 === 0x18 ? less : !less;
-            nl = takeOld ? ol : bl;
-            nh = takeOld ? oh : bh;
-            break;
-          }
-        }
-        m[w] = nl;
-        m[w + 1] = nh;
-      }
+      oldWords[0] = amo32(this.i32, off >>> 2, f5, bl);
+      oldWords[1] = oldWords[0] >> 31;
     }
-    if (rd !== 0) { x[2 * rd] = rl; x[2 * rd + 1] = rh; }
-    return true;
   }
 
   /** FP loads/stores (flw/fld/fsw/fsd): raw bits, flw NaN-boxed. False after raising a fault. */
@@ -1481,41 +1450,9 @@ export class Hart implements InterruptTarget {
             if (wTagLo[idx] !== (lo & -4096) || wTagHi[idx] !== hi) break loop;
             off = wOff[idx] + (lo & 0xfff);
           }
-          const w = off >>> 2;
-          const ol = i32[w];
-          const oh = wide ? i32[w + 1] : ol >> 31;
-          const bl = x[2 * rs2], bh = x[2 * rs2 + 1];
-          let rl = ol, rh = oh;
-          switch (f5) {
-            case 0x02: // LR
-              this.resValid = true;
-              this.resAddr = off;
-              this.resLo = ol;
-              this.resHi = oh;
-              this.resSize = wide ? 8 : 4;
-              break;
-            case 0x03: { // SC: also compares the value, so another hart's store between slices fails it
-              const ok = this.resValid && this.resAddr === off && this.resSize === (wide ? 8 : 4) && ol === this.resLo &&
-                (!wide || oh === this.resHi);
-              if (ok) { i32[w] = bl; if (wide) i32[w + 1] = bh; }
-              rl = ok ? 0 : 1;
-              rh = 0;
-              this.resValid = false;
-              break;
-            }
-            case 0x01: i32[w] = bl; if (wide) i32[w + 1] = bh; break;
-            case 0x00: {
-              const nl = (ol + bl) | 0;
-              i32[w] = nl;
-              if (wide) i32[w + 1] = (oh + bh + ((nl >>> 0) < (ol >>> 0) ? 1 : 0)) | 0;
-              break;
-            }
-            case 0x04: i32[w] = ol ^ bl; if (wide) i32[w + 1] = oh ^ bh; break;
-            case 0x08: i32[w] = ol | bl; if (wide) i32[w + 1] = oh | bh; break;
-            case 0x0c: i32[w] = ol & bl; if (wide) i32[w + 1] = oh & bh; break;
-            default: break loop;
-          }
-          if (rd !== 0) { x[2 * rd] = rl; x[2 * rd + 1] = rh; }
+          if (f5 > 0x0c || (f5 > 0x04 && (f5 & 3) !== 0)) break loop; // min/max and invalid encodings: execSlow
+          this.atomicAt(off, f5, wide, x[2 * rs2], x[2 * rs2 + 1]);
+          if (rd !== 0) { x[2 * rd] = oldWords[0]!; x[2 * rd + 1] = oldWords[1]!; }
           break;
         }
         default:

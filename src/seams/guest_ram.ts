@@ -25,9 +25,12 @@ export class GuestRam {
   readonly u16: Uint16Array;
   readonly u32: Uint32Array;
   readonly i32: Int32Array;
+  /** For 64-bit atomics (AMO*.D, LR/SC.D). */
+  readonly i64: BigInt64Array;
   readonly view: DataView;
 
-  constructor(base: number, size: number) {
+  /** With `memory`, views RAM another thread created (a vCPU worker); otherwise creates it. */
+  constructor(base: number, size: number, memory?: WebAssembly.Memory) {
     if (size <= 0 || size % 4096 !== 0) throw new RangeError(`Guest RAM size ${size} must be a positive multiple of 4 KiB`);
     this.base = base;
     this.size = size;
@@ -35,12 +38,14 @@ export class GuestRam {
     // Reserved, not committed: the OS zero-fills pages on first touch, so untouched guest memory
     // costs no host memory. A fixed size (maximum = initial): the buffer never moves.
     const pages = Math.ceil(size / WASM_PAGE);
-    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    this.memory = memory ?? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    if (this.memory.buffer.byteLength < size) throw new RangeError(`Guest RAM of ${size} bytes does not fit the ${this.memory.buffer.byteLength}-byte memory given`);
     this.buffer = this.memory.buffer as unknown as SharedArrayBuffer;
     this.u8 = new Uint8Array(this.buffer);
     this.u16 = new Uint16Array(this.buffer);
     this.u32 = new Uint32Array(this.buffer);
     this.i32 = new Int32Array(this.buffer);
+    this.i64 = new BigInt64Array(this.buffer);
     this.view = new DataView(this.buffer);
   }
 
