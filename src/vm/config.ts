@@ -2,7 +2,8 @@
 // names what is wrong and how to fix it; the CLI prints it and exits with status 2.
 
 import { accessSync, constants, statSync } from "node:fs";
-import { MAX_CPUS, MAX_MEMORY, MIN_MEMORY } from "../machine/layout.js";
+import { MAX_CPUS, MAX_MEMORY, MIN_MEMORY, VIRTIO_SLOTS } from "../machine/layout.js";
+import { FIXED_VIRTIO_DEVICES, FREE_VIRTIO_SLOTS, virtioSlotPlan } from "./virtio_slots.js";
 import { formatSize, parseSize } from "../storage/sizes.js";
 import type { RateLimitConfig } from "../storage/ratelimit/rate_limited_backend.js";
 
@@ -86,5 +87,7 @@ export function validateConfig(c: VmConfig): void {
   if (c.initrd) checkFile("initrd", c.initrd);
   if (c.firmware) checkFile("firmware", c.firmware);
   for (const d of c.disks) checkFile("disk", d.path, !d.readOnly);
-  if (c.disks.length > 4) throw new ConfigError(`Cannot attach ${c.disks.length} disks: this board has room for 4.`);
+  if (virtioSlotPlan(c).length > VIRTIO_SLOTS) {
+    throw new ConfigError(`Cannot attach ${c.disks.length} disks: this board has room for ${FREE_VIRTIO_SLOTS} (${VIRTIO_SLOTS} virtio slots, ${FIXED_VIRTIO_DEVICES.length} taken by the entropy source and the consoles).`);
+  }
 }

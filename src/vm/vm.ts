@@ -16,6 +16,7 @@ import type { BlockBackend } from "../storage/block_backend.js";
 import { VirtualClock } from "./clock.js";
 import { Scheduler } from "./scheduler.js";
 import { dispatchExit, type ExitServices } from "../machine/exit_dispatch.js";
+import { virtioSlotPlan } from "./virtio_slots.js";
 import { commandArgument } from "./guest_protocol.js";
 import { GUEST_COMMAND_LINE_MAX, INIT_STARTED_LINE, parseExitLine, POWERDOWN_REQUEST } from "../image/init_script.js";
 import { ConfigError } from "./config.js";
@@ -101,12 +102,24 @@ export class Vm implements VmController {
     const log = o.log ?? (() => {});
     this.log = log;
     this.guestLog = limitedLog(log);
-    this.consoles = [
-      new VirtioConsole({ onOutput: (d) => o.onStdout?.(d) }),
-      new VirtioConsole({ onOutput: (d) => o.onStderr?.(d) }),
-      new VirtioConsole({ onOutput: (d) => this.onStatusOutput(d) }),
-    ];
-    const virtio: VirtioDevice[] = [...disks.map((backend) => new VirtioBlk({ backend })), new VirtioRng(), ...this.consoles];
+    const stdout = new VirtioConsole({ onOutput: (d) => o.onStdout?.(d) });
+    const stderr = new VirtioConsole({ onOutput: (d) => o.onStderr?.(d) });
+    const status = new VirtioConsole({ onOutput: (d) => this.onStatusOutput(d) });
+    this.consoles = [stdout, stderr, status];
+    let disk = 0;
+    const virtio: VirtioDevice[] = virtioSlotPlan(o.config).map((kind): VirtioDevice => {
+      switch (kind) {
+        case "disk": return new VirtioBlk({ backend: disks[disk++]! });
+        case "rng": return new VirtioRng();
+        case "console-stdout": return stdout;
+        case "console-stderr": return stderr;
+        case "console-status": return status;
+        default: {
+          const never: never = kind;
+          throw new Error(`no device for virtio slot kind ${String(never)}`);
+        }
+      }
+    });
     this.board = new Board({
       memoryBytes: o.config.memoryBytes,
       cpus: o.config.cpus,
@@ -127,7 +140,8 @@ export class Vm implements VmController {
       },
       isRunning: () => this.state === "running",
       onCrash: (e) => {
-        log(`the VM stopped because of an internal error (a nodevisor bug; please report it): ${(e as Error)?.stack ?? String(e)}`);
+        const pcs = this.board.harts.map((h) => `hart ${h.hartId} at pc 0x${h.getPc().toString(16)}`).join(", ");
+        log(`the VM stopped because of an internal error (a nodevisor bug; please report it; ${pcs}): ${(e as Error)?.stack ?? String(e)}`);
         this.finish(70, "crashed", "crashed");
       },
     });
