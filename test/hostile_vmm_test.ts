@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { CLI, ROOT } from "./helpers.js";
 import { ControlClient } from "../src/vm/control_client.js";
-import { blockResetStorm, consoleFlood, interruptStorm, logFlood } from "./testing/hostile_guests.js";
+import { blockResetStorm, consoleFlood, interruptStorm, logFlood, spinForever } from "./testing/hostile_guests.js";
+import type { VmStats, VmStatus } from "../src/vm/controller.js";
 
 interface Vmm {
   child: ChildProcess;
@@ -141,6 +142,32 @@ test("SIGTERM and SIGINT end a VM under an interrupt storm within a few seconds"
     } finally {
       vmm.cleanup();
     }
+  }
+});
+
+test("4 vCPUs spinning with interrupts off: paused (nothing retires), resumed, counted and quit", async () => {
+  const vmm = startVmm(spinForever(), ["--cpus", "4"]);
+  try {
+    const client = await connect(vmm);
+    const retired = async (): Promise<number> => (await client.execute<VmStats>("query-stats")).instructionsRetired;
+    const first = await retired();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok((await retired()) > first, "the harts run");
+    await client.execute("pause");
+    assert.equal((await client.execute<VmStatus>("query-status")).state, "paused");
+    const paused = await retired();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await retired(), paused, "no hart retires an instruction while paused");
+    await client.execute("resume");
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok((await retired()) > paused, "the harts run again");
+    await client.execute("quit").catch((e: Error) => {
+      if (e.name !== "ControlConnectionError") throw e;
+    });
+    assert.equal((await vmm.exited).code, 0, vmm.stderrText());
+    client.close();
+  } finally {
+    vmm.cleanup();
   }
 });
 

@@ -108,6 +108,14 @@ export function interruptStorm(): Uint8Array {
   return a.bytesOut();
 }
 
+/** Every hart spins with interrupts off (M-mode, mie = 0), for ever: nothing but the VMM can stop it. */
+export function spinForever(): Uint8Array {
+  const a = new Asm(RAM);
+  a.csrrw(0, 0x304, 0); // mie = 0
+  a.label("spin").addi(T0, T0, 1).jal(0, "spin");
+  return a.bytesOut();
+}
+
 /** Log flood: one-byte writes to virtio registers, which the transport ignores (and logs), for ever. */
 export function logFlood(slot: number): Uint8Array {
   const a = new Asm(RAM);
