@@ -183,6 +183,8 @@ export class Hart implements InterruptTarget {
   stopped = false;
   /** With true (the built-in SBI), an S-mode ecall ends run() with an SBI exit instead of trapping. */
   sbiExits = false;
+  /** Test-only: skip execFast so every instruction goes through execSlow (hart_equivalence_test compares the two). */
+  slowPathOnly = false;
   /** An exit (MMIO, SBI) was requested by the instruction at pc; it has not retired. */
   private exitPending = 0;
   /** Virtual address of the MMIO access waiting for the VMM (for the access-fault tval). */
@@ -1088,7 +1090,7 @@ export class Hart implements InterruptTarget {
   private execSlice(limit: number): number {
     let n = 0;
     while (n < limit) {
-      n += this.execFast(limit - n);
+      if (!this.slowPathOnly) n += this.execFast(limit - n);
       if (n >= limit) break;
       this.sliceExit = false;
       const k = this.execSlow(1);
