@@ -103,6 +103,13 @@ async function statusLatencies(client: ControlClient, ms: number): Promise<numbe
 
 const median = (xs: number[]): number => xs[Math.floor(xs.length / 2)]!;
 
+/** Sends quit. As with QMP's quit, the connection may close before the reply arrives: the promise checked is the exit. */
+async function quit(client: ControlClient): Promise<void> {
+  await client.execute("quit").catch((e: Error) => {
+    if (e.name !== "ControlConnectionError") throw e;
+  });
+}
+
 test("an interrupt storm on the UART: the control socket answers within 100 ms and quit stops the VM within 1 s", async () => {
   const vmm = startVmm(interruptStorm());
   try {
@@ -115,10 +122,7 @@ test("an interrupt storm on the UART: the control socket answers within 100 ms a
     assert.ok(median(lat) < 100, `median query-status ${median(lat).toFixed(1)} ms: ${lat.map((x) => x.toFixed(0)).join(" ")}`);
     assert.ok(lat[lat.length - 1]! < 1000, `slowest query-status ${lat[lat.length - 1]!.toFixed(0)} ms`);
     const t0 = performance.now();
-    // As with QMP's quit, the connection may close before the reply arrives; the promise is the exit.
-    await client.execute("quit").catch((e: Error) => {
-      if (e.name !== "ControlConnectionError") throw e;
-    });
+    await quit(client);
     const { at, code } = await vmm.exited;
     assert.equal(code, 0, vmm.stderrText());
     assert.ok(at - t0 < 1000, `quit took ${(at - t0).toFixed(0)} ms to end the process`);
@@ -161,9 +165,7 @@ test("4 vCPUs spinning with interrupts off: paused (nothing retires), resumed, c
     await client.execute("resume");
     await new Promise((r) => setTimeout(r, 300));
     assert.ok((await retired()) > paused, "the harts run again");
-    await client.execute("quit").catch((e: Error) => {
-      if (e.name !== "ControlConnectionError") throw e;
-    });
+    await quit(client);
     assert.equal((await vmm.exited).code, 0, vmm.stderrText());
     client.close();
   } finally {
@@ -176,7 +178,7 @@ test("a flood of ignored register writes logs a bounded amount, with the count o
   try {
     const client = await connect(vmm);
     await new Promise((r) => setTimeout(r, 2500));
-    await client.execute("quit");
+    await quit(client);
     await vmm.exited;
     client.close();
     // 20 lines a second of at most ~600 bytes, plus one summary line a second.

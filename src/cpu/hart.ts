@@ -1873,6 +1873,9 @@ export class Hart implements InterruptTarget {
     this.resHi = s.reservationHi;
     this.resSize = s.reservationSize;
     this.excPending = false;
+    // A saved hart is at an instruction boundary: no exit is pending and no MMIO result waits.
+    this.exitPending = 0;
+    this.mmioReplay = false;
     this.priv = s.privilege === 0 || s.privilege === 1 ? s.privilege : PRV_M;
     this.satpChanged();
     this.updateDataPriv();

@@ -546,3 +546,16 @@ test("vectored stvec: a delegated supervisor external interrupt lands at base + 
   assert.equal(csr(m, K.CSR_SCAUSE), s64(INT | 9n));
   assert.equal(csr(m, K.CSR_SSTATUS)! & BigInt(K.MSTATUS_SPP | K.MSTATUS_SPIE | K.MSTATUS_SIE), BigInt(K.MSTATUS_SPP | K.MSTATUS_SPIE));
 });
+
+test("restore drops a pending exit and a waiting MMIO result: a saved hart is at an instruction boundary", () => {
+  const m = makeMachine(4 << 20, { exits: true });
+  m.bus.map(0x1000_0000, 0x100, { name: "probe", read: () => 7, write: () => {} });
+  const a = new Asm();
+  a.li(5, 0x1000_0000).lw(6, 5, 0);
+  load(m, a);
+  const saved = m.hart.save();
+  m.hart.run(100);
+  assert.equal(m.hart.exit.reason, EXIT_MMIO);
+  m.hart.restore(saved);
+  assert.doesNotThrow(() => m.hart.run(1), "no exit is pending after restore");
+});

@@ -392,8 +392,8 @@ export class ControlServer {
   private readonly maxPendingOutput: number;
   private readonly connections = new Set<ControlConnection>();
   private server: Server | null = null;
-  // Connections are refused until the socket is chmod 0600, so none slips in through the umask.
-  private accepting = false;
+  // False once close() began: late connections are refused.
+  private accepting = true;
   // Inode of our socket file, so close() never deletes a file some other server put there.
   private socketIno: number | null = null;
 
@@ -419,10 +419,17 @@ export class ControlServer {
     await new Promise<void>((resolve, reject) => {
       const onError = (e: Error): void => reject(new ControlServerError(`Cannot listen on "${this.path}": ${e.message}.`));
       server.once("error", onError);
-      server.listen(this.path, () => {
-        server.off("error", onError);
-        resolve();
-      });
+      // The socket is created 0600 (bind happens inside listen()), so no other user can connect
+      // in the moment before the chmod below; clients waiting for the file can connect at once.
+      const umask = process.umask(0o177);
+      try {
+        server.listen(this.path, () => {
+          server.off("error", onError);
+          resolve();
+        });
+      } finally {
+        process.umask(umask);
+      }
     });
     this.server = server;
     try {
@@ -432,7 +439,6 @@ export class ControlServer {
       await this.close();
       throw new ControlServerError(`Cannot secure the socket "${this.path}": ${(e as Error).message}.`);
     }
-    this.accepting = true;
   }
 
   async close(): Promise<void> {
