@@ -196,3 +196,46 @@ test("on TCP a bearer token is required: none or a wrong one gets 401 and nothin
   // The local socket needs no token (it is 0600).
   assert.deepEqual(await new ApiClient({ socketPath: host.paths.apiSocket }).call("GET", "/v1/vms"), { vms: [] });
 });
+
+test("disks through the API: create, clone, snapshot, info; a running VM's disk limits change in place; reboot; the event stream", async (t) => {
+  const { host, api, client } = await setup(t);
+  let r = await api.call("POST", "/v1/disks", "/v1/disks", { path: "base.qcow2", sizeBytes: 64 * 2 ** 20 });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  assert.deepEqual([r.body.format, r.body.virtualSize], ["qcow2", 64 * 2 ** 20]);
+  const base = r.body.filename as string;
+  assert.ok(base.startsWith(join(host.paths.stateDir, "disks")), "relative paths land in the daemon's disks folder");
+  r = await api.call("POST", "/v1/disks", "/v1/disks", { path: "base.qcow2", sizeBytes: 512 });
+  assert.deepEqual([r.status, r.body.code], [409, "conflict"]);
+  r = await api.call("POST", "/v1/disks/clone", "/v1/disks/clone", { source: "base.qcow2", path: "web.qcow2" });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  assert.equal(r.body.backingFile, base);
+  r = await api.call("POST", "/v1/disks/snapshot", "/v1/disks/snapshot", { path: "web.qcow2", name: "clean" });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  assert.deepEqual(r.body.snapshots.map((s: { name: string }) => s.name), ["clean"]);
+  r = await api.call("GET", "/v1/disks/info", "/v1/disks/info?path=nope.qcow2");
+  assert.equal(r.status, 404);
+  assert.deepEqual((await api.call("GET", "/v1/disks", "/v1/disks")).body.disks.map((d: { origin: string }) => d.origin), ["create", `clone of ${base}`]);
+  assert.equal((await api.call("GET", "/v1/images", "/v1/images")).status, 200);
+
+  const stream = client.websocket("/v1/events/stream");
+  t.after(() => stream.close());
+  const streamed: string[] = [];
+  stream.on("message", (d) => streamed.push(JSON.parse(String(d)).type));
+  await new Promise((res) => stream.once("open", res));
+
+  const web = join(host.paths.stateDir, "disks", "web.qcow2");
+  await api.call("POST", "/v1/vms", "/v1/vms", { name: "web", kernel: host.kernels.idle, memoryMiB: 32, disks: [{ path: web, bps: 1 << 20 }] });
+  const started = (await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/web/actions", { action: "start" })).body;
+  r = await api.call("PATCH", "/v1/vms/{name}", "/v1/vms/web", { disks: [{ path: web, bps: 4 << 20, iops: 100 }] });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual(r.body.spec.disks, [{ path: web, bps: 4 << 20, iops: 100 }]);
+  assert.equal(r.body.pid, started.pid, "no restart");
+  r = await api.call("PATCH", "/v1/vms/{name}", "/v1/vms/web", { disks: [] });
+  assert.deepEqual([r.status, r.body.message], [409, "VM web is running: its disks can change only their rate limits now; stop it to attach or detach disks."]);
+  const rebooted = (await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/web/actions", { action: "reboot" })).body;
+  assert.equal(rebooted.state, "running");
+  assert.notEqual(rebooted.pid, started.pid);
+  await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/web/actions", { action: "kill" });
+  await waitFor("the streamed events", () => streamed.includes("killed"));
+  assert.deepEqual(streamed, ["created", "started", "edited", "started", "rebooted", "killed"]);
+});

@@ -30,15 +30,14 @@ export class DisksService {
   async info(path: string): Promise<DiskInfo> {
     const p = this.resolvePath(path);
     if (!existsSync(p)) throw notFound(`Disk "${p}" does not exist.`);
-    return diskInfo(p);
+    return storageErrorsAsInvalid(() => diskInfo(p));
   }
 
   async create(o: { path: string; format: "qcow2" | "raw"; sizeBytes: number }): Promise<DiskInfo> {
     const p = this.resolvePath(o.path);
     if (existsSync(p)) throw conflict(`Disk "${p}" already exists; choose another path.`);
     if (o.sizeBytes <= 0 || o.sizeBytes % 512 !== 0) throw invalid(`The field "sizeBytes" must be a positive multiple of 512.`);
-    if (o.format === "raw") await RawFileBackend.create(p, o.sizeBytes);
-    else await createQcow2(p, { size: o.sizeBytes });
+    await storageErrorsAsInvalid(() => (o.format === "raw" ? RawFileBackend.create(p, o.sizeBytes) : createQcow2(p, { size: o.sizeBytes })));
     return this.remember(p, "create");
   }
 
@@ -48,9 +47,11 @@ export class DisksService {
     const p = this.resolvePath(o.path);
     if (!existsSync(src)) throw notFound(`Disk "${src}" does not exist.`);
     if (existsSync(p)) throw conflict(`Disk "${p}" already exists; choose another path.`);
-    const format = await probeFormat(src);
-    const info = await diskInfo(src);
-    await createQcow2(p, { size: info.virtualSize, backingFile: src, backingFormat: format });
+    await storageErrorsAsInvalid(async () => {
+      const format = await probeFormat(src);
+      const info = await diskInfo(src);
+      await createQcow2(p, { size: info.virtualSize, backingFile: src, backingFormat: format });
+    });
     return this.remember(p, `clone of ${src}`);
   }
 
@@ -58,18 +59,32 @@ export class DisksService {
     const p = this.resolvePath(o.path);
     if (!existsSync(p)) throw notFound(`Disk "${p}" does not exist.`);
     if ((await probeFormat(p)) !== "qcow2") throw invalid(`Disk "${p}" is not qcow2; only qcow2 disks hold snapshots.`);
-    const img = await Qcow2Image.open(p, { readOnly: false });
-    try {
-      await createSnapshot(img, o.name);
-    } finally {
-      await img.close();
-    }
-    return diskInfo(p);
+    return storageErrorsAsInvalid(async () => {
+      const img = await Qcow2Image.open(p, { readOnly: false, noBacking: true });
+      try {
+        await createSnapshot(img, o.name);
+      } finally {
+        await img.close();
+      }
+      return diskInfo(p);
+    });
   }
 
   private async remember(path: string, origin: string): Promise<DiskInfo> {
     const info = await diskInfo(path);
     this.store.putDisk({ path, format: info.format, virtualSize: info.virtualSize, createdAt: new Date().toISOString(), origin });
     return info;
+  }
+}
+
+const STORAGE_ERRORS = ["Qcow2Error", "DiskImageError", "BlockRequestError", "BootImageError"];
+
+/** The storage layer's errors are sentences about the disk the caller named: a 400, not a daemon bug. */
+async function storageErrorsAsInvalid<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof Error && (STORAGE_ERRORS.includes(e.name) || /^Cannot (open|read|write) disk/.test(e.message))) throw invalid(e.message);
+    throw e;
   }
 }
