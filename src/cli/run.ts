@@ -17,6 +17,7 @@ import { ensureDefaultImage } from "../image/index.js";
 import { PACKAGE_VERSION } from "./version.js";
 import { DISK_FORMATS } from "../storage/open.js";
 import { parseTerminalSpec, terminalOfStdout, writePidFile } from "./run_daemon_options.js";
+import { collectGarbageNow } from "../vm/collect_boot_garbage.js";
 
 export const RUN_HELP = `Usage: nodevisor run [options] [-- COMMAND [ARGS...]]
 
@@ -276,7 +277,16 @@ export async function runVm(config: VmConfig, opts: { pidFile?: string | null; c
     await vm.abandon();
     throw e;
   }
+  // Once the guest runs its /init (or after 20 s), the boot files are garbage: give their memory back.
+  let collected = false;
+  const collectOnce = (): void => {
+    if (!collected) collectGarbageNow();
+    collected = true;
+  };
+  const stopWatching = vm.onEvent((e) => e.event === "GUEST_INIT_STARTED" && setTimeout(collectOnce, 1000).unref());
+  setTimeout(collectOnce, 20_000).unref();
   const exit = await vm.exited;
+  stopWatching();
   detach();
   if (process.env.NODEVISOR_TIMINGS) {
     // Machine-readable timings for `npm run bench`; performance.now() counts from process start.
