@@ -235,6 +235,7 @@ export class VmProcess {
           const clean = this.shutdownReason !== null && CLEAN_REASONS.has(this.shutdownReason);
           resolve(describeExit(clean ? 0 : null, null, this.shutdownReason));
         }, 100);
+        poll.unref(); // a daemon that is shutting down does not wait for its VMs to end
       });
     });
   }
