@@ -1,4 +1,5 @@
 // CPU allocation with real VM processes: shares divide contended host CPU, a cap holds.
+// Runs alone (scripts/test.mjs): other tests on the same host would take the CPU it measures.
 // Tiny kernels that spin (`j .`) stand in for CPU hogs; the daemon is given one core for VMs,
 // so two hogs contend even on a bigger host.
 
