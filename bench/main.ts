@@ -20,3 +20,7 @@ if (want("ratelimit")) {
   const { benchRateLimit } = await import("./ratelimit.js");
   await benchRateLimit();
 }
+if (want("daemon")) {
+  const { benchDaemon } = await import("./daemon.js");
+  await benchDaemon();
+}

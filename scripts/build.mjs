@@ -8,6 +8,8 @@ await build({
   outdir: "dist",
   outbase: "src",
   bundle: true,
+  // Dynamic imports become chunks: `run` does not load the daemon's modules.
+  splitting: true,
   platform: "node",
   format: "esm",
   target: "node20",

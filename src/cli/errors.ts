@@ -17,6 +17,8 @@ export function isUserError(e: unknown): e is Error {
       "DiskImageError",
       "BlockRequestError",
       "ControlServerError",
+      "DaemonError",
+      "ApiClientError",
     ].includes(e.name)
   );
 }

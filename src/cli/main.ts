@@ -2,7 +2,7 @@
 
 import { parseRunArgs, runVm, RUN_HELP } from "./run.js";
 import { asImageError, isUserError, UsageError } from "./errors.js";
-import { runDiskCommand } from "../storage/disk_cli.js";
+import { runDiskCommand } from "./disk.js";
 import { ensureDefaultImage } from "../image/index.js";
 import { progressRenderer } from "./progress.js";
 
@@ -12,6 +12,8 @@ Commands:
   run [options] [-- CMD...]   boot a VM (interactive console, or run one command)
   image build [--rebuild]     build the default guest image from Debian packages
   disk <subcommand> ...       create, inspect, check, snapshot, convert virtual disks
+  daemon [options]            run the host daemon (REST API, inventory, supervision)
+  vm <subcommand> ...         manage VMs through the daemon (create, start, console, ...)
   help                        show this help
 
 Run \`nodevisor run --help\` for VM options.
@@ -26,7 +28,7 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(RUN_HELP);
         return 0;
       }
-      return runVm(req.config);
+      return runVm(req.config, { pidFile: req.pidFile, consoleInput: req.consoleInput });
     }
     case "image": {
       if (rest[0] !== "build") throw new UsageError("nodevisor image: the only subcommand is `build` (with optional --rebuild).");
@@ -39,6 +41,11 @@ async function main(argv: string[]): Promise<number> {
     }
     case "disk":
       return runDiskCommand(rest);
+    // Loaded on demand, so `run` (every VM process) does not load the daemon's web stack.
+    case "daemon":
+      return (await import("./daemon.js")).runDaemonCommand(rest);
+    case "vm":
+      return (await import("./vm.js")).runVmCommand(rest);
     case undefined:
     case "help":
     case "--help":

@@ -9,12 +9,15 @@ import { asImageError, UsageError } from "./errors.js";
 import { parseSize } from "../storage/sizes.js";
 import { attachTerminal } from "./terminal.js";
 import { progressRenderer } from "./progress.js";
-import { checkCpus, ConfigError, parseMemorySize, validateConfig, type DiskConfig, type VmConfig } from "../vm/config.js";
+import { checkCpuCap, checkCpus, ConfigError, parseMemorySize, validateConfig, type DiskConfig, type VmConfig } from "../vm/config.js";
 import { kernelCommandLine, Vm } from "../vm/vm.js";
 import { ControlServer } from "../vm/control_server.js";
 import { resolveImage, type GuestImage } from "../image/guest_image.js";
 import { ensureDefaultImage } from "../image/index.js";
 import { PACKAGE_VERSION } from "./version.js";
+import { DISK_FORMATS } from "../storage/open.js";
+import { parseTerminalSpec, terminalOfStdout, writePidFile } from "./run_daemon_options.js";
+import { collectGarbageNow } from "../vm/collect_boot_garbage.js";
 
 export const RUN_HELP = `Usage: nodevisor run [options] [-- COMMAND [ARGS...]]
 
@@ -29,7 +32,7 @@ Options:
       --kernel FILE        kernel Image or ELF (instead of the image's)
       --initrd FILE        initramfs (instead of the image's)
       --append "ARGS"      extra kernel command-line arguments
-      --disk FILE[,readonly][,format=raw|qcow2|vmdk|vpc][,bps=RATE][,iops=N][,burst=BYTES]
+      --disk FILE[,readonly][,format=${DISK_FORMATS.join("|")}][,bps=RATE][,iops=N][,burst=BYTES]
                            attach a disk (repeatable; /dev/vda, /dev/vdb, ...);
                            bps/iops cap its throughput per second (token buckets)
       --firmware FILE      run an M-mode firmware. With --kernel or --image it
@@ -39,6 +42,15 @@ Options:
       --console-log FILE   write everything the serial console prints to FILE
       --control-socket PATH
                            serve the JSON-lines control socket (docs/control-socket.md)
+      --cpu-cap PCT        hold each vCPU to PCT per cent of a host core (1-100)
+      --name NAME          the VM's name (in logs and the daemon's inventory)
+      --pid-file FILE      write this process's id to FILE; removed on exit
+      --console stdio|none where the serial console goes without a command:
+                           stdio (default) is this terminal; none reads no
+                           input (the control socket's console-write types)
+      --terminal TERM[,ROWSxCOLS]
+                           the console terminal's type and size told to the
+                           guest (default: this terminal's, when it is one)
   -h, --help               show this help
 `;
 
@@ -53,12 +65,20 @@ const OPTIONS = {
   firmware: { type: "string" },
   "console-log": { type: "string" },
   "control-socket": { type: "string" },
+  "cpu-cap": { type: "string" },
+  name: { type: "string" },
+  "pid-file": { type: "string" },
+  console: { type: "string" },
+  terminal: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
 export interface RunRequest {
   config: VmConfig;
   help: boolean;
+  pidFile?: string | null;
+  /** False when the serial console takes no input from stdin (--console none). */
+  consoleInput?: boolean;
 }
 
 /** Splits argv at the first `--` and parses the options; throws UsageError / ConfigError. */
@@ -90,7 +110,7 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
   const imageName = values.image as string | undefined;
   // The image provides whatever the user did not give, unless a lone --firmware asks for bare metal.
   const bareMetal = firmware !== null && firmware !== "opensbi" && kernel === null && imageName === undefined;
-  if (!bareMetal && (kernel === null || initrd === null || firmware === "opensbi")) {
+  if (!bareMetal && (kernel === null || firmware === "opensbi")) {
     const image = await findImage(imageName, opts.buildImage ?? true);
     kernel ??= image.kernel;
     if (initrd === null && kernel === image.kernel) initrd = image.initrd;
@@ -99,8 +119,16 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
       firmware = image.firmware;
     }
   }
+  const consoleMode = (values.console as string | undefined) ?? "stdio";
+  if (consoleMode !== "stdio" && consoleMode !== "none") throw new UsageError(`nodevisor run: --console must be stdio or none, not "${consoleMode}".`);
+  const cpuCap = values["cpu-cap"] === undefined ? null : Number(values["cpu-cap"]);
+  if (cpuCap !== null) checkCpuCap(cpuCap);
+  const terminalText = values.terminal as string | undefined;
+  const terminal = command !== null ? null : terminalText !== undefined ? parseTerminalSpec(terminalText) : terminalOfStdout();
   const config: VmConfig = {
-    name: "vm",
+    name: (values.name as string | undefined) ?? "vm",
+    cpuCap,
+    terminal,
     memoryBytes,
     cpus,
     kernel: kernel && resolve(kernel),
@@ -114,7 +142,8 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
   };
   validateConfig(config);
   kernelCommandLine(config); // refuses a command line the kernel would truncate
-  return { config, help: false };
+  const pidFile = values["pid-file"] === undefined ? null : resolve(values["pid-file"] as string);
+  return { config, help: false, pidFile, consoleInput: consoleMode === "stdio" };
 }
 
 /**
@@ -162,7 +191,7 @@ export function parseDiskSpec(spec: string): DiskConfig {
   for (const f of flags) {
     const [key, value] = f.split("=", 2) as [string, string | undefined];
     if (f === "readonly" || f === "ro") disk.readOnly = true;
-    else if (key === "format" && value && /^(raw|qcow2|vmdk|vpc)$/.test(value)) disk.format = value as DiskConfig["format"];
+    else if (key === "format" && value && (DISK_FORMATS as readonly string[]).includes(value)) disk.format = value as DiskConfig["format"];
     else if (key === "bps" && value !== undefined) {
       disk.limits = { ...disk.limits, bandwidth: { ...disk.limits?.bandwidth, size: amount(f, value), refillTimeMs: 1000 } };
     } else if (key === "iops" && value !== undefined) {
@@ -173,7 +202,7 @@ export function parseDiskSpec(spec: string): DiskConfig {
       disk.limits = { ...disk.limits, bandwidth: { ...bw, oneTimeBurst: amount(f, value) } };
     } else {
       throw new UsageError(
-        `nodevisor run: unknown disk flag "${f}" in --disk ${spec}. Known: readonly, format=raw|qcow2|vmdk|vpc, bps=RATE, iops=N, burst=BYTES.`,
+        `nodevisor run: unknown disk flag "${f}" in --disk ${spec}. Known: readonly, format=${DISK_FORMATS.join("|")}, bps=RATE, iops=N, burst=BYTES.`,
       );
     }
   }
@@ -200,7 +229,7 @@ async function findImage(name: string | undefined, build: boolean): Promise<Gues
 }
 
 /** Runs the VM to completion; returns the process exit status. */
-export async function runVm(config: VmConfig): Promise<number> {
+export async function runVm(config: VmConfig, opts: { pidFile?: string | null; consoleInput?: boolean } = {}): Promise<number> {
   const interactive = config.command === null;
   const vm = await Vm.create({
     config,
@@ -216,8 +245,11 @@ export async function runVm(config: VmConfig): Promise<number> {
   let detach = (): void => {};
   if (interactive) {
     vm.onConsoleOutput((d) => process.stdout.write(d));
-    detach = attachTerminal({ write: (d) => vm.consoleWrite(d), onQuit: () => vm.quit() }).detach;
+    if (opts.consoleInput !== false) {
+      detach = attachTerminal({ write: (d) => vm.consoleWrite(d), onQuit: () => vm.quit(), onResize: (rows, cols) => vm.consoleResize(rows, cols) }).detach;
+    }
   }
+  const removePidFile = opts.pidFile ? writePidFile(opts.pidFile) : (): void => {};
   // First signal: stop the VM cleanly (disks flushed). If that has not finished within
   // FORCED_EXIT_MS, or a second signal comes, exit at once: flushed guest writes are on disk already.
   let signalled = false;
@@ -240,11 +272,21 @@ export async function runVm(config: VmConfig): Promise<number> {
     vm.start();
   } catch (e) {
     detach();
+    removePidFile();
     await server?.close();
     await vm.abandon();
     throw e;
   }
+  // Once the guest runs its /init (or after 20 s), the boot files are garbage: give their memory back.
+  let collected = false;
+  const collectOnce = (): void => {
+    if (!collected) collectGarbageNow();
+    collected = true;
+  };
+  const stopWatching = vm.onEvent((e) => e.event === "GUEST_INIT_STARTED" && setTimeout(collectOnce, 1000).unref());
+  setTimeout(collectOnce, 20_000).unref();
   const exit = await vm.exited;
+  stopWatching();
   detach();
   if (process.env.NODEVISOR_TIMINGS) {
     // Machine-readable timings for `npm run bench`; performance.now() counts from process start.
@@ -254,6 +296,7 @@ export async function runVm(config: VmConfig): Promise<number> {
     );
   }
   await server?.close();
+  removePidFile();
   process.off("SIGINT", stopSignal);
   process.stdout.off("error", outputClosed);
   process.off("SIGTERM", stopSignal);

@@ -10,8 +10,16 @@ export interface ConsoleAttachment {
 export function attachTerminal(opts: {
   write: (data: Uint8Array) => void;
   onQuit: () => void;
+  /** Called with the terminal's new size (rows, columns) when the user resizes it. */
+  onResize?: (rows: number, cols: number) => void;
   input?: NodeJS.ReadStream;
+  output?: NodeJS.WriteStream;
 }): ConsoleAttachment {
+  const output = opts.output ?? process.stdout;
+  const onResize = (): void => {
+    if (output.rows && output.columns) opts.onResize?.(output.rows, output.columns);
+  };
+  if (output.isTTY) output.on("resize", onResize);
   const input = opts.input ?? process.stdin;
   const raw = input.isTTY === true;
   if (raw) input.setRawMode(true);
@@ -38,6 +46,7 @@ export function attachTerminal(opts: {
   return {
     detach(): void {
       input.off("data", onData);
+      output.off("resize", onResize);
       if (raw) input.setRawMode(false);
       input.pause();
     },

@@ -35,3 +35,15 @@ test("without a terminal, Ctrl-A is passed through as data", async () => {
   assert.deepEqual(sent, [0x01, 0x78]);
   t.detach();
 });
+
+test("a resize of the terminal reaches the guest with the new size, until detach", () => {
+  const input = fakeTty();
+  const output = Object.assign(new PassThrough(), { isTTY: true, rows: 24, columns: 80 }) as unknown as NodeJS.WriteStream;
+  const sizes: Array<[number, number]> = [];
+  const t = attachTerminal({ input, output, write: () => {}, onQuit: () => {}, onResize: (r, c) => sizes.push([r, c]) });
+  Object.assign(output, { rows: 50, columns: 132 });
+  output.emit("resize");
+  t.detach();
+  output.emit("resize");
+  assert.deepEqual(sizes, [[50, 132]]);
+});

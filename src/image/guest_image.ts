@@ -20,7 +20,7 @@ export const MANIFEST_FILE = "manifest.json";
  * so images cached by an older nodevisor are rebuilt instead of silently reused.
  * 2: modules load on demand through busybox modprobe; powerdown listener; busybox init.
  */
-export const MANIFEST_FORMAT = 2;
+export const MANIFEST_FORMAT = 4;
 
 /** What manifest.json holds; file names are relative to the image directory. */
 export interface ImageManifest {

@@ -3,6 +3,16 @@
 /** The line the host writes on the status console (hvc2) to ask the guest to shut down cleanly. */
 export const POWERDOWN_REQUEST = "powerdown";
 
+/** The line prefix on the status console that tells the guest the console terminal's new size: "resize ROWS COLS". */
+export const RESIZE_REQUEST = "resize";
+
+/** The line the interactive guest writes on the status console once it listens there (so the host can send the console size). */
+export const LISTENING_LINE = "listening";
+
+/** Kernel command line keys telling the interactive shell its terminal type and size (ROWSxCOLS). */
+export const CMDLINE_TERM_KEY = "nodevisor.term";
+export const CMDLINE_SIZE_KEY = "nodevisor.size";
+
 /** Kernel command line key carrying a base64 shell command (command mode). */
 export const CMDLINE_COMMAND_KEY = "nodevisor.cmd";
 export const CMDLINE_DEBUG_KEY = "nodevisor.debug";
@@ -27,6 +37,8 @@ HVC_EXIT=/dev/hvc2
 SERIAL=/dev/ttyS0
 debug=0
 cmd64=
+term=
+size=
 
 step() {
   [ "$debug" = 1 ] || return 0
@@ -41,6 +53,8 @@ parse_cmdline() {
     case "$arg" in
       ${CMDLINE_COMMAND_KEY}=*) cmd64=\${arg#${CMDLINE_COMMAND_KEY}=} ;;
       ${CMDLINE_DEBUG_KEY}=1) debug=1 ;;
+      ${CMDLINE_TERM_KEY}=*) term=\${arg#${CMDLINE_TERM_KEY}=} ;;
+      ${CMDLINE_SIZE_KEY}=*) size=\${arg#${CMDLINE_SIZE_KEY}=} ;;
     esac
   done
   set +f
@@ -70,6 +84,12 @@ load_modules() {
   modprobe -q -a $aliases || :
 }
 
+# Sets the serial console's window size (rows, columns); the kernel then sends SIGWINCH to its foreground programs.
+set_console_size() {
+  case "$1$2" in '' | *[!0-9]*) return 0 ;; esac
+  stty -F "$SERIAL" rows "$1" cols "$2" 2>/dev/null || :
+}
+
 # Waits for requests from the host on the status console: "${POWERDOWN_REQUEST}" runs the command in $1.
 # Runs in the background; its pid is in $listener. It only reads, so the "exit N" line written there is not disturbed.
 listen_for_host() {
@@ -78,8 +98,14 @@ listen_for_host() {
   (
     # No echo: an echoed request would land in the status console's output, before the exit line.
     stty raw -echo 2>/dev/null || :
+    # Interactive mode only: command mode keeps hvc2's output for the exit line alone.
+    [ "$2" != announce ] || echo "${LISTENING_LINE}" >"$HVC_EXIT"
     while read -r line; do
       case "$line" in
+        "${RESIZE_REQUEST} "*)
+          rc=\${line#${RESIZE_REQUEST} }
+          set_console_size \${rc%"$(printf '\\r')"}
+          ;;
         ${POWERDOWN_REQUEST} | ${POWERDOWN_REQUEST}"$(printf '\\r')")
           echo "nodevisor: the host asked for a power-down"
           eval "$1"
@@ -161,7 +187,10 @@ power_off() {
 # foreground command ends), and shuts down cleanly: SIGTERM to every process, sync, then power off.
 interactive() {
   echo "nodevisor: starting a shell on the console; exit it, or run poweroff, to power off"
-  listen_for_host "sync; poweroff"
+  # The host's terminal type and size; busybox init keeps a TERM it inherits and passes it to the shell.
+  [ -z "$term" ] || export TERM="$term"
+  [ -z "$size" ] || set_console_size "\${size%x*}" "\${size#*x}"
+  listen_for_host "sync; poweroff" announce
   [ -x /bin/init ] && exec /bin/init
   echo "nodevisor: /bin/init is missing; running the shell directly (poweroff needs -f)"
   setsid cttyhack sh -l
@@ -201,6 +230,16 @@ export HOME=/root
 PS1='\\u@\\h:\\w\\$ '
 cd "$HOME" 2>/dev/null
 `;
+
+/** The status-console line that tells the guest the console's new size. */
+export function resizeRequest(rows: number, cols: number): string {
+  return `${RESIZE_REQUEST} ${rows} ${cols}`;
+}
+
+/** Kernel command line arguments for the console terminal's type and size. */
+export function terminalArguments(t: { term: string; rows: number; cols: number }): string[] {
+  return [`${CMDLINE_TERM_KEY}=${t.term}`, `${CMDLINE_SIZE_KEY}=${t.rows}x${t.cols}`];
+}
 
 /** riscv's COMMAND_LINE_SIZE: the whole kernel command line, command included, must stay below it. */
 export const GUEST_COMMAND_LINE_MAX = 1024;

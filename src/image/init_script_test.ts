@@ -162,3 +162,20 @@ HVC_EXIT=$D/none; listen_for_host 'echo x'; echo "none [$listener]"`);
     t.cleanup();
   }
 });
+
+test("the terminal type and size come from the command line, and resize lines on the status console set the size", () => {
+  const t = withInit(`parse_cmdline "console=ttyS0 nodevisor.term=xterm-256color nodevisor.size=40x132"; echo "[$term][$size]"
+stty() { echo "stty $*" >>$D/stty; }
+SERIAL=/dev/ttyS9
+mkfifo $D/hvc2; exec 9<>$D/hvc2; HVC_EXIT=$D/hvc2
+listen_for_host 'echo "powered down" >$D/done'
+printf 'resize 50 200\\r\\nresize 1; reboot\\nresize 24 80\\npowerdown\\n' >&9
+wait "$listener"`);
+  try {
+    assert.match(t.out, /\[xterm-256color\]\[40x132\]/);
+    const calls = readFileSync(join(t.dir, "stty"), "utf8").split("\n").filter((l) => l.includes("rows"));
+    assert.deepEqual(calls, ["stty -F /dev/ttyS9 rows 50 cols 200", "stty -F /dev/ttyS9 rows 24 cols 80"]);
+  } finally {
+    t.cleanup();
+  }
+});

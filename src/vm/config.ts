@@ -6,6 +6,7 @@ import { MAX_CPUS, MAX_MEMORY, MIN_MEMORY, VIRTIO_SLOTS } from "../machine/layou
 import { FIXED_VIRTIO_DEVICES, FREE_VIRTIO_SLOTS, virtioSlotPlan } from "./virtio_slots.js";
 import { formatSize, parseSize } from "../storage/sizes.js";
 import type { RateLimitConfig } from "../storage/ratelimit/rate_limited_backend.js";
+import type { DiskFormat } from "../storage/open.js";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -14,7 +15,7 @@ export class ConfigError extends Error {
 export interface DiskConfig {
   path: string;
   readOnly: boolean;
-  format?: "raw" | "qcow2" | "vmdk" | "vpc";
+  format?: DiskFormat;
   /** Firecracker-style token buckets; absent means unlimited. */
   limits?: RateLimitConfig;
 }
@@ -33,6 +34,30 @@ export interface VmConfig {
   controlSocket: string | null;
   /** A command to run in the guest (argv); null for an interactive console. */
   command: string[] | null;
+  /** CPU cap, per cent of a host core per vCPU; null or absent: uncapped. */
+  cpuCap?: number | null;
+  /** The terminal the serial console is shown on (TERM and size), told to the guest at boot. */
+  terminal?: TerminalInfo | null;
+}
+
+export interface TerminalInfo {
+  term: string;
+  rows: number;
+  cols: number;
+}
+
+/** Run-time disk limits (bytes and requests per second) as the rate limiter's one-second buckets. */
+export function diskLimitsToRateLimit(l: { bps?: number; iops?: number; burst?: number }): RateLimitConfig {
+  const c: RateLimitConfig = {};
+  if (l.bps) c.bandwidth = { size: l.bps, refillTimeMs: 1000, ...(l.burst ? { oneTimeBurst: l.burst } : {}) };
+  if (l.iops) c.ops = { size: l.iops, refillTimeMs: 1000 };
+  return c;
+}
+
+export function checkCpuCap(cap: number): void {
+  if (!Number.isFinite(cap) || cap < 1 || cap > 100) {
+    throw new ConfigError(`Cannot cap the vCPUs at ${cap}%: choose a per cent of a core from 1 to 100.`);
+  }
 }
 
 /** Parses "512M", "2G", "1048576" (bytes); a bare number below 64Ki is taken as MiB, like QEMU's -m. */

@@ -56,7 +56,25 @@ class CommandFailure extends Error {
   }
 }
 
-type ArgSpec = { type: "string"; required: boolean };
+type ArgSpec = { type: "string" | "number"; required: boolean; nullable?: boolean };
+
+/** A number argument that must be a finite value in [min, max]. */
+function numberArg(command: string, name: string, value: unknown, min: number, max: number): number {
+  const n = value as number;
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new CommandFailure("InvalidArgument", `The argument "${name}" of "${command}" must be a number from ${min} to ${max}.`);
+  }
+  return n;
+}
+
+/** The optional controller method, or a failure saying this VM cannot do it. */
+function capability<K extends "setCpuLimits" | "setDiskLimits" | "consoleResize">(c: ControlConnection, name: K): NonNullable<VmController[K]> {
+  const fn = c.controller[name];
+  if (typeof fn !== "function") throw new CommandFailure("GenericError", `This VM cannot ${name}; upgrade nodevisor.`);
+  return (fn as (...a: never[]) => unknown).bind(c.controller) as NonNullable<VmController[K]>;
+}
+
+const MAX_RATE = Number.MAX_SAFE_INTEGER;
 
 interface CommandSpec {
   args: Record<string, ArgSpec>;
@@ -138,6 +156,57 @@ const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, CommandSpec>(
     },
   ],
   [
+    "set-cpu-limits",
+    {
+      args: { cap: { type: "number", required: true, nullable: true } },
+      run: (c, args) => {
+        const cap = args.cap === null ? null : numberArg("set-cpu-limits", "cap", args.cap, 0, 100);
+        capability(c, "setCpuLimits")(cap === 0 ? null : cap);
+        return { cap: cap === 0 ? null : cap };
+      },
+    },
+  ],
+  [
+    "set-disk-limits",
+    {
+      args: {
+        disk: { type: "string", required: true },
+        bps: { type: "number", required: false },
+        iops: { type: "number", required: false },
+        burst: { type: "number", required: false },
+      },
+      run: (c, args) => {
+        const m = /^vd([a-z])$/.exec(args.disk as string);
+        if (m === null) throw new CommandFailure("InvalidArgument", 'The argument "disk" must name a disk as the guest sees it: vda, vdb, ...');
+        const limits: Record<string, number> = {};
+        for (const key of ["bps", "iops", "burst"] as const) {
+          if (args[key] !== undefined) limits[key] = Math.round(numberArg("set-disk-limits", key, args[key], 0, MAX_RATE));
+        }
+        if (limits.burst && !limits.bps) throw new CommandFailure("InvalidArgument", 'The argument "burst" of "set-disk-limits" needs a "bps" limit beside it.');
+        try {
+          capability(c, "setDiskLimits")(m[1]!.charCodeAt(0) - 0x61, limits);
+        } catch (e) {
+          if (e instanceof RangeError) throw new CommandFailure("InvalidArgument", e.message);
+          throw e;
+        }
+        return {};
+      },
+    },
+  ],
+  [
+    "console-resize",
+    {
+      args: { rows: { type: "number", required: true }, cols: { type: "number", required: true } },
+      run: (c, args) => {
+        const rows = numberArg("console-resize", "rows", args.rows, 1, 1000);
+        const cols = numberArg("console-resize", "cols", args.cols, 1, 1000);
+        requireState(c, ["starting", "running", "paused"], "resize the console");
+        capability(c, "consoleResize")(Math.floor(rows), Math.floor(cols));
+        return {};
+      },
+    },
+  ],
+  [
     "console-attach",
     {
       args: {},
@@ -172,6 +241,7 @@ function checkArguments(command: string, spec: CommandSpec, args: Record<string,
       }
       continue;
     }
+    if (args[name] === null && want.nullable === true) continue;
     if (typeof args[name] !== want.type) {
       throw new CommandFailure("InvalidArgument", `The argument "${name}" of "${command}" must be a ${want.type}.`);
     }

@@ -33,6 +33,17 @@ class FakeVm implements VmController {
       devices: [{ name: "vda", kind: "virtio-blk", requests: 5, bytesRead: 512, bytesWritten: 0, errors: 0 }],
     };
   }
+  limits: unknown[] = [];
+  setCpuLimits(cap: number | null): void {
+    this.limits.push({ cap });
+  }
+  setDiskLimits(index: number, limits: object): void {
+    if (index > 0) throw new RangeError("The VM has no disk vdb; it has 1.");
+    this.limits.push({ index, ...limits });
+  }
+  consoleResize(rows: number, cols: number): void {
+    this.limits.push({ rows, cols });
+  }
   pause(): void {
     this.record("pause");
     this.state = "paused";
@@ -198,8 +209,8 @@ test("every command maps onto the controller", async (t) => {
 
   const { commands } = await c.execute<{ commands: { name: string }[] }>("query-commands");
   assert.deepEqual(commands.map((x) => x.name).sort(), [
-    "console-attach", "console-detach", "console-write", "pause", "powerdown",
-    "query-commands", "query-stats", "query-status", "quit", "resume",
+    "console-attach", "console-detach", "console-resize", "console-write", "pause", "powerdown",
+    "query-commands", "query-stats", "query-status", "quit", "resume", "set-cpu-limits", "set-disk-limits",
   ]);
   assert.deepEqual(await c.execute("query-status"), vm.status());
   assert.deepEqual(await c.execute("query-stats"), vm.stats());
@@ -419,4 +430,21 @@ test("close disconnects clients and removes their subscriptions", async (t) => {
   assert.match(reasons[0]!, /closed by the VM/);
   assert.equal(vm.consoleListeners.size + vm.eventListeners.size, 0);
   await assert.rejects(c.execute("query-status"), /closed by the VM/);
+});
+
+test("run-time limits and console size reach the controller; bad values are refused with a sentence", async (t) => {
+  const { vm, path } = await startServer(t);
+  const c = await client(t, path);
+  assert.deepEqual(await c.execute("set-cpu-limits", { cap: 25 }), { cap: 25 });
+  assert.deepEqual(await c.execute("set-cpu-limits", { cap: null }), { cap: null });
+  assert.deepEqual(await c.execute("set-disk-limits", { disk: "vda", bps: 1e6, iops: 100 }), {});
+  assert.deepEqual(await c.execute("console-resize", { rows: 40, cols: 132 }), {});
+  assert.deepEqual(vm.limits, [{ cap: 25 }, { cap: null }, { index: 0, bps: 1e6, iops: 100 }, { rows: 40, cols: 132 }]);
+  await rejectsWith(c.execute("set-cpu-limits", { cap: 150 }), "InvalidArgument", /"cap" of "set-cpu-limits" must be a number from 0 to 100/);
+  await rejectsWith(c.execute("set-cpu-limits", { cap: "50" }), "InvalidArgument", /must be a number/);
+  await rejectsWith(c.execute("set-disk-limits", { disk: "sda" }), "InvalidArgument", /vda, vdb/);
+  await rejectsWith(c.execute("set-disk-limits", { disk: "vdb", bps: 1 }), "InvalidArgument", /no disk vdb/);
+  await rejectsWith(c.execute("set-disk-limits", { disk: "vda", burst: 5 }), "InvalidArgument", /needs a "bps" limit/);
+  await rejectsWith(c.execute("console-resize", { rows: 0, cols: 80 }), "InvalidArgument", /"rows"/);
+  assert.equal(vm.limits.length, 4);
 });

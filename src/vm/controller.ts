@@ -33,6 +33,23 @@ export interface VmStats {
   /** Traps taken by the guest, keyed by cause name (e.g. "ecall-from-s", "load-page-fault", "supervisor-timer"). */
   trapsByCause: Record<string, number>;
   devices: DeviceStats[];
+  /** Host CPU time the vCPUs ran (src/vm/pacing.ts). */
+  cpuMs?: number;
+  /** Time the vCPUs wanted to run but were held back by the cap or by host contention. */
+  stealMs?: number;
+  /** The part of stealMs due to the CPU cap. */
+  throttledMs?: number;
+  /** The CPU cap in per cent of a core per vCPU; null when uncapped. */
+  cpuCap?: number | null;
+  /** Guest RAM the host has backed with pages (what the guest touched); null when unknown. */
+  memoryTouchedBytes?: number | null;
+}
+
+/** Run-time limits for one disk: rates per second; 0 or absent means unlimited. */
+export interface DiskLimits {
+  bps?: number;
+  iops?: number;
+  burst?: number;
 }
 
 export interface VmEvent {
@@ -51,6 +68,12 @@ export interface VmController {
   quit(): void;
   /** Bytes typed into the guest's serial console; returns how many were accepted (input waiting is bounded). */
   consoleWrite(data: Uint8Array): number;
+  /** Caps each vCPU at `capPercent` of a host core (null: no cap); takes effect at once. */
+  setCpuLimits?(capPercent: number | null): void;
+  /** Replaces the rate limits of disk `index` (0 = vda); throws RangeError for a disk that does not exist. */
+  setDiskLimits?(index: number, limits: DiskLimits): void;
+  /** Tells the guest the console terminal's size (rows x columns). */
+  consoleResize?(rows: number, cols: number): void;
   /** Subscribe to serial console output; returns an unsubscribe function. */
   onConsoleOutput(listener: (data: Uint8Array) => void): () => void;
   /** Subscribe to lifecycle events (STOP, RESUME, SHUTDOWN, ...); returns an unsubscribe function. */

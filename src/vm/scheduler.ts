@@ -8,6 +8,7 @@ import type { Hart } from "../cpu/hart.js";
 import { EXIT_MMIO, EXIT_SBI } from "../cpu/exit.js";
 import type { Clint } from "../devices/clint.js";
 import type { VirtualClock } from "./clock.js";
+import type { VcpuPacer } from "./pacing.js";
 
 const MIP_STIP = 5;
 /** Instructions a hart runs before the next hart gets its turn. */
@@ -25,12 +26,15 @@ export interface SchedulerHooks {
   isRunning: () => boolean;
   /** Something threw out of guest execution (a VMM bug): the VM must stop, the process must not. */
   onCrash: (error: unknown) => void;
+  /** Holds the vCPUs back to their CPU cap (src/vm/pacing.ts). */
+  pacer?: VcpuPacer;
 }
 
 export class Scheduler {
   instructions = 0;
   idleMs = 0;
   private timer: NodeJS.Timeout | null = null;
+  private holdTimer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
   private sleepingSince = 0;
   /** True while runSlice() is on the stack: a kick() then only asks it to go on, never starts a second chain. */
@@ -53,7 +57,7 @@ export class Scheduler {
       this.kickedDuringSlice = true;
       return;
     }
-    if (this.immediate !== null) return;
+    if (this.immediate !== null || this.holdTimer !== null) return; // a capped VM waits out its hold
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
@@ -65,6 +69,9 @@ export class Scheduler {
   stop(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     if (this.immediate !== null) clearImmediate(this.immediate);
+    if (this.holdTimer !== null) clearTimeout(this.holdTimer);
+    this.hooks.pacer?.holdEnded();
+    this.holdTimer = null;
     this.timer = null;
     this.immediate = null;
   }
@@ -88,6 +95,7 @@ export class Scheduler {
     const harts = this.harts;
     const sliceEnd = performance.now() + SLICE_MS;
     let ran = false;
+    this.hooks.pacer?.sliceStarted();
     do {
       ran = false;
       const now = this.clock.now();
@@ -105,6 +113,16 @@ export class Scheduler {
     } while (ran && performance.now() < sliceEnd);
     this.hooks.afterSlice();
     if (!this.hooks.isRunning()) return;
+    const holdMs = this.hooks.pacer?.sliceEnded() ?? 0;
+    if (holdMs >= 1) {
+      this.hooks.pacer!.holdStarted();
+      this.holdTimer = setTimeout(() => {
+        this.holdTimer = null;
+        this.hooks.pacer!.holdEnded();
+        this.loop();
+      }, Math.round(holdMs));
+      return;
+    }
     if (ran || this.kickedDuringSlice || this.anyRunnable()) {
       this.immediate = setImmediate(this.loop);
       return;

@@ -17,11 +17,14 @@ import { VirtualClock } from "./clock.js";
 import { Scheduler } from "./scheduler.js";
 import { dispatchExit, type ExitServices } from "../machine/exit_dispatch.js";
 import { virtioSlotPlan } from "./virtio_slots.js";
+import { VcpuPacer } from "./pacing.js";
+import { TouchedMemoryProbe } from "./memory_touched.js";
+import { diskLimitsToRateLimit } from "./config.js";
 import { commandArgument } from "./guest_protocol.js";
-import { GUEST_COMMAND_LINE_MAX, INIT_STARTED_LINE, parseExitLine, POWERDOWN_REQUEST } from "../image/init_script.js";
+import { GUEST_COMMAND_LINE_MAX, INIT_STARTED_LINE, LISTENING_LINE, parseExitLine, POWERDOWN_REQUEST, resizeRequest, terminalArguments } from "../image/init_script.js";
 import { ConfigError } from "./config.js";
 import { limitedLog, type LimitedLog } from "./log_limiter.js";
-import type { DeviceStats, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
+import type { DeviceStats, DiskLimits, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
 import type { VmConfig } from "./config.js";
 
 export interface VmExit {
@@ -55,7 +58,9 @@ export class Vm implements VmController {
   private readonly clock = new VirtualClock();
   private readonly scheduler: Scheduler;
   private readonly exitServices: ExitServices;
-  private readonly disks: BlockBackend[];
+  private readonly disks: RateLimitedBackend[];
+  private readonly pacer: VcpuPacer;
+  private readonly touchedMemory: TouchedMemoryProbe;
   private readonly consoles: VirtioConsole[];
   private state: VmRunState = "starting";
   private exitCode: number | null = null;
@@ -67,6 +72,9 @@ export class Vm implements VmController {
   private readonly statusLine = new Uint8Array(STATUS_LINE_MAX);
   private statusLineLength = 0;
   private commandStatus: number | null = null;
+  // The console size last asked for, sent again once the guest listens (a resize during boot is lost otherwise).
+  private consoleSize: { rows: number; cols: number } | null = null;
+  private guestListening = false;
   private readonly consoleListeners = new Set<(d: Uint8Array) => void>();
   private readonly eventListeners = new Set<(e: VmEvent) => void>();
   private consoleLogFd: number | null = null;
@@ -82,11 +90,12 @@ export class Vm implements VmController {
   private mipsSample = { at: performance.now(), instructions: 0, mips: 0 };
 
   static async create(o: VmOptions): Promise<Vm> {
-    const disks: BlockBackend[] = [];
+    const disks: RateLimitedBackend[] = [];
     try {
       for (const d of o.config.disks) {
         const backend = await openDisk(d.path, { format: d.format, readOnly: d.readOnly });
-        disks.push(d.limits ? new RateLimitedBackend(backend, d.limits) : backend);
+        // Always behind a limiter (unlimited by default), so limits can change while the VM runs.
+        disks.push(new RateLimitedBackend(backend, d.limits ?? {}));
       }
     } catch (e) {
       await Promise.all(disks.map((d) => d.close()));
@@ -95,9 +104,13 @@ export class Vm implements VmController {
     return new Vm(o, disks);
   }
 
-  private constructor(o: VmOptions, disks: BlockBackend[]) {
+  private constructor(o: VmOptions, disks: RateLimitedBackend[]) {
     this.config = o.config;
     this.disks = disks;
+    // Today's scheduler runs every hart on this one thread, so at most one core can be used.
+    this.pacer = new VcpuPacer(o.config.cpus, 1);
+    this.pacer.setCap(o.config.cpuCap ?? null);
+    this.touchedMemory = new TouchedMemoryProbe(o.config.memoryBytes);
     this.exited = new Promise((r) => (this.resolveExit = r));
     const log = o.log ?? (() => {});
     this.log = log;
@@ -139,6 +152,7 @@ export class Vm implements VmController {
         this.flushSerial();
       },
       isRunning: () => this.state === "running",
+      pacer: this.pacer,
       onCrash: (e) => {
         const pcs = this.board.harts.map((h) => `hart ${h.hartId} at pc 0x${h.getPc().toString(16)}`).join(", ");
         log(`the VM stopped because of an internal error (a nodevisor bug; please report it; ${pcs}): ${(e as Error)?.stack ?? String(e)}`);
@@ -221,6 +235,9 @@ export class Vm implements VmController {
       idleMs: Math.round(this.scheduler.idleMs),
       trapsByCause,
       devices,
+      ...this.pacer.stats(),
+      cpuCap: this.pacer.cap,
+      memoryTouchedBytes: this.touchedMemory.bytes(now),
     };
   }
 
@@ -244,6 +261,22 @@ export class Vm implements VmController {
     // The default image's /init listens on the status console for this request.
     this.consoles[2]!.input(new TextEncoder().encode(`${POWERDOWN_REQUEST}\n`));
     this.emit({ event: "POWERDOWN" });
+    this.scheduler.kick();
+  }
+
+  setCpuLimits(capPercent: number | null): void {
+    this.pacer.setCap(capPercent);
+  }
+
+  setDiskLimits(index: number, limits: DiskLimits): void {
+    const disk = this.disks[index];
+    if (disk === undefined) throw new RangeError(`The VM has no disk vd${String.fromCharCode(0x61 + index)}; it has ${this.disks.length}.`);
+    disk.setLimits(diskLimitsToRateLimit(limits));
+  }
+
+  consoleResize(rows: number, cols: number): void {
+    this.consoleSize = { rows, cols };
+    this.consoles[2]!.input(new TextEncoder().encode(`${resizeRequest(rows, cols)}\n`));
     this.scheduler.kick();
   }
 
@@ -304,6 +337,7 @@ export class Vm implements VmController {
       if (b === 10) {
         // Only lines that start like "exit N" are worth decoding.
         if (len > 0 && line[0] === 0x65) this.commandStatus = parseExitLine(`${Buffer.from(line.subarray(0, len)).toString("latin1")}\n`);
+        else if (!this.guestListening && len > 0 && Buffer.from(line.subarray(0, len)).toString("latin1").replace(/\r$/, "") === LISTENING_LINE) this.onGuestListening();
         len = 0;
       } else if (len >= 0) {
         if (len === STATUS_LINE_MAX) len = -1;
@@ -311,6 +345,13 @@ export class Vm implements VmController {
       }
     }
     this.statusLineLength = len;
+  }
+
+  /** The interactive guest now listens on the status console: send it the console size asked for during boot. */
+  private onGuestListening(): void {
+    if (this.guestListening) return;
+    this.guestListening = true;
+    if (this.consoleSize !== null) this.consoleResize(this.consoleSize.rows, this.consoleSize.cols);
   }
 
   private panicked(): boolean {
@@ -422,6 +463,7 @@ function closeQuietly(fd: number): void {
 export function kernelCommandLine(c: VmConfig): string {
   const parts = ["console=ttyS0", "panic=-1", ...FAST_BOOT_ARGS];
   if (c.command) parts.push("quiet", "loglevel=1");
+  if (c.terminal) parts.push(...terminalArguments(c.terminal));
   if (c.append) parts.push(c.append);
   if (c.command) parts.push(commandArgument(c.command));
   const line = parts.join(" ");

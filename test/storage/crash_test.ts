@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { runDiskCommand } from "../../src/storage/disk_cli.js";
+import { runDiskCommand } from "../../src/cli/disk.js";
 import { openDisk } from "../../src/storage/open.js";
 import { createQcow2 } from "../../src/storage/qcow2/create.js";
 import { qemuCheck, rng, withTmp } from "../../src/storage/qcow2/test_util.js";

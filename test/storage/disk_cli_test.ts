@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { runDiskCommand } from "../../src/storage/disk_cli.js";
+import { runDiskCommand } from "../../src/cli/disk.js";
 import { openDisk } from "../../src/storage/open.js";
 import { Qcow2Image } from "../../src/storage/qcow2/image.js";
 import { pattern, qemuCheck, qemuCompare, qemuImg, withTmp } from "../../src/storage/qcow2/test_util.js";

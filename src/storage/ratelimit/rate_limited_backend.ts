@@ -42,8 +42,8 @@ function abandoned(id: string): BlockRequestError {
 }
 
 export class RateLimitedBackend implements BlockBackend {
-  private readonly bandwidth?: TokenBucket;
-  private readonly ops?: TokenBucket;
+  private bandwidth?: TokenBucket;
+  private ops?: TokenBucket;
   private readonly queue: Waiter[] = [];
   private timer: unknown = undefined;
   private closed = false;
@@ -55,8 +55,17 @@ export class RateLimitedBackend implements BlockBackend {
     config: RateLimitConfig,
     private readonly time: RateLimitTime = realTime,
   ) {
-    if (config.bandwidth !== undefined && config.bandwidth.size !== 0) this.bandwidth = new TokenBucket(config.bandwidth, time.now);
-    if (config.ops !== undefined && config.ops.size !== 0) this.ops = new TokenBucket(config.ops, time.now);
+    this.setLimits(config);
+  }
+
+  /** Replaces the limits while the disk is in use; waiting requests are re-checked at once. */
+  setLimits(config: RateLimitConfig): void {
+    this.bandwidth = config.bandwidth !== undefined && config.bandwidth.size !== 0 ? new TokenBucket(config.bandwidth, this.time.now) : undefined;
+    this.ops = config.ops !== undefined && config.ops.size !== 0 ? new TokenBucket(config.ops, this.time.now) : undefined;
+    if (this.queue.length > 0) {
+      if (this.timer !== undefined) this.time.clearTimer(this.timer);
+      this.pump();
+    }
   }
 
   get size(): number {

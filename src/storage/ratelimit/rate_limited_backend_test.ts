@@ -179,3 +179,21 @@ test("aborted requests leave the queue at once, so a flush behind them does not 
   assert.deepEqual(log, [["flush", 0]]);
   await assert.rejects(disk.read(0, new Uint8Array(512), reset.signal), BlockRequestError);
 });
+
+test("limits change while the disk runs: lifting them releases waiting requests at once", async () => {
+  const time = new FakeTime();
+  const disk = new RateLimitedBackend(new MemoryBackend(1 << 20), { ops: { size: 1, refillTimeMs: 1000 } }, time);
+  const log: Array<[string, number]> = [];
+  const done = ["a", "b", "c"].map((n) => track(time, log, n, disk.read(0, new Uint8Array(512))));
+  await time.advanceTo(100);
+  assert.deepEqual(log, [["a", 0]]);
+  disk.setLimits({});
+  await time.advanceTo(100);
+  await Promise.all(done);
+  assert.deepEqual(log, [["a", 0], ["b", 100], ["c", 100]]);
+  disk.setLimits({ ops: { size: 2, refillTimeMs: 1000 } });
+  const later = ["d", "e", "f"].map((n) => track(time, log, n, disk.read(0, new Uint8Array(512))));
+  await time.advanceTo(700);
+  await Promise.all(later);
+  assert.deepEqual(log.slice(3), [["d", 100], ["e", 100], ["f", 600]]);
+});

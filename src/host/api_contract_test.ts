@@ -1,0 +1,241 @@
+// The API against its own OpenAPI document, with cheap VMs (tiny kernels that idle in WFI).
+
+import { test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Ajv } from "ajv";
+import { ApiClient, type RawResponse } from "./api_client.js";
+import { startDaemon, testHost, waitFor, type TestHost } from "./testing/daemon_fixture.js";
+import { isAlive } from "./vm_process.js";
+
+type Doc = { openapi: string; paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: object }> }> }>> };
+
+/** Checks responses against the document the daemon serves. */
+class Contract {
+  private readonly ajv = new Ajv({ strict: false, allErrors: true });
+  constructor(
+    readonly doc: Doc,
+    private readonly client: ApiClient,
+  ) {}
+
+  async call(method: string, route: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+    const res: RawResponse = await this.client.raw(method, path, body);
+    const op = this.doc.paths[route]?.[method.toLowerCase()];
+    assert.ok(op, `${method} ${route} is not in the OpenAPI document`);
+    const documented = op.responses[String(res.status)];
+    assert.ok(documented, `${method} ${path} answered ${res.status}, which the document does not list: ${res.text}`);
+    const parsed = res.text.length > 0 && String(res.headers["content-type"]).includes("json") ? JSON.parse(res.text) : res.text;
+    const schema = documented.content?.["application/json"]?.schema;
+    if (schema !== undefined && res.status !== 204) {
+      const validate = this.ajv.compile(schema);
+      assert.ok(validate(parsed), `${method} ${path} → ${res.status} does not match its schema: ${this.ajv.errorsText(validate.errors)}\n${res.text}`);
+    }
+    return { status: res.status, body: parsed };
+  }
+}
+
+async function setup(t: TestContext, capacity = {}): Promise<{ host: TestHost; api: Contract; client: ApiClient }> {
+  const host = testHost(t);
+  const { client } = await startDaemon(t, host, { capacity: { cores: 2, memoryBytes: 8 * 2 ** 30, cpuOvercommit: 4, memoryOvercommit: 1, ...capacity } });
+  const doc = await client.call<Doc>("GET", "/openapi.json");
+  return { host, api: new Contract(doc, client), client };
+}
+
+test("the OpenAPI document describes every operation with its request and response schemas", async (t) => {
+  const { api } = await setup(t);
+  assert.match(api.doc.openapi, /^3\./);
+  const ops = Object.entries(api.doc.paths).flatMap(([p, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${p}`));
+  for (const want of ["GET /v1/vms", "POST /v1/vms", "GET /v1/vms/{name}", "PATCH /v1/vms/{name}", "DELETE /v1/vms/{name}", "POST /v1/vms/{name}/actions", "GET /v1/vms/{name}/console", "POST /v1/vms/{name}/exec", "GET /v1/vms/{name}/stats", "GET /v1/events", "GET /v1/host", "GET /v1/images", "POST /v1/disks", "POST /v1/disks/clone", "POST /v1/disks/snapshot", "GET /v1/disks/info", "GET /metrics"]) {
+    assert.ok(ops.includes(want), `${want} is missing from the document`);
+  }
+  for (const [p, methods] of Object.entries(api.doc.paths)) {
+    for (const [m, op] of Object.entries(methods)) {
+      const codes = Object.keys(op.responses);
+      if (p.endsWith("/console") || p.endsWith("/stream")) {
+        assert.ok(codes.includes("101"), `${p} documents no WebSocket upgrade`);
+        continue;
+      }
+      assert.ok(codes.some((c) => c.startsWith("2")), `${m} ${p} documents no success response`);
+      if (p.startsWith("/v1/")) assert.ok(codes.includes("400") && codes.includes("404"), `${m} ${p} documents no error responses`);
+    }
+  }
+});
+
+test("a VM's life through the API, each answer checked against the document", async (t) => {
+  const { host, api } = await setup(t);
+  const created = await api.call("POST", "/v1/vms", "/v1/vms", { name: "web1", memoryMiB: 64, kernel: host.kernels.idle, restartPolicy: "on-failure" });
+  assert.equal(created.status, 201);
+  assert.equal(created.body.state, "stopped");
+  assert.equal(created.body.spec.cpuShares, 100, "defaults are filled in");
+  let r = await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/web1/actions", { action: "start" });
+  assert.equal(r.status, 200);
+  assert.equal(r.body.state, "running");
+  assert.ok(isAlive(r.body.pid));
+  r = await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/web1/actions", { action: "start" });
+  assert.deepEqual([r.status, r.body], [409, { code: "invalid-transition", message: "VM web1 is already running." }]);
+  assert.equal((await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/web1/actions", { action: "pause" })).body.state, "paused");
+  r = await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/web1/actions", { action: "pause" });
+  assert.deepEqual([r.status, r.body.message], [409, "VM web1 is already paused."]);
+  assert.equal((await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/web1/actions", { action: "resume" })).body.state, "running");
+  const stats = await waitFor("stats from the poller", async () => {
+    const s = await api.call("GET", "/v1/vms/{name}/stats", "/v1/vms/web1/stats");
+    return s.status === 200 && typeof s.body.cpuMs === "number" ? s.body : undefined;
+  });
+  assert.equal(stats.memoryBytes, 64 * 2 ** 20);
+  assert.ok(stats.memoryTouchedBytes < 8 * 2 ** 20, `an idle tiny guest touched ${stats.memoryTouchedBytes} bytes`);
+  r = await api.call("PATCH", "/v1/vms/{name}", "/v1/vms/web1", { cpuCap: 40 });
+  assert.equal(r.body.spec.cpuCap, 40);
+  assert.equal(r.body.effectiveCpuCap, 40);
+  r = await api.call("DELETE", "/v1/vms/{name}", "/v1/vms/web1");
+  assert.deepEqual([r.status, r.body.code], [409, "invalid-transition"]);
+  assert.match(r.body.message, /^VM web1 is running; stop it before deleting it\.$/);
+  assert.equal((await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/web1/actions", { action: "kill" })).body.state, "stopped");
+  r = await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/web1/actions", { action: "stop" });
+  assert.equal(r.status, 409);
+  assert.match(r.body.message, /VM web1 is not running/);
+  assert.equal((await api.call("DELETE", "/v1/vms/{name}", "/v1/vms/web1")).status, 204);
+  r = await api.call("GET", "/v1/vms/{name}", "/v1/vms/web1");
+  assert.deepEqual([r.status, r.body.code], [404, "not-found"]);
+  const events = (await api.call("GET", "/v1/events", "/v1/events?vm=web1")).body.events.map((e: { type: string }) => e.type);
+  assert.deepEqual(events, ["created", "started", "paused", "resumed", "edited", "killed", "deleted"]);
+  const host_ = (await api.call("GET", "/v1/host", "/v1/host")).body;
+  assert.deepEqual(host_.promised, { vcpus: 0, memoryBytes: 0 });
+  const metrics = await api.call("GET", "/metrics", "/metrics");
+  assert.match(metrics.body, /^nodevisor_host_cores 2$/m);
+});
+
+test("invalid specs get a 400 that names the field and why", async (t) => {
+  const { host, api } = await setup(t);
+  const cases: Array<[unknown, RegExp]> = [
+    [{ name: "x", vcpus: 0 }, /^The field "vcpus" must be >= 1\.$/],
+    [{ name: "x", vcpus: 2, memoryMiB: 1 << 20 }, /^The field "memoryMiB" must be <= \d+\.$/],
+    [{ name: "Web_1" }, /^The field "name" must match pattern/],
+    [{ vcpus: 1 }, /^The field "name" is required\.$/],
+    [{ name: "x", colour: "red" }, /^The field "colour" is not known; \/openapi\.json lists the fields\.$/],
+    [{ name: "x", disks: [{ path: "/a", format: "floppy" }] }, /^The field "disks\[0\]\.format" must be equal to one of the allowed values\.$/],
+    [{ name: "x", restartPolicy: "sometimes" }, /^The field "restartPolicy" must be equal to one of the allowed values\.$/],
+    [{ name: "x", initrd: "/boot/initrd" }, /^The field "initrd" needs "kernel" beside it/],
+    [{ name: "x", disks: [{ path: "/a" }, { path: "/a" }] }, /^The field "disks\[1\]\.path" names "\/a" a second time/],
+  ];
+  for (const [body, message] of cases) {
+    const r = await api.call("POST", "/v1/vms", "/v1/vms", body);
+    assert.equal(r.status, 400, JSON.stringify(body));
+    assert.equal(r.body.code, "invalid-request");
+    assert.match(r.body.message, message, JSON.stringify(body));
+  }
+  await api.call("POST", "/v1/vms", "/v1/vms", { name: "ok", kernel: host.kernels.idle, memoryMiB: 64 });
+  let r = await api.call("POST", "/v1/vms", "/v1/vms", { name: "ok", kernel: host.kernels.idle });
+  assert.deepEqual([r.status, r.body.code, r.body.message], [409, "conflict", "VM ok already exists; choose another name or delete it first."]);
+  r = await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/ok/actions", { action: "dance" });
+  assert.equal(r.status, 400);
+  assert.match(r.body.message, /^The field "action" must be equal to one of the allowed values\.$/);
+  r = await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/nope/actions", { action: "start" });
+  assert.deepEqual([r.status, r.body.message], [404, "VM nope does not exist; `nodevisor vm list` shows the VMs."]);
+  r = await api.call("PATCH", "/v1/vms/{name}", "/v1/vms/ok", {});
+  assert.equal(r.status, 400);
+});
+
+test("admission control refuses an over-committed start and says what was asked and what is free", async (t) => {
+  const { host, api } = await setup(t, { cores: 1, memoryBytes: 128 * 2 ** 20, memoryOvercommit: 1.5, cpuOvercommit: 2 });
+  for (const name of ["a", "b", "c"]) await api.call("POST", "/v1/vms", "/v1/vms", { name, kernel: host.kernels.idle, memoryMiB: 96 });
+  await api.call("POST", "/v1/vms", "/v1/vms", { name: "wide", kernel: host.kernels.idle, memoryMiB: 16, vcpus: 2 });
+  assert.equal((await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/a/actions", { action: "start" })).status, 200);
+  assert.equal((await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/b/actions", { action: "start" })).status, 200, "96 MiB of 192 are still free");
+  let r = await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/c/actions", { action: "start" });
+  assert.deepEqual([r.status, r.body], [409, { code: "insufficient-capacity", message: "not enough memory: asked 96 MiB, 0 B free under overcommit ratio 1.5" }]);
+  assert.equal((await api.call("GET", "/v1/vms/{name}", "/v1/vms/c")).body.state, "stopped", "a refused start changes nothing");
+  await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/a/actions", { action: "kill" });
+  r = await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/wide/actions", { action: "start" });
+  assert.deepEqual([r.status, r.body.message], [409, "not enough CPU: asked 2 vCPUs, 1 free under overcommit ratio 2"]);
+  assert.equal((await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/c/actions", { action: "start" })).status, 200, "room freed by a stop is usable");
+});
+
+test("20 VMs created and started at once all end up running, each with its own process, and the inventory agrees", async (t) => {
+  const { host, api, client } = await setup(t, { cores: 8, cpuOvercommit: 4 });
+  const names = Array.from({ length: 20 }, (_, i) => `vm${i}`);
+  const results = await Promise.all(
+    names.map(async (name) => {
+      const c = await api.call("POST", "/v1/vms", "/v1/vms", { name, kernel: host.kernels.idle, memoryMiB: 32 });
+      assert.equal(c.status, 201);
+      return api.call("POST", "/v1/vms/{name}/actions", `/v1/vms/${name}/actions`, { action: "start" });
+    }),
+  );
+  for (const r of results) assert.equal(r.status, 200, JSON.stringify(r.body));
+  const { vms } = await client.call("GET", "/v1/vms");
+  assert.equal(vms.length, 20);
+  assert.ok(vms.every((v: { state: string; pid: number }) => v.state === "running" && isAlive(v.pid)));
+  assert.equal(new Set(vms.map((v: { pid: number }) => v.pid)).size, 20);
+  const h = (await api.call("GET", "/v1/host", "/v1/host")).body;
+  assert.deepEqual(h.promised, { vcpus: 20, memoryBytes: 20 * 32 * 2 ** 20 });
+  const killed = await Promise.all(names.map((name) => api.call("POST", "/v1/vms/{name}/actions", `/v1/vms/${name}/actions`, { action: "kill" })));
+  assert.ok(killed.every((r) => r.status === 200 && r.body.state === "stopped"));
+  assert.deepEqual((await api.call("GET", "/v1/host", "/v1/host")).body.promised, { vcpus: 0, memoryBytes: 0 });
+});
+
+test("on TCP a bearer token is required: none or a wrong one gets 401 and nothing else; TLS works with a certificate", async (t) => {
+  const host = testHost(t);
+  const token = "s3cret-token-0123456789abcdef";
+  const key = join(host.dir, "key.pem");
+  const cert = join(host.dir, "cert.pem");
+  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
+  const tls = { key: readFileSync(key), cert: readFileSync(cert) };
+  const { daemon } = await startDaemon(t, host, { tcp: { host: "127.0.0.1", port: 0, token, tls } });
+  const url = `https://127.0.0.1:${daemon.tcpPort}`;
+  const anonymous = new ApiClient({ url, ca: tls.cert });
+  for (const path of ["/v1/vms", "/v1/vms/nope", "/openapi.json", "/metrics", "/"]) {
+    const r = await anonymous.raw("GET", path);
+    assert.equal(r.status, 401, path);
+    assert.deepEqual(JSON.parse(r.text), { code: "unauthorized", message: "A valid bearer token is required." });
+  }
+  const wrong = await new ApiClient({ url, ca: tls.cert, token: "s3cret-token-0123456789abcdeX" }).raw("GET", "/v1/vms");
+  assert.equal(wrong.status, 401);
+  const good = new ApiClient({ url, ca: tls.cert, token });
+  assert.deepEqual(await good.call("GET", "/v1/vms"), { vms: [] });
+  // The local socket needs no token (it is 0600).
+  assert.deepEqual(await new ApiClient({ socketPath: host.paths.apiSocket }).call("GET", "/v1/vms"), { vms: [] });
+});
+
+test("disks through the API: create, clone, snapshot, info; a running VM's disk limits change in place; reboot; the event stream", async (t) => {
+  const { host, api, client } = await setup(t);
+  let r = await api.call("POST", "/v1/disks", "/v1/disks", { path: "base.qcow2", sizeBytes: 64 * 2 ** 20 });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  assert.deepEqual([r.body.format, r.body.virtualSize], ["qcow2", 64 * 2 ** 20]);
+  const base = r.body.filename as string;
+  assert.ok(base.startsWith(join(host.paths.stateDir, "disks")), "relative paths land in the daemon's disks folder");
+  r = await api.call("POST", "/v1/disks", "/v1/disks", { path: "base.qcow2", sizeBytes: 512 });
+  assert.deepEqual([r.status, r.body.code], [409, "conflict"]);
+  r = await api.call("POST", "/v1/disks/clone", "/v1/disks/clone", { source: "base.qcow2", path: "web.qcow2" });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  assert.equal(r.body.backingFile, base);
+  r = await api.call("POST", "/v1/disks/snapshot", "/v1/disks/snapshot", { path: "web.qcow2", name: "clean" });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  assert.deepEqual(r.body.snapshots.map((s: { name: string }) => s.name), ["clean"]);
+  r = await api.call("GET", "/v1/disks/info", "/v1/disks/info?path=nope.qcow2");
+  assert.equal(r.status, 404);
+  assert.deepEqual((await api.call("GET", "/v1/disks", "/v1/disks")).body.disks.map((d: { origin: string }) => d.origin), ["create", `clone of ${base}`]);
+  assert.equal((await api.call("GET", "/v1/images", "/v1/images")).status, 200);
+
+  const stream = client.websocket("/v1/events/stream");
+  t.after(() => stream.close());
+  const streamed: string[] = [];
+  stream.on("message", (d) => streamed.push(JSON.parse(String(d)).type));
+  await new Promise((res) => stream.once("open", res));
+
+  const web = join(host.paths.stateDir, "disks", "web.qcow2");
+  await api.call("POST", "/v1/vms", "/v1/vms", { name: "web", kernel: host.kernels.idle, memoryMiB: 32, disks: [{ path: web, bps: 1 << 20 }] });
+  const started = (await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/web/actions", { action: "start" })).body;
+  r = await api.call("PATCH", "/v1/vms/{name}", "/v1/vms/web", { disks: [{ path: web, bps: 4 << 20, iops: 100 }] });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual(r.body.spec.disks, [{ path: web, bps: 4 << 20, iops: 100 }]);
+  assert.equal(r.body.pid, started.pid, "no restart");
+  r = await api.call("PATCH", "/v1/vms/{name}", "/v1/vms/web", { disks: [] });
+  assert.deepEqual([r.status, r.body.message], [409, "VM web is running: its disks can change only their rate limits now; stop it to attach or detach disks."]);
+  const rebooted = (await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/web/actions", { action: "reboot" })).body;
+  assert.equal(rebooted.state, "running");
+  assert.notEqual(rebooted.pid, started.pid);
+  await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/web/actions", { action: "kill" });
+  await waitFor("the streamed events", () => streamed.includes("killed"));
+  assert.deepEqual(streamed, ["created", "started", "edited", "started", "rebooted", "killed"]);
+});

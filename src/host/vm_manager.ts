@@ -1,0 +1,527 @@
+// The daemon's heart: keeps the inventory and the VM processes in step. Every call on one VM
+// runs under that VM's lock; the VM processes are driven only through their control sockets.
+
+import { EventEmitter } from "node:events";
+import { rmSync } from "node:fs";
+import type { VmStats } from "../vm/controller.js";
+import { admit, promised, type Allocation, type HostCapacity } from "./admission.js";
+import { capsFromShares } from "./cpu_policy.js";
+import { conflict, illegalTransition, invalid, notFound, vmFailed, ApiError } from "./errors.js";
+import { KeyedMutex } from "./keyed_mutex.js";
+import { vmPaths, type HostPaths } from "./paths.js";
+import { checkSpec, withDefaults, type VmSpec } from "./spec.js";
+import type { EventRecord, InventoryStore, ObservedState, VmRecord } from "./store.js";
+import { truncateLogIfLarge, VmProcess, type VmCommand, type VmExitInfo } from "./vm_process.js";
+
+export type VmAction = "start" | "stop" | "kill" | "reboot" | "pause" | "resume";
+export const VM_ACTIONS: readonly VmAction[] = ["start", "stop", "kill", "reboot", "pause", "resume"];
+
+export interface VmManagerOptions {
+  store: InventoryStore;
+  paths: HostPaths;
+  capacity: HostCapacity;
+  command: VmCommand;
+  /** Makes sure a guest image exists before a VM that needs it starts (builds the default one). */
+  ensureImage?: (spec: VmSpec) => Promise<void>;
+  log?: (message: string) => void;
+  /** How long `stop` waits for the guest to power off before killing it. */
+  stopTimeoutMs?: number;
+  restartBackoffMs?: { first: number; max: number };
+  /** Console and VMM logs are rotated past this size. */
+  maxLogBytes?: number;
+}
+
+/** A VM as the API shows it. */
+export interface VmView {
+  name: string;
+  spec: VmSpec;
+  desired: VmRecord["desired"];
+  state: ObservedState;
+  pid: number | null;
+  restarts: number;
+  lastExit: string | null;
+  /** The cap the daemon applies now (the user's cap, or less when VMs contend); null: none. */
+  effectiveCpuCap: number | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** What the poller last measured for a running VM. */
+export interface VmSample {
+  at: number;
+  stats: VmStats;
+  /** Host cores used over the last interval. */
+  cpuCores: number;
+  /** Host cores the VM wanted (used + steal: held back by its cap or by host contention). */
+  wantedCores: number;
+}
+
+const ACTIVE: readonly ObservedState[] = ["starting", "running", "paused", "stopping"];
+const QUIT_GRACE_MS = 3000;
+const COMMAND_TIMEOUT_MS = 5000;
+/** A VM that ran this long before dying starts its backoff afresh. */
+const STABLE_RUN_MS = 60_000;
+
+interface Live {
+  proc: VmProcess;
+  startedAt: number;
+  /** Set when the daemon itself ends the process (stop, kill, reboot): not a death. */
+  expectingExit: boolean;
+  sentCap: number | null | undefined;
+}
+
+export class VmManager extends EventEmitter {
+  private readonly store: InventoryStore;
+  private readonly paths: HostPaths;
+  readonly capacity: HostCapacity;
+  private readonly command: VmCommand;
+  private readonly ensureImage: (spec: VmSpec) => Promise<void>;
+  private readonly log: (m: string) => void;
+  private readonly stopTimeoutMs: number;
+  private readonly backoff: { first: number; max: number };
+  private readonly maxLogBytes: number;
+  private readonly locks = new KeyedMutex();
+  private readonly live = new Map<string, Live>();
+  private readonly samples = new Map<string, VmSample>();
+  private readonly failures = new Map<string, number>();
+  private readonly restartTimers = new Map<string, NodeJS.Timeout>();
+  /** Allocations of exec VMs, which are not in the inventory. */
+  private readonly transient = new Set<Allocation>();
+  private poller: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(o: VmManagerOptions) {
+    super();
+    this.store = o.store;
+    this.paths = o.paths;
+    this.capacity = o.capacity;
+    this.command = o.command;
+    this.ensureImage = o.ensureImage ?? (async () => {});
+    this.log = o.log ?? (() => {});
+    this.stopTimeoutMs = o.stopTimeoutMs ?? 30_000;
+    this.backoff = o.restartBackoffMs ?? { first: 1000, max: 30_000 };
+    this.maxLogBytes = o.maxLogBytes ?? 16 * 2 ** 20;
+  }
+
+  /** Finds VMs that kept running while no daemon watched them, applies restart policies, starts autostart VMs. */
+  async recover(): Promise<void> {
+    const records = this.store.listVms();
+    await Promise.all(
+      records.map((r) =>
+        this.locks.run(r.spec.name, async () => {
+          if (!ACTIVE.includes(r.observed) && r.pid === null) return;
+          const proc = await VmProcess.adopt(vmPaths(this.paths, r.spec.name));
+          if (proc !== null) {
+            const status = await withTimeout(proc.client.execute<{ state: string }>("query-status"), COMMAND_TIMEOUT_MS).catch(() => null);
+            const observed: ObservedState = status?.state === "paused" ? "paused" : "running";
+            this.attach(r.spec.name, proc, Date.now());
+            this.update(r.spec.name, { observed, pid: proc.pid });
+            this.event(r.spec.name, "adopted", `VM ${r.spec.name} (pid ${proc.pid}) was found running and is supervised again.`, { pid: proc.pid });
+            return;
+          }
+          const info: VmExitInfo = { code: null, signal: null, reason: null, failed: true, message: "the VM process ended while no daemon was watching it" };
+          this.afterDeath(r.spec.name, info, 0);
+        }),
+      ),
+    );
+    for (const r of this.store.listVms()) {
+      if (r.spec.autostart && !ACTIVE.includes(r.observed) && !this.restartTimers.has(r.spec.name)) {
+        this.act(r.spec.name, "start").catch((e: Error) => this.log(`Autostart of VM ${r.spec.name} failed: ${e.message}`));
+      }
+    }
+  }
+
+  /** Starts the once-a-second poll: stats, shares → caps, log rotation. */
+  startPolling(intervalMs = 1000): void {
+    if (this.poller !== null) return;
+    this.poller = setInterval(() => void this.poll(), intervalMs);
+    this.poller.unref();
+  }
+
+  /** Stops supervising; the VMs keep running and the next daemon adopts them. */
+  close(): void {
+    this.closed = true;
+    if (this.poller !== null) clearInterval(this.poller);
+    for (const t of this.restartTimers.values()) clearTimeout(t);
+    this.restartTimers.clear();
+    for (const l of this.live.values()) l.proc.client.close();
+  }
+
+  list(): VmView[] {
+    return this.store.listVms().map((r) => this.view(r));
+  }
+
+  get(name: string): VmView {
+    return this.view(this.record(name));
+  }
+
+  create(input: Partial<VmSpec> & { name: string }): Promise<VmView> {
+    return this.locks.run(input.name, async () => {
+      if (this.store.getVm(input.name) !== null) throw conflict(`VM ${input.name} already exists; choose another name or delete it first.`);
+      const spec = withDefaults(input);
+      checkSpec(spec);
+      const now = new Date().toISOString();
+      const rec: VmRecord = { spec, desired: "stopped", observed: "stopped", pid: null, restarts: 0, lastExit: null, createdAt: now, updatedAt: now };
+      this.store.putVm(rec);
+      this.event(spec.name, "created", `VM ${spec.name} was created.`, {});
+      return this.view(rec);
+    });
+  }
+
+  /** Changes the spec. CPU cap, shares and disk rate limits apply to a running VM at once; the rest at its next start. */
+  edit(name: string, patch: Partial<VmSpec>): Promise<VmView> {
+    return this.locks.run(name, async () => {
+      const rec = this.record(name);
+      if ("name" in patch && patch.name !== name) throw invalid(`The field "name" cannot change; create a new VM instead.`);
+      const spec: VmSpec = { ...rec.spec, ...patch, name };
+      checkSpec(spec);
+      const live = this.live.get(name);
+      if (live !== undefined && patch.disks !== undefined) {
+        if (patch.disks.length !== rec.spec.disks.length || patch.disks.some((d, i) => d.path !== rec.spec.disks[i]!.path)) {
+          throw conflict(`VM ${name} is running: its disks can change only their rate limits now; stop it to attach or detach disks.`);
+        }
+        for (const [i, d] of patch.disks.entries()) {
+          const limits: Record<string, number> = { bps: d.bps ?? 0, iops: d.iops ?? 0 };
+          if (d.burst) limits.burst = d.burst;
+          await this.command_(live, "set-disk-limits", { disk: `vd${String.fromCharCode(0x61 + i)}`, ...limits });
+        }
+      }
+      this.update(name, { spec });
+      if (live !== undefined && (patch.cpuCap !== undefined || patch.cpuShares !== undefined)) {
+        live.sentCap = undefined; // the poller recomputes; a plain cap change is sent now
+        await this.applyCaps();
+      }
+      this.event(name, "edited", `VM ${name} was changed (${Object.keys(patch).join(", ")}).`, { fields: Object.keys(patch) });
+      return this.get(name);
+    });
+  }
+
+  delete(name: string): Promise<void> {
+    return this.locks.run(name, async () => {
+      const rec = this.record(name);
+      if (ACTIVE.includes(rec.observed)) throw illegalTransition(`VM ${name} is ${rec.observed}; stop it before deleting it.`);
+      this.cancelRestart(name);
+      this.store.deleteVm(name);
+      this.samples.delete(name);
+      rmSync(vmPaths(this.paths, name).dir, { recursive: true, force: true });
+      this.event(name, "deleted", `VM ${name} was deleted.`, {});
+    });
+  }
+
+  act(name: string, action: VmAction, opts: { timeoutMs?: number } = {}): Promise<VmView> {
+    return this.locks.run(name, async () => {
+      const rec = this.record(name);
+      switch (action) {
+        case "start":
+          if (ACTIVE.includes(rec.observed)) throw illegalTransition(`VM ${name} is already ${rec.observed === "running" ? "running" : rec.observed}.`);
+          this.cancelRestart(name);
+          await this.startLocked(name, false);
+          break;
+        case "stop":
+          this.requireLive(rec, "stop");
+          await this.stopLocked(name, opts.timeoutMs ?? this.stopTimeoutMs);
+          break;
+        case "kill":
+          this.requireLive(rec, "kill");
+          await this.killLocked(name);
+          this.update(name, { desired: "stopped", observed: "stopped", pid: null, lastExit: "killed through the API" });
+          this.event(name, "killed", `VM ${name} was killed.`, {});
+          break;
+        case "reboot": {
+          this.requireLive(rec, "reboot");
+          await this.killLocked(name);
+          this.update(name, { observed: "stopped", pid: null });
+          await this.startLocked(name, false);
+          this.event(name, "rebooted", `VM ${name} was rebooted.`, {});
+          break;
+        }
+        case "pause": {
+          if (rec.observed === "paused") throw illegalTransition(`VM ${name} is already paused.`);
+          if (rec.observed !== "running") throw illegalTransition(`VM ${name} is ${rec.observed}; only a running VM can be paused.`);
+          await this.command_(this.liveOf(name), "pause");
+          this.update(name, { desired: "paused", observed: "paused" });
+          this.event(name, "paused", `VM ${name} was paused.`, {});
+          break;
+        }
+        case "resume": {
+          if (rec.observed !== "paused") throw illegalTransition(`VM ${name} is ${rec.observed === "running" ? "already running" : rec.observed}; only a paused VM can be resumed.`);
+          await this.command_(this.liveOf(name), "resume");
+          this.update(name, { desired: "running", observed: "running" });
+          this.event(name, "resumed", `VM ${name} was resumed.`, {});
+          break;
+        }
+        default: {
+          const never: never = action;
+          throw invalid(`Unknown action "${never as string}".`);
+        }
+      }
+      return this.get(name);
+    });
+  }
+
+  /** Fresh counters from the VM process. */
+  async stats(name: string): Promise<VmStats> {
+    const rec = this.record(name);
+    const live = this.live.get(name);
+    if (live === undefined) throw illegalTransition(`VM ${name} is ${rec.observed}; statistics exist only while it runs.`);
+    return this.command_<VmStats>(live, "query-stats");
+  }
+
+  sample(name: string): VmSample | null {
+    return this.samples.get(name) ?? null;
+  }
+
+  /** The running VM's process, for the console; null when it is not running. */
+  processOf(name: string): VmProcess | null {
+    this.record(name);
+    return this.live.get(name)?.proc ?? null;
+  }
+
+  /** What is promised to the VMs that run now (and exec VMs). */
+  promised(exclude?: string): Allocation {
+    const active = this.store
+      .listVms()
+      .filter((r) => ACTIVE.includes(r.observed) && r.spec.name !== exclude)
+      .map((r) => ({ vcpus: r.spec.vcpus, memoryBytes: r.spec.memoryMiB * 2 ** 20 }));
+    return promised([...active, ...this.transient]);
+  }
+
+  /** Reserves room for a VM that is not in the inventory (exec); call the returned function to release it. */
+  reserve(ask: Allocation): () => void {
+    admit(this.capacity, this.promised(), ask);
+    const held = { ...ask };
+    this.transient.add(held);
+    return () => this.transient.delete(held);
+  }
+
+  events(afterSeq: number, limit: number, vm?: string): EventRecord[] {
+    return this.store.listEvents(afterSeq, limit, vm);
+  }
+
+  private record(name: string): VmRecord {
+    const r = this.store.getVm(name);
+    if (r === null) throw notFound(`VM ${name} does not exist; \`nodevisor vm list\` shows the VMs.`);
+    return r;
+  }
+
+  private view(r: VmRecord): VmView {
+    const live = this.live.get(r.spec.name);
+    const effective = live?.sentCap;
+    return {
+      name: r.spec.name,
+      spec: r.spec,
+      desired: r.desired,
+      state: r.observed,
+      pid: r.pid,
+      restarts: r.restarts,
+      lastExit: r.lastExit,
+      effectiveCpuCap: effective === undefined ? r.spec.cpuCap : effective,
+      createdAt: r.createdAt,
+      updatedAt: r.updatedAt,
+    };
+  }
+
+  private update(name: string, change: Partial<VmRecord>): VmRecord {
+    const r = this.record(name);
+    const next = { ...r, ...change, updatedAt: new Date().toISOString() };
+    this.store.putVm(next);
+    return next;
+  }
+
+  private event(vm: string | null, type: string, message: string, data: Record<string, unknown>): void {
+    const e = this.store.appendEvent({ vm, type, message, data });
+    this.log(message);
+    this.emit("event", e);
+  }
+
+  private requireLive(rec: VmRecord, action: string): void {
+    if (!ACTIVE.includes(rec.observed) || !this.live.has(rec.spec.name)) {
+      throw illegalTransition(`VM ${rec.spec.name} is not running (it is ${rec.observed}); there is nothing to ${action}.`);
+    }
+  }
+
+  private liveOf(name: string): Live {
+    const l = this.live.get(name);
+    if (l === undefined) throw illegalTransition(`VM ${name} is not running.`);
+    return l;
+  }
+
+  private async command_<T = unknown>(live: Live, command: string, args?: object): Promise<T> {
+    try {
+      return await withTimeout(live.proc.client.execute<T>(command, args), COMMAND_TIMEOUT_MS);
+    } catch (e) {
+      if (e instanceof ApiError) throw e;
+      throw vmFailed(`The VM process did not carry out "${command}": ${(e as Error).message}`);
+    }
+  }
+
+  private async startLocked(name: string, isRestart: boolean): Promise<void> {
+    const rec = this.record(name);
+    admit(this.capacity, this.promised(name), { vcpus: rec.spec.vcpus, memoryBytes: rec.spec.memoryMiB * 2 ** 20 });
+    this.update(name, { desired: "running", observed: "starting", pid: null });
+    try {
+      await this.ensureImage(rec.spec);
+      const proc = await VmProcess.start({ spec: rec.spec, paths: vmPaths(this.paths, name), command: this.command });
+      this.attach(name, proc, Date.now());
+      const r = this.update(name, { observed: "running", pid: proc.pid, ...(isRestart ? { restarts: rec.restarts + 1 } : {}) });
+      this.event(name, isRestart ? "restarted" : "started", `VM ${name} ${isRestart ? `was restarted (restart ${r.restarts})` : "started"} (pid ${proc.pid}).`, { pid: proc.pid });
+    } catch (e) {
+      const message = (e as Error).message;
+      this.update(name, { observed: "failed", pid: null, lastExit: message });
+      this.event(name, "start-failed", `VM ${name} did not start: ${message}`, {});
+      throw vmFailed(`VM ${name} did not start: ${message}`);
+    }
+  }
+
+  private attach(name: string, proc: VmProcess, startedAt: number): void {
+    const live: Live = { proc, startedAt, expectingExit: false, sentCap: undefined };
+    this.live.set(name, live);
+    void proc.exited.then((info) => {
+      if (this.live.get(name) === live) this.live.delete(name);
+      this.samples.delete(name);
+      if (live.expectingExit || this.closed) return;
+      void this.locks.run(name, async () => this.afterDeath(name, info, Date.now() - live.startedAt));
+    });
+  }
+
+  /** A VM process ended on its own: record why, then restart it if its policy says so. */
+  private afterDeath(name: string, info: VmExitInfo, ranMs: number): void {
+    const rec = this.store.getVm(name);
+    if (rec === null) return;
+    const wanted = rec.desired !== "stopped";
+    const policy = rec.spec.restartPolicy;
+    const restart = wanted && (policy === "always" || (policy === "on-failure" && info.failed));
+    this.update(name, { observed: info.failed ? "crashed" : "stopped", pid: null, lastExit: info.message, ...(restart ? {} : { desired: "stopped" }) });
+    this.event(name, "died", `VM ${name} ended: ${info.message}.`, { code: info.code, signal: info.signal, reason: info.reason, failed: info.failed });
+    if (!restart || this.closed) return;
+    const failures = ranMs > STABLE_RUN_MS ? 0 : (this.failures.get(name) ?? 0);
+    this.failures.set(name, failures + 1);
+    const delay = Math.min(this.backoff.max, this.backoff.first * 2 ** failures);
+    this.event(name, "restart-scheduled", `VM ${name} will be restarted in ${(delay / 1000).toFixed(1)} s (restart policy ${policy}).`, { delayMs: delay });
+    this.restartTimers.set(
+      name,
+      setTimeout(() => {
+        this.restartTimers.delete(name);
+        void this.locks
+          .run(name, async () => {
+            const r = this.store.getVm(name);
+            if (r === null || r.desired === "stopped" || ACTIVE.includes(r.observed)) return;
+            await this.startLocked(name, true);
+          })
+          .catch((e: Error) => {
+            this.log(`Restart of VM ${name} failed: ${e.message}`);
+            const r = this.store.getVm(name);
+            if (r !== null && r.desired !== "stopped") this.afterDeath(name, { code: null, signal: null, reason: null, failed: true, message: e.message }, 0);
+          });
+      }, delay),
+    );
+  }
+
+  private cancelRestart(name: string): void {
+    const t = this.restartTimers.get(name);
+    if (t !== undefined) clearTimeout(t);
+    this.restartTimers.delete(name);
+  }
+
+  private async stopLocked(name: string, timeoutMs: number): Promise<void> {
+    const live = this.liveOf(name);
+    live.expectingExit = true;
+    this.update(name, { desired: "stopped", observed: "stopping" });
+    this.event(name, "stopping", `VM ${name} is asked to power off.`, {});
+    try {
+      const status = await this.command_<{ state: string }>(live, "query-status");
+      if (status.state === "paused") await this.command_(live, "resume");
+      await this.command_(live, "powerdown");
+    } catch {
+      // A VM that cannot take the request is killed below after the timeout.
+    }
+    let info = await Promise.race([live.proc.exited, sleep(timeoutMs).then(() => null)]);
+    let how = "powered off";
+    if (info === null) {
+      how = `was killed after not powering off within ${Math.round(timeoutMs / 1000)} s`;
+      info = await this.endProcess(live);
+    }
+    this.update(name, { observed: "stopped", pid: null, lastExit: `stopped through the API: ${info.message}` });
+    this.event(name, "stopped", `VM ${name} ${how}.`, { code: info.code, reason: info.reason });
+  }
+
+  private async killLocked(name: string): Promise<void> {
+    const live = this.liveOf(name);
+    live.expectingExit = true;
+    this.cancelRestart(name);
+    await this.endProcess(live);
+  }
+
+  /** quit over the socket, then SIGKILL to the process group if it lingers. */
+  private async endProcess(live: Live): Promise<VmExitInfo> {
+    live.proc.client.execute("quit").catch(() => {});
+    const info = await Promise.race([live.proc.exited, sleep(QUIT_GRACE_MS).then(() => null)]);
+    if (info !== null) return info;
+    live.proc.killGroup();
+    return live.proc.exited;
+  }
+
+  private async poll(): Promise<void> {
+    const now = Date.now();
+    await Promise.all(
+      [...this.live.entries()].map(async ([name, live]) => {
+        const stats = await withTimeout(live.proc.client.execute<VmStats>("query-stats"), COMMAND_TIMEOUT_MS).catch(() => null);
+        if (stats === null) return;
+        const prev = this.samples.get(name);
+        let cpuCores = 0;
+        let wantedCores = 0;
+        if (prev !== undefined && now > prev.at) {
+          const dt = now - prev.at;
+          cpuCores = Math.max(0, ((stats.cpuMs ?? 0) - (prev.stats.cpuMs ?? 0)) / dt);
+          // Runnable time: what ran plus what was held back by the cap or lost to host contention.
+          wantedCores = cpuCores + Math.max(0, ((stats.stealMs ?? 0) - (prev.stats.stealMs ?? 0)) / dt);
+        }
+        this.samples.set(name, { at: now, stats, cpuCores, wantedCores });
+      }),
+    );
+    await this.applyCaps().catch((e: Error) => this.log(`Cannot apply CPU caps: ${e.message}`));
+    for (const name of this.live.keys()) {
+      const p = vmPaths(this.paths, name);
+      try {
+        truncateLogIfLarge(p.consoleLog, this.maxLogBytes);
+        truncateLogIfLarge(p.vmmLog, this.maxLogBytes);
+      } catch (e) {
+        this.log(`Cannot rotate the logs of VM ${name}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** Turns shares into caps from the last measured demand and sends the caps that changed. */
+  private async applyCaps(): Promise<void> {
+    const demands = [];
+    for (const [name, live] of this.live) {
+      const rec = this.store.getVm(name);
+      if (rec === null || live.proc === undefined) continue;
+      const s = this.samples.get(name);
+      demands.push({ name, vcpus: rec.spec.vcpus, shares: rec.spec.cpuShares, userCap: rec.spec.cpuCap, wantedCores: s?.wantedCores ?? 0 });
+    }
+    const caps = capsFromShares(this.capacity.cores, demands);
+    await Promise.all(
+      [...caps].map(async ([name, cap]) => {
+        const live = this.live.get(name);
+        if (live === undefined || live.sentCap === cap) return;
+        await withTimeout(live.proc.client.execute("set-cpu-limits", { cap }), COMMAND_TIMEOUT_MS);
+        live.sentCap = cap;
+      }),
+    );
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      (e) => (clearTimeout(t), reject(e)),
+    );
+  });
+}

@@ -1,0 +1,268 @@
+// One VM process as the daemon sees it: started as `nodevisor run` in its own process group (or
+// found again after a daemon restart through its pid file and control socket), driven only
+// through its control socket, and watched until it ends.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, truncateSync, copyFileSync, unlinkSync } from "node:fs";
+import { ControlClient } from "../vm/control_client.js";
+import type { VmPaths } from "./paths.js";
+import type { VmSpec } from "./spec.js";
+
+/** How a VM process ended. */
+export interface VmExitInfo {
+  code: number | null;
+  signal: string | null;
+  /** The VM's own reason from its SHUTDOWN event: poweroff, reset, quit, guest-panic, error, crashed. */
+  reason: string | null;
+  /** True for anything but a clean power-off, quit or reboot. */
+  failed: boolean;
+  /** One sentence for the event log. */
+  message: string;
+}
+
+/** The command that starts a VM process: this program with `run`. */
+export interface VmCommand {
+  execPath: string;
+  /** Arguments before `run`: node flags and the CLI script. */
+  prefix: string[];
+}
+
+export function currentVmCommand(): VmCommand {
+  return { execPath: process.execPath, prefix: [...process.execArgv, process.argv[1]!] };
+}
+
+/** The `nodevisor run` options for a spec. */
+export function runArguments(spec: VmSpec, paths: VmPaths): string[] {
+  const args = ["run", "--name", spec.name, "--memory", `${spec.memoryMiB}M`, "--cpus", String(spec.vcpus)];
+  if (spec.image !== undefined) args.push("--image", spec.image);
+  if (spec.kernel !== undefined) args.push("--kernel", spec.kernel);
+  if (spec.initrd !== undefined) args.push("--initrd", spec.initrd);
+  if (spec.cmdline) args.push("--append", spec.cmdline);
+  for (const d of spec.disks) {
+    const flags = [d.path];
+    if (d.readOnly) flags.push("readonly");
+    if (d.format) flags.push(`format=${d.format}`);
+    if (d.bps) flags.push(`bps=${d.bps}`);
+    if (d.iops) flags.push(`iops=${d.iops}`);
+    if (d.burst) flags.push(`burst=${d.burst}`);
+    args.push("--disk", flags.join(","));
+  }
+  if (spec.cpuCap !== null) args.push("--cpu-cap", String(spec.cpuCap));
+  args.push("--control-socket", paths.controlSocket, "--pid-file", paths.pidFile, "--console", "none", "--terminal", "xterm-256color,24x80");
+  return args;
+}
+
+const CLEAN_REASONS = new Set(["poweroff", "quit", "reset"]);
+
+export function describeExit(code: number | null, signal: string | null, reason: string | null): VmExitInfo {
+  let failed: boolean;
+  let message: string;
+  if (signal !== null) {
+    failed = true;
+    message = `the VM process was killed by ${signal}`;
+  } else if (reason === "guest-panic") {
+    failed = true;
+    message = "the guest kernel panicked";
+  } else if (reason !== null && !CLEAN_REASONS.has(reason)) {
+    failed = true;
+    message = `the VM stopped (${reason})${code !== null ? ` with status ${code}` : ""}`;
+  } else if (code !== null && code !== 0) {
+    failed = true;
+    message = `the VM process exited with status ${code}${reason ? ` (${reason})` : ""}`;
+  } else if (code === null && reason === null) {
+    failed = true;
+    message = "the VM process disappeared (it was not started by this daemon, so its status is unknown)";
+  } else {
+    failed = false;
+    message = reason === "poweroff" ? "the guest powered off" : reason === "reset" ? "the guest rebooted" : "the VM stopped";
+  }
+  return { code, signal, reason, failed, message };
+}
+
+export interface VmProcessOptions {
+  spec: VmSpec;
+  paths: VmPaths;
+  command: VmCommand;
+  /** How long the VM process may take to open its control socket. */
+  startTimeoutMs?: number;
+}
+
+/** Keeps at most `keep` old copies: file → file.1 → file.2 ... */
+export function rotateLog(path: string, keep = 3): void {
+  if (!existsSync(path)) return;
+  for (let i = keep - 1; i >= 1; i--) if (existsSync(`${path}.${i}`)) renameSync(`${path}.${i}`, `${path}.${i + 1}`);
+  renameSync(path, `${path}.1`);
+}
+
+/** A log the VM process appends to (O_APPEND) can be copied away and truncated under it. */
+export function truncateLogIfLarge(path: string, maxBytes: number, keep = 3): boolean {
+  let size = 0;
+  try {
+    size = statSync(path).size;
+  } catch {
+    return false;
+  }
+  if (size <= maxBytes) return false;
+  for (let i = keep - 1; i >= 1; i--) if (existsSync(`${path}.${i}`)) renameSync(`${path}.${i}`, `${path}.${i + 1}`);
+  copyFileSync(path, `${path}.1`);
+  truncateSync(path, 0);
+  return true;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+export function readPidFile(path: string): number | null {
+  try {
+    const pid = Number(readFileSync(path, "utf8").trim());
+    return Number.isSafeInteger(pid) && pid > 1 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+export class VmProcess {
+  readonly client: ControlClient;
+  readonly pid: number;
+  /** Resolves once, when the process has ended. */
+  readonly exited: Promise<VmExitInfo>;
+  private shutdownReason: string | null = null;
+
+  private constructor(pid: number, client: ControlClient, child: ChildProcess | null) {
+    this.pid = pid;
+    this.client = client;
+    client.on("SHUTDOWN", (data) => {
+      if (typeof data.reason === "string") this.shutdownReason = data.reason;
+    });
+    this.exited = child !== null ? this.watchChild(child) : this.watchAdopted();
+  }
+
+  /** Starts `nodevisor run` for the spec and connects to its control socket. */
+  static async start(o: VmProcessOptions): Promise<VmProcess> {
+    mkdirSync(o.paths.dir, { recursive: true, mode: 0o700 });
+    mkdirSync(o.paths.controlSocket.slice(0, o.paths.controlSocket.lastIndexOf("/")), { recursive: true, mode: 0o700 });
+    rotateLog(o.paths.consoleLog);
+    rotateLog(o.paths.vmmLog);
+    try {
+      unlinkSync(o.paths.pidFile);
+    } catch {
+      // none left over
+    }
+    const out = openSync(o.paths.consoleLog, "a", 0o600);
+    const err = openSync(o.paths.vmmLog, "a", 0o600);
+    let child: ChildProcess;
+    try {
+      // Its own process group, its output in files: it outlives the daemon, and no pipe ties them.
+      child = spawn(o.command.execPath, [...o.command.prefix, ...runArguments(o.spec, o.paths)], {
+        detached: true,
+        stdio: ["ignore", out, err],
+        env: { ...process.env, NODEVISOR_VM_NAME: o.spec.name },
+      });
+    } finally {
+      closeSync(out);
+      closeSync(err);
+    }
+    child.unref();
+    const earlyExit = new Promise<never>((_, reject) => {
+      child.once("exit", (code, signal) => reject(new Error(startFailure(o.paths.vmmLog, code, signal))));
+      child.once("error", (e) => reject(new Error(`Cannot start the VM process: ${e.message}.`)));
+    });
+    try {
+      const client = await Promise.race([connectWhenReady(o.paths.controlSocket, o.startTimeoutMs ?? 60_000), earlyExit]);
+      return new VmProcess(child.pid!, client, child);
+    } catch (e) {
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+      throw e;
+    } finally {
+      earlyExit.catch(() => {});
+    }
+  }
+
+  /** Finds a VM process again after a daemon restart; null when it is not running. */
+  static async adopt(paths: VmPaths): Promise<VmProcess | null> {
+    const pid = readPidFile(paths.pidFile);
+    if (pid === null || !isAlive(pid)) return null;
+    try {
+      const client = await ControlClient.connect(paths.controlSocket, { timeoutMs: 3000 });
+      return new VmProcess(pid, client, null);
+    } catch {
+      return null;
+    }
+  }
+
+  /** Ends the process group at once (after `quit` failed or was ignored). */
+  killGroup(): void {
+    for (const target of [-this.pid, this.pid]) {
+      try {
+        process.kill(target, "SIGKILL");
+        return;
+      } catch {
+        // try the pid alone: an adopted process may have left its group
+      }
+    }
+  }
+
+  private watchChild(child: ChildProcess): Promise<VmExitInfo> {
+    return new Promise((resolve) => {
+      const done = (code: number | null, signal: string | null): void => {
+        this.client.close();
+        resolve(describeExit(code, signal, this.shutdownReason));
+      };
+      if (child.exitCode !== null || child.signalCode !== null) done(child.exitCode, child.signalCode);
+      else child.once("exit", done);
+    });
+  }
+
+  /** Not our child: no exit status. The control connection closing starts a watch on the pid. */
+  private watchAdopted(): Promise<VmExitInfo> {
+    return new Promise((resolve) => {
+      this.client.onClose(() => {
+        const poll = setInterval(() => {
+          if (isAlive(this.pid)) return;
+          clearInterval(poll);
+          const clean = this.shutdownReason !== null && CLEAN_REASONS.has(this.shutdownReason);
+          resolve(describeExit(clean ? 0 : null, null, this.shutdownReason));
+        }, 100);
+        poll.unref(); // a daemon that is shutting down does not wait for its VMs to end
+      });
+    });
+  }
+}
+
+async function connectWhenReady(path: string, timeoutMs: number): Promise<ControlClient> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (existsSync(path)) {
+      try {
+        return await ControlClient.connect(path, { timeoutMs: 2000 });
+      } catch (e) {
+        if (Date.now() > deadline) throw e;
+      }
+    }
+    if (Date.now() > deadline) throw new Error(`The VM process did not open its control socket within ${Math.round(timeoutMs / 1000)} s; see its log.`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function startFailure(vmmLog: string, code: number | null, signal: string | null): string {
+  let tail = "";
+  try {
+    tail = readFileSync(vmmLog, "utf8").trim().split("\n").slice(-3).join(" ");
+  } catch {
+    // no log
+  }
+  const how = signal !== null ? `was killed by ${signal}` : `exited with status ${code}`;
+  return `The VM process ${how} before it was ready${tail ? `: ${tail}` : ""}`;
+}

@@ -1,0 +1,52 @@
+// How much of the guest's RAM the host has actually backed with pages: guest RAM is one lazily
+// zero-filled mapping, so the resident size of that mapping is what the guest has touched.
+// Linux only (/proc/self/smaps); elsewhere the figure is unknown (null).
+
+import { readFileSync } from "node:fs";
+
+/**
+ * Resident bytes of the mapping that holds `ramBytes` of guest RAM, from smaps text: the smallest
+ * anonymous read-write mapping at least that large. The kernel may merge a neighbouring anonymous
+ * mapping into it, so the figure can include a little VMM memory; it never exceeds the RAM size.
+ */
+export function touchedBytesFromSmaps(smaps: string, ramBytes: number): number | null {
+  const wantKiB = ramBytes / 1024;
+  let best: { sizeKiB: number; rssKiB: number } | null = null;
+  let current: { anonymousRw: boolean; sizeKiB: number } | null = null;
+  for (const line of smaps.split("\n")) {
+    const header = /^[0-9a-f]+-[0-9a-f]+ (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (header !== null) {
+      current = { anonymousRw: header[1]!.startsWith("rw") && header[2]!.trim() === "", sizeKiB: 0 };
+    } else if (current !== null && line.startsWith("Size:")) {
+      current.sizeKiB = Number(line.split(/\s+/)[1]);
+    } else if (current !== null && line.startsWith("Rss:")) {
+      const rssKiB = Number(line.split(/\s+/)[1]);
+      if (current.anonymousRw && current.sizeKiB >= wantKiB && (best === null || current.sizeKiB < best.sizeKiB)) {
+        best = { sizeKiB: current.sizeKiB, rssKiB };
+      }
+    }
+  }
+  return best === null ? null : Math.min(best.rssKiB * 1024, ramBytes);
+}
+
+/** Samples at most once a second, since reading smaps costs a few milliseconds. */
+export class TouchedMemoryProbe {
+  private last: { at: number; bytes: number | null } | null = null;
+
+  constructor(
+    private readonly ramBytes: number,
+    private readonly readSmaps: () => string = () => readFileSync("/proc/self/smaps", "latin1"),
+  ) {}
+
+  bytes(now = performance.now()): number | null {
+    if (this.last !== null && now - this.last.at < 1000) return this.last.bytes;
+    let bytes: number | null = null;
+    try {
+      bytes = touchedBytesFromSmaps(this.readSmaps(), this.ramBytes);
+    } catch {
+      bytes = null; // no /proc: not Linux
+    }
+    this.last = { at: now, bytes };
+    return bytes;
+  }
+}
