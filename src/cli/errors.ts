@@ -19,6 +19,11 @@ export function isUserError(e: unknown): e is Error {
       "ControlServerError",
       "DaemonError",
       "ApiClientError",
+      "NetSpecError",
+      "NetworkConfigError",
+      "SwitchError",
+      "PasstError",
+      "TapError",
     ].includes(e.name)
   );
 }

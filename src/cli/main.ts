@@ -3,6 +3,7 @@
 import { parseRunArgs, runVm, RUN_HELP } from "./run.js";
 import { asImageError, isUserError, UsageError } from "./errors.js";
 import { runDiskCommand } from "./disk.js";
+import { runSwitchCommand } from "./switch.js";
 import { ensureDefaultImage } from "../image/index.js";
 import { progressRenderer } from "./progress.js";
 
@@ -14,6 +15,7 @@ Commands:
   disk <subcommand> ...       create, inspect, check, snapshot, convert virtual disks
   daemon [options]            run the host daemon (REST API, inventory, supervision)
   vm <subcommand> ...         manage VMs through the daemon (create, start, console, ...)
+  switch <subcommand> ...     virtual switches for --net switch=NAME (create, delete, list, path)
   help                        show this help
 
 Run \`nodevisor run --help\` for VM options.
@@ -46,6 +48,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./daemon.js")).runDaemonCommand(rest);
     case "vm":
       return (await import("./vm.js")).runVmCommand(rest);
+    case "switch":
+      return runSwitchCommand(rest);
     case undefined:
     case "help":
     case "--help":

@@ -9,7 +9,7 @@ import { asImageError, UsageError } from "./errors.js";
 import { parseSize } from "../storage/sizes.js";
 import { attachTerminal } from "./terminal.js";
 import { progressRenderer } from "./progress.js";
-import { checkCpuCap, checkCpus, ConfigError, parseMemorySize, validateConfig, type DiskConfig, type VmConfig } from "../vm/config.js";
+import { checkCpuCap, checkCpus, ConfigError, DEFAULT_VM_NAME, parseMemorySize, validateConfig, type DiskConfig, type VmConfig } from "../vm/config.js";
 import { kernelCommandLine, Vm } from "../vm/vm.js";
 import { ControlServer } from "../vm/control_server.js";
 import { resolveImage, type GuestImage } from "../image/guest_image.js";
@@ -18,6 +18,7 @@ import { PACKAGE_VERSION } from "./version.js";
 import { DISK_FORMATS } from "../storage/open.js";
 import { parseTerminalSpec, terminalOfStdout, writePidFile } from "./run_daemon_options.js";
 import { collectGarbageNow } from "../vm/collect_boot_garbage.js";
+import { parseNetSpec, type NetConfig } from "../net/spec.js";
 
 export const RUN_HELP = `Usage: nodevisor run [options] [-- COMMAND [ARGS...]]
 
@@ -35,6 +36,14 @@ Options:
       --disk FILE[,readonly][,format=${DISK_FORMATS.join("|")}][,bps=RATE][,iops=N][,burst=BYTES]
                            attach a disk (repeatable; /dev/vda, /dev/vdb, ...);
                            bps/iops cap its throughput per second (token buckets)
+      --net SPEC           add a virtual NIC (repeatable: eth0, eth1, ...):
+                             user[,hostfwd=tcp:HOSTPORT-:GUESTPORT]  NAT through passt
+                             switch=NAME[,vlan=N|,trunk=N,M,...]     a virtual switch
+                             tap=IFNAME                              bridged (TAP)
+                             none                                    no NIC (the default)
+                           options in every mode: mac=, link=down, rx-bps=, tx-bps=,
+                           rx-pps=, tx-pps=, allow=/deny=DIR:PROTO[:CIDR][:PORTS],
+                           policy-in=, policy-out=, spoof=on (see docs/networking.md)
       --firmware FILE      run an M-mode firmware. With --kernel or --image it
                            boots that kernel (e.g. OpenSBI fw_dynamic.bin); alone
                            it runs bare-metal from the start of RAM. The word
@@ -43,7 +52,8 @@ Options:
       --control-socket PATH
                            serve the JSON-lines control socket (docs/control-socket.md)
       --cpu-cap PCT        hold each vCPU to PCT per cent of a host core (1-100)
-      --name NAME          the VM's name (in logs and the daemon's inventory)
+      --name NAME          the VM's name (in logs and the daemon's inventory; on a
+                           switch its DNS name, and the seed of its NICs' MACs)
       --pid-file FILE      write this process's id to FILE; removed on exit
       --console stdio|none where the serial console goes without a command:
                            stdio (default) is this terminal; none reads no
@@ -62,6 +72,7 @@ const OPTIONS = {
   initrd: { type: "string" },
   append: { type: "string" },
   disk: { type: "string", multiple: true },
+  net: { type: "string", multiple: true },
   firmware: { type: "string" },
   "console-log": { type: "string" },
   "control-socket": { type: "string" },
@@ -103,6 +114,8 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
   const cpus = Number((values.cpus as string | undefined) ?? "1");
   checkCpus(cpus);
   const disks = ((values.disk as string[] | undefined) ?? []).map(parseDiskSpec);
+  const nets = ((values.net as string[] | undefined) ?? []).map(parseNetSpec).filter((n): n is NetConfig => n !== null);
+  const name = (values.name as string | undefined) ?? null;
 
   let kernel = (values.kernel as string | undefined) ?? null;
   let initrd = (values.initrd as string | undefined) ?? null;
@@ -126,7 +139,7 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
   const terminalText = values.terminal as string | undefined;
   const terminal = command !== null ? null : terminalText !== undefined ? parseTerminalSpec(terminalText) : terminalOfStdout();
   const config: VmConfig = {
-    name: (values.name as string | undefined) ?? "vm",
+    name: name ?? DEFAULT_VM_NAME,
     cpuCap,
     terminal,
     memoryBytes,
@@ -136,6 +149,7 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
     firmware: firmware && resolve(firmware),
     append: (values.append as string | undefined) ?? "",
     disks,
+    nets,
     consoleLog: (values["console-log"] as string | undefined) ?? null,
     controlSocket: (values["control-socket"] as string | undefined) ?? null,
     command,

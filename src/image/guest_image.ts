@@ -19,8 +19,9 @@ export const MANIFEST_FILE = "manifest.json";
  * Bump whenever what goes into the image changes (the /init script, the module set or layout),
  * so images cached by an older nodevisor are rebuilt instead of silently reused.
  * 2: modules load on demand through busybox modprobe; powerdown listener; busybox init.
+ * 5: DHCP on every eth* NIC with udhcpc and its hook script (address, route, MTU, /etc/resolv.conf); 8021q.
  */
-export const MANIFEST_FORMAT = 4;
+export const MANIFEST_FORMAT = 5;
 
 /** What manifest.json holds; file names are relative to the image directory. */
 export interface ImageManifest {

@@ -1,7 +1,7 @@
 // Lays out the guest's initramfs (uncompressed newc cpio, so the guest spends no instructions unpacking it).
 
 import { CpioWriter } from "./cpio.js";
-import { INITTAB, INIT_SCRIPT, PROFILE_SCRIPT } from "./init_script.js";
+import { INITTAB, INIT_SCRIPT, PROFILE_SCRIPT, UDHCPC_SCRIPT, UDHCPC_SCRIPT_PATH } from "./init_script.js";
 import { modulesAlias, modulesBuiltin, modulesDep, type ShippedModule } from "./module_db.js";
 
 export interface InitramfsInput {
@@ -55,5 +55,7 @@ export function buildInitramfs(input: InitramfsInput): Buffer {
   w.add({ kind: "file", path: "etc/hostname", data: text("nodevisor\n") });
   w.add({ kind: "file", path: "etc/profile", data: text(PROFILE_SCRIPT) });
   w.add({ kind: "file", path: "etc/inittab", data: text(INITTAB) });
+  for (const dir of ["usr/share", "usr/share/udhcpc"]) w.add({ kind: "dir", path: dir, mode: 0o755 });
+  w.add({ kind: "file", path: UDHCPC_SCRIPT_PATH.slice(1), data: text(UDHCPC_SCRIPT), mode: 0o755 });
   return w.finish();
 }

@@ -7,6 +7,10 @@ import { FIXED_VIRTIO_DEVICES, FREE_VIRTIO_SLOTS, virtioSlotPlan } from "./virti
 import { formatSize, parseSize } from "../storage/sizes.js";
 import type { RateLimitConfig } from "../storage/ratelimit/rate_limited_backend.js";
 import type { DiskFormat } from "../storage/open.js";
+import type { NetConfig } from "../net/spec.js";
+
+/** The name of a VM started without --name. */
+export const DEFAULT_VM_NAME = "vm";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -30,6 +34,8 @@ export interface VmConfig {
   /** Kernel command line as given by the user (the VM adds what its devices need). */
   append: string;
   disks: DiskConfig[];
+  /** Virtual NICs (--net), in guest order (eth0, eth1, ...). */
+  nets?: NetConfig[];
   consoleLog: string | null;
   controlSocket: string | null;
   /** A command to run in the guest (argv); null for an interactive console. */
@@ -113,6 +119,9 @@ export function validateConfig(c: VmConfig): void {
   if (c.firmware) checkFile("firmware", c.firmware);
   for (const d of c.disks) checkFile("disk", d.path, !d.readOnly);
   if (virtioSlotPlan(c).length > VIRTIO_SLOTS) {
-    throw new ConfigError(`Cannot attach ${c.disks.length} disks: this board has room for ${FREE_VIRTIO_SLOTS} (${VIRTIO_SLOTS} virtio slots, ${FIXED_VIRTIO_DEVICES.length} taken by the entropy source and the consoles).`);
+    const nics = c.nets?.length ?? 0;
+    throw new ConfigError(
+      `Cannot attach ${c.disks.length} disks${nics ? ` and ${nics} NICs` : ""}: this board has room for ${FREE_VIRTIO_SLOTS} disks and NICs together (${VIRTIO_SLOTS} virtio slots, ${FIXED_VIRTIO_DEVICES.length} taken by the entropy source and the consoles).`,
+    );
   }
 }

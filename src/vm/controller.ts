@@ -2,6 +2,8 @@
 // this; the control server translates JSON-lines requests into calls on it. This interface,
 // not the VM's internals, is what the daemon will depend on.
 
+import type { NicLimits } from "../net/shaper.js";
+
 export type VmRunState = "starting" | "running" | "paused" | "shutdown" | "crashed";
 
 export interface VmStatus {
@@ -22,6 +24,8 @@ export interface DeviceStats {
   bytesRead: number;
   bytesWritten: number;
   errors: number;
+  /** Device-specific counters (virtio-net: packets, bytes, drops by reason, link state). */
+  counters?: Record<string, number>;
 }
 
 export interface VmStats {
@@ -74,6 +78,10 @@ export interface VmController {
   setDiskLimits?(index: number, limits: DiskLimits): void;
   /** Tells the guest the console terminal's size (rows x columns). */
   consoleResize?(rows: number, cols: number): void;
+  /** Pulls or plugs the virtual cable of a NIC ("net0", ...); absent on VMs without networking support. */
+  setLink?(nic: string, up: boolean): void;
+  /** Replaces a NIC's rate limits at run time. */
+  setNetLimits?(nic: string, limits: NicLimits): void;
   /** Subscribe to serial console output; returns an unsubscribe function. */
   onConsoleOutput(listener: (data: Uint8Array) => void): () => void;
   /** Subscribe to lifecycle events (STOP, RESUME, SHUTDOWN, ...); returns an unsubscribe function. */

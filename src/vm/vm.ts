@@ -13,6 +13,11 @@ import { SbiFirmware } from "../firmware/sbi.js";
 import { openDisk } from "../storage/open.js";
 import { RateLimitedBackend } from "../storage/ratelimit/rate_limited_backend.js";
 import type { BlockBackend } from "../storage/block_backend.js";
+import { VirtioNet } from "../devices/virtio/net/device.js";
+import type { NetBackend } from "../net/backend.js";
+import { NicFilter } from "../net/firewall.js";
+import { nicMac, openNetBackend } from "../net/open.js";
+import { TokenBucketShaper, type NicLimits } from "../net/shaper.js";
 import { VirtualClock } from "./clock.js";
 import { Scheduler } from "./scheduler.js";
 import { dispatchExit, type ExitServices } from "../machine/exit_dispatch.js";
@@ -22,7 +27,7 @@ import { TouchedMemoryProbe } from "./memory_touched.js";
 import { diskLimitsToRateLimit } from "./config.js";
 import { commandArgument } from "./guest_protocol.js";
 import { GUEST_COMMAND_LINE_MAX, INIT_STARTED_LINE, LISTENING_LINE, parseExitLine, POWERDOWN_REQUEST, resizeRequest, terminalArguments } from "../image/init_script.js";
-import { ConfigError } from "./config.js";
+import { ConfigError, DEFAULT_VM_NAME } from "./config.js";
 import { limitedLog, type LimitedLog } from "./log_limiter.js";
 import type { DeviceStats, DiskLimits, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
 import type { VmConfig } from "./config.js";
@@ -61,6 +66,7 @@ export class Vm implements VmController {
   private readonly disks: RateLimitedBackend[];
   private readonly pacer: VcpuPacer;
   private readonly touchedMemory: TouchedMemoryProbe;
+  private readonly nics: { name: string; device: VirtioNet; backend: NetBackend; shaper: TokenBucketShaper }[];
   private readonly consoles: VirtioConsole[];
   private state: VmRunState = "starting";
   private exitCode: number | null = null;
@@ -91,26 +97,46 @@ export class Vm implements VmController {
 
   static async create(o: VmOptions): Promise<Vm> {
     const disks: RateLimitedBackend[] = [];
+    const nets: NetBackend[] = [];
+    const macs: Uint8Array[] = [];
+    // A VM without a name of its own gets random MACs, so two such VMs never share one.
+    const macSeed = o.config.name === DEFAULT_VM_NAME ? null : o.config.name;
+    const log = o.log ?? (() => {});
     try {
       for (const d of o.config.disks) {
         const backend = await openDisk(d.path, { format: d.format, readOnly: d.readOnly });
         // Always behind a limiter (unlimited by default), so limits can change while the VM runs.
         disks.push(new RateLimitedBackend(backend, d.limits ?? {}));
       }
+      const configs = o.config.nets ?? [];
+      for (let i = 0; i < configs.length; i++) {
+        const n = configs[i]!;
+        macs.push(nicMac(n, macSeed, i));
+        nets.push(await openNetBackend(n, { mac: macs[i]!, vmName: o.config.name, log: (m) => log(`net${i}: ${m}`) }));
+      }
     } catch (e) {
-      await Promise.all(disks.map((d) => d.close()));
+      await Promise.all([...disks.map((d) => d.close()), ...nets.map((n) => n.close())]);
       throw e;
     }
-    return new Vm(o, disks);
+    return new Vm(o, disks, nets, macs);
   }
 
-  private constructor(o: VmOptions, disks: RateLimitedBackend[]) {
+  private constructor(o: VmOptions, disks: RateLimitedBackend[], nets: NetBackend[], macs: Uint8Array[]) {
     this.config = o.config;
     this.disks = disks;
     // Today's scheduler runs every hart on this one thread, so at most one core can be used.
     this.pacer = new VcpuPacer(o.config.cpus, 1);
     this.pacer.setCap(o.config.cpuCap ?? null);
     this.touchedMemory = new TouchedMemoryProbe(o.config.memoryBytes);
+    this.nics = nets.map((backend, i) => {
+      const c = o.config.nets![i]!;
+      const mac = macs[i]!;
+      const shaper = new TokenBucketShaper(c.limits);
+      const policy = new NicFilter({ mac, firewall: c.firewall, antiSpoof: c.antiSpoof });
+      const device = new VirtioNet({ backend, mac, policy, shaper, offloads: c.offloads });
+      if (!c.linkUp) device.setLink(false);
+      return { name: `net${i}`, device, backend, shaper };
+    });
     this.exited = new Promise((r) => (this.resolveExit = r));
     const log = o.log ?? (() => {});
     this.log = log;
@@ -120,9 +146,11 @@ export class Vm implements VmController {
     const status = new VirtioConsole({ onOutput: (d) => this.onStatusOutput(d) });
     this.consoles = [stdout, stderr, status];
     let disk = 0;
+    let nic = 0;
     const virtio: VirtioDevice[] = virtioSlotPlan(o.config).map((kind): VirtioDevice => {
       switch (kind) {
         case "disk": return new VirtioBlk({ backend: disks[disk++]! });
+        case "nic": return this.nics[nic++]!.device;
         case "rng": return new VirtioRng();
         case "console-stdout": return stdout;
         case "console-stderr": return stderr;
@@ -163,7 +191,7 @@ export class Vm implements VmController {
 
   /** Releases the disks of a VM whose start() failed. */
   async abandon(): Promise<void> {
-    await Promise.allSettled(this.disks.map((d) => d.close()));
+    await Promise.allSettled([...this.disks.map((d) => d.close()), ...this.nics.map((n) => n.backend.close())]);
   }
 
   /** Loads the payloads and starts the harts. */
@@ -220,13 +248,15 @@ export class Vm implements VmController {
     const devices: DeviceStats[] = this.board.virtio.map((mmio, i) => {
       const dev = this.board.virtioDevices[i]!;
       const st = dev.stats();
+      const nic = this.nics.find((n) => n.device === dev);
       return {
-        name: `virtio${i}`,
+        name: nic?.name ?? `virtio${i}`,
         kind: dev.name,
         requests: st.requests ?? 0,
         bytesRead: st.bytesRead ?? 0,
         bytesWritten: st.bytesWritten ?? 0,
         errors: (st.errors ?? 0) + mmio.stats().deviceFailures,
+        ...(nic ? { counters: { ...st } } : {}),
       };
     });
     return {
@@ -239,6 +269,28 @@ export class Vm implements VmController {
       cpuCap: this.pacer.cap,
       memoryTouchedBytes: this.touchedMemory.bytes(now),
     };
+  }
+
+  /** Pulls (up=false) or plugs the virtual cable of NIC `name` ("net0", ...). */
+  setLink(name: string, up: boolean): void {
+    this.nic(name).device.setLink(up);
+    this.scheduler.kick();
+  }
+
+  /** Replaces NIC `name`'s rate limits; buckets start full. */
+  setNetLimits(name: string, limits: NicLimits): void {
+    const n = this.nic(name);
+    n.shaper.setLimits(limits);
+    n.device.notify(0);
+    n.device.notify(1);
+  }
+
+  private nic(name: string): { device: VirtioNet; shaper: TokenBucketShaper } {
+    const n = this.nics.find((x) => x.name === name);
+    if (n === undefined) {
+      throw new ConfigError(`The VM has no NIC "${name}"; its NICs are ${this.nics.map((x) => x.name).join(", ") || "none"}.`);
+    }
+    return n;
   }
 
   pause(): void {
@@ -398,10 +450,13 @@ export class Vm implements VmController {
     for (const mmio of this.board.virtio) mmio.hostReset();
     this.emit({ event: "SHUTDOWN", data: { reason, exitCode } });
     const done = async (): Promise<void> => {
-      await Promise.allSettled(this.disks.map(async (d) => {
-        await d.flush();
-        await d.close();
-      }));
+      await Promise.allSettled([
+        ...this.disks.map(async (d) => {
+          await d.flush();
+          await d.close();
+        }),
+        ...this.nics.map((n) => n.backend.close()),
+      ]);
       if (this.consoleLogFd !== null) closeQuietly(this.consoleLogFd);
       this.consoleLogFd = null;
       this.resolveExit({ exitCode, reason });

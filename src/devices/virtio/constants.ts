@@ -16,6 +16,7 @@ export const F_VERSION_1 = 1n << 32n;
 export const TRANSPORT_FEATURES = F_VERSION_1 | F_INDIRECT_DESC | F_EVENT_IDX;
 
 /** Virtio device ids (virtio 1.2 §5). */
+export const DEVICE_ID_NET = 1;
 export const DEVICE_ID_BLOCK = 2;
 export const DEVICE_ID_CONSOLE = 3;
 export const DEVICE_ID_RNG = 4;

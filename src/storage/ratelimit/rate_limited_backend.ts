@@ -1,7 +1,7 @@
 // Wraps a BlockBackend with Firecracker-style bandwidth and operation limits; waiting requests queue in FIFO order.
 
 import { BlockRequestError, type BlockBackend, type BlockStats } from "../block_backend.js";
-import { TokenBucket, type Clock, type TokenBucketConfig } from "./token_bucket.js";
+import { TokenBucket, type Clock, type TokenBucketConfig } from "../../ratelimit/token_bucket.js";
 
 export interface RateLimitConfig {
   /** Bytes read or written; flush, discard and write-zeroes move no data and are not charged here. */

@@ -1,0 +1,160 @@
+// A per-NIC stateful firewall and anti-spoofing filter over Ethernet frames. Rules are ordered
+// (first match wins) by direction, protocol, remote CIDR and remote port range, with a default
+// policy per direction. A connection allowed one way lets its replies back (connection tracking
+// on the 5-tuple, expiring when idle). "out" means from the guest, "in" towards it.
+
+import {
+  ETHERTYPE_ARP,
+  ETHERTYPE_IPV4,
+  inCidr,
+  IPPROTO_ICMP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  macToString,
+  parseIpv4Packet,
+  parseL2,
+} from "./ethernet.js";
+import type { DropReason, NicPolicy } from "./nic_policy.js";
+
+export interface FirewallRule {
+  action: "allow" | "deny";
+  direction: "in" | "out";
+  protocol: "tcp" | "udp" | "icmp" | "any";
+  /** The remote end's address range; null for any. */
+  cidr: { network: number; prefix: number } | null;
+  /** The remote end's port range (tcp/udp); null for any. */
+  ports: [number, number] | null;
+}
+
+export interface FirewallConfig {
+  rules: FirewallRule[];
+  defaultIn: "allow" | "deny";
+  defaultOut: "allow" | "deny";
+}
+
+const PROTO_NUM = { tcp: IPPROTO_TCP, udp: IPPROTO_UDP, icmp: IPPROTO_ICMP } as const;
+const FLOW_IDLE_MS = 300_000;
+const MAX_FLOWS = 65536;
+
+export interface NicFilterOptions {
+  mac: Uint8Array;
+  firewall: FirewallConfig | null;
+  antiSpoof: boolean;
+  /** Addresses the guest may send from besides those learnt from DHCP. */
+  addresses?: number[];
+  now?: () => number;
+}
+
+export class NicFilter implements NicPolicy {
+  private readonly mac: string;
+  private readonly addresses = new Set<number>();
+  private readonly flows = new Map<string, number>();
+  private firewall: FirewallConfig | null;
+  private readonly antiSpoof: boolean;
+  private readonly now: () => number;
+
+  constructor(o: NicFilterOptions) {
+    this.mac = macToString(o.mac);
+    this.firewall = o.firewall;
+    this.antiSpoof = o.antiSpoof;
+    this.now = o.now ?? (() => performance.now());
+    for (const a of o.addresses ?? []) this.addresses.add(a);
+  }
+
+  /** The addresses the guest may use (given by DHCP, seen on the way in, or configured). */
+  get allowedAddresses(): number[] {
+    return [...this.addresses];
+  }
+
+  setFirewall(f: FirewallConfig | null): void {
+    this.firewall = f;
+    this.flows.clear();
+  }
+
+  checkTx(frame: Uint8Array): DropReason | null {
+    const l2 = parseL2(frame);
+    if (l2 === null) return "malformed";
+    if (this.antiSpoof) {
+      if (macToString(frame, 6) !== this.mac) return "spoof";
+      if (l2.etherType === ETHERTYPE_ARP) {
+        const o = l2.payloadOffset;
+        if (frame.length < o + 28) return "malformed";
+        if (macToString(frame, o + 8) !== this.mac) return "spoof";
+        const spa = readU32(frame, o + 14);
+        if (spa !== 0 && this.addresses.size > 0 && !this.addresses.has(spa)) return "spoof";
+      }
+    }
+    if (l2.etherType !== ETHERTYPE_IPV4) return null;
+    const ip = parseIpv4Packet(frame, l2.payloadOffset);
+    if (ip === null) return "malformed";
+    // Until the guest has been given an address only the MAC is checked (and DHCP from 0.0.0.0 must pass).
+    if (this.antiSpoof && ip.src !== 0 && this.addresses.size > 0 && !this.addresses.has(ip.src)) return "spoof";
+    if (this.firewall === null) return null;
+    return this.decide("out", ip.protocol, ip.dst, ip.srcPort, ip.dstPort, ip.src, ip.fragmentOffset !== 0);
+  }
+
+  checkRx(frame: Uint8Array): DropReason | null {
+    const l2 = parseL2(frame);
+    if (l2 === null) return "malformed";
+    if (l2.etherType !== ETHERTYPE_IPV4) return null;
+    const ip = parseIpv4Packet(frame, l2.payloadOffset);
+    if (ip === null) return this.firewall === null ? null : "malformed";
+    this.snoopDhcp(frame, ip);
+    if (this.firewall === null) return null;
+    return this.decide("in", ip.protocol, ip.src, ip.dstPort, ip.srcPort, ip.dst, ip.fragmentOffset !== 0);
+  }
+
+  /** The address in a DHCP ACK for our MAC becomes one the guest may send from. */
+  private snoopDhcp(frame: Uint8Array, ip: { protocol: number; srcPort: number; dstPort: number; offset: number; headerBytes: number }): void {
+    if (ip.protocol !== IPPROTO_UDP || ip.srcPort !== 67 || ip.dstPort !== 68) return;
+    const d = ip.offset + ip.headerBytes + 8;
+    if (frame.length < d + 240 || macToString(frame, d + 28) !== this.mac) return;
+    // Option 53 = 5 (ACK): scan the options.
+    for (let i = d + 240; i + 1 < frame.length; ) {
+      const code = frame[i]!;
+      if (code === 255) break;
+      if (code === 0) {
+        i++;
+        continue;
+      }
+      if (code === 53 && frame[i + 2] === 5) {
+        const yiaddr = readU32(frame, d + 16);
+        if (yiaddr !== 0) this.addresses.add(yiaddr);
+        return;
+      }
+      i += 2 + frame[i + 1]!;
+    }
+  }
+
+  /** local/remote ports: for "out" the guest's port is srcPort; for "in" it is dstPort. */
+  private decide(dir: "in" | "out", proto: number, remote: number, localPort: number, remotePort: number, local: number, fragment: boolean): DropReason | null {
+    const fw = this.firewall!;
+    const t = this.now();
+    const key = `${proto}/${local}:${proto === IPPROTO_ICMP ? 0 : localPort}/${remote}:${proto === IPPROTO_ICMP ? 0 : remotePort}`;
+    const seen = this.flows.get(key);
+    if (seen !== undefined && t - seen < FLOW_IDLE_MS) {
+      this.flows.set(key, t);
+      return null;
+    }
+    let verdict: "allow" | "deny" = dir === "in" ? fw.defaultIn : fw.defaultOut;
+    for (const r of fw.rules) {
+      if (r.direction !== dir) continue;
+      if (r.protocol !== "any" && PROTO_NUM[r.protocol] !== proto) continue;
+      if (r.cidr !== null && !inCidr(remote, r.cidr)) continue;
+      if (r.ports !== null && (fragment || remotePort < r.ports[0] || remotePort > r.ports[1])) continue;
+      verdict = r.action;
+      break;
+    }
+    if (verdict === "deny") return "firewall";
+    if (this.flows.size >= MAX_FLOWS) {
+      for (const [k, at] of this.flows) if (t - at >= FLOW_IDLE_MS) this.flows.delete(k);
+      if (this.flows.size >= MAX_FLOWS) this.flows.clear();
+    }
+    this.flows.set(key, t);
+    return null;
+  }
+}
+
+function readU32(b: Uint8Array, at: number): number {
+  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+}
