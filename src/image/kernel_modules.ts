@@ -18,6 +18,7 @@ export const GUEST_MODULES = [
   "virtio_console",
   "virtio_rng",
   "virtio_net",
+  "8021q",
   "virtio_balloon",
   "crc32c_generic",
   "ext4",

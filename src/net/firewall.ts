@@ -22,7 +22,7 @@ export interface FirewallRule {
   protocol: "tcp" | "udp" | "icmp" | "any";
   /** The remote end's address range; null for any. */
   cidr: { network: number; prefix: number } | null;
-  /** The remote end's port range (tcp/udp); null for any. */
+  /** The destination port range of the first packet (tcp/udp): the guest's port for "in", the remote one for "out"; null for any. */
   ports: [number, number] | null;
 }
 
@@ -141,7 +141,9 @@ export class NicFilter implements NicPolicy {
       if (r.direction !== dir) continue;
       if (r.protocol !== "any" && PROTO_NUM[r.protocol] !== proto) continue;
       if (r.cidr !== null && !inCidr(remote, r.cidr)) continue;
-      if (r.ports !== null && (fragment || remotePort < r.ports[0] || remotePort > r.ports[1])) continue;
+      // A rule's ports are the service's: the guest's port for "in", the remote one for "out".
+      const port = dir === "in" ? localPort : remotePort;
+      if (r.ports !== null && (fragment || port < r.ports[0] || port > r.ports[1])) continue;
       verdict = r.action;
       break;
     }

@@ -139,7 +139,7 @@ export function parseNetSpec(spec: string): NetConfig | null {
   return c;
 }
 
-/** DIR:PROTO[:CIDR][:PORT[-PORT]], e.g. in:tcp:22, out:udp:10.0.0.0/8:53, in:icmp, out:any:192.168.1.0/24. */
+/** DIR:PROTO[:CIDR][:PORT[-PORT]], e.g. in:tcp:22 (guest port 22), out:udp:10.0.0.0/8:53 (remote port 53), in:icmp, out:any:192.168.1.0/24. */
 function parseRule(action: "allow" | "deny", text: string, fail: (w: string) => never): FirewallRule {
   const parts = text.split(":");
   const [dir, proto] = parts;
