@@ -17,9 +17,10 @@ export interface CliResult {
 }
 
 /** Runs `nodevisor ARGS` with optional stdin text; resolves when it exits (killed after timeoutMs). */
-export function nodevisor(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+export function nodevisor(args: string[], opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
+    const env = opts.env ? { ...process.env, ...opts.env } : process.env;
+    const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"], env });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));

@@ -1,0 +1,47 @@
+// Test helper for network tests: runs `nodevisor run` (or QEMU) as a child process whose output can be
+// watched while it runs, and stopped when the test is done with it.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { CLI, ROOT } from "../helpers.js";
+
+export class VmProcess {
+  stdout = "";
+  stderr = "";
+  readonly exited: Promise<number | null>;
+  private readonly child: ChildProcess;
+
+  constructor(command: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(command, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+    this.child.stdout!.on("data", (d: Buffer) => (this.stdout += d.toString("latin1")));
+    this.child.stderr!.on("data", (d: Buffer) => (this.stderr += d.toString("latin1")));
+    this.exited = new Promise((resolve) => this.child.on("close", (code) => resolve(code)));
+  }
+
+  /** `nodevisor run ARGS` from source. */
+  static nodevisor(args: string[], env: NodeJS.ProcessEnv = {}): VmProcess {
+    return new VmProcess(process.execPath, ["--import", "tsx", CLI, "run", "--memory", "256M", ...args], env);
+  }
+
+  /** Resolves when stdout matches `re`; rejects when the process exits first or after `ms`. */
+  async waitFor(re: RegExp, ms = 180_000): Promise<RegExpExecArray> {
+    const end = Date.now() + ms;
+    let done = false;
+    void this.exited.then(() => (done = true));
+    for (;;) {
+      const m = re.exec(this.stdout);
+      if (m) return m;
+      if (done || Date.now() > end) {
+        throw new Error(`${done ? "the VM exited" : "timed out"} before printing ${re}; stdout:\n${this.stdout.slice(-3000)}\nstderr:\n${this.stderr.slice(-3000)}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Asks the VM to stop (SIGTERM quits a nodevisor VM) and waits for it. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGTERM");
+    const t = setTimeout(() => this.child.kill("SIGKILL"), 10_000);
+    await this.exited;
+    clearTimeout(t);
+  }
+}
