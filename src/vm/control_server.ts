@@ -5,6 +5,7 @@
 import { chmod, lstat, unlink } from "node:fs/promises";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import type { VmController, VmEvent, VmRunState } from "./controller.js";
+import type { NicLimits } from "../net/shaper.js";
 import {
   CONSOLE_EVENT,
   MAX_REQUEST_LINE_BYTES,
@@ -56,7 +57,7 @@ class CommandFailure extends Error {
   }
 }
 
-type ArgSpec = { type: "string" | "number"; required: boolean; nullable?: boolean };
+type ArgSpec = { type: "string" | "boolean" | "number"; required: boolean; nullable?: boolean };
 
 /** A number argument that must be a finite value in [min, max]. */
 function numberArg(command: string, name: string, value: unknown, min: number, max: number): number {
@@ -91,6 +92,33 @@ function requireState(conn: ControlConnection, allowed: readonly VmRunState[], a
     throw new CommandFailure("InvalidState", `Cannot ${action}: the VM has stopped${why}.`);
   }
   throw new CommandFailure("InvalidState", `Cannot ${action}: the VM is ${status.state}.`);
+}
+
+/** set-net-limits arguments: per second, 0 or absent for no limit. */
+const NET_LIMIT_ARGS = ["rx-bps", "tx-bps", "rx-pps", "tx-pps"] as const;
+
+/** A controller's refusal of an argument (e.g. an unknown NIC) is the client's mistake. */
+function asInvalidArgument(fn: () => void): void {
+  try {
+    fn();
+  } catch (e) {
+    if ((e as Error)?.name === "ConfigError") throw new CommandFailure("InvalidArgument", (e as Error).message);
+    throw e;
+  }
+}
+
+function netLimitsFrom(args: Record<string, unknown>): NicLimits {
+  const limits: NicLimits = {};
+  for (const key of NET_LIMIT_ARGS) {
+    const v = args[key];
+    if (v === undefined || v === 0) continue;
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+      throw new CommandFailure("InvalidArgument", `The argument "${key}" must be a whole number per second (0 for no limit).`);
+    }
+    const dir = key.startsWith("rx") ? "rx" : "tx";
+    limits[dir] = { ...limits[dir], [key.endsWith("bps") ? "bandwidth" : "ops"]: { size: v, refillTimeMs: 1000 } };
+  }
+  return limits;
 }
 
 const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, CommandSpec>([
@@ -194,6 +222,18 @@ const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, CommandSpec>(
     },
   ],
   [
+    "set-link",
+    {
+      args: { nic: { type: "string", required: true }, up: { type: "boolean", required: true } },
+      run: (c, args) => {
+        requireState(c, ["starting", "running", "paused"], "change a link");
+        if (c.controller.setLink === undefined) throw new CommandFailure("CommandNotFound", "This VM has no network support.");
+        asInvalidArgument(() => c.controller.setLink!(args.nic as string, args.up as boolean));
+        return {};
+      },
+    },
+  ],
+  [
     "console-resize",
     {
       args: { rows: { type: "number", required: true }, cols: { type: "number", required: true } },
@@ -202,6 +242,19 @@ const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, CommandSpec>(
         const cols = numberArg("console-resize", "cols", args.cols, 1, 1000);
         requireState(c, ["starting", "running", "paused"], "resize the console");
         capability(c, "consoleResize")(Math.floor(rows), Math.floor(cols));
+        return {};
+      },
+    },
+  ],
+  [
+    "set-net-limits",
+    {
+      args: Object.fromEntries(["nic", ...NET_LIMIT_ARGS].map((k) => [k, { type: k === "nic" ? "string" : "number", required: k === "nic" }])) as Record<string, ArgSpec>,
+      run: (c, args) => {
+        requireState(c, ["starting", "running", "paused"], "change rate limits");
+        if (c.controller.setNetLimits === undefined) throw new CommandFailure("CommandNotFound", "This VM has no network support.");
+        const limits = netLimitsFrom(args);
+        asInvalidArgument(() => c.controller.setNetLimits!(args.nic as string, limits));
         return {};
       },
     },

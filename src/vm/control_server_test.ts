@@ -63,6 +63,14 @@ class FakeVm implements VmController {
     this.reason = "quit";
     this.emit({ event: "SHUTDOWN", data: { reason: "quit" } });
   }
+  netCalls: unknown[] = [];
+  setLink(nic: string, up: boolean): void {
+    if (nic !== "net0") throw Object.assign(new Error(`The VM has no NIC "${nic}"; its NICs are net0.`), { name: "ConfigError" });
+    this.netCalls.push({ nic, up });
+  }
+  setNetLimits(nic: string, limits: unknown): void {
+    this.netCalls.push({ nic, limits });
+  }
   /** Accepts at most `inputRoom` bytes, as the real VM's bounded input queue does. */
   inputRoom = Infinity;
   consoleWrite(data: Uint8Array): number {
@@ -210,7 +218,7 @@ test("every command maps onto the controller", async (t) => {
   const { commands } = await c.execute<{ commands: { name: string }[] }>("query-commands");
   assert.deepEqual(commands.map((x) => x.name).sort(), [
     "console-attach", "console-detach", "console-resize", "console-write", "pause", "powerdown",
-    "query-commands", "query-stats", "query-status", "quit", "resume", "set-cpu-limits", "set-disk-limits",
+    "query-commands", "query-stats", "query-status", "quit", "resume", "set-cpu-limits", "set-disk-limits", "set-link", "set-net-limits",
   ]);
   assert.deepEqual(await c.execute("query-status"), vm.status());
   assert.deepEqual(await c.execute("query-stats"), vm.stats());
@@ -225,6 +233,20 @@ test("every command maps onto the controller", async (t) => {
   assert.deepEqual(vm.calls, ["pause", "resume", "powerdown", "consoleWrite", "consoleWrite", "quit"]);
   assert.deepEqual(vm.written, [...Buffer.from("ls\n")]);
   assert.deepEqual(events, ["STOP{}", "RESUME{}", 'SHUTDOWN{"reason":"quit"}']);
+});
+
+test("set-link and set-net-limits reach the controller; a bad NIC or number is InvalidArgument", async (t) => {
+  const { vm, path } = await startServer(t);
+  const c = await client(t, path);
+  assert.deepEqual(await c.execute("set-link", { nic: "net0", up: false }), {});
+  assert.deepEqual(await c.execute("set-net-limits", { nic: "net0", "tx-bps": 1000000, "rx-pps": 500, "rx-bps": 0 }), {});
+  assert.deepEqual(vm.netCalls, [
+    { nic: "net0", up: false },
+    { nic: "net0", limits: { tx: { bandwidth: { size: 1000000, refillTimeMs: 1000 } }, rx: { ops: { size: 500, refillTimeMs: 1000 } } } },
+  ]);
+  await rejectsWith(c.execute("set-link", { nic: "net7", up: true }), "InvalidArgument", /no NIC "net7"/);
+  await rejectsWith(c.execute("set-link", { nic: "net0", up: "yes" }), "InvalidArgument", /must be a boolean/);
+  await rejectsWith(c.execute("set-net-limits", { nic: "net0", "tx-bps": -5 }), "InvalidArgument", /whole number per second/);
 });
 
 test("commands that make no sense in the VM's state answer InvalidState and call nothing", async (t) => {
