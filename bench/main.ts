@@ -24,3 +24,7 @@ if (want("daemon")) {
   const { benchDaemon } = await import("./daemon.js");
   await benchDaemon();
 }
+if (want("net")) {
+  const { benchNet } = await import("./net.js");
+  await benchNet();
+}

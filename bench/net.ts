@@ -1,0 +1,150 @@
+// Network benchmarks, nodevisor beside QEMU in one run: TCP throughput and ping round trip between
+// two guests (nodevisor over its switch, QEMU over its own -netdev socket), and host-to-guest TCP
+// over user mode (passt for both). Times are taken inside the guests from /proc/uptime.
+
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ensureDefaultImage } from "../src/image/index.js";
+import { commandArgument, parseSerialFallback } from "../src/image/init_script.js";
+import { FAST_BOOT_ARGS } from "../src/vm/vm.js";
+
+const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
+const MB = 20;
+/** Fetches /f from $1 and prints the transfer's start and end (guest uptime) and ping's summary. */
+const CLIENT = (server: string, pingTarget: string) =>
+  `t0=$(cut -d' ' -f1 /proc/uptime); wget -q -O /dev/null http://${server}/f; t1=$(cut -d' ' -f1 /proc/uptime); echo "XFER $t0 $t1"; ping -c 5 ${pingTarget} | tail -1`;
+const SERVER = `dd if=/dev/zero of=/tmp/f bs=1M count=${MB} 2>/dev/null; echo READY; httpd -f -p 80 -h /tmp`;
+
+class Proc {
+  out = "";
+  readonly done: Promise<void>;
+  constructor(readonly child: ChildProcess) {
+    child.stdout!.on("data", (d: Buffer) => (this.out += d.toString("latin1")));
+    child.stderr!.on("data", (d: Buffer) => (this.out += d.toString("latin1")));
+    this.done = new Promise((r) => child.on("close", () => r()));
+  }
+  async waitFor(re: RegExp, ms = 300_000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!re.test(this.out)) {
+      if (Date.now() > end || this.child.exitCode !== null) throw new Error(`no ${re} in:\n${this.out.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  kill(): void {
+    this.child.kill("SIGKILL");
+  }
+}
+
+interface NetFigures {
+  mbPerSecond: number;
+  rttMs: number | null;
+}
+
+function figures(out: string): NetFigures {
+  const x = /XFER ([\d.]+) ([\d.]+)/.exec(out);
+  if (!x) throw new Error(`the client printed no transfer time:\n${out.slice(-2000)}`);
+  const rtt = /min\/avg\/max = [\d.]+\/([\d.]+)\//.exec(out);
+  return { mbPerSecond: MB / (Number(x[2]) - Number(x[1])), rttMs: rtt ? Number(rtt[1]) : null };
+}
+
+function ours(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+  return new Proc(spawn(process.execPath, [CLI, "run", "--memory", "256M", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } }));
+}
+
+function qemu(image: { kernel: string; initrd: string }, command: string, netdev: string, mac: string): Proc {
+  return new Proc(
+    spawn("qemu-system-riscv64", [
+      "-M", "virt", "-m", "256", "-smp", "1", "-nographic", "-no-reboot", "-kernel", image.kernel, "-initrd", image.initrd,
+      "-append", `console=ttyS0 panic=-1 quiet ${FAST_BOOT_ARGS.join(" ")} ${commandArgument(command)}`,
+      "-netdev", `${netdev},id=n0`, "-device", `virtio-net-device,netdev=n0,mac=${mac}`, "-device", "virtio-rng-device",
+    ], { stdio: ["ignore", "pipe", "pipe"] }),
+  );
+}
+
+async function guestToGuestOurs(): Promise<NetFigures> {
+  const dir = mkdtempSync(join(tmpdir(), "nv-bench-net-"));
+  const env = { NODEVISOR_SWITCH_DIR: dir };
+  const server = ours(["--name", "alpha", "--net", "switch=bench", "--", "sh", "-c", SERVER], env);
+  try {
+    await server.waitFor(/READY/);
+    const client = ours(["--name", "beta", "--net", "switch=bench", "--", "sh", "-c", CLIENT("alpha", "alpha")], env);
+    await client.done;
+    return figures(client.out);
+  } finally {
+    server.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function guestToGuestQemu(image: { kernel: string; initrd: string }): Promise<NetFigures> {
+  const port = 20000 + (process.pid % 20000);
+  const server = qemu(image, `ip addr add 10.0.3.10/24 dev eth0; ${SERVER}`, `socket,listen=127.0.0.1:${port}`, "52:54:00:bb:00:10");
+  try {
+    await server.waitFor(/READY/);
+    const client = qemu(image, `ip addr add 10.0.3.11/24 dev eth0; ${CLIENT("10.0.3.10", "10.0.3.10")}`, `socket,connect=127.0.0.1:${port}`, "52:54:00:bb:00:11");
+    await client.done;
+    const r = parseSerialFallback(client.out);
+    return figures(r?.output ?? client.out);
+  } finally {
+    server.kill();
+  }
+}
+
+async function hostToGuest(run: (port: number) => Promise<string>): Promise<NetFigures> {
+  const body = Buffer.alloc(MB << 20);
+  const srv: Server = createServer((_req, res) => res.end(body));
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  try {
+    return figures(await run((srv.address() as AddressInfo).port));
+  } finally {
+    srv.close();
+  }
+}
+
+const USER_CLIENT = (port: number) => `gw=$(ip route | awk '/default/ {print $3}'); ${CLIENT(`$gw:${port}`, "$gw")}`;
+
+async function userOurs(port: number): Promise<string> {
+  const p = ours(["--net", "user", "--", "sh", "-c", USER_CLIENT(port)]);
+  await p.done;
+  return p.out;
+}
+
+async function userQemu(image: { kernel: string; initrd: string }, port: number): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), "nv-bench-passt-"));
+  const sock = join(dir, "passt.sock");
+  const passt = new Proc(spawn("passt", ["-f", "-q", "-1", "-4", "-s", sock, ...(process.getuid?.() === 0 ? ["--runas", "0"] : [])], { stdio: ["ignore", "pipe", "pipe"] }));
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    const p = qemu(image, USER_CLIENT(port), `stream,server=off,addr.type=unix,addr.path=${sock}`, "52:54:00:bb:00:12");
+    await p.done;
+    return parseSerialFallback(p.out)?.output ?? p.out;
+  } finally {
+    passt.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const fmt = (f: NetFigures | null): string => (f === null ? "n/a" : `${f.mbPerSecond.toFixed(2)} MB/s${f.rttMs !== null ? `, rtt ${f.rttMs.toFixed(2)} ms` : ""}`);
+const ratio = (a: NetFigures, b: NetFigures | null): string => (b === null ? "" : `  (throughput ×${(a.mbPerSecond / b.mbPerSecond).toFixed(2)} of QEMU)`);
+
+export async function benchNet(): Promise<void> {
+  const image = await ensureDefaultImage();
+  const haveQemu = spawnSync("qemu-system-riscv64", ["--version"]).status === 0;
+  const havePasst = spawnSync("passt", ["--version"]).status === 0;
+  console.log(`\n== Network: ${MB} MB over TCP (busybox httpd → wget), ping round trip ==`);
+  const g = await guestToGuestOurs();
+  const gq = haveQemu ? await guestToGuestQemu(image) : null;
+  console.log(`guest → guest   nodevisor (switch) ${fmt(g)}   qemu (-netdev socket) ${fmt(gq)}${ratio(g, gq)}`);
+  if (!havePasst) {
+    console.log("host → guest    skipped: passt is not installed");
+    return;
+  }
+  const u = await hostToGuest(userOurs);
+  const uq = haveQemu ? await hostToGuest((port) => userQemu(image, port)) : null;
+  console.log(`host → guest    nodevisor (passt)  ${fmt(u)}   qemu (passt)          ${fmt(uq)}${ratio(u, uq)}`);
+}
