@@ -34,6 +34,7 @@ Network options (create, serve):
   --no-dhcp               no DHCP server
   --no-dns                no DNS server for the VMs' names
   --domain NAME           the DNS domain (default "nodevisor")
+  --mtu N                 the MTU DHCP announces (default 65520, as passt; 1500 for classic Ethernet)
   --services-vlan N       the VLAN the switch's own services answer on (default 1)
   --bare                  no services at all: a plain L2 switch
   --persistent            (serve) keep running with no ports
@@ -46,6 +47,7 @@ const OPTIONS = {
   "no-dhcp": { type: "boolean" },
   "no-dns": { type: "boolean" },
   domain: { type: "string" },
+  mtu: { type: "string" },
   "services-vlan": { type: "string" },
   bare: { type: "boolean" },
   persistent: { type: "boolean" },
@@ -86,6 +88,7 @@ export async function runSwitchCommand(argv: string[]): Promise<number> {
           noDhcp: values["no-dhcp"],
           noDns: values["no-dns"],
           domain: values.domain,
+          mtu: values.mtu,
           vlan: values["services-vlan"],
         });
   switch (sub) {

@@ -25,6 +25,7 @@ const OPT_ROUTER = 3;
 const OPT_DNS = 6;
 const OPT_HOSTNAME = 12;
 const OPT_DOMAIN = 15;
+const OPT_MTU = 26;
 const OPT_BROADCAST = 28;
 const OPT_REQUESTED_IP = 50;
 const OPT_LEASE_TIME = 51;
@@ -44,6 +45,8 @@ export interface DhcpConfig {
   rangeStart: number;
   rangeEnd: number;
   leaseSeconds: number;
+  /** Interface MTU to announce, or null. */
+  mtu?: number | null;
   /** Fixed addresses by MAC ("52:54:00:..."). */
   staticLeases: ReadonlyMap<string, number>;
 }
@@ -194,6 +197,7 @@ export class DhcpServer {
       opts.push(OPT_SUBNET_MASK, 4, ...bytes4(c.netmask));
       opts.push(OPT_BROADCAST, 4, ...bytes4(((c.serverIp & c.netmask) | ~c.netmask) >>> 0));
       if (c.router !== null) opts.push(OPT_ROUTER, 4, ...bytes4(c.router));
+      if (c.mtu) opts.push(OPT_MTU, 2, (c.mtu >> 8) & 255, c.mtu & 255);
       if (c.dns !== null) opts.push(OPT_DNS, 4, ...bytes4(c.dns));
       if (c.domain !== null) {
         const d = new TextEncoder().encode(c.domain).subarray(0, 255);

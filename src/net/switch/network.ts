@@ -18,7 +18,12 @@ export interface NetworkConfig {
   /** MAC ("52:54:00:..") → address. */
   staticLeases: Record<string, string>;
   leaseSeconds: number;
+  /** Interface MTU announced by DHCP: large by default (as passt does), so guests move data in few big frames. */
+  mtu: number;
 }
+
+/** 65520: the largest 802.3 frame payload rounded down to 32-bit words, passt's default. */
+export const DEFAULT_MTU = 65520;
 
 export class NetworkConfigError extends Error {
   override name = "NetworkConfigError";
@@ -36,6 +41,7 @@ export function defaultNetworkConfig(): NetworkConfig {
     domain: "nodevisor",
     staticLeases: {},
     leaseSeconds: 86400,
+    mtu: DEFAULT_MTU,
   };
 }
 
@@ -47,6 +53,7 @@ export interface NetworkOptions {
   vlan?: string;
   staticLeases?: string[];
   domain?: string;
+  mtu?: string;
 }
 
 /** Builds a network config from `switch create` options, one sentence per mistake. */
@@ -78,6 +85,11 @@ export function networkConfigFrom(o: NetworkOptions): NetworkConfig {
   if (o.domain !== undefined) {
     if (!/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(o.domain)) throw new NetworkConfigError(`Cannot use the domain "${o.domain}": use letters, digits, dots and dashes.`);
     c.domain = o.domain.toLowerCase();
+  }
+  if (o.mtu !== undefined) {
+    const m = Number(o.mtu);
+    if (!Number.isInteger(m) || m < 576 || m > DEFAULT_MTU) throw new NetworkConfigError(`Cannot use the MTU "${o.mtu}": choose a whole number from 576 to ${DEFAULT_MTU}.`);
+    c.mtu = m;
   }
   if (o.vlan !== undefined) {
     const v = Number(o.vlan);

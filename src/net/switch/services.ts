@@ -59,6 +59,7 @@ export class NetworkServices {
               rangeStart: config.dhcp.start,
               rangeEnd: config.dhcp.end,
               leaseSeconds: config.leaseSeconds,
+              mtu: config.mtu ?? null,
               staticLeases: statics,
             },
             now,

@@ -29,7 +29,7 @@ function dhcpMsg(type: number, mac: string, o: { requested?: string; server?: st
 
 function server(now = () => 0) {
   const c = defaultNetworkConfig();
-  return new DhcpServer({ serverIp: c.gateway, netmask: 0xffffff00, router: c.gateway, dns: c.gateway, domain: "nodevisor", rangeStart: ip("10.0.3.100"), rangeEnd: ip("10.0.3.101"), leaseSeconds: 60, staticLeases: new Map([[VM2, ip("10.0.3.50")]]) }, now);
+  return new DhcpServer({ serverIp: c.gateway, netmask: 0xffffff00, router: c.gateway, dns: c.gateway, domain: "nodevisor", rangeStart: ip("10.0.3.100"), rangeEnd: ip("10.0.3.101"), leaseSeconds: 60, mtu: 65520, staticLeases: new Map([[VM2, ip("10.0.3.50")]]) }, now);
 }
 
 test("DHCP: discover, offer, request, ack; options for mask, router, DNS and domain", () => {
@@ -47,6 +47,7 @@ test("DHCP: discover, offer, request, ack; options for mask, router, DNS and dom
   assert.deepEqual([...a.options.get(3)!], [10, 0, 3, 1]);
   assert.deepEqual([...a.options.get(6)!], [10, 0, 3, 1]);
   assert.equal(new TextDecoder().decode(a.options.get(15)), "nodevisor");
+  assert.deepEqual([...a.options.get(26)!], [0xff, 0xf0], "MTU 65520");
   assert.equal(s.leaseOf(VM1)?.hostname, "web1");
   // The same client asking again keeps its address.
   assert.equal(s.handle(dhcpMsg(DHCPDISCOVER, VM1))!.yiaddr, ip("10.0.3.100"));
@@ -124,4 +125,6 @@ test("network options become a config, and mistakes a sentence", () => {
   assert.throws(() => networkConfigFrom({ dhcpRange: "10.0.3.50-10.0.4.9" }), /inside 10\.0\.3\.0\/24/);
   assert.throws(() => networkConfigFrom({ staticLeases: ["nonsense"] }), /MAC=ADDRESS/);
   assert.throws(() => networkConfigFrom({ vlan: "5000" }), /1 to 4094/);
+  assert.throws(() => networkConfigFrom({ mtu: "70000" }), /from 576 to 65520/);
+  assert.equal(networkConfigFrom({ mtu: "1500" }).mtu, 1500);
 });
