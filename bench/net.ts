@@ -66,13 +66,13 @@ function qemu(image: { kernel: string; initrd: string }, command: string, netdev
   );
 }
 
-async function guestToGuestOurs(): Promise<NetFigures> {
+async function guestToGuestOurs(extra = ""): Promise<NetFigures> {
   const dir = mkdtempSync(join(tmpdir(), "nv-bench-net-"));
   const env = { NODEVISOR_SWITCH_DIR: dir };
-  const server = ours(["--name", "alpha", "--net", "switch=bench", "--", "sh", "-c", SERVER], env);
+  const server = ours(["--name", "alpha", "--net", `switch=bench${extra}`, "--", "sh", "-c", SERVER], env);
   try {
     await server.waitFor(/READY/);
-    const client = ours(["--name", "beta", "--net", "switch=bench", "--", "sh", "-c", CLIENT("alpha", "alpha")], env);
+    const client = ours(["--name", "beta", "--net", `switch=bench${extra}`, "--", "sh", "-c", CLIENT("alpha", "alpha")], env);
     await client.done;
     return figures(client.out);
   } finally {
@@ -83,10 +83,11 @@ async function guestToGuestOurs(): Promise<NetFigures> {
 
 async function guestToGuestQemu(image: { kernel: string; initrd: string }): Promise<NetFigures> {
   const port = 20000 + (process.pid % 20000);
-  const server = qemu(image, `ip addr add 10.0.3.10/24 dev eth0; ${SERVER}`, `socket,listen=127.0.0.1:${port}`, "52:54:00:bb:00:10");
+  // The same MTU as our switch announces, so both move the same frames.
+  const server = qemu(image, `ip link set eth0 mtu 65520; ip addr add 10.0.3.10/24 dev eth0; ${SERVER}`, `socket,listen=127.0.0.1:${port}`, "52:54:00:bb:00:10");
   try {
     await server.waitFor(/READY/);
-    const client = qemu(image, `ip addr add 10.0.3.11/24 dev eth0; ${CLIENT("10.0.3.10", "10.0.3.10")}`, `socket,connect=127.0.0.1:${port}`, "52:54:00:bb:00:11");
+    const client = qemu(image, `ip link set eth0 mtu 65520; ip addr add 10.0.3.11/24 dev eth0; ${CLIENT("10.0.3.10", "10.0.3.10")}`, `socket,connect=127.0.0.1:${port}`, "52:54:00:bb:00:11");
     await client.done;
     const r = parseSerialFallback(client.out);
     return figures(r?.output ?? client.out);
@@ -136,10 +137,12 @@ export async function benchNet(): Promise<void> {
   const image = await ensureDefaultImage();
   const haveQemu = spawnSync("qemu-system-riscv64", ["--version"]).status === 0;
   const havePasst = spawnSync("passt", ["--version"]).status === 0;
-  console.log(`\n== Network: ${MB} MB over TCP (busybox httpd → wget), ping round trip ==`);
+  console.log(`\n== Network: ${MB} MB over TCP (busybox httpd → wget), ping round trip; MTU 65520 everywhere ==`);
   const g = await guestToGuestOurs();
   const gq = haveQemu ? await guestToGuestQemu(image) : null;
   console.log(`guest → guest   nodevisor (switch) ${fmt(g)}   qemu (-netdev socket) ${fmt(gq)}${ratio(g, gq)}`);
+  const noOffload = await guestToGuestOurs(",offload=off");
+  console.log(`guest → guest   nodevisor (switch, offload=off) ${fmt(noOffload)}  (offloads bring ×${(g.mbPerSecond / noOffload.mbPerSecond).toFixed(2)})`);
   if (!havePasst) {
     console.log("host → guest    skipped: passt is not installed");
     return;

@@ -43,7 +43,8 @@ Options:
                              none                                    no NIC (the default)
                            options in every mode: mac=, link=down, rx-bps=, tx-bps=,
                            rx-pps=, tx-pps=, allow=/deny=DIR:PROTO[:CIDR][:PORTS],
-                           policy-in=, policy-out=, spoof=on (see docs/networking.md)
+                           policy-in=, policy-out=, spoof=on, offload=off
+                           (see docs/networking.md)
       --firmware FILE      run an M-mode firmware. With --kernel or --image it
                            boots that kernel (e.g. OpenSBI fw_dynamic.bin); alone
                            it runs bare-metal from the start of RAM. The word

@@ -1,6 +1,6 @@
 // `--net` specs: one virtual NIC each. Parsed here (not in the CLI) so the daemon can share them.
 //   none | user[,hostfwd=tcp:[ADDR:]HOSTPORT-:GUESTPORT]... | switch=NAME[,vlan=N | ,trunk=N,M,...] | tap=IFNAME
-// plus, in every mode: mac=, link=down, rx-bps= tx-bps= rx-pps= tx-pps= (token buckets), and firewall
+// plus, in every mode: mac=, link=down, offload=off, spoof=on, rx-bps= tx-bps= rx-pps= tx-pps= (token buckets), and firewall
 // rules allow=/deny=DIR:PROTO[:CIDR][:PORT[-PORT]] with policy-in= / policy-out=.
 
 import { parseSize } from "../storage/sizes.js";
@@ -35,9 +35,11 @@ export interface NetConfig {
   firewall: FirewallConfig | null;
   /** Anti-spoofing: frames from the guest must come from its MAC (and its addresses once known). */
   antiSpoof: boolean;
+  /** Offer checksum/TSO offloads to the guest (offload=off, to measure what they bring). */
+  offloads: boolean;
 }
 
-const HELP = "Use --net none, user[,hostfwd=tcp:HOSTPORT-:GUESTPORT], switch=NAME[,vlan=N|,trunk=N,M] or tap=IFNAME, with optional mac=, rx-bps=, tx-bps=, rx-pps=, tx-pps=, allow=, deny=, policy-in=, policy-out=, spoof=off, link=down";
+const HELP = "Use --net none, user[,hostfwd=tcp:HOSTPORT-:GUESTPORT], switch=NAME[,vlan=N|,trunk=N,M] or tap=IFNAME, with optional mac=, rx-bps=, tx-bps=, rx-pps=, tx-pps=, allow=, deny=, policy-in=, policy-out=, spoof=on, offload=off, link=down";
 
 /** Parses one --net value; null for "none". */
 export function parseNetSpec(spec: string): NetConfig | null {
@@ -62,7 +64,7 @@ export function parseNetSpec(spec: string): NetConfig | null {
     mode = { kind: "switch", switchName: value, port: { kind: "access", vlan: 1 } };
   } else if (kind === "tap" && value && /^[A-Za-z0-9_.-]{1,15}$/.test(value)) mode = { kind: "tap", ifname: value };
   else return fail(`"${head}" is not a network mode`);
-  const c: NetConfig = { mode, mac: null, linkUp: true, limits: {}, firewall: null, antiSpoof: true };
+  const c: NetConfig = { mode, mac: null, linkUp: true, limits: {}, firewall: null, antiSpoof: true, offloads: true };
   const fw = (): FirewallConfig => (c.firewall ??= { rules: [], defaultIn: "allow", defaultOut: "allow" });
   let vlanSet = false;
   for (let i = 0; i < tokens.length; i++) {
@@ -80,6 +82,10 @@ export function parseNetSpec(spec: string): NetConfig | null {
       case "link":
         if (val !== "up" && val !== "down") fail(`link= takes up or down`);
         c.linkUp = val === "up";
+        break;
+      case "offload":
+        if (val !== "on" && val !== "off") fail(`offload= takes on or off`);
+        c.offloads = val === "on";
         break;
       case "spoof":
         if (val !== "on" && val !== "off") fail(`spoof= takes on (spoofing allowed) or off`);

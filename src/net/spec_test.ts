@@ -19,6 +19,7 @@ test("--net specs: modes, VLANs, forwards, limits, firewall", () => {
     limits: {},
     firewall: null,
     antiSpoof: true,
+    offloads: true,
   });
   const c = parseNetSpec("switch=lab,vlan=7,tx-bps=1M,rx-pps=100,deny=in:tcp:22,policy-out=deny,link=down")!;
   assert.deepEqual(c.mode, { kind: "switch", switchName: "lab", port: { kind: "access", vlan: 7 } });
