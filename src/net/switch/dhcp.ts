@@ -138,6 +138,7 @@ export class DhcpServer {
     const hostname = decodeHostname(m.options.get(OPT_HOSTNAME));
     switch (type) {
       case DHCPDISCOVER: {
+        this.pruneOffers();
         const ip = this.choose(mac, u32(m.options.get(OPT_REQUESTED_IP)));
         if (ip === null) return null; // pool exhausted: stay silent, as ISC dhcpd does
         this.offers.set(mac, { ip, until: this.now() + 60_000 });
@@ -165,6 +166,12 @@ export class DhcpServer {
       default:
         return null;
     }
+  }
+
+  /** Forgets expired offers; a flood of DISCOVERs from made-up MACs cannot grow them past the pool's size. */
+  private pruneOffers(): void {
+    const t = this.now();
+    for (const [m, o] of this.offers) if (o.until <= t) this.offers.delete(m);
   }
 
   /** The address for `mac`: its static lease, its current lease, the one it asks for if free, or the first free one. */

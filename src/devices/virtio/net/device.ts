@@ -8,7 +8,7 @@ import type { NicPolicy, NicShaper } from "../../../net/nic_policy.js";
 import { DEVICE_ID_NET } from "../constants.js";
 import { gather, type DescriptorChain } from "../descriptor_chain.js";
 import { readConfigBytes, type VirtioDevice, type VirtioDeviceContext } from "../device.js";
-import { NET_HDR_BYTES, rxHeader } from "./header.js";
+import { NET_HDR_BYTES, NET_HDR_F_DATA_VALID, rxHeader } from "./header.js";
 import { emptyVirtioNetStats, type VirtioNetStats } from "./metrics.js";
 import { prepareTxFrames, rxChecksumsValid } from "./offload.js";
 
@@ -142,7 +142,9 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
       return;
     }
     if (this.rxPending.length >= RX_DROP_AT) {
-      this.counters.dropsQueueFull++;
+      // Full because the receive limit holds frames back, or because the guest posts no buffers.
+      if (this.timerArmed.rx) this.counters.dropsRateLimit++;
+      else this.counters.dropsQueueFull++;
       return;
     }
     this.rxPending.push(frame);
@@ -216,38 +218,28 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
     }
     const validCsum = (ctx.features & NET_F_GUEST_CSUM) !== 0n && rxChecksumsValid(frame);
     // Write header + frame across the chains, one chain after the other.
-    let used = 0;
-    let pos = -NET_HDR_BYTES;
+    const written: number[] = [];
+    let pos = -NET_HDR_BYTES; // negative while still in the header, which is written last
     while (pos < frame.length) {
-      const c = chains[used]!;
-      let written = 0;
+      const c = chains[written.length]!;
+      let n = 0;
       for (const seg of c.writable) {
         let at = 0;
         while (at < seg.length && pos < frame.length) {
-          if (pos < 0) {
-            const n = Math.min(-pos, seg.length - at);
-            at += n;
-            pos += n;
-            written += n;
-          } else {
-            const n = Math.min(frame.length - pos, seg.length - at);
-            seg.set(frame.subarray(pos, pos + n), at);
-            at += n;
-            pos += n;
-            written += n;
-          }
+          const take = pos < 0 ? Math.min(-pos, seg.length - at) : Math.min(frame.length - pos, seg.length - at);
+          if (pos >= 0) seg.set(frame.subarray(pos, pos + take), at);
+          at += take;
+          pos += take;
+          n += take;
         }
         if (pos >= frame.length) break;
       }
-      (c as { written?: number }).written = written;
-      used++;
+      written.push(n);
     }
-    const header = rxHeader(validCsum ? 2 : 0, mergeable ? used : 0);
+    const used = written.length;
+    const header = rxHeader(validCsum ? NET_HDR_F_DATA_VALID : 0, mergeable ? used : 0);
     writeInto(chains[0]!.writable, header);
-    for (let i = 0; i < used; i++) {
-      const c = chains[i]!;
-      q.pushUsed(c.head, (c as { written?: number }).written ?? 0);
-    }
+    for (let i = 0; i < used; i++) q.pushUsed(chains[i]!.head, written[i]!);
     this.rxHeld = chains.slice(used);
     this.counters.rxPackets++;
     this.counters.bytesRead += frame.length;

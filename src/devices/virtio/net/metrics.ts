@@ -13,7 +13,7 @@ export type VirtioNetStats = {
   bytesRead: number;
   /** Frames dropped because a queue was full (the guest posted no buffers in time, or the backend was full). */
   dropsQueueFull: number;
-  /** Frames dropped by a rate limit (only when a bucket cannot hold the frame at all; otherwise frames wait). */
+  /** Frames dropped because the receive limit held so many back that the queue was full (frames wait for tokens first). */
   dropsRateLimit: number;
   /** Frames dropped by the firewall. */
   dropsFirewall: number;

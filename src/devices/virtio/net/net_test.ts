@@ -186,3 +186,19 @@ test("rate limit: transmit waits for tokens (on a timer) instead of dropping", (
   assert.equal(t.backend.sent.length, 3);
   assert.equal(t.nic.stats().dropsRateLimit, 0);
 });
+
+test("rate limit on receive: frames wait for tokens; when too many wait, the drops are counted as rate-limit drops", () => {
+  let now = 0;
+  const timers: Array<() => void> = [];
+  const shaper = new TokenBucketShaper({ rx: { ops: { size: 1, refillTimeMs: 1000 } } }, () => now);
+  const t = setup({ shaper, setTimer: (fn) => timers.push(fn) });
+  postRx(t, 8, 2048);
+  for (let i = 0; i < 520; i++) t.backend.deliver(frame(GUEST, PEER));
+  assert.equal(t.rx.takeUsed().length, 1, "one packet per second");
+  assert.equal(t.backend.receiving, false, "the backend is asked to hold the rest");
+  assert.equal(t.nic.stats().dropsRateLimit, 520 - 1 - 512);
+  assert.equal(t.nic.stats().dropsQueueFull, 0);
+  now = 1000;
+  timers.shift()!();
+  assert.equal(t.rx.takeUsed().length, 1);
+});
