@@ -23,7 +23,7 @@ export class VmProcess {
   }
 
   /** Resolves when stdout matches `re`; rejects when the process exits first or after `ms`. */
-  async waitFor(re: RegExp, ms = 180_000): Promise<RegExpExecArray> {
+  async waitFor(re: RegExp, ms = 300_000): Promise<RegExpExecArray> {
     const end = Date.now() + ms;
     let done = false;
     void this.exited.then(() => (done = true));
