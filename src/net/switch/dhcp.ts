@@ -2,8 +2,6 @@
 // router and DNS options. It answers DHCP messages (the UDP payload); the responder does the
 // Ethernet/IP/UDP around them. Leases are kept in memory for the life of the switch.
 
-import { ipv4ToString } from "../ethernet.js";
-
 export const DHCP_SERVER_PORT = 67;
 export const DHCP_CLIENT_PORT = 68;
 
@@ -228,10 +226,6 @@ export class DhcpServer {
     return { payload: out, yiaddr, broadcast: true, clientMac: m.chaddr };
   }
 
-  describe(): string {
-    const c = this.config;
-    return `DHCP ${ipv4ToString(c.rangeStart)}-${ipv4ToString(c.rangeEnd)}`;
-  }
 }
 
 function bytes4(v: number): number[] {

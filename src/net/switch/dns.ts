@@ -4,7 +4,6 @@
 // malformed or hostile query gets FORMERR or nothing, never a crash.
 
 const TYPE_A = 1;
-const TYPE_AAAA = 28;
 const CLASS_IN = 1;
 const RCODE_FORMERR = 1;
 const RCODE_NXDOMAIN = 3;
@@ -56,7 +55,7 @@ export function answerDns(query: Uint8Array, lookup: NameLookup, ttl = 60): Uint
   const questionEnd = q.end + 4;
   const ip = qclass === CLASS_IN ? lookup(q.name) : null;
   if (ip === null) return header(RCODE_NXDOMAIN, 0, questionEnd);
-  if (qtype !== TYPE_A) return header(0, 0, questionEnd); // the name exists, without this record type (AAAA etc.)
+  if (qtype !== TYPE_A) return header(0, 0, questionEnd); // the name exists, without this record type (AAAA etc.): NODATA
   const h = header(0, 1, questionEnd);
   const out = new Uint8Array(h.length + 16);
   out.set(h);
@@ -76,5 +75,3 @@ export function answerDns(query: Uint8Array, lookup: NameLookup, ttl = 60): Uint
   out[a + 15] = ip & 255;
   return out;
 }
-
-export const DNS_TYPES = { A: TYPE_A, AAAA: TYPE_AAAA };

@@ -3,7 +3,7 @@
 // with the local-experimental EtherType 0x88B5 and an all-zero destination, which no real peer
 // sends; a peer that sends no hello (a QEMU VM) gets an access port on the switch's default VLAN.
 
-import { describePortMode, isValidVlan, type PortMode } from "./vlan.js";
+import { isValidVlan, type PortMode } from "./vlan.js";
 
 export const HELLO_ETHERTYPE = 0x88b5;
 const MAGIC = "nodevisor-port-1";
@@ -55,5 +55,3 @@ export function decodeHello(frame: Uint8Array): Hello {
   const name = typeof o.name === "string" && /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(o.name) ? o.name : null;
   return { mode, name };
 }
-
-export { describePortMode };
