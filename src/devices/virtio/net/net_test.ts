@@ -202,3 +202,16 @@ test("rate limit on receive: frames wait for tokens; when too many wait, the dro
   timers.shift()!();
   assert.equal(t.rx.takeUsed().length, 1);
 });
+
+test("hostile receive chains (read-only, or too small for the header) are handed back empty; the next good one is used", () => {
+  const t = setup();
+  const a = t.drv.heap.alloc(2048);
+  t.rx.publish(t.rx.build([{ addr: a, len: 2048 }])); // device-readable only
+  t.rx.publish(t.rx.build([{ addr: a, len: 4, write: true }])); // shorter than the header
+  const [good] = postRx(t, 1, 2048);
+  t.backend.deliver(frame(GUEST, PEER, "after the junk"));
+  assert.deepEqual(t.rx.takeUsed().map((u) => u.len), [0, 0, NET_HDR_BYTES + 28]);
+  assert.equal(new TextDecoder().decode(t.ram.read(good! + NET_HDR_BYTES + 14, 14)), "after the junk");
+  assert.equal(t.nic.stats().dropsMalformed, 2);
+  assert.equal(t.drv.status() & 0x40, 0, "the device keeps working");
+});
