@@ -121,7 +121,7 @@ export function validateConfig(c: VmConfig): void {
   if (virtioSlotPlan(c).length > VIRTIO_SLOTS) {
     const nics = c.nets?.length ?? 0;
     throw new ConfigError(
-      `Cannot attach ${c.disks.length} disks${nics ? ` and ${nics} NICs` : ""}: this board has room for ${FREE_VIRTIO_SLOTS} disks and NICs together (${VIRTIO_SLOTS} virtio slots, ${FIXED_VIRTIO_DEVICES.length} taken by the entropy source and the consoles).`,
+      `Cannot attach ${c.disks.length} disks${nics ? ` and ${nics} NICs` : ""}: this board has room for ${FREE_VIRTIO_SLOTS} (${VIRTIO_SLOTS} virtio slots, ${FIXED_VIRTIO_DEVICES.length} taken by the entropy source and the consoles; disks and NICs share the rest).`,
     );
   }
 }

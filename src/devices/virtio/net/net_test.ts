@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { GuestRam } from "../../../machine/memory.js";
+import { GuestRam } from "../../../seams/guest_ram.js";
 import { internetChecksum, IPPROTO_UDP, pseudoHeaderSum } from "../../../net/ethernet.js";
 import { TokenBucketShaper } from "../../../net/shaper.js";
 import { frame, mac, tcp, udp } from "../../../net/testing/frames.js";
