@@ -6,6 +6,7 @@
 import {
   ETHERTYPE_ARP,
   ETHERTYPE_IPV4,
+  ETHERTYPE_IPV6,
   inCidr,
   IPPROTO_ICMP,
   IPPROTO_TCP,
@@ -84,6 +85,7 @@ export class NicFilter implements NicPolicy {
         if (spa !== 0 && this.addresses.size > 0 && !this.addresses.has(spa)) return "spoof";
       }
     }
+    if (l2.etherType === ETHERTYPE_IPV6) return this.ipv6("out");
     if (l2.etherType !== ETHERTYPE_IPV4) return null;
     const ip = parseIpv4Packet(frame, l2.payloadOffset);
     if (ip === null) return "malformed";
@@ -96,12 +98,22 @@ export class NicFilter implements NicPolicy {
   checkRx(frame: Uint8Array): DropReason | null {
     const l2 = parseL2(frame);
     if (l2 === null) return "malformed";
+    if (l2.etherType === ETHERTYPE_IPV6) return this.ipv6("in");
     if (l2.etherType !== ETHERTYPE_IPV4) return null;
     const ip = parseIpv4Packet(frame, l2.payloadOffset);
     if (ip === null) return this.firewall === null ? null : "malformed";
     this.snoopDhcp(frame, ip);
     if (this.firewall === null) return null;
     return this.decide("in", ip.protocol, ip.src, ip.dstPort, ip.srcPort, ip.dst, ip.fragmentOffset !== 0);
+  }
+
+  /** IPv6 is not tracked: it passes only where the first rule for "any" protocol without address or port, or else the default policy, allows it. */
+  private ipv6(dir: "in" | "out"): DropReason | null {
+    const fw = this.firewall;
+    if (fw === null) return null;
+    const rule = fw.rules.find((r) => r.direction === dir && r.protocol === "any" && r.cidr === null && r.ports === null);
+    const verdict = rule?.action ?? (dir === "in" ? fw.defaultIn : fw.defaultOut);
+    return verdict === "deny" ? "firewall" : null;
   }
 
   /** The address in a DHCP ACK for our MAC becomes one the guest may send from. */

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { NicFilter } from "./firewall.js";
 import { parseNetSpec } from "./spec.js";
-import { arpRequest, icmpEcho, ip, mac, tcp, udp } from "./testing/frames.js";
+import { arpRequest, frame, icmpEcho, ip, mac, tcp, udp } from "./testing/frames.js";
 
 const VM = "52:54:00:00:00:01";
 const PEER = "52:54:00:00:00:02";
@@ -22,6 +22,9 @@ test("ordered rules: first match wins, by direction, protocol, CIDR and port ran
   assert.equal(f.checkRx(udp({ srcMac: PEER, dstMac: VM, src: "10.0.3.5", dst: "10.0.3.100", srcPort: 1, dstPort: 22 })), "firewall");
   assert.equal(f.checkTx(udp({ srcMac: VM, dstMac: PEER, src: "10.0.3.100", dst: "10.0.3.5", srcPort: 1, dstPort: 22 })), null, "out is allowed by default");
   assert.equal(f.checkRx(arpRequest(PEER, "10.0.3.5", "10.0.3.100")), null, "ARP is not IP: it passes");
+  const v6 = frame(VM, PEER, "ipv6 payload", 0x86dd);
+  assert.equal(f.checkRx(v6), "firewall", "IPv6 follows the default policy: no hole around the rules");
+  assert.equal(filter("allow=in:any,policy-in=deny").checkRx(v6), null, "an allow for any protocol lets it in");
 });
 
 test("stateful: replies to an allowed connection pass; unrelated traffic does not; flows expire", () => {
