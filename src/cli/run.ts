@@ -307,7 +307,7 @@ export async function runVm(config: VmConfig, opts: { pidFile?: string | null; c
     // Machine-readable timings for `npm run bench`; performance.now() counts from process start.
     const stats = vm.stats();
     process.stderr.write(
-      `nodevisor-timings ${JSON.stringify({ initMs: vm.initStartedMs, exitMs: performance.now(), instructions: stats.instructionsRetired, idleMs: stats.idleMs })}\n`,
+      `nodevisor-timings ${JSON.stringify({ initMs: vm.initStartedMs, exitMs: performance.now(), instructions: stats.instructionsRetired, idleMs: stats.idleMs, exits: vm.exitCounts })}\n`,
     );
   }
   await server?.close();

@@ -32,6 +32,9 @@ export interface SchedulerHooks {
 
 export class Scheduler {
   instructions = 0;
+  /** Exits the VMM completed, by kind (KVM reports the same figures). */
+  mmioExits = 0;
+  sbiExits = 0;
   idleMs = 0;
   private timer: NodeJS.Timeout | null = null;
   private holdTimer: NodeJS.Timeout | null = null;
@@ -138,6 +141,8 @@ export class Scheduler {
       this.instructions += n;
       const reason = h.exit.reason;
       if (reason !== EXIT_MMIO && reason !== EXIT_SBI) return;
+      if (reason === EXIT_MMIO) this.mmioExits++;
+      else this.sbiExits++;
       this.hooks.onExit(h);
       if (reason === EXIT_SBI) this.instructions++; // the ecall retires when the SBI call completes
       if (!this.hooks.isRunning()) return;

@@ -370,6 +370,11 @@ export class Vm implements VmController {
     return () => this.eventListeners.delete(listener);
   }
 
+  /** MMIO and SBI exits the VMM completed so far (for npm run bench's timings). */
+  get exitCounts(): { mmio: number; sbi: number } {
+    return { mmio: this.scheduler.mmioExits, sbi: this.scheduler.sbiExits };
+  }
+
   /** The command's exit status as /init reported it, if it did. */
   get guestCommandStatus(): number | null {
     return this.commandStatus;
