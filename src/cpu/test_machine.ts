@@ -5,6 +5,7 @@ import { GuestRam } from "../seams/guest_ram.js";
 import { Bus } from "../machine/bus.js";
 import { Hart } from "./hart.js";
 import { EXIT_MMIO } from "./exit.js";
+import { dispatchExit } from "../machine/exit_dispatch.js";
 import type { Asm } from "./test_asm.js";
 
 export const RAM_BASE = 0x8000_0000;
@@ -45,12 +46,5 @@ export function runTo(m: TestMachine, end: number, max = 100_000): number {
 
 /** Performs the hart's pending MMIO exit on the machine's bus, as the VMM does. */
 export function completeMmioOnBus(m: TestMachine): void {
-  const e = m.hart.exit;
-  if (e.mmioWrite) {
-    m.bus.write(e.mmioAddr, e.mmioSize, e.mmioValueLo, e.mmioValueHi);
-    m.hart.completeMmio(0, 0, m.bus.fault);
-  } else {
-    const lo = m.bus.read(e.mmioAddr, e.mmioSize);
-    m.hart.completeMmio(lo, e.mmioSize === 8 ? m.bus.readHigh : 0, m.bus.fault);
-  }
+  dispatchExit(m.hart, { bus: m.bus });
 }
