@@ -40,7 +40,9 @@
     refresh();
   }
 
+  let refreshes = 0;
   async function refresh() {
+    const generation = ++refreshes;
     let vms;
     try {
       vms = (await api("GET", "/v1/vms")).vms;
@@ -51,8 +53,7 @@
       $("#message").textContent = e.message;
       return;
     }
-    const body = $("#vms tbody");
-    body.replaceChildren();
+    const rows = [];
     for (const vm of vms) {
       const tr = document.createElement("tr");
       tr.dataset.vm = vm.name;
@@ -71,8 +72,10 @@
       for (const a of ["start", "stop", "pause", "resume"]) actions.appendChild(button(a, () => act(vm.name, a)));
       actions.appendChild(button("console", () => openConsole(vm.name)));
       tr.appendChild(actions);
-      body.appendChild(tr);
+      rows.push(tr);
     }
+    // Swapped in at once, and only by the newest refresh, so overlapping ones never mix or go back in time.
+    if (generation === refreshes) $("#vms tbody").replaceChildren(...rows);
   }
 
   function closeConsole() {
