@@ -34,7 +34,7 @@ import { GoldfishRtc } from "../devices/goldfish_rtc.js";
 import { TestFinisher } from "../devices/test_finisher.js";
 import { VirtioMmio } from "../devices/virtio/mmio.js";
 import type { VirtioDevice } from "../devices/virtio/device.js";
-import type { IrqLine } from "../seams/interrupts.js";
+import type { InterruptTarget, IrqLine } from "../seams/interrupts.js";
 import type { TimeSource } from "../seams/time.js";
 
 export interface BoardOptions {
@@ -46,6 +46,11 @@ export interface BoardOptions {
   onSerialByte: (byte: number) => void;
   onPowerOff: (exitCode: number) => void;
   onReset: () => void;
+  /**
+   * Where the PLIC's outputs go, one per hart; by default the harts themselves. Harts on other
+   * threads get proxies that write their control blocks.
+   */
+  interruptTargets?: InterruptTarget[];
   /** Called whenever a device raises an interrupt line, so a sleeping run loop wakes up. */
   onInterrupt?: () => void;
   log?: (msg: string) => void;
@@ -79,7 +84,8 @@ export class Board {
       this.harts.push(new Hart({ hartId: h, ram: this.ram, vcpuDevices: this.vcpuDevices, time: o.time }));
     }
     this.clint = new Clint({ harts: this.harts, time: o.time });
-    const contexts = this.harts.flatMap((hart) => [
+    const targets: InterruptTarget[] = o.interruptTargets ?? this.harts;
+    const contexts = targets.flatMap((hart) => [
       { hart, bit: 11 },
       { hart, bit: 9 },
     ]);

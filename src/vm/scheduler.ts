@@ -8,7 +8,8 @@ import type { Hart } from "../cpu/hart.js";
 import { EXIT_MMIO, EXIT_SBI } from "../cpu/exit.js";
 import type { Clint } from "../devices/clint.js";
 import type { VirtualClock } from "./clock.js";
-import type { VcpuPacer } from "./pacing.js";
+import { VcpuPacer, type PacingStats } from "./pacing.js";
+import type { VcpuRunner } from "./vcpu_runner.js";
 
 const MIP_STIP = 5;
 /** Instructions a hart runs before the next hart gets its turn. */
@@ -26,11 +27,11 @@ export interface SchedulerHooks {
   isRunning: () => boolean;
   /** Something threw out of guest execution (a VMM bug): the VM must stop, the process must not. */
   onCrash: (error: unknown) => void;
-  /** Holds the vCPUs back to their CPU cap (src/vm/pacing.ts). */
+  /** Holds the vCPUs back to their CPU cap (src/vm/pacing.ts); uncapped when absent. */
   pacer?: VcpuPacer;
 }
 
-export class Scheduler {
+export class Scheduler implements VcpuRunner {
   instructions = 0;
   /** Exits the VMM completed, by kind (KVM reports the same figures). */
   mmioExits = 0;
@@ -44,6 +45,7 @@ export class Scheduler {
   private inSlice = false;
   private kickedDuringSlice = false;
   private readonly quantum: number;
+  private readonly pacer: VcpuPacer;
 
   constructor(
     private readonly harts: Hart[],
@@ -52,6 +54,41 @@ export class Scheduler {
     private readonly hooks: SchedulerHooks,
   ) {
     this.quantum = harts.length > 1 ? QUANTUM_SMP : QUANTUM_UP;
+    this.pacer = hooks.pacer ?? new VcpuPacer(harts.length, 1);
+  }
+
+  begin(): void {
+    this.kick();
+  }
+
+  pause(): void {
+    this.stop();
+  }
+
+  resume(): void {
+    this.kick();
+  }
+
+  get cap(): number | null {
+    return this.pacer.cap;
+  }
+
+  setCap(capPercent: number | null): void {
+    this.pacer.setCap(capPercent);
+  }
+
+  pacingStats(): PacingStats {
+    return this.pacer.stats();
+  }
+
+  trapsByCause(): Map<string, number> {
+    const all = new Map<string, number>();
+    for (const h of this.harts) for (const [k, n] of h.stats.trapsByCause) all.set(k, (all.get(k) ?? 0) + n);
+    return all;
+  }
+
+  describePcs(): string {
+    return this.harts.map((h) => `hart ${h.hartId} at pc 0x${h.getPc().toString(16)}`).join(", ");
   }
 
   /** Starts or restarts execution at the next event-loop turn (safe to call often). */
@@ -73,7 +110,7 @@ export class Scheduler {
     if (this.timer !== null) clearTimeout(this.timer);
     if (this.immediate !== null) clearImmediate(this.immediate);
     if (this.holdTimer !== null) clearTimeout(this.holdTimer);
-    this.hooks.pacer?.holdEnded();
+    this.pacer.holdEnded();
     this.holdTimer = null;
     this.timer = null;
     this.immediate = null;
@@ -98,7 +135,7 @@ export class Scheduler {
     const harts = this.harts;
     const sliceEnd = performance.now() + SLICE_MS;
     let ran = false;
-    this.hooks.pacer?.sliceStarted();
+    this.pacer.sliceStarted();
     do {
       ran = false;
       const now = this.clock.now();
@@ -116,12 +153,12 @@ export class Scheduler {
     } while (ran && performance.now() < sliceEnd);
     this.hooks.afterSlice();
     if (!this.hooks.isRunning()) return;
-    const holdMs = this.hooks.pacer?.sliceEnded() ?? 0;
+    const holdMs = this.pacer.sliceEnded();
     if (holdMs >= 1) {
-      this.hooks.pacer!.holdStarted();
+      this.pacer.holdStarted();
       this.holdTimer = setTimeout(() => {
         this.holdTimer = null;
-        this.hooks.pacer!.holdEnded();
+        this.pacer.holdEnded();
         this.loop();
       }, Math.round(holdMs));
       return;

@@ -20,6 +20,8 @@ import { nicMac, openNetBackend } from "../net/open.js";
 import { TokenBucketShaper, type NicLimits } from "../net/shaper.js";
 import { VirtualClock } from "./clock.js";
 import { Scheduler } from "./scheduler.js";
+import { ThreadedVcpus } from "./vcpu_threads.js";
+import type { VcpuRunner } from "./vcpu_runner.js";
 import { dispatchExit, type ExitServices } from "../machine/exit_dispatch.js";
 import { virtioSlotPlan } from "./virtio_slots.js";
 import { VcpuPacer } from "./pacing.js";
@@ -57,14 +59,26 @@ const STATUS_LINE_MAX = 64;
  */
 export const FAST_BOOT_ARGS = ["cryptomgr.notests", "initcall_blacklist=jent_mod_init"];
 
+/**
+ * One worker thread per vCPU when there are several and the built-in SBI runs (guest firmware
+ * drives the CLINT, which lives on this thread). One vCPU stays on this thread: no cross-thread
+ * round trips. NODEVISOR_VCPU_THREADS=0 or 1 overrides, to compare the two.
+ */
+export function vcpuThreadsWanted(c: VmConfig): boolean {
+  const forced = process.env.NODEVISOR_VCPU_THREADS;
+  if (c.firmware) return false;
+  if (forced === "0" || forced === "1") return forced === "1";
+  return c.cpus > 1;
+}
+
 export class Vm implements VmController {
   readonly config: VmConfig;
   readonly board: Board;
   private readonly clock = new VirtualClock();
-  private readonly scheduler: Scheduler;
+  /** Runs the vCPUs: time-sliced on this thread, or one worker thread each (see vcpuThreadsWanted). */
+  private readonly vcpus: VcpuRunner;
   private readonly exitServices: ExitServices;
   private readonly disks: RateLimitedBackend[];
-  private readonly pacer: VcpuPacer;
   private readonly touchedMemory: TouchedMemoryProbe;
   private readonly nics: { name: string; device: VirtioNet; backend: NetBackend; shaper: TokenBucketShaper }[];
   private readonly consoles: VirtioConsole[];
@@ -124,9 +138,6 @@ export class Vm implements VmController {
   private constructor(o: VmOptions, disks: RateLimitedBackend[], nets: NetBackend[], macs: Uint8Array[]) {
     this.config = o.config;
     this.disks = disks;
-    // Today's scheduler runs every hart on this one thread, so at most one core can be used.
-    this.pacer = new VcpuPacer(o.config.cpus, 1);
-    this.pacer.setCap(o.config.cpuCap ?? null);
     this.touchedMemory = new TouchedMemoryProbe(o.config.memoryBytes);
     this.nics = nets.map((backend, i) => {
       const c = o.config.nets![i]!;
@@ -161,7 +172,23 @@ export class Vm implements VmController {
         }
       }
     });
+    const crashed = (where: string, e: unknown): void => {
+      log(`the VM stopped because of an internal error (a nodevisor bug; please report it; ${where}): ${(e as Error)?.stack ?? String(e)}`);
+      this.finish(70, "crashed", "crashed");
+    };
+    const threads = vcpuThreadsWanted(o.config)
+      ? new ThreadedVcpus(o.config.cpus, this.clock, {
+        afterSlice: () => {
+          this.feedConsoleInput();
+          this.flushSerial();
+        },
+        consoleWrite: (bytes) => this.serialPending.push(...bytes),
+        onSystemReset: (kind, code) => this.onSystemReset(kind, code),
+        onCrash: (message) => crashed(threads!.describePcs(), message),
+      })
+      : null;
     this.board = new Board({
+      interruptTargets: threads?.interruptTargets,
       memoryBytes: o.config.memoryBytes,
       cpus: o.config.cpus,
       time: this.clock,
@@ -169,24 +196,22 @@ export class Vm implements VmController {
       onSerialByte: (b) => this.serialPending.push(b),
       onPowerOff: (code) => this.finish(code, "poweroff"),
       onReset: () => this.finish(this.panicked() ? 1 : 0, this.panicked() ? "guest-panic" : "reset"),
-      onInterrupt: () => this.scheduler?.kick(),
+      onInterrupt: () => this.vcpus?.kick(),
       log: this.guestLog,
     });
     this.exitServices = { bus: this.board.bus };
-    this.scheduler = new Scheduler(this.board.harts, this.board.clint, this.clock, {
+    this.vcpus = threads ?? new Scheduler(this.board.harts, this.board.clint, this.clock, {
       onExit: (hart) => dispatchExit(hart, this.exitServices),
       afterSlice: () => {
         this.feedConsoleInput();
         this.flushSerial();
       },
       isRunning: () => this.state === "running",
-      pacer: this.pacer,
-      onCrash: (e) => {
-        const pcs = this.board.harts.map((h) => `hart ${h.hartId} at pc 0x${h.getPc().toString(16)}`).join(", ");
-        log(`the VM stopped because of an internal error (a nodevisor bug; please report it; ${pcs}): ${(e as Error)?.stack ?? String(e)}`);
-        this.finish(70, "crashed", "crashed");
-      },
+      // All harts share this one thread, so a cap above one core is no cap.
+      pacer: new VcpuPacer(o.config.cpus, 1),
+      onCrash: (e) => crashed(this.vcpus.describePcs(), e),
     });
+    this.vcpus.setCap(o.config.cpuCap ?? null);
   }
 
   /** Releases the disks of a VM whose start() failed. */
@@ -204,8 +229,7 @@ export class Vm implements VmController {
         harts: this.board.harts,
         ram: this.board.ram,
         consoleWrite: (bytes) => this.serialPending.push(...bytes),
-        onSystemReset: (kind, code) =>
-          kind === "shutdown" ? this.finish(code, "poweroff") : this.finish(this.panicked() ? 1 : 0, this.panicked() ? "guest-panic" : "reset"),
+        onSystemReset: (kind, code) => this.onSystemReset(kind, code),
       });
       this.exitServices.sbi = sbi;
       for (const h of this.board.harts) h.sbiExits = true;
@@ -216,7 +240,12 @@ export class Vm implements VmController {
     if (c.consoleLog) this.consoleLogFd = openConsoleLog(c.consoleLog);
     this.state = "running";
     this.emit({ event: "RESUME" });
-    this.scheduler.kick();
+    this.vcpus.begin(this.board);
+  }
+
+  private onSystemReset(kind: "shutdown" | "reboot", code: number): void {
+    if (kind === "shutdown") this.finish(code, "poweroff");
+    else this.finish(this.panicked() ? 1 : 0, this.panicked() ? "guest-panic" : "reset");
   }
 
   status(): VmStatus {
@@ -234,16 +263,14 @@ export class Vm implements VmController {
     const now = performance.now();
     const s = this.mipsSample;
     if (now - s.at >= 250) {
-      s.mips = (this.scheduler.instructions - s.instructions) / ((now - s.at) * 1000);
+      s.mips = (this.vcpus.instructions - s.instructions) / ((now - s.at) * 1000);
       s.at = now;
-      s.instructions = this.scheduler.instructions;
+      s.instructions = this.vcpus.instructions;
     }
     const trapsByCause: Record<string, number> = {};
-    for (const h of this.board.harts) {
-      for (const [cause, n] of h.stats.trapsByCause) {
-        const name = trapCauseName(cause);
-        trapsByCause[name] = (trapsByCause[name] ?? 0) + n;
-      }
+    for (const [cause, n] of this.vcpus.trapsByCause()) {
+      const name = trapCauseName(cause);
+      trapsByCause[name] = (trapsByCause[name] ?? 0) + n;
     }
     const devices: DeviceStats[] = this.board.virtio.map((mmio, i) => {
       const dev = this.board.virtioDevices[i]!;
@@ -260,13 +287,13 @@ export class Vm implements VmController {
       };
     });
     return {
-      instructionsRetired: this.scheduler.instructions,
+      instructionsRetired: this.vcpus.instructions,
       mips: Math.round(s.mips * 10) / 10,
-      idleMs: Math.round(this.scheduler.idleMs),
+      idleMs: Math.round(this.vcpus.idleMs),
       trapsByCause,
       devices,
-      ...this.pacer.stats(),
-      cpuCap: this.pacer.cap,
+      ...this.vcpus.pacingStats(),
+      cpuCap: this.vcpus.cap,
       memoryTouchedBytes: this.touchedMemory.bytes(now),
     };
   }
@@ -274,7 +301,7 @@ export class Vm implements VmController {
   /** Pulls (up=false) or plugs the virtual cable of NIC `name` ("net0", ...). */
   setLink(name: string, up: boolean): void {
     this.nic(name).device.setLink(up);
-    this.scheduler.kick();
+    this.vcpus.kick();
   }
 
   /** Replaces NIC `name`'s rate limits; buckets start full. */
@@ -296,7 +323,7 @@ export class Vm implements VmController {
   pause(): void {
     if (this.state !== "running") return;
     this.state = "paused";
-    this.scheduler.stop();
+    this.vcpus.pause();
     this.clock.pause();
     this.emit({ event: "STOP" });
   }
@@ -306,18 +333,18 @@ export class Vm implements VmController {
     this.clock.resume();
     this.state = "running";
     this.emit({ event: "RESUME" });
-    this.scheduler.kick();
+    this.vcpus.resume();
   }
 
   powerdown(): void {
     // The default image's /init listens on the status console for this request.
     this.consoles[2]!.input(new TextEncoder().encode(`${POWERDOWN_REQUEST}\n`));
     this.emit({ event: "POWERDOWN" });
-    this.scheduler.kick();
+    this.vcpus.kick();
   }
 
   setCpuLimits(capPercent: number | null): void {
-    this.pacer.setCap(capPercent);
+    this.vcpus.setCap(capPercent);
   }
 
   setDiskLimits(index: number, limits: DiskLimits): void {
@@ -329,7 +356,7 @@ export class Vm implements VmController {
   consoleResize(rows: number, cols: number): void {
     this.consoleSize = { rows, cols };
     this.consoles[2]!.input(new TextEncoder().encode(`${resizeRequest(rows, cols)}\n`));
-    this.scheduler.kick();
+    this.vcpus.kick();
   }
 
   quit(): void {
@@ -344,7 +371,7 @@ export class Vm implements VmController {
       this.consoleInputBytes += accepted;
       this.feedConsoleInput();
     }
-    this.scheduler.kick();
+    this.vcpus.kick();
     return accepted;
   }
 
@@ -372,7 +399,7 @@ export class Vm implements VmController {
 
   /** MMIO and SBI exits the VMM completed so far (for npm run bench's timings). */
   get exitCounts(): { mmio: number; sbi: number } {
-    return { mmio: this.scheduler.mmioExits, sbi: this.scheduler.sbiExits };
+    return { mmio: this.vcpus.mmioExits, sbi: this.vcpus.sbiExits };
   }
 
   /** The command's exit status as /init reported it, if it did. */
@@ -448,7 +475,7 @@ export class Vm implements VmController {
     this.state = state;
     this.exitCode = exitCode;
     this.reason = reason;
-    this.scheduler.stop();
+    this.vcpus.stop();
     this.guestLog.flush();
     // Abandon what the guest queued but the disks have not started (requests waiting for a rate
     // limit), so the final flush never waits behind them.
