@@ -15,7 +15,7 @@ import { join } from "node:path";
 
 const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
 /** A fixed CPU-bound guest workload (busybox sh integer arithmetic), between two serial-console markers. */
-const LOOP = "i=0; s=0; while [ $i -lt 30000 ]; do s=$(( (s * 31 + i) % 1000003 )); i=$((i+1)); done";
+export const LOOP = "i=0; s=0; while [ $i -lt 30000 ]; do s=$(( (s * 31 + i) % 1000003 )); i=$((i+1)); done";
 // The pause after the end marker keeps the VM up while the host reads its counters.
 const WORKLOAD = ["sh", "-c", `echo @@work-start > /dev/ttyS0; ${LOOP}; echo @@work-end > /dev/ttyS0; sleep 1`];
 const INIT_MARKER = "nodevisor: init started";
@@ -43,17 +43,20 @@ async function runOurs(argv: string[]): Promise<RunTiming> {
   return { initMs: t.initMs, totalMs, instructions: t.instructions };
 }
 
-interface WorkloadTiming {
+export interface WorkloadTiming {
   ms: number;
   /** Guest instructions between the markers (known only for our own interpreter). */
   instructions: number | null;
 }
 
-/** Runs WORKLOAD in nodevisor; times it between the serial markers and reads instret over the control socket. */
-async function workloadOurs(): Promise<WorkloadTiming> {
+/** Runs a workload (WORKLOAD by default) in nodevisor; times it between the serial markers and reads instret over the control socket. */
+export async function workloadOurs(runArgs: string[] = [], workload: string[] = WORKLOAD, env: NodeJS.ProcessEnv = {}): Promise<WorkloadTiming> {
   const dir = mkdtempSync(join(tmpdir(), "nodevisor-bench-"));
   const sock = join(dir, "vm.sock");
-  const child = spawn(process.execPath, [CLI, "run", "--control-socket", sock, "--", ...WORKLOAD], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, [CLI, "run", ...runArgs, "--control-socket", sock, "--", ...workload], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, ...env },
+  });
   child.stderr.resume();
   const closed = new Promise((r) => child.on("close", r));
   try {
@@ -87,22 +90,22 @@ async function workloadOurs(): Promise<WorkloadTiming> {
   }
 }
 
-/** Runs WORKLOAD in QEMU and times it between the same serial markers. */
-async function workloadQemu(kernel: string, initrd: string): Promise<WorkloadTiming> {
+/** Runs a workload (WORKLOAD by default) in QEMU and times it between the same serial markers. */
+export async function workloadQemu(kernel: string, initrd: string, workload: string[] = WORKLOAD, smp = 1): Promise<WorkloadTiming> {
   let start = 0;
   let end = 0;
-  await runQemu(kernel, initrd, WORKLOAD, (text) => {
+  await runQemu(kernel, initrd, workload, (text) => {
     if (!start && text.includes("@@work-start")) start = performance.now();
     if (!end && text.includes("@@work-end")) end = performance.now();
-  });
+  }, smp);
   if (!start || !end) throw new Error("qemu: the workload markers never appeared on the serial console");
   return { ms: end - start, instructions: null };
 }
 
-async function runQemu(kernel: string, initrd: string, argv: string[], onSerial?: (text: string) => void): Promise<RunTiming> {
+async function runQemu(kernel: string, initrd: string, argv: string[], onSerial?: (text: string) => void, smp = 1): Promise<RunTiming> {
   const consoles = [0, 1, 2].flatMap((i) => ["-chardev", `null,id=c${i}`, "-device", `virtconsole,chardev=c${i}`]);
   const args = [
-    "-M", "virt", "-m", "512", "-smp", "1", "-nographic", "-no-reboot",
+    "-M", "virt", "-m", "512", "-smp", String(smp), ...(smp > 1 ? ["-accel", "tcg,thread=multi"] : []), "-nographic", "-no-reboot",
     "-kernel", kernel, "-initrd", initrd,
     "-append", `console=ttyS0 panic=-1 ${FAST_BOOT_ARGS.join(" ")} quiet loglevel=1 ${commandArgument(argv)}`,
     "-device", "virtio-rng-device", "-device", "virtio-serial-device", ...consoles,
@@ -123,7 +126,7 @@ async function runQemu(kernel: string, initrd: string, argv: string[], onSerial?
   return { initMs, totalMs: performance.now() - t0 };
 }
 
-const fmt = (ms: number | null | undefined): string => (ms == null ? "n/a" : `${(ms / 1000).toFixed(2)} s`);
+export const fmt = (ms: number | null | undefined): string => (ms == null ? "n/a" : `${(ms / 1000).toFixed(2)} s`);
 const ratio = (ours: number | null | undefined, qemu: number | null | undefined): string =>
   ours == null || qemu == null ? "n/a" : `${(ours / qemu).toFixed(2)}x`;
 

@@ -8,6 +8,10 @@ if (want("boot")) {
   const { benchBoot } = await import("./boot.js");
   await benchBoot();
 }
+if (want("smp")) {
+  const { benchSmp } = await import("./smp.js");
+  await benchSmp();
+}
 if (want("idle")) {
   const { benchIdle } = await import("./idle.js");
   await benchIdle();

@@ -28,7 +28,7 @@ a fresh VM; its output is printed and its exit status becomes nodevisor's.
 
 Options:
   -m, --memory SIZE        guest RAM, e.g. 512M or 2G (default 512M)
-  -c, --cpus N             virtual CPUs, 1-8 (default 1)
+  -c, --cpus N             virtual CPUs, 1-8 (default 1); 2 or more run on a host thread each
       --image NAME|DIR     guest image (default: "default", built on first use)
       --kernel FILE        kernel Image or ELF (instead of the image's)
       --initrd FILE        initramfs (instead of the image's)

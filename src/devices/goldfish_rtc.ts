@@ -3,6 +3,7 @@
 
 import type { MmioDevice } from "../seams/mmio.js";
 import type { IrqLine } from "../seams/interrupts.js";
+import type { TimedDevice } from "../seams/time.js";
 
 const TIME_LOW = 0x00; // reading it latches TIME_HIGH
 const TIME_HIGH = 0x04;
@@ -21,6 +22,8 @@ export interface GoldfishRtcOptions {
   irq: IrqLine;
   /** Host wall clock in nanoseconds since the Unix epoch; defaults to the system clock. */
   now?: () => bigint;
+  /** Called when the guest arms or clears the alarm, so the device timers re-plan (TimedDevice). */
+  onDeadlineChange?: () => void;
 }
 
 /** 64-bit values as decimal strings, so the state survives JSON. */
@@ -40,10 +43,11 @@ export function systemClockNs(): () => bigint {
   return () => base + process.hrtime.bigint();
 }
 
-export class GoldfishRtc implements MmioDevice {
+export class GoldfishRtc implements MmioDevice, TimedDevice {
   readonly name = "goldfish-rtc";
   private readonly irq: IrqLine;
   private readonly hostNow: () => bigint;
+  private readonly onDeadlineChange: () => void;
   private timeOffsetNs = 0n;
   private timeHighLatch = 0;
   private pendingTimeHigh = 0; // written TIME_HIGH, applied with the next TIME_LOW write
@@ -57,6 +61,7 @@ export class GoldfishRtc implements MmioDevice {
   constructor(options: GoldfishRtcOptions) {
     this.irq = options.irq;
     this.hostNow = options.now ?? systemClockNs();
+    this.onDeadlineChange = options.onDeadlineChange ?? (() => {});
   }
 
   /** Guest wall-clock time in ns since the epoch. */
@@ -76,6 +81,14 @@ export class GoldfishRtc implements MmioDevice {
   /** Host-clock ns at which the armed alarm fires, or null; lets an idle VM sleep until then. */
   nextAlarmHostNs(): bigint | null {
     return this.alarmArmed ? this.alarmNs - this.timeOffsetNs : null;
+  }
+
+  msUntilDeadline(): number | null {
+    return this.alarmArmed ? Number(this.alarmNs - this.guestNow()) / 1e6 : null;
+  }
+
+  fire(): void {
+    this.update();
   }
 
   read(offset: number, size: 1 | 2 | 4): number {
@@ -113,7 +126,9 @@ export class GoldfishRtc implements MmioDevice {
         // Linux writes TIME_HIGH then TIME_LOW to set the clock.
         const wanted = (BigInt(this.pendingTimeHigh) << 32n) | BigInt(v);
         this.timeOffsetNs = wanted - this.hostNow();
-        break;
+        this.update();
+        this.onDeadlineChange(); // the alarm is in guest time: setting the clock moves it
+        return;
       }
       case ALARM_HIGH:
         this.alarmHigh = v;
@@ -121,13 +136,17 @@ export class GoldfishRtc implements MmioDevice {
       case ALARM_LOW:
         this.alarmNs = (BigInt(this.alarmHigh) << 32n) | BigInt(v);
         this.alarmArmed = true; // an alarm already in the past fires at once (in update below)
-        break;
+        this.update();
+        this.onDeadlineChange();
+        return;
       case IRQ_ENABLED:
         this.irqEnabled = (v & 1) !== 0;
         break;
       case CLEAR_ALARM:
         this.alarmArmed = false;
-        break;
+        this.update();
+        this.onDeadlineChange();
+        return;
       case CLEAR_INTERRUPT:
         this.irqPending = false;
         break;

@@ -3,6 +3,7 @@
 // and the VirtioDevice seam; which backends sit behind them is the VM's business.
 
 import { Bus } from "./bus.js";
+import { DeviceTimers } from "./device_timers.js";
 import { GuestRam } from "../seams/guest_ram.js";
 import { buildDeviceTree } from "./device_tree.js";
 import {
@@ -67,6 +68,8 @@ export class Board {
   readonly plic: Plic;
   readonly uart: Uart16550;
   readonly rtc: GoldfishRtc;
+  /** Host timers for the devices' own deadlines (the RTC alarm); stop() them when the VM ends. */
+  readonly timers = new DeviceTimers();
   readonly test: TestFinisher;
   readonly virtio: VirtioMmio[] = [];
   readonly virtioDevices: VirtioDevice[];
@@ -101,7 +104,8 @@ export class Board {
       };
     };
     this.uart = new Uart16550({ irq: line(UART_IRQ), onTransmit: o.onSerialByte });
-    this.rtc = new GoldfishRtc({ irq: line(RTC_IRQ) });
+    this.rtc = new GoldfishRtc({ irq: line(RTC_IRQ), onDeadlineChange: () => this.timers.replan() });
+    this.timers.add(this.rtc);
     this.test = new TestFinisher({ onPowerOff: o.onPowerOff, onReset: o.onReset });
 
     this.bus.map(TEST_BASE, TEST_SIZE, this.test);

@@ -476,6 +476,7 @@ export class Vm implements VmController {
     this.exitCode = exitCode;
     this.reason = reason;
     this.vcpus.stop();
+    this.board.timers.stop();
     this.guestLog.flush();
     // Abandon what the guest queued but the disks have not started (requests waiting for a rate
     // limit), so the final flush never waits behind them.

@@ -17,6 +17,10 @@ export class VmProcess {
     this.exited = new Promise((resolve) => this.child.on("close", (code) => resolve(code)));
   }
 
+  get pid(): number {
+    return this.child.pid!;
+  }
+
   /** `nodevisor run ARGS` from source. */
   static nodevisor(args: string[], env: NodeJS.ProcessEnv = {}): VmProcess {
     return new VmProcess(process.execPath, ["--import", "tsx", CLI, "run", "--memory", "256M", ...args], env);

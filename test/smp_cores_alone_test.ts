@@ -1,0 +1,82 @@
+// Threaded vCPUs run truly in parallel: busy vCPUs make the VM process use more than one host
+// core (its CPU time against wall time). Runs alone after the other tests (scripts/test.mjs):
+// on a host busy with other work the figure says nothing.
+import { test, before } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ControlClient } from "../src/vm/control_client.js";
+import type { VmStats } from "../src/vm/controller.js";
+import { ensureTestImage } from "./helpers.js";
+import { VmProcess } from "./testing/vm_process.js";
+import { spinWithInterruptsOff } from "./testing/smp_guests.js";
+
+before(ensureTestImage, { timeout: 600_000 });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** CPU time (user + system) the process has used, in ms, from /proc. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "latin1").replace(/^.*\) /, "").split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime in 100 Hz ticks
+}
+
+async function connect(sock: string, vm: VmProcess): Promise<ControlClient> {
+  const end = Date.now() + 120_000;
+  while (!existsSync(sock)) {
+    if (Date.now() > end) throw new Error(`no control socket; stderr: ${vm.stderr}`);
+    await sleep(100);
+  }
+  return ControlClient.connect(sock);
+}
+
+/** A shell loop that keeps one vCPU busy for a few seconds of guest time. */
+const BUSY = "(i=0; while [ $i -lt 6000 ]; do i=$((i+1)); done)";
+
+test("--cpus 2: two CPU-bound guest processes use more than one host core", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-smp2-"));
+  const sock = join(dir, "vm.sock");
+  const vm = VmProcess.nodevisor(["--cpus", "2", "--control-socket", sock]);
+  try {
+    const c = await connect(sock, vm);
+    await vm.waitFor(/~# $/m, 900_000);
+    const say = (s: string) => c.execute("console-write", { data: Buffer.from(`${s}\n`).toString("base64") });
+    await say(`echo BUSY-''START; ${BUSY} & ${BUSY} & wait; echo BUSY-''END`);
+    await vm.waitFor(/BUSY-START/);
+    const cpu0 = cpuMs(vm.pid);
+    const t0 = Date.now();
+    await vm.waitFor(/BUSY-END/, 300_000);
+    const ratio = (cpuMs(vm.pid) - cpu0) / (Date.now() - t0);
+    console.log(`# two busy guest processes on --cpus 2: ${ratio.toFixed(2)} host cores`);
+    assert.ok(ratio > 1.1, `the VM used ${ratio.toFixed(2)} host cores for two busy vCPUs`);
+    await c.execute("powerdown");
+    assert.equal(await vm.exited, 0);
+  } finally {
+    await vm.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("4 spinning vCPUs use more than one host core", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-spin-"));
+  const sock = join(dir, "vm.sock");
+  const kernel = join(dir, "spin.img");
+  writeFileSync(kernel, spinWithInterruptsOff(4));
+  const vm = VmProcess.nodevisor(["--cpus", "4", "--kernel", kernel, "--control-socket", sock]);
+  try {
+    const c = await connect(sock, vm);
+    while ((await c.execute<VmStats>("query-stats")).instructionsRetired < 20_000_000) await sleep(100);
+    const cpu0 = cpuMs(vm.pid);
+    const t0 = Date.now();
+    await sleep(3000);
+    const cores = (cpuMs(vm.pid) - cpu0) / (Date.now() - t0);
+    console.log(`# 4 spinning vCPUs: ${cores.toFixed(2)} host cores`);
+    assert.ok(cores > 1.2, `4 spinning vCPUs used ${cores.toFixed(2)} host cores`);
+    await c.execute("quit");
+    await vm.exited;
+  } finally {
+    await vm.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
