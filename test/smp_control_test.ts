@@ -93,3 +93,13 @@ test("4 harts spinning with interrupts off can still be paused, measured and qui
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a VMM bug on a vCPU thread stops the VM as crashed (status 70, with the pc), never a hung process", async () => {
+  const vm = VmProcess.nodevisor(["--cpus", "2", "--", "true"], { NODEVISOR_INJECT_FAULT: "vcpu" });
+  const timer = setTimeout(() => void vm.stop(), 120_000);
+  const status = await vm.exited;
+  clearTimeout(timer);
+  assert.equal(status, 70, vm.stderr);
+  assert.match(vm.stderr, /internal error \(a nodevisor bug.*pc 0x[0-9a-f]+/s);
+  assert.match(vm.stderr, /fault injected/);
+});

@@ -44,6 +44,11 @@ const EXT_BITS = [9, 11];
 const MAX_SLEEP_MS = 50;
 /** How often the trap counts are copied out for query-stats. */
 const PUBLISH_MS = 50;
+/**
+ * Fault injection for the crash-handling test: NODEVISOR_INJECT_FAULT=vcpu makes a vCPU thread
+ * throw at its first SBI call, as a VMM bug would.
+ */
+const INJECT_FAULT = process.env.NODEVISOR_INJECT_FAULT === "vcpu";
 
 /** Another hart, as the firmware on this thread drives it: every effect is a control-block write. */
 class RemoteHart implements SbiHart {
@@ -158,6 +163,7 @@ class VcpuThread {
           this.mmio();
           break;
         case EXIT_SBI:
+          if (INJECT_FAULT) throw new Error("fault injected by NODEVISOR_INJECT_FAULT=vcpu");
           this.fig[HartFigure.SBI_EXITS]++;
           this.sbi.handle(hart);
           hart.completeSbi();
