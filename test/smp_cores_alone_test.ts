@@ -40,7 +40,7 @@ test("--cpus 2: two CPU-bound guest processes use more than one host core", asyn
   const vm = VmProcess.nodevisor(["--cpus", "2", "--control-socket", sock]);
   try {
     const c = await connect(sock, vm);
-    await vm.waitFor(/~# $/m, 900_000);
+    await vm.waitFor(/~# /, 900_000);
     const say = (s: string) => c.execute("console-write", { data: Buffer.from(`${s}\n`).toString("base64") });
     await say(`echo BUSY-''START; ${BUSY} & ${BUSY} & wait; echo BUSY-''END`);
     await vm.waitFor(/BUSY-START/);

@@ -19,6 +19,8 @@ import { DISK_FORMATS } from "../storage/open.js";
 import { parseTerminalSpec, terminalOfStdout, writePidFile } from "./run_daemon_options.js";
 import { collectGarbageNow } from "../vm/collect_boot_garbage.js";
 import { parseNetSpec, type NetConfig } from "../net/spec.js";
+import { readSnapshotInfo, SnapshotError } from "../vm/snapshot/snapshot_file.js";
+import { checkSnapshotHeader, type VmSnapshotHeader, type VmSnapshotInfo } from "../vm/snapshot/vm_snapshot.js";
 
 export const RUN_HELP = `Usage: nodevisor run [options] [-- COMMAND [ARGS...]]
 
@@ -59,6 +61,9 @@ Options:
       --console stdio|none where the serial console goes without a command:
                            stdio (default) is this terminal; none reads no
                            input (the control socket's console-write types)
+      --restore FILE       start from a snapshot (control socket snapshot-save)
+                           instead of booting: the guest runs on as it was;
+                           the machine's options come from the snapshot
       --terminal TERM[,ROWSxCOLS]
                            the console terminal's type and size told to the
                            guest (default: this terminal's, when it is one)
@@ -82,8 +87,12 @@ const OPTIONS = {
   "pid-file": { type: "string" },
   console: { type: "string" },
   terminal: { type: "string" },
+  restore: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
+
+/** Options that shape the machine: a restored VM takes them from its snapshot. */
+const MACHINE_OPTIONS = ["memory", "cpus", "image", "kernel", "initrd", "append", "disk", "net", "firmware"] as const;
 
 export interface RunRequest {
   config: VmConfig;
@@ -91,6 +100,8 @@ export interface RunRequest {
   pidFile?: string | null;
   /** False when the serial console takes no input from stdin (--console none). */
   consoleInput?: boolean;
+  /** --restore: the snapshot to start from. */
+  restore?: { path: string; info: VmSnapshotInfo };
 }
 
 /** Splits argv at the first `--` and parses the options; throws UsageError / ConfigError. */
@@ -111,6 +122,7 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
   }
   if (command !== null && command.length === 0) throw new UsageError("nodevisor run: nothing follows --. Give the command to run, e.g. `-- uname -a`.");
 
+  if (values.restore !== undefined) return restoreRequest(values, command);
   const memoryBytes = parseMemorySize((values.memory as string | undefined) ?? "512M");
   const cpus = Number((values.cpus as string | undefined) ?? "1");
   checkCpus(cpus);
@@ -159,6 +171,36 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
   kernelCommandLine(config); // refuses a command line the kernel would truncate
   const pidFile = values["pid-file"] === undefined ? null : resolve(values["pid-file"] as string);
   return { config, help: false, pidFile, consoleInput: consoleMode === "stdio" };
+}
+
+/** `run --restore FILE`: the machine comes from the snapshot; only how it is run comes from the options. */
+async function restoreRequest(values: Record<string, string | string[] | boolean | undefined>, command: string[] | null): Promise<RunRequest> {
+  const clash = MACHINE_OPTIONS.find((o) => values[o] !== undefined);
+  if (clash !== undefined) throw new UsageError(`nodevisor run: --restore takes the VM's --${clash} from the snapshot; leave --${clash} out.`);
+  if (command !== null) throw new UsageError("nodevisor run: --restore resumes the snapshot's guest as it was; it takes no command after --.");
+  const path = resolve(values.restore as string);
+  let info: VmSnapshotInfo;
+  try {
+    info = await readSnapshotInfo<VmSnapshotHeader>(path);
+    checkSnapshotHeader(path, info.header);
+  } catch (e) {
+    if (e instanceof SnapshotError) throw new ConfigError(e.message);
+    throw e;
+  }
+  const cpuCap = values["cpu-cap"] === undefined ? null : Number(values["cpu-cap"]);
+  if (cpuCap !== null) checkCpuCap(cpuCap);
+  const consoleMode = (values.console as string | undefined) ?? "stdio";
+  if (consoleMode !== "stdio" && consoleMode !== "none") throw new UsageError(`nodevisor run: --console must be stdio or none, not "${consoleMode}".`);
+  const config: VmConfig = {
+    ...info.header.config,
+    name: (values.name as string | undefined) ?? info.header.config.name,
+    cpuCap,
+    consoleLog: (values["console-log"] as string | undefined) ?? null,
+    controlSocket: (values["control-socket"] as string | undefined) ?? null,
+  };
+  validateConfig(config);
+  const pidFile = values["pid-file"] === undefined ? null : resolve(values["pid-file"] as string);
+  return { config, help: false, pidFile, consoleInput: consoleMode === "stdio", restore: { path, info } };
 }
 
 /**
@@ -244,10 +286,14 @@ async function findImage(name: string | undefined, build: boolean): Promise<Gues
 }
 
 /** Runs the VM to completion; returns the process exit status. */
-export async function runVm(config: VmConfig, opts: { pidFile?: string | null; consoleInput?: boolean } = {}): Promise<number> {
+export async function runVm(
+  config: VmConfig,
+  opts: { pidFile?: string | null; consoleInput?: boolean; restore?: RunRequest["restore"] } = {},
+): Promise<number> {
   const interactive = config.command === null;
   const vm = await Vm.create({
     config,
+    restore: opts.restore,
     onStdout: (d) => process.stdout.write(d),
     onStderr: (d) => process.stderr.write(d),
     log: (m) => process.stderr.write(`nodevisor: ${m}\n`),

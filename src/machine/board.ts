@@ -28,12 +28,12 @@ import {
   VIRTIO_STRIDE,
 } from "./layout.js";
 import { Hart } from "../cpu/hart.js";
-import { Clint } from "../devices/clint.js";
-import { Plic } from "../devices/plic.js";
-import { Uart16550 } from "../devices/uart16550.js";
-import { GoldfishRtc } from "../devices/goldfish_rtc.js";
+import { Clint, type ClintState } from "../devices/clint.js";
+import { Plic, type PlicState } from "../devices/plic.js";
+import { Uart16550, type Uart16550State } from "../devices/uart16550.js";
+import { GoldfishRtc, type GoldfishRtcState } from "../devices/goldfish_rtc.js";
 import { TestFinisher } from "../devices/test_finisher.js";
-import { VirtioMmio } from "../devices/virtio/mmio.js";
+import { VirtioMmio, type VirtioMmioState } from "../devices/virtio/mmio.js";
 import type { VirtioDevice } from "../devices/virtio/device.js";
 import type { InterruptTarget, IrqLine } from "../seams/interrupts.js";
 import type { TimeSource } from "../seams/time.js";
@@ -55,6 +55,14 @@ export interface BoardOptions {
   /** Called whenever a device raises an interrupt line, so a sleeping run loop wakes up. */
   onInterrupt?: () => void;
   log?: (msg: string) => void;
+}
+
+export interface BoardState {
+  clint: ClintState;
+  plic: PlicState;
+  uart: Uart16550State;
+  rtc: GoldfishRtcState;
+  virtio: VirtioMmioState[];
 }
 
 export class Board {
@@ -126,6 +134,29 @@ export class Board {
       this.virtio.push(mmio);
       this.bus.map(VIRTIO_BASE + slot * VIRTIO_STRIDE, VIRTIO_STRIDE, mmio);
     });
+  }
+
+  /** Every device's state (the harts are saved by whoever runs them). */
+  save(): BoardState {
+    return {
+      clint: this.clint.save(),
+      plic: this.plic.save(),
+      uart: this.uart.save(),
+      rtc: this.rtc.save(),
+      virtio: this.virtio.map((m) => m.save()),
+    };
+  }
+
+  restore(s: BoardState): void {
+    if (s.virtio.length !== this.virtio.length) {
+      throw new RangeError(`the snapshot has ${s.virtio.length} virtio devices and this VM ${this.virtio.length}`);
+    }
+    this.clint.restore(s.clint);
+    this.plic.restore(s.plic);
+    this.uart.restore(s.uart);
+    this.rtc.restore(s.rtc);
+    this.virtio.forEach((m, i) => m.restore(s.virtio[i]!));
+    this.timers.replan();
   }
 
   deviceTree(bootargs: string, initrd: { start: number; end: number } | null, rngSeed?: Uint8Array): Uint8Array {

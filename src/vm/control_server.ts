@@ -69,7 +69,7 @@ function numberArg(command: string, name: string, value: unknown, min: number, m
 }
 
 /** The optional controller method, or a failure saying this VM cannot do it. */
-function capability<K extends "setCpuLimits" | "setDiskLimits" | "consoleResize">(c: ControlConnection, name: K): NonNullable<VmController[K]> {
+function capability<K extends "setCpuLimits" | "setDiskLimits" | "consoleResize" | "saveSnapshot">(c: ControlConnection, name: K): NonNullable<VmController[K]> {
   const fn = c.controller[name];
   if (typeof fn !== "function") throw new CommandFailure("GenericError", `This VM cannot ${name}; upgrade nodevisor.`);
   return (fn as (...a: never[]) => unknown).bind(c.controller) as NonNullable<VmController[K]>;
@@ -79,7 +79,8 @@ const MAX_RATE = Number.MAX_SAFE_INTEGER;
 
 interface CommandSpec {
   args: Record<string, ArgSpec>;
-  run(conn: ControlConnection, args: Record<string, unknown>): Record<string, unknown>;
+  /** The reply; a command that takes time (a snapshot) returns a promise of it. */
+  run(conn: ControlConnection, args: Record<string, unknown>): Record<string, unknown> | Promise<Record<string, unknown>>;
 }
 
 const STOPPED: readonly VmRunState[] = ["shutdown", "crashed"];
@@ -166,6 +167,18 @@ const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, CommandSpec>(
       run: (c) => {
         c.controller.quit();
         return {};
+      },
+    },
+  ],
+  [
+    "snapshot-save",
+    {
+      args: { path: { type: "string", required: true } },
+      run: async (c, args) => {
+        requireState(c, ["running", "paused"], "snapshot");
+        const path = args.path as string;
+        if (path.length === 0 || path.includes("\0")) throw new CommandFailure("InvalidArgument", 'The argument "path" must name a file.');
+        return { ...(await capability(c, "saveSnapshot")(path)) };
       },
     },
   ],
@@ -387,18 +400,25 @@ class ControlConnection {
   }
 
   private run(id: JsonValue | undefined, command: string, spec: CommandSpec, args: Record<string, unknown>): void {
-    let line: string;
-    try {
-      checkArguments(command, spec, args);
-      const result = spec.run(this, args);
-      line = encodeLine(withId(id, { return: result }));
-    } catch (e) {
+    const failed = (e: unknown): void => {
       if (e instanceof CommandFailure) return this.fail(id, e.errorClass, e.desc);
+      if ((e as Error)?.name === "ConfigError") return this.fail(id, "GenericError", (e as Error).message);
       const reason = e instanceof Error ? e.message : String(e);
       this.log(`Control command "${command}" failed: ${reason}`);
       return this.fail(id, "GenericError", `The command "${command}" failed: ${reason}`);
+    };
+    let result: Record<string, unknown> | Promise<Record<string, unknown>>;
+    try {
+      checkArguments(command, spec, args);
+      result = spec.run(this, args);
+    } catch (e) {
+      return failed(e);
     }
-    this.write(line);
+    if (result instanceof Promise) {
+      result.then((r) => this.write(encodeLine(withId(id, { return: r }))), failed);
+      return;
+    }
+    this.write(encodeLine(withId(id, { return: result })));
   }
 
   private fail(id: JsonValue | undefined, errorClass: ErrorClass, desc: string): void {

@@ -82,6 +82,8 @@ export interface VmController {
   setLink?(nic: string, up: boolean): void;
   /** Replaces a NIC's rate limits at run time. */
   setNetLimits?(nic: string, limits: NicLimits): void;
+  /** Writes a snapshot of the running (or paused) VM to `path` (docs/snapshots.md). */
+  saveSnapshot?(path: string): Promise<{ path: string; bytes: number; ramPages: number; pausedMs: number }>;
   /** Subscribe to serial console output; returns an unsubscribe function. */
   onConsoleOutput(listener: (data: Uint8Array) => void): () => void;
   /** Subscribe to lifecycle events (STOP, RESUME, SHUTDOWN, ...); returns an unsubscribe function. */

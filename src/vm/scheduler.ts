@@ -4,7 +4,7 @@
 // host timer when every hart waits in WFI, so an idle guest costs no host CPU.
 
 import { performance } from "node:perf_hooks";
-import type { Hart } from "../cpu/hart.js";
+import type { Hart, HartState } from "../cpu/hart.js";
 import { EXIT_MMIO, EXIT_SBI } from "../cpu/exit.js";
 import type { Clint } from "../devices/clint.js";
 import type { VirtualClock } from "./clock.js";
@@ -85,6 +85,11 @@ export class Scheduler implements VcpuRunner {
     const all = new Map<string, number>();
     for (const h of this.harts) for (const [k, n] of h.stats.trapsByCause) all.set(k, (all.get(k) ?? 0) + n);
     return all;
+  }
+
+  collectHartStates(): Promise<HartState[]> {
+    // Paused means no slice is running, and exits complete within runHart: every hart is at a boundary.
+    return Promise.resolve(this.harts.map((h) => h.save()));
   }
 
   describePcs(): string {

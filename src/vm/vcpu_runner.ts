@@ -3,6 +3,7 @@
 
 import type { Board } from "../machine/board.js";
 import type { PacingStats } from "./pacing.js";
+import type { HartState } from "../cpu/hart.js";
 
 export interface VcpuRunner {
   /** Guest instructions retired, all vCPUs. */
@@ -24,6 +25,8 @@ export interface VcpuRunner {
   setCap(capPercent: number | null): void;
   pacingStats(): PacingStats;
   trapsByCause(): Map<string, number>;
+  /** Every hart's architectural state; the vCPUs must be paused. */
+  collectHartStates(): Promise<HartState[]>;
   /** Where each hart is, for crash reports. */
   describePcs(): string;
 }

@@ -7,6 +7,7 @@ import { Worker } from "node:worker_threads";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Board } from "../machine/board.js";
+import type { HartState } from "../cpu/hart.js";
 import type { InterruptTarget } from "../seams/interrupts.js";
 import type { VirtualClock } from "./clock.js";
 import type { PacingStats } from "./pacing.js";
@@ -47,6 +48,7 @@ export class ThreadedVcpus implements VcpuRunner {
   private tickQueued = false;
   private capPercent: number | null = null;
   private readonly startedCpu = process.cpuUsage();
+  private stateWaiter: { request: number; states: (HartState | null)[]; done: (s: HartState[]) => void } | null = null;
 
   constructor(
     cpus: number,
@@ -120,6 +122,19 @@ export class ThreadedVcpus implements VcpuRunner {
   resume(): void {
     Atomics.store(this.vm.words, VmWord.PAUSE, 0);
     for (const c of this.controls) c.wake();
+  }
+
+  /**
+   * Every hart's state, taken at an instruction boundary: the harts must be paused (they post
+   * their state from where they park, which is never inside an exit).
+   */
+  collectHartStates(): Promise<HartState[]> {
+    if (!this.vm.paused) return Promise.reject(new Error("collectHartStates needs the vCPUs paused first"));
+    const request = Atomics.add(this.vm.words, VmWord.STATE_REQUEST, 1) + 1;
+    return new Promise((done) => {
+      this.stateWaiter = { request, states: this.controls.map(() => null), done };
+      for (const c of this.controls) c.wake();
+    });
   }
 
   /** Harts parked by pause() right now (all of them shortly after a pause). */
@@ -229,6 +244,16 @@ export class ThreadedVcpus implements VcpuRunner {
       case "crash":
         this.crash(`vCPU ${i} at pc 0x${m.pc.toString(16)} failed: ${m.message}`);
         return;
+      case "state": {
+        const w = this.stateWaiter;
+        if (w === null || m.request !== w.request) return;
+        w.states[i] = m.state;
+        if (w.states.every((s) => s !== null)) {
+          this.stateWaiter = null;
+          w.done(w.states as HartState[]);
+        }
+        return;
+      }
     }
   }
 

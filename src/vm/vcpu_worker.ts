@@ -35,7 +35,9 @@ export interface VcpuWorkerData {
 export type VcpuWorkerMessage =
   | { type: "console"; bytes: Uint8Array }
   | { type: "system-reset"; kind: "shutdown" | "reboot"; exitCode: number }
-  | { type: "crash"; message: string; pc: number };
+  | { type: "crash"; message: string; pc: number }
+  /** A parked hart's whole state, answering STATE_REQUEST `request`. */
+  | { type: "state"; request: number; state: HartState };
 
 const MIP_SSIP_BIT = 1;
 const MIP_STIP_BIT = 5;
@@ -108,6 +110,7 @@ class VcpuThread {
   private fenceApplied = 0;
   private runMs = 0;
   private lastPublish = 0;
+  private stateServed = 0;
 
   constructor(private readonly d: VcpuWorkerData) {
     this.clock = new VirtualClock(d.clock);
@@ -290,6 +293,11 @@ class VcpuThread {
     while (this.vm.paused && !this.vm.stopping) {
       const seq = Atomics.load(this.w, HartWord.WAKE);
       this.applyFences();
+      const request = Atomics.load(this.vm.words, VmWord.STATE_REQUEST);
+      if (request !== this.stateServed) {
+        this.stateServed = request;
+        post({ type: "state", request, state: this.hart.save() });
+      }
       if (!this.vm.paused) break;
       Atomics.wait(this.w, HartWord.WAKE, seq, MAX_SLEEP_MS);
     }

@@ -33,6 +33,8 @@ import { ConfigError, DEFAULT_VM_NAME } from "./config.js";
 import { limitedLog, type LimitedLog } from "./log_limiter.js";
 import type { DeviceStats, DiskLimits, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
 import type { VmConfig } from "./config.js";
+import { loadSnapshotPages, writeSnapshotFile } from "./snapshot/snapshot_file.js";
+import { SNAPSHOT_KIND, snapshotUnsupported, type SnapshotResult, type VmSnapshotHeader, type VmSnapshotInfo } from "./snapshot/vm_snapshot.js";
 
 export interface VmExit {
   exitCode: number;
@@ -41,6 +43,8 @@ export interface VmExit {
 
 export interface VmOptions {
   config: VmConfig;
+  /** Start from this snapshot (its checked header and page index) instead of booting. */
+  restore?: { path: string; info: VmSnapshotInfo };
   /** Guest command stdout / stderr (command mode). */
   onStdout?: (data: Uint8Array) => void;
   onStderr?: (data: Uint8Array) => void;
@@ -108,6 +112,7 @@ export class Vm implements VmController {
   /** Host ms from process start until /init printed its first line (null until then). */
   initStartedMs: number | null = null;
   private mipsSample = { at: performance.now(), instructions: 0, mips: 0 };
+  private readonly restoreFrom: VmSnapshotHeader | null;
 
   static async create(o: VmOptions): Promise<Vm> {
     const disks: RateLimitedBackend[] = [];
@@ -132,11 +137,21 @@ export class Vm implements VmController {
       await Promise.all([...disks.map((d) => d.close()), ...nets.map((n) => n.close())]);
       throw e;
     }
-    return new Vm(o, disks, nets, macs);
+    const vm = new Vm(o, disks, nets, macs);
+    if (o.restore) {
+      try {
+        await loadSnapshotPages(o.restore.path, o.restore.info, vm.board.ram);
+      } catch (e) {
+        await vm.abandon();
+        throw e;
+      }
+    }
+    return vm;
   }
 
   private constructor(o: VmOptions, disks: RateLimitedBackend[], nets: NetBackend[], macs: Uint8Array[]) {
     this.config = o.config;
+    this.restoreFrom = o.restore?.info.header ?? null;
     this.disks = disks;
     this.touchedMemory = new TouchedMemoryProbe(o.config.memoryBytes);
     this.nics = nets.map((backend, i) => {
@@ -223,7 +238,7 @@ export class Vm implements VmController {
   start(): void {
     const c = this.config;
     const read = (path: string | null) => (path ? { data: new Uint8Array(readFileSync(path)), name: path } : null);
-    const firmware = read(c.firmware);
+    const firmware = this.restoreFrom ? null : read(c.firmware);
     if (!firmware) {
       const sbi = new SbiFirmware({
         harts: this.board.harts,
@@ -234,13 +249,52 @@ export class Vm implements VmController {
       this.exitServices.sbi = sbi;
       for (const h of this.board.harts) h.sbiExits = true;
     }
-    boot(this.board, { kernel: read(c.kernel), initrd: read(c.initrd), firmware, bootargs: kernelCommandLine(c) });
+    if (this.restoreFrom) this.restoreState(this.restoreFrom);
+    else boot(this.board, { kernel: read(c.kernel), initrd: read(c.initrd), firmware, bootargs: kernelCommandLine(c) });
     // Opened only once the payloads loaded, so bad input leaves no file behind; opened here, not
     // lazily, so a bad path fails the start with a sentence instead of killing a running VM.
     if (c.consoleLog) this.consoleLogFd = openConsoleLog(c.consoleLog);
     this.state = "running";
     this.emit({ event: "RESUME" });
     this.vcpus.begin(this.board);
+  }
+
+  /** Puts every component back as the snapshot has it (RAM was loaded by create()). */
+  private restoreState(h: VmSnapshotHeader): void {
+    h.harts.forEach((state, i) => this.board.harts[i]!.restore(state));
+    this.board.restore(h.board);
+    this.clock.restore(h.clock);
+    this.commandStatus = h.vm.commandStatus;
+    this.guestListening = h.vm.guestListening;
+    this.consoleSize = h.vm.consoleSize;
+  }
+
+  /**
+   * Writes a snapshot of the whole VM to `path`: the vCPUs stop at an instruction boundary for
+   * as long as the state and RAM take to write, then run on (a paused VM stays paused).
+   */
+  async saveSnapshot(path: string): Promise<SnapshotResult> {
+    const unsupported = snapshotUnsupported(this.config);
+    if (unsupported !== null) throw new ConfigError(`Cannot snapshot this VM: ${unsupported}.`);
+    if (this.state !== "running" && this.state !== "paused") throw new ConfigError(`Cannot snapshot a VM that is ${this.state}.`);
+    const started = performance.now();
+    const wasRunning = this.state === "running";
+    if (wasRunning) this.pause();
+    try {
+      const header: VmSnapshotHeader = {
+        kind: SNAPSHOT_KIND,
+        savedAt: new Date().toISOString(),
+        config: { ...this.config, controlSocket: null, consoleLog: null },
+        clock: this.clock.save(),
+        harts: await this.vcpus.collectHartStates(),
+        board: this.board.save(),
+        vm: { commandStatus: this.commandStatus, guestListening: this.guestListening, consoleSize: this.consoleSize },
+      };
+      const written = await writeSnapshotFile(path, header, this.board.ram);
+      return { path, bytes: written.bytes, ramPages: written.pages, pausedMs: Math.round(performance.now() - started) };
+    } finally {
+      if (wasRunning && this.state === "paused") this.resume();
+    }
   }
 
   private onSystemReset(kind: "shutdown" | "reboot", code: number): void {

@@ -1,0 +1,84 @@
+// Snapshots of running VMs end to end: a guest counting in a shell loop is saved while it runs,
+// runs on, and its snapshot restored in a new process counts on from the snapshot point, with
+// its tmpfs file and uptime agreeing. Bad snapshot files are refused with a sentence.
+import { test, before } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ControlClient } from "../src/vm/control_client.js";
+import { CLI, ensureTestImage, nodevisor } from "./helpers.js";
+import { VmProcess } from "./testing/vm_process.js";
+
+before(ensureTestImage, { timeout: 600_000 });
+
+async function connect(sock: string, vm: VmProcess): Promise<ControlClient> {
+  const end = Date.now() + 120_000;
+  while (!existsSync(sock)) {
+    if (Date.now() > end) throw new Error(`no control socket; stderr: ${vm.stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return ControlClient.connect(sock);
+}
+
+const ticks = (out: string): number[] => [...out.matchAll(/tick (\d+)/g)].map((m) => Number(m[1]));
+const type = (c: ControlClient, line: string) => c.execute("console-write", { data: Buffer.from(`${line}\n`).toString("base64") });
+
+test("a running 2-vCPU guest is saved, runs on, and its restore counts on from the snapshot point", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-snap-"));
+  const snap = join(dir, "vm.snap");
+  const first = VmProcess.nodevisor(["--cpus", "2", "--control-socket", join(dir, "a.sock"), "--console", "none"]);
+  let second: VmProcess | null = null;
+  try {
+    const a = await connect(join(dir, "a.sock"), first);
+    await first.waitFor(/~# /, 900_000);
+    await type(a, "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.3; done &");
+    await first.waitFor(/tick 4\b/);
+    await type(a, "cat /proc/uptime > /tmp/uptime-at-save");
+    await first.waitFor(/tick 6\b/);
+    const before = Math.max(...ticks(first.stdout));
+    const saved = await a.execute<{ bytes: number; ramPages: number; pausedMs: number }>("snapshot-save", { path: snap });
+    const after = Math.max(...ticks(first.stdout));
+    assert.ok(saved.ramPages > 1000 && saved.bytes > saved.ramPages * 4096, JSON.stringify(saved));
+    console.log(`# snapshot: ${(saved.bytes / 2 ** 20).toFixed(1)} MiB, guest stopped ${saved.pausedMs} ms`);
+    await first.waitFor(new RegExp(`tick ${after + 6}\\b`));
+    await a.execute("quit");
+    await first.exited;
+
+    second = new VmProcess(process.execPath, ["--import", "tsx", CLI, "run", "--restore", snap, "--control-socket", join(dir, "b.sock"), "--console", "none"]);
+    const b = await connect(join(dir, "b.sock"), second);
+    await second.waitFor(/tick \d+[\s\S]*tick \d+[\s\S]*tick \d+/, 120_000);
+    const resumed = ticks(second.stdout);
+    assert.ok(resumed[0]! > before && resumed[0]! <= after + 2, `the restored guest went on at tick ${resumed[0]} (snapshot taken between ticks ${before} and ${after})`);
+    assert.deepEqual(resumed.slice(0, 3), [resumed[0], resumed[0]! + 1, resumed[0]! + 2], "it counts on, one by one");
+    await type(b, "echo count=$(cat /tmp/count) up=$(cut -d' ' -f1 /proc/uptime) saved=$(cut -d' ' -f1 /tmp/uptime-at-save)");
+    const m = await second.waitFor(/count=(\d+) up=([\d.]+) saved=([\d.]+)/);
+    assert.ok(Number(m[1]) >= resumed[0]!, "the tmpfs file agrees with the counter");
+    assert.ok(Number(m[2]) > Number(m[3]), `uptime went on from the snapshot (${m[3]} s then, ${m[2]} s now)`);
+    await b.execute("quit");
+    await second.exited;
+  } finally {
+    await first.stop();
+    await second?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("run --restore refuses a damaged snapshot and machine options with one sentence", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-snap-"));
+  try {
+    const bad = join(dir, "bad.snap");
+    const version1 = Buffer.alloc(4);
+    version1.writeUInt32LE(1);
+    writeFileSync(bad, Buffer.concat([Buffer.from("NVSNAPSH"), version1, Buffer.alloc(100, 1)]));
+    const r = await nodevisor(["run", "--restore", bad]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /is not a usable nodevisor snapshot: its checksum does not match/);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    const clash = await nodevisor(["run", "--restore", bad, "--memory", "1G"]);
+    assert.equal(clash.status, 2);
+    assert.match(clash.stderr, /--restore takes the VM's --memory from the snapshot/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
