@@ -6,7 +6,9 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { spawnSync } from "node:child_process";
 import { ControlClient } from "../src/vm/control_client.js";
+import { createQcow2 } from "../src/storage/qcow2/create.js";
 import { CLI, ensureTestImage, nodevisor } from "./helpers.js";
 import { VmProcess } from "./testing/vm_process.js";
 
@@ -79,6 +81,49 @@ test("run --restore refuses a damaged snapshot and machine options with one sent
     assert.equal(clash.status, 2);
     assert.match(clash.stderr, /--restore takes the VM's --memory from the snapshot/);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a snapshot of a VM writing to a qcow2 disk: the restore sees exactly what was written before it", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-snapdisk-"));
+  const snap = join(dir, "vm.snap");
+  const disk = join(dir, "data.qcow2");
+  await createQcow2(disk, { size: 16 << 20 });
+  const first = VmProcess.nodevisor(["--disk", disk, "--control-socket", join(dir, "a.sock"), "--console", "none"]);
+  let second: VmProcess | null = null;
+  try {
+    const a = await connect(join(dir, "a.sock"), first);
+    await first.waitFor(/~# /, 900_000);
+    // Block i holds "block i"; fsync per write (conv=fsync), so the disk has what the guest believes it wrote.
+    await type(a, "i=0; while :; do i=$((i+1)); echo block $i | dd of=/dev/vda bs=512 seek=$i count=1 conv=sync,fsync 2>/dev/null; echo tick $i; sleep 0.3; done &");
+    await first.waitFor(/tick 4\b/);
+    const saved = await a.execute<{ disks: Array<{ device: string; frozen: string; active: string }> }>("snapshot-save", { path: snap });
+    const after = Math.max(...ticks(first.stdout));
+    assert.deepEqual(saved.disks, [{ device: "vda", frozen: disk, active: `${snap}.vda.after.qcow2` }]);
+    await first.waitFor(new RegExp(`tick ${after + 6}\\b`));
+    await a.execute("quit");
+    await first.exited;
+
+    second = new VmProcess(process.execPath, ["--import", "tsx", CLI, "run", "--restore", snap, "--name", "r1", "--control-socket", join(dir, "b.sock"), "--console", "none"]);
+    const b = await connect(join(dir, "b.sock"), second);
+    await second.waitFor(/tick \d+/, 120_000);
+    await type(b, "kill %1");
+    const resumed = ticks(second.stdout)[0]!;
+    const probe = after + 5; // written by the first VM after the snapshot, not yet by the restored one
+    await type(b, `echo seen=$(dd if=/dev/vda bs=512 skip=2 count=1 2>/dev/null | head -c 7) later=[$(dd if=/dev/vda bs=512 skip=${probe} count=1 2>/dev/null | tr -d '\\000' | head -c 9)]`);
+    const m = await second.waitFor(/seen=(.*) later=\[(.*)\]/);
+    assert.equal(m[1], "block 2", "what was written before the snapshot is there");
+    assert.equal(m[2], "", `block ${probe}, written by the first VM after the snapshot, is not (restore went on at tick ${resumed})`);
+    await b.execute("quit");
+    await second.exited;
+    for (const f of [disk, `${snap}.vda.after.qcow2`, `${snap}.r1.vda.qcow2`]) {
+      const check = spawnSync("qemu-img", ["check", f], { encoding: "utf8" });
+      assert.equal(check.status, 0, `qemu-img check ${f}: ${check.stdout}${check.stderr}`);
+    }
+  } finally {
+    await first.stop();
+    await second?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -21,6 +21,7 @@ import { collectGarbageNow } from "../vm/collect_boot_garbage.js";
 import { parseNetSpec, type NetConfig } from "../net/spec.js";
 import { readSnapshotInfo, SnapshotError } from "../vm/snapshot/snapshot_file.js";
 import { checkSnapshotHeader, type VmSnapshotHeader, type VmSnapshotInfo } from "../vm/snapshot/vm_snapshot.js";
+import { restoredDisks } from "../vm/snapshot/disk_snapshot.js";
 
 export const RUN_HELP = `Usage: nodevisor run [options] [-- COMMAND [ARGS...]]
 
@@ -191,14 +192,17 @@ async function restoreRequest(values: Record<string, string | string[] | boolean
   if (cpuCap !== null) checkCpuCap(cpuCap);
   const consoleMode = (values.console as string | undefined) ?? "stdio";
   if (consoleMode !== "stdio" && consoleMode !== "none") throw new UsageError(`nodevisor run: --console must be stdio or none, not "${consoleMode}".`);
+  const name = (values.name as string | undefined) ?? info.header.config.name;
   const config: VmConfig = {
     ...info.header.config,
-    name: (values.name as string | undefined) ?? info.header.config.name,
+    name,
     cpuCap,
     consoleLog: (values["console-log"] as string | undefined) ?? null,
     controlSocket: (values["control-socket"] as string | undefined) ?? null,
   };
   validateConfig(config);
+  // Each restored VM writes to overlays of its own on the snapshot's frozen disks.
+  config.disks = await restoredDisks(info.header.disks, info.header.config.disks, (d) => `${path}.${name}.${d.device}.qcow2`);
   const pidFile = values["pid-file"] === undefined ? null : resolve(values["pid-file"] as string);
   return { config, help: false, pidFile, consoleInput: consoleMode === "stdio", restore: { path, info } };
 }

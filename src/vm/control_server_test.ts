@@ -44,6 +44,11 @@ class FakeVm implements VmController {
   consoleResize(rows: number, cols: number): void {
     this.limits.push({ rows, cols });
   }
+  async saveSnapshot(path: string): Promise<{ path: string; bytes: number; ramPages: number; pausedMs: number }> {
+    await new Promise((r) => setTimeout(r, 20)); // a snapshot takes a while: the reply comes later
+    if (path.endsWith(".bad")) throw new Error("disk full");
+    return { path, bytes: 4096, ramPages: 1, pausedMs: 20 };
+  }
   pause(): void {
     this.record("pause");
     this.state = "paused";
@@ -219,6 +224,7 @@ test("every command maps onto the controller", async (t) => {
   assert.deepEqual(commands.map((x) => x.name).sort(), [
     "console-attach", "console-detach", "console-resize", "console-write", "pause", "powerdown",
     "query-commands", "query-stats", "query-status", "quit", "resume", "set-cpu-limits", "set-disk-limits", "set-link", "set-net-limits",
+    "snapshot-save",
   ]);
   assert.deepEqual(await c.execute("query-status"), vm.status());
   assert.deepEqual(await c.execute("query-stats"), vm.stats());
@@ -233,6 +239,16 @@ test("every command maps onto the controller", async (t) => {
   assert.deepEqual(vm.calls, ["pause", "resume", "powerdown", "consoleWrite", "consoleWrite", "quit"]);
   assert.deepEqual(vm.written, [...Buffer.from("ls\n")]);
   assert.deepEqual(events, ["STOP{}", "RESUME{}", 'SHUTDOWN{"reason":"quit"}']);
+});
+
+test("snapshot-save answers when the snapshot is written, and reports a failure as an error", async (t) => {
+  const { path } = await startServer(t);
+  const c = await client(t, path);
+  const [saved, status] = await Promise.all([c.execute("snapshot-save", { path: "/tmp/x.snap" }), c.execute("query-status")]);
+  assert.deepEqual(saved, { path: "/tmp/x.snap", bytes: 4096, ramPages: 1, pausedMs: 20 });
+  assert.equal((status as { state: string }).state, "running", "other commands are answered meanwhile");
+  await rejectsWith(c.execute("snapshot-save", { path: "/tmp/x.bad" }), "GenericError", /snapshot-save" failed: disk full/);
+  await rejectsWith(c.execute("snapshot-save", { path: "" }), "InvalidArgument", /must name a file/);
 });
 
 test("set-link and set-net-limits reach the controller; a bad NIC or number is InvalidArgument", async (t) => {

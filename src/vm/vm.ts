@@ -32,7 +32,9 @@ import { GUEST_COMMAND_LINE_MAX, INIT_STARTED_LINE, LISTENING_LINE, parseExitLin
 import { ConfigError, DEFAULT_VM_NAME } from "./config.js";
 import { limitedLog, type LimitedLog } from "./log_limiter.js";
 import type { DeviceStats, DiskLimits, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
-import type { VmConfig } from "./config.js";
+import type { DiskConfig, VmConfig } from "./config.js";
+import type { BoardState } from "../machine/board.js";
+import { diskDevice, freezeDisk } from "./snapshot/disk_snapshot.js";
 import { loadSnapshotPages, writeSnapshotFile } from "./snapshot/snapshot_file.js";
 import { SNAPSHOT_KIND, snapshotUnsupported, type SnapshotResult, type VmSnapshotHeader, type VmSnapshotInfo } from "./snapshot/vm_snapshot.js";
 
@@ -52,6 +54,8 @@ export interface VmOptions {
 }
 
 const SERIAL_TAIL_BYTES = 8192;
+/** How long a snapshot waits for in-flight disk requests to finish. */
+const DRAIN_TIMEOUT_MS = 30_000;
 /** Console input the host may queue ahead of the guest's UART FIFO; console-write reports what fit. */
 export const CONSOLE_INPUT_QUEUE_BYTES = 1 << 20;
 /** Longest line kept from the status console (hvc2); /init's lines there are a few bytes. */
@@ -113,6 +117,9 @@ export class Vm implements VmController {
   initStartedMs: number | null = null;
   private mipsSample = { at: performance.now(), instructions: 0, mips: 0 };
   private readonly restoreFrom: VmSnapshotHeader | null;
+  private readonly blks: VirtioBlk[] = [];
+  /** The files the disks write to now: the configured ones until a snapshot moves them onto overlays. */
+  private readonly activeDisks: DiskConfig[];
 
   static async create(o: VmOptions): Promise<Vm> {
     const disks: RateLimitedBackend[] = [];
@@ -152,6 +159,7 @@ export class Vm implements VmController {
   private constructor(o: VmOptions, disks: RateLimitedBackend[], nets: NetBackend[], macs: Uint8Array[]) {
     this.config = o.config;
     this.restoreFrom = o.restore?.info.header ?? null;
+    this.activeDisks = o.config.disks.map((d) => ({ ...d }));
     this.disks = disks;
     this.touchedMemory = new TouchedMemoryProbe(o.config.memoryBytes);
     this.nics = nets.map((backend, i) => {
@@ -175,7 +183,11 @@ export class Vm implements VmController {
     let nic = 0;
     const virtio: VirtioDevice[] = virtioSlotPlan(o.config).map((kind): VirtioDevice => {
       switch (kind) {
-        case "disk": return new VirtioBlk({ backend: disks[disk++]! });
+        case "disk": {
+          const blk = new VirtioBlk({ backend: disks[disk++]! });
+          this.blks.push(blk);
+          return blk;
+        }
         case "nic": return this.nics[nic++]!.device;
         case "rng": return new VirtioRng();
         case "console-stdout": return stdout;
@@ -287,13 +299,37 @@ export class Vm implements VmController {
         config: { ...this.config, controlSocket: null, consoleLog: null },
         clock: this.clock.save(),
         harts: await this.vcpus.collectHartStates(),
-        board: this.board.save(),
+        board: null as unknown as BoardState,
         vm: { commandStatus: this.commandStatus, guestListening: this.guestListening, consoleSize: this.consoleSize },
+        disks: [],
       };
+      // Device I/O runs on while the vCPUs are parked: let it finish, so RAM and devices agree.
+      await this.drainDiskRequests();
+      header.board = this.board.save();
+      const moved: SnapshotResult["disks"] = [];
+      for (let i = 0; i < this.disks.length; i++) {
+        const overlay = `${path}.${diskDevice(i)}.after.qcow2`;
+        const frozen = await freezeDisk(this.disks[i]!, this.activeDisks[i]!, i, overlay);
+        header.disks.push(frozen);
+        if (!frozen.readOnly) {
+          this.activeDisks[i] = { ...this.activeDisks[i]!, path: overlay, format: "qcow2" };
+          moved.push({ device: frozen.device, frozen: frozen.frozen, active: overlay });
+        }
+      }
+      header.config = { ...header.config, disks: header.disks.map((d, i) => ({ ...this.config.disks[i]!, path: d.frozen, format: d.format })) };
       const written = await writeSnapshotFile(path, header, this.board.ram);
-      return { path, bytes: written.bytes, ramPages: written.pages, pausedMs: Math.round(performance.now() - started) };
+      return { path, bytes: written.bytes, ramPages: written.pages, pausedMs: Math.round(performance.now() - started), disks: moved };
     } finally {
       if (wasRunning && this.state === "paused") this.resume();
+    }
+  }
+
+  /** Waits until no disk request is in flight (bounded: a stuck backend fails the snapshot). */
+  private async drainDiskRequests(): Promise<void> {
+    const end = performance.now() + DRAIN_TIMEOUT_MS;
+    while (this.blks.some((b) => (b.stats().inFlight ?? 0) > 0)) {
+      if (performance.now() > end) throw new ConfigError(`Cannot snapshot: disk requests are still in flight after ${DRAIN_TIMEOUT_MS / 1000} s.`);
+      await new Promise((r) => setTimeout(r, 5));
     }
   }
 

@@ -49,13 +49,29 @@ export class RateLimitedBackend implements BlockBackend {
   private closed = false;
   private readonly throttle: ThrottleStats = { throttledRequests: 0, totalWaitMs: 0 };
 
+  /** The disk's identity for the guest, kept when the backend underneath is replaced. */
+  readonly id: string;
+
   /** A bucket with size 0 means "no limit", as in Firecracker's API. */
   constructor(
-    private readonly inner: BlockBackend,
+    private inner: BlockBackend,
     config: RateLimitConfig,
     private readonly time: RateLimitTime = realTime,
   ) {
+    this.id = inner.id;
     this.setLimits(config);
+  }
+
+  /**
+   * Puts `next` under the limiter in place of the current backend, which is returned (the caller
+   * flushes and closes it). Only while no request is in flight: a VM snapshot moves a paused
+   * VM's disk onto a new overlay this way. `next` must have the same size.
+   */
+  replaceInner(next: BlockBackend): BlockBackend {
+    if (next.size !== this.inner.size) throw new RangeError(`Disk "${this.id}": the replacement is ${next.size} bytes, not ${this.inner.size}`);
+    const old = this.inner;
+    this.inner = next;
+    return old;
   }
 
   /** Replaces the limits while the disk is in use; waiting requests are re-checked at once. */
@@ -73,9 +89,6 @@ export class RateLimitedBackend implements BlockBackend {
   }
   get readOnly(): boolean {
     return this.inner.readOnly;
-  }
-  get id(): string {
-    return this.inner.id;
   }
   get queueDepth(): number {
     return this.inner.queueDepth;

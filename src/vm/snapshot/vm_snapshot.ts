@@ -5,6 +5,7 @@ import type { HartState } from "../../cpu/hart.js";
 import type { BoardState } from "../../machine/board.js";
 import type { VmConfig } from "../config.js";
 import { SnapshotError, type SnapshotFileInfo } from "./snapshot_file.js";
+import type { SnapshotDisk } from "./disk_snapshot.js";
 
 export const SNAPSHOT_KIND = "nodevisor-vm-snapshot";
 
@@ -26,6 +27,8 @@ export interface VmSnapshotHeader {
   harts: HartState[];
   board: BoardState;
   vm: VmRuntimeState;
+  /** Each disk's frozen file, in config.disks order. */
+  disks: SnapshotDisk[];
 }
 
 export interface SnapshotResult {
@@ -35,6 +38,8 @@ export interface SnapshotResult {
   ramPages: number;
   /** How long the guest was stopped for the snapshot, in ms. */
   pausedMs: number;
+  /** Where each writable disk now continues (an overlay on the frozen file the snapshot keeps). */
+  disks: Array<{ device: string; frozen: string; active: string }>;
 }
 
 export type VmSnapshotInfo = SnapshotFileInfo<VmSnapshotHeader>;
@@ -42,7 +47,6 @@ export type VmSnapshotInfo = SnapshotFileInfo<VmSnapshotHeader>;
 /** What a snapshot cannot yet carry; null when the VM can be saved. */
 export function snapshotUnsupported(c: VmConfig): string | null {
   if (c.firmware) return "it boots through guest firmware (--firmware), whose M-mode state is not saved yet";
-  if (c.disks.length > 0) return "it has disks, and point-in-time disk snapshots are not built yet";
   if ((c.nets ?? []).length > 0) return "it has network interfaces, whose backends cannot be saved yet";
   return null;
 }
@@ -56,4 +60,5 @@ export function checkSnapshotHeader(path: string, h: VmSnapshotHeader): void {
   if (!Array.isArray(h.harts) || h.harts.length !== c.cpus) throw bad(`it holds ${h.harts?.length} harts for ${c.cpus} vCPUs`);
   if (typeof h.clock?.ticks !== "number" || !Number.isFinite(h.clock.ticks)) throw bad("its clock is missing");
   if (typeof h.board !== "object" || h.board === null || !Array.isArray(h.board.virtio)) throw bad("its device state is missing");
+  if (!Array.isArray(h.disks) || h.disks.length !== c.disks.length) throw bad("its disk list does not match its configuration");
 }
