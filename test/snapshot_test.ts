@@ -127,3 +127,35 @@ test("a snapshot of a VM writing to a qcow2 disk: the restore sees exactly what 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("three clones of one snapshot each get a new VM generation, reseed their RNG and draw different bytes", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-clones-"));
+  const snap = join(dir, "vm.snap");
+  const origin = VmProcess.nodevisor(["--control-socket", join(dir, "o.sock"), "--console", "none"]);
+  const clones: VmProcess[] = [];
+  try {
+    const o = await connect(join(dir, "o.sock"), origin);
+    await origin.waitFor(/~# /, 900_000);
+    await o.execute("snapshot-save", { path: snap });
+    await o.execute("quit");
+    await origin.exited;
+    const names = ["c1", "c2", "c3"];
+    for (const name of names) {
+      clones.push(new VmProcess(process.execPath, ["--import", "tsx", CLI, "run", "--restore", snap, "--name", name, "--control-socket", join(dir, `${name}.sock`), "--console", "none"]));
+    }
+    const draws = await Promise.all(clones.map(async (vm, i) => {
+      const c = await connect(join(dir, `${names[i]}.sock`), vm);
+      // Give the generation-change interrupt a moment, then draw from the kernel's RNG.
+      await type(c, "sleep 1; echo forks=$(dmesg | grep -c 'reseeded due to virtual machine fork') rnd=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n')");
+      const m = await vm.waitFor(/forks=(\d+) rnd=([0-9a-f]{32})/, 120_000);
+      await c.execute("quit");
+      assert.equal(m[1], "1", `clone ${names[i]}'s kernel saw the new VM generation and reseeded its RNG`);
+      return m[2]!;
+    }));
+    assert.equal(new Set(draws).size, 3, `the clones drew ${draws.join(", ")}`);
+  } finally {
+    await origin.stop();
+    for (const vm of clones) await vm.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

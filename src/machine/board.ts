@@ -22,6 +22,9 @@ import {
   UART_BASE,
   UART_IRQ,
   UART_SIZE,
+  VMGENID_BASE,
+  VMGENID_IRQ,
+  VMGENID_SIZE,
   VIRTIO_BASE,
   VIRTIO_IRQ_BASE,
   VIRTIO_SLOTS,
@@ -33,6 +36,7 @@ import { Plic, type PlicState } from "../devices/plic.js";
 import { Uart16550, type Uart16550State } from "../devices/uart16550.js";
 import { GoldfishRtc, type GoldfishRtcState } from "../devices/goldfish_rtc.js";
 import { TestFinisher } from "../devices/test_finisher.js";
+import { VmGenId, type VmGenIdState } from "../devices/vmgenid.js";
 import { VirtioMmio, type VirtioMmioState } from "../devices/virtio/mmio.js";
 import type { VirtioDevice } from "../devices/virtio/device.js";
 import type { InterruptTarget, IrqLine } from "../seams/interrupts.js";
@@ -62,6 +66,7 @@ export interface BoardState {
   plic: PlicState;
   uart: Uart16550State;
   rtc: GoldfishRtcState;
+  vmgenid: VmGenIdState;
   virtio: VirtioMmioState[];
 }
 
@@ -76,6 +81,7 @@ export class Board {
   readonly plic: Plic;
   readonly uart: Uart16550;
   readonly rtc: GoldfishRtc;
+  readonly vmgenid: VmGenId;
   /** Host timers for the devices' own deadlines (the RTC alarm); stop() them when the VM ends. */
   readonly timers = new DeviceTimers();
   readonly test: TestFinisher;
@@ -114,10 +120,12 @@ export class Board {
     this.uart = new Uart16550({ irq: line(UART_IRQ), onTransmit: o.onSerialByte });
     this.rtc = new GoldfishRtc({ irq: line(RTC_IRQ), onDeadlineChange: () => this.timers.replan() });
     this.timers.add(this.rtc);
+    this.vmgenid = new VmGenId(line(VMGENID_IRQ));
     this.test = new TestFinisher({ onPowerOff: o.onPowerOff, onReset: o.onReset });
 
     this.bus.map(TEST_BASE, TEST_SIZE, this.test);
     this.bus.map(RTC_BASE, RTC_SIZE, this.rtc);
+    this.bus.map(VMGENID_BASE, VMGENID_SIZE, this.vmgenid);
     this.bus.map(CLINT_BASE, CLINT_SIZE, this.clint);
     this.bus.map(PLIC_BASE, PLIC_SIZE, this.plic);
     this.vcpuDevices.map(CLINT_BASE, CLINT_SIZE, this.clint);
@@ -143,6 +151,7 @@ export class Board {
       plic: this.plic.save(),
       uart: this.uart.save(),
       rtc: this.rtc.save(),
+      vmgenid: this.vmgenid.save(),
       virtio: this.virtio.map((m) => m.save()),
     };
   }
@@ -155,6 +164,7 @@ export class Board {
     this.plic.restore(s.plic);
     this.uart.restore(s.uart);
     this.rtc.restore(s.rtc);
+    this.vmgenid.restore(s.vmgenid);
     this.virtio.forEach((m, i) => m.restore(s.virtio[i]!));
     this.timers.replan();
   }

@@ -1,5 +1,6 @@
 // Generates the flattened device tree for the devices actually configured on the board.
 
+import { VMGENID_ID_BYTES } from "../devices/vmgenid.js";
 import { FdtBuilder } from "./fdt.js";
 import {
   CLINT_BASE,
@@ -10,6 +11,8 @@ import {
   RAM_BASE,
   RTC_BASE,
   RTC_IRQ,
+  VMGENID_BASE,
+  VMGENID_IRQ,
   RTC_SIZE,
   TEST_BASE,
   TEST_SIZE,
@@ -122,6 +125,14 @@ export function buildDeviceTree(o: DeviceTreeOptions): Uint8Array {
   fdt.propCells("reg", reg(RTC_BASE, RTC_SIZE));
   fdt.propU32("interrupt-parent", PLIC);
   fdt.propU32("interrupts", RTC_IRQ);
+  fdt.endNode();
+
+  // Linux's vmgenid driver reads the 16-byte ID from reg and re-reads it on the interrupt.
+  fdt.beginNode(`vmgenid@${VMGENID_BASE.toString(16)}`);
+  fdt.propString("compatible", "microsoft,vmgenid");
+  fdt.propCells("reg", reg(VMGENID_BASE, VMGENID_ID_BYTES));
+  fdt.propU32("interrupt-parent", PLIC);
+  fdt.propU32("interrupts", VMGENID_IRQ);
   fdt.endNode();
 
   fdt.beginNode(`serial@${UART_BASE.toString(16)}`);

@@ -5,6 +5,9 @@ export const TEST_BASE = 0x0010_0000;
 export const TEST_SIZE = 0x1000;
 export const RTC_BASE = 0x0010_1000;
 export const RTC_SIZE = 0x1000;
+/** The VM generation ID (16 bytes; the page is the device's). */
+export const VMGENID_BASE = 0x0010_2000;
+export const VMGENID_SIZE = 0x1000;
 export const CLINT_BASE = 0x0200_0000;
 export const CLINT_SIZE = 0x1_0000;
 export const PLIC_BASE = 0x0c00_0000;
@@ -20,6 +23,7 @@ export const RAM_BASE = 0x8000_0000;
 export const VIRTIO_IRQ_BASE = 1; // slots use sources 1..8
 export const UART_IRQ = 10;
 export const RTC_IRQ = 11;
+export const VMGENID_IRQ = 12;
 export const PLIC_SOURCES = 96;
 
 /** mtime ticks per second (the `time` CSR and the devicetree timebase-frequency). */

@@ -275,6 +275,8 @@ export class Vm implements VmController {
   private restoreState(h: VmSnapshotHeader): void {
     h.harts.forEach((state, i) => this.board.harts[i]!.restore(state));
     this.board.restore(h.board);
+    // Every restore is a new generation: the guest reseeds its RNG (clones share no secrets).
+    this.board.vmgenid.newGeneration();
     this.clock.restore(h.clock);
     this.commandStatus = h.vm.commandStatus;
     this.guestListening = h.vm.guestListening;
