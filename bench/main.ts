@@ -12,6 +12,10 @@ if (want("smp")) {
   const { benchSmp } = await import("./smp.js");
   await benchSmp();
 }
+if (want("snapshot")) {
+  const { benchSnapshot } = await import("./snapshot.js");
+  await benchSnapshot();
+}
 if (want("idle")) {
   const { benchIdle } = await import("./idle.js");
   await benchIdle();

@@ -1,0 +1,166 @@
+// Snapshots: save time, how long the guest is stopped, file size and time to a running guest
+// again, for an idle 512 MiB VM at its shell, beside QEMU saving the same guest with
+// `migrate exec:cat > FILE` and restoring it with `-incoming exec:cat FILE`.
+
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createConnection } from "node:net";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { ensureDefaultImage } from "../src/image/index.js";
+import { ControlClient } from "../src/vm/control_client.js";
+import type { VmStats, VmStatus } from "../src/vm/controller.js";
+import { FAST_BOOT_ARGS } from "../src/vm/vm.js";
+import { fmt } from "./boot.js";
+
+const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface SnapshotFigures {
+  saveMs: number;
+  pausedMs: number | null;
+  bytes: number;
+  restoreMs: number;
+}
+
+async function untilExists(path: string): Promise<void> {
+  while (!existsSync(path)) await sleep(5);
+}
+
+async function ours(dir: string): Promise<SnapshotFigures> {
+  const sock = join(dir, "a.sock");
+  const snap = join(dir, "ours.snap");
+  const vm = spawn(process.execPath, [CLI, "run", "--control-socket", sock, "--console", "none"], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  vm.stdout!.on("data", (d) => (out += d));
+  try {
+    await untilExists(sock);
+    const c = await ControlClient.connect(sock);
+    while (!out.includes("~# ")) await sleep(100);
+    await sleep(2000); // let the shell settle
+    const t0 = performance.now();
+    const r = await c.execute<{ bytes: number; pausedMs: number }>("snapshot-save", { path: snap });
+    const saveMs = performance.now() - t0;
+    await c.execute("quit");
+    await new Promise((res) => vm.on("close", res));
+
+    const sock2 = join(dir, "b.sock");
+    const t1 = performance.now();
+    const restored = spawn(process.execPath, [CLI, "run", "--restore", snap, "--control-socket", sock2, "--console", "none"], { stdio: ["ignore", "ignore", "inherit"] });
+    await untilExists(sock2);
+    const c2 = await ControlClient.connect(sock2);
+    // Running again: the restored vCPUs have retired instructions of their own.
+    for (;;) {
+      const [st, stats] = await Promise.all([c2.execute<VmStatus>("query-status"), c2.execute<VmStats>("query-stats")]);
+      if (st.state === "running" && stats.instructionsRetired > 0) break;
+      await sleep(2);
+    }
+    const restoreMs = performance.now() - t1;
+    await c2.execute("quit");
+    await new Promise((res) => restored.on("close", res));
+    return { saveMs, pausedMs: r.pausedMs, bytes: r.bytes, restoreMs };
+  } finally {
+    vm.kill("SIGKILL");
+  }
+}
+
+/** A minimal QMP client: one command at a time. */
+async function qmp(path: string): Promise<(cmd: string, args?: object) => Promise<Record<string, unknown>>> {
+  const sock = createConnection(path);
+  let buf = "";
+  const waiting: Array<(m: Record<string, unknown>) => void> = [];
+  sock.on("data", (d) => {
+    buf += d;
+    for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+      const m = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
+      buf = buf.slice(nl + 1);
+      if ("return" in m || "error" in m || "QMP" in m) waiting.shift()?.(m);
+    }
+  });
+  await new Promise<Record<string, unknown>>((r) => waiting.push(r)); // greeting
+  const send = (cmd: string, args?: object) =>
+    new Promise<Record<string, unknown>>((r) => {
+      waiting.push(r);
+      sock.write(`${JSON.stringify({ execute: cmd, ...(args ? { arguments: args } : {}) })}\n`);
+    });
+  await send("qmp_capabilities");
+  return send;
+}
+
+function qemuArgs(kernel: string, initrd: string, qmpPath: string, extra: string[]): string[] {
+  const consoles = [0, 1, 2].flatMap((i) => ["-chardev", `null,id=c${i}`, "-device", `virtconsole,chardev=c${i}`]);
+  return [
+    "-M", "virt", "-m", "512", "-smp", "1", "-nographic", "-no-reboot", "-kernel", kernel, "-initrd", initrd,
+    "-append", `console=ttyS0 panic=-1 ${FAST_BOOT_ARGS.join(" ")} quiet loglevel=1`,
+    "-device", "virtio-rng-device", "-device", "virtio-serial-device", ...consoles,
+    "-qmp", `unix:${qmpPath},server=on,wait=off`, ...extra,
+  ];
+}
+
+async function qemu(dir: string, kernel: string, initrd: string): Promise<SnapshotFigures> {
+  const file = join(dir, "qemu.state");
+  const q1 = join(dir, "q1.sock");
+  let vm: ChildProcess = spawn("qemu-system-riscv64", qemuArgs(kernel, initrd, q1, []), { stdio: ["ignore", "pipe", "ignore"] });
+  let out = "";
+  vm.stdout!.on("data", (d) => (out += d));
+  try {
+    while (!out.includes("~# ")) await sleep(100);
+    await sleep(2000);
+    const send = await qmp(q1);
+    const t0 = performance.now();
+    await send("migrate", { uri: `exec:cat > ${file}` });
+    let info: Record<string, unknown> = {};
+    for (;;) {
+      info = ((await send("query-migrate")).return ?? {}) as Record<string, unknown>;
+      if (info.status === "completed" || info.status === "failed") break;
+      await sleep(5);
+    }
+    const saveMs = performance.now() - t0;
+    vm.kill("SIGKILL");
+    await new Promise((r) => vm.on("close", r));
+
+    const q2 = join(dir, "q2.sock");
+    const t1 = performance.now();
+    vm = spawn("qemu-system-riscv64", qemuArgs(kernel, initrd, q2, ["-incoming", `exec:cat ${file}`]), { stdio: ["ignore", "ignore", "ignore"] });
+    await untilExists(q2);
+    await sleep(5);
+    const send2 = await qmp(q2);
+    for (;;) {
+      const st = ((await send2("query-status")).return ?? {}) as { status?: string };
+      if (st.status === "running") break;
+      if (st.status === "paused" || st.status === "postmigrate") await send2("cont");
+      await sleep(2);
+    }
+    const restoreMs = performance.now() - t1;
+    return { saveMs, pausedMs: typeof info.downtime === "number" ? info.downtime : null, bytes: statSync(file).size, restoreMs };
+  } finally {
+    vm.kill("SIGKILL");
+  }
+}
+
+export async function benchSnapshot(): Promise<void> {
+  const image = await ensureDefaultImage();
+  const haveQemu = spawnSync("qemu-system-riscv64", ["--version"]).status === 0;
+  console.log("\n== Snapshots: an idle 512 MiB VM at its shell, nodevisor snapshot-save / run --restore vs QEMU migrate to a file / -incoming ==");
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-bench-snap-"));
+  try {
+    const o = await ours(dir);
+    const q = haveQemu ? await qemu(dir, image.kernel, image.initrd) : null;
+    const mib = (b: number | undefined) => (b === undefined ? "n/a" : `${(b / 2 ** 20).toFixed(1)} MiB`);
+    const ms = (v: number | null | undefined) => (v == null ? "n/a" : `${Math.round(v)} ms`);
+    const rows: string[][] = [
+      ["save (command to file complete)", fmt(o.saveMs), fmt(q?.saveMs)],
+      ["guest stopped during save", ms(o.pausedMs), ms(q?.pausedMs)],
+      ["file size", mib(o.bytes), mib(q?.bytes)],
+      ["process start -> guest running again", ms(o.restoreMs), ms(q?.restoreMs)],
+    ];
+    console.log(["metric".padEnd(40), "nodevisor".padStart(12), "qemu".padStart(12)].join(" "));
+    for (const r of rows) console.log([r[0]!.padEnd(40), r[1]!.padStart(12), r[2]!.padStart(12)].join(" "));
+    console.log("(QEMU's save is live pre-copy, so its guest stops only for the downtime; ours stops for the whole save. Target: restore < 50 ms.)");
+    if (!haveQemu) console.log("qemu-system-riscv64 is not installed (Debian package qemu-system-misc): QEMU columns are empty.");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
