@@ -10,6 +10,7 @@ import type { DiskSpec, VmSpec } from "../host/spec.js";
 import type { VmView } from "../host/vm_manager.js";
 import { checkCpuCap, parseMemorySize } from "../vm/config.js";
 import { formatSize } from "../storage/sizes.js";
+import { latencyQuantileBound, type LatencySnapshot } from "../devices/virtio/block/latency.js";
 import { parseDiskSpec } from "./run.js";
 import { UsageError } from "./errors.js";
 import { attachTerminal } from "./terminal.js";
@@ -265,9 +266,20 @@ function showStats(s: Record<string, any>): string {
     ["restarts", String(s.restarts ?? 0)],
   ];
   for (const [cause, n] of Object.entries(s.trapsByCause ?? {})) lines.push([`traps ${cause}`, String(n)]);
-  for (const d of s.devices ?? []) lines.push([`${d.name} (${d.kind})`, `${d.requests} requests, ${d.bytesRead} B read, ${d.bytesWritten} B written, ${d.errors} errors`]);
+  for (const d of s.devices ?? []) {
+    lines.push([`${d.name} (${d.kind})`, `${d.requests} requests, ${d.bytesRead} B read, ${d.bytesWritten} B written, ${d.errors} errors`]);
+    if (d.queueDepth) lines.push([`${d.name} queue`, `${d.queueDepth.current} in flight (most at once: ${d.queueDepth.max})`]);
+    if (d.latency) lines.push([`${d.name} latency`, describeLatency(d.latency)]);
+  }
   const w = Math.max(...lines.map(([k]) => k.length));
   return lines.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join("\n") + "\n";
+}
+
+/** Mean and bucket bounds of the median and 99th percentile, e.g. "mean 0.41 ms, p50 ≤ 0.25 ms, p99 ≤ 5 ms (812 requests)". */
+export function describeLatency(l: LatencySnapshot): string {
+  if (l.count === 0) return "no requests yet";
+  const ms = (s: number): string => (s === Infinity ? `> ${l.boundsSeconds.at(-1)! * 1000} ms` : `≤ ${+(s * 1000).toPrecision(3)} ms`);
+  return `mean ${((l.sumSeconds / l.count) * 1000).toFixed(2)} ms, p50 ${ms(latencyQuantileBound(l, 0.5)!)}, p99 ${ms(latencyQuantileBound(l, 0.99)!)} (${l.count} requests)`;
 }
 
 async function attachConsole(client: ApiClient, name: string): Promise<number> {

@@ -362,18 +362,21 @@ export class Vm implements VmController {
       const name = trapCauseName(cause);
       trapsByCause[name] = (trapsByCause[name] ?? 0) + n;
     }
+    let disk = 0;
     const devices: DeviceStats[] = this.board.virtio.map((mmio, i) => {
       const dev = this.board.virtioDevices[i]!;
       const st = dev.stats();
       const nic = this.nics.find((n) => n.device === dev);
+      const blk = dev instanceof VirtioBlk ? dev : null;
       return {
-        name: nic?.name ?? `virtio${i}`,
+        name: nic?.name ?? (blk ? `vd${String.fromCharCode(0x61 + disk++)}` : `virtio${i}`),
         kind: dev.name,
         requests: st.requests ?? 0,
         bytesRead: st.bytesRead ?? 0,
         bytesWritten: st.bytesWritten ?? 0,
         errors: (st.errors ?? 0) + mmio.stats().deviceFailures,
         ...(nic ? { counters: { ...st } } : {}),
+        ...(blk ? { queueDepth: { current: st.inFlight ?? 0, max: st.maxInFlight ?? 0 }, latency: blk.latency() } : {}),
       };
     });
     return {
