@@ -63,3 +63,43 @@ test("a kick while sleeping on the timer wakes exactly one chain", async () => {
   running = false;
   scheduler.stop();
 });
+
+test("sleeping in WFI wakes at the timer deadline, not early, even after a long turn of the event loop", async () => {
+  const clock = new VirtualClock();
+  const ticksPerMs = clock.frequency / 1000;
+  let running = true;
+  let slices = 0;
+  let deadlineAt = 0;
+  let wokeAt = 0;
+  const hart = {
+    stopped: false,
+    waiting: true,
+    stimecmp: Infinity,
+    exit: { reason: 0 },
+    setInterruptPending(bit: number, on: boolean) {
+      if (bit === 5 && on && wokeAt === 0) wokeAt = performance.now();
+    },
+    run: () => 0,
+  } as unknown as Hart;
+  const clint = { update() {}, nextDeadline: () => Infinity } as unknown as Clint;
+  const scheduler = new Scheduler([hart], clint, clock, {
+    afterSlice: () => {
+      if (slices++ > 0) return;
+      // The first slice arms the timer 20 ms ahead, then keeps this event-loop turn busy for 15 ms.
+      hart.stimecmp = clock.now() + 20 * ticksPerMs;
+      deadlineAt = performance.now() + 20;
+      const until = performance.now() + 15;
+      while (performance.now() < until);
+    },
+    onExit: () => {},
+    isRunning: () => running,
+    onCrash: (e) => assert.fail(String(e)),
+  });
+  scheduler.kick();
+  while (wokeAt === 0) await new Promise((r) => setTimeout(r, 5));
+  running = false;
+  scheduler.stop();
+  // The event loop's clock counts whole milliseconds, so a timer may fire up to 1 ms early.
+  assert.ok(wokeAt >= deadlineAt - 1, `woke ${(deadlineAt - wokeAt).toFixed(1)} ms before the deadline`);
+  assert.equal(slices, 2, "one sleep, one wake-up");
+});
