@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describeExit, rotateLog, runArguments, truncateLogIfLarge } from "./vm_process.js";
+import { describeExit, rotateLog, runArguments, truncateLogIfLarge, VM_MALLOC_TUNABLE, vmProcessEnv } from "./vm_process.js";
 import { withDefaults } from "./spec.js";
 import { vmPaths } from "./paths.js";
 
@@ -52,4 +52,11 @@ test("logs rotate at start and are copied away and truncated when they grow too 
   assert.equal(truncateLogIfLarge(log, 50), true);
   assert.equal(readFileSync(log, "utf8"), "");
   assert.equal(readFileSync(`${log}.1`, "utf8"), "x".repeat(100));
+});
+
+test("VM processes get a fixed malloc mmap threshold, unless the operator chose one", () => {
+  const env = vmProcessEnv({ PATH: "/bin" }, "web1");
+  assert.deepEqual(env, { PATH: "/bin", NODEVISOR_VM_NAME: "web1", GLIBC_TUNABLES: "glibc.malloc.mmap_threshold=131072" });
+  assert.equal(vmProcessEnv({ GLIBC_TUNABLES: "glibc.malloc.arena_max=2" }, "a").GLIBC_TUNABLES, `glibc.malloc.arena_max=2:${VM_MALLOC_TUNABLE}`);
+  assert.equal(vmProcessEnv({ GLIBC_TUNABLES: "glibc.malloc.mmap_threshold=65536" }, "a").GLIBC_TUNABLES, "glibc.malloc.mmap_threshold=65536");
 });
