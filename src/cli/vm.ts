@@ -10,6 +10,8 @@ import type { DiskSpec, VmSpec } from "../host/spec.js";
 import type { VmView } from "../host/vm_manager.js";
 import { checkCpuCap, parseMemorySize } from "../vm/config.js";
 import { formatSize } from "../storage/sizes.js";
+import { NetSpecError, parseNetSpec, type NetConfig } from "../net/spec.js";
+import { describeNic, nicFromNetConfig, type NicSpec } from "../host/nic_spec.js";
 import { latencyQuantileBound, type LatencySnapshot } from "../devices/virtio/block/latency.js";
 import { parseDiskSpec } from "./run.js";
 import { UsageError } from "./errors.js";
@@ -34,6 +36,7 @@ Commands:
 Spec options:
   -c, --cpus N  -m, --memory SIZE  --image NAME  --kernel FILE  --initrd FILE
   --append "ARGS"  --disk FILE[,readonly][,format=F][,bps=RATE][,iops=N][,burst=B]
+  --net SPEC (repeatable, as \`nodevisor run --net\`; --net none on edit removes them)
   --cpu-cap PCT  --cpu-shares N  --restart no|on-failure|always  --autostart / --no-autostart
 
 Connection (default: the local daemon's socket):
@@ -51,6 +54,7 @@ const OPTIONS = {
   initrd: { type: "string" },
   append: { type: "string" },
   disk: { type: "string", multiple: true },
+  net: { type: "string", multiple: true },
   "cpu-cap": { type: "string" },
   "cpu-shares": { type: "string" },
   restart: { type: "string" },
@@ -208,6 +212,7 @@ function specFrom(v: Values): Partial<VmSpec> {
   if (v.initrd !== undefined) spec.initrd = v.initrd as string;
   if (v.append !== undefined) spec.cmdline = v.append as string;
   if (v.disk !== undefined) spec.disks = (v.disk as string[]).map(diskFrom);
+  if (v.net !== undefined) spec.nics = nicsFrom(v.net as string[]);
   if (v["cpu-cap"] !== undefined) {
     spec.cpuCap = v["cpu-cap"] === "none" ? null : Number(v["cpu-cap"]);
     if (spec.cpuCap !== null) checkCpuCap(spec.cpuCap);
@@ -217,6 +222,16 @@ function specFrom(v: Values): Partial<VmSpec> {
   if (v.autostart) spec.autostart = true;
   if (v["no-autostart"]) spec.autostart = false;
   return spec;
+}
+
+/** `--net` values as `nodevisor run` takes them; "none" alone means no NICs. */
+function nicsFrom(texts: string[]): NicSpec[] {
+  try {
+    return texts.map(parseNetSpec).filter((c): c is NetConfig => c !== null).map(nicFromNetConfig);
+  } catch (e) {
+    if (e instanceof NetSpecError) throw new UsageError(`nodevisor vm: ${e.message}`);
+    throw e;
+  }
 }
 
 function diskFrom(text: string): DiskSpec {
@@ -249,6 +264,7 @@ function showVm(v: VmView): string {
     ["cpu", `cap ${s.cpuCap === null ? "none" : `${s.cpuCap}%`} (applied: ${v.effectiveCpuCap === null ? "none" : `${v.effectiveCpuCap}%`}), shares ${s.cpuShares}`],
     ["restart", `${s.restartPolicy}${s.autostart ? ", autostart" : ""}; restarted ${v.restarts} times`],
     ...s.disks.map((d, i) => [`disk vd${String.fromCharCode(97 + i)}`, `${d.path}${d.readOnly ? " (read-only)" : ""}${d.bps ? ` bps=${d.bps}` : ""}${d.iops ? ` iops=${d.iops}` : ""}`]),
+    ...(s.nics ?? []).map((n, i) => [`nic eth${i}`, describeNic(n)]),
     ["last exit", v.lastExit ?? "-"],
   ];
   return lines.map(([k, val]) => `${String(k).padEnd(10)} ${val}`).join("\n") + "\n";

@@ -7,6 +7,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, s
 import { ControlClient } from "../vm/control_client.js";
 import type { VmPaths } from "./paths.js";
 import type { VmSpec } from "./spec.js";
+import { nicArgument } from "./nic_spec.js";
 
 /** How a VM process ended. */
 export interface VmExitInfo {
@@ -47,6 +48,7 @@ export function runArguments(spec: VmSpec, paths: VmPaths): string[] {
     if (d.burst) flags.push(`burst=${d.burst}`);
     args.push("--disk", flags.join(","));
   }
+  for (const n of spec.nics ?? []) args.push("--net", nicArgument(n));
   if (spec.cpuCap !== null) args.push("--cpu-cap", String(spec.cpuCap));
   args.push("--control-socket", paths.controlSocket, "--pid-file", paths.pidFile, "--console", "none", "--terminal", "xterm-256color,24x80");
   return args;
