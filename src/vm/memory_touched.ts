@@ -31,8 +31,10 @@ export function touchedBytesFromSmaps(smaps: string, ramBytes: number): number |
 
 /** Reading smaps costs the kernel a walk of every mapping (~10 ms for an idle VM on a busy host). */
 const MIN_INTERVAL_MS = 1000;
-/** Sample no more often than this many times the last read's cost: the probe stays under 0.1% of a core. */
+/** Sample no more often than this many times the last read's cost: the probe stays under 0.1% of a core ... */
 const COST_FACTOR = 1000;
+/** ... but at least every 10 s, so the figure is never older than that (a busy host makes reads slow). */
+const MAX_INTERVAL_MS = 10_000;
 
 /**
  * Samples at most once a second, and less often when a read is expensive: the daemon asks for
@@ -58,7 +60,7 @@ export class TouchedMemoryProbe {
       bytes = null; // no /proc: not Linux
     }
     const cost = Math.max(0, this.clock() - started);
-    this.last = { at: now, bytes, nextAt: now + Math.max(MIN_INTERVAL_MS, cost * COST_FACTOR) };
+    this.last = { at: now, bytes, nextAt: now + Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, cost * COST_FACTOR)) };
     return bytes;
   }
 }

@@ -50,3 +50,14 @@ test("an expensive read spaces the samples out, so the probe stays under 0.1% of
   probe.bytes(8000);
   assert.equal(reads, 2);
 });
+
+test("however slow a read, the figure is never more than 10 s old", () => {
+  let reads = 0;
+  let clock = 0;
+  const probe = new TouchedMemoryProbe(256 * 2 ** 20, () => ((reads++, (clock += 50)), SMAPS), () => clock);
+  probe.bytes(0);
+  probe.bytes(9999);
+  assert.equal(reads, 1);
+  probe.bytes(10_000);
+  assert.equal(reads, 2);
+});
