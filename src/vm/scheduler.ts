@@ -41,8 +41,6 @@ export class Scheduler implements VcpuRunner {
   private holdTimer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
   private sleepingSince = 0;
-  /** When the current loop() began: Node times a setTimeout from the event loop's clock, which stopped then. */
-  private loopEnteredAt = 0;
   /** True while runSlice() is on the stack: a kick() then only asks it to go on, never starts a second chain. */
   private inSlice = false;
   private kickedDuringSlice = false;
@@ -124,7 +122,6 @@ export class Scheduler implements VcpuRunner {
   }
 
   private readonly loop = (): void => {
-    this.loopEnteredAt = performance.now();
     this.immediate = null;
     if (!this.hooks.isRunning()) return;
     this.inSlice = true;
@@ -204,17 +201,16 @@ export class Scheduler implements VcpuRunner {
   private sleepUntilNextTimer(): void {
     let deadline = this.clint.nextDeadline();
     for (const h of this.harts) if (!h.stopped && h.stimecmp < deadline) deadline = h.stimecmp;
-    const now = performance.now();
-    this.sleepingSince = now;
+    this.sleepingSince = performance.now();
     // With no timer armed at all, wake once a second anyway, so nothing can sleep forever.
     const ms = deadline === Infinity ? 1000 : Math.min(1000, this.clock.msUntil(deadline));
-    // A timer that fires before the deadline finds nothing to run and costs a second wake-up, so
-    // round up and add the time this turn of the event loop has run (its clock stands still meanwhile).
-    const stale = Math.max(0, now - this.loopEnteredAt);
+    // A timer that fires before the deadline finds nothing to run and costs a second wake-up. Node
+    // counts whole milliseconds from a clock truncated to the millisecond, so a timer may fire up to
+    // 1 ms early: round up and add that millisecond.
     this.timer = setTimeout(() => {
       this.timer = null;
       this.idleMs += performance.now() - this.sleepingSince;
       this.loop();
-    }, Math.ceil(ms + stale));
+    }, ms <= 0 ? 0 : Math.ceil(ms) + 1);
   }
 }
