@@ -4,7 +4,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ensureDefaultImage } from "../src/image/index.js";
-import { FAST_BOOT_ARGS } from "../src/vm/vm.js";
+import { FAST_BOOT_ARGS, QUIET_IDLE_ARGS } from "../src/vm/vm.js";
 
 const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
@@ -44,7 +44,7 @@ export async function benchIdle(): Promise<void> {
   let qemu: number | null = null;
   if (spawnSync("qemu-system-riscv64", ["--version"]).status === 0) {
     const args = ["-M", "virt", "-m", "512", "-nographic", "-kernel", image.kernel, "-initrd", image.initrd,
-      "-append", `console=ttyS0 ${FAST_BOOT_ARGS.join(" ")}`, "-device", "virtio-rng-device"];
+      "-append", `console=ttyS0 ${[...FAST_BOOT_ARGS, ...QUIET_IDLE_ARGS].join(" ")}`, "-device", "virtio-rng-device"];
     qemu = await idlePercent(spawn("qemu-system-riscv64", args, { stdio: ["pipe", "pipe", "ignore"] }), /~# /);
   }
   console.log(`nodevisor ${ours.toFixed(1)}%   qemu ${qemu === null ? "n/a" : `${qemu.toFixed(1)}%`}`);

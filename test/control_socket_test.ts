@@ -2,7 +2,7 @@
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { mkdtempSync, rmSync, existsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ControlClient } from "../src/vm/control_client.js";
@@ -22,7 +22,9 @@ async function waitFor(cond: () => boolean, ms: number, what: string): Promise<v
 test("a VM is driven through its control socket: status, stats, pause/resume, console, powerdown", async () => {
   const dir = mkdtempSync(join(tmpdir(), "nodevisor-ctl-"));
   const sock = join(dir, "vm.sock");
-  const child = spawn(process.execPath, ["--import", "tsx", CLI, "run", "--control-socket", sock], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
+  const disk = join(dir, "data.raw");
+  writeFileSync(disk, new Uint8Array(1 << 20)); // the guest reads its partition table at probe: requests to time
+  const child = spawn(process.execPath, ["--import", "tsx", CLI, "run", "--control-socket", sock, "--disk", disk], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
   let stdout = "";
   child.stdout.on("data", (d) => (stdout += d));
   const exited = new Promise<number | null>((r) => child.on("close", r));
@@ -48,6 +50,11 @@ test("a VM is driven through its control socket: status, stats, pause/resume, co
     assert.ok(stats.instructionsRetired > 100_000_000, `instructions retired: ${stats.instructionsRetired}`);
     assert.ok(Object.keys(stats.trapsByCause).length > 0, "traps are counted by cause");
     assert.ok(stats.devices.some((d) => d.kind === "virtio-rng" && d.requests > 0), JSON.stringify(stats.devices));
+    const vda = stats.devices.find((d) => d.name === "vda")!;
+    assert.equal(vda.kind, "virtio-blk");
+    assert.ok(vda.requests > 0 && vda.latency!.count === vda.requests, `every request of vda is timed: ${JSON.stringify(vda)}`);
+    assert.ok(vda.latency!.sumSeconds > 0 && vda.latency!.cumulativeCounts.at(-1)! <= vda.latency!.count);
+    assert.deepEqual([vda.queueDepth!.current, vda.queueDepth!.max >= 1], [0, true]);
 
     events.length = 0; // a RESUME from the boot itself arrives when the client connected before it
     await client.execute("pause");

@@ -2,6 +2,7 @@
 // pause/resume, exec, graceful stop, delete — through `nodevisor vm` and the API.
 
 import { test } from "node:test";
+import { join } from "node:path";
 import assert from "node:assert/strict";
 import type WebSocket from "ws";
 import { ensureTestImage, nodevisor } from "./helpers.js";
@@ -22,12 +23,18 @@ function viewer(ws: WebSocket): { text: () => string; control: unknown[]; opened
 test("a VM's whole life with the default image: create, start, console, pause/resume, exec, stop, delete", { timeout: 600_000 }, async (t) => {
   await ensureTestImage();
   const host = testHost(t);
+  // A NIC from the spec on a test switch: VM processes inherit the daemon's environment, the switch starts with its first port.
+  const savedSwitchDir = process.env.NODEVISOR_SWITCH_DIR;
+  process.env.NODEVISOR_SWITCH_DIR = join(host.dir, "sw");
+  t.after(() => (savedSwitchDir === undefined ? delete process.env.NODEVISOR_SWITCH_DIR : (process.env.NODEVISOR_SWITCH_DIR = savedSwitchDir)));
   const { client } = await startDaemon(t, host, { stopTimeoutMs: 60_000 });
   const vm = (...args: string[]) => nodevisor(["vm", "--socket", host.paths.apiSocket, ...args]);
 
-  let r = await vm("create", "web1", "--memory", "128M", "--restart", "on-failure");
+  let r = await vm("create", "web1", "--memory", "128M", "--restart", "on-failure", "--net", "switch=life,mac=52:54:00:00:42:01");
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /VM web1 created \(1 vCPU, 128 MiB\)/);
+  r = await vm("show", "web1");
+  assert.match(r.stdout, /^nic eth0 +switch=life,mac=52:54:00:00:42:01$/m);
   r = await vm("start", "web1");
   assert.equal(r.status, 0, r.stderr);
   r = await vm("start", "web1");
@@ -51,6 +58,8 @@ test("a VM's whole life with the default image: create, start, console, pause/re
   await new Promise((res) => setTimeout(res, 500));
   writer.send(Buffer.from("uname -m; stty size; echo TERM=$TERM\n"));
   await waitFor("uname's answer", () => /riscv64\r\n33 111\r\nTERM=xterm-256color/.test(w.text()), 60_000);
+  writer.send(Buffer.from("ip -4 addr show eth0 | grep -o 'inet [0-9.]*'; cat /sys/class/net/eth0/address\n"));
+  await waitFor("eth0's DHCP lease from the switch", () => /inet 10\.0\.3\.\d+\r\n52:54:00:00:42:01/.test(w.text()), 60_000);
   assert.match(v.text(), /riscv64/, "the watcher sees the same output");
   watcher.send(Buffer.from("reboot -f\n"));
   await waitFor("the refusal", () => v.control.some((m) => (m as { type: string }).type === "error"));

@@ -10,6 +10,9 @@ import type { DiskSpec, VmSpec } from "../host/spec.js";
 import type { VmView } from "../host/vm_manager.js";
 import { checkCpuCap, parseMemorySize } from "../vm/config.js";
 import { formatSize } from "../storage/sizes.js";
+import { NetSpecError, parseNetSpec, type NetConfig } from "../net/spec.js";
+import { describeNic, nicFromNetConfig, type NicSpec } from "../host/nic_spec.js";
+import { latencyQuantileBound, type LatencySnapshot } from "../devices/virtio/block/latency.js";
 import { parseDiskSpec } from "./run.js";
 import { UsageError } from "./errors.js";
 import { attachTerminal } from "./terminal.js";
@@ -33,6 +36,7 @@ Commands:
 Spec options:
   -c, --cpus N  -m, --memory SIZE  --image NAME  --kernel FILE  --initrd FILE
   --append "ARGS"  --disk FILE[,readonly][,format=F][,bps=RATE][,iops=N][,burst=B]
+  --net SPEC (repeatable, as \`nodevisor run --net\`; --net none on edit removes them)
   --cpu-cap PCT  --cpu-shares N  --restart no|on-failure|always  --autostart / --no-autostart
 
 Connection (default: the local daemon's socket):
@@ -50,6 +54,7 @@ const OPTIONS = {
   initrd: { type: "string" },
   append: { type: "string" },
   disk: { type: "string", multiple: true },
+  net: { type: "string", multiple: true },
   "cpu-cap": { type: "string" },
   "cpu-shares": { type: "string" },
   restart: { type: "string" },
@@ -207,6 +212,7 @@ function specFrom(v: Values): Partial<VmSpec> {
   if (v.initrd !== undefined) spec.initrd = v.initrd as string;
   if (v.append !== undefined) spec.cmdline = v.append as string;
   if (v.disk !== undefined) spec.disks = (v.disk as string[]).map(diskFrom);
+  if (v.net !== undefined) spec.nics = nicsFrom(v.net as string[]);
   if (v["cpu-cap"] !== undefined) {
     spec.cpuCap = v["cpu-cap"] === "none" ? null : Number(v["cpu-cap"]);
     if (spec.cpuCap !== null) checkCpuCap(spec.cpuCap);
@@ -216,6 +222,16 @@ function specFrom(v: Values): Partial<VmSpec> {
   if (v.autostart) spec.autostart = true;
   if (v["no-autostart"]) spec.autostart = false;
   return spec;
+}
+
+/** `--net` values as `nodevisor run` takes them; "none" alone means no NICs. */
+function nicsFrom(texts: string[]): NicSpec[] {
+  try {
+    return texts.map(parseNetSpec).filter((c): c is NetConfig => c !== null).map(nicFromNetConfig);
+  } catch (e) {
+    if (e instanceof NetSpecError) throw new UsageError(`nodevisor vm: ${e.message}`);
+    throw e;
+  }
 }
 
 function diskFrom(text: string): DiskSpec {
@@ -248,6 +264,7 @@ function showVm(v: VmView): string {
     ["cpu", `cap ${s.cpuCap === null ? "none" : `${s.cpuCap}%`} (applied: ${v.effectiveCpuCap === null ? "none" : `${v.effectiveCpuCap}%`}), shares ${s.cpuShares}`],
     ["restart", `${s.restartPolicy}${s.autostart ? ", autostart" : ""}; restarted ${v.restarts} times`],
     ...s.disks.map((d, i) => [`disk vd${String.fromCharCode(97 + i)}`, `${d.path}${d.readOnly ? " (read-only)" : ""}${d.bps ? ` bps=${d.bps}` : ""}${d.iops ? ` iops=${d.iops}` : ""}`]),
+    ...(s.nics ?? []).map((n, i) => [`nic eth${i}`, describeNic(n)]),
     ["last exit", v.lastExit ?? "-"],
   ];
   return lines.map(([k, val]) => `${String(k).padEnd(10)} ${val}`).join("\n") + "\n";
@@ -265,9 +282,20 @@ function showStats(s: Record<string, any>): string {
     ["restarts", String(s.restarts ?? 0)],
   ];
   for (const [cause, n] of Object.entries(s.trapsByCause ?? {})) lines.push([`traps ${cause}`, String(n)]);
-  for (const d of s.devices ?? []) lines.push([`${d.name} (${d.kind})`, `${d.requests} requests, ${d.bytesRead} B read, ${d.bytesWritten} B written, ${d.errors} errors`]);
+  for (const d of s.devices ?? []) {
+    lines.push([`${d.name} (${d.kind})`, `${d.requests} requests, ${d.bytesRead} B read, ${d.bytesWritten} B written, ${d.errors} errors`]);
+    if (d.queueDepth) lines.push([`${d.name} queue`, `${d.queueDepth.current} in flight (most at once: ${d.queueDepth.max})`]);
+    if (d.latency) lines.push([`${d.name} latency`, describeLatency(d.latency)]);
+  }
   const w = Math.max(...lines.map(([k]) => k.length));
   return lines.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join("\n") + "\n";
+}
+
+/** Mean and bucket bounds of the median and 99th percentile, e.g. "mean 0.41 ms, p50 ≤ 0.25 ms, p99 ≤ 5 ms (812 requests)". */
+export function describeLatency(l: LatencySnapshot): string {
+  if (l.count === 0) return "no requests yet";
+  const ms = (s: number): string => (s === Infinity ? `> ${l.boundsSeconds.at(-1)! * 1000} ms` : `≤ ${+(s * 1000).toPrecision(3)} ms`);
+  return `mean ${((l.sumSeconds / l.count) * 1000).toFixed(2)} ms, p50 ${ms(latencyQuantileBound(l, 0.5)!)}, p99 ${ms(latencyQuantileBound(l, 0.99)!)} (${l.count} requests)`;
 }
 
 async function attachConsole(client: ApiClient, name: string): Promise<number> {

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runVmCommand, table } from "./vm.js";
+import { describeLatency, runVmCommand, table } from "./vm.js";
+import { LatencyHistogram } from "../devices/virtio/block/latency.js";
 
 test("tables line their columns up", () => {
   assert.equal(table(["NAME", "STATE"], [["web1", "running"], ["a", "stopped"]]), "NAME  STATE\nweb1  running\na     stopped\n");
@@ -30,4 +31,15 @@ test("bad usage is refused before anything is sent", async () => {
   await assert.rejects(runVmCommand(["list", "--host", "https://example.org"]), /needs --token/);
   await assert.rejects(runVmCommand(["create", "x", "--cpu-cap", "300"]), /choose a per cent of a core from 1 to 100/);
   await assert.rejects(runVmCommand(["frobnicate", "x"]), /unknown command "frobnicate"/);
+});
+
+test("disk latency reads as a mean and the bounds of its median and 99th percentile", () => {
+  const h = new LatencyHistogram();
+  assert.equal(describeLatency(h.snapshot()), "no requests yet");
+  for (let i = 0; i < 99; i++) h.observe(0.0002);
+  h.observe(0.02);
+  assert.equal(describeLatency(h.snapshot()), "mean 0.40 ms, p50 ≤ 0.25 ms, p99 ≤ 0.25 ms (100 requests)");
+  h.observe(30);
+  h.observe(30);
+  assert.match(describeLatency(h.snapshot()), /p99 > 5000 ms \(102 requests\)$/);
 });

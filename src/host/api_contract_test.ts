@@ -118,6 +118,12 @@ test("invalid specs get a 400 that names the field and why", async (t) => {
     [{ name: "x", restartPolicy: "sometimes" }, /^The field "restartPolicy" must be equal to one of the allowed values\.$/],
     [{ name: "x", initrd: "/boot/initrd" }, /^The field "initrd" needs "kernel" beside it/],
     [{ name: "x", disks: [{ path: "/a" }, { path: "/a" }] }, /^The field "disks\[1\]\.path" names "\/a" a second time/],
+    [{ name: "x", nics: [{ mode: "bridge" }] }, /^The field "nics\[0\]\.mode" must be equal to one of the allowed values\.$/],
+    [{ name: "x", nics: [{ mode: "switch", switch: "lab", vlan: 5000 }] }, /^The field "nics\[0\]\.vlan" must be <= 4094\.$/],
+    [{ name: "x", nics: [{ mode: "user", mac: "52:54:00:zz:00:01" }] }, /^The field "nics\[0\]\.mac" must match pattern/],
+    [{ name: "x", nics: [{ mode: "user" }, { mode: "switch" }] }, /^The field "nics\[1\]\.switch" is required for mode "switch"\.$/],
+    [{ name: "x", nics: [{ mode: "user", firewall: { rules: [{ action: "allow", match: "in:tcp:0" }] } }] }, /^The field "nics\[0\]" is not a usable NIC: "0" in allow=in:tcp:0 is not a port range/],
+    [{ name: "x", disks: [{ path: "/a" }, { path: "/b" }], nics: [{ mode: "user" }, { mode: "user" }, { mode: "user" }] }, /^The field "nics" asks for 3 NICs beside 2 disks; a VM has room for 4 disks and NICs together\.$/],
   ];
   for (const [body, message] of cases) {
     const r = await api.call("POST", "/v1/vms", "/v1/vms", body);

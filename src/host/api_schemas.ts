@@ -78,6 +78,23 @@ export const statsSchema = {
           bytesRead: { type: "number" },
           bytesWritten: { type: "number" },
           errors: { type: "number" },
+          counters: { type: "object", additionalProperties: { type: "number" } },
+          queueDepth: {
+            type: "object",
+            required: ["current", "max"],
+            properties: { current: { type: "integer", description: "requests on the backend now" }, max: { type: "integer", description: "the most at once so far" } },
+          },
+          latency: {
+            type: "object",
+            description: "request latency, from leaving the ring to completing, as a histogram",
+            required: ["boundsSeconds", "cumulativeCounts", "count", "sumSeconds"],
+            properties: {
+              boundsSeconds: { type: "array", items: { type: "number" } },
+              cumulativeCounts: { type: "array", items: { type: "integer" }, description: "requests at or below each bound" },
+              count: { type: "integer" },
+              sumSeconds: { type: "number" },
+            },
+          },
         },
       },
     },

@@ -1,8 +1,48 @@
 // Prometheus metrics (prom-client): per VM from the poller's latest sample, and for the host.
 // Values are read at scrape time, so a scrape never waits on a VM process.
 
-import { Counter, Gauge, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricType, type MetricValueWithName } from "prom-client";
 import type { VmManager } from "./vm_manager.js";
+import type { LatencySnapshot } from "../devices/virtio/block/latency.js";
+
+type DiskLabel = "vm" | "disk";
+
+/**
+ * A histogram whose buckets the VM processes keep (they time the requests); at scrape time it
+ * reports their latest snapshots in Prometheus' histogram form instead of observing anything.
+ */
+class SnapshotHistogram extends Histogram<DiskLabel> {
+  private readonly metricName: string;
+  private readonly metricHelp: string;
+
+  constructor(
+    o: { name: string; help: string; registers: Registry[] },
+    private readonly read: () => Array<{ labels: Record<DiskLabel, string>; snapshot: LatencySnapshot }>,
+  ) {
+    super({ ...o, labelNames: ["vm", "disk"] });
+    this.metricName = o.name;
+    this.metricHelp = o.help;
+  }
+
+  override async get(): Promise<MetricObjectWithValues<MetricValueWithName<DiskLabel>>> {
+    return this.getForPromString();
+  }
+
+  /** What the registry's text output reads (prom-client calls it instead of get() when present). */
+  async getForPromString(): Promise<MetricObjectWithValues<MetricValueWithName<DiskLabel>>> {
+    const values: MetricValueWithName<DiskLabel>[] = [];
+    const bucket = `${this.metricName}_bucket`;
+    for (const { labels, snapshot: h } of this.read()) {
+      h.boundsSeconds.forEach((le, i) => values.push({ metricName: bucket, labels: { ...labels, le } as never, value: h.cumulativeCounts[i]! }));
+      values.push({ metricName: bucket, labels: { ...labels, le: "+Inf" } as never, value: h.count });
+      values.push({ metricName: `${this.metricName}_sum`, labels, value: h.sumSeconds });
+      values.push({ metricName: `${this.metricName}_count`, labels, value: h.count });
+    }
+    // prom-client's typings call the type an enum; at run time it is the exposition word.
+    const type = "histogram" as unknown as MetricType;
+    return { name: this.metricName, help: this.metricHelp, type, values, aggregator: "sum", collect: () => {} };
+  }
+}
 
 export function createMetrics(manager: VmManager): Registry {
   const registry = new Registry();
@@ -64,6 +104,29 @@ export function createMetrics(manager: VmManager): Registry {
   device("nodevisor_vm_device_read_bytes_total", "Bytes read by each virtio device.", "bytesRead");
   device("nodevisor_vm_device_written_bytes_total", "Bytes written by each virtio device.", "bytesWritten");
   device("nodevisor_vm_device_errors_total", "Failed requests of each virtio device.", "errors");
+
+  const disks = () =>
+    manager.list().flatMap((v) =>
+      (manager.sample(v.name)?.stats.devices ?? []).filter((d) => d.kind === "virtio-blk").map((d) => ({ vm: v.name, device: d })),
+    );
+  const diskGauge = (name: string, help: string, read: (q: { current: number; max: number }) => number): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ["vm", "disk"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { vm, device } of disks()) if (device.queueDepth) this.set({ vm, disk: device.name }, read(device.queueDepth));
+      },
+    });
+  };
+  diskGauge("nodevisor_vm_disk_queue_depth", "Requests of each disk on its backend now (in flight).", (q) => q.current);
+  diskGauge("nodevisor_vm_disk_queue_depth_max", "The most requests each disk has had on its backend at once.", (q) => q.max);
+  new SnapshotHistogram(
+    { name: "nodevisor_vm_disk_request_duration_seconds", help: "Latency of each disk's requests, from leaving the virtqueue to completing (rate-limit waits included).", registers: [registry] },
+    () => disks().flatMap(({ vm, device }) => (device.latency ? [{ labels: { vm, disk: device.name }, snapshot: device.latency }] : [])),
+  );
 
   const host = (name: string, help: string, read: () => number): void => {
     new Gauge({

@@ -4,6 +4,8 @@
 import { MAX_CPUS, MAX_MEMORY, MIN_MEMORY } from "../machine/layout.js";
 import { DISK_FORMATS } from "../storage/open.js";
 import { invalid } from "./errors.js";
+import { checkNic, nicSchema, type NicSpec } from "./nic_spec.js";
+import { FREE_VIRTIO_SLOTS } from "../vm/virtio_slots.js";
 
 export type RestartPolicy = "no" | "on-failure" | "always";
 
@@ -30,6 +32,8 @@ export interface VmSpec {
   /** Extra kernel command line. */
   cmdline?: string;
   disks: DiskSpec[];
+  /** Virtual NICs (eth0, eth1, …), as `--net` takes them; absent in specs stored before NICs existed. */
+  nics?: NicSpec[];
   /** CPU cap in per cent of a host core per vCPU; null: none. */
   cpuCap: number | null;
   /** Relative weight when VMs contend for host cores. */
@@ -64,6 +68,7 @@ const specProperties = {
   initrd: { type: "string", minLength: 1, maxLength: 4096 },
   cmdline: { type: "string", maxLength: 900 },
   disks: { type: "array", maxItems: MAX_DISKS, items: diskSchema },
+  nics: { type: "array", maxItems: FREE_VIRTIO_SLOTS, items: nicSchema },
   cpuCap: { type: ["integer", "null"], minimum: 1, maximum: 100 },
   cpuShares: { type: "integer", minimum: 1, maximum: 10000 },
   restartPolicy: { type: "string", enum: ["no", "on-failure", "always"] },
@@ -117,5 +122,17 @@ export function checkSpec(spec: VmSpec): void {
     if (seen.has(d.path)) throw invalid(`The field "disks[${i}].path" names "${d.path}" a second time; attach each disk once.`);
     seen.add(d.path);
     if (d.burst && !d.bps) throw invalid(`The field "disks[${i}].burst" needs "bps" beside it.`);
+  });
+  const nics = spec.nics ?? [];
+  if (spec.disks.length + nics.length > FREE_VIRTIO_SLOTS) {
+    throw invalid(`The field "nics" asks for ${nics.length} NICs beside ${spec.disks.length} disks; a VM has room for ${FREE_VIRTIO_SLOTS} disks and NICs together.`);
+  }
+  const macs = new Set<string>();
+  nics.forEach((n, i) => {
+    checkNic(n, `nics[${i}]`);
+    if (n.mac !== undefined) {
+      if (macs.has(n.mac.toLowerCase())) throw invalid(`The field "nics[${i}].mac" repeats ${n.mac}; give each NIC its own MAC.`);
+      macs.add(n.mac.toLowerCase());
+    }
   });
 }

@@ -218,10 +218,12 @@ export class VmManager extends EventEmitter {
           await this.startLocked(name, false);
           break;
         case "stop":
+          if (this.cancelPendingRestart(rec)) break;
           this.requireLive(rec, "stop");
           await this.stopLocked(name, opts.timeoutMs ?? this.stopTimeoutMs);
           break;
         case "kill":
+          if (this.cancelPendingRestart(rec)) break;
           this.requireLive(rec, "kill");
           await this.killLocked(name);
           this.update(name, { desired: "stopped", observed: "stopped", pid: null, lastExit: "killed through the API" });
@@ -332,6 +334,16 @@ export class VmManager extends EventEmitter {
     const e = this.store.appendEvent({ vm, type, message, data });
     this.log(message);
     this.emit("event", e);
+  }
+
+  /** Stop or kill between a death and its restart: the restart is called off, nothing else to end. */
+  private cancelPendingRestart(rec: VmRecord): boolean {
+    const name = rec.spec.name;
+    if (this.live.has(name) || !this.restartTimers.has(name)) return false;
+    this.cancelRestart(name);
+    this.update(name, { desired: "stopped" });
+    this.event(name, "restart-cancelled", `VM ${name} will not be restarted: it was stopped while waiting for its restart.`, {});
+    return true;
   }
 
   private requireLive(rec: VmRecord, action: string): void {

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describeExit, rotateLog, runArguments, truncateLogIfLarge } from "./vm_process.js";
+import { describeExit, rotateLog, runArguments, truncateLogIfLarge, VM_MALLOC_TUNABLE, vmProcessEnv } from "./vm_process.js";
 import { withDefaults } from "./spec.js";
 import { vmPaths } from "./paths.js";
 
@@ -28,11 +28,13 @@ test("the run options carry the whole spec, and the daemon's own options", () =>
     cmdline: "quiet",
     cpuCap: 40,
     disks: [{ path: "/d.qcow2", readOnly: true, format: "qcow2", bps: 1000, iops: 10, burst: 500 }],
+    nics: [{ mode: "user", hostForwards: [{ protocol: "tcp", hostPort: 2222, guestPort: 22 }] }, { mode: "switch", switch: "lab", trunk: [10, 20] }],
   });
   const p = vmPaths({ stateDir: "/s", runtimeDir: "/r", apiSocket: "/r/api.sock" }, "web1");
   assert.deepEqual(runArguments(spec, p), [
     "run", "--name", "web1", "--memory", "512M", "--cpus", "2", "--kernel", "/k", "--initrd", "/i", "--append", "quiet",
-    "--disk", "/d.qcow2,readonly,format=qcow2,bps=1000,iops=10,burst=500", "--cpu-cap", "40",
+    "--disk", "/d.qcow2,readonly,format=qcow2,bps=1000,iops=10,burst=500",
+    "--net", "user,hostfwd=tcp:2222-:22", "--net", "switch=lab,trunk=10,20", "--cpu-cap", "40",
     "--control-socket", "/r/vms/web1.sock", "--pid-file", "/r/vms/web1.pid", "--console", "none", "--terminal", "xterm-256color,24x80",
   ]);
 });
@@ -52,4 +54,11 @@ test("logs rotate at start and are copied away and truncated when they grow too 
   assert.equal(truncateLogIfLarge(log, 50), true);
   assert.equal(readFileSync(log, "utf8"), "");
   assert.equal(readFileSync(`${log}.1`, "utf8"), "x".repeat(100));
+});
+
+test("VM processes get a fixed malloc mmap threshold, unless the operator chose one", () => {
+  const env = vmProcessEnv({ PATH: "/bin" }, "web1");
+  assert.deepEqual(env, { PATH: "/bin", NODEVISOR_VM_NAME: "web1", GLIBC_TUNABLES: "glibc.malloc.mmap_threshold=131072" });
+  assert.equal(vmProcessEnv({ GLIBC_TUNABLES: "glibc.malloc.arena_max=2" }, "a").GLIBC_TUNABLES, `glibc.malloc.arena_max=2:${VM_MALLOC_TUNABLE}`);
+  assert.equal(vmProcessEnv({ GLIBC_TUNABLES: "glibc.malloc.mmap_threshold=65536" }, "a").GLIBC_TUNABLES, "glibc.malloc.mmap_threshold=65536");
 });

@@ -3,6 +3,7 @@
 // not the VM's internals, is what the daemon will depend on.
 
 import type { NicLimits } from "../net/shaper.js";
+import type { LatencySnapshot } from "../devices/virtio/block/latency.js";
 
 export type VmRunState = "starting" | "running" | "paused" | "shutdown" | "crashed";
 
@@ -26,6 +27,10 @@ export interface DeviceStats {
   errors: number;
   /** Device-specific counters (virtio-net: packets, bytes, drops by reason, link state). */
   counters?: Record<string, number>;
+  /** Disks: requests on the backend now and at most so far. */
+  queueDepth?: { current: number; max: number };
+  /** Disks: request latency from leaving the ring to completing, as a histogram. */
+  latency?: LatencySnapshot;
 }
 
 export interface VmStats {

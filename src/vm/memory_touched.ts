@@ -29,24 +29,38 @@ export function touchedBytesFromSmaps(smaps: string, ramBytes: number): number |
   return best === null ? null : Math.min(best.rssKiB * 1024, ramBytes);
 }
 
-/** Samples at most once a second, since reading smaps costs a few milliseconds. */
+/** Reading smaps costs the kernel a walk of every mapping (~10 ms for an idle VM on a busy host). */
+const MIN_INTERVAL_MS = 1000;
+/** Sample no more often than this many times the last read's cost: the probe stays under 0.1% of a core ... */
+const COST_FACTOR = 1000;
+/** ... but at least every 10 s, so the figure is never older than that (a busy host makes reads slow). */
+const MAX_INTERVAL_MS = 10_000;
+
+/**
+ * Samples at most once a second, and less often when a read is expensive: the daemon asks for
+ * stats every second, and an idle VM must not spend its CPU on telling how idle it is.
+ */
 export class TouchedMemoryProbe {
-  private last: { at: number; bytes: number | null } | null = null;
+  private last: { at: number; bytes: number | null; nextAt: number } | null = null;
 
   constructor(
     private readonly ramBytes: number,
     private readonly readSmaps: () => string = () => readFileSync("/proc/self/smaps", "latin1"),
+    /** Measures what a read costs (ms); injectable for tests. */
+    private readonly clock: () => number = () => performance.now(),
   ) {}
 
   bytes(now = performance.now()): number | null {
-    if (this.last !== null && now - this.last.at < 1000) return this.last.bytes;
+    if (this.last !== null && now < this.last.nextAt) return this.last.bytes;
     let bytes: number | null = null;
+    const started = this.clock();
     try {
       bytes = touchedBytesFromSmaps(this.readSmaps(), this.ramBytes);
     } catch {
       bytes = null; // no /proc: not Linux
     }
-    this.last = { at: now, bytes };
+    const cost = Math.max(0, this.clock() - started);
+    this.last = { at: now, bytes, nextAt: now + Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, cost * COST_FACTOR)) };
     return bytes;
   }
 }

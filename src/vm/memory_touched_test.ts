@@ -37,3 +37,27 @@ test("the probe samples at most once a second", () => {
   probe.bytes(1500);
   assert.equal(reads, 2);
 });
+
+test("an expensive read spaces the samples out, so the probe stays under 0.1% of a core", () => {
+  let reads = 0;
+  let clock = 0;
+  // Each read takes 8 ms of the probe's clock: the next one waits 8 s.
+  const probe = new TouchedMemoryProbe(256 * 2 ** 20, () => ((reads++, (clock += 8)), SMAPS), () => clock);
+  assert.equal(probe.bytes(0), 10240 * 1024);
+  probe.bytes(1500);
+  probe.bytes(7900);
+  assert.equal(reads, 1);
+  probe.bytes(8000);
+  assert.equal(reads, 2);
+});
+
+test("however slow a read, the figure is never more than 10 s old", () => {
+  let reads = 0;
+  let clock = 0;
+  const probe = new TouchedMemoryProbe(256 * 2 ** 20, () => ((reads++, (clock += 50)), SMAPS), () => clock);
+  probe.bytes(0);
+  probe.bytes(9999);
+  assert.equal(reads, 1);
+  probe.bytes(10_000);
+  assert.equal(reads, 2);
+});

@@ -204,10 +204,13 @@ export class Scheduler implements VcpuRunner {
     this.sleepingSince = performance.now();
     // With no timer armed at all, wake once a second anyway, so nothing can sleep forever.
     const ms = deadline === Infinity ? 1000 : Math.min(1000, this.clock.msUntil(deadline));
+    // A timer that fires before the deadline finds nothing to run and costs a second wake-up. Node
+    // counts whole milliseconds from a clock truncated to the millisecond, so a timer may fire up to
+    // 1 ms early: round up and add that millisecond.
     this.timer = setTimeout(() => {
       this.timer = null;
       this.idleMs += performance.now() - this.sleepingSince;
       this.loop();
-    }, Math.max(0, Math.floor(ms)));
+    }, ms <= 0 ? 0 : Math.ceil(ms) + 1);
   }
 }

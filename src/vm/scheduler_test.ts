@@ -63,3 +63,41 @@ test("a kick while sleeping on the timer wakes exactly one chain", async () => {
   running = false;
   scheduler.stop();
 });
+
+test("sleeping in WFI wakes after the timer deadline, never before it (no wasted wake-ups)", async () => {
+  const clock = new VirtualClock();
+  const ticksPerMs = clock.frequency / 1000;
+  let running = true;
+  let wakes = 0;
+  let early = 0;
+  let dueThisSlice = false;
+  const hart = {
+    stopped: false,
+    waiting: true,
+    stimecmp: Infinity,
+    exit: { reason: 0 },
+    setInterruptPending(bit: number, on: boolean) {
+      if (bit !== 5 || !on) return;
+      dueThisSlice = true;
+      // Re-arm 2.5 ms ahead: a fraction of a millisecond, which Math.floor would wake before.
+      hart.stimecmp = clock.now() + 2.5 * ticksPerMs;
+    },
+    run: () => 0,
+  } as unknown as Hart;
+  const clint = { update() {}, nextDeadline: () => Infinity } as unknown as Clint;
+  const scheduler = new Scheduler([hart], clint, clock, {
+    afterSlice: () => {
+      if (wakes++ > 0 && !dueThisSlice) early++;
+      dueThisSlice = false;
+    },
+    onExit: () => {},
+    isRunning: () => running,
+    onCrash: (e) => assert.fail(String(e)),
+  });
+  hart.stimecmp = clock.now() + 2.5 * ticksPerMs;
+  scheduler.kick();
+  while (wakes < 21) await new Promise((r) => setTimeout(r, 5));
+  running = false;
+  scheduler.stop();
+  assert.equal(early, 0, `${early} of ${wakes - 1} wake-ups came before the deadline and found nothing due`);
+});

@@ -66,6 +66,15 @@ const STATUS_LINE_MAX = 64;
  * comes from virtio-rng and the device tree's rng-seed instead).
  */
 export const FAST_BOOT_ARGS = ["cryptomgr.notests", "initcall_blacklist=jent_mod_init"];
+/**
+ * Kernel arguments that stop housekeeping timers from waking an idle guest several times a
+ * second (each wake-up costs ~15,000 interpreted instructions): proactive compaction's 500 ms
+ * poll, the 1 s vmstat refresh (now every 10 s) and the soft-lockup watchdog, which without
+ * PARAVIRT cannot tell a vCPU held back by its cap or by the host from a locked-up one anyway.
+ * Together they take an idle guest from ~6 wake-ups and ~100,000 instructions a second to ~1.3
+ * and ~22,000 (docs/performance.md). --append may override them.
+ */
+export const QUIET_IDLE_ARGS = ["sysctl.vm.compaction_proactiveness=0", "sysctl.vm.stat_interval=10", "nowatchdog"];
 
 /**
  * One worker thread per vCPU when there are several and the built-in SBI runs (guest firmware
@@ -364,18 +373,21 @@ export class Vm implements VmController {
       const name = trapCauseName(cause);
       trapsByCause[name] = (trapsByCause[name] ?? 0) + n;
     }
+    let disk = 0;
     const devices: DeviceStats[] = this.board.virtio.map((mmio, i) => {
       const dev = this.board.virtioDevices[i]!;
       const st = dev.stats();
       const nic = this.nics.find((n) => n.device === dev);
+      const blk = dev instanceof VirtioBlk ? dev : null;
       return {
-        name: nic?.name ?? `virtio${i}`,
+        name: nic?.name ?? (blk ? `vd${String.fromCharCode(0x61 + disk++)}` : `virtio${i}`),
         kind: dev.name,
         requests: st.requests ?? 0,
         bytesRead: st.bytesRead ?? 0,
         bytesWritten: st.bytesWritten ?? 0,
         errors: (st.errors ?? 0) + mmio.stats().deviceFailures,
         ...(nic ? { counters: { ...st } } : {}),
+        ...(blk ? { queueDepth: { current: st.inFlight ?? 0, max: st.maxInFlight ?? 0 }, latency: blk.latency() } : {}),
       };
     });
     return {
@@ -641,7 +653,7 @@ function closeQuietly(fd: number): void {
  * command would run as garbage), with the limit and the fix in the error.
  */
 export function kernelCommandLine(c: VmConfig): string {
-  const parts = ["console=ttyS0", "panic=-1", ...FAST_BOOT_ARGS];
+  const parts = ["console=ttyS0", "panic=-1", ...FAST_BOOT_ARGS, ...QUIET_IDLE_ARGS];
   if (c.command) parts.push("quiet", "loglevel=1");
   if (c.terminal) parts.push(...terminalArguments(c.terminal));
   if (c.append) parts.push(c.append);

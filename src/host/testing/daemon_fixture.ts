@@ -20,7 +20,7 @@ export const TEST_VM_COMMAND = { execPath: process.execPath, prefix: ["--import"
 export interface TestHost {
   dir: string;
   paths: HostPaths;
-  kernels: { idle: string; busy: string };
+  kernels: { idle: string; busy: string; poweroff: string };
 }
 
 /** Temp folders (short paths: socket paths are limited to 107 bytes) and tiny kernels; all removed after the test, with any VM left running. */

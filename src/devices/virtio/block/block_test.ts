@@ -88,11 +88,11 @@ class MemDisk implements BlockBackend {
   async close(): Promise<void> {}
 }
 
-function setup(disk = new MemDisk(1 << 20), accept: bigint = ~0n, maxRequestBytes?: number, maxOutstandingBytes?: number) {
+function setup(disk = new MemDisk(1 << 20), accept: bigint = ~0n, maxRequestBytes?: number, maxOutstandingBytes?: number, now?: () => number) {
   const ram = new GuestRam(0x8000_0000, 4 << 20);
   const irq = new TestIrq();
   const logs: string[] = [];
-  const blk = new VirtioBlk({ backend: disk, queueSize: 64, maxRequestBytes, maxOutstandingBytes });
+  const blk = new VirtioBlk({ backend: disk, queueSize: 64, maxRequestBytes, maxOutstandingBytes, now });
   const mmio = new VirtioMmio({ ram, device: blk, irq, log: (m) => logs.push(m) });
   const drv = new FakeDriver(ram, mmio);
   const [q] = drv.init(1, accept);
@@ -208,6 +208,34 @@ test("requests in flight together complete out of order", async () => {
   await settle();
   assert.deepEqual(env.q.takeUsed(), [{ id: a.head, len: 1 }]);
   assert.equal(env.blk.stats().maxInFlight, 2);
+});
+
+test("each served request's latency lands in the histogram; queue depth counts requests on the backend", async () => {
+  let clockMs = 1000;
+  const env = setup(new MemDisk(1 << 20), ~0n, undefined, undefined, () => clockMs);
+  env.disk.manual = true;
+  post(env, BLK_T_OUT, 0, { len: 512, write: false, fill: 1 });
+  post(env, BLK_T_IN, 1, { len: 512, write: true });
+  post(env, BLK_T_IN, 2, { len: 512, write: true });
+  env.drv.notify(0);
+  await settle();
+  assert.deepEqual([env.blk.stats().inFlight, env.blk.stats().maxInFlight], [3, 3]);
+  clockMs += 0.3; // 300 µs
+  env.disk.held[0]!();
+  await settle();
+  clockMs += 19.7; // 20 ms after the start
+  env.disk.held[1]!();
+  await settle();
+  assert.equal(env.blk.stats().inFlight, 1);
+  clockMs += 7000; // beyond the largest bound
+  env.disk.held[2]!();
+  await settle();
+  const l = env.blk.latency();
+  assert.equal(l.count, 3);
+  assert.ok(Math.abs(l.sumSeconds - (0.0003 + 0.02 + 7.02)) < 1e-9, `sum ${l.sumSeconds}`);
+  const le = (bound: number): number => l.cumulativeCounts[l.boundsSeconds.indexOf(bound)]!;
+  assert.deepEqual([le(0.00025), le(0.0005), le(0.01), le(0.025), le(5)], [0, 1, 1, 2, 2]);
+  assert.deepEqual([env.blk.stats().inFlight, env.blk.stats().maxInFlight], [0, 3]);
 });
 
 test("queue depth is respected; the rest waits in the ring", async () => {

@@ -8,6 +8,7 @@ import { DEVICE_ID_BLOCK } from "../constants.js";
 import { gather, scatter, type DescriptorChain } from "../descriptor_chain.js";
 import { readConfigBytes, type VirtioDevice, type VirtioDeviceContext } from "../device.js";
 import { emptyVirtioBlkStats, type VirtioBlkStats } from "./metrics.js";
+import { LatencyHistogram, type LatencySnapshot } from "./latency.js";
 import type { VirtioBlkState } from "./persist.js";
 import {
   BLK_ID_BYTES,
@@ -62,6 +63,8 @@ export interface VirtioBlkOptions {
    * device resets; no new request starts beyond it unless nothing is outstanding. Default 64 MiB.
    */
   maxOutstandingBytes?: number;
+  /** Milliseconds on a monotonic clock, for request latency (injectable for tests). */
+  now?: () => number;
 }
 
 /** Host memory one disk's requests may hold: maxOutstandingBytes plus one request of maxRequestBytes. */
@@ -92,12 +95,15 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
   private draining = false;
   private replay: number[] = [];
   private counters = emptyVirtioBlkStats();
+  private readonly latencies = new LatencyHistogram();
+  private readonly now: () => number;
 
   constructor(opts: VirtioBlkOptions) {
     this.backend = opts.backend;
     this.queueMaxSize = opts.queueSize ?? 256;
     this.maxRequestBytes = opts.maxRequestBytes ?? 32 << 20;
     this.maxOutstandingBytes = opts.maxOutstandingBytes ?? BLK_DEFAULT_MAX_OUTSTANDING_BYTES;
+    this.now = opts.now ?? (() => performance.now());
     const b = opts.backend;
     let f = BLK_F_SEG_MAX | BLK_F_BLK_SIZE | BLK_F_FLUSH;
     if (b.readOnly) f |= BLK_F_RO;
@@ -187,9 +193,11 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
     const bytes = Math.min(this.maxRequestBytes, Math.max(req.toDeviceBytes, req.fromDeviceBytes));
     this.outstanding++;
     this.outstandingBytes += bytes;
+    const startedAt = this.now();
     const settle = (): void => {
       this.outstanding--;
       this.outstandingBytes -= bytes;
+      this.latencies.observe((this.now() - startedAt) / 1000);
     };
     this.execute(ctx, req).then(
       (o) => {
@@ -344,6 +352,11 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
   stats(): VirtioBlkStats {
     const c = this.counters;
     return { ...c, errors: c.ioErrors + c.malformedRequests, outstandingBytes: this.outstandingBytes };
+  }
+
+  /** Latency of the requests the backend served, from leaving the ring to completing (rate-limit waits included). */
+  latency(): LatencySnapshot {
+    return this.latencies.snapshot();
   }
 
   save(): VirtioBlkState {
