@@ -13,11 +13,12 @@ import { answers, SwitchServer } from "../net/switch/server.js";
 import { SwitchError, switchDir, switchPaths } from "../net/switch/paths.js";
 import { spawnSwitch } from "../net/switch/connect.js";
 import { ipv4ToString } from "../net/ethernet.js";
+import { checkPasstInstalled } from "../net/passt.js";
 
 export const SWITCH_HELP = `Usage: nodevisor switch <command> [options]
 
 Virtual L2 switches (MAC learning, 802.1Q VLANs) with a built-in DHCP and DNS
-server. VMs join with \`nodevisor run --net switch=NAME[,vlan=N|,trunk=N,M]\`; a
+server, and optionally a NAT uplink to the outside through passt. VMs join with \`nodevisor run --net switch=NAME[,vlan=N|,trunk=N,M]\`; a
 switch that does not exist is started then and stops with its last port.
 
 Commands:
@@ -36,6 +37,9 @@ Network options (create, serve):
   --domain NAME           the DNS domain (default "nodevisor")
   --mtu N                 the MTU DHCP announces (default 65520, as passt; 1500 for classic Ethernet)
   --services-vlan N       the VLAN the switch's own services answer on (default 1)
+  --nat                   route to the outside through one passt (NAT; needs the passt
+                          package); other names go to passt's DNS, and the gateway
+                          address reaches the host's loopback
   --bare                  no services at all: a plain L2 switch
   --persistent            (serve) keep running with no ports
 `;
@@ -50,6 +54,7 @@ const OPTIONS = {
   mtu: { type: "string" },
   "services-vlan": { type: "string" },
   bare: { type: "boolean" },
+  nat: { type: "boolean" },
   persistent: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -78,10 +83,12 @@ export async function runSwitchCommand(argv: string[]): Promise<number> {
     switchPaths(name); // checks the name
     return name;
   };
+  if (values.bare && values.nat) throw new UsageError("nodevisor switch: --nat needs the switch's services (its gateway does the NAT); leave out --bare.");
   const network = (): NetworkConfig | null =>
     values.bare
       ? null
       : networkConfigFrom({
+          nat: values.nat,
           subnet: values.subnet,
           dhcpRange: values["dhcp-range"],
           staticLeases: values.static,
@@ -97,6 +104,7 @@ export async function runSwitchCommand(argv: string[]): Promise<number> {
       const p = switchPaths(n);
       if (await answers(p.socket)) throw new SwitchError(`The switch "${n}" already exists; delete it first to change it.`);
       const saved: SavedSwitch = { persistent: true, network: network() };
+      if (saved.network?.nat) checkPasstInstalled();
       writeFileSync(p.config, JSON.stringify(saved, null, 2));
       spawnSwitch(n);
       const deadline = Date.now() + 15_000;
@@ -165,7 +173,7 @@ async function serve(name: string, persistentFlag: boolean, network: () => Netwo
   await server.listen();
   writeFileSync(p.pid, `${process.pid}\n`);
   const s = server.services?.config;
-  log(`switch ${name} listening on ${p.socket}${s ? `; services at ${ipv4ToString(s.gateway)}/${s.prefix} on VLAN ${s.vlan}${s.dhcp ? `, DHCP ${ipv4ToString(s.dhcp.start)}-${ipv4ToString(s.dhcp.end)}` : ""}${s.dns ? `, DNS *.${s.domain}` : ""}` : ""}`);
+  log(`switch ${name} listening on ${p.socket}${s ? `; services at ${ipv4ToString(s.gateway)}/${s.prefix} on VLAN ${s.vlan}${s.dhcp ? `, DHCP ${ipv4ToString(s.dhcp.start)}-${ipv4ToString(s.dhcp.end)}` : ""}${s.dns ? `, DNS *.${s.domain}` : ""}${s.nat ? ", NAT through passt" : ""}` : ""}`);
   const stop = (): void => void server.close().then(() => done());
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);

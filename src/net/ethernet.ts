@@ -204,3 +204,18 @@ export function buildIpv4Frame(o: { srcMac: Uint8Array; dstMac: Uint8Array; src:
   v.setUint16(ip + 10, internetChecksum(f, ip, ip + 20));
   return f;
 }
+
+/**
+ * A checksum after one 16-bit word it covers changed from `oldWord` to `newWord` (RFC 1624, eqn. 3):
+ * HC' = ~(~HC + ~m + m'), so a NAT rewrites addresses and ports without summing the whole packet.
+ */
+export function adjustChecksum(checksum: number, oldWord: number, newWord: number): number {
+  let sum = (~checksum & 0xffff) + (~oldWord & 0xffff) + (newWord & 0xffff);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+/** adjustChecksum for a 32-bit field (an IPv4 address), one 16-bit half at a time. */
+export function adjustChecksum32(checksum: number, oldValue: number, newValue: number): number {
+  return adjustChecksum(adjustChecksum(checksum, oldValue >>> 16, newValue >>> 16), oldValue & 0xffff, newValue & 0xffff);
+}

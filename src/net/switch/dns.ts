@@ -1,7 +1,7 @@
 // A small authoritative DNS server (RFC 1035) for the names of the VMs on a switch network: A
-// queries for a known name get its address; other names get NXDOMAIN (there is no upstream
-// resolver: an isolated network has no way out). Answers are built from the question, so a
-// malformed or hostile query gets FORMERR or nothing, never a crash.
+// queries for a known name get its address; other names get NXDOMAIN, unless the network has a
+// NAT uplink, whose DNS server then gets the query (the services decide, with dnsQuestionName).
+// Answers are built from the question, so a malformed or hostile query gets FORMERR or nothing.
 
 const TYPE_A = 1;
 const CLASS_IN = 1;
@@ -24,6 +24,12 @@ function readName(b: Uint8Array, at: number): { name: string; end: number } | nu
     i += 1 + len;
   }
   return null;
+}
+
+/** The name a standard query with one question asks about, or null for anything else (which is answered locally). */
+export function dnsQuestionName(query: Uint8Array): string | null {
+  if (query.length < 12 || query[2]! & 0x80 || (query[2]! >> 3) & 15 || ((query[4]! << 8) | query[5]!) !== 1) return null;
+  return readName(query, 12)?.name ?? null;
 }
 
 /** The answer to one DNS query (the UDP payload), or null when it is not worth an answer. */

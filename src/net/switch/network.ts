@@ -1,5 +1,5 @@
 // The configuration of a switch's network: its subnet and the built-in services on one VLAN
-// (gateway address answering ARP and ping, DHCP, DNS for the VMs' names).
+// (gateway address answering ARP and ping, DHCP, DNS for the VMs' names, optionally NAT).
 
 import { ipv4ToString, parseCidr, parseIpv4, parseMac, prefixMask } from "../ethernet.js";
 import { DEFAULT_VLAN, isValidVlan } from "./vlan.js";
@@ -20,6 +20,8 @@ export interface NetworkConfig {
   leaseSeconds: number;
   /** Interface MTU announced by DHCP: large by default (as passt does), so guests move data in few big frames. */
   mtu: number;
+  /** Route to the outside through a NAT in front of one passt (absent in configs saved before it existed). */
+  nat?: boolean;
 }
 
 /** 65520: the largest 802.3 frame payload rounded down to 32-bit words, passt's default. */
@@ -42,6 +44,7 @@ export function defaultNetworkConfig(): NetworkConfig {
     staticLeases: {},
     leaseSeconds: 86400,
     mtu: DEFAULT_MTU,
+    nat: false,
   };
 }
 
@@ -54,6 +57,7 @@ export interface NetworkOptions {
   staticLeases?: string[];
   domain?: string;
   mtu?: string;
+  nat?: boolean;
 }
 
 /** Builds a network config from `switch create` options, one sentence per mistake. */
@@ -81,6 +85,7 @@ export function networkConfigFrom(o: NetworkOptions): NetworkConfig {
     c.dhcp = { start, end };
   }
   if (o.noDhcp) c.dhcp = null;
+  if (o.nat) c.nat = true;
   if (o.noDns) c.dns = false;
   if (o.domain !== undefined) {
     if (!/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(o.domain)) throw new NetworkConfigError(`Cannot use the domain "${o.domain}": use letters, digits, dots and dashes.`);

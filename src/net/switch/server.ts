@@ -10,6 +10,8 @@ import { macToString } from "../ethernet.js";
 import { decodeHello, isHello } from "./hello.js";
 import { L2Switch, type PortInfo } from "./switch.js";
 import { NetworkServices } from "./services.js";
+import { NatRouter } from "./nat.js";
+import { startPasst } from "../passt.js";
 import type { NetworkConfig } from "./network.js";
 import { SwitchError } from "./paths.js";
 import { DEFAULT_VLAN, describePortMode } from "./vlan.js";
@@ -35,18 +37,20 @@ export interface SwitchServerOptions {
 export class SwitchServer {
   readonly switch = new L2Switch();
   readonly services: NetworkServices | null;
+  /** The NAT uplink through passt, once listen() has started it (networks created with --nat). */
+  nat: NatRouter | null = null;
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
   private idleTimer: NodeJS.Timeout | null = null;
   private nextPeer = 1;
+  private servicesPort = 0;
   private readonly log: (msg: string) => void;
 
   constructor(private readonly o: SwitchServerOptions) {
     this.log = o.log ?? (() => {});
     if (o.network !== null) {
-      let servicesPort = 0;
-      const services = new NetworkServices(o.network, (f) => this.switch.input(servicesPort, f));
-      servicesPort = this.switch.addPort("services", { kind: "access", vlan: o.network.vlan }, (f) => services.input(f));
+      const services = new NetworkServices(o.network, (f) => this.switch.input(this.servicesPort, f));
+      this.servicesPort = this.switch.addPort("services", { kind: "access", vlan: o.network.vlan }, (f) => services.input(f));
       this.services = services;
     } else this.services = null;
   }
@@ -61,6 +65,7 @@ export class SwitchServer {
 
   async listen(): Promise<void> {
     const path = this.o.socketPath;
+    if (this.o.network?.nat && this.services !== null && this.nat === null) await this.startNat(this.services);
     if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
       throw new SwitchError(`Cannot create the switch socket "${path}": the path is longer than UNIX sockets allow (${MAX_SOCKET_PATH_BYTES} bytes); set NODEVISOR_SWITCH_DIR to a shorter directory.`);
     }
@@ -85,8 +90,20 @@ export class SwitchServer {
     this.armIdle(this.o.idleMs ?? 30_000);
   }
 
+  /** Starts passt and routes the network's outside traffic through it. */
+  private async startNat(services: NetworkServices): Promise<void> {
+    const uplink = await startPasst({ hostForwards: [], mac: services.mac, log: this.log });
+    const nat = new NatRouter({ network: services.config, mac: services.mac, sendInside: (f) => this.switch.input(this.servicesPort, f), uplink, log: this.log });
+    uplink.whenDisconnected(() => this.log(`switch ${this.o.name}: passt went away; the network has no way out until the switch restarts`));
+    nat.start();
+    services.attachNat(nat);
+    this.nat = nat;
+  }
+
   async close(): Promise<void> {
     if (this.idleTimer) clearTimeout(this.idleTimer);
+    await this.nat?.close();
+    this.nat = null;
     const server = this.server;
     this.server = null;
     for (const s of this.sockets) s.destroy();

@@ -1,5 +1,6 @@
 // The switch's own host on its network: answers ARP and ping for the gateway address, DHCP, and
-// DNS for the names of the VMs. It is attached to the switch as an ordinary access port.
+// DNS for the names of the VMs. It is attached to the switch as an ordinary access port. With a
+// NAT uplink it is also the router: what VMs send it for elsewhere goes to the NatRouter.
 
 import {
   BROADCAST_MAC,
@@ -14,9 +15,11 @@ import {
   parseIpv4Packet,
   parseL2,
   prefixMask,
+  type Ipv4View,
 } from "../ethernet.js";
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DhcpServer } from "./dhcp.js";
-import { answerDns } from "./dns.js";
+import { answerDns, dnsQuestionName } from "./dns.js";
+import type { NatRouter } from "./nat.js";
 import type { NetworkConfig } from "./network.js";
 
 const DNS_PORT = 53;
@@ -32,6 +35,8 @@ export class NetworkServices {
   readonly mac: Uint8Array;
   readonly dhcp: DhcpServer | null;
   readonly counters: ServicesCounters = { arpReplies: 0, dhcpReplies: 0, dnsReplies: 0, pingReplies: 0 };
+  /** The NAT uplink, when the network has one: it routes what is not for this host. */
+  private nat: NatRouter | null = null;
   /** VM names announced by their ports, by MAC. */
   private readonly names = new Map<string, string>();
 
@@ -64,6 +69,10 @@ export class NetworkServices {
             },
             now,
           );
+  }
+
+  attachNat(nat: NatRouter): void {
+    this.nat = nat;
   }
 
   /** A VM announced its name for a MAC (from its port's hello). */
@@ -120,45 +129,79 @@ export class NetworkServices {
 
   private ipv4(f: Uint8Array): void {
     const ip = parseIpv4Packet(f, 14);
-    if (ip === null || ip.fragmentOffset !== 0) return;
+    if (ip === null) return;
     const l4 = ip.offset + ip.headerBytes;
     const end = ip.offset + ip.totalLength;
     const g = this.config.gateway;
-    if (ip.protocol === IPPROTO_UDP && end >= l4 + 8) {
+    const first = ip.fragmentOffset === 0;
+    if (first && ip.protocol === IPPROTO_UDP && end >= l4 + 8) {
       const payload = f.subarray(l4 + 8, end);
       if (ip.dstPort === DHCP_SERVER_PORT && this.dhcp !== null && (ip.dst === 0xffffffff || ip.dst === g)) {
-        const r = this.dhcp.handle(payload);
-        if (r === null) return;
-        this.counters.dhcpReplies++;
-        this.send(
-          buildUdpFrame({
-            srcMac: this.mac,
-            dstMac: r.broadcast ? BROADCAST_MAC : r.clientMac,
-            src: g,
-            dst: r.broadcast ? 0xffffffff : r.yiaddr,
-            srcPort: DHCP_SERVER_PORT,
-            dstPort: DHCP_CLIENT_PORT,
-            payload: r.payload,
-          }),
-        );
-      } else if (ip.dstPort === DNS_PORT && this.config.dns && ip.dst === g) {
-        const answer = answerDns(payload, (n) => this.lookup(n));
-        if (answer === null) return;
-        this.counters.dnsReplies++;
-        this.send(buildUdpFrame({ srcMac: this.mac, dstMac: f.subarray(6, 12), src: g, dst: ip.src, srcPort: DNS_PORT, dstPort: ip.srcPort, payload: answer }));
+        this.answerDhcp(payload);
+        return;
       }
-    } else if (ip.protocol === IPPROTO_ICMP && ip.dst === g && ip.srcPort === 8 && end >= l4 + 8) {
-      // Echo request → echo reply with the same identifier, sequence and data.
-      const body = f.slice(l4, end);
-      body[0] = 0;
-      body[2] = body[3] = 0;
-      const c = internetChecksum(body, 0, body.length);
-      body[2] = c >> 8;
-      body[3] = c & 0xff;
-      const r = buildIpv4Frame({ srcMac: this.mac, dstMac: f.subarray(6, 12), src: g, dst: ip.src, protocol: IPPROTO_ICMP, l4Bytes: body.length });
-      r.set(body, 34);
-      this.counters.pingReplies++;
-      this.send(r);
+      if (ip.dstPort === DNS_PORT && this.config.dns && ip.dst === g) {
+        const name = dnsQuestionName(payload);
+        if (this.nat?.dnsServer != null && name !== null && !this.isLocalName(name)) this.nat.fromVm(f, { toDns: true });
+        else this.answerDnsLocally(f, ip, payload);
+        return;
+      }
+    } else if (first && ip.protocol === IPPROTO_ICMP && ip.dst === g && ip.srcPort === 8 && end >= l4 + 8) {
+      this.answerPing(f, ip, l4, end);
+      return;
     }
+    // Anything else sent to our MAC is routed: outside the network, or to the host at the gateway address.
+    if (this.nat !== null && sameMac(f, 0, this.mac)) this.nat.fromVm(f);
   }
+
+  /** Names the switch answers itself: its domain, single labels (VM names), and anything it knows. */
+  private isLocalName(name: string): boolean {
+    const d = this.config.domain;
+    return !name.includes(".") || name === d || name.endsWith(`.${d}`) || this.lookup(name) !== null;
+  }
+
+  private answerDhcp(payload: Uint8Array): void {
+    const r = this.dhcp!.handle(payload);
+    if (r === null) return;
+    this.counters.dhcpReplies++;
+    const g = this.config.gateway;
+    this.send(
+      buildUdpFrame({
+        srcMac: this.mac,
+        dstMac: r.broadcast ? BROADCAST_MAC : r.clientMac,
+        src: g,
+        dst: r.broadcast ? 0xffffffff : r.yiaddr,
+        srcPort: DHCP_SERVER_PORT,
+        dstPort: DHCP_CLIENT_PORT,
+        payload: r.payload,
+      }),
+    );
+  }
+
+  private answerDnsLocally(f: Uint8Array, ip: Ipv4View, payload: Uint8Array): void {
+    const answer = answerDns(payload, (n) => this.lookup(n));
+    if (answer === null) return;
+    this.counters.dnsReplies++;
+    const g = this.config.gateway;
+    this.send(buildUdpFrame({ srcMac: this.mac, dstMac: f.subarray(6, 12), src: g, dst: ip.src, srcPort: DNS_PORT, dstPort: ip.srcPort, payload: answer }));
+  }
+
+  /** Echo request → echo reply with the same identifier, sequence and data. */
+  private answerPing(f: Uint8Array, ip: Ipv4View, l4: number, end: number): void {
+    const body = f.slice(l4, end);
+    body[0] = 0;
+    body[2] = body[3] = 0;
+    const c = internetChecksum(body, 0, body.length);
+    body[2] = c >> 8;
+    body[3] = c & 0xff;
+    const r = buildIpv4Frame({ srcMac: this.mac, dstMac: f.subarray(6, 12), src: this.config.gateway, dst: ip.src, protocol: IPPROTO_ICMP, l4Bytes: body.length });
+    r.set(body, 34);
+    this.counters.pingReplies++;
+    this.send(r);
+  }
+}
+
+function sameMac(f: Uint8Array, at: number, mac: Uint8Array): boolean {
+  for (let i = 0; i < 6; i++) if (f[at + i] !== mac[i]) return false;
+  return true;
 }
