@@ -41,6 +41,12 @@ test("switch commands: bad names, missing switches, unknown subcommands", async 
     assert.equal(subnet.status, 2);
     assert.match(subnet.stderr, /Cannot use the subnet "10\.0\.0\.0\/33"/);
     assert.equal((await nodevisor(["switch", "frob"], { env })).status, 2);
+    const bareNat = await nodevisor(["switch", "create", "s3", "--bare", "--nat"], { env });
+    assert.equal(bareNat.status, 2);
+    assert.match(bareNat.stderr, /--nat needs the switch's services/);
+    const noPasst = await nodevisor(["switch", "create", "s4", "--nat"], { env: { ...env, NODEVISOR_PASST: "/nonexistent/passt" } });
+    assert.equal(noPasst.status, 2);
+    assert.match(noPasst.stderr, /passt is not installed/);
     // A persistent switch: created, listed, refused twice, deleted.
     assert.equal((await nodevisor(["switch", "create", "s2"], { env })).status, 0);
     assert.match((await nodevisor(["switch", "list"], { env })).stdout, /^s2\tpersistent\t.*s2\.sock$/m);

@@ -104,7 +104,7 @@ export async function runSwitchCommand(argv: string[]): Promise<number> {
       const p = switchPaths(n);
       if (await answers(p.socket)) throw new SwitchError(`The switch "${n}" already exists; delete it first to change it.`);
       const saved: SavedSwitch = { persistent: true, network: network() };
-      if (saved.network?.nat) checkPasstInstalled();
+      if (saved.network?.nat) checkPasstInstalled(`the NAT of switch "${n}"`, "leave out --nat for a host-only network");
       writeFileSync(p.config, JSON.stringify(saved, null, 2));
       spawnSwitch(n);
       const deadline = Date.now() + 15_000;

@@ -20,10 +20,10 @@ export function passtCommand(): string {
 }
 
 /** Throws a sentence saying how to install passt when it is missing. */
-export function checkPasstInstalled(): void {
+export function checkPasstInstalled(what = "user-mode networking", otherwise = "use --net switch=NAME"): void {
   const r = spawnSync(passtCommand(), ["--version"], { stdio: "ignore" });
   if (r.error !== undefined) {
-    throw new PasstError("Cannot start user-mode networking: passt is not installed. Install it (Debian/Ubuntu: `apt-get install passt`), or use --net switch=NAME.");
+    throw new PasstError(`Cannot start ${what}: passt is not installed. Install it (Debian/Ubuntu: \`apt-get install passt\`), or ${otherwise}.`);
   }
 }
 
