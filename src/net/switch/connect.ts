@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import { openSync, closeSync } from "node:fs";
 import { connect, type Socket } from "node:net";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { StreamSocketBackend } from "../stream_backend.js";
 import { encodeFrame } from "../stream_framing.js";
@@ -24,12 +24,18 @@ export interface SwitchPortOptions {
 
 /** How to run this nodevisor's CLI again: the bundle itself, or main.ts through tsx when running from source. */
 export function cliCommand(): { args: string[]; cwd: string } {
-  const here = fileURLToPath(import.meta.url);
+  return cliCommandFor(fileURLToPath(import.meta.url));
+}
+
+/** cliCommand for this module at `here` (exported for tests). */
+export function cliCommandFor(here: string): { args: string[]; cwd: string } {
   if (here.endsWith(".ts")) {
     const root = join(dirname(here), "..", "..", "..");
     return { args: ["--import", "tsx", join(root, "src", "cli", "main.ts")], cwd: root };
   }
-  return { args: [here], cwd: dirname(here) };
+  // esbuild's code splitting may put this module in a shared chunk in dist/, beside dist/cli/main.js.
+  const cliDir = basename(dirname(here)) === "cli" ? dirname(here) : join(dirname(here), "cli");
+  return { args: [join(cliDir, "main.js")], cwd: cliDir };
 }
 
 function tryConnect(path: string): Promise<Socket | null> {
