@@ -1,17 +1,20 @@
 // Network benchmarks, nodevisor beside QEMU in one run: TCP throughput and ping round trip between
-// two guests (nodevisor over its switch, QEMU over its own -netdev socket), and host-to-guest TCP
-// over user mode (passt for both). Times are taken inside the guests from /proc/uptime.
+// two guests (nodevisor over its switch, QEMU over its own -netdev socket), a rate-limited NIC's
+// achieved rate and its neighbour's throughput, and host-to-guest TCP over user mode (passt for
+// both). Times are taken inside the guests from /proc/uptime, the limited NIC's rate from its counters.
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureDefaultImage } from "../src/image/index.js";
 import { commandArgument, parseSerialFallback } from "../src/image/init_script.js";
 import { FAST_BOOT_ARGS } from "../src/vm/vm.js";
+import { ControlClient } from "../src/vm/control_client.js";
+import type { VmStats } from "../src/vm/controller.js";
 
 const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
 const MB = 20;
@@ -130,6 +133,71 @@ async function userQemu(image: { kernel: string; initrd: string }, port: number)
   }
 }
 
+/** The limited NIC's receive limit in the rate-limit row, bytes per second. */
+const LIMIT_BPS = 2 << 20;
+/** How long the limited NIC's rate is sampled (after its first second's burst). */
+const LIMIT_WINDOW_MS = 30_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A rate-limited vNIC and its neighbour on one switch: VM "beta" (rx-bps=2M) downloads without
+ * pause from server "alpha" while neighbour "gamma" copies ${MB} MB from alpha. Beta's achieved rate
+ * comes from its NIC's counters (query-stats, host clock) after its first second's burst; gamma's
+ * throughput is taken alone, beside the limited beta, and beside beta with its limit lifted
+ * (set-net-limits), which shows what the limit spares the neighbour.
+ */
+export async function rateLimitedNeighbour(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "nv-bench-rl-"));
+  const env = { NODEVISOR_SWITCH_DIR: dir };
+  const procs: Proc[] = [];
+  const neighbour = async (): Promise<number> => {
+    const p = ours(["--name", "gamma", "--net", "switch=rl", "--", "sh", "-c",
+      `t0=$(cut -d' ' -f1 /proc/uptime); wget -q -O /dev/null http://alpha/f; t1=$(cut -d' ' -f1 /proc/uptime); echo "XFER $t0 $t1"`], env);
+    await p.done;
+    return figures(p.out).mbPerSecond;
+  };
+  let ctl: ControlClient | null = null;
+  try {
+    const server = ours(["--memory", "512M", "--name", "alpha", "--net", "switch=rl", "--", "sh", "-c",
+      `dd if=/dev/zero of=/tmp/f bs=1M count=${MB} 2>/dev/null; dd if=/dev/zero of=/tmp/big bs=1M count=160 2>/dev/null; echo READY; httpd -f -p 80 -h /tmp`], env);
+    procs.push(server);
+    await server.waitFor(/READY/);
+    const alone = await neighbour();
+    const ctlPath = join(dir, "beta.ctl");
+    const limited = ours(["--name", "beta", "--net", `switch=rl,rx-bps=${LIMIT_BPS}`, "--control-socket", ctlPath, "--", "sh", "-c",
+      "echo BUSY; while :; do wget -q -O /dev/null http://alpha/big; done"], env);
+    procs.push(limited);
+    await limited.waitFor(/BUSY/);
+    ctl = await ControlClient.connect(ctlPath, { timeoutMs: 10_000 });
+    const c = ctl;
+    const rx = async (): Promise<{ t: number; bytes: number }> => {
+      const stats = await c.execute<VmStats>("query-stats");
+      return { t: performance.now(), bytes: stats.devices.find((d) => d.name === "net0")!.counters!.bytesRead! };
+    };
+    await sleep(3000); // past the bucket's first second and wget's start
+    const s0 = await rx();
+    // Sampled on a timer during gamma's copy, within beta's first download (160 MB last 80 s at the limit).
+    const s1Sample = sleep(LIMIT_WINDOW_MS).then(rx);
+    const beside = await neighbour();
+    const s1 = await s1Sample;
+    const achieved = (s1.bytes - s0.bytes) / ((s1.t - s0.t) / 1000);
+    await c.execute("set-net-limits", { nic: "net0" });
+    await sleep(3000);
+    const s2 = await rx();
+    const besideUnlimited = await neighbour();
+    const s3 = await rx();
+    const unlimitedRate = (s3.bytes - s2.bytes) / ((s3.t - s2.t) / 1000);
+    const mib = (b: number) => (b / (1 << 20)).toFixed(2);
+    console.log(`rate limit      beta rx-bps=${mib(LIMIT_BPS)}M achieved ${mib(achieved)} MB/s over ${((s1.t - s0.t) / 1000).toFixed(0)} s = ${((achieved / LIMIT_BPS) * 100).toFixed(1)}% of its limit (unlimited it took ${mib(unlimitedRate)} MB/s)`);
+    console.log(`                neighbour gamma, ${MB} MB from the same server: alone ${alone.toFixed(2)} MB/s, beside the limited beta ${beside.toFixed(2)} MB/s (×${(beside / alone).toFixed(2)}), beside beta unlimited ${besideUnlimited.toFixed(2)} MB/s (×${(besideUnlimited / alone).toFixed(2)}); host load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} CPUs`);
+  } finally {
+    ctl?.close();
+    for (const p of procs) p.kill();
+    await Promise.all(procs.map((p) => p.done));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const fmt = (f: NetFigures | null): string => (f === null ? "n/a" : `${f.mbPerSecond.toFixed(2)} MB/s${f.rttMs !== null ? `, rtt ${f.rttMs.toFixed(2)} ms` : ""}`);
 const ratio = (a: NetFigures, b: NetFigures | null): string => (b === null ? "" : `  (throughput ×${(a.mbPerSecond / b.mbPerSecond).toFixed(2)} of QEMU)`);
 
@@ -143,6 +211,7 @@ export async function benchNet(): Promise<void> {
   console.log(`guest → guest   nodevisor (switch) ${fmt(g)}   qemu (-netdev socket) ${fmt(gq)}${ratio(g, gq)}`);
   const noOffload = await guestToGuestOurs(",offload=off");
   console.log(`guest → guest   nodevisor (switch, offload=off) ${fmt(noOffload)}  (offloads bring ×${(g.mbPerSecond / noOffload.mbPerSecond).toFixed(2)})`);
+  await rateLimitedNeighbour();
   if (!havePasst) {
     console.log("host → guest    skipped: passt is not installed");
     return;
