@@ -9,6 +9,7 @@ export const ETHERTYPE_IPV6 = 0x86dd;
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
+export const IPPROTO_ICMPV6 = 58;
 export const ETH_HEADER_BYTES = 14;
 export const VLAN_TAG_BYTES = 4;
 
@@ -161,6 +162,70 @@ export function parseIpv4Packet(frame: Uint8Array, offset: number): Ipv4View | n
     }
   }
   return { offset, headerBytes, totalLength, protocol, src: rd32(offset + 12), dst: rd32(offset + 16), fragmentOffset, srcPort, dstPort, tcpFlags };
+}
+
+/** The fields of an IPv6 packet the firewall uses. */
+export interface Ipv6View {
+  /** Addresses as eight hex groups ("fe80:0:0:0:…"): keys, not for display. */
+  src: string;
+  dst: string;
+  /** The upper-layer protocol after the extension headers (TCP, UDP, ICMPv6, …). */
+  protocol: number;
+  /** A fragment after the first: it carries no upper-layer header. */
+  laterFragment: boolean;
+  /** As in Ipv4View: ports for TCP and UDP, ICMPv6 type and code, -1 when absent. */
+  srcPort: number;
+  dstPort: number;
+  tcpFlags: number;
+}
+
+const IPV6_HOP_BY_HOP = 0;
+const IPV6_ROUTING = 43;
+const IPV6_FRAGMENT = 44;
+const IPV6_DEST_OPTIONS = 60;
+/** Extension headers walked at most; a chain longer than this is not a real packet. */
+const IPV6_MAX_EXTENSIONS = 8;
+
+export function parseIpv6Packet(frame: Uint8Array, offset: number): Ipv6View | null {
+  if (frame.length < offset + 40 || frame[offset]! >> 4 !== 6) return null;
+  const end = offset + 40 + ((frame[offset + 4]! << 8) | frame[offset + 5]!);
+  if (end > frame.length) return null;
+  let next = frame[offset + 6]!;
+  let at = offset + 40;
+  let laterFragment = false;
+  for (let n = 0; ; n++) {
+    if (next !== IPV6_HOP_BY_HOP && next !== IPV6_ROUTING && next !== IPV6_DEST_OPTIONS && next !== IPV6_FRAGMENT) break;
+    if (n === IPV6_MAX_EXTENSIONS || at + 8 > end) return null;
+    if (next === IPV6_FRAGMENT) {
+      if (((frame[at + 2]! << 8) | frame[at + 3]!) >> 3 !== 0) laterFragment = true;
+      next = frame[at]!;
+      at += 8;
+    } else {
+      next = frame[at]!;
+      at += (frame[at + 1]! + 1) * 8;
+    }
+  }
+  if (at > end) return null;
+  let srcPort = -1;
+  let dstPort = -1;
+  let tcpFlags = 0;
+  if (!laterFragment) {
+    if ((next === IPPROTO_TCP || next === IPPROTO_UDP) && end >= at + 4) {
+      srcPort = (frame[at]! << 8) | frame[at + 1]!;
+      dstPort = (frame[at + 2]! << 8) | frame[at + 3]!;
+      if (next === IPPROTO_TCP && end >= at + 14) tcpFlags = frame[at + 13]!;
+    } else if (next === IPPROTO_ICMPV6 && end >= at + 2) {
+      srcPort = frame[at]!;
+      dstPort = frame[at + 1]!;
+    }
+  }
+  return { src: ipv6Key(frame, offset + 8), dst: ipv6Key(frame, offset + 24), protocol: next, laterFragment, srcPort, dstPort, tcpFlags };
+}
+
+function ipv6Key(b: Uint8Array, at: number): string {
+  let s = "";
+  for (let i = 0; i < 16; i += 2) s += (i ? ":" : "") + ((b[at + i]! << 8) | b[at + i + 1]!).toString(16);
+  return s;
 }
 
 /** Builds an untagged Ethernet + IPv4 + UDP frame (checksums filled in). */

@@ -9,10 +9,12 @@ import {
   ETHERTYPE_IPV6,
   inCidr,
   IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
   IPPROTO_TCP,
   IPPROTO_UDP,
   macToString,
   parseIpv4Packet,
+  parseIpv6Packet,
   parseL2,
 } from "./ethernet.js";
 import type { DropReason, NicPolicy } from "./nic_policy.js";
@@ -85,7 +87,7 @@ export class NicFilter implements NicPolicy {
         if (spa !== 0 && this.addresses.size > 0 && !this.addresses.has(spa)) return "spoof";
       }
     }
-    if (l2.etherType === ETHERTYPE_IPV6) return this.ipv6("out");
+    if (l2.etherType === ETHERTYPE_IPV6) return this.ipv6("out", frame, l2.payloadOffset);
     if (l2.etherType !== ETHERTYPE_IPV4) return null;
     const ip = parseIpv4Packet(frame, l2.payloadOffset);
     if (ip === null) return "malformed";
@@ -98,7 +100,7 @@ export class NicFilter implements NicPolicy {
   checkRx(frame: Uint8Array): DropReason | null {
     const l2 = parseL2(frame);
     if (l2 === null) return "malformed";
-    if (l2.etherType === ETHERTYPE_IPV6) return this.ipv6("in");
+    if (l2.etherType === ETHERTYPE_IPV6) return this.ipv6("in", frame, l2.payloadOffset);
     if (l2.etherType !== ETHERTYPE_IPV4) return null;
     const ip = parseIpv4Packet(frame, l2.payloadOffset);
     if (ip === null) return this.firewall === null ? null : "malformed";
@@ -107,13 +109,15 @@ export class NicFilter implements NicPolicy {
     return this.decide("in", ip.protocol, ip.src, ip.dstPort, ip.srcPort, ip.dst, ip.fragmentOffset !== 0);
   }
 
-  /** IPv6 is not tracked: it passes only where the first rule for "any" protocol without address or port, or else the default policy, allows it. */
-  private ipv6(dir: "in" | "out"): DropReason | null {
-    const fw = this.firewall;
-    if (fw === null) return null;
-    const rule = fw.rules.find((r) => r.direction === dir && r.protocol === "any" && r.cidr === null && r.ports === null);
-    const verdict = rule?.action ?? (dir === "in" ? fw.defaultIn : fw.defaultOut);
-    return verdict === "deny" ? "firewall" : null;
+  /** IPv6 is tracked like IPv4; neighbour discovery and MLD always pass, as ARP does. Rules with an (IPv4) address never match it. */
+  private ipv6(dir: "in" | "out", frame: Uint8Array, offset: number): DropReason | null {
+    if (this.firewall === null) return null;
+    const ip = parseIpv6Packet(frame, offset);
+    if (ip === null) return "malformed";
+    if (ip.protocol === IPPROTO_ICMPV6 && isLinkControl(ip.srcPort)) return null;
+    const [local, remote] = dir === "out" ? [ip.src, ip.dst] : [ip.dst, ip.src];
+    const [localPort, remotePort] = dir === "out" ? [ip.srcPort, ip.dstPort] : [ip.dstPort, ip.srcPort];
+    return this.decide(dir, ip.protocol, remote, localPort, remotePort, local, ip.laterFragment);
   }
 
   /** The address in a DHCP ACK for our MAC becomes one the guest may send from. */
@@ -139,10 +143,12 @@ export class NicFilter implements NicPolicy {
   }
 
   /** local/remote ports: for "out" the guest's port is srcPort; for "in" it is dstPort. */
-  private decide(dir: "in" | "out", proto: number, remote: number, localPort: number, remotePort: number, local: number, fragment: boolean): DropReason | null {
+  /** Addresses are IPv4 numbers or IPv6 keys (strings), which no rule's CIDR matches. */
+  private decide(dir: "in" | "out", proto: number, remote: number | string, localPort: number, remotePort: number, local: number | string, fragment: boolean): DropReason | null {
     const fw = this.firewall!;
     const t = this.now();
-    const key = `${proto}/${local}:${proto === IPPROTO_ICMP ? 0 : localPort}/${remote}:${proto === IPPROTO_ICMP ? 0 : remotePort}`;
+    const icmp = proto === IPPROTO_ICMP || proto === IPPROTO_ICMPV6;
+    const key = `${proto}/${local}/${icmp ? 0 : localPort}/${remote}/${icmp ? 0 : remotePort}`;
     const seen = this.flows.get(key);
     if (seen !== undefined && t - seen < FLOW_IDLE_MS) {
       this.flows.set(key, t);
@@ -151,8 +157,8 @@ export class NicFilter implements NicPolicy {
     let verdict: "allow" | "deny" = dir === "in" ? fw.defaultIn : fw.defaultOut;
     for (const r of fw.rules) {
       if (r.direction !== dir) continue;
-      if (r.protocol !== "any" && PROTO_NUM[r.protocol] !== proto) continue;
-      if (r.cidr !== null && !inCidr(remote, r.cidr)) continue;
+      if (r.protocol !== "any" && PROTO_NUM[r.protocol] !== proto && !(r.protocol === "icmp" && proto === IPPROTO_ICMPV6)) continue;
+      if (r.cidr !== null && (typeof remote !== "number" || !inCidr(remote, r.cidr))) continue;
       // A rule's ports are the service's: the guest's port for "in", the remote one for "out".
       const port = dir === "in" ? localPort : remotePort;
       if (r.ports !== null && (fragment || port < r.ports[0] || port > r.ports[1])) continue;
@@ -167,6 +173,11 @@ export class NicFilter implements NicPolicy {
     this.flows.set(key, t);
     return null;
   }
+}
+
+/** ICMPv6 types the link needs whatever the rules say: MLD (130-132, 143) and neighbour discovery (133-137). */
+function isLinkControl(type: number): boolean {
+  return (type >= 130 && type <= 137) || type === 143;
 }
 
 function readU32(b: Uint8Array, at: number): number {

@@ -81,3 +81,56 @@ export class Sink {
     return f;
   }
 }
+
+/** "fd00::5" → 16 bytes (enough of RFC 4291's text form for tests). */
+export function ipv6Bytes(text: string): Uint8Array {
+  const [h, t] = text.split("::") as [string, string | undefined];
+  const head = h ? h.split(":") : [];
+  const tail = t ? t.split(":") : [];
+  const groups = [...head, ...Array<string>(8 - head.length - tail.length).fill("0"), ...tail];
+  const b = new Uint8Array(16);
+  groups.forEach((g, i) => new DataView(b.buffer).setUint16(i * 2, parseInt(g, 16)));
+  return b;
+}
+
+/**
+ * An IPv6 frame (checksums are not filled in: the firewall does not read them). `l4` is the upper
+ * header and payload; `extensions` are [next-header, bytes] pairs placed before it.
+ */
+export function ipv6(o: { srcMac: string; dstMac: string; src: string; dst: string; protocol: number; l4: Uint8Array; extensions?: [number, Uint8Array][] }): Uint8Array {
+  const ext = o.extensions ?? [];
+  const extBytes = ext.reduce((n, [, b]) => n + b.length, 0);
+  const f = new Uint8Array(54 + extBytes + o.l4.length);
+  f.set(mac(o.dstMac), 0);
+  f.set(mac(o.srcMac), 6);
+  f[12] = 0x86;
+  f[13] = 0xdd;
+  f[14] = 0x60;
+  new DataView(f.buffer).setUint16(18, extBytes + o.l4.length);
+  f[20] = ext.length > 0 ? ext[0]![0] : o.protocol;
+  f[21] = 64;
+  f.set(ipv6Bytes(o.src), 22);
+  f.set(ipv6Bytes(o.dst), 38);
+  let at = 54;
+  ext.forEach(([, b], i) => {
+    const h = b.slice();
+    h[0] = i + 1 < ext.length ? ext[i + 1]![0] : o.protocol; // each header names the next
+    f.set(h, at);
+    at += h.length;
+  });
+  f.set(o.l4, at);
+  return f;
+}
+
+/** The first bytes of a TCP (flags given) or UDP header with these ports. */
+export function l4Header(srcPort: number, dstPort: number, tcpFlags: number | null = null): Uint8Array {
+  const b = new Uint8Array(tcpFlags === null ? 8 : 20);
+  const v = new DataView(b.buffer);
+  v.setUint16(0, srcPort);
+  v.setUint16(2, dstPort);
+  if (tcpFlags !== null) {
+    b[12] = 5 << 4;
+    b[13] = tcpFlags;
+  }
+  return b;
+}
