@@ -102,8 +102,12 @@ export class SwitchServer {
 
   async close(): Promise<void> {
     if (this.idleTimer) clearTimeout(this.idleTimer);
-    await this.nat?.close();
-    this.nat = null;
+    if (this.nat !== null) {
+      const c = this.nat.counters;
+      this.log(`switch ${this.o.name}: NAT carried ${c.outPackets} packets out and ${c.inPackets} in; drops: ${Object.entries(c).filter(([k, v]) => k.startsWith("drops") && v > 0).map(([k, v]) => `${k} ${v}`).join(", ") || "none"}`);
+      await this.nat.close();
+      this.nat = null;
+    }
     const server = this.server;
     this.server = null;
     for (const s of this.sockets) s.destroy();
