@@ -23,7 +23,7 @@ import {
   type Ipv4View,
 } from "../ethernet.js";
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT } from "./dhcp.js";
-import { isNatProtocol, NatTable, TCP_RST, TCP_SYN, type NatFlow, type NatTableOptions } from "./nat_table.js";
+import { isNatProtocol, NatTable, TCP_RST, type NatTableOptions } from "./nat_table.js";
 import { UplinkDhcpClient, type UplinkLease } from "./uplink_dhcp.js";
 
 const ICMP_ECHO_REPLY = 0;
@@ -175,7 +175,6 @@ export class NatRouter {
           this.counters.dropsTableFull++;
           return;
         }
-        if (!(ip.tcpFlags & TCP_SYN) && ip.protocol === IPPROTO_TCP) this.log(`NAT: picked up a TCP connection of ${ipv4ToString(ip.src)} mid-stream`);
       }
       this.table.touch(flow, "out", ip.tcpFlags);
       if (!this.rewriteIp(out, ip, lease.address, remoteIp)) return;
@@ -313,8 +312,6 @@ export class NatRouter {
     put16(f, at, c);
   }
 }
-
-export type { NatFlow };
 
 function minL4Bytes(protocol: number): number {
   return protocol === IPPROTO_TCP ? 20 : 8;
