@@ -242,6 +242,13 @@ export class Hart implements InterruptTarget {
   private readonly u16: Uint16Array;
   private readonly i32: Int32Array;
   private readonly i64: BigInt64Array;
+  /**
+   * Aligned doublewords move as one 8-byte host access (a Float64Array element copied bit-exactly
+   * through the d64/d32 scratch pair), so a hart on another thread never sees half of a store.
+   */
+  private readonly f64: Float64Array;
+  private readonly d64 = new Float64Array(1);
+  private readonly d32 = new Int32Array(this.d64.buffer);
 
   constructor(opts: HartOptions) {
     this.hartId = opts.hartId;
@@ -252,6 +259,7 @@ export class Hart implements InterruptTarget {
     this.u16 = opts.ram.u16;
     this.i32 = opts.ram.i32;
     this.i64 = opts.ram.i64;
+    this.f64 = opts.ram.f64;
     if (opts.ram.base % 4096 !== 0) throw new RangeError(`Guest RAM base 0x${opts.ram.base.toString(16)} must be 4 KiB aligned`);
     this.fp = { f: this.f, x: this.x, frm: 0, fflags: 0 };
     this.mstatus = 0;
@@ -768,7 +776,7 @@ export class Hart implements InterruptTarget {
         if (size === 1) vl = this.u8[off];
         else if (size === 2) vl = this.u16[off >>> 1];
         else if (size === 4) vl = this.i32[off >>> 2];
-        else { vl = this.i32[off >>> 2]; vh = this.i32[(off >>> 2) + 1]; }
+        else { this.d64[0] = this.f64[off >>> 3]; vl = this.d32[0]; vh = this.d32[1]; } // one host access: no torn doubleword
       } else if (this.vcpuDevices.claims(pa)) {
         const d = this.vcpuDevices;
         vl = d.read(pa, size as 1 | 2 | 4 | 8);
@@ -820,7 +828,7 @@ export class Hart implements InterruptTarget {
         if (size === 1) this.u8[off] = vl;
         else if (size === 2) this.u16[off >>> 1] = vl;
         else if (size === 4) this.i32[off >>> 2] = vl;
-        else { this.i32[off >>> 2] = vl; this.i32[(off >>> 2) + 1] = vh; }
+        else { this.d32[0] = vl; this.d32[1] = vh; this.f64[off >>> 3] = this.d64[0]; }
         return true;
       }
       const v = size === 1 ? vl & 0xff : size === 2 ? vl & 0xffff : vl >>> 0;
@@ -1109,6 +1117,7 @@ export class Hart implements InterruptTarget {
   private execFast(limit: number): number {
     const x = this.x;
     const u8 = this.u8, u16 = this.u16, i32 = this.i32;
+    const f64 = this.f64, d64 = this.d64, d32 = this.d32;
     const rTagLo = this.rTagLo, rTagHi = this.rTagHi, rOff = this.rOff;
     const xTagLo = this.xTagLo, xTagHi = this.xTagHi, xOff = this.xOff;
     const wTagLo = this.wTagLo, wTagHi = this.wTagHi, wOff = this.wOff;
@@ -1219,7 +1228,7 @@ export class Hart implements InterruptTarget {
             case 5: if ((off & 1) !== 0) break loop; vl = u16[off >>> 1]; break;
             case 2: if ((off & 3) !== 0) break loop; vl = i32[off >>> 2]; vh = vl >> 31; break;
             case 6: if ((off & 3) !== 0) break loop; vl = i32[off >>> 2]; break;
-            case 3: if ((off & 7) !== 0) break loop; vl = i32[off >>> 2]; vh = i32[(off >>> 2) + 1]; break;
+            case 3: if ((off & 7) !== 0) break loop; d64[0] = f64[off >>> 3]; vl = d32[0]; vh = d32[1]; break;
             default: break loop;
           }
           if (rd !== 0) { x[2 * rd] = vl; x[2 * rd + 1] = vh; }
@@ -1237,7 +1246,7 @@ export class Hart implements InterruptTarget {
             case 0: u8[off] = vl; break;
             case 1: if ((off & 1) !== 0) break loop; u16[off >>> 1] = vl; break;
             case 2: if ((off & 3) !== 0) break loop; i32[off >>> 2] = vl; break;
-            case 3: if ((off & 7) !== 0) break loop; i32[off >>> 2] = vl; i32[(off >>> 2) + 1] = x[2 * rs2 + 1]; break;
+            case 3: if ((off & 7) !== 0) break loop; d32[0] = vl; d32[1] = x[2 * rs2 + 1]; f64[off >>> 3] = d64[0]; break;
             default: break loop;
           }
           break;
@@ -1413,8 +1422,9 @@ export class Hart implements InterruptTarget {
             f[2 * rd + 1] = -1; // NaN-box singles
           } else {
             if ((off & 7) !== 0) break loop;
-            f[2 * rd] = i32[off >>> 2];
-            f[2 * rd + 1] = i32[(off >>> 2) + 1];
+            d64[0] = f64[off >>> 3];
+            f[2 * rd] = d32[0];
+            f[2 * rd + 1] = d32[1];
           }
           this.mstatus |= 0x6000;
           break;
@@ -1432,8 +1442,9 @@ export class Hart implements InterruptTarget {
             i32[off >>> 2] = f[2 * rs2];
           } else {
             if ((off & 7) !== 0) break loop;
-            i32[off >>> 2] = f[2 * rs2];
-            i32[(off >>> 2) + 1] = f[2 * rs2 + 1];
+            d32[0] = f[2 * rs2];
+            d32[1] = f[2 * rs2 + 1];
+            f64[off >>> 3] = d64[0];
           }
           break;
         }
@@ -1476,6 +1487,7 @@ export class Hart implements InterruptTarget {
   private execSlow(limit: number): number {
     const x = this.x;
     const u8 = this.u8, u16 = this.u16, i32 = this.i32;
+    const f64 = this.f64, d64 = this.d64, d32 = this.d32;
     const rTagLo = this.rTagLo, rTagHi = this.rTagHi, rOff = this.rOff;
     const xTagLo = this.xTagLo, xTagHi = this.xTagHi, xOff = this.xOff;
     const wTagLo = this.wTagLo, wTagHi = this.wTagHi, wOff = this.wOff;
@@ -1587,7 +1599,7 @@ export class Hart implements InterruptTarget {
               case 5: if ((off & 1) === 0) { vl = u16[off >>> 1]; done = true; } break;
               case 2: if ((off & 3) === 0) { vl = i32[off >>> 2]; vh = vl >> 31; done = true; } break;
               case 6: if ((off & 3) === 0) { vl = i32[off >>> 2]; done = true; } break;
-              case 3: if ((off & 7) === 0) { vl = i32[off >>> 2]; vh = i32[(off >>> 2) + 1]; done = true; } break;
+              case 3: if ((off & 7) === 0) { d64[0] = f64[off >>> 3]; vl = d32[0]; vh = d32[1]; done = true; } break;
               default: break;
             }
           }
@@ -1615,7 +1627,7 @@ export class Hart implements InterruptTarget {
               case 0: u8[off] = vl; done = true; break;
               case 1: if ((off & 1) === 0) { u16[off >>> 1] = vl; done = true; } break;
               case 2: if ((off & 3) === 0) { i32[off >>> 2] = vl; done = true; } break;
-              case 3: if ((off & 7) === 0) { i32[off >>> 2] = vl; i32[(off >>> 2) + 1] = x[2 * rs2 + 1]; done = true; } break;
+              case 3: if ((off & 7) === 0) { d32[0] = vl; d32[1] = x[2 * rs2 + 1]; f64[off >>> 3] = d64[0]; done = true; } break;
               default: break;
             }
           }

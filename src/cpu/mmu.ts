@@ -1,5 +1,5 @@
 // Sv39/Sv48 page-table walk with superpages, U/SUM/MXR permission checks and
-// hardware A/D updates (Svadu-style, compare-and-swap in guest RAM).
+// hardware A/D updates (Svadu-style, a 64-bit compare-and-swap of the PTE in guest RAM).
 import type { GuestRam } from "../seams/guest_ram.js";
 import * as KC from "./constants.js";
 
@@ -17,6 +17,9 @@ const TWO32 = 4294967296;
 
 /** Leaf of the last successful walk: [0] = level (0 = 4 KiB page, 1 = 2 MiB, ...), [1] = PTE low word. */
 export const WALK_LEAF = new Int32Array(2);
+/** Scratch for moving one PTE out of RAM bit-exactly. */
+const PTE_F64 = new Float64Array(1);
+const PTE_I32 = new Int32Array(PTE_F64.buffer);
 const PTE_V = 1, PTE_R = 2, PTE_W = 4, PTE_X = 8, PTE_U = 16, PTE_A = 64, PTE_D = 128;
 
 /**
@@ -37,8 +40,8 @@ export function walk(
   // Canonical form: all bits above the top VA bit equal it.
   const top = levels === 3 ? hi >> 6 : hi >> 15;
   if (top !== 0 && top !== -1) return WALK_PAGE_FAULT;
-  const i32 = ram.i32;
-  for (let retry = 0; retry < 8; retry++) {
+  const f64 = ram.f64;
+  retry: for (let retry = 0; retry < 8; retry++) {
     let table = rootPpn * 4096;
     for (let level = levels - 1; level >= 0; level--) {
       let vpn: number;
@@ -48,9 +51,11 @@ export function walk(
       else vpn = (hi >>> 7) & 0x1ff;
       const pteAddr = table + vpn * 8;
       if (pteAddr < ram.base || pteAddr + 8 > ram.end) return WALK_ACCESS_FAULT;
-      const word = (pteAddr - ram.base) >>> 2;
-      const pteLo = i32[word];
-      const pteHi = i32[word + 1];
+      const dword = (pteAddr - ram.base) >>> 3;
+      // The whole PTE in one host access: another hart may be rewriting it.
+      PTE_F64[0] = f64[dword];
+      const pteLo = PTE_I32[0]!;
+      const pteHi = PTE_I32[1]!;
       if ((pteLo & PTE_V) === 0 || (pteLo & (PTE_R | PTE_W)) === PTE_W) return WALK_PAGE_FAULT;
       // Bits 54-63 (Svpbmt, Svnapot, reserved) are not implemented: must be zero.
       if (pteHi >>> 22 !== 0) return WALK_PAGE_FAULT;
@@ -79,8 +84,9 @@ export function walk(
       }
       const want = PTE_A | (access === ACCESS_WRITE ? PTE_D : 0);
       if ((pteLo & want) !== want) {
-        // Set A (and D) atomically; another hart may have changed the PTE meanwhile: walk again.
-        if (Atomics.compareExchange(i32, word, pteLo, pteLo | want) !== pteLo) break;
+        // Set A (and D) only if the whole PTE is still the one checked; otherwise walk again.
+        const seen = (BigInt(pteHi) << 32n) | BigInt(pteLo >>> 0);
+        if (Atomics.compareExchange(ram.i64, dword, seen, seen | BigInt(want)) !== seen) continue retry;
       }
       WALK_LEAF[0] = level;
       WALK_LEAF[1] = pteLo;

@@ -27,6 +27,8 @@ export class GuestRam {
   readonly i32: Int32Array;
   /** For 64-bit atomics (AMO*.D, LR/SC.D). */
   readonly i64: BigInt64Array;
+  /** For single-copy-atomic aligned doublewords: one element moved bit-exactly (see cpu/hart.ts). */
+  readonly f64: Float64Array;
   readonly view: DataView;
 
   /** With `memory`, views RAM another thread created (a vCPU worker); otherwise creates it. */
@@ -46,6 +48,7 @@ export class GuestRam {
     this.u32 = new Uint32Array(this.buffer);
     this.i32 = new Int32Array(this.buffer);
     this.i64 = new BigInt64Array(this.buffer);
+    this.f64 = new Float64Array(this.buffer);
     this.view = new DataView(this.buffer);
   }
 
