@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Asm } from "../src/cpu/test_asm.js";
+import { Asm } from "../src/cpu/testing/asm.js";
 import { nodevisor } from "./helpers.js";
 
 const TEST_DEVICE = 0x10_0000;

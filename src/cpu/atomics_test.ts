@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Worker } from "node:worker_threads";
 import { GuestRam } from "../seams/guest_ram.js";
-import { Asm } from "./test_asm.js";
+import { Asm } from "./testing/asm.js";
 import { AMO_ADD, AMO_LR, AMO_MAXU, AMO_SC } from "./atomics.js";
 import { CSR_MSTATUS, MSTATUS_FS } from "./constants.js";
 

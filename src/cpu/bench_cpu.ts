@@ -1,9 +1,9 @@
 // Micro benchmark of the interpreter: an integer workload (array fill with an LCG, insertion
 // sort, checksum) run in M-mode and in S-mode under Sv39, printing guest MIPS.
 // Run: node --import tsx src/cpu/bench_cpu.ts
-import { Asm } from "./test_asm.js";
-import { makeMachine, load, RAM_BASE } from "./test_machine.js";
-import type { TestMachine } from "./test_machine.js";
+import { Asm } from "./testing/asm.js";
+import { makeMachine, load, RAM_BASE } from "./testing/machine.js";
+import type { TestMachine } from "./testing/machine.js";
 
 const N = 512; // elements sorted per round (insertion sort: ~N^2/4 inner iterations)
 const DATA = RAM_BASE + 0x10_0000;

@@ -1,6 +1,6 @@
 // Control and status registers: access rules, read and write side effects.
 // csrRead/csrWrite operate on the hart's fields; the hart's loop calls them for Zicsr instructions.
-import type { Hart } from "./hart.js";
+import type { HartTraps } from "./hart_traps.js";
 import * as KC from "./constants.js";
 
 // Local copies: cross-module reads can cost a getter call per access under ESM loaders.
@@ -48,7 +48,7 @@ export const COUNTER_INSTRET = 2;
  * mcycle / minstret: the hart's retire count plus a per-counter offset, or a frozen value while
  * mcountinhibit stops the counter. (Cycles are counted as one per instruction.)
  */
-export function counterValue(h: Hart, counter: number): number {
+export function counterValue(h: HartTraps, counter: number): number {
   if ((h.mcountinhibit >>> counter) & 1) return h.counterFrozen[counter]!;
   return h.instret + h.counterDelta[counter]!;
 }
@@ -57,12 +57,12 @@ export function counterValue(h: Hart, counter: number): number {
  * A CSR write to a counter replaces the writing instruction's own increment: the instruction
  * retires after this write and adds 1 to instret, so the offset takes that 1 back.
  */
-function writeCounter(h: Hart, counter: number, value: number): void {
+function writeCounter(h: HartTraps, counter: number, value: number): void {
   if ((h.mcountinhibit >>> counter) & 1) h.counterFrozen[counter] = value;
   else h.counterDelta[counter] = value - (h.instret + 1);
 }
 
-function writeCountInhibit(h: Hart, value: number): void {
+function writeCountInhibit(h: HartTraps, value: number): void {
   for (const c of [COUNTER_CYCLE, COUNTER_INSTRET]) {
     const was = (h.mcountinhibit >>> c) & 1;
     const now = (value >>> c) & 1;
@@ -90,13 +90,13 @@ function slot64(csr: number): number {
   }
 }
 
-function setNumber(h: Hart, v: number): void {
+function setNumber(h: HartTraps, v: number): void {
   h.csrLo = v | 0; // ToInt32 is exact mod 2^32 for integers
   h.csrHi = Math.floor(v / TWO32) | 0;
 }
 
 /** mstatus high word: UXL, SXL, and SD when FS is dirty. */
-function mstatusHigh(h: Hart, withSxl: boolean): number {
+function mstatusHigh(h: HartTraps, withSxl: boolean): number {
   const sd = (h.mstatus & MSTATUS_FS) === MSTATUS_FS ? 0x80000000 : 0;
   return (MSTATUS_HI_UXL | (withSxl ? MSTATUS_HI_SXL : 0) | sd) | 0;
 }
@@ -105,7 +105,7 @@ function mstatusHigh(h: Hart, withSxl: boolean): number {
  * Privilege and read-only checks plus CSR-specific gates (counteren, TVM, FS).
  * Returns false when the access is an illegal instruction.
  */
-export function csrAccessAllowed(h: Hart, csr: number, write: boolean): boolean {
+export function csrAccessAllowed(h: HartTraps, csr: number, write: boolean): boolean {
   if (write && csr >>> 10 === 3) return false;
   if (h.priv < ((csr >>> 8) & 3)) return false;
   if (csr >= CSR_CYCLE && csr <= 0xc1f) {
@@ -119,7 +119,7 @@ export function csrAccessAllowed(h: Hart, csr: number, write: boolean): boolean 
 }
 
 /** Reads a CSR into h.csrLo / h.csrHi. Returns false if the CSR does not exist. */
-export function csrRead(h: Hart, csr: number): boolean {
+export function csrRead(h: HartTraps, csr: number): boolean {
   h.csrHi = 0;
   const s = slot64(csr);
   if (s >= 0) {
@@ -189,7 +189,7 @@ export function csrRead(h: Hart, csr: number): boolean {
 }
 
 /** Writes a CSR whose access was already checked by csrAccessAllowed and csrRead. */
-export function csrWrite(h: Hart, csr: number, lo: number, hi: number): void {
+export function csrWrite(h: HartTraps, csr: number, lo: number, hi: number): void {
   switch (csr) {
     case CSR_FFLAGS: h.fp.fflags = lo & 0x1f; h.markFpDirty(); return;
     case CSR_FRM: h.fp.frm = lo & 7; h.markFpDirty(); return;

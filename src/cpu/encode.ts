@@ -1,5 +1,5 @@
 // RISC-V 32-bit instruction encoders by format. Used to expand compressed instructions
-// (rvc.ts) and by the test assembler (test_asm.ts). Results are signed 32-bit integers.
+// (rvc.ts) and by the test assembler (testing/asm.ts). Results are signed 32-bit integers.
 
 export function encR(opcode: number, rd: number, f3: number, rs1: number, rs2: number, f7: number): number {
   return (f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | opcode;

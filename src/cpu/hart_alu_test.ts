@@ -1,9 +1,9 @@
 // RV64I/M register and immediate operations against a BigInt reference, plus branches and jumps.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Asm } from "./test_asm.js";
-import type { OpName } from "./test_asm.js";
-import { makeMachine, load, runTo, RAM_BASE } from "./test_machine.js";
+import { Asm } from "./testing/asm.js";
+import type { OpName } from "./testing/asm.js";
+import { makeMachine, load, runTo, RAM_BASE } from "./testing/machine.js";
 
 const M64 = (1n << 64n) - 1n;
 const s64 = (v: bigint): bigint => BigInt.asIntN(64, v);

@@ -1,9 +1,9 @@
 // Loads, stores, misaligned access, MMIO, atomics, FP loads/stores, compressed code, and the MMU.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Asm } from "./test_asm.js";
-import { makeMachine, load, runTo, RAM_BASE } from "./test_machine.js";
-import type { TestMachine } from "./test_machine.js";
+import { Asm } from "./testing/asm.js";
+import { makeMachine, load, runTo, RAM_BASE } from "./testing/machine.js";
+import type { TestMachine } from "./testing/machine.js";
 import * as K from "./constants.js";
 import { encR } from "./encode.js";
 

@@ -1,9 +1,9 @@
 // Privileged architecture: CSR access rules, traps and delegation, xRET, interrupts, WFI, SBI hook.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Asm } from "./test_asm.js";
-import { makeMachine, load, runTo, RAM_BASE, completeMmioOnBus } from "./test_machine.js";
-import type { TestMachine } from "./test_machine.js";
+import { Asm } from "./testing/asm.js";
+import { makeMachine, load, runTo, RAM_BASE, completeMmioOnBus } from "./testing/machine.js";
+import type { TestMachine } from "./testing/machine.js";
 import * as K from "./constants.js";
 import { EXIT_MMIO, EXIT_SBI } from "./exit.js";
 

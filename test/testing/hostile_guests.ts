@@ -2,7 +2,7 @@
 // storms, log floods, console floods, virtio resets with I/O in flight. Each is a firmware
 // image for `nodevisor run --firmware FILE`, built with the test assembler.
 
-import { Asm } from "../../src/cpu/test_asm.js";
+import { Asm } from "../../src/cpu/testing/asm.js";
 import { TEST_BASE, UART_BASE, VIRTIO_BASE, VIRTIO_STRIDE } from "../../src/machine/layout.js";
 
 const RAM = 0x8000_0000;

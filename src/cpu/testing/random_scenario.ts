@@ -5,7 +5,7 @@
 import { GuestRam } from "../../seams/guest_ram.js";
 import { Bus } from "../../machine/bus.js";
 import { Hart, type HartState } from "../hart.js";
-import { Asm } from "../test_asm.js";
+import { Asm } from "./asm.js";
 import * as K from "../constants.js";
 import { ALIGNED_POINTER_REGS, HANDLER_REG, LINK_REG, MSTATUS_MASK_REG, POINTER_REGS, randomCode } from "./random_insn.js";
 import { makeRng, type Rng } from "./rng.js";

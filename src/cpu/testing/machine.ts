@@ -1,12 +1,12 @@
 // Test fixture: a hart with RAM at 0x8000_0000, an empty bus and a settable clock. By default the
 // bus's devices are served inside the vCPU; with `exits`, every device access is an MMIO exit
 // that runTo() completes on the bus, as the VMM's vCPU loop does.
-import { GuestRam } from "../seams/guest_ram.js";
-import { Bus } from "../machine/bus.js";
-import { Hart } from "./hart.js";
-import { EXIT_MMIO } from "./exit.js";
-import { dispatchExit } from "../machine/exit_dispatch.js";
-import type { Asm } from "./test_asm.js";
+import { GuestRam } from "../../seams/guest_ram.js";
+import { Bus } from "../../machine/bus.js";
+import { Hart } from "../hart.js";
+import { EXIT_MMIO } from "../exit.js";
+import { dispatchExit } from "../../machine/exit_dispatch.js";
+import type { Asm } from "./asm.js";
 
 export const RAM_BASE = 0x8000_0000;
 

@@ -1,6 +1,6 @@
 // A tiny RV64 assembler for tests and benchmarks: emits 32-bit (and raw 16-bit) instructions,
 // resolves branch/jump labels, and can load the result into guest RAM.
-import { encB, encI, encJ, encR, encS, encU } from "./encode.js";
+import { encB, encI, encJ, encR, encS, encU } from "../encode.js";
 
 interface Fixup { at: number; label: string; kind: "b" | "j"; word: number }
 

@@ -1,0 +1,335 @@
+// The hart's architectural state (registers, privilege, CSR fields, reservation, pending exception)
+// and its software TLBs: one set per privilege, with the flushes that keep them exact.
+import type { GuestRam } from "../seams/guest_ram.js";
+import type { MmioRouter } from "../seams/mmio.js";
+import { EXIT_BUDGET, type VcpuExit } from "./exit.js";
+import type { TimeSource } from "../seams/time.js";
+import type { FpContext } from "./fpu/context.js";
+import * as KC from "./constants.js";
+import * as CSR from "./csr.js";
+import * as MMU from "./mmu.js";
+
+// Module-local copies of imported bindings: ESM loaders may turn each cross-module read into a
+// getter call, which showed up at several percent in profiles of the interpreter loop.
+const { C64_COUNT, C64_SATP, csrRead } = CSR;
+const { ACCESS_READ } = MMU;
+const {
+  MSTATUS_FS, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, PRV_M, PRV_S,
+  SATP_BARE,
+} = KC;
+
+export interface HartOptions {
+  hartId: number;
+  ram: GuestRam;
+  /**
+   * Devices the vCPU serves itself, as KVM keeps the interrupt controllers in the kernel (the
+   * CLINT and the PLIC). An access to any other non-RAM address ends run() with an MMIO exit.
+   */
+  vcpuDevices: MmioRouter;
+  time: TimeSource;
+}
+
+export const TWO32 = 4294967296;
+export const TLB_SIZE = 2048;
+export const TLB_MASK = TLB_SIZE - 1;
+// execFast and execSlow spell the mask as a literal (see there); keep them in step.
+if (TLB_MASK !== 2047) throw new Error("TLB_SIZE changed: update the 2047 literals in execFast and execSlow");
+/** A tag no address can have (page tags have their low 12 bits clear). */
+export const TLB_INVALID = 1;
+/** Superpage regions remembered for sfence.vma by address; beyond this, such a fence flushes everything. */
+const BIG_MAX = 64;
+/** S-mode TLB fills of user pages (under SUM) remembered for clearing SUM; beyond this, clearing flushes the S set. */
+export const SUM_MAX = 64;
+export const PTE_U = 16;
+
+/** One privilege level's software TLBs (read / write / fetch): tag lo/hi words of the virtual page -> RAM byte offset. */
+interface TlbSet {
+  rTagLo: Int32Array; rTagHi: Int32Array; rOff: Uint32Array;
+  wTagLo: Int32Array; wTagHi: Int32Array; wOff: Uint32Array;
+  xTagLo: Int32Array; xTagHi: Int32Array; xOff: Uint32Array;
+}
+
+function makeTlbSet(): TlbSet {
+  return {
+    rTagLo: new Int32Array(TLB_SIZE).fill(TLB_INVALID), rTagHi: new Int32Array(TLB_SIZE), rOff: new Uint32Array(TLB_SIZE),
+    wTagLo: new Int32Array(TLB_SIZE).fill(TLB_INVALID), wTagHi: new Int32Array(TLB_SIZE), wOff: new Uint32Array(TLB_SIZE),
+    xTagLo: new Int32Array(TLB_SIZE).fill(TLB_INVALID), xTagHi: new Int32Array(TLB_SIZE), xOff: new Uint32Array(TLB_SIZE),
+  };
+}
+
+export abstract class HartBase {
+  readonly hartId: number;
+  readonly ram: GuestRam;
+  readonly vcpuDevices: MmioRouter;
+  readonly time: TimeSource;
+  /** Why the last run() returned, and what the VMM must do before the next (see exit.ts). */
+  readonly exit: VcpuExit = { reason: EXIT_BUDGET, retired: 0, mmioAddr: 0, mmioSize: 1, mmioWrite: false, mmioValueLo: 0, mmioValueHi: 0 };
+
+  /** x0..x31 as (lo, hi) int32 pairs; shared with the FPU. */
+  readonly x = new Int32Array(64);
+  readonly f = new Int32Array(64);
+  readonly fp: FpContext;
+
+  /** pc in a Float64Array slot: the interpreter loop stores it as a raw double instead of boxing it. */
+  protected readonly pcBox = new Float64Array(1);
+  get pc(): number { return this.pcBox[0]!; }
+  set pc(v: number) { this.pcBox[0] = v; }
+  priv = PRV_M;
+  /** Privilege used for loads/stores (differs from priv under mstatus.MPRV). */
+  dataPriv = PRV_M;
+  mstatus = 0;
+  mie = 0;
+  /** Software-writable pending bits (SSIP, STIP, SEIP). */
+  mipSw = 0;
+  /** Pending bits driven by devices (CLINT, PLIC) and by stimecmp. */
+  mipDev = 0;
+  medeleg = 0;
+  mideleg = 0;
+  mcounteren = 0;
+  scounteren = 0;
+  mcountinhibit = 0;
+  menvcfg = 0;
+  senvcfg = 0;
+  readonly c64 = new Int32Array(2 * C64_COUNT);
+  readonly pmpcfg = new Int32Array(16);
+  readonly pmpaddr = new Int32Array(128);
+  satpMode = SATP_BARE;
+  satpPpn = 0;
+  /** Instructions retired by this hart (the VMM's count; mcycle/minstret derive from it, see csr.ts). */
+  instret = 0;
+  readonly counterDelta = new Float64Array(3);
+  readonly counterFrozen = new Float64Array(3);
+
+  /** Scratch outputs of csrRead and the slow load path. */
+  csrLo = 0;
+  csrHi = 0;
+  protected ldLo = 0;
+  protected ldHi = 0;
+
+  waiting = false;
+  stopped = false;
+  /** With true (the built-in SBI), an S-mode ecall ends run() with an SBI exit instead of trapping. */
+  sbiExits = false;
+  /** Test-only: skip execFast so every instruction goes through execSlow (hart_equivalence_test compares the two). */
+  slowPathOnly = false;
+  /** An exit (MMIO, SBI) was requested by the instruction at pc; it has not retired. */
+  protected exitPending = 0;
+  /** Virtual address of the MMIO access waiting for the VMM (for the access-fault tval). */
+  protected mmioVLo = 0;
+  protected mmioVHi = 0;
+  /** The VMM completed the MMIO exit: the instruction at pc re-executes and takes this result. */
+  protected mmioReplay = false;
+  protected stimecmpValue = Infinity;
+
+  // Pending exception raised by a slow path; taken by run() after the slice ends.
+  /** Set by SYSTEM instructions that may change interrupt enables, privilege or translation. */
+  protected sliceExit = false;
+  /** Set when a device raises an enabled interrupt during a slice (MMIO side effect): end the slice. */
+  protected irqRaised = false;
+  protected excPending = false;
+  protected excCause = 0;
+  protected excTvalLo = 0;
+  protected excTvalHi = 0;
+
+  // LR/SC: the reservation remembers address and loaded value; SC also compares the value so a
+  // store by another hart between slices makes it fail.
+  protected resValid = false;
+  protected resAddr = 0;
+  protected resLo = 0;
+  protected resHi = 0;
+  protected resSize = 0;
+
+  // Software TLBs, one set per privilege (index = privilege; 2 unused), so traps, ecalls and xret
+  // switch sets instead of flushing. Data accesses use the set of dataPriv, fetches the set of priv.
+  protected readonly tlbs: TlbSet[] = [makeTlbSet(), makeTlbSet(), makeTlbSet(), makeTlbSet()];
+  protected rTagLo = this.tlbs[PRV_M]!.rTagLo;
+  protected rTagHi = this.tlbs[PRV_M]!.rTagHi;
+  protected rOff = this.tlbs[PRV_M]!.rOff;
+  protected wTagLo = this.tlbs[PRV_M]!.wTagLo;
+  protected wTagHi = this.tlbs[PRV_M]!.wTagHi;
+  protected wOff = this.tlbs[PRV_M]!.wOff;
+  protected xTagLo = this.tlbs[PRV_M]!.xTagLo;
+  protected xTagHi = this.tlbs[PRV_M]!.xTagHi;
+  protected xOff = this.tlbs[PRV_M]!.xOff;
+  /** Superpage regions with cached entries (masked lo/hi and masks), for sfence.vma by address; > BIG_MAX = overflowed. */
+  protected readonly bigLo = new Int32Array(BIG_MAX);
+  protected readonly bigHi = new Int32Array(BIG_MAX);
+  protected readonly bigMaskLo = new Int32Array(BIG_MAX);
+  protected readonly bigMaskHi = new Int32Array(BIG_MAX);
+  protected bigCount = 0;
+  /** S-set entries of user pages filled under SUM (idx | access << 8); clearing SUM drops them. > SUM_MAX = overflowed. */
+  protected readonly sumFills = new Int32Array(SUM_MAX);
+  protected sumCount = 0;
+  /** Current code page: virtual base (NaN = none) and RAM byte offset. */
+  protected codeVBase = NaN;
+  protected codeOff = 0;
+
+  protected readonly trapCounts = new Float64Array(64);
+  protected readonly u8: Uint8Array;
+  protected readonly u16: Uint16Array;
+  protected readonly i32: Int32Array;
+  protected readonly i64: BigInt64Array;
+  /**
+   * Aligned doublewords move as one 8-byte host access (a Float64Array element copied bit-exactly
+   * through the d64/d32 scratch pair), so a hart on another thread never sees half of a store.
+   */
+  protected readonly f64: Float64Array;
+  protected readonly d64 = new Float64Array(1);
+  protected readonly d32 = new Int32Array(this.d64.buffer);
+
+  constructor(opts: HartOptions) {
+    this.hartId = opts.hartId;
+    this.ram = opts.ram;
+    this.vcpuDevices = opts.vcpuDevices;
+    this.time = opts.time;
+    this.u8 = opts.ram.u8;
+    this.u16 = opts.ram.u16;
+    this.i32 = opts.ram.i32;
+    this.i64 = opts.ram.i64;
+    this.f64 = opts.ram.f64;
+    if (opts.ram.base % 4096 !== 0) throw new RangeError(`Guest RAM base 0x${opts.ram.base.toString(16)} must be 4 KiB aligned`);
+    this.fp = { f: this.f, x: this.x, frm: 0, fflags: 0 };
+    this.mstatus = 0;
+    this.pc = 0x1000;
+  }
+
+  getX(i: number): bigint {
+    if (!Number.isInteger(i) || i < 0 || i > 31) throw new RangeError(`Cannot read register x${i}: RISC-V has x0..x31`);
+    if (i === 0) return 0n;
+    // The signed high word makes the result signed already; no BigInt.asIntN (Node 20's optimizer has crashed on it).
+    return (BigInt(this.x[2 * i + 1]!) << 32n) | BigInt(this.x[2 * i]! >>> 0);
+  }
+
+  setX(i: number, v: bigint): void {
+    if (!Number.isInteger(i) || i < 0 || i > 31) throw new RangeError(`Cannot write register x${i}: RISC-V has x0..x31`);
+    if (i === 0) return; // x0 is hard-wired to zero
+    this.x[2 * i] = Number(v & 0xffffffffn) | 0;
+    this.x[2 * i + 1] = Number((v >> 32n) & 0xffffffffn) | 0;
+  }
+
+  get privilege(): 0 | 1 | 3 {
+    return this.priv as 0 | 1 | 3;
+  }
+
+  set privilege(p: 0 | 1 | 3) {
+    this.setPriv(p);
+  }
+
+  /** Effective mip. */
+  mip(): number {
+    return this.mipSw | this.mipDev;
+  }
+
+  flushTlb(): void {
+    for (const t of this.tlbs) {
+      t.rTagLo.fill(TLB_INVALID);
+      t.wTagLo.fill(TLB_INVALID);
+      t.xTagLo.fill(TLB_INVALID);
+    }
+    this.bigCount = 0;
+    this.sumCount = 0;
+    this.codeVBase = NaN;
+  }
+
+  /** sfence.vma with an address: drop that page's entries, or everything if a cached superpage covers it. */
+  protected flushTlbPage(lo: number, hi: number): void {
+    const n = this.bigCount;
+    if (n > BIG_MAX) { this.flushTlb(); return; }
+    for (let i = 0; i < n; i++) {
+      if (((lo ^ this.bigLo[i]) & this.bigMaskLo[i]) === 0 && ((hi ^ this.bigHi[i]) & this.bigMaskHi[i]) === 0) {
+        this.flushTlb();
+        return;
+      }
+    }
+    const idx = (lo >>> 12) & TLB_MASK;
+    for (const t of this.tlbs) {
+      t.rTagLo[idx] = TLB_INVALID;
+      t.wTagLo[idx] = TLB_INVALID;
+      t.xTagLo[idx] = TLB_INVALID;
+    }
+    this.codeVBase = NaN;
+  }
+
+  /** Remember that a superpage (leaf level > 0) covering (lo, hi) has entries cached. */
+  protected noteSuperpage(lo: number, hi: number, level: number): void {
+    const n = this.bigCount;
+    if (n > BIG_MAX) return;
+    const maskLo = level === 1 ? -0x200000 : level === 2 ? -0x40000000 : 0;
+    const maskHi = level === 3 ? ~0x7f : -1;
+    for (let i = 0; i < n; i++) {
+      if (this.bigMaskLo[i] === maskLo && this.bigMaskHi[i] === maskHi &&
+        ((lo ^ this.bigLo[i]) & maskLo) === 0 && ((hi ^ this.bigHi[i]) & maskHi) === 0) return;
+    }
+    if (n === BIG_MAX) { this.bigCount = BIG_MAX + 1; return; }
+    this.bigLo[n] = lo & maskLo;
+    this.bigHi[n] = hi & maskHi;
+    this.bigMaskLo[n] = maskLo;
+    this.bigMaskHi[n] = maskHi;
+    this.bigCount = n + 1;
+  }
+
+  /** SUM was cleared: S-mode entries for user pages filled while it was set are no longer valid. */
+  protected dropSumFills(): void {
+    const t = this.tlbs[PRV_S]!;
+    const n = this.sumCount;
+    if (n > SUM_MAX) {
+      t.rTagLo.fill(TLB_INVALID);
+      t.wTagLo.fill(TLB_INVALID);
+    } else {
+      for (let i = 0; i < n; i++) {
+        const e = this.sumFills[i]!;
+        if (e >>> 8 === ACCESS_READ) t.rTagLo[e & TLB_MASK] = TLB_INVALID;
+        else t.wTagLo[e & TLB_MASK] = TLB_INVALID;
+      }
+    }
+    this.sumCount = 0;
+    this.codeVBase = NaN;
+  }
+
+  /** Point the current TLB arrays at the sets of dataPriv (loads/stores) and priv (fetch). */
+  protected selectTlbs(): void {
+    const d = this.tlbs[this.dataPriv]!, f = this.tlbs[this.priv]!;
+    this.rTagLo = d.rTagLo; this.rTagHi = d.rTagHi; this.rOff = d.rOff;
+    this.wTagLo = d.wTagLo; this.wTagHi = d.wTagHi; this.wOff = d.wOff;
+    this.xTagLo = f.xTagLo; this.xTagHi = f.xTagHi; this.xOff = f.xOff;
+    this.codeVBase = NaN;
+  }
+
+  flushIcache(): void {
+    // No decoded-instruction cache: fetch always reads RAM, so stores are seen at once.
+    this.codeVBase = NaN;
+  }
+
+  markFpDirty(): void {
+    this.mstatus |= MSTATUS_FS;
+  }
+
+  writeMstatus(v: number): void {
+    const old = this.mstatus;
+    this.mstatus = v;
+    const changed = old ^ v;
+    // Setting SUM only permits more, so entries stay valid; clearing it drops the user pages it let in.
+    if ((changed & MSTATUS_MXR) !== 0) this.flushTlb();
+    else if ((changed & old & MSTATUS_SUM) !== 0) this.dropSumFills();
+    if ((changed & (MSTATUS_MPRV | MSTATUS_MPP)) !== 0) this.updateDataPriv();
+  }
+
+  satpChanged(): void {
+    const hi = this.c64[2 * C64_SATP + 1];
+    this.satpMode = hi >>> 28;
+    this.satpPpn = (this.c64[2 * C64_SATP] >>> 0) + (hi & 0xfff) * TWO32;
+    this.flushTlb();
+  }
+
+  protected setPriv(p: number): void {
+    if (p === this.priv) return;
+    this.priv = p;
+    this.updateDataPriv();
+  }
+
+  protected updateDataPriv(): void {
+    const m = this.mstatus;
+    this.dataPriv = this.priv === PRV_M && (m & MSTATUS_MPRV) !== 0 ? (m >>> MSTATUS_MPP_SHIFT) & 3 : this.priv;
+    this.selectTlbs();
+  }
+}
