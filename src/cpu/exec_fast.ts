@@ -70,22 +70,23 @@ export abstract class HartFastLoop extends HartSlowLoop {
       const f3 = (insn >>> 12) & 7;
       let npo = po + ilen;
       switch ((insn >>> 2) & 31) {
+        // @generated-begin from src/cpu/semantics/instructions.ts by `npm run gen:interpreter`; do not edit
         case 13: { // LUI
           if (rd !== 0) { const v = insn & 0xfffff000; x[2 * rd] = v; x[2 * rd + 1] = v >> 31; }
           break;
         }
         case 5: { // AUIPC
           if (rd !== 0) {
-            const v = page + po + (insn & 0xfffff000);
-            x[2 * rd] = v | 0;
+            const v = (page + po) + (insn & 0xfffff000);
+            x[2 * rd] = v | 0; // ToInt32 = low word; `% 4294967296` compiles to an x87 fprem loop
             x[2 * rd + 1] = Math.floor(v / 4294967296) | 0;
           }
           break;
         }
         case 27: { // JAL
           const imm = ((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1);
-          if (rd !== 0) { const l = page + npo; x[2 * rd] = l | 0; x[2 * rd + 1] = Math.floor(l / 4294967296) | 0; }
-          npo = po + imm;
+          if (rd !== 0) { const l = (page + npo); x[2 * rd] = l | 0; x[2 * rd + 1] = Math.floor(l / 4294967296) | 0; }
+          npo = po + (imm);
           break;
         }
         case 25: { // JALR
@@ -93,10 +94,8 @@ export abstract class HartFastLoop extends HartSlowLoop {
           const s = (x[2 * rs1] >>> 0) + (insn >> 20);
           const th = (x[2 * rs1 + 1] + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0;
           const tl = (s | 0) & ~1;
-          if (rd !== 0) { const l = page + npo; x[2 * rd] = l | 0; x[2 * rd + 1] = Math.floor(l / 4294967296) | 0; }
-          const tpage = th * 4294967296 + ((tl & -4096) >>> 0);
-          if (tpage !== page) { page = tpage; hb = -1; }
-          npo = tl & 0xfff;
+          if (rd !== 0) { const l = (page + npo); x[2 * rd] = l | 0; x[2 * rd + 1] = Math.floor(l / 4294967296) | 0; }
+          { const tpage = th * 4294967296 + ((tl & -4096) >>> 0); if (tpage !== page) { page = tpage; hb = -1; } npo = tl & 0xfff; }
           break;
         }
         case 24: { // BRANCH
@@ -116,7 +115,7 @@ export abstract class HartFastLoop extends HartSlowLoop {
           }
           break;
         }
-        case 0: { // LOAD: TLB hit and aligned only
+        case 0: { // LOAD: inline when the TLB hits and the access is aligned
           const s = (x[2 * rs1] >>> 0) + (insn >> 20);
           const lo = s | 0;
           const hi = (x[2 * rs1 + 1] + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0;
@@ -137,14 +136,14 @@ export abstract class HartFastLoop extends HartSlowLoop {
           if (rd !== 0) { x[2 * rd] = vl; x[2 * rd + 1] = vh; }
           break;
         }
-        case 8: { // STORE: TLB hit and aligned only
+        case 8: { // STORE: inline when the TLB hits and the access is aligned
           const s = (x[2 * rs1] >>> 0) + (((insn >> 25) << 5) | ((insn >>> 7) & 31));
           const lo = s | 0;
           const hi = (x[2 * rs1 + 1] + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0;
+          const vl = x[2 * rs2];
           const idx = (lo >>> 12) & 2047;
           if (wTagLo[idx] !== (lo & -4096) || wTagHi[idx] !== hi) break loop;
           const off = wOff[idx] + (lo & 0xfff);
-          const vl = x[2 * rs2];
           switch (f3) {
             case 0: u8[off] = vl; break;
             case 1: if ((off & 1) !== 0) break loop; u16[off >>> 1] = vl; break;
@@ -237,7 +236,7 @@ export abstract class HartFastLoop extends HartSlowLoop {
             if (sh === 0) { rl = al; rh = ah; }
             else if (sh < 32) { rl = (al >>> sh) | (ah << (32 - sh)); rh = ah >> sh; }
             else { rl = ah >> (sh - 32); rh = ah >> 31; }
-          } else if (f7 === 1 && f3 === 0) { // MUL (mulhu32 inlined: no calls in this loop)
+          } else if (f7 === 1 && f3 === 0) { // MUL (the high word of the low product inlined: no calls in the fast loop)
             const a0 = al & 0xffff, a1 = al >>> 16, b0 = bl & 0xffff, b1 = bl >>> 16;
             const p01 = a0 * b1, p10 = a1 * b0;
             const mid = ((a0 * b0) >>> 16) + (p01 & 0xffff) + (p10 & 0xffff);
@@ -266,17 +265,19 @@ export abstract class HartFastLoop extends HartSlowLoop {
               rl = (t - al) | 0;
               rh = (rh - ah - ((t >>> 0) < (al >>> 0) ? 1 : 0)) | 0;
             }
-          } else if (f7 === 1 && f3 >= 4 && (bl | bh) !== 0 && ah === (al >> 31) && bh === (bl >> 31) && (f3 & 1) === 0) {
+          } else if (f7 === 1 && (f3 & 1) === 0 && (bl | bh) !== 0 && ah === (al >> 31) && bh === (bl >> 31)) {
             // DIV / REM with both operands in int32 range (divisor nonzero): exact in doubles.
             const r = f3 === 6 ? al % bl : Math.trunc(al / bl);
             rl = r | 0;
             rh = r < 0 ? -1 : 0;
-          } else if (f7 === 1 && f3 >= 4 && (f3 & 1) === 1 && ah === 0 && bh === 0 && bl !== 0) {
+          } else if (f7 === 1 && (f3 & 1) === 1 && ah === 0 && bh === 0 && bl !== 0) {
             // DIVU / REMU of values below 2^32.
             const a = al >>> 0, b = bl >>> 0;
             const r = f3 === 7 ? a % b : Math.floor(a / b);
             rl = r | 0;
             rh = 0;
+          } else if (f7 === 1) { // 64-bit division, or by zero
+            break loop;
           } else break loop;
           if (rd !== 0) { x[2 * rd] = rl; x[2 * rd + 1] = rh; }
           break;
@@ -307,11 +308,11 @@ export abstract class HartFastLoop extends HartSlowLoop {
           if (rd !== 0) { x[2 * rd] = r; x[2 * rd + 1] = r >> 31; }
           break;
         }
-        case 3: { // MISC-MEM: fence, fence.i
+        case 3: { // MISC-MEM: fence, fence.i (no decoded-instruction cache, so nothing to drop)
           if (f3 > 1) break loop;
           break;
         }
-        case 1: { // LOAD-FP (flw / fld): FPU on, TLB hit, aligned
+        case 1: { // LOAD-FP (flw / fld): inline when the FPU is on, the TLB hits and the access is aligned
           if ((f3 !== 2 && f3 !== 3) || (this.mstatus & 0x6000) === 0) break loop; // 0x6000 = MSTATUS_FS
           const s = (x[2 * rs1] >>> 0) + (insn >> 20);
           const lo = s | 0;
@@ -332,7 +333,7 @@ export abstract class HartFastLoop extends HartSlowLoop {
           this.mstatus |= 0x6000;
           break;
         }
-        case 9: { // STORE-FP (fsw / fsd): FPU on, TLB hit, aligned
+        case 9: { // STORE-FP (fsw / fsd): inline when the FPU is on, the TLB hits and the access is aligned
           if ((f3 !== 2 && f3 !== 3) || (this.mstatus & 0x6000) === 0) break loop;
           const s = (x[2 * rs1] >>> 0) + (((insn >> 25) << 5) | ((insn >>> 7) & 31));
           const lo = s | 0;
@@ -351,7 +352,7 @@ export abstract class HartFastLoop extends HartSlowLoop {
           }
           break;
         }
-        case 11: { // AMO: LR/SC and the bitwise/add/swap ops, aligned with a TLB hit; the rest in execSlow
+        case 11: { // AMO: LR/SC and the bitwise/add/swap ops inline when aligned with a TLB hit
           if (f3 !== 2 && f3 !== 3) break loop;
           const f5 = insn >>> 27;
           const lo = x[2 * rs1], hi = x[2 * rs1 + 1];
@@ -366,13 +367,14 @@ export abstract class HartFastLoop extends HartSlowLoop {
             if (wTagLo[idx] !== (lo & -4096) || wTagHi[idx] !== hi) break loop;
             off = wOff[idx] + (lo & 0xfff);
           }
-          if (f5 > 0x0c || (f5 > 0x04 && (f5 & 3) !== 0)) break loop; // min/max and invalid encodings: execSlow
+          if (f5 > 0x0c || (f5 > 0x04 && (f5 & 3) !== 0)) break loop; // min/max and invalid encodings
           this.atomicAt(off, f5, wide, x[2 * rs2], x[2 * rs2 + 1]);
           if (rd !== 0) { x[2 * rd] = oldWords[0]!; x[2 * rd + 1] = oldWords[1]!; }
           break;
         }
         default:
           break loop;
+        // @generated-end
       }
       po = npo;
       n++;

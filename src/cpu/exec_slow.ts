@@ -3,13 +3,15 @@ import * as FP from "./fp_bridge.js";
 import * as KC from "./constants.js";
 import * as RVC from "./rvc.js";
 import * as I64 from "./int64.js";
+import * as AT from "./atomics.js";
 import { HartSystem } from "./hart_system.js";
 
 // Module-local copies of imported bindings: ESM loaders may turn each cross-module read into a
 // getter call, which showed up at several percent in profiles of the interpreter loop.
 const { executeFp } = FP;
 const { RVC_TABLE } = RVC;
-const { R, divrem64, mulh64, mulhsu64, mulhu64, mulhu32 } = I64;
+const { oldWords } = AT;
+const { R, divrem64 } = I64;
 const { CAUSE_ILLEGAL_INSTRUCTION, MSTATUS_FS } = KC;
 
 export abstract class HartSlowLoop extends HartSystem {
@@ -17,7 +19,7 @@ export abstract class HartSlowLoop extends HartSystem {
   // Literals (4294967296 = 2^32, 2047 = TLB_MASK) rather than module consts: TurboFan reloaded and
   // type-checked the context slot of a module const on every use in this loop.
   protected execSlow(limit: number): number {
-    const x = this.x;
+    const x = this.x, f = this.f;
     const u8 = this.u8, u16 = this.u16, i32 = this.i32;
     const f64 = this.f64, d64 = this.d64, d32 = this.d32;
     const rTagLo = this.rTagLo, rTagHi = this.rTagHi, rOff = this.rOff;
@@ -72,6 +74,7 @@ export abstract class HartSlowLoop extends HartSystem {
       const f3 = (insn >>> 12) & 7;
       let npc = pc + ilen;
       switch ((insn >>> 2) & 31) { // opcode[6:2]: a dense jump table (low bits are 11 after RVC expansion)
+        // @generated-begin from src/cpu/semantics/instructions.ts by `npm run gen:interpreter`; do not edit
         case 13: { // LUI
           if (rd !== 0) { const v = insn & 0xfffff000; x[2 * rd] = v; x[2 * rd + 1] = v >> 31; }
           break;
@@ -86,8 +89,8 @@ export abstract class HartSlowLoop extends HartSystem {
         }
         case 27: { // JAL
           const imm = ((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1);
-          if (rd !== 0) { x[2 * rd] = npc | 0; x[2 * rd + 1] = Math.floor(npc / 4294967296) | 0; }
-          npc = pc + imm;
+          if (rd !== 0) { const l = npc; x[2 * rd] = l | 0; x[2 * rd + 1] = Math.floor(l / 4294967296) | 0; }
+          npc = pc + (imm);
           break;
         }
         case 25: { // JALR
@@ -95,7 +98,7 @@ export abstract class HartSlowLoop extends HartSystem {
           const s = (x[2 * rs1] >>> 0) + (insn >> 20);
           const th = (x[2 * rs1 + 1] + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0;
           const tl = (s | 0) & ~1;
-          if (rd !== 0) { x[2 * rd] = npc | 0; x[2 * rd + 1] = Math.floor(npc / 4294967296) | 0; }
+          if (rd !== 0) { const l = npc; x[2 * rd] = l | 0; x[2 * rd + 1] = Math.floor(l / 4294967296) | 0; }
           npc = th * 4294967296 + (tl >>> 0);
           break;
         }
@@ -109,66 +112,64 @@ export abstract class HartSlowLoop extends HartSystem {
             case 5: taken = ah > bh || (ah === bh && (al >>> 0) >= (bl >>> 0)); break;
             case 6: taken = (ah >>> 0) < (bh >>> 0) || (ah === bh && (al >>> 0) < (bl >>> 0)); break;
             case 7: taken = (ah >>> 0) > (bh >>> 0) || (ah === bh && (al >>> 0) >= (bl >>> 0)); break;
-            default: this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop;
+            default: { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
           }
           if (taken) {
             npc = pc + (((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1));
           }
           break;
         }
-        case 0: { // LOAD
+        case 0: { // LOAD: inline when the TLB hits and the access is aligned
           const s = (x[2 * rs1] >>> 0) + (insn >> 20);
           const lo = s | 0;
           const hi = (x[2 * rs1 + 1] + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0;
+          if (f3 === 7) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+          hit: {
           const idx = (lo >>> 12) & 2047;
-          let vl = 0, vh = 0, done = false;
-          if (rTagLo[idx] === (lo & -4096) && rTagHi[idx] === hi) {
-            const off = rOff[idx] + (lo & 0xfff);
-            switch (f3) {
-              case 0: vl = (u8[off] << 24) >> 24; vh = vl >> 31; done = true; break;
-              case 4: vl = u8[off]; done = true; break;
-              case 1: if ((off & 1) === 0) { vl = (u16[off >>> 1] << 16) >> 16; vh = vl >> 31; done = true; } break;
-              case 5: if ((off & 1) === 0) { vl = u16[off >>> 1]; done = true; } break;
-              case 2: if ((off & 3) === 0) { vl = i32[off >>> 2]; vh = vl >> 31; done = true; } break;
-              case 6: if ((off & 3) === 0) { vl = i32[off >>> 2]; done = true; } break;
-              case 3: if ((off & 7) === 0) { d64[0] = f64[off >>> 3]; vl = d32[0]; vh = d32[1]; done = true; } break;
-              default: break;
-            }
-          }
-          if (!done) {
-            if (f3 === 7) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
-            pcBox[0] = pc;
-            if (!this.loadSlow(lo, hi, f3)) break loop;
-            if (rd !== 0) { x[2 * rd] = this.ldLo; x[2 * rd + 1] = this.ldHi; }
-            if (this.irqRaised) { pc = npc; n++; break loop; } // a device raised an interrupt: take it now
-            break;
+          if (rTagLo[idx] !== (lo & -4096) || rTagHi[idx] !== hi) break hit;
+          const off = rOff[idx] + (lo & 0xfff);
+          let vl: number, vh = 0;
+          switch (f3) {
+            case 0: vl = (u8[off] << 24) >> 24; vh = vl >> 31; break;
+            case 4: vl = u8[off]; break;
+            case 1: if ((off & 1) !== 0) break hit; vl = (u16[off >>> 1] << 16) >> 16; vh = vl >> 31; break;
+            case 5: if ((off & 1) !== 0) break hit; vl = u16[off >>> 1]; break;
+            case 2: if ((off & 3) !== 0) break hit; vl = i32[off >>> 2]; vh = vl >> 31; break;
+            case 6: if ((off & 3) !== 0) break hit; vl = i32[off >>> 2]; break;
+            case 3: if ((off & 7) !== 0) break hit; d64[0] = f64[off >>> 3]; vl = d32[0]; vh = d32[1]; break;
+            default: { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
           }
           if (rd !== 0) { x[2 * rd] = vl; x[2 * rd + 1] = vh; }
           break;
+          }
+          pcBox[0] = pc;
+          if (!this.loadSlow(lo, hi, f3)) break loop;
+          if (rd !== 0) { x[2 * rd] = this.ldLo; x[2 * rd + 1] = this.ldHi; }
+          if (this.irqRaised) { pc = npc; n++; break loop; } // a device raised an interrupt: take it now
+          break;
         }
-        case 8: { // STORE
+        case 8: { // STORE: inline when the TLB hits and the access is aligned
           const s = (x[2 * rs1] >>> 0) + (((insn >> 25) << 5) | ((insn >>> 7) & 31));
           const lo = s | 0;
           const hi = (x[2 * rs1 + 1] + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0;
-          const idx = (lo >>> 12) & 2047;
           const vl = x[2 * rs2];
-          let done = false;
-          if (wTagLo[idx] === (lo & -4096) && wTagHi[idx] === hi) {
-            const off = wOff[idx] + (lo & 0xfff);
-            switch (f3) {
-              case 0: u8[off] = vl; done = true; break;
-              case 1: if ((off & 1) === 0) { u16[off >>> 1] = vl; done = true; } break;
-              case 2: if ((off & 3) === 0) { i32[off >>> 2] = vl; done = true; } break;
-              case 3: if ((off & 7) === 0) { d32[0] = vl; d32[1] = x[2 * rs2 + 1]; f64[off >>> 3] = d64[0]; done = true; } break;
-              default: break;
-            }
+          if (f3 > 3) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+          hit: {
+          const idx = (lo >>> 12) & 2047;
+          if (wTagLo[idx] !== (lo & -4096) || wTagHi[idx] !== hi) break hit;
+          const off = wOff[idx] + (lo & 0xfff);
+          switch (f3) {
+            case 0: u8[off] = vl; break;
+            case 1: if ((off & 1) !== 0) break hit; u16[off >>> 1] = vl; break;
+            case 2: if ((off & 3) !== 0) break hit; i32[off >>> 2] = vl; break;
+            case 3: if ((off & 7) !== 0) break hit; d32[0] = vl; d32[1] = x[2 * rs2 + 1]; f64[off >>> 3] = d64[0]; break;
+            default: { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
           }
-          if (!done) {
-            if (f3 > 3) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
-            pcBox[0] = pc;
-            if (!this.storeSlow(lo, hi, f3, vl, x[2 * rs2 + 1])) break loop;
-            if (this.irqRaised) { pc = npc; n++; break loop; }
+          break;
           }
+          pcBox[0] = pc;
+          if (!this.storeSlow(lo, hi, f3, vl, x[2 * rs2 + 1])) break loop;
+          if (this.irqRaised) { pc = npc; n++; break loop; }
           break;
         }
         case 4: { // OP-IMM
@@ -254,14 +255,48 @@ export abstract class HartSlowLoop extends HartSystem {
             if (sh === 0) { rl = al; rh = ah; }
             else if (sh < 32) { rl = (al >>> sh) | (ah << (32 - sh)); rh = ah >> sh; }
             else { rl = ah >> (sh - 32); rh = ah >> 31; }
-          } else if (f7 === 1) {
-            switch (f3) {
-              case 0: rl = Math.imul(al, bl); rh = (mulhu32(al, bl) + Math.imul(al, bh) + Math.imul(ah, bl)) | 0; break;
-              case 1: mulh64(al, ah, bl, bh); rl = R[0]; rh = R[1]; break;
-              case 2: mulhsu64(al, ah, bl, bh); rl = R[0]; rh = R[1]; break;
-              case 3: mulhu64(al, ah, bl, bh); rl = R[0]; rh = R[1]; break;
-              default: divrem64(f3 - 4, al, ah, bl, bh); rl = R[0]; rh = R[1]; break;
+          } else if (f7 === 1 && f3 === 0) { // MUL (the high word of the low product inlined: no calls in the fast loop)
+            const a0 = al & 0xffff, a1 = al >>> 16, b0 = bl & 0xffff, b1 = bl >>> 16;
+            const p01 = a0 * b1, p10 = a1 * b0;
+            const mid = ((a0 * b0) >>> 16) + (p01 & 0xffff) + (p10 & 0xffff);
+            const hu = (a1 * b1 + (p01 >>> 16) + (p10 >>> 16) + (mid >>> 16)) | 0;
+            rl = Math.imul(al, bl);
+            rh = (hu + Math.imul(al, bh) + Math.imul(ah, bl)) | 0;
+          } else if (f7 === 1 && f3 <= 3) { // MULH / MULHSU / MULHU
+            // High word of a 32x32 unsigned product: the double product is within 2^12 of exact, and
+            // the exact low word (imul) removes the rounding.
+            const ul = al >>> 0, uh = ah >>> 0, vl = bl >>> 0, vh = bh >>> 0;
+            const lo00 = Math.imul(al, bl) >>> 0, lo01 = Math.imul(al, bh) >>> 0;
+            const lo10 = Math.imul(ah, bl) >>> 0, lo11 = Math.imul(ah, bh) >>> 0;
+            const hi00 = Math.round((ul * vl - lo00) / 4294967296), hi01 = Math.round((ul * vh - lo01) / 4294967296);
+            const hi10 = Math.round((uh * vl - lo10) / 4294967296), hi11 = Math.round((uh * vh - lo11) / 4294967296);
+            const mid = hi00 + lo01 + lo10; // < 3 * 2^32, exact
+            const low = lo11 + hi01 + hi10 + Math.floor(mid / 4294967296);
+            rl = low | 0;
+            rh = (hi11 + Math.floor(low / 4294967296)) | 0;
+            if (f3 !== 3 && ah < 0) { // signed a: subtract b << 64
+              const t = rl;
+              rl = (t - bl) | 0;
+              rh = (rh - bh - ((t >>> 0) < (bl >>> 0) ? 1 : 0)) | 0;
             }
+            if (f3 === 1 && bh < 0) { // signed b: subtract a << 64
+              const t = rl;
+              rl = (t - al) | 0;
+              rh = (rh - ah - ((t >>> 0) < (al >>> 0) ? 1 : 0)) | 0;
+            }
+          } else if (f7 === 1 && (f3 & 1) === 0 && (bl | bh) !== 0 && ah === (al >> 31) && bh === (bl >> 31)) {
+            // DIV / REM with both operands in int32 range (divisor nonzero): exact in doubles.
+            const r = f3 === 6 ? al % bl : Math.trunc(al / bl);
+            rl = r | 0;
+            rh = r < 0 ? -1 : 0;
+          } else if (f7 === 1 && (f3 & 1) === 1 && ah === 0 && bh === 0 && bl !== 0) {
+            // DIVU / REMU of values below 2^32.
+            const a = al >>> 0, b = bl >>> 0;
+            const r = f3 === 7 ? a % b : Math.floor(a / b);
+            rl = r | 0;
+            rh = 0;
+          } else if (f7 === 1) { // 64-bit division, or by zero
+            divrem64(f3 - 4, al, ah, bl, bh); rl = R[0]; rh = R[1];
           } else { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
           if (rd !== 0) { x[2 * rd] = rl; x[2 * rd + 1] = rh; }
           break;
@@ -286,7 +321,7 @@ export abstract class HartSlowLoop extends HartSystem {
               case 5: r = b === 0 ? -1 : ((a >>> 0) / (b >>> 0)) | 0; break;
               case 6: r = b === 0 ? a : a === -0x80000000 && b === -1 ? 0 : (a % b) | 0; break;
               case 7: r = b === 0 ? a : ((a >>> 0) % (b >>> 0)) | 0; break;
-              default: this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop;
+              default: { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
             }
           } else { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
           if (rd !== 0) { x[2 * rd] = r; x[2 * rd + 1] = r >> 31; }
@@ -296,7 +331,77 @@ export abstract class HartSlowLoop extends HartSystem {
           if (f3 > 1) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
           break;
         }
-        case 11: { // AMO
+        case 1: { // LOAD-FP (flw / fld): inline when the FPU is on, the TLB hits and the access is aligned
+          hit: {
+          if ((f3 !== 2 && f3 !== 3) || (this.mstatus & 0x6000) === 0) break hit; // 0x6000 = MSTATUS_FS
+          const s = (x[2 * rs1] >>> 0) + (insn >> 20);
+          const lo = s | 0;
+          const hi = (x[2 * rs1 + 1] + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0;
+          const idx = (lo >>> 12) & 2047;
+          if (rTagLo[idx] !== (lo & -4096) || rTagHi[idx] !== hi) break hit;
+          const off = rOff[idx] + (lo & 0xfff);
+          if (f3 === 2) {
+            if ((off & 3) !== 0) break hit;
+            f[2 * rd] = i32[off >>> 2];
+            f[2 * rd + 1] = -1; // NaN-box singles
+          } else {
+            if ((off & 7) !== 0) break hit;
+            d64[0] = f64[off >>> 3];
+            f[2 * rd] = d32[0];
+            f[2 * rd + 1] = d32[1];
+          }
+          this.mstatus |= 0x6000;
+          break;
+          }
+          pcBox[0] = pc;
+          if (!this.execFpMem(insn, false, raw)) break loop;
+          break;
+        }
+        case 9: { // STORE-FP (fsw / fsd): inline when the FPU is on, the TLB hits and the access is aligned
+          hit: {
+          if ((f3 !== 2 && f3 !== 3) || (this.mstatus & 0x6000) === 0) break hit;
+          const s = (x[2 * rs1] >>> 0) + (((insn >> 25) << 5) | ((insn >>> 7) & 31));
+          const lo = s | 0;
+          const hi = (x[2 * rs1 + 1] + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0;
+          const idx = (lo >>> 12) & 2047;
+          if (wTagLo[idx] !== (lo & -4096) || wTagHi[idx] !== hi) break hit;
+          const off = wOff[idx] + (lo & 0xfff);
+          if (f3 === 2) {
+            if ((off & 3) !== 0) break hit;
+            i32[off >>> 2] = f[2 * rs2];
+          } else {
+            if ((off & 7) !== 0) break hit;
+            d32[0] = f[2 * rs2];
+            d32[1] = f[2 * rs2 + 1];
+            f64[off >>> 3] = d64[0];
+          }
+          break;
+          }
+          pcBox[0] = pc;
+          if (!this.execFpMem(insn, true, raw)) break loop;
+          break;
+        }
+        case 11: { // AMO: LR/SC and the bitwise/add/swap ops inline when aligned with a TLB hit
+          hit: {
+          if (f3 !== 2 && f3 !== 3) break hit;
+          const f5 = insn >>> 27;
+          const lo = x[2 * rs1], hi = x[2 * rs1 + 1];
+          const wide = f3 === 3;
+          if ((lo & (wide ? 7 : 3)) !== 0) break hit;
+          const idx = (lo >>> 12) & 2047;
+          let off: number;
+          if (f5 === 2) {
+            if (rs2 !== 0 || rTagLo[idx] !== (lo & -4096) || rTagHi[idx] !== hi) break hit;
+            off = rOff[idx] + (lo & 0xfff);
+          } else {
+            if (wTagLo[idx] !== (lo & -4096) || wTagHi[idx] !== hi) break hit;
+            off = wOff[idx] + (lo & 0xfff);
+          }
+          if (f5 > 0x0c || (f5 > 0x04 && (f5 & 3) !== 0)) break hit; // min/max and invalid encodings
+          this.atomicAt(off, f5, wide, x[2 * rs2], x[2 * rs2 + 1]);
+          if (rd !== 0) { x[2 * rd] = oldWords[0]!; x[2 * rd + 1] = oldWords[1]!; }
+          break;
+          }
           pcBox[0] = pc;
           if (!this.execAtomic(insn)) break loop;
           break;
@@ -313,22 +418,15 @@ export abstract class HartSlowLoop extends HartSystem {
           if (this.sliceExit) break loop;
           continue;
         }
-        case 1: case 9: { // LOAD-FP / STORE-FP
-          pcBox[0] = pc;
-          if (!this.execFpMem(insn, (insn & 0x7f) === 0x27, raw)) break loop;
-          break;
-        }
         case 20: case 16: case 17: case 18: case 19: { // F/D arithmetic: the FPU
-          if ((this.mstatus & MSTATUS_FS) === 0 || executeFp(insn, this.fp) !== 0) {
-            this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0);
-            break loop;
-          }
+          if ((this.mstatus & MSTATUS_FS) === 0 || executeFp(insn, this.fp) !== 0) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
           this.mstatus |= MSTATUS_FS;
           break;
         }
         default:
           this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0);
           break loop;
+        // @generated-end
       }
       pc = npc;
       n++;

@@ -1,0 +1,418 @@
+// The one description of RV64 instruction semantics that both interpreter loops are generated
+// from (generate.ts writes the `switch` cases of exec_fast.ts and exec_slow.ts; run
+// `npm run gen:interpreter` after editing, a test fails while they are out of date).
+//
+// A body is shared TypeScript with a few markers, so the fast loop stays call-free and the slow
+// loop stays complete:
+//   $ILLEGAL          fast: stop before the instruction; slow: raise illegal-instruction.
+//   $MISS             fast: stop before the instruction; slow: leave the `hit` block for the
+//                     slow-path code after it (TLB miss, misalignment, a device, a rare case).
+//   $PC / $NPC        this instruction's pc / the next one's (fast: page + po; slow: pc).
+//   $BRANCH(off)      pc-relative jump; $JUMP(hi, lo) to an absolute address in int32 words.
+//   #fast / #slow / #end   lines only in one loop.
+// Variables both loops provide: insn (expanded from RVC), rd, rs1, rs2, f3, x, f, u8, u16, i32,
+// f64/d64/d32 (single-copy 64-bit moves), the r/w TLB arrays, pcBox; the slow loop also `raw`
+// (the instruction as fetched, for tval). Literals 4294967296 (2^32) and 2047 (TLB_MASK) instead of
+// module consts: TurboFan reloads and type-checks a module const's context slot on every use.
+
+export interface InstructionSemantics {
+  /** opcode bits [6:2], the `switch` key (several for one body: the FPU). */
+  opcodes: number[];
+  name: string;
+  /** Only in this loop (the other one stops before the instruction / has no case). */
+  only?: "slow";
+  body: string;
+}
+
+export const INSTRUCTIONS: InstructionSemantics[] = [
+  {
+    opcodes: [13], name: "LUI", body: `
+if (rd !== 0) { const v = insn & 0xfffff000; x[2 * rd] = v; x[2 * rd + 1] = v >> 31; }
+`,
+  },
+  {
+    opcodes: [5], name: "AUIPC", body: `
+if (rd !== 0) {
+  const v = $PC + (insn & 0xfffff000);
+  x[2 * rd] = v | 0; // ToInt32 = low word; \`% 4294967296\` compiles to an x87 fprem loop
+  x[2 * rd + 1] = Math.floor(v / 4294967296) | 0;
+}
+`,
+  },
+  {
+    opcodes: [27], name: "JAL", body: `
+const imm = ((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1);
+if (rd !== 0) { const l = $NPC; x[2 * rd] = l | 0; x[2 * rd + 1] = Math.floor(l / 4294967296) | 0; }
+$BRANCH(imm);
+`,
+  },
+  {
+    opcodes: [25], name: "JALR", body: `
+if (f3 !== 0) $ILLEGAL;
+const s = (x[2 * rs1] >>> 0) + (insn >> 20);
+const th = (x[2 * rs1 + 1] + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0;
+const tl = (s | 0) & ~1;
+if (rd !== 0) { const l = $NPC; x[2 * rd] = l | 0; x[2 * rd + 1] = Math.floor(l / 4294967296) | 0; }
+$JUMP(th, tl);
+`,
+  },
+  {
+    opcodes: [24], name: "BRANCH", body: `
+const al = x[2 * rs1], ah = x[2 * rs1 + 1], bl = x[2 * rs2], bh = x[2 * rs2 + 1];
+let taken: boolean;
+switch (f3) {
+  case 0: taken = al === bl && ah === bh; break;
+  case 1: taken = al !== bl || ah !== bh; break;
+  case 4: taken = ah < bh || (ah === bh && (al >>> 0) < (bl >>> 0)); break;
+  case 5: taken = ah > bh || (ah === bh && (al >>> 0) >= (bl >>> 0)); break;
+  case 6: taken = (ah >>> 0) < (bh >>> 0) || (ah === bh && (al >>> 0) < (bl >>> 0)); break;
+  case 7: taken = (ah >>> 0) > (bh >>> 0) || (ah === bh && (al >>> 0) >= (bl >>> 0)); break;
+  default: $ILLEGAL;
+}
+if (taken) {
+  $BRANCH(((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1));
+}
+`,
+  },
+  {
+    opcodes: [0], name: "LOAD: inline when the TLB hits and the access is aligned", body: `
+const s = (x[2 * rs1] >>> 0) + (insn >> 20);
+const lo = s | 0;
+const hi = (x[2 * rs1 + 1] + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0;
+#slow
+if (f3 === 7) $ILLEGAL;
+hit: {
+#end
+const idx = (lo >>> 12) & 2047;
+if (rTagLo[idx] !== (lo & -4096) || rTagHi[idx] !== hi) $MISS;
+const off = rOff[idx] + (lo & 0xfff);
+let vl: number, vh = 0;
+switch (f3) {
+  case 0: vl = (u8[off] << 24) >> 24; vh = vl >> 31; break;
+  case 4: vl = u8[off]; break;
+  case 1: if ((off & 1) !== 0) $MISS; vl = (u16[off >>> 1] << 16) >> 16; vh = vl >> 31; break;
+  case 5: if ((off & 1) !== 0) $MISS; vl = u16[off >>> 1]; break;
+  case 2: if ((off & 3) !== 0) $MISS; vl = i32[off >>> 2]; vh = vl >> 31; break;
+  case 6: if ((off & 3) !== 0) $MISS; vl = i32[off >>> 2]; break;
+  case 3: if ((off & 7) !== 0) $MISS; d64[0] = f64[off >>> 3]; vl = d32[0]; vh = d32[1]; break;
+  default: $ILLEGAL;
+}
+if (rd !== 0) { x[2 * rd] = vl; x[2 * rd + 1] = vh; }
+break;
+#slow
+}
+pcBox[0] = pc;
+if (!this.loadSlow(lo, hi, f3)) break loop;
+if (rd !== 0) { x[2 * rd] = this.ldLo; x[2 * rd + 1] = this.ldHi; }
+if (this.irqRaised) { pc = npc; n++; break loop; } // a device raised an interrupt: take it now
+#end
+`,
+  },
+  {
+    opcodes: [8], name: "STORE: inline when the TLB hits and the access is aligned", body: `
+const s = (x[2 * rs1] >>> 0) + (((insn >> 25) << 5) | ((insn >>> 7) & 31));
+const lo = s | 0;
+const hi = (x[2 * rs1 + 1] + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0;
+const vl = x[2 * rs2];
+#slow
+if (f3 > 3) $ILLEGAL;
+hit: {
+#end
+const idx = (lo >>> 12) & 2047;
+if (wTagLo[idx] !== (lo & -4096) || wTagHi[idx] !== hi) $MISS;
+const off = wOff[idx] + (lo & 0xfff);
+switch (f3) {
+  case 0: u8[off] = vl; break;
+  case 1: if ((off & 1) !== 0) $MISS; u16[off >>> 1] = vl; break;
+  case 2: if ((off & 3) !== 0) $MISS; i32[off >>> 2] = vl; break;
+  case 3: if ((off & 7) !== 0) $MISS; d32[0] = vl; d32[1] = x[2 * rs2 + 1]; f64[off >>> 3] = d64[0]; break;
+  default: $ILLEGAL;
+}
+break;
+#slow
+}
+pcBox[0] = pc;
+if (!this.storeSlow(lo, hi, f3, vl, x[2 * rs2 + 1])) break loop;
+if (this.irqRaised) { pc = npc; n++; break loop; }
+#end
+`,
+  },
+  {
+    opcodes: [4], name: "OP-IMM", body: `
+const imm = insn >> 20;
+const al = x[2 * rs1], ah = x[2 * rs1 + 1];
+let rl: number, rh: number;
+switch (f3) {
+  case 0: { const s = (al >>> 0) + imm; rl = s | 0; rh = (ah + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0; break; }
+  case 2: { const ih = imm >> 31; rl = (ah < ih || (ah === ih && (al >>> 0) < (imm >>> 0))) ? 1 : 0; rh = 0; break; }
+  case 3: { const ih = imm >> 31; rl = ((ah >>> 0) < (ih >>> 0) || (ah === ih && (al >>> 0) < (imm >>> 0))) ? 1 : 0; rh = 0; break; }
+  case 4: rl = al ^ imm; rh = ah ^ (imm >> 31); break;
+  case 6: rl = al | imm; rh = ah | (imm >> 31); break;
+  case 7: rl = al & imm; rh = ah & (imm >> 31); break;
+  case 1: {
+    if (insn >>> 26 !== 0) $ILLEGAL;
+    const sh = (insn >>> 20) & 63;
+    if (sh === 0) { rl = al; rh = ah; }
+    else if (sh < 32) { rl = al << sh; rh = (ah << sh) | (al >>> (32 - sh)); }
+    else { rl = 0; rh = al << (sh - 32); }
+    break;
+  }
+  default: { // 5: SRLI / SRAI
+    const top = insn >>> 26;
+    const sh = (insn >>> 20) & 63;
+    if (top === 0) {
+      if (sh === 0) { rl = al; rh = ah; }
+      else if (sh < 32) { rl = (al >>> sh) | (ah << (32 - sh)); rh = ah >>> sh; }
+      else { rl = ah >>> (sh - 32); rh = 0; }
+    } else if (top === 0x10) {
+      if (sh === 0) { rl = al; rh = ah; }
+      else if (sh < 32) { rl = (al >>> sh) | (ah << (32 - sh)); rh = ah >> sh; }
+      else { rl = ah >> (sh - 32); rh = ah >> 31; }
+    } else $ILLEGAL;
+    break;
+  }
+}
+if (rd !== 0) { x[2 * rd] = rl; x[2 * rd + 1] = rh; }
+`,
+  },
+  {
+    opcodes: [6], name: "OP-IMM-32", body: `
+const al = x[2 * rs1];
+let r: number;
+if (f3 === 0) r = (al + (insn >> 20)) | 0;
+else if (f3 === 1 && insn >>> 25 === 0) r = al << rs2;
+else if (f3 === 5 && insn >>> 25 === 0) r = al >>> rs2;
+else if (f3 === 5 && insn >>> 25 === 0x20) r = al >> rs2;
+else $ILLEGAL;
+if (rd !== 0) { x[2 * rd] = r; x[2 * rd + 1] = r >> 31; }
+`,
+  },
+  {
+    opcodes: [12], name: "OP", body: `
+const al = x[2 * rs1], ah = x[2 * rs1 + 1], bl = x[2 * rs2], bh = x[2 * rs2 + 1];
+const f7 = insn >>> 25;
+let rl: number, rh: number;
+if (f7 === 0) {
+  switch (f3) {
+    case 0: rl = (al + bl) | 0; rh = (ah + bh + ((rl >>> 0) < (al >>> 0) ? 1 : 0)) | 0; break;
+    case 1: {
+      const sh = bl & 63;
+      if (sh === 0) { rl = al; rh = ah; }
+      else if (sh < 32) { rl = al << sh; rh = (ah << sh) | (al >>> (32 - sh)); }
+      else { rl = 0; rh = al << (sh - 32); }
+      break;
+    }
+    case 2: rl = (ah < bh || (ah === bh && (al >>> 0) < (bl >>> 0))) ? 1 : 0; rh = 0; break;
+    case 3: rl = ((ah >>> 0) < (bh >>> 0) || (ah === bh && (al >>> 0) < (bl >>> 0))) ? 1 : 0; rh = 0; break;
+    case 4: rl = al ^ bl; rh = ah ^ bh; break;
+    case 5: {
+      const sh = bl & 63;
+      if (sh === 0) { rl = al; rh = ah; }
+      else if (sh < 32) { rl = (al >>> sh) | (ah << (32 - sh)); rh = ah >>> sh; }
+      else { rl = ah >>> (sh - 32); rh = 0; }
+      break;
+    }
+    case 6: rl = al | bl; rh = ah | bh; break;
+    default: rl = al & bl; rh = ah & bh; break;
+  }
+} else if (f7 === 0x20 && f3 === 0) {
+  rl = (al - bl) | 0;
+  rh = (ah - bh - ((al >>> 0) < (bl >>> 0) ? 1 : 0)) | 0;
+} else if (f7 === 0x20 && f3 === 5) {
+  const sh = bl & 63;
+  if (sh === 0) { rl = al; rh = ah; }
+  else if (sh < 32) { rl = (al >>> sh) | (ah << (32 - sh)); rh = ah >> sh; }
+  else { rl = ah >> (sh - 32); rh = ah >> 31; }
+} else if (f7 === 1 && f3 === 0) { // MUL (the high word of the low product inlined: no calls in the fast loop)
+  const a0 = al & 0xffff, a1 = al >>> 16, b0 = bl & 0xffff, b1 = bl >>> 16;
+  const p01 = a0 * b1, p10 = a1 * b0;
+  const mid = ((a0 * b0) >>> 16) + (p01 & 0xffff) + (p10 & 0xffff);
+  const hu = (a1 * b1 + (p01 >>> 16) + (p10 >>> 16) + (mid >>> 16)) | 0;
+  rl = Math.imul(al, bl);
+  rh = (hu + Math.imul(al, bh) + Math.imul(ah, bl)) | 0;
+} else if (f7 === 1 && f3 <= 3) { // MULH / MULHSU / MULHU
+  // High word of a 32x32 unsigned product: the double product is within 2^12 of exact, and
+  // the exact low word (imul) removes the rounding.
+  const ul = al >>> 0, uh = ah >>> 0, vl = bl >>> 0, vh = bh >>> 0;
+  const lo00 = Math.imul(al, bl) >>> 0, lo01 = Math.imul(al, bh) >>> 0;
+  const lo10 = Math.imul(ah, bl) >>> 0, lo11 = Math.imul(ah, bh) >>> 0;
+  const hi00 = Math.round((ul * vl - lo00) / 4294967296), hi01 = Math.round((ul * vh - lo01) / 4294967296);
+  const hi10 = Math.round((uh * vl - lo10) / 4294967296), hi11 = Math.round((uh * vh - lo11) / 4294967296);
+  const mid = hi00 + lo01 + lo10; // < 3 * 2^32, exact
+  const low = lo11 + hi01 + hi10 + Math.floor(mid / 4294967296);
+  rl = low | 0;
+  rh = (hi11 + Math.floor(low / 4294967296)) | 0;
+  if (f3 !== 3 && ah < 0) { // signed a: subtract b << 64
+    const t = rl;
+    rl = (t - bl) | 0;
+    rh = (rh - bh - ((t >>> 0) < (bl >>> 0) ? 1 : 0)) | 0;
+  }
+  if (f3 === 1 && bh < 0) { // signed b: subtract a << 64
+    const t = rl;
+    rl = (t - al) | 0;
+    rh = (rh - ah - ((t >>> 0) < (al >>> 0) ? 1 : 0)) | 0;
+  }
+} else if (f7 === 1 && (f3 & 1) === 0 && (bl | bh) !== 0 && ah === (al >> 31) && bh === (bl >> 31)) {
+  // DIV / REM with both operands in int32 range (divisor nonzero): exact in doubles.
+  const r = f3 === 6 ? al % bl : Math.trunc(al / bl);
+  rl = r | 0;
+  rh = r < 0 ? -1 : 0;
+} else if (f7 === 1 && (f3 & 1) === 1 && ah === 0 && bh === 0 && bl !== 0) {
+  // DIVU / REMU of values below 2^32.
+  const a = al >>> 0, b = bl >>> 0;
+  const r = f3 === 7 ? a % b : Math.floor(a / b);
+  rl = r | 0;
+  rh = 0;
+} else if (f7 === 1) { // 64-bit division, or by zero
+#fast
+  break loop;
+#slow
+  divrem64(f3 - 4, al, ah, bl, bh); rl = R[0]; rh = R[1];
+#end
+} else $ILLEGAL;
+if (rd !== 0) { x[2 * rd] = rl; x[2 * rd + 1] = rh; }
+`,
+  },
+  {
+    opcodes: [14], name: "OP-32", body: `
+const a = x[2 * rs1], b = x[2 * rs2];
+const f7 = insn >>> 25;
+let r: number;
+if (f7 === 0) {
+  if (f3 === 0) r = (a + b) | 0;
+  else if (f3 === 1) r = a << (b & 31);
+  else if (f3 === 5) r = a >>> (b & 31);
+  else $ILLEGAL;
+} else if (f7 === 0x20) {
+  if (f3 === 0) r = (a - b) | 0;
+  else if (f3 === 5) r = a >> (b & 31);
+  else $ILLEGAL;
+} else if (f7 === 1) {
+  switch (f3) {
+    case 0: r = Math.imul(a, b); break;
+    case 4: r = b === 0 ? -1 : a === -0x80000000 && b === -1 ? a : (a / b) | 0; break;
+    case 5: r = b === 0 ? -1 : ((a >>> 0) / (b >>> 0)) | 0; break;
+    case 6: r = b === 0 ? a : a === -0x80000000 && b === -1 ? 0 : (a % b) | 0; break;
+    case 7: r = b === 0 ? a : ((a >>> 0) % (b >>> 0)) | 0; break;
+    default: $ILLEGAL;
+  }
+} else $ILLEGAL;
+if (rd !== 0) { x[2 * rd] = r; x[2 * rd + 1] = r >> 31; }
+`,
+  },
+  {
+    opcodes: [3], name: "MISC-MEM: fence, fence.i (no decoded-instruction cache, so nothing to drop)", body: `
+if (f3 > 1) $ILLEGAL;
+`,
+  },
+  {
+    opcodes: [1], name: "LOAD-FP (flw / fld): inline when the FPU is on, the TLB hits and the access is aligned", body: `
+#slow
+hit: {
+#end
+if ((f3 !== 2 && f3 !== 3) || (this.mstatus & 0x6000) === 0) $MISS; // 0x6000 = MSTATUS_FS
+const s = (x[2 * rs1] >>> 0) + (insn >> 20);
+const lo = s | 0;
+const hi = (x[2 * rs1 + 1] + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0;
+const idx = (lo >>> 12) & 2047;
+if (rTagLo[idx] !== (lo & -4096) || rTagHi[idx] !== hi) $MISS;
+const off = rOff[idx] + (lo & 0xfff);
+if (f3 === 2) {
+  if ((off & 3) !== 0) $MISS;
+  f[2 * rd] = i32[off >>> 2];
+  f[2 * rd + 1] = -1; // NaN-box singles
+} else {
+  if ((off & 7) !== 0) $MISS;
+  d64[0] = f64[off >>> 3];
+  f[2 * rd] = d32[0];
+  f[2 * rd + 1] = d32[1];
+}
+this.mstatus |= 0x6000;
+break;
+#slow
+}
+pcBox[0] = pc;
+if (!this.execFpMem(insn, false, raw)) break loop;
+#end
+`,
+  },
+  {
+    opcodes: [9], name: "STORE-FP (fsw / fsd): inline when the FPU is on, the TLB hits and the access is aligned", body: `
+#slow
+hit: {
+#end
+if ((f3 !== 2 && f3 !== 3) || (this.mstatus & 0x6000) === 0) $MISS;
+const s = (x[2 * rs1] >>> 0) + (((insn >> 25) << 5) | ((insn >>> 7) & 31));
+const lo = s | 0;
+const hi = (x[2 * rs1 + 1] + (s >= 4294967296 ? 1 : s < 0 ? -1 : 0)) | 0;
+const idx = (lo >>> 12) & 2047;
+if (wTagLo[idx] !== (lo & -4096) || wTagHi[idx] !== hi) $MISS;
+const off = wOff[idx] + (lo & 0xfff);
+if (f3 === 2) {
+  if ((off & 3) !== 0) $MISS;
+  i32[off >>> 2] = f[2 * rs2];
+} else {
+  if ((off & 7) !== 0) $MISS;
+  d32[0] = f[2 * rs2];
+  d32[1] = f[2 * rs2 + 1];
+  f64[off >>> 3] = d64[0];
+}
+break;
+#slow
+}
+pcBox[0] = pc;
+if (!this.execFpMem(insn, true, raw)) break loop;
+#end
+`,
+  },
+  {
+    opcodes: [11], name: "AMO: LR/SC and the bitwise/add/swap ops inline when aligned with a TLB hit", body: `
+#slow
+hit: {
+#end
+if (f3 !== 2 && f3 !== 3) $MISS;
+const f5 = insn >>> 27;
+const lo = x[2 * rs1], hi = x[2 * rs1 + 1];
+const wide = f3 === 3;
+if ((lo & (wide ? 7 : 3)) !== 0) $MISS;
+const idx = (lo >>> 12) & 2047;
+let off: number;
+if (f5 === 2) {
+  if (rs2 !== 0 || rTagLo[idx] !== (lo & -4096) || rTagHi[idx] !== hi) $MISS;
+  off = rOff[idx] + (lo & 0xfff);
+} else {
+  if (wTagLo[idx] !== (lo & -4096) || wTagHi[idx] !== hi) $MISS;
+  off = wOff[idx] + (lo & 0xfff);
+}
+if (f5 > 0x0c || (f5 > 0x04 && (f5 & 3) !== 0)) $MISS; // min/max and invalid encodings
+this.atomicAt(off, f5, wide, x[2 * rs2], x[2 * rs2 + 1]);
+if (rd !== 0) { x[2 * rd] = oldWords[0]!; x[2 * rd + 1] = oldWords[1]!; }
+break;
+#slow
+}
+pcBox[0] = pc;
+if (!this.execAtomic(insn)) break loop;
+#end
+`,
+  },
+  {
+    opcodes: [28], name: "SYSTEM: ends the slice when interrupt enables, privilege or translation may change", only: "slow", body: `
+pcBox[0] = pc;
+this.instret += n - counted;
+counted = n;
+this.sliceExit = true;
+const next = +this.execSystem(insn, ilen, raw);
+if (next !== next) break loop; // NaN: exception raised
+n++;
+pc = next;
+if (this.sliceExit) break loop;
+continue;
+`,
+  },
+  {
+    opcodes: [20, 16, 17, 18, 19], name: "F/D arithmetic: the FPU", only: "slow", body: `
+if ((this.mstatus & MSTATUS_FS) === 0 || executeFp(insn, this.fp) !== 0) $ILLEGAL;
+this.mstatus |= MSTATUS_FS;
+`,
+  },
+];
