@@ -14,7 +14,7 @@ const TOTAL = Number(process.env.HART_FUZZ_N ?? 3_000_000);
 const SEED = Number(process.env.HART_FUZZ_SEED ?? 0x5eed_cafe) >>> 0;
 const ONE_CASE = process.env.HART_FUZZ_CASE;
 
-test(`execFast and execSlow agree on random programs in random M/S/U, Sv39/Sv48/bare states (seed ${SEED}, ${TOTAL} steps)`, (t) => {
+test(`execFast and execSlow agree on random programs in random M/S/U, Sv39/Sv48/bare and TLB states (seed ${SEED}, ${TOTAL} steps)`, (t) => {
   const rig = new EquivalenceRig();
   const seeds = makeRng(SEED);
   let steps = 0;

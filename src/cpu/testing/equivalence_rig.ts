@@ -63,6 +63,17 @@ function completeExit(side: Side): void {
   }
 }
 
+/** Puts the scenario's TLB state into a freshly restored hart: fills, then page-table writes that leave some entries stale. */
+function warmTlb(side: Side, s: Scenario): void {
+  const h = side.hart;
+  for (const w of s.tlbWarm) {
+    h["translate"](w.lo, w.hi, w.access); // a fault only raises: dropped below
+    h["excPending"] = false;
+  }
+  const i32 = side.ram.i32;
+  for (const w of s.staleWrites) i32[w.offset >>> 2] = w.value;
+}
+
 /** Differences between two saved hart states, one line each (register and CSR names spelled out). */
 function stateDifferences(a: HartState, b: HartState): string[] {
   const out: string[] = [];
@@ -142,6 +153,7 @@ export class EquivalenceRig {
       side.hart = side.newHart();
       side.hart.restore(s.state);
       side.hart.sbiExits = s.sbiExits;
+      warmTlb(side, s);
     }
     this.exitMismatch = null;
     this.fastTrapsBefore = this.fast.hart.stats.trapsByCause;

@@ -64,6 +64,10 @@ export interface Scenario {
   sbiExits: boolean;
   /** run() budgets, in order: the comparison happens after each. */
   chunks: number[];
+  /** Random TLB state: virtual addresses translated (filling the TLBs) before the first step... */
+  tlbWarm: Array<{ lo: number; hi: number; access: number }>;
+  /** ...then page-table words rewritten without sfence.vma, so some TLB entries are stale (RAM offset, int32 value). */
+  staleWrites: Array<{ offset: number; value: number }>;
 }
 
 /** Writes at or above this offset of the scratch device drive an interrupt line with bit 0 of the value (MMIO raising an interrupt mid-slice). */
@@ -332,11 +336,31 @@ export function buildScenario(seed: number, budget: number): Scenario {
     chunks.push(n);
     left -= n;
   }
+  // Random TLB state (the rig applies it after restore()): warm entries for code and data pages,
+  // then flip permission bits of some leaf PTEs behind the TLB's back.
+  const tlbWarm: Scenario["tlbWarm"] = [];
+  const warm = rng.chance(0.25) ? 0 : rng.between(1, 64);
+  for (let i = 0; i < warm; i++) {
+    const access = rng.below(3); // ACCESS_READ, ACCESS_WRITE, ACCESS_FETCH
+    const va = access === 2 ? entry + BigInt(PAGE * rng.below(CODE_PAGES)) - BigInt(entryOff) : pointer();
+    tlbWarm.push({ lo: Number(BigInt.asIntN(32, va)), hi: Number(BigInt.asIntN(32, va >> 32n)), access });
+  }
+  const staleWrites: Scenario["staleWrites"] = [];
+  if (paged && warm > 0 && rng.chance(0.5)) {
+    const ptBase = pa(PT_PAGE0) - RAM_BASE;
+    for (let n = 0; n < 8; n++) {
+      const off = ptBase + 8 * rng.below((PT_PAGES * PAGE) / 8);
+      const lo = view.getInt32(off, true);
+      if ((lo & 0xf) <= 1) continue; // not a leaf
+      staleWrites.push({ offset: off, value: lo ^ (2 * rng.between(1, 127)) });
+    }
+  }
   const privName = ["U", "S", "?", "M"][startPriv];
   const summary = [
     paged ? (mode === 1 ? "Sv39" : "Sv48") : "bare", `start ${privName}-mode at 0x${BigInt.asUintN(64, entry).toString(16)}`,
     ...notes, `mstatus 0x${hart.mstatus.toString(16)}`, mprv ? `MPRV with MPP=${["U", "S", "?", "M"][mpp]}` : "",
     interrupts ? "interrupts pending" : "", mmioExits ? "MMIO exits" : "MMIO in the vCPU", sbiExits ? "SBI exits" : "",
+    tlbWarm.length > 0 ? `${tlbWarm.length} TLB fills` : "", staleWrites.length > 0 ? `${staleWrites.length} stale PTEs` : "",
   ].filter((s) => s !== "").join(", ");
-  return { seed, summary, ram, device, state, chunks, mmioExits, sbiExits };
+  return { seed, summary, ram, device, state, chunks, mmioExits, sbiExits, tlbWarm, staleWrites };
 }
