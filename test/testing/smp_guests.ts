@@ -1,7 +1,7 @@
 // Bare-metal S-mode "kernels" for SMP tests of the threaded vCPUs: RISC-V Image files that
 // `nodevisor run --kernel FILE` boots under the built-in SBI, as it boots Linux.
 
-import { Asm } from "../../src/cpu/test_asm.js";
+import { Asm } from "../../src/cpu/testing/asm.js";
 import { KERNEL_OFFSET, RAM_BASE } from "../../src/machine/layout.js";
 
 const EXT_HSM = 0x48534d;
