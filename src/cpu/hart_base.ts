@@ -32,8 +32,8 @@ export interface HartOptions {
 export const TWO32 = 4294967296;
 export const TLB_SIZE = 2048;
 export const TLB_MASK = TLB_SIZE - 1;
-// execFast and execSlow spell the mask as a literal (see there); keep them in step.
-if (TLB_MASK !== 2047) throw new Error("TLB_SIZE changed: update the 2047 literals in execFast and execSlow");
+// The loops and semantics/instructions.ts spell the mask as a literal (see there); keep them in step.
+if (TLB_MASK !== 2047) throw new Error("TLB_SIZE changed: update the 2047 literals in semantics/instructions.ts, exec_fast.ts and exec_slow.ts");
 /** A tag no address can have (page tags have their low 12 bits clear). */
 export const TLB_INVALID = 1;
 /** Superpage regions remembered for sfence.vma by address; beyond this, such a fence flushes everything. */
