@@ -42,6 +42,7 @@ export type VcpuWorkerMessage =
 const MIP_SSIP_BIT = 1;
 const MIP_STIP_BIT = 5;
 const EXT_BITS = [9, 11];
+const EXT_MASK = (1 << 9) | (1 << 11);
 /** Longest sleep without a look at the inputs: a missed notify can cost no more than this. */
 const MAX_SLEEP_MS = 50;
 /** How often the trap counts are copied out for query-stats. */
@@ -106,6 +107,7 @@ class VcpuThread {
   private readonly w: Int32Array;
   private readonly fig: Float64Array;
   private readonly pacer: VcpuPacer;
+  /** The external levels the hart holds now (a restored hart starts with its saved ones). */
   private extLevels = 0;
   private fenceApplied = 0;
   private runMs = 0;
@@ -119,6 +121,7 @@ class VcpuThread {
     this.hart = new Hart({ hartId: d.hartId, ram, vcpuDevices: new Bus(), time: this.clock });
     this.hart.restore(d.state);
     this.hart.sbiExits = true;
+    this.extLevels = this.hart.mip() & EXT_MASK;
     this.vm = new VmControl(d.vm);
     const controls = d.harts.map((s) => new HartControl(s));
     this.self = controls[d.hartId]!;

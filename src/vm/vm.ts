@@ -278,6 +278,7 @@ export class Vm implements VmController {
     this.state = "running";
     this.emit({ event: "RESUME" });
     this.vcpus.begin(this.board);
+    this.feedConsoleInput();
   }
 
   /** Puts every component back as the snapshot has it (RAM was loaded by create()). */
@@ -481,6 +482,8 @@ export class Vm implements VmController {
 
   /** Moves queued console input into the UART's FIFO as far as it has room. */
   private feedConsoleInput(): void {
+    // Input that arrives before start() waits: a restore would overwrite the UART's FIFO.
+    if (this.state === "starting") return;
     const uart = this.board.uart;
     while (this.consoleInput.length > 0 && uart.receiveSpace() > 0) {
       const head = this.consoleInput[0]!;
