@@ -31,8 +31,8 @@ async function connect(sock: string, vm: VmProcess): Promise<ControlClient> {
   return ControlClient.connect(sock);
 }
 
-/** A shell loop that keeps one vCPU busy for a few seconds of guest time. */
-const BUSY = "(i=0; while [ $i -lt 6000 ]; do i=$((i+1)); done)";
+/** A shell loop that keeps one vCPU busy for ~20 s of guest time. */
+const BUSY = "(i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done)";
 
 test("--cpus 2: two CPU-bound guest processes use more than one host core", async () => {
   const dir = mkdtempSync(join(tmpdir(), "nodevisor-smp2-"));
@@ -44,6 +44,7 @@ test("--cpus 2: two CPU-bound guest processes use more than one host core", asyn
     const say = (s: string) => c.execute("console-write", { data: Buffer.from(`${s}\n`).toString("base64") });
     await say(`echo BUSY-''START; ${BUSY} & ${BUSY} & wait; echo BUSY-''END`);
     await vm.waitFor(/BUSY-START/);
+    await sleep(2000); // the guest's scheduler has spread the two processes by then
     const cpu0 = cpuMs(vm.pid);
     const t0 = Date.now();
     await vm.waitFor(/BUSY-END/, 300_000);
