@@ -9,7 +9,7 @@ import { commandArgument } from "../src/vm/guest_protocol.js";
 import { FAST_BOOT_ARGS } from "../src/vm/vm.js";
 import { ControlClient } from "../src/vm/control_client.js";
 import type { VmStats } from "../src/vm/controller.js";
-import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { mkdtempSync, rmSync, existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -17,7 +17,7 @@ const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
 /** A fixed CPU-bound guest workload (busybox sh integer arithmetic), between two serial-console markers. */
 export const LOOP = "i=0; s=0; while [ $i -lt 30000 ]; do s=$(( (s * 31 + i) % 1000003 )); i=$((i+1)); done";
 // The pause after the end marker keeps the VM up while the host reads its counters.
-const WORKLOAD = ["sh", "-c", `echo @@work-start > /dev/ttyS0; ${LOOP}; echo @@work-end > /dev/ttyS0; sleep 1`];
+export const WORKLOAD = ["sh", "-c", `echo @@work-start > /dev/ttyS0; ${LOOP}; echo @@work-end > /dev/ttyS0; sleep 1`];
 const INIT_MARKER = "nodevisor: init started";
 
 export interface RunTiming {
@@ -26,9 +26,9 @@ export interface RunTiming {
   instructions?: number;
 }
 
-async function runOurs(argv: string[]): Promise<RunTiming> {
+export async function runOurs(argv: string[], runArgs: string[] = []): Promise<RunTiming> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [CLI, "run", "--", ...argv], {
+  const child = spawn(process.execPath, [CLI, "run", ...runArgs, "--", ...argv], {
     env: { ...process.env, NODEVISOR_TIMINGS: "1" },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -47,6 +47,19 @@ export interface WorkloadTiming {
   ms: number;
   /** Guest instructions between the markers (known only for our own interpreter). */
   instructions: number | null;
+  /** nodevisor only: query-stats and the process's resident memory at the end marker. */
+  stats?: VmStats;
+  rssBytes?: number;
+}
+
+/** VmRSS of a process, in bytes (0 when unreadable). */
+function rssOf(pid: number | undefined): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** Runs a workload (WORKLOAD by default) in nodevisor; times it between the serial markers and reads instret over the control socket. */
@@ -62,7 +75,7 @@ export async function workloadOurs(runArgs: string[] = [], workload: string[] = 
   try {
     while (!existsSync(sock)) await new Promise((r) => setTimeout(r, 50));
     const client = await ControlClient.connect(sock);
-    const marks: Array<{ t: number; instr: number }> = [];
+    const marks: Array<{ t: number; instr: number; stats: VmStats; rss: number }> = [];
     let serial = "";
     let pending = Promise.resolve();
     client.on("CONSOLE", (d: { data: string }) => {
@@ -73,7 +86,7 @@ export async function workloadOurs(runArgs: string[] = [], workload: string[] = 
         pending = pending
           .then(async () => {
             const st = await client.execute<VmStats>("query-stats");
-            marks.push({ t, instr: st.instructionsRetired });
+            marks.push({ t, instr: st.instructionsRetired, stats: st, rss: rssOf(child.pid) });
           })
           .catch(() => {});
       }
@@ -83,7 +96,7 @@ export async function workloadOurs(runArgs: string[] = [], workload: string[] = 
     await pending;
     client.close();
     if (marks.length < 2) throw new Error("nodevisor: the workload markers never appeared on the serial console");
-    return { ms: marks[1]!.t - marks[0]!.t, instructions: marks[1]!.instr - marks[0]!.instr };
+    return { ms: marks[1]!.t - marks[0]!.t, instructions: marks[1]!.instr - marks[0]!.instr, stats: marks[1]!.stats, rssBytes: marks[1]!.rss };
   } finally {
     child.kill("SIGKILL");
     rmSync(dir, { recursive: true, force: true });
@@ -102,7 +115,7 @@ export async function workloadQemu(kernel: string, initrd: string, workload: str
   return { ms: end - start, instructions: null };
 }
 
-async function runQemu(kernel: string, initrd: string, argv: string[], onSerial?: (text: string) => void, smp = 1): Promise<RunTiming> {
+export async function runQemu(kernel: string, initrd: string, argv: string[], onSerial?: (text: string) => void, smp = 1): Promise<RunTiming> {
   const consoles = [0, 1, 2].flatMap((i) => ["-chardev", `null,id=c${i}`, "-device", `virtconsole,chardev=c${i}`]);
   const args = [
     "-M", "virt", "-m", "512", "-smp", String(smp), ...(smp > 1 ? ["-accel", "tcg,thread=multi"] : []), "-nographic", "-no-reboot",

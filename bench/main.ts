@@ -8,6 +8,10 @@ if (want("boot")) {
   const { benchBoot } = await import("./boot.js");
   await benchBoot();
 }
+if (want("jit")) {
+  const { benchJit } = await import("./jit.js");
+  await benchJit();
+}
 if (want("smp")) {
   const { benchSmp } = await import("./smp.js");
   await benchSmp();

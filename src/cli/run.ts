@@ -9,7 +9,7 @@ import { asImageError, UsageError } from "./errors.js";
 import { parseSize } from "../storage/sizes.js";
 import { attachTerminal } from "./terminal.js";
 import { progressRenderer } from "./progress.js";
-import { checkCpuCap, checkCpus, ConfigError, DEFAULT_VM_NAME, parseMemorySize, validateConfig, type DiskConfig, type VmConfig } from "../vm/config.js";
+import { checkCpuCap, checkCpus, ConfigError, DEFAULT_VM_NAME, defaultCpuTier, parseCpuTier, parseMemorySize, validateConfig, type DiskConfig, type VmConfig } from "../vm/config.js";
 import { kernelCommandLine, Vm } from "../vm/vm.js";
 import { ControlServer } from "../vm/control_server.js";
 import { resolveImage, type GuestImage } from "../image/guest_image.js";
@@ -56,6 +56,10 @@ Options:
       --control-socket PATH
                            serve the JSON-lines control socket (docs/control-socket.md)
       --cpu-cap PCT        hold each vCPU to PCT per cent of a host core (1-100)
+      --cpu-tier interp|jit
+                           how guest code runs: the interpreter, or the JIT that
+                           compiles hot blocks to WebAssembly (default interp;
+                           see docs/jit.md)
       --name NAME          the VM's name (in logs and the daemon's inventory; on a
                            switch its DNS name, and the seed of its NICs' MACs)
       --pid-file FILE      write this process's id to FILE; removed on exit
@@ -84,6 +88,7 @@ const OPTIONS = {
   "console-log": { type: "string" },
   "control-socket": { type: "string" },
   "cpu-cap": { type: "string" },
+  "cpu-tier": { type: "string" },
   name: { type: "string" },
   "pid-file": { type: "string" },
   console: { type: "string" },
@@ -155,6 +160,7 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
   const config: VmConfig = {
     name: name ?? DEFAULT_VM_NAME,
     cpuCap,
+    cpuTier: values["cpu-tier"] === undefined ? defaultCpuTier() : parseCpuTier(values["cpu-tier"] as string),
     terminal,
     memoryBytes,
     cpus,
@@ -197,6 +203,7 @@ async function restoreRequest(values: Record<string, string | string[] | boolean
     ...info.header.config,
     name,
     cpuCap,
+    cpuTier: values["cpu-tier"] === undefined ? defaultCpuTier() : parseCpuTier(values["cpu-tier"] as string),
     consoleLog: (values["console-log"] as string | undefined) ?? null,
     controlSocket: (values["control-socket"] as string | undefined) ?? null,
   };

@@ -1,6 +1,6 @@
 // Micro benchmark of the interpreter: an integer workload (array fill with an LCG, insertion
 // sort, checksum) run in M-mode and in S-mode under Sv39, printing guest MIPS.
-// Run: node --import tsx src/cpu/bench_cpu.ts
+// Run: node --import tsx src/cpu/bench_cpu.ts [SECONDS] [--jit]
 import { Asm } from "./testing/asm.js";
 import { makeMachine, load, RAM_BASE } from "./testing/machine.js";
 import type { TestMachine } from "./testing/machine.js";
@@ -71,17 +71,19 @@ function enableSv39(m: TestMachine): void {
   m.hart.run(a.bytesOut().length / 4);
 }
 
-const seconds = Number(process.argv[2] ?? 3);
+const seconds = Number(process.argv.find((a, i) => i >= 2 && /^[0-9.]+$/.test(a)) ?? 3);
+const jit = process.argv.includes("--jit");
 {
-  const m = makeMachine(8 << 20);
+  const m = makeMachine(8 << 20, { jit });
   load(m, program(RAM_BASE, DATA));
   measure(m, "M-mode, bare (warm-up)", 1);
   measure(m, "M-mode, bare", seconds);
 }
 {
-  const m = makeMachine(8 << 20);
+  const m = makeMachine(8 << 20, { jit });
   load(m, program(RAM_BASE, DATA));
   enableSv39(m);
   measure(m, "S-mode, Sv39 (warm-up)", 0.5);
   measure(m, "S-mode, Sv39", seconds);
+  if (jit) console.log(`jit: ${JSON.stringify(m.hart.jitCache?.stats)}`);
 }

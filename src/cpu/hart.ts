@@ -9,7 +9,7 @@
 import { EXIT_BUDGET, EXIT_MMIO, EXIT_SBI, EXIT_STOPPED, EXIT_WFI } from "./exit.js";
 import type { InterruptTarget } from "../seams/interrupts.js";
 import * as KC from "./constants.js";
-import { HartFastLoop } from "./exec_fast.js";
+import { HartJitLoop } from "./exec_jit.js";
 
 export type { HartOptions } from "./hart_base.js";
 
@@ -64,7 +64,7 @@ export interface HartStats {
 /** Longest uninterrupted run between interrupt/timer checks. */
 const MAX_SLICE = 1 << 15;
 
-export class Hart extends HartFastLoop implements InterruptTarget {
+export class Hart extends HartJitLoop implements InterruptTarget {
   get stats(): HartStats {
     const m = new Map<string, number>();
     for (let i = 0; i < 64; i++) {
@@ -176,7 +176,7 @@ export class Hart extends HartFastLoop implements InterruptTarget {
   private execSlice(limit: number): number {
     let n = 0;
     while (n < limit) {
-      if (!this.slowPathOnly) n += this.execFast(limit - n);
+      if (!this.slowPathOnly) n += this.jit !== null ? this.execJit(limit - n) : this.execFast(limit - n);
       if (n >= limit) break;
       this.sliceExit = false;
       const k = this.execSlow(1);

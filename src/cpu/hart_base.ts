@@ -8,6 +8,7 @@ import type { FpContext } from "./fpu/context.js";
 import * as KC from "./constants.js";
 import * as CSR from "./csr.js";
 import * as MMU from "./mmu.js";
+import * as HL from "./hart_layout.js";
 
 // Module-local copies of imported bindings: ESM loaders may turn each cross-module read into a
 // getter call, which showed up at several percent in profiles of the interpreter loop.
@@ -27,10 +28,15 @@ export interface HartOptions {
    */
   vcpuDevices: MmioRouter;
   time: TimeSource;
+  /**
+   * Keep x, f, pc and the TLBs in this hart's state block above RAM (hart_layout.ts) instead of
+   * private arrays: the JIT's wasm code reaches them there. One hart object per id and memory.
+   */
+  stateBlock?: boolean;
 }
 
 export const TWO32 = 4294967296;
-export const TLB_SIZE = 2048;
+export const TLB_SIZE = HL.TLB_SIZE;
 export const TLB_MASK = TLB_SIZE - 1;
 // The loops and semantics/instructions.ts spell the mask as a literal (see there); keep them in step.
 if (TLB_MASK !== 2047) throw new Error("TLB_SIZE changed: update the 2047 literals in semantics/instructions.ts, exec_fast.ts and exec_slow.ts");
@@ -49,12 +55,19 @@ interface TlbSet {
   xTagLo: Int32Array; xTagHi: Int32Array; xOff: Uint32Array;
 }
 
-function makeTlbSet(): TlbSet {
-  return {
-    rTagLo: new Int32Array(TLB_SIZE).fill(TLB_INVALID), rTagHi: new Int32Array(TLB_SIZE), rOff: new Uint32Array(TLB_SIZE),
-    wTagLo: new Int32Array(TLB_SIZE).fill(TLB_INVALID), wTagHi: new Int32Array(TLB_SIZE), wOff: new Uint32Array(TLB_SIZE),
-    xTagLo: new Int32Array(TLB_SIZE).fill(TLB_INVALID), xTagHi: new Int32Array(TLB_SIZE), xOff: new Uint32Array(TLB_SIZE),
+/** A TLB set in `buffer` at `at` (laid out as hart_layout.ts says), or in a private buffer. */
+function makeTlbSet(buffer: ArrayBufferLike = new ArrayBuffer(HL.TLB_SET_BYTES), at = 0): TlbSet {
+  const i32 = (k: number): Int32Array => new Int32Array(buffer, at + k * HL.TLB_ARRAY_BYTES, TLB_SIZE);
+  const u32 = (k: number): Uint32Array => new Uint32Array(buffer, at + k * HL.TLB_ARRAY_BYTES, TLB_SIZE);
+  const set: TlbSet = {
+    rTagLo: i32(HL.TLB_R_TAG_LO), rTagHi: i32(HL.TLB_R_TAG_HI), rOff: u32(HL.TLB_R_OFF),
+    wTagLo: i32(HL.TLB_W_TAG_LO), wTagHi: i32(HL.TLB_W_TAG_HI), wOff: u32(HL.TLB_W_OFF),
+    xTagLo: i32(HL.TLB_X_TAG_LO), xTagHi: i32(HL.TLB_X_TAG_HI), xOff: u32(HL.TLB_X_OFF),
   };
+  set.rTagLo.fill(TLB_INVALID);
+  set.wTagLo.fill(TLB_INVALID);
+  set.xTagLo.fill(TLB_INVALID);
+  return set;
 }
 
 export abstract class HartBase {
@@ -66,12 +79,14 @@ export abstract class HartBase {
   readonly exit: VcpuExit = { reason: EXIT_BUDGET, retired: 0, mmioAddr: 0, mmioSize: 1, mmioWrite: false, mmioValueLo: 0, mmioValueHi: 0 };
 
   /** x0..x31 as (lo, hi) int32 pairs; shared with the FPU. */
-  readonly x = new Int32Array(64);
-  readonly f = new Int32Array(64);
+  readonly x: Int32Array;
+  readonly f: Int32Array;
   readonly fp: FpContext;
+  /** Offset of this hart's state block in the RAM memory (hart_layout.ts), or -1 when its state is private. */
+  readonly stateOffset: number;
 
   /** pc in a Float64Array slot: the interpreter loop stores it as a raw double instead of boxing it. */
-  protected readonly pcBox = new Float64Array(1);
+  protected readonly pcBox: Float64Array;
   get pc(): number { return this.pcBox[0]!; }
   set pc(v: number) { this.pcBox[0] = v; }
   priv = PRV_M;
@@ -141,16 +156,16 @@ export abstract class HartBase {
 
   // Software TLBs, one set per privilege (index = privilege; 2 unused), so traps, ecalls and xret
   // switch sets instead of flushing. Data accesses use the set of dataPriv, fetches the set of priv.
-  protected readonly tlbs: TlbSet[] = [makeTlbSet(), makeTlbSet(), makeTlbSet(), makeTlbSet()];
-  protected rTagLo = this.tlbs[PRV_M]!.rTagLo;
-  protected rTagHi = this.tlbs[PRV_M]!.rTagHi;
-  protected rOff = this.tlbs[PRV_M]!.rOff;
-  protected wTagLo = this.tlbs[PRV_M]!.wTagLo;
-  protected wTagHi = this.tlbs[PRV_M]!.wTagHi;
-  protected wOff = this.tlbs[PRV_M]!.wOff;
-  protected xTagLo = this.tlbs[PRV_M]!.xTagLo;
-  protected xTagHi = this.tlbs[PRV_M]!.xTagHi;
-  protected xOff = this.tlbs[PRV_M]!.xOff;
+  protected readonly tlbs: TlbSet[];
+  protected rTagLo!: Int32Array;
+  protected rTagHi!: Int32Array;
+  protected rOff!: Uint32Array;
+  protected wTagLo!: Int32Array;
+  protected wTagHi!: Int32Array;
+  protected wOff!: Uint32Array;
+  protected xTagLo!: Int32Array;
+  protected xTagHi!: Int32Array;
+  protected xOff!: Uint32Array;
   /** Superpage regions with cached entries (masked lo/hi and masks), for sfence.vma by address; > BIG_MAX = overflowed. */
   protected readonly bigLo = new Int32Array(BIG_MAX);
   protected readonly bigHi = new Int32Array(BIG_MAX);
@@ -188,6 +203,24 @@ export abstract class HartBase {
     this.i64 = opts.ram.i64;
     this.f64 = opts.ram.f64;
     if (opts.ram.base % 4096 !== 0) throw new RangeError(`Guest RAM base 0x${opts.ram.base.toString(16)} must be 4 KiB aligned`);
+    if (opts.stateBlock) {
+      const base = opts.ram.hartStateOffset(opts.hartId);
+      const buf = opts.ram.buffer;
+      this.stateOffset = base;
+      this.x = new Int32Array(buf, base + HL.HART_X, 64);
+      this.f = new Int32Array(buf, base + HL.HART_F, 64);
+      this.pcBox = new Float64Array(buf, base + HL.HART_PC, 1);
+      this.x.fill(0);
+      this.f.fill(0);
+      this.tlbs = [0, 1, 2, 3].map((p) => makeTlbSet(buf, HL.tlbSetOffset(base, p)));
+    } else {
+      this.stateOffset = -1;
+      this.x = new Int32Array(64);
+      this.f = new Int32Array(64);
+      this.pcBox = new Float64Array(1);
+      this.tlbs = [makeTlbSet(), makeTlbSet(), makeTlbSet(), makeTlbSet()];
+    }
+    this.selectTlbs();
     this.fp = { f: this.f, x: this.x, frm: 0, fflags: 0 };
     this.mstatus = 0;
     this.pc = 0x1000;
@@ -229,6 +262,16 @@ export abstract class HartBase {
     this.bigCount = 0;
     this.sumCount = 0;
     this.codeVBase = NaN;
+  }
+
+  /** Compiled code now depends on RAM page `ramPage`: no write-TLB entry may map it (stores must reach translate()). */
+  dropWriteMappings(ramPage: number): void {
+    for (const t of this.tlbs) {
+      const tag = t.wTagLo, off = t.wOff;
+      for (let i = 0; i < TLB_SIZE; i++) {
+        if (tag[i] !== TLB_INVALID && off[i]! >>> 12 === ramPage) tag[i] = TLB_INVALID;
+      }
+    }
   }
 
   /** sfence.vma with an address: drop that page's entries, or everything if a cached superpage covers it. */

@@ -59,10 +59,18 @@ export abstract class HartMemory extends HartTraps {
         }
       }
       if (access === ACCESS_READ) { this.rTagLo[idx] = tag; this.rTagHi[idx] = hi; this.rOff[idx] = off; }
-      else if (access === ACCESS_WRITE) { this.wTagLo[idx] = tag; this.wTagHi[idx] = hi; this.wOff[idx] = off; }
+      else if (access === ACCESS_WRITE) {
+        if (this.ram.codePages[off >>> 12] !== 0) this.codeWritten(off >>> 12);
+        this.wTagLo[idx] = tag; this.wTagHi[idx] = hi; this.wOff[idx] = off;
+      }
       else { this.xTagLo[idx] = tag; this.xTagHi[idx] = hi; this.xOff[idx] = off; }
     }
     return pa;
+  }
+
+  /** A store will map RAM page `page`, which holds compiled code; the JIT tier drops that code (exec_jit.ts). */
+  protected codeWritten(page: number): void {
+    this.ram.codePages[page] = 0;
   }
 
   /** Read one byte at virtual (lo, hi) through translation; -1 after raising a fault. */

@@ -64,6 +64,8 @@ export const statsSchema = {
     cpuCap: { type: ["number", "null"] },
     memoryBytes: { type: "number" },
     memoryTouchedBytes: { type: ["number", "null"] },
+    cpuTier: { type: "string", enum: ["interp", "jit"] },
+    jit: { type: "object", description: "the JIT's code cache (docs/jit.md)", additionalProperties: { type: "number" } },
     cpuCores: { type: "number", description: "host cores used over the last second" },
     trapsByCause: { type: "object", additionalProperties: { type: "number" } },
     devices: {

@@ -30,6 +30,7 @@ import {
   VIRTIO_SLOTS,
   VIRTIO_STRIDE,
 } from "./layout.js";
+import { BlockCache } from "../cpu/jit/block_cache.js";
 import { Hart } from "../cpu/hart.js";
 import { Clint, type ClintState } from "../devices/clint.js";
 import { Plic, type PlicState } from "../devices/plic.js";
@@ -59,6 +60,8 @@ export interface BoardOptions {
   /** Called whenever a device raises an interrupt line, so a sleeping run loop wakes up. */
   onInterrupt?: () => void;
   log?: (msg: string) => void;
+  /** Run the harts on the JIT tier (one code cache for the board's thread); harts on worker threads are not the board's. */
+  jit?: boolean;
 }
 
 export interface BoardState {
@@ -98,7 +101,11 @@ export class Board {
     this.ram = new GuestRam(RAM_BASE, o.memoryBytes);
     this.harts = [];
     for (let h = 0; h < o.cpus; h++) {
-      this.harts.push(new Hart({ hartId: h, ram: this.ram, vcpuDevices: this.vcpuDevices, time: o.time }));
+      this.harts.push(new Hart({ hartId: h, ram: this.ram, vcpuDevices: this.vcpuDevices, time: o.time, stateBlock: o.jit === true }));
+    }
+    if (o.jit) {
+      const cache = new BlockCache(this.ram);
+      for (const hart of this.harts) hart.useJit(cache);
     }
     this.clint = new Clint({ harts: this.harts, time: o.time });
     const targets: InterruptTarget[] = o.interruptTargets ?? this.harts;

@@ -13,6 +13,26 @@ export interface GuestRamState {
 }
 
 const WASM_PAGE = 65536;
+const PAGE = 4096;
+/** A wasm32 memory holds at most 4 GiB. */
+const WASM_MAX_BYTES = 65536 * WASM_PAGE;
+/** vCPU state blocks reserved above RAM (one per hart id; see cpu/hart_layout.ts). */
+export const HART_SLOTS = 8;
+export const HART_SLOT_BYTES = 0x49000;
+/** codePages values: the page holds compiled code; a device has written it since (the JIT drops that code). */
+export const CODE_PAGE = 1;
+export const CODE_PAGE_DMA_WRITTEN = 2;
+
+/** codePages: one byte per RAM page, rounded to whole pages. */
+const flagBytes = (size: number): number => Math.ceil(size / PAGE / PAGE) * PAGE;
+/** jitSlots: one int32 per RAM page, rounded to whole pages. */
+const slotBytes = (size: number): number => Math.ceil((size / PAGE) * 4 / PAGE) * PAGE;
+
+/** Bytes above RAM for the VMM area (code-page flags, hart state blocks), or 0 when they do not fit a wasm32 memory. */
+function vmmAreaBytes(size: number): number {
+  const bytes = flagBytes(size) + slotBytes(size) + HART_SLOTS * HART_SLOT_BYTES;
+  return size + bytes <= WASM_MAX_BYTES ? bytes : 0;
+}
 
 export class GuestRam {
   readonly base: number;
@@ -30,6 +50,20 @@ export class GuestRam {
   /** For single-copy-atomic aligned doublewords: one element moved bit-exactly (see cpu/hart.ts). */
   readonly f64: Float64Array;
   readonly view: DataView;
+  /**
+   * One byte per RAM page, above RAM in the same shared memory: CODE_PAGE while compiled code
+   * depends on the page. Device writes mark such pages CODE_PAGE_DMA_WRITTEN (see noteDeviceWrite).
+   * Empty when the VMM area does not fit (4 GiB of RAM): no JIT then.
+   */
+  readonly codePages: Uint8Array;
+  /**
+   * One int32 per RAM page: the JIT's function-table slot for the page's compiled code (0 = none),
+   * read by its wasm dispatcher. Belongs to the one thread whose harts run the JIT.
+   */
+  readonly jitSlots: Int32Array;
+  readonly jitSlotsOffset: number;
+  /** Byte offset of the first hart state block in `memory`, or -1 without a VMM area. */
+  private readonly hartSlotsOffset: number;
 
   /** With `memory`, views RAM another thread created (a vCPU worker); otherwise creates it. */
   constructor(base: number, size: number, memory?: WebAssembly.Memory) {
@@ -39,7 +73,8 @@ export class GuestRam {
     this.end = base + size;
     // Reserved, not committed: the OS zero-fills pages on first touch, so untouched guest memory
     // costs no host memory. A fixed size (maximum = initial): the buffer never moves.
-    const pages = Math.ceil(size / WASM_PAGE);
+    const vmm = vmmAreaBytes(size);
+    const pages = Math.ceil((size + vmm) / WASM_PAGE);
     this.memory = memory ?? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
     if (this.memory.buffer.byteLength < size) throw new RangeError(`Guest RAM of ${size} bytes does not fit the ${this.memory.buffer.byteLength}-byte memory given`);
     this.buffer = this.memory.buffer as unknown as SharedArrayBuffer;
@@ -50,6 +85,30 @@ export class GuestRam {
     this.i64 = new BigInt64Array(this.buffer);
     this.f64 = new Float64Array(this.buffer);
     this.view = new DataView(this.buffer);
+    this.codePages = vmm === 0 ? new Uint8Array(0) : new Uint8Array(this.buffer, size, size / PAGE);
+    this.jitSlotsOffset = vmm === 0 ? -1 : size + flagBytes(size);
+    this.jitSlots = vmm === 0 ? new Int32Array(0) : new Int32Array(this.buffer, this.jitSlotsOffset, size / PAGE);
+    this.hartSlotsOffset = vmm === 0 ? -1 : size + flagBytes(size) + slotBytes(size);
+  }
+
+  /** Offset in `memory` of hart `hartId`'s state block (HART_SLOT_BYTES long, outside guest-visible RAM). */
+  hartStateOffset(hartId: number): number {
+    if (this.hartSlotsOffset < 0) throw new RangeError(`No room for vCPU state blocks above ${this.size} bytes of RAM in a 4 GiB wasm memory: give the VM less memory`);
+    if (!Number.isInteger(hartId) || hartId < 0 || hartId >= HART_SLOTS) throw new RangeError(`Hart ${hartId} has no state block: harts are 0..${HART_SLOTS - 1}`);
+    return this.hartSlotsOffset + hartId * HART_SLOT_BYTES;
+  }
+
+  /** A device wrote [gpa, gpa+len): pages that hold compiled code are marked so the JIT drops it before running it again. */
+  private noteDeviceWrite(gpa: number, len: number): void {
+    const flags = this.codePages;
+    if (flags.length === 0 || len <= 0) return;
+    const last = (gpa - this.base + len - 1) / PAGE;
+    for (let p = Math.floor((gpa - this.base) / PAGE); p <= last; p++) {
+      if (flags[p] !== 0) {
+        flags[p] = CODE_PAGE_DMA_WRITTEN;
+        this.jitSlots[p] = 0; // the JIT's dispatcher stops entering the page; its cache drops the code on its next look
+      }
+    }
   }
 
   /** True when [gpa, gpa+len) lies entirely inside RAM. */
@@ -63,11 +122,14 @@ export class GuestRam {
       throw new GuestMemoryError(`guest range 0x${gpa.toString(16)}+${len} is outside RAM`);
     }
     const off = gpa - this.base;
+    this.noteDeviceWrite(gpa, len); // a live view may be written
     return this.u8.subarray(off, off + len);
   }
 
   read(gpa: number, len: number): Uint8Array {
-    return this.slice(gpa, len).slice();
+    if (!this.contains(gpa, len)) throw new GuestMemoryError(`guest range 0x${gpa.toString(16)}+${len} is outside RAM`);
+    const off = gpa - this.base;
+    return this.u8.slice(off, off + len);
   }
 
   write(gpa: number, data: Uint8Array): void {
@@ -92,17 +154,17 @@ export class GuestRam {
   }
 
   writeU16(gpa: number, v: number): void {
-    this.check(gpa, 2);
+    this.checkWrite(gpa, 2);
     this.view.setUint16(gpa - this.base, v, true);
   }
 
   writeU32(gpa: number, v: number): void {
-    this.check(gpa, 4);
+    this.checkWrite(gpa, 4);
     this.view.setUint32(gpa - this.base, v >>> 0, true);
   }
 
   writeU64(gpa: number, v: number): void {
-    this.check(gpa, 8);
+    this.checkWrite(gpa, 8);
     const off = gpa - this.base;
     this.view.setUint32(off, v % 0x1_0000_0000 >>> 0, true);
     this.view.setUint32(off + 4, Math.floor(v / 0x1_0000_0000) >>> 0, true);
@@ -112,5 +174,10 @@ export class GuestRam {
     if (!this.contains(gpa, len)) {
       throw new GuestMemoryError(`guest access 0x${gpa.toString(16)}+${len} is outside RAM`);
     }
+  }
+
+  private checkWrite(gpa: number, len: number): void {
+    this.check(gpa, len);
+    this.noteDeviceWrite(gpa, len);
   }
 }

@@ -42,8 +42,25 @@ export interface VmConfig {
   command: string[] | null;
   /** CPU cap, per cent of a host core per vCPU; null or absent: uncapped. */
   cpuCap?: number | null;
+  /** Execution tier: the interpreter, or the JIT compiling hot blocks to wasm (absent: defaultCpuTier()). */
+  cpuTier?: CpuTier;
   /** The terminal the serial console is shown on (TERM and size), told to the guest at boot. */
   terminal?: TerminalInfo | null;
+}
+
+export type CpuTier = "interp" | "jit";
+export const CPU_TIERS: readonly CpuTier[] = ["interp", "jit"];
+
+/** The tier a VM gets when none is chosen: NODEVISOR_CPU_TIER (so a whole test run can use either), else the interpreter. */
+export function defaultCpuTier(): CpuTier {
+  const env = process.env.NODEVISOR_CPU_TIER;
+  return env === "jit" || env === "interp" ? env : "interp";
+}
+
+/** Parses --cpu-tier. */
+export function parseCpuTier(text: string): CpuTier {
+  if ((CPU_TIERS as readonly string[]).includes(text)) return text as CpuTier;
+  throw new ConfigError(`Cannot use CPU tier "${text}": choose ${CPU_TIERS.join(" or ")}.`);
 }
 
 export interface TerminalInfo {

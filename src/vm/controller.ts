@@ -52,6 +52,27 @@ export interface VmStats {
   cpuCap?: number | null;
   /** Guest RAM the host has backed with pages (what the guest touched); null when unknown. */
   memoryTouchedBytes?: number | null;
+  /** The execution tier: "interp", or "jit" (then `jit` holds its figures). */
+  cpuTier?: "interp" | "jit";
+  jit?: JitStatsReport;
+}
+
+/** The JIT's code cache (src/cpu/jit/block_cache.ts), as query-stats reports it. */
+export interface JitStatsReport {
+  /** Guest blocks in live compiled page functions, and the wasm bytes of those functions. */
+  blocks: number;
+  codeBytes: number;
+  /** Page functions compiled since start (recompiles included) and the time that took. */
+  compiles: number;
+  compileMs: number;
+  /** Pages whose code was dropped because the guest or a device wrote them; whole-cache flushes. */
+  invalidations: number;
+  flushes: number;
+  /** Instructions retired in compiled code, and their share of all instructions retired. */
+  instructionsCompiled: number;
+  compiledShare: number;
+  /** Most blocks the cache keeps before it flushes everything. */
+  maxBlocks: number;
 }
 
 /** Run-time limits for one disk: rates per second; 0 or absent means unlimited. */

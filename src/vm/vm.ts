@@ -31,7 +31,8 @@ import { commandArgument } from "./guest_protocol.js";
 import { GUEST_COMMAND_LINE_MAX, INIT_STARTED_LINE, LISTENING_LINE, parseExitLine, POWERDOWN_REQUEST, resizeRequest, terminalArguments } from "../image/init_script.js";
 import { ConfigError, DEFAULT_VM_NAME } from "./config.js";
 import { limitedLog, type LimitedLog } from "./log_limiter.js";
-import type { DeviceStats, DiskLimits, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
+import type { DeviceStats, DiskLimits, JitStatsReport, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
+import type { BlockCache } from "../cpu/jit/block_cache.js";
 import type { DiskConfig, VmConfig } from "./config.js";
 import type { BoardState } from "../machine/board.js";
 import { diskDevice, freezeDisk } from "./snapshot/disk_snapshot.js";
@@ -84,8 +85,19 @@ export const QUIET_IDLE_ARGS = ["sysctl.vm.compaction_proactiveness=0", "sysctl.
 export function vcpuThreadsWanted(c: VmConfig): boolean {
   const forced = process.env.NODEVISOR_VCPU_THREADS;
   if (c.firmware) return false;
+  if (c.cpuTier === "jit") return false; // the JIT's code cache serves the harts of one thread (docs/jit.md)
   if (forced === "0" || forced === "1") return forced === "1";
   return c.cpus > 1;
+}
+
+function jitReport(c: BlockCache, instructions: number): JitStatsReport {
+  const s = c.stats;
+  return {
+    blocks: s.blocks, codeBytes: s.codeBytes, compiles: s.compiledTotal, compileMs: Math.round(s.compileMs),
+    invalidations: s.invalidations, flushes: s.flushes, instructionsCompiled: s.instructionsCompiled,
+    compiledShare: instructions > 0 ? Math.round((s.instructionsCompiled / instructions) * 1000) / 1000 : 0,
+    maxBlocks: c.maxBlocks,
+  };
 }
 
 export class Vm implements VmController {
@@ -227,6 +239,7 @@ export class Vm implements VmController {
       interruptTargets: threads?.interruptTargets,
       memoryBytes: o.config.memoryBytes,
       cpus: o.config.cpus,
+      jit: o.config.cpuTier === "jit" && threads === null,
       time: this.clock,
       virtio,
       onSerialByte: (b) => this.serialPending.push(b),
@@ -400,7 +413,14 @@ export class Vm implements VmController {
       ...this.vcpus.pacingStats(),
       cpuCap: this.vcpus.cap,
       memoryTouchedBytes: this.touchedMemory.bytes(now),
+      cpuTier: this.jitCache ? "jit" : "interp",
+      ...(this.jitCache ? { jit: jitReport(this.jitCache, this.vcpus.instructions) } : {}),
     };
+  }
+
+  /** The JIT's code cache of the time-sliced harts, or null on the interpreter. */
+  private get jitCache(): BlockCache | null {
+    return this.board.harts[0]?.jitCache ?? null;
   }
 
   /** Pulls (up=false) or plugs the virtual cable of NIC `name` ("net0", ...). */
@@ -584,6 +604,7 @@ export class Vm implements VmController {
     this.reason = reason;
     this.vcpus.stop();
     this.board.timers.stop();
+    if (this.jitCache && process.env.NODEVISOR_JIT_DEBUG) process.stderr.write(`jit: ${JSON.stringify(jitReport(this.jitCache, this.vcpus.instructions))}\n`);
     this.guestLog.flush();
     // Abandon what the guest queued but the disks have not started (requests waiting for a rate
     // limit), so the final flush never waits behind them.

@@ -4,6 +4,7 @@
 import { Bus } from "../../machine/bus.js";
 import { GuestRam } from "../../seams/guest_ram.js";
 import { Hart, type HartState } from "../hart.js";
+import { BlockCache } from "../jit/block_cache.js";
 import { ACCESS_FETCH, walk } from "../mmu.js";
 import { C64_COUNT } from "../csr.js";
 import { EXIT_MMIO, EXIT_SBI } from "../exit.js";
@@ -28,7 +29,10 @@ const PRIV_NAMES = ["U", "S", "?", "M"];
 const hex64 = (lo: number, hi: number): string => "0x" + ((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)).toString(16).padStart(16, "0");
 const pcHex = (pc: number): string => "0x" + BigInt.asUintN(64, BigInt(pc)).toString(16);
 
-function makeSide(slowPathOnly: boolean, mmioExits: boolean): Side {
+/** How a side executes: the production interpreter (execFast + execSlow), execSlow alone, or the JIT tier compiling every block on first sight. */
+export type SideKind = "fast" | "slow" | "jit";
+
+function makeSide(kind: SideKind, mmioExits: boolean): Side {
   const ram = new GuestRam(RAM_BASE, RAM_SIZE);
   const bus = new Bus();
   const device = new ScratchDevice();
@@ -36,8 +40,12 @@ function makeSide(slowPathOnly: boolean, mmioExits: boolean): Side {
   void NO_DEVICE_BASE; // deliberately unmapped
   const vcpuDevices = mmioExits ? new Bus() : bus;
   const newHart = (): Hart => {
-    const hart = new Hart({ hartId: 0, ram, vcpuDevices, time: { frequency: 10_000_000, now: () => 1_000_000 } });
-    hart.slowPathOnly = slowPathOnly;
+    const hart = new Hart({ hartId: 0, ram, vcpuDevices, time: { frequency: 10_000_000, now: () => 1_000_000 }, stateBlock: kind === "jit" });
+    hart.slowPathOnly = kind === "slow";
+    if (kind === "jit") {
+      ram.codePages.fill(0); // a new case: no code compiled yet
+      hart.useJit(new BlockCache(ram, { threshold: 1 }));
+    }
     return hart;
   };
   const side: Side = { hart: newHart(), newHart, ram, bus, device };
@@ -131,14 +139,40 @@ export interface TraceEntry {
 }
 
 export class EquivalenceRig {
-  private readonly pairs = [
-    { fast: makeSide(false, false), slow: makeSide(true, false) },
-    { fast: makeSide(false, true), slow: makeSide(true, true) },
-  ];
-  private fast = this.pairs[0]!.fast;
-  private slow = this.pairs[0]!.slow;
+  /** `subject` is checked against `reference` ("fast" side and "slow" side in the reports). */
+  constructor(subject: SideKind = "fast", reference: SideKind = "slow") {
+    this.pairs = [
+      { fast: makeSide(subject, false), slow: makeSide(reference, false) },
+      { fast: makeSide(subject, true), slow: makeSide(reference, true) },
+    ];
+    this.fast = this.pairs[0]!.fast;
+    this.slow = this.pairs[0]!.slow;
+  }
+
+  private readonly pairs: { fast: Side; slow: Side }[];
+  private fast: Side;
+  private slow: Side;
   /** Instructions retired by the reference (slow) hart, summed over every case run so far. */
   retired = 0;
+  private readonly jitTotals = { compiled: 0, instructionsCompiled: 0, invalidations: 0 };
+  private readonly jitCounted = new WeakSet<Hart>();
+
+  private addJitStats(h: Hart): void {
+    const c = h.jitCache;
+    if (c === null || this.jitCounted.has(h)) return;
+    this.jitCounted.add(h);
+    this.jitTotals.compiled += c.stats.compiledTotal;
+    this.jitTotals.instructionsCompiled += c.stats.instructionsCompiled;
+    this.jitTotals.invalidations += c.stats.invalidations;
+  }
+
+  /** What the subject's JIT did over every case so far (for the test's diagnostics). */
+  subjectJitStats(): string {
+    this.addJitStats(this.fast.hart);
+    const t = this.jitTotals;
+    return `JIT: ${t.compiled} blocks compiled, ${t.instructionsCompiled} instructions run compiled, ${t.invalidations} pages invalidated`;
+  }
+
   /** Trap counts at the start of the case (the harts' statistics are cumulative). */
   private fastTrapsBefore = new Map<string, number>();
   private slowTrapsBefore = new Map<string, number>();
@@ -147,6 +181,7 @@ export class EquivalenceRig {
     const pair = this.pairs[s.mmioExits ? 1 : 0]!;
     this.fast = pair.fast;
     this.slow = pair.slow;
+    this.addJitStats(this.fast.hart);
     for (const side of [this.fast, this.slow]) {
       side.ram.u8.set(s.ram);
       side.device.bytes.set(s.device);
@@ -194,7 +229,7 @@ export class EquivalenceRig {
   differences(): string[] {
     const out = stateDifferences(this.fast.hart.save(), this.slow.hart.save());
     if (this.exitMismatch !== null) out.push(this.exitMismatch);
-    out.push(...bytesDifferences("RAM", RAM_BASE, this.fast.ram.u8, this.slow.ram.u8));
+    out.push(...bytesDifferences("RAM", RAM_BASE, this.fast.ram.u8.subarray(0, RAM_SIZE), this.slow.ram.u8.subarray(0, RAM_SIZE)));
     out.push(...bytesDifferences("scratch device", SCRATCH_BASE, this.fast.device.bytes, this.slow.device.bytes));
     const fastTraps = this.fast.hart.stats.trapsByCause, slowTraps = this.slow.hart.stats.trapsByCause;
     for (const cause of new Set([...fastTraps.keys(), ...slowTraps.keys()])) {

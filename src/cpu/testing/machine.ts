@@ -4,6 +4,7 @@
 import { GuestRam } from "../../seams/guest_ram.js";
 import { Bus } from "../../machine/bus.js";
 import { Hart } from "../hart.js";
+import { BlockCache } from "../jit/block_cache.js";
 import { EXIT_MMIO } from "../exit.js";
 import { dispatchExit } from "../../machine/exit_dispatch.js";
 import type { Asm } from "./asm.js";
@@ -17,11 +18,12 @@ export interface TestMachine {
   clock: { frequency: number; ticks: number; now(): number };
 }
 
-export function makeMachine(ramSize = 4 << 20, opts: { exits?: boolean } = {}): TestMachine {
+export function makeMachine(ramSize = 4 << 20, opts: { exits?: boolean; jit?: boolean } = {}): TestMachine {
   const ram = new GuestRam(RAM_BASE, ramSize);
   const bus = new Bus();
   const clock = { frequency: 10_000_000, ticks: 0, now(): number { return this.ticks; } };
-  const hart = new Hart({ hartId: 0, ram, vcpuDevices: opts.exits ? new Bus() : bus, time: clock });
+  const hart = new Hart({ hartId: 0, ram, vcpuDevices: opts.exits ? new Bus() : bus, time: clock, stateBlock: opts.jit === true });
+  if (opts.jit) hart.useJit(new BlockCache(ram));
   hart.setPc(RAM_BASE);
   return { hart, ram, bus, clock };
 }

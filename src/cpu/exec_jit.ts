@@ -1,0 +1,93 @@
+// The JIT tier's dispatch loop: runs compiled blocks where they exist, counts the blocks it
+// interprets, and compiles the hot ones (jit/block_cache.ts, jit/compile_block.ts).
+import { HartFastLoop } from "./exec_fast.js";
+import { tlbSetOffset } from "./hart_layout.js";
+import { COLD_RUN, type BlockCache } from "./jit/block_cache.js";
+import { HART_JIT_STATUS, JIT_GO_ON, JIT_INTERPRET } from "./hart_layout.js";
+
+export abstract class HartJitLoop extends HartFastLoop {
+  /** The code cache of this hart's thread; null runs the interpreter only (--cpu-tier interp). */
+  protected jit: BlockCache | null = null;
+  /** The HART_JIT_STATUS word of this hart's state block. */
+  private jitStatus: Int32Array | null = null;
+
+  /** Puts this hart on the JIT tier with `cache` (shared by the harts of one thread). */
+  useJit(cache: BlockCache): void {
+    if (this.stateOffset < 0) throw new Error(`hart ${this.hartId}: the JIT needs the hart's state in its block above RAM (HartOptions.stateBlock)`);
+    cache.addHart(this);
+    this.jit = cache;
+    this.jitStatus = new Int32Array(this.ram.buffer, this.stateOffset + HART_JIT_STATUS, 1);
+  }
+
+  get jitCache(): BlockCache | null {
+    return this.jit;
+  }
+
+  /** A store is about to map RAM page `page`, which holds compiled code: drop that code first. */
+  protected override codeWritten(page: number): void {
+    if (this.jit !== null) this.jit.invalidatePage(page);
+    else super.codeWritten(page);
+  }
+
+  /**
+   * execFast's contract, with compiled code first: the dispatcher runs compiled pages until it needs
+   * the interpreter; then execFast runs on (one instruction compiled code handed back, or COLD_RUN
+   * instructions) while the cache counts where it ran and compiles what is hot. Returns
+   * (instructions retired) as soon as something needs execSlow: a fetch-TLB miss, an instruction
+   * compiled code handed back (JIT_INTERPRET), or one execFast declines.
+   */
+  protected execJit(limit: number): number {
+    const jit = this.jit!;
+    const pcBox = this.pcBox, status = this.jitStatus!;
+    const xTagLo = this.xTagLo, xTagHi = this.xTagHi, xOff = this.xOff;
+    const st = this.stateOffset;
+    const ds = tlbSetOffset(st, this.dataPriv);
+    const xs = tlbSetOffset(st, this.priv);
+    const threshold = jit.threshold;
+    const dispatch = jit.dispatch;
+    let n = 0;
+    while (n < limit) {
+      status[0] = JIT_GO_ON;
+      const r = dispatch(st, ds, xs, limit - n);
+      if (r > 0) {
+        n += r;
+        this.instret += r;
+        jit.stats.instructionsCompiled += r;
+        if (n >= limit) break;
+      }
+      if (status[0] === JIT_INTERPRET) {
+        // Most hand-backs are one instruction execFast does (an AMO, FP, MULH, a TLB hit after a fill): no round trip through execSlice.
+        const k = this.execFast(1);
+        n += k;
+        if (k === 0) break;
+        continue;
+      }
+      const pc = pcBox[0]!;
+      const lo = pc | 0;
+      const idx = (lo >>> 12) & 2047;
+      if (xTagLo[idx] !== (lo & -4096) || xTagHi[idx] !== (Math.floor(pc / 4294967296) | 0)) break;
+      const off = xOff[idx]! + (lo & 0xfff);
+      const info = jit.page(off >>> 12);
+      const po = off & 0xfff;
+      const left = limit - n;
+      let want: number;
+      if (info.compiled !== null) {
+        if (info.compiled.has(po)) break; // stopped at its own entry: let execSlow step
+        if (jit.noteMissed(info, po)) { jit.compilePage(off >>> 12, info); continue; }
+        want = COLD_RUN;
+      } else {
+        info.entries.add(po);
+        if (++info.visits >= threshold) {
+          jit.compilePage(off >>> 12, info);
+          if (info.compiled !== null) continue;
+        }
+        want = COLD_RUN;
+      }
+      if (want > left) want = left;
+      const k = this.execFast(want); // counts instret itself
+      n += k;
+      if (k < want) break;
+    }
+    return n;
+  }
+}

@@ -1,0 +1,415 @@
+// Compiles the hot blocks of one guest code page (RV64IM integer instructions, loads and stores)
+// into one wasm function with the fast loop's contract: it executes instructions while it can and
+// stops, without side effects, before any it cannot do (a TLB miss, a misaligned access, an
+// instruction it does not compile): the interpreter then runs that one. So compiled code never
+// traps, and every exception stays the interpreter's, exact.
+//
+// fn(pc: f64, st: i32, ds: i32, limit: i32) -> i32 enters at virtual pc for the hart whose state
+// block is at st (hart_layout.ts) with data TLB set ds, runs at most `limit` instructions, and
+// returns how many retired, with the next pc and HART_JIT_STATUS stored. Blocks of the page jump
+// to each other inside the function (a loop over a br_table of entry points); leaving the page
+// returns to the dispatcher (jit/dispatcher.ts). Code is position-independent: it serves every
+// virtual mapping of its physical page and every hart of its thread.
+import { RVC_TABLE } from "../rvc.js";
+import * as HL from "../hart_layout.js";
+import { ByteWriter, F64, I32, I64, OP, VOID, buildModule, type FuncType } from "./wasm_module.js";
+
+/** Longest block compiled (instructions). */
+export const MAX_BLOCK = 64;
+
+/** What a scan of guest code found at a block start. */
+export interface BlockShape {
+  /** Instructions up to and including the first control transfer (or to the page end / MAX_BLOCK). */
+  interpLen: number;
+  /** Leading instructions the compiler handles (≤ interpLen). */
+  jitLen: number;
+  /** Page offset of the first instruction. */
+  start: number;
+  /** The raw (expanded) instructions and their lengths, jitLen of them. */
+  insns: number[];
+  lens: number[];
+  /** Page offsets where compiled code may go on from this block (see successorsOfTransfer). */
+  next: number[];
+}
+
+// Parameters and locals of the page function.
+const P_PC = 0, P_ST = 1, P_DS = 2, P_LIMIT = 3;
+const L_PO = 4, L_N = 5, L_VPAGE = 6, L_VPAGE64 = 7, L_ADDR = 8, L_LO = 9, L_P = 10, L_OFF = 11, L_A = 12, L_B = 13, L_T = 14;
+const LOCALS = [I32, I32, F64, I64, I64, I32, I32, I32, I64, I64, I64];
+
+const R_TAG_LO = HL.TLB_R_TAG_LO * HL.TLB_ARRAY_BYTES, R_TAG_HI = HL.TLB_R_TAG_HI * HL.TLB_ARRAY_BYTES, R_OFF = HL.TLB_R_OFF * HL.TLB_ARRAY_BYTES;
+const W_TAG_LO = HL.TLB_W_TAG_LO * HL.TLB_ARRAY_BYTES, W_TAG_HI = HL.TLB_W_TAG_HI * HL.TLB_ARRAY_BYTES, W_OFF = HL.TLB_W_OFF * HL.TLB_ARRAY_BYTES;
+
+const enum Kind { Unsupported, Plain, Transfer }
+
+/** Classifies an expanded instruction: can the compiler do it, and does it end the block? */
+function classify(insn: number): Kind {
+  const f3 = (insn >>> 12) & 7;
+  const f7 = insn >>> 25;
+  switch ((insn >>> 2) & 31) {
+    case 13: case 5: return Kind.Plain; // LUI, AUIPC
+    case 27: return Kind.Transfer; // JAL
+    case 25: return f3 === 0 ? Kind.Transfer : Kind.Unsupported; // JALR
+    case 24: return f3 === 2 || f3 === 3 ? Kind.Unsupported : Kind.Transfer; // BRANCH
+    case 0: return f3 === 7 ? Kind.Unsupported : Kind.Plain; // LOAD
+    case 8: return f3 <= 3 ? Kind.Plain : Kind.Unsupported; // STORE
+    case 4: // OP-IMM
+      if (f3 === 1) return insn >>> 26 === 0 ? Kind.Plain : Kind.Unsupported;
+      if (f3 === 5) return insn >>> 26 === 0 || insn >>> 26 === 0x10 ? Kind.Plain : Kind.Unsupported;
+      return Kind.Plain;
+    case 6: // OP-IMM-32
+      if (f3 === 0) return Kind.Plain;
+      if (f3 === 1) return f7 === 0 ? Kind.Plain : Kind.Unsupported;
+      if (f3 === 5) return f7 === 0 || f7 === 0x20 ? Kind.Plain : Kind.Unsupported;
+      return Kind.Unsupported;
+    case 12: // OP
+      if (f7 === 0) return Kind.Plain;
+      if (f7 === 0x20) return f3 === 0 || f3 === 5 ? Kind.Plain : Kind.Unsupported;
+      if (f7 === 1) return f3 === 0 || f3 >= 4 ? Kind.Plain : Kind.Unsupported; // MULH* go to the interpreter
+      return Kind.Unsupported;
+    case 14: // OP-32
+      if (f7 === 0) return f3 === 0 || f3 === 1 || f3 === 5 ? Kind.Plain : Kind.Unsupported;
+      if (f7 === 0x20) return f3 === 0 || f3 === 5 ? Kind.Plain : Kind.Unsupported;
+      if (f7 === 1) return f3 === 0 || f3 >= 4 ? Kind.Plain : Kind.Unsupported;
+      return Kind.Unsupported;
+    case 3: return f3 === 0 ? Kind.Plain : Kind.Unsupported; // FENCE (fence.i to the interpreter)
+    default: return Kind.Unsupported;
+  }
+}
+
+/** True for instructions that end a block in the interpreter's count (jumps, branches). */
+function isTransfer(insn: number): boolean {
+  const op = (insn >>> 2) & 31;
+  return op === 27 || op === 25 || op === 24;
+}
+
+/** Scans guest code at RAM byte offset `off` (halfword aligned) up to its page end. */
+export function scanBlock(u16: Uint16Array, off: number): BlockShape {
+  const insns: number[] = [];
+  const lens: number[] = [];
+  const next: number[] = [];
+  let po = off & 0xfff;
+  const pageHalf = (off - po) >>> 1;
+  let interpLen = 0;
+  let jitOpen = true;
+  while (interpLen < MAX_BLOCK && po <= 4094) {
+    let insn = u16[pageHalf + (po >>> 1)]!;
+    let len = 2;
+    if ((insn & 3) === 3) {
+      if (po > 4092) break; // crosses into the next page
+      insn = (insn | (u16[pageHalf + (po >>> 1) + 1]! << 16)) | 0;
+      len = 4;
+    } else {
+      insn = RVC_TABLE[insn]!;
+    }
+    interpLen++;
+    if (jitOpen && classify(insn) !== Kind.Unsupported) {
+      insns.push(insn);
+      lens.push(len);
+      if (isTransfer(insn)) successorsOfTransfer(insn, po, len, next);
+      else if (insns.length === MAX_BLOCK || po + len > 4094) pushIfInPage(next, po + len);
+    } else if (jitOpen) {
+      jitOpen = false;
+      pushIfInPage(next, po + len); // where compiled code can resume after the interpreter ran this one
+    }
+    if (isTransfer(insn)) break;
+    po += len;
+  }
+  return { start: off & 0xfff, interpLen, jitLen: insns.length, insns, lens, next };
+}
+
+function pushIfInPage(out: number[], po: number): void {
+  if (po >= 0 && po <= 4094) out.push(po);
+}
+
+/** Page offsets a transfer at `po` may reach that are worth compiling: in-page targets, and the return site of a call. */
+function successorsOfTransfer(insn: number, po: number, len: number, out: number[]): void {
+  const rd = (insn >>> 7) & 31;
+  switch ((insn >>> 2) & 31) {
+    case 24: // BRANCH
+      pushIfInPage(out, po + (((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1)));
+      pushIfInPage(out, po + len);
+      break;
+    case 27: // JAL
+      pushIfInPage(out, po + (((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1)));
+      if (rd !== 0) pushIfInPage(out, po + len);
+      break;
+    default: // JALR
+      if (rd !== 0) pushIfInPage(out, po + len);
+  }
+}
+
+/** Emits a page function: the dispatch loop and each block's code, tracking branch depths. */
+class Emitter {
+  readonly w = new ByteWriter();
+  /** Labels between the current code and the dispatch loop (br depth of the loop). */
+  toLoop = 0;
+  /** Page offsets that are entries of this function. */
+  entries = new Set<number>();
+
+  op(a: number, b?: number): this { this.w.byte(a); if (b !== undefined) this.w.byte(b); return this; }
+  get(l: number): this { return this.op(OP.localGet).u(l); }
+  set(l: number): this { return this.op(OP.localSet).u(l); }
+  tee(l: number): this { return this.op(OP.localTee).u(l); }
+  u(v: number): this { this.w.u32(v); return this; }
+  i32(v: number): this { this.op(OP.i32Const); this.w.s32(v); return this; }
+  i64(v: bigint | number): this { this.op(OP.i64Const); this.w.s64(v); return this; }
+  f64(v: number): this { this.op(OP.f64Const); this.w.f64(v); return this; }
+  /** A memory access with alignment log2 `align` and constant offset. */
+  mem(opcode: number, align: number, offset: number): this { return this.op(opcode).u(align).u(offset); }
+  /** `if` without result; nested code is one label deeper. */
+  if_(): this { this.toLoop++; return this.op(OP.if, VOID); }
+  end_(): this { this.toLoop--; return this.op(OP.end); }
+
+  reg(r: number): this {
+    if (r === 0) return this.i64(0);
+    return this.get(P_ST).mem(OP.i64Load, 3, HL.HART_X + 8 * r);
+  }
+
+  /** Stores the i64 on the stack into rd; the caller pushed `st` before the value (see setRegStart). */
+  setRegStart(rd: number): this { if (rd !== 0) this.get(P_ST); return this; }
+  setRegEnd(rd: number): this { return rd !== 0 ? this.mem(OP.i64Store, 3, HL.HART_X + 8 * rd) : this.op(OP.drop); }
+
+  /** Returns with pc = page + po (po a constant, maybe outside the page), `retired` more instructions and `status`. */
+  leave(po: number, retired: number, status: number): this {
+    this.get(P_ST).get(L_VPAGE).f64(po).op(OP.f64Add).mem(OP.f64Store, 3, HL.HART_PC);
+    this.get(P_ST).i32(status).mem(OP.i32Store, 2, HL.HART_JIT_STATUS);
+    return this.get(L_N).i32(retired).op(OP.i32Add).op(OP.return);
+  }
+
+  /** Goes on at page offset `po` after `retired` more instructions: inside the function when it is an entry, else through the dispatcher. */
+  jumpTo(po: number, retired: number): this {
+    if (!this.entries.has(po)) return this.leave(po, retired, HL.JIT_GO_ON);
+    this.get(L_N).i32(retired).op(OP.i32Add).set(L_N).i32(po).set(L_PO);
+    return this.op(OP.br).u(this.toLoop);
+  }
+
+  /** pc of the instruction `delta` bytes into a block starting at `start`, as i64. */
+  pcI64(start: number, delta: number): this {
+    return this.get(L_VPAGE64).i64(start + delta).op(OP.i64Add);
+  }
+}
+
+const TWO63 = 1n << 63n;
+
+/**
+ * Computes the TLB pointer for the address in L_ADDR and leaves in L_OFF the RAM offset, side
+ * exiting (pc at the instruction at page offset `at`, k retired, status 1) on a miss or a misaligned access.
+ */
+function emitTranslate(e: Emitter, write: boolean, size: number, at: number, k: number): void {
+  e.get(L_ADDR).op(OP.i32WrapI64).tee(L_LO)
+    .i32(12).op(OP.i32ShrU).i32(2047).op(OP.i32And).i32(2).op(OP.i32Shl).get(P_DS).op(OP.i32Add).tee(L_P)
+    .mem(OP.i32Load, 2, write ? W_TAG_LO : R_TAG_LO).get(L_LO).i32(-4096).op(OP.i32And).op(OP.i32Ne)
+    .get(L_P).mem(OP.i32Load, 2, write ? W_TAG_HI : R_TAG_HI).get(L_ADDR).i64(32).op(OP.i64ShrU).op(OP.i32WrapI64).op(OP.i32Ne)
+    .op(OP.i32Or);
+  if (size > 1) e.get(L_LO).i32(size - 1).op(OP.i32And).op(OP.i32Or);
+  e.if_().leave(at, k, HL.JIT_INTERPRET).end_();
+  e.get(L_P).mem(OP.i32Load, 2, write ? W_OFF : R_OFF).get(L_LO).i32(0xfff).op(OP.i32And).op(OP.i32Add).set(L_OFF);
+}
+
+/** Pushes the 64-bit division result of L_A / L_B with RISC-V's answers for /0 and overflow. */
+function emitDiv64(e: Emitter, f3: number): void {
+  const signed = (f3 & 1) === 0, rem = f3 >= 6;
+  e.get(L_B).op(OP.i64Eqz).op(OP.if, I64);
+  if (rem) e.get(L_A); else e.i64(-1);
+  e.op(OP.else);
+  if (signed) {
+    e.get(L_A).i64(-TWO63).op(OP.i64Eq).get(L_B).i64(-1).op(OP.i64Eq).op(OP.i32And).op(OP.if, I64);
+    if (rem) e.i64(0); else e.get(L_A);
+    e.op(OP.else).get(L_A).get(L_B).op(rem ? OP.i64RemS : OP.i64DivS).op(OP.end);
+  } else {
+    e.get(L_A).get(L_B).op(rem ? OP.i64RemU : OP.i64DivU);
+  }
+  e.op(OP.end);
+}
+
+/** The same for the W forms: 32-bit operands in L_A/L_B (as i64), result sign-extended. */
+function emitDiv32(e: Emitter, f3: number): void {
+  const signed = (f3 & 1) === 0, rem = f3 >= 6;
+  const a = (): void => { e.get(L_A).op(OP.i32WrapI64); };
+  const b = (): void => { e.get(L_B).op(OP.i32WrapI64); };
+  b(); e.op(OP.i32Eqz).op(OP.if, I32);
+  if (rem) a(); else e.i32(-1);
+  e.op(OP.else);
+  if (signed) {
+    a(); e.i32(-0x80000000).op(OP.i32Eq); b(); e.i32(-1).op(OP.i32Eq).op(OP.i32And).op(OP.if, I32);
+    if (rem) e.i32(0); else a();
+    e.op(OP.else); a(); b(); e.op(rem ? OP.i32RemS : OP.i32DivS).op(OP.end);
+  } else {
+    a(); b(); e.op(rem ? OP.i32RemU : OP.i32DivU);
+  }
+  e.op(OP.end).op(OP.i64ExtendI32S);
+}
+
+const LOAD_OPS = [OP.i64Load8S, OP.i64Load16S, OP.i64Load32S, OP.i64Load, OP.i64Load8U, OP.i64Load16U, OP.i64Load32U];
+const STORE_OPS = [OP.i64Store8, OP.i64Store16, OP.i64Store32, OP.i64Store];
+
+/** One block's code: its budget check, its instructions, and how it ends. */
+function emitBlock(e: Emitter, shape: BlockShape): void {
+  const s = shape.start;
+  // Not enough budget for the whole block: the interpreter takes it from here.
+  e.get(L_N).i32(shape.jitLen).op(OP.i32Add).get(P_LIMIT).op(OP.i32GtU).if_().leave(s, 0, HL.JIT_INTERPRET).end_();
+  let delta = 0; // byte offset of instruction k from the block's start
+  for (let k = 0; k < shape.jitLen; k++) {
+    const insn = shape.insns[k]!;
+    const ilen = shape.lens[k]!;
+    const at = s + delta;
+    const rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
+    const f3 = (insn >>> 12) & 7, f7 = insn >>> 25;
+    const immI = insn >> 20;
+    switch ((insn >>> 2) & 31) {
+      case 13: // LUI
+        if (rd !== 0) e.setRegStart(rd).i64(insn & 0xfffff000).setRegEnd(rd);
+        break;
+      case 5: // AUIPC
+        if (rd !== 0) e.setRegStart(rd).pcI64(at, insn & 0xfffff000).setRegEnd(rd);
+        break;
+      case 27: { // JAL
+        const imm = ((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1);
+        if (rd !== 0) e.setRegStart(rd).pcI64(at, ilen).setRegEnd(rd);
+        e.jumpTo(at + imm, k + 1);
+        break;
+      }
+      case 25: { // JALR: the target before the link (rd may be rs1)
+        e.reg(rs1).i64(immI).op(OP.i64Add).i64(-2).op(OP.i64And).set(L_T);
+        if (rd !== 0) e.setRegStart(rd).pcI64(at, ilen).setRegEnd(rd);
+        e.get(P_ST).get(L_T).op(OP.f64ConvertI64S).mem(OP.f64Store, 3, HL.HART_PC);
+        e.get(P_ST).i32(HL.JIT_GO_ON).mem(OP.i32Store, 2, HL.HART_JIT_STATUS);
+        e.get(L_N).i32(k + 1).op(OP.i32Add).op(OP.return);
+        break;
+      }
+      case 24: { // BRANCH
+        const imm = ((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1);
+        const cmp = [OP.i64Eq, OP.i64Ne, 0, 0, OP.i64LtS, OP.i64GeS, OP.i64LtU, OP.i64GeU][f3]!;
+        e.reg(rs1).reg(rs2).op(cmp).if_().jumpTo(at + imm, k + 1).end_();
+        e.jumpTo(at + ilen, k + 1);
+        break;
+      }
+      case 0: { // LOAD
+        const size = 1 << (f3 & 3);
+        e.reg(rs1).i64(immI).op(OP.i64Add).set(L_ADDR);
+        emitTranslate(e, false, size, at, k);
+        if (rd !== 0) e.setRegStart(rd).get(L_OFF).mem(LOAD_OPS[f3]!, f3 & 3, 0).setRegEnd(rd);
+        break;
+      }
+      case 8: { // STORE
+        const imm = ((insn >> 25) << 5) | ((insn >>> 7) & 31);
+        e.reg(rs1).i64(imm).op(OP.i64Add).set(L_ADDR);
+        emitTranslate(e, true, 1 << f3, at, k);
+        e.get(L_OFF).reg(rs2).mem(STORE_OPS[f3]!, f3, 0);
+        break;
+      }
+      case 4: { // OP-IMM
+        if (rd === 0) break;
+        e.setRegStart(rd).reg(rs1);
+        const sh = (insn >>> 20) & 63;
+        switch (f3) {
+          case 0: e.i64(immI).op(OP.i64Add); break;
+          case 2: e.i64(immI).op(OP.i64LtS, OP.i64ExtendI32U); break;
+          case 3: e.i64(immI).op(OP.i64LtU, OP.i64ExtendI32U); break;
+          case 4: e.i64(immI).op(OP.i64Xor); break;
+          case 6: e.i64(immI).op(OP.i64Or); break;
+          case 7: e.i64(immI).op(OP.i64And); break;
+          case 1: e.i64(sh).op(OP.i64Shl); break;
+          default: e.i64(sh).op(insn >>> 26 === 0 ? OP.i64ShrU : OP.i64ShrS); break;
+        }
+        e.setRegEnd(rd);
+        break;
+      }
+      case 6: { // OP-IMM-32
+        if (rd === 0) break;
+        e.setRegStart(rd).reg(rs1).op(OP.i32WrapI64);
+        if (f3 === 0) e.i32(immI).op(OP.i32Add);
+        else e.i32(rs2).op(f3 === 1 ? OP.i32Shl : f7 === 0 ? OP.i32ShrU : OP.i32ShrS);
+        e.op(OP.i64ExtendI32S).setRegEnd(rd);
+        break;
+      }
+      case 12: { // OP
+        if (rd === 0) break;
+        e.setRegStart(rd);
+        if (f7 === 1 && f3 >= 4) {
+          e.reg(rs1).set(L_A).reg(rs2).set(L_B);
+          emitDiv64(e, f3);
+        } else {
+          e.reg(rs1).reg(rs2);
+          if (f7 === 1) e.op(OP.i64Mul);
+          else if (f7 === 0x20) e.op(f3 === 0 ? OP.i64Sub : OP.i64ShrS);
+          else if (f3 === 2 || f3 === 3) e.op(f3 === 2 ? OP.i64LtS : OP.i64LtU, OP.i64ExtendI32U);
+          else e.op([OP.i64Add, OP.i64Shl, 0, 0, OP.i64Xor, OP.i64ShrU, OP.i64Or, OP.i64And][f3]!);
+        }
+        e.setRegEnd(rd);
+        break;
+      }
+      case 14: { // OP-32
+        if (rd === 0) break;
+        e.setRegStart(rd);
+        if (f7 === 1 && f3 >= 4) {
+          e.reg(rs1).set(L_A).reg(rs2).set(L_B);
+          emitDiv32(e, f3);
+        } else {
+          e.reg(rs1).op(OP.i32WrapI64).reg(rs2).op(OP.i32WrapI64);
+          if (f7 === 1) e.op(OP.i32Mul);
+          else if (f7 === 0x20) e.op(f3 === 0 ? OP.i32Sub : OP.i32ShrS);
+          else e.op(f3 === 0 ? OP.i32Add : f3 === 1 ? OP.i32Shl : OP.i32ShrU);
+          e.op(OP.i64ExtendI32S);
+        }
+        e.setRegEnd(rd);
+        break;
+      }
+      case 3: break; // FENCE: ordering is the host's (the JIT's harts share one thread)
+      default: throw new Error(`compile_block: instruction 0x${(insn >>> 0).toString(16)} was classified as supported but has no emitter`);
+    }
+    delta += ilen;
+  }
+  if (shape.jitLen > 0 && isTransfer(shape.insns[shape.jitLen - 1]!)) return; // it jumped
+  if (shape.jitLen < shape.interpLen) e.leave(s + delta, shape.jitLen, HL.JIT_INTERPRET); // an instruction the compiler does not do
+  else e.jumpTo(s + delta, shape.jitLen); // ran to the end of the page (or MAX_BLOCK): go on there
+}
+
+/** The page function's type; the dispatcher's call_indirect names the same. */
+export const PAGE_FN_TYPE: FuncType = { params: [F64, I32, I32, I32], results: [I32] };
+
+/** The whole function body for `blocks` (non-empty, distinct starts, each with jitLen > 0). */
+function emitPage(blocks: BlockShape[]): Emitter {
+  const e = new Emitter();
+  const K = blocks.length;
+  for (const b of blocks) e.entries.add(b.start);
+  // po = pc's page offset; vpage = pc - po (the virtual page, exact in a double).
+  e.get(P_PC).op(0xfc, 6).op(OP.i32WrapI64).i32(0xfff).op(OP.i32And).set(L_PO);
+  e.get(P_PC).get(L_PO).op(OP.f64ConvertI32U).op(OP.f64Sub).tee(L_VPAGE).op(0xfc, 6).set(L_VPAGE64);
+  e.op(OP.loop, VOID).op(OP.block, VOID); // $d, $exit
+  for (let i = K - 1; i >= 0; i--) e.op(OP.block, VOID); // $e(K-1) .. $e0
+  // br_table over the halfword offsets from the first entry to the last: an entry's block, or $exit.
+  let first = 4096, last = 0;
+  for (const b of blocks) { if (b.start < first) first = b.start; if (b.start > last) last = b.start; }
+  const targets = new Array<number>(((last - first) >>> 1) + 1).fill(K);
+  blocks.forEach((b, i) => { targets[(b.start - first) >>> 1] = i; });
+  e.get(L_PO).i32(first).op(OP.i32Sub).i32(1).op(OP.i32ShrU).op(OP.brTable).u(targets.length);
+  for (const t of targets) e.u(t);
+  e.u(K); // below first (wrapped to a large unsigned index) or past last: $exit
+  for (let i = 0; i < K; i++) {
+    e.op(OP.end); // $e_i: block i follows
+    e.toLoop = K - i;
+    emitBlock(e, blocks[i]!);
+  }
+  e.op(OP.end); // $exit: pc is not an entry of this function
+  e.toLoop = 0;
+  e.get(P_ST).get(L_VPAGE).get(L_PO).op(OP.f64ConvertI32U).op(OP.f64Add).mem(OP.f64Store, 3, HL.HART_PC);
+  e.get(P_ST).i32(HL.JIT_NOT_ENTRY).mem(OP.i32Store, 2, HL.HART_JIT_STATUS);
+  e.get(L_N).op(OP.return);
+  e.op(OP.end); // $d
+  e.op(0x00); // unreachable: every path returned
+  return e;
+}
+
+/** A compiled page function: (pc, state block offset, data TLB set offset, limit) -> instructions retired. */
+export type PageFn = (pc: number, st: number, ds: number, limit: number) => number;
+
+/** Compiles the blocks of one page against `memory` (which has `pages` wasm pages). */
+export function compilePage(blocks: BlockShape[], memory: WebAssembly.Memory, pages: number): { fn: PageFn; bytes: number } {
+  const body = emitPage(blocks).w;
+  const wasm = buildModule({ ...PAGE_FN_TYPE, locals: LOCALS, body }, pages);
+  const mod = new WebAssembly.Module(wasm);
+  const inst = new WebAssembly.Instance(mod, { env: { mem: memory } });
+  return { fn: inst.exports["fn"] as PageFn, bytes: wasm.length };
+}

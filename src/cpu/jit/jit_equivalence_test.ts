@@ -1,0 +1,34 @@
+// Holds the JIT tier equal to the interpreter: the random programs of hart_equivalence_test (every
+// privilege, bare/Sv39/Sv48, random TLB states, MMIO exits, traps, interrupts raised mid-run) run on
+// a hart that compiles every block on first sight and on the full interpreter (execSlow alone);
+// registers, pc, CSRs, counters, RAM and device memory must match after every run() budget.
+// JIT_FUZZ_N sets the instruction budget (default 600,000), JIT_FUZZ_SEED the seed, JIT_FUZZ_CASE replays one case.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { EquivalenceRig } from "../testing/equivalence_rig.js";
+import { buildScenario } from "../testing/random_scenario.js";
+import { makeRng } from "../testing/rng.js";
+
+const TOTAL = Number(process.env.JIT_FUZZ_N ?? 600_000);
+const SEED = Number(process.env.JIT_FUZZ_SEED ?? 0x0b1e_c0de) >>> 0;
+const ONE_CASE = process.env.JIT_FUZZ_CASE;
+
+test(`the JIT and the interpreter agree on random programs in random M/S/U, paging and TLB states (seed ${SEED}, ${TOTAL} steps)`, (t) => {
+  const rig = new EquivalenceRig("jit", "slow");
+  const seeds = makeRng(SEED);
+  let steps = 0;
+  let cases = 0;
+  while (steps < TOTAL) {
+    const caseSeed = ONE_CASE !== undefined ? Number(ONE_CASE) >>> 0 : seeds.u32();
+    const budget = ONE_CASE !== undefined ? TOTAL : 2000 + seeds.below(6000);
+    const failure = rig.check(buildScenario(caseSeed, budget));
+    if (failure !== null) {
+      assert.fail(`${failure}\\nreplay this case alone: JIT_FUZZ_CASE=${caseSeed} JIT_FUZZ_N=${budget} node --import tsx --test src/cpu/jit/jit_equivalence_test.ts (run seed ${SEED}, case ${cases})`);
+    }
+    steps += budget;
+    cases++;
+    if (ONE_CASE !== undefined) break;
+  }
+  t.diagnostic(`${cases} cases, ${steps} steps, ${rig.retired} instructions retired; ${rig.subjectJitStats()}`);
+  assert.ok(rig.retired > steps / 3, `only ${rig.retired} of ${steps} steps retired an instruction`);
+});

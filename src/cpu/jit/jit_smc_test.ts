@@ -1,0 +1,85 @@
+// Self-modifying code and DMA under the JIT: compiled code must never run after the guest memory
+// it was compiled from changed — by the hart's own stores (with or without fence.i, which the
+// interpreter does not need either) or by a device writing guest RAM (virtio DMA goes through
+// GuestRam's accessors).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { GuestRam } from "../../seams/guest_ram.js";
+import { Bus } from "../../machine/bus.js";
+import { Hart } from "../hart.js";
+import { Asm } from "../testing/asm.js";
+import { encI } from "../encode.js";
+import { BlockCache } from "./block_cache.js";
+
+const RAM_BASE = 0x8000_0000;
+
+function jitMachine(): { hart: Hart; ram: GuestRam; cache: BlockCache } {
+  const ram = new GuestRam(RAM_BASE, 1 << 20);
+  const hart = new Hart({ hartId: 0, ram, vcpuDevices: new Bus(), time: { frequency: 10_000_000, now: () => 0 }, stateBlock: true });
+  const cache = new BlockCache(ram, { threshold: 2 });
+  hart.useJit(cache);
+  return { hart, ram, cache };
+}
+
+function runUntil(hart: Hart, pc: number, max = 5_000_000): void {
+  let n = 0;
+  while (hart.getPc() !== pc && n < max) n += hart.run(1000) || 1;
+  assert.equal(hart.getPc(), pc, `the program did not reach 0x${pc.toString(16)} in ${max} instructions`);
+}
+
+/** Three rounds of a 1000-iteration loop adding 1 to x10; after each round the program rewrites that add to add 100. */
+function selfPatchingProgram(fenceI: boolean): { asm: Asm; done: number } {
+  const a = new Asm(RAM_BASE);
+  const patched = encI(0x13, 10, 0, 10, 100); // addi x10, x10, 100
+  a.li(10, 0).li(12, 3).li(14, patched);
+  a.label("outer").li(11, 1000);
+  a.label("loop");
+  const patchAt = a.origin + a.bytesOut().length;
+  a.addi(10, 10, 1).addi(11, 11, -1).bne(11, 0, "loop");
+  a.li(13, patchAt).sw(14, 13, 0);
+  if (fenceI) a.fenceI();
+  a.addi(12, 12, -1).bne(12, 0, "outer");
+  const done = a.origin + a.bytesOut().length;
+  a.label("done").jal(0, "done");
+  return { asm: a, done };
+}
+
+for (const fenceI of [true, false]) {
+  test(`a program that rewrites its own compiled hot loop runs the new code (${fenceI ? "with" : "without"} fence.i)`, () => {
+    const { hart, ram, cache } = jitMachine();
+    const { asm, done } = selfPatchingProgram(fenceI);
+    ram.write(asm.origin, asm.bytesOut());
+    hart.setPc(asm.origin);
+    runUntil(hart, done);
+    assert.equal(hart.getX(10), 1000n + 2n * 1000n * 100n, "x10 after one round of +1 and two of +100");
+    assert.ok(cache.stats.instructionsCompiled > 3000, `the loop ran compiled (${cache.stats.instructionsCompiled} instructions)`);
+    assert.ok(cache.stats.invalidations >= 1, "the store dropped the page's code");
+  });
+}
+
+test("code a device writes over compiled code (DMA) runs instead of the stale compilation", () => {
+  const { hart, ram, cache } = jitMachine();
+  const a = new Asm(RAM_BASE);
+  a.li(10, 0).li(11, 5000);
+  a.label("loop");
+  const addAt = a.origin + a.bytesOut().length;
+  a.addi(10, 10, 1).addi(11, 11, -1).bne(11, 0, "loop");
+  const done = a.origin + a.bytesOut().length;
+  a.label("done").jal(0, "done");
+  ram.write(a.origin, a.bytesOut());
+  hart.setPc(a.origin);
+  runUntil(hart, done);
+  assert.equal(hart.getX(10), 5000n);
+  const compiledBefore = cache.stats.instructionsCompiled;
+  assert.ok(compiledBefore > 4000, `the loop ran compiled (${compiledBefore} instructions)`);
+  // A device (virtio-blk completing a read) writes new code over the loop's add: addi x10, x10, 7.
+  const insn = new Uint8Array(4);
+  new DataView(insn.buffer).setUint32(0, encI(0x13, 10, 0, 10, 7), true);
+  ram.write(addAt, insn);
+  hart.setX(10, 0n);
+  hart.setPc(a.origin);
+  runUntil(hart, done);
+  assert.equal(hart.getX(10), 35000n, "5000 iterations of the new add");
+  assert.ok(cache.stats.invalidations >= 1, "the device write dropped the page's code");
+  assert.ok(cache.stats.instructionsCompiled > compiledBefore + 4000, "the new code was compiled and ran compiled too");
+});
