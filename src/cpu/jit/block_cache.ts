@@ -12,6 +12,14 @@
 import { CODE_PAGE, CODE_PAGE_DMA_WRITTEN, type GuestRam } from "../../seams/guest_ram.js";
 import { compilePage, scanBlock, type BlockShape } from "./compile_block.js";
 import { buildDispatcher, type DispatchFn } from "./dispatcher.js";
+import { setFlagsFromString } from "node:v8";
+
+// V8 first compiles wasm with its baseline compiler (Liftoff) and re-compiles functions that run a
+// lot with its optimizing one (TurboFan) on background threads. With thousands of page functions,
+// the default budget sent most of a boot's code to TurboFan: 3x the CPU of the whole interpreted
+// boot. A budget ~50x larger optimizes only the truly hot pages (loops keep their ~3x TurboFan gain).
+const WASM_TIERING_BUDGET = 100_000_000;
+let tieringSet = false;
 
 /** What the cache knows of one RAM page of guest code. */
 export interface PageInfo {
@@ -56,7 +64,7 @@ export interface JitHart {
   dropWriteMappings(ramPage: number): void;
 }
 
-export const DEFAULT_THRESHOLD = 256;
+export const DEFAULT_THRESHOLD = 1024;
 /** Instructions the interpreter runs at a time in a page without code (it counts one visit per run). */
 export const COLD_RUN = 512;
 export const DEFAULT_MAX_BLOCKS = 65536;
@@ -66,7 +74,7 @@ const MISS_THRESHOLD = 64;
 /** Recompiles of one page before its missed entries stay interpreted. */
 const MAX_RECOMPILES = 8;
 /** Blocks compiled per page at most, nearest the entries first (a page of dense code has a few hundred). */
-const MAX_PAGE_BLOCKS = 96;
+const MAX_PAGE_BLOCKS = 64;
 
 export class BlockCache {
   readonly threshold: number;
@@ -85,6 +93,10 @@ export class BlockCache {
 
   constructor(private readonly ram: GuestRam, opts: BlockCacheOptions = {}) {
     if (ram.codePages.length === 0) throw new RangeError(`The JIT needs room above guest RAM for its tables: give the VM less than ${ram.size} bytes of memory`);
+    if (!tieringSet) {
+      setFlagsFromString(`--wasm-tiering-budget=${WASM_TIERING_BUDGET}`);
+      tieringSet = true;
+    }
     this.threshold = opts.threshold ?? (Number(process.env.NODEVISOR_JIT_THRESHOLD) || DEFAULT_THRESHOLD);
     this.maxBlocks = opts.maxBlocks ?? DEFAULT_MAX_BLOCKS;
     this.u16 = ram.u16;
