@@ -5,9 +5,7 @@
 // JIT_FUZZ_N sets the instruction budget (default 600,000), JIT_FUZZ_SEED the seed, JIT_FUZZ_CASE replays one case.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { EquivalenceRig } from "../testing/equivalence_rig.js";
-import { buildScenario } from "../testing/random_scenario.js";
-import { makeRng } from "../testing/rng.js";
+import { EquivalenceRig, runRandomCases } from "../testing/equivalence_rig.js";
 
 const TOTAL = Number(process.env.JIT_FUZZ_N ?? 600_000);
 const SEED = Number(process.env.JIT_FUZZ_SEED ?? 0x0b1e_c0de) >>> 0;
@@ -15,20 +13,11 @@ const ONE_CASE = process.env.JIT_FUZZ_CASE;
 
 test(`the JIT and the interpreter agree on random programs in random M/S/U, paging and TLB states (seed ${SEED}, ${TOTAL} steps)`, (t) => {
   const rig = new EquivalenceRig("jit", "slow");
-  const seeds = makeRng(SEED);
-  let steps = 0;
-  let cases = 0;
-  while (steps < TOTAL) {
-    const caseSeed = ONE_CASE !== undefined ? Number(ONE_CASE) >>> 0 : seeds.u32();
-    const budget = ONE_CASE !== undefined ? TOTAL : 2000 + seeds.below(6000);
-    const failure = rig.check(buildScenario(caseSeed, budget));
-    if (failure !== null) {
-      assert.fail(`${failure}\\nreplay this case alone: JIT_FUZZ_CASE=${caseSeed} JIT_FUZZ_N=${budget} node --import tsx --test src/cpu/jit/jit_equivalence_test.ts (run seed ${SEED}, case ${cases})`);
-    }
-    steps += budget;
-    cases++;
-    if (ONE_CASE !== undefined) break;
-  }
+  const { failure, cases, steps } = runRandomCases(rig, {
+    total: TOTAL, seed: SEED, oneCase: ONE_CASE,
+    replay: (c, n) => `JIT_FUZZ_CASE=${c} JIT_FUZZ_N=${n} node --import tsx --test src/cpu/jit/jit_equivalence_test.ts`,
+  });
+  if (failure !== null) assert.fail(failure);
   t.diagnostic(`${cases} cases, ${steps} steps, ${rig.retired} instructions retired; ${rig.subjectJitStats()}`);
   assert.ok(rig.retired > steps / 3, `only ${rig.retired} of ${steps} steps retired an instruction`);
 });

@@ -10,7 +10,8 @@ import { C64_COUNT } from "../csr.js";
 import { EXIT_MMIO, EXIT_SBI } from "../exit.js";
 import * as K from "../constants.js";
 import { describeInsn } from "./describe_insn.js";
-import { NO_DEVICE_BASE, RAM_BASE, RAM_SIZE, SCRATCH_BASE, SCRATCH_SIZE, ScratchDevice, type Scenario } from "./random_scenario.js";
+import { NO_DEVICE_BASE, RAM_BASE, RAM_SIZE, SCRATCH_BASE, SCRATCH_SIZE, ScratchDevice, buildScenario, type Scenario } from "./random_scenario.js";
+import { makeRng } from "./rng.js";
 
 interface Side {
   /** A fresh hart per case (restore() alone would keep a completed MMIO exit's pending replay). */
@@ -308,4 +309,21 @@ export class EquivalenceRig {
       ...trace.slice(-12).map((t) => `  ${pcHex(t.pc)} ${PRIV_NAMES[t.priv]}: ${t.insn}`),
     ].join("\n");
   }
+}
+
+/** Runs random cases (buildScenario) through `rig` until `total` steps; returns a failure report (with how to replay it) or the counts. */
+export function runRandomCases(rig: EquivalenceRig, o: { total: number; seed: number; oneCase?: string; replay: (caseSeed: number, budget: number) => string }): { failure: string | null; cases: number; steps: number } {
+  const seeds = makeRng(o.seed);
+  let steps = 0;
+  let cases = 0;
+  while (steps < o.total) {
+    const caseSeed = o.oneCase !== undefined ? Number(o.oneCase) >>> 0 : seeds.u32();
+    const budget = o.oneCase !== undefined ? o.total : 2000 + seeds.below(6000);
+    const failure = rig.check(buildScenario(caseSeed, budget));
+    if (failure !== null) return { failure: `${failure}\nreplay this case alone: ${o.replay(caseSeed, budget)} (run seed ${o.seed}, case ${cases})`, cases, steps };
+    steps += budget;
+    cases++;
+    if (o.oneCase !== undefined) break;
+  }
+  return { failure: null, cases, steps };
 }
