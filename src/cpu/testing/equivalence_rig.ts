@@ -171,7 +171,7 @@ export class EquivalenceRig {
   subjectJitStats(): string {
     this.addJitStats(this.fast.hart);
     const t = this.jitTotals;
-    return `JIT: ${t.compiled} blocks compiled, ${t.instructionsCompiled} instructions run compiled, ${t.invalidations} pages invalidated`;
+    return `JIT: ${t.compiled} page compiles, ${t.instructionsCompiled} instructions run compiled, ${t.invalidations} pages invalidated`;
   }
 
   /** Trap counts at the start of the case (the harts' statistics are cumulative). */
