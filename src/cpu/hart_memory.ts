@@ -61,6 +61,9 @@ export abstract class HartMemory extends HartTraps {
       if (access === ACCESS_READ) { this.rTagLo[idx] = tag; this.rTagHi[idx] = hi; this.rOff[idx] = off; }
       else if (access === ACCESS_WRITE) {
         if (this.ram.codePages[off >>> 12] !== 0) this.codeWritten(off >>> 12);
+        // Dirty log (seams/guest_ram.ts): a write-TLB entry exists only for a page marked written.
+        const page = off / 4096;
+        Atomics.or(ram.dirty, page >>> 5, 1 << (page & 31));
         this.wTagLo[idx] = tag; this.wTagHi[idx] = hi; this.wOff[idx] = off;
       }
       else { this.xTagLo[idx] = tag; this.xTagHi[idx] = hi; this.xOff[idx] = off; }

@@ -87,6 +87,7 @@ export function walk(
         // Set A (and D) only if the whole PTE is still the one checked; otherwise walk again.
         const seen = (BigInt(pteHi) << 32n) | BigInt(pteLo >>> 0);
         if (Atomics.compareExchange(ram.i64, dword, seen, seen | BigInt(want)) !== seen) continue retry;
+        ram.markDirty(dword * 8, 8); // the PTE changed: live snapshots and migration copy it again
       }
       WALK_LEAF[0] = level;
       WALK_LEAF[1] = pteLo;

@@ -1,6 +1,12 @@
 // Guest RAM: one shared WebAssembly.Memory mapped at a guest-physical base, so that vCPU worker
 // threads, the device thread and JIT-generated wasm code all load and store the same bytes.
 // Every DMA-style accessor bounds-checks its range.
+//
+// Dirty log: one bit per 4 KiB page, in a SharedArrayBuffer every thread sets bits in. A vCPU
+// sets a page's bit when it fills a write-TLB entry for it (cpu/hart_memory.ts) and the page
+// walker when it sets A/D in a PTE; device writes through the accessors below set it after
+// writing. A reader takes the set with takeDirtyPages() and then flushes every hart's write TLB
+// before copying, so a write through an entry filled before the take is copied in this round.
 
 /** Raised when a device or loader touches guest-physical memory outside RAM. */
 export class GuestMemoryError extends RangeError {
@@ -64,9 +70,11 @@ export class GuestRam {
   readonly jitSlotsOffset: number;
   /** Byte offset of the first hart state block in `memory`, or -1 without a VMM area. */
   private readonly hartSlotsOffset: number;
+  /** The dirty log: bit (p & 31) of word p >> 5 is set once page p has been written (see above). */
+  readonly dirty: Int32Array;
 
-  /** With `memory`, views RAM another thread created (a vCPU worker); otherwise creates it. */
-  constructor(base: number, size: number, memory?: WebAssembly.Memory) {
+  /** With `memory` (and `dirtyLog`), views RAM another thread created (a vCPU worker); otherwise creates it. */
+  constructor(base: number, size: number, memory?: WebAssembly.Memory, dirtyLog?: SharedArrayBuffer) {
     if (size <= 0 || size % 4096 !== 0) throw new RangeError(`Guest RAM size ${size} must be a positive multiple of 4 KiB`);
     this.base = base;
     this.size = size;
@@ -89,6 +97,7 @@ export class GuestRam {
     this.jitSlotsOffset = vmm === 0 ? -1 : size + flagBytes(size);
     this.jitSlots = vmm === 0 ? new Int32Array(0) : new Int32Array(this.buffer, this.jitSlotsOffset, size / PAGE);
     this.hartSlotsOffset = vmm === 0 ? -1 : size + flagBytes(size) + slotBytes(size);
+    this.dirty = new Int32Array(dirtyLog ?? new SharedArrayBuffer(Math.ceil(size / 4096 / 32) * 4));
   }
 
   /** Offset in `memory` of hart `hartId`'s state block (HART_SLOT_BYTES long, outside guest-visible RAM). */
@@ -109,6 +118,39 @@ export class GuestRam {
         this.jitSlots[p] = 0; // the JIT's dispatcher stops entering the page; its cache drops the code on its next look
       }
     }
+  }
+
+  /** Marks the pages of RAM bytes [off, off+len) written (off from the RAM base). */
+  markDirty(off: number, len: number): void {
+    if (len <= 0) return;
+    const last = Math.floor((off + len - 1) / 4096);
+    for (let p = Math.floor(off / 4096); p <= last; p++) Atomics.or(this.dirty, p >>> 5, 1 << (p & 31));
+  }
+
+  /** The pages written since the last take (ascending), and clears the log. */
+  takeDirtyPages(): Uint32Array {
+    const d = this.dirty;
+    const out: number[] = [];
+    for (let w = 0; w < d.length; w++) {
+      if (d[w] === 0) continue;
+      let bits = Atomics.exchange(d, w, 0);
+      while (bits !== 0) {
+        const b = 31 - Math.clz32(bits & -bits);
+        out.push(w * 32 + b);
+        bits &= bits - 1;
+      }
+    }
+    return Uint32Array.from(out);
+  }
+
+  /** Pages written since the last take, without taking them. */
+  dirtyPageCount(): number {
+    let n = 0;
+    for (let w = 0; w < this.dirty.length; w++) {
+      let v = this.dirty[w]!;
+      while (v !== 0) { v &= v - 1; n++; }
+    }
+    return n;
   }
 
   /** True when [gpa, gpa+len) lies entirely inside RAM. */
@@ -134,6 +176,7 @@ export class GuestRam {
 
   write(gpa: number, data: Uint8Array): void {
     this.slice(gpa, data.length).set(data);
+    this.markDirty(gpa - this.base, data.length);
   }
 
   readU16(gpa: number): number {
@@ -156,11 +199,13 @@ export class GuestRam {
   writeU16(gpa: number, v: number): void {
     this.checkWrite(gpa, 2);
     this.view.setUint16(gpa - this.base, v, true);
+    this.markDirty(gpa - this.base, 2);
   }
 
   writeU32(gpa: number, v: number): void {
     this.checkWrite(gpa, 4);
     this.view.setUint32(gpa - this.base, v >>> 0, true);
+    this.markDirty(gpa - this.base, 4);
   }
 
   writeU64(gpa: number, v: number): void {
@@ -168,6 +213,7 @@ export class GuestRam {
     const off = gpa - this.base;
     this.view.setUint32(off, v % 0x1_0000_0000 >>> 0, true);
     this.view.setUint32(off + 4, Math.floor(v / 0x1_0000_0000) >>> 0, true);
+    this.markDirty(off, 8);
   }
 
   private check(gpa: number, len: number): void {

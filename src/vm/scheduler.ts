@@ -92,6 +92,12 @@ export class Scheduler implements VcpuRunner {
     return Promise.resolve(this.harts.map((h) => h.save()));
   }
 
+  /** Slices run on this thread, so no hart is mid-store while this runs. */
+  flushTlbs(): Promise<void> {
+    for (const h of this.harts) h.flushTlb();
+    return Promise.resolve();
+  }
+
   describePcs(): string {
     return this.harts.map((h) => `hart ${h.hartId} at pc 0x${h.getPc().toString(16)}`).join(", ");
   }

@@ -27,6 +27,8 @@ export interface VcpuRunner {
   trapsByCause(): Map<string, number>;
   /** Every hart's architectural state; the vCPUs must be paused. */
   collectHartStates(): Promise<HartState[]>;
+  /** Every hart drops its TLB entries, so its next store to any page marks the dirty log again. */
+  flushTlbs(): Promise<void>;
   /** Where each hart is, for crash reports. */
   describePcs(): string;
 }

@@ -75,6 +75,7 @@ export class ThreadedVcpus implements VcpuRunner {
         ramBase: board.ram.base,
         ramSize: board.ram.size,
         ramMemory: board.ram.memory,
+        ramDirty: board.ram.dirty.buffer as SharedArrayBuffer,
         clock: this.clock.shared,
         vm: this.vm.shared,
         harts,
@@ -135,6 +136,21 @@ export class ThreadedVcpus implements VcpuRunner {
       this.stateWaiter = { request, states: this.controls.map(() => null), done };
       for (const c of this.controls) c.wake();
     });
+  }
+
+  /**
+   * Every hart drops its TLB entries (dirty logging: the next store to a page fills again and
+   * marks it). Resolves once each hart flushed; sleeping, parked and stopped harts answer too.
+   */
+  async flushTlbs(): Promise<void> {
+    const asked = this.controls.map((c) => c.requestFence());
+    for (let i = 0; i < this.controls.length; i++) {
+      const c = this.controls[i]!;
+      while (!c.fenceDone(asked[i]!) && !this.stopped) {
+        const wait = waitAsync(c.words, HartWord.FENCE_DONE, Atomics.load(c.words, HartWord.FENCE_DONE));
+        if (wait.async) await Promise.race([wait.value, new Promise((r) => setTimeout(r, 5))]);
+      }
+    }
   }
 
   /** Harts parked by pause() right now (all of them shortly after a pause). */

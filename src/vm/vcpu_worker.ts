@@ -23,6 +23,8 @@ export interface VcpuWorkerData {
   ramBase: number;
   ramSize: number;
   ramMemory: WebAssembly.Memory;
+  /** The dirty log every thread marks (seams/guest_ram.ts). */
+  ramDirty: SharedArrayBuffer;
   clock: SharedArrayBuffer;
   vm: SharedArrayBuffer;
   harts: SharedArrayBuffer[];
@@ -116,7 +118,7 @@ class VcpuThread {
 
   constructor(private readonly d: VcpuWorkerData) {
     this.clock = new VirtualClock(d.clock);
-    const ram = new GuestRam(d.ramBase, d.ramSize, d.ramMemory);
+    const ram = new GuestRam(d.ramBase, d.ramSize, d.ramMemory, d.ramDirty);
     // No in-vCPU devices: on this thread every device access, the PLIC's too, is an MMIO exit.
     this.hart = new Hart({ hartId: d.hartId, ram, vcpuDevices: new Bus(), time: this.clock });
     this.hart.restore(d.state);

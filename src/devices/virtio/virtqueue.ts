@@ -51,6 +51,8 @@ export class Virtqueue {
   private signalledUsed = 0;
   private signalledUsedValid = false;
   private readonly ram: GuestRam;
+  /** Device-writable buffers of chains not yet used, by head: marked dirty once the device is done writing them. */
+  private readonly writableInFlight = new Map<number, Uint8Array[]>();
 
   constructor(ram: GuestRam, index: number, maxSize: number) {
     if (!Number.isInteger(maxSize) || maxSize < 1 || maxSize > MAX_QUEUE_SIZE || (maxSize & (maxSize - 1)) !== 0) {
@@ -68,6 +70,7 @@ export class Virtqueue {
     this.descAddr = this.driverAddr = this.deviceAddr = 0;
     this.eventIdx = this.indirect = false;
     this.nextAvail = this.nextUsed = this.signalledUsed = 0;
+    this.writableInFlight.clear();
     this.signalledUsedValid = false;
   }
 
@@ -189,11 +192,18 @@ export class Virtqueue {
       if (!(flags & DESC_F_NEXT)) break;
       idx = next;
     }
+    if (writable.length > 0) this.writableInFlight.set(head, writable);
     return { head, readable, writable, readableBytes, writableBytes };
   }
 
   /** Puts a completed chain in the used ring with the number of bytes the device wrote into it. */
   pushUsed(head: number, written: number): void {
+    const done = this.writableInFlight.get(head);
+    if (done !== undefined) {
+      // DMA is over for this chain: mark its buffers after the writes, so a live copy sees them.
+      for (const v of done) this.ram.markDirty(v.byteOffset, v.length);
+      this.writableInFlight.delete(head);
+    }
     const slot = this.nextUsed & (this.size - 1);
     const e = this.deviceAddr + 4 + 8 * slot;
     this.ram.writeU32(e, head);

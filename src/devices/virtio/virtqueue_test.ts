@@ -79,3 +79,20 @@ test("gather, scatter and splitSegments across segment boundaries", () => {
   assert.equal(scatter([x, y], new Uint8Array([9, 9, 9, 9, 9, 9, 9]), 1), 4);
   assert.deepEqual([...x, ...y], [0, 9, 9, 9, 9]);
 });
+
+test("a chain's device-writable buffers are marked dirty when it is used, after the device wrote them", () => {
+  const { heap, drv, q, ram } = setup(4);
+  const page = (addr: number): number => (addr - ram.base) >>> 12;
+  const out = heap.alloc(16);
+  const into = heap.alloc(8192);
+  const head = drv.build([{ addr: out, len: 16, write: false }, { addr: into, len: 8192, write: true }]);
+  drv.publish(head);
+  const c = q.pop()!;
+  ram.takeDirtyPages();
+  c.writable[0]!.fill(0x42); // a DMA write through the live view marks nothing by itself
+  assert.deepEqual([...ram.takeDirtyPages()], []);
+  q.pushUsed(c.head, 8192);
+  const marked = [...ram.takeDirtyPages()];
+  for (let p = page(into); p <= page(into + 8191); p++) assert.ok(marked.includes(p), `page ${p} of the writable buffer is marked`);
+  assert.ok(!marked.includes(page(out)) || page(out) === page(drv.used) || page(out) === page(into), "the device-readable buffer is not");
+});
