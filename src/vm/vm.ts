@@ -34,9 +34,9 @@ import { limitedLog, type LimitedLog } from "./log_limiter.js";
 import type { DeviceStats, DiskLimits, JitStatsReport, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
 import type { BlockCache } from "../cpu/jit/block_cache.js";
 import type { DiskConfig, VmConfig } from "./config.js";
-import type { BoardState } from "../machine/board.js";
 import { diskDevice, freezeDisk } from "./snapshot/disk_snapshot.js";
-import { loadSnapshotPages, writeSnapshotFile } from "./snapshot/snapshot_file.js";
+import { loadSnapshotPages, nonZeroPages, SnapshotWriter } from "./snapshot/snapshot_file.js";
+import { mergePages, precopy, PrecopyCancelled } from "./snapshot/precopy.js";
 import { SNAPSHOT_KIND, snapshotUnsupported, type SnapshotResult, type VmSnapshotHeader, type VmSnapshotInfo } from "./snapshot/vm_snapshot.js";
 
 export interface VmExit {
@@ -55,6 +55,10 @@ export interface VmOptions {
 }
 
 const SERIAL_TAIL_BYTES = 8192;
+/** A live snapshot stops the guest once the pages left would take this long to write (ms)... */
+const SNAPSHOT_DOWNTIME_MS = 10;
+/** ...or after this many rounds of dirty pages, whichever comes first. */
+const SNAPSHOT_MAX_ROUNDS = 8;
 /** How long a snapshot waits for in-flight disk requests to finish. */
 const DRAIN_TIMEOUT_MS = 30_000;
 /** Console input the host may queue ahead of the guest's UART FIFO; console-write reports what fit. */
@@ -307,46 +311,80 @@ export class Vm implements VmController {
   }
 
   /**
-   * Writes a snapshot of the whole VM to `path`: the vCPUs stop at an instruction boundary for
-   * as long as the state and RAM take to write, then run on (a paused VM stays paused).
+   * Writes a snapshot of the whole VM to `path`, live: RAM is written while the guest runs, the
+   * pages it dirties meanwhile again in rounds (snapshot/precopy.ts), and the vCPUs stop at an
+   * instruction boundary only for the last pages, the device state and the disks' freeze. A
+   * paused VM stays paused.
    */
   async saveSnapshot(path: string): Promise<SnapshotResult> {
     const unsupported = snapshotUnsupported(this.config);
     if (unsupported !== null) throw new ConfigError(`Cannot snapshot this VM: ${unsupported}.`);
     if (this.state !== "running" && this.state !== "paused") throw new ConfigError(`Cannot snapshot a VM that is ${this.state}.`);
-    const started = performance.now();
     const wasRunning = this.state === "running";
-    if (wasRunning) this.pause();
+    const ram = this.board.ram;
+    const writer = await SnapshotWriter.create(path, ram);
     try {
-      const header: VmSnapshotHeader = {
-        kind: SNAPSHOT_KIND,
-        savedAt: new Date().toISOString(),
-        config: { ...this.config, controlSocket: null, consoleLog: null },
-        clock: this.clock.save(),
-        harts: await this.vcpus.collectHartStates(),
-        board: null as unknown as BoardState,
-        vm: { commandStatus: this.commandStatus, guestListening: this.guestListening, consoleSize: this.consoleSize },
-        disks: [],
-      };
-      // Device I/O runs on while the vCPUs are parked: let it finish, so RAM and devices agree.
-      await this.drainDiskRequests();
-      header.board = this.board.save();
-      const moved: SnapshotResult["disks"] = [];
-      for (let i = 0; i < this.disks.length; i++) {
-        const overlay = `${path}.${diskDevice(i)}.after.qcow2`;
-        const frozen = await freezeDisk(this.disks[i]!, this.activeDisks[i]!, i, overlay);
-        header.disks.push(frozen);
-        if (!frozen.readOnly) {
-          this.activeDisks[i] = { ...this.activeDisks[i]!, path: overlay, format: "qcow2" };
-          moved.push({ device: frozen.device, frozen: frozen.frozen, active: overlay });
-        }
+      let pending = nonZeroPages(ram);
+      let rounds = 0;
+      if (wasRunning) {
+        const copied = await precopy({
+          ram,
+          flushTlbs: () => this.vcpus.flushTlbs(),
+          send: (pages) => writer.writePages(pages),
+          downtimeLimitMs: SNAPSHOT_DOWNTIME_MS,
+          maxRounds: SNAPSHOT_MAX_ROUNDS,
+          now: () => performance.now(),
+          cancelled: () => this.state !== "running",
+        }).catch((e: unknown) => {
+          if (e instanceof PrecopyCancelled) throw new ConfigError(`Cannot snapshot: the VM stopped running (${this.state}) while its memory was written.`);
+          throw e;
+        });
+        pending = copied.pending;
+        rounds = copied.progress.rounds;
       }
-      header.config = { ...header.config, disks: header.disks.map((d, i) => ({ ...this.config.disks[i]!, path: d.frozen, format: d.format })) };
-      const written = await writeSnapshotFile(path, header, this.board.ram);
-      return { path, bytes: written.bytes, ramPages: written.pages, pausedMs: Math.round(performance.now() - started), disks: moved };
-    } finally {
-      if (wasRunning && this.state === "paused") this.resume();
+      const stoppedAt = performance.now();
+      if (wasRunning) this.pause();
+      let header: VmSnapshotHeader;
+      const moved: SnapshotResult["disks"] = [];
+      try {
+        header = await this.captureState();
+        for (let i = 0; i < this.disks.length; i++) {
+          const overlay = `${path}.${diskDevice(i)}.after.qcow2`;
+          const frozen = await freezeDisk(this.disks[i]!, this.activeDisks[i]!, i, overlay);
+          header.disks.push(frozen);
+          if (!frozen.readOnly) {
+            this.activeDisks[i] = { ...this.activeDisks[i]!, path: overlay, format: "qcow2" };
+            moved.push({ device: frozen.device, frozen: frozen.frozen, active: overlay });
+          }
+        }
+        header.config = { ...header.config, disks: header.disks.map((d, i) => ({ ...this.config.disks[i]!, path: d.frozen, format: d.format })) };
+        await writer.writePages(mergePages(pending, ram.takeDirtyPages()));
+      } finally {
+        if (wasRunning && this.state === "paused") this.resume();
+      }
+      const pausedMs = Math.round(performance.now() - stoppedAt);
+      const written = await writer.finish(header);
+      return { path, bytes: written.bytes, ramPages: written.pages, pausedMs, rounds, disks: moved };
+    } catch (e) {
+      await writer.abandon();
+      throw e;
     }
+  }
+
+  /** Every component's state but the disks'; the vCPUs must be paused. In-flight disk requests finish first, so RAM and devices agree. */
+  private async captureState(): Promise<VmSnapshotHeader> {
+    const harts = await this.vcpus.collectHartStates();
+    await this.drainDiskRequests();
+    return {
+      kind: SNAPSHOT_KIND,
+      savedAt: new Date().toISOString(),
+      config: { ...this.config, controlSocket: null, consoleLog: null },
+      clock: this.clock.save(),
+      harts,
+      board: this.board.save(),
+      vm: { commandStatus: this.commandStatus, guestListening: this.guestListening, consoleSize: this.consoleSize },
+      disks: [],
+    };
   }
 
   /** Waits until no disk request is in flight (bounded: a stuck backend fails the snapshot). */

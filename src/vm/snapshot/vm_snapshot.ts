@@ -38,6 +38,8 @@ export interface SnapshotResult {
   ramPages: number;
   /** How long the guest was stopped for the snapshot, in ms. */
   pausedMs: number;
+  /** Rounds of pages written while the guest ran (0 for a paused VM). */
+  rounds: number;
   /** Where each writable disk now continues (an overlay on the frozen file the snapshot keeps). */
   disks: Array<{ device: string; frozen: string; active: string }>;
 }
