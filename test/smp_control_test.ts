@@ -3,31 +3,16 @@
 // (That they use several host cores is smp_cores_alone_test.ts: it needs the host to itself.)
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ControlClient } from "../src/vm/control_client.js";
+import type { ControlClient } from "../src/vm/control_client.js";
 import type { VmStats, VmStatus } from "../src/vm/controller.js";
 import { ensureTestImage } from "./helpers.js";
-import { VmProcess } from "./testing/vm_process.js";
+import { sleep, until, VmProcess } from "./testing/vm_process.js";
 import { spinWithInterruptsOff } from "./testing/smp_guests.js";
 
 before(ensureTestImage, { timeout: 600_000 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-async function connect(sock: string, vm: VmProcess): Promise<ControlClient> {
-  await until(() => existsSync(sock), 120_000, `the control socket (stderr: ${vm.stderr})`);
-  return ControlClient.connect(sock);
-}
 
 const stats = (c: ControlClient) => c.execute<VmStats>("query-stats");
 
@@ -36,7 +21,7 @@ test("a 4-vCPU VM under load pauses, resumes, reports stats and powers down", as
   const sock = join(dir, "vm.sock");
   const vm = VmProcess.nodevisor(["--cpus", "4", "--control-socket", sock]);
   try {
-    const c = await connect(sock, vm);
+    const c = await vm.connect(sock);
     await vm.waitFor(/~# /, 900_000);
     const say = (s: string) => c.execute("console-write", { data: Buffer.from(`${s}\n`).toString("base64") });
     await say(`for k in 1 2 3 4; do while :; do :; done & done; echo LOAD-''ON`);
@@ -76,7 +61,7 @@ test("4 harts spinning with interrupts off can still be paused, measured and qui
   writeFileSync(kernel, spinWithInterruptsOff(4));
   const vm = VmProcess.nodevisor(["--cpus", "4", "--kernel", kernel, "--control-socket", sock]);
   try {
-    const c = await connect(sock, vm);
+    const c = await vm.connect(sock);
     await until(async () => (await stats(c)).instructionsRetired > 20_000_000, 60_000, "the spinning harts");
     await c.execute("pause");
     await sleep(200);

@@ -3,32 +3,20 @@
 // on a host busy with other work the figure says nothing.
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ControlClient } from "../src/vm/control_client.js";
 import type { VmStats } from "../src/vm/controller.js";
 import { ensureTestImage } from "./helpers.js";
-import { VmProcess } from "./testing/vm_process.js";
+import { sleep, VmProcess } from "./testing/vm_process.js";
 import { spinWithInterruptsOff } from "./testing/smp_guests.js";
 
 before(ensureTestImage, { timeout: 600_000 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** CPU time (user + system) the process has used, in ms, from /proc. */
 function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "latin1").replace(/^.*\) /, "").split(" ");
   return (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime in 100 Hz ticks
-}
-
-async function connect(sock: string, vm: VmProcess): Promise<ControlClient> {
-  const end = Date.now() + 120_000;
-  while (!existsSync(sock)) {
-    if (Date.now() > end) throw new Error(`no control socket; stderr: ${vm.stderr}`);
-    await sleep(100);
-  }
-  return ControlClient.connect(sock);
 }
 
 /** A shell loop that keeps one vCPU busy for ~20 s of guest time. */
@@ -39,7 +27,7 @@ test("--cpus 2: two CPU-bound guest processes use more than one host core", asyn
   const sock = join(dir, "vm.sock");
   const vm = VmProcess.nodevisor(["--cpus", "2", "--control-socket", sock]);
   try {
-    const c = await connect(sock, vm);
+    const c = await vm.connect(sock);
     await vm.waitFor(/~# /, 900_000);
     const say = (s: string) => c.execute("console-write", { data: Buffer.from(`${s}\n`).toString("base64") });
     await say(`echo BUSY-''START; ${BUSY} & ${BUSY} & wait; echo BUSY-''END`);
@@ -66,7 +54,7 @@ test("4 spinning vCPUs use more than one host core", async () => {
   writeFileSync(kernel, spinWithInterruptsOff(4));
   const vm = VmProcess.nodevisor(["--cpus", "4", "--kernel", kernel, "--control-socket", sock]);
   try {
-    const c = await connect(sock, vm);
+    const c = await vm.connect(sock);
     while ((await c.execute<VmStats>("query-stats")).instructionsRetired < 20_000_000) await sleep(100);
     const cpu0 = cpuMs(vm.pid);
     const t0 = Date.now();

@@ -3,28 +3,18 @@
 // its tmpfs file and uptime agreeing. Bad snapshot files are refused with a sentence.
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
-import { ControlClient } from "../src/vm/control_client.js";
 import { createQcow2 } from "../src/storage/qcow2/create.js";
 import { CLI, ensureTestImage, nodevisor } from "./helpers.js";
-import { VmProcess } from "./testing/vm_process.js";
+import { typeLine, VmProcess } from "./testing/vm_process.js";
 
 before(ensureTestImage, { timeout: 600_000 });
 
-async function connect(sock: string, vm: VmProcess): Promise<ControlClient> {
-  const end = Date.now() + 120_000;
-  while (!existsSync(sock)) {
-    if (Date.now() > end) throw new Error(`no control socket; stderr: ${vm.stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return ControlClient.connect(sock);
-}
-
 const ticks = (out: string): number[] => [...out.matchAll(/tick (\d+)/g)].map((m) => Number(m[1]));
-const type = (c: ControlClient, line: string) => c.execute("console-write", { data: Buffer.from(`${line}\n`).toString("base64") });
+const type = typeLine;
 
 test("a running 2-vCPU guest is saved, runs on, and its restore counts on from the snapshot point", async () => {
   const dir = mkdtempSync(join(tmpdir(), "nodevisor-snap-"));
@@ -32,7 +22,7 @@ test("a running 2-vCPU guest is saved, runs on, and its restore counts on from t
   const first = VmProcess.nodevisor(["--cpus", "2", "--control-socket", join(dir, "a.sock"), "--console", "none"]);
   let second: VmProcess | null = null;
   try {
-    const a = await connect(join(dir, "a.sock"), first);
+    const a = await first.connect(join(dir, "a.sock"));
     await first.waitFor(/~# /, 900_000);
     await type(a, "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.3; done &");
     await first.waitFor(/tick 4\b/);
@@ -48,7 +38,7 @@ test("a running 2-vCPU guest is saved, runs on, and its restore counts on from t
     await first.exited;
 
     second = new VmProcess(process.execPath, ["--import", "tsx", CLI, "run", "--restore", snap, "--control-socket", join(dir, "b.sock"), "--console", "none"]);
-    const b = await connect(join(dir, "b.sock"), second);
+    const b = await second.connect(join(dir, "b.sock"));
     await second.waitFor(/tick \d+[\s\S]*tick \d+[\s\S]*tick \d+/, 120_000);
     const resumed = ticks(second.stdout);
     assert.ok(resumed[0]! > before && resumed[0]! <= after + 2, `the restored guest went on at tick ${resumed[0]} (snapshot taken between ticks ${before} and ${after})`);
@@ -93,7 +83,7 @@ test("a snapshot of a VM writing to a qcow2 disk: the restore sees exactly what 
   const first = VmProcess.nodevisor(["--disk", disk, "--control-socket", join(dir, "a.sock"), "--console", "none"]);
   let second: VmProcess | null = null;
   try {
-    const a = await connect(join(dir, "a.sock"), first);
+    const a = await first.connect(join(dir, "a.sock"));
     await first.waitFor(/~# /, 900_000);
     // Block i holds "block i"; fsync per write (conv=fsync), so the disk has what the guest believes it wrote.
     await type(a, "i=0; while :; do i=$((i+1)); echo block $i | dd of=/dev/vda bs=512 seek=$i count=1 conv=sync,fsync 2>/dev/null; echo tick $i; sleep 0.3; done &");
@@ -106,7 +96,7 @@ test("a snapshot of a VM writing to a qcow2 disk: the restore sees exactly what 
     await first.exited;
 
     second = new VmProcess(process.execPath, ["--import", "tsx", CLI, "run", "--restore", snap, "--name", "r1", "--control-socket", join(dir, "b.sock"), "--console", "none"]);
-    const b = await connect(join(dir, "b.sock"), second);
+    const b = await second.connect(join(dir, "b.sock"));
     await second.waitFor(/tick \d+/, 120_000);
     await type(b, "kill %1");
     const resumed = ticks(second.stdout)[0]!;
@@ -134,7 +124,7 @@ test("three clones of one snapshot each get a new VM generation, reseed their RN
   const origin = VmProcess.nodevisor(["--control-socket", join(dir, "o.sock"), "--console", "none"]);
   const clones: VmProcess[] = [];
   try {
-    const o = await connect(join(dir, "o.sock"), origin);
+    const o = await origin.connect(join(dir, "o.sock"));
     await origin.waitFor(/~# /, 900_000);
     await o.execute("snapshot-save", { path: snap });
     await o.execute("quit");
@@ -144,7 +134,7 @@ test("three clones of one snapshot each get a new VM generation, reseed their RN
       clones.push(new VmProcess(process.execPath, ["--import", "tsx", CLI, "run", "--restore", snap, "--name", name, "--control-socket", join(dir, `${name}.sock`), "--console", "none"]));
     }
     const draws = await Promise.all(clones.map(async (vm, i) => {
-      const c = await connect(join(dir, `${names[i]}.sock`), vm);
+      const c = await vm.connect(join(dir, `${names[i]}.sock`));
       // Give the generation-change interrupt a moment, then draw from the kernel's RNG.
       await type(c, "sleep 1; echo forks=$(dmesg | grep -c 'reseeded due to virtual machine fork') rnd=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n')");
       const m = await vm.waitFor(/forks=(\d+) rnd=([0-9a-f]{32})/, 120_000);

@@ -24,6 +24,8 @@ export function isUserError(e: unknown): e is Error {
       "SwitchError",
       "PasstError",
       "TapError",
+      "MigrationError",
+      "SnapshotError",
     ].includes(e.name)
   );
 }

@@ -22,6 +22,8 @@ import { parseNetSpec, type NetConfig } from "../net/spec.js";
 import { readSnapshotInfo, SnapshotError } from "../vm/snapshot/snapshot_file.js";
 import { checkSnapshotHeader, type VmSnapshotHeader, type VmSnapshotInfo } from "../vm/snapshot/vm_snapshot.js";
 import { restoredDisks } from "../vm/snapshot/disk_snapshot.js";
+import { parseMigrationUri, describeUri, type MigrationUri } from "../vm/migration/stream.js";
+import { IncomingMigration } from "../vm/migration/incoming.js";
 
 export const RUN_HELP = `Usage: nodevisor run [options] [-- COMMAND [ARGS...]]
 
@@ -69,6 +71,10 @@ Options:
       --restore FILE       start from a snapshot (control socket snapshot-save)
                            instead of booting: the guest runs on as it was;
                            the machine's options come from the snapshot
+      --incoming tcp:HOST:PORT|unix:PATH
+                           wait for a live migration (control socket migrate)
+                           and run the VM it brings; the machine's options
+                           come from the source (docs/migration.md)
       --terminal TERM[,ROWSxCOLS]
                            the console terminal's type and size told to the
                            guest (default: this terminal's, when it is one)
@@ -94,6 +100,7 @@ const OPTIONS = {
   console: { type: "string" },
   terminal: { type: "string" },
   restore: { type: "string" },
+  incoming: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -108,6 +115,8 @@ export interface RunRequest {
   consoleInput?: boolean;
   /** --restore: the snapshot to start from. */
   restore?: { path: string; info: VmSnapshotInfo };
+  /** --incoming: where to wait for a live migration; `config` then holds only how the VM is run. */
+  incoming?: { uri: MigrationUri; name: string | null };
 }
 
 /** Splits argv at the first `--` and parses the options; throws UsageError / ConfigError. */
@@ -128,7 +137,9 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
   }
   if (command !== null && command.length === 0) throw new UsageError("nodevisor run: nothing follows --. Give the command to run, e.g. `-- uname -a`.");
 
+  if (values.restore !== undefined && values.incoming !== undefined) throw new UsageError("nodevisor run: give --restore or --incoming, not both.");
   if (values.restore !== undefined) return restoreRequest(values, command);
+  if (values.incoming !== undefined) return incomingRequest(values, command);
   const memoryBytes = parseMemorySize((values.memory as string | undefined) ?? "512M");
   const cpus = Number((values.cpus as string | undefined) ?? "1");
   checkCpus(cpus);
@@ -212,6 +223,25 @@ async function restoreRequest(values: Record<string, string | string[] | boolean
   config.disks = await restoredDisks(info.header.disks, info.header.config.disks, (d) => `${path}.${name}.${d.device}.qcow2`);
   const pidFile = values["pid-file"] === undefined ? null : resolve(values["pid-file"] as string);
   return { config, help: false, pidFile, consoleInput: consoleMode === "stdio", restore: { path, info } };
+}
+
+/** `run --incoming URI`: the machine comes from the migration source; only how it is run comes from the options. */
+function incomingRequest(values: Record<string, string | string[] | boolean | undefined>, command: string[] | null): RunRequest {
+  const clash = MACHINE_OPTIONS.find((o) => values[o] !== undefined);
+  if (clash !== undefined) throw new UsageError(`nodevisor run: --incoming takes the VM's --${clash} from the migration source; leave --${clash} out.`);
+  if (command !== null) throw new UsageError("nodevisor run: --incoming runs the migrated guest as it was; it takes no command after --.");
+  const uri = parseMigrationUri(values.incoming as string);
+  const cpuCap = values["cpu-cap"] === undefined ? null : Number(values["cpu-cap"]);
+  if (cpuCap !== null) checkCpuCap(cpuCap);
+  const consoleMode = (values.console as string | undefined) ?? "stdio";
+  if (consoleMode !== "stdio" && consoleMode !== "none") throw new UsageError(`nodevisor run: --console must be stdio or none, not "${consoleMode}".`);
+  const config = {
+    cpuCap,
+    consoleLog: (values["console-log"] as string | undefined) ?? null,
+    controlSocket: (values["control-socket"] as string | undefined) ?? null,
+  } as VmConfig;
+  const pidFile = values["pid-file"] === undefined ? null : resolve(values["pid-file"] as string);
+  return { config, help: false, pidFile, consoleInput: consoleMode === "stdio", incoming: { uri, name: (values.name as string | undefined) ?? null } };
 }
 
 /**
@@ -299,15 +329,27 @@ async function findImage(name: string | undefined, build: boolean): Promise<Gues
 /** Runs the VM to completion; returns the process exit status. */
 export async function runVm(
   config: VmConfig,
-  opts: { pidFile?: string | null; consoleInput?: boolean; restore?: RunRequest["restore"] } = {},
+  opts: { pidFile?: string | null; consoleInput?: boolean; restore?: RunRequest["restore"]; incoming?: RunRequest["incoming"] } = {},
 ): Promise<number> {
+  let incoming: IncomingMigration | null = null;
+  if (opts.incoming) {
+    const uri = opts.incoming.uri;
+    incoming = await IncomingMigration.receive(uri, { onListening: () => process.stderr.write(`nodevisor: waiting for a migration on ${describeUri(uri)}\n`) });
+    const h = incoming.header;
+    config = { ...h.config, name: opts.incoming.name ?? h.config.name, cpuCap: config.cpuCap, consoleLog: config.consoleLog, controlSocket: config.controlSocket };
+  }
   const interactive = config.command === null;
   const vm = await Vm.create({
     config,
     restore: opts.restore,
+    incoming: incoming ? { header: incoming.header, ram: incoming.ram } : undefined,
     onStdout: (d) => process.stdout.write(d),
     onStderr: (d) => process.stderr.write(d),
     log: (m) => process.stderr.write(`nodevisor: ${m}\n`),
+  }).catch((e: unknown) => {
+    // The source resumes the guest at once instead of waiting for us.
+    incoming?.fail(`the destination cannot build the VM: ${(e as Error).message}`);
+    throw e;
   });
   let server: ControlServer | null = null;
   if (config.controlSocket) {
@@ -341,7 +383,10 @@ export async function runVm(
   process.on("SIGINT", stopSignal);
   process.on("SIGTERM", stopSignal);
   try {
+    // A migrated guest runs only once the source gave it up (GO): never on both sides.
+    await incoming?.ready();
     vm.start();
+    await incoming?.running();
   } catch (e) {
     detach();
     removePidFile();

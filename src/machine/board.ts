@@ -45,6 +45,8 @@ import type { TimeSource } from "../seams/time.js";
 
 export interface BoardOptions {
   memoryBytes: number;
+  /** RAM filled already (a migration's destination received it); otherwise a fresh one. */
+  ram?: GuestRam;
   cpus: number;
   time: TimeSource;
   /** virtio devices in slot order (slot 0 first); the guest probes them in this order. */
@@ -98,7 +100,8 @@ export class Board {
       throw new RangeError(`The board has ${VIRTIO_SLOTS} virtio slots; ${o.virtio.length} devices were configured`);
     }
     this.cpus = o.cpus;
-    this.ram = new GuestRam(RAM_BASE, o.memoryBytes);
+    if (o.ram !== undefined && (o.ram.base !== RAM_BASE || o.ram.size !== o.memoryBytes)) throw new RangeError(`The RAM given is not the board's ${o.memoryBytes} bytes at 0x${RAM_BASE.toString(16)}`);
+    this.ram = o.ram ?? new GuestRam(RAM_BASE, o.memoryBytes);
     this.harts = [];
     for (let h = 0; h < o.cpus; h++) {
       this.harts.push(new Hart({ hartId: h, ram: this.ram, vcpuDevices: this.vcpuDevices, time: o.time, stateBlock: o.jit === true }));

@@ -69,7 +69,7 @@ function numberArg(command: string, name: string, value: unknown, min: number, m
 }
 
 /** The optional controller method, or a failure saying this VM cannot do it. */
-function capability<K extends "setCpuLimits" | "setDiskLimits" | "consoleResize" | "saveSnapshot">(c: ControlConnection, name: K): NonNullable<VmController[K]> {
+function capability<K extends "setCpuLimits" | "setDiskLimits" | "consoleResize" | "saveSnapshot" | "migrate" | "queryMigration" | "cancelMigration" | "setMigrationParameters">(c: ControlConnection, name: K): NonNullable<VmController[K]> {
   const fn = c.controller[name];
   if (typeof fn !== "function") throw new CommandFailure("GenericError", `This VM cannot ${name}; upgrade nodevisor.`);
   return (fn as (...a: never[]) => unknown).bind(c.controller) as NonNullable<VmController[K]>;
@@ -179,6 +179,32 @@ const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, CommandSpec>(
         const path = args.path as string;
         if (path.length === 0 || path.includes("\0")) throw new CommandFailure("InvalidArgument", 'The argument "path" must name a file.');
         return { ...(await capability(c, "saveSnapshot")(path)) };
+      },
+    },
+  ],
+  [
+    "migrate",
+    {
+      args: { uri: { type: "string", required: true } },
+      run: (c, args) => {
+        requireState(c, ["running"], "migrate");
+        asInvalidArgument(() => capability(c, "migrate")(args.uri as string));
+        return {};
+      },
+    },
+  ],
+  ["query-migrate", { args: {}, run: (c) => ({ ...capability(c, "queryMigration")() }) }],
+  ["migrate-cancel", { args: {}, run: (c) => (capability(c, "cancelMigration")(), {}) }],
+  [
+    "migrate-set-parameters",
+    {
+      args: { "downtime-limit": { type: "number", required: false }, "max-bandwidth": { type: "number", required: false } },
+      run: (c, args) => {
+        const p: { downtimeLimitMs?: number; maxBandwidth?: number } = {};
+        if (args["downtime-limit"] !== undefined) p.downtimeLimitMs = numberArg("migrate-set-parameters", "downtime-limit", args["downtime-limit"], 1, 2_000_000);
+        if (args["max-bandwidth"] !== undefined) p.maxBandwidth = numberArg("migrate-set-parameters", "max-bandwidth", args["max-bandwidth"], 1 << 20, MAX_RATE);
+        const now = capability(c, "setMigrationParameters")(p);
+        return { "downtime-limit": now.downtimeLimitMs, "max-bandwidth": now.maxBandwidth };
       },
     },
   ],

@@ -82,6 +82,8 @@ export interface DiskLimits {
   burst?: number;
 }
 
+import type { MigrationParameters, MigrationStatus } from "./migration/outgoing.js";
+
 export interface VmEvent {
   event: string;
   data?: Record<string, unknown>;
@@ -110,6 +112,11 @@ export interface VmController {
   setNetLimits?(nic: string, limits: NicLimits): void;
   /** Writes a snapshot of the running (or paused) VM to `path` (docs/snapshots.md). */
   saveSnapshot?(path: string): Promise<{ path: string; bytes: number; ramPages: number; pausedMs: number }>;
+  /** Live migration (docs/migration.md): starts it; its progress comes from queryMigration(). */
+  migrate?(uri: string): void;
+  queryMigration?(): MigrationStatus;
+  cancelMigration?(): void;
+  setMigrationParameters?(p: Partial<MigrationParameters>): MigrationParameters;
   /** Subscribe to serial console output; returns an unsubscribe function. */
   onConsoleOutput(listener: (data: Uint8Array) => void): () => void;
   /** Subscribe to lifecycle events (STOP, RESUME, SHUTDOWN, ...); returns an unsubscribe function. */

@@ -37,6 +37,9 @@ import type { DiskConfig, VmConfig } from "./config.js";
 import { diskDevice, freezeDisk } from "./snapshot/disk_snapshot.js";
 import { loadSnapshotPages, nonZeroPages, SnapshotWriter } from "./snapshot/snapshot_file.js";
 import { mergePages, precopy, PrecopyCancelled } from "./snapshot/precopy.js";
+import { DEFAULT_MIGRATION_PARAMETERS, OutgoingMigration, type MigrationParameters, type MigrationStatus } from "./migration/outgoing.js";
+import { parseMigrationUri } from "./migration/stream.js";
+import type { GuestRam } from "../seams/guest_ram.js";
 import { SNAPSHOT_KIND, snapshotUnsupported, type SnapshotResult, type VmSnapshotHeader, type VmSnapshotInfo } from "./snapshot/vm_snapshot.js";
 
 export interface VmExit {
@@ -48,6 +51,8 @@ export interface VmOptions {
   config: VmConfig;
   /** Start from this snapshot (its checked header and page index) instead of booting. */
   restore?: { path: string; info: VmSnapshotInfo };
+  /** Start from a live migration's state and the RAM it brought (the same VM: no new generation). */
+  incoming?: { header: VmSnapshotHeader; ram: GuestRam };
   /** Guest command stdout / stderr (command mode). */
   onStdout?: (data: Uint8Array) => void;
   onStderr?: (data: Uint8Array) => void;
@@ -142,6 +147,13 @@ export class Vm implements VmController {
   initStartedMs: number | null = null;
   private mipsSample = { at: performance.now(), instructions: 0, mips: 0 };
   private readonly restoreFrom: VmSnapshotHeader | null;
+  private readonly newGenerationOnRestore: boolean;
+  private migration: OutgoingMigration | null = null;
+  private migrationParams: MigrationParameters = { ...DEFAULT_MIGRATION_PARAMETERS };
+  /** Paused by a migration's switch-over (a failed one resumes). */
+  private pausedForMigration = false;
+  /** The guest runs elsewhere now: never touch the disks again. */
+  private migratedAway = false;
   private readonly blks: VirtioBlk[] = [];
   /** The files the disks write to now: the configured ones until a snapshot moves them onto overlays. */
   private readonly activeDisks: DiskConfig[];
@@ -183,7 +195,8 @@ export class Vm implements VmController {
 
   private constructor(o: VmOptions, disks: RateLimitedBackend[], nets: NetBackend[], macs: Uint8Array[]) {
     this.config = o.config;
-    this.restoreFrom = o.restore?.info.header ?? null;
+    this.restoreFrom = o.restore?.info.header ?? o.incoming?.header ?? null;
+    this.newGenerationOnRestore = o.restore !== undefined;
     this.activeDisks = o.config.disks.map((d) => ({ ...d }));
     this.disks = disks;
     this.touchedMemory = new TouchedMemoryProbe(o.config.memoryBytes);
@@ -242,6 +255,7 @@ export class Vm implements VmController {
     this.board = new Board({
       interruptTargets: threads?.interruptTargets,
       memoryBytes: o.config.memoryBytes,
+      ram: o.incoming?.ram,
       cpus: o.config.cpus,
       jit: o.config.cpuTier === "jit" && threads === null,
       time: this.clock,
@@ -302,8 +316,9 @@ export class Vm implements VmController {
   private restoreState(h: VmSnapshotHeader): void {
     h.harts.forEach((state, i) => this.board.harts[i]!.restore(state));
     this.board.restore(h.board);
-    // Every restore is a new generation: the guest reseeds its RNG (clones share no secrets).
-    this.board.vmgenid.newGeneration();
+    // Every restore is a new generation: the guest reseeds its RNG (clones share no secrets). A
+    // migrated VM is the same VM, moved.
+    if (this.newGenerationOnRestore) this.board.vmgenid.newGeneration();
     this.clock.restore(h.clock);
     this.commandStatus = h.vm.commandStatus;
     this.guestListening = h.vm.guestListening;
@@ -385,6 +400,60 @@ export class Vm implements VmController {
       vm: { commandStatus: this.commandStatus, guestListening: this.guestListening, consoleSize: this.consoleSize },
       disks: [],
     };
+  }
+
+  /** Starts a live migration to a `nodevisor run --incoming URI` process (docs/migration.md); query it with queryMigration(). */
+  migrate(uriText: string): void {
+    const uri = parseMigrationUri(uriText);
+    const unsupported = snapshotUnsupported(this.config);
+    if (unsupported !== null) throw new ConfigError(`Cannot migrate this VM: ${unsupported}.`);
+    if (this.state !== "running") throw new ConfigError(`Cannot migrate a VM that is ${this.state}; resume it first.`);
+    if (this.migration !== null && !this.migration.finished) throw new ConfigError("A migration is under way already; wait for it or cancel it with migrate-cancel.");
+    const ownCap = this.vcpus.cap;
+    const m = new OutgoingMigration({
+      ram: this.board.ram,
+      flushTlbs: () => this.vcpus.flushTlbs(),
+      throttle: (cap) => this.vcpus.setCap(cap === null ? ownCap : Math.min(cap, ownCap ?? 100)),
+      running: () => this.state === "running",
+      hello: () => ({ config: { ...this.config, disks: this.activeDisks, controlSocket: null, consoleLog: null } }),
+      stopForSwitchover: async () => {
+        if (this.state !== "running") throw new ConfigError(`The VM stopped running (${this.state}) during the migration.`);
+        this.pause();
+        this.pausedForMigration = true;
+        const header = await this.captureState();
+        // Shared storage: the destination opens the same files once this side flushed them.
+        for (const d of this.disks) await d.flush();
+        header.config = { ...header.config, disks: this.activeDisks.map((d) => ({ ...d })) };
+        header.disks = this.activeDisks.map((d, i) => ({ device: diskDevice(i), frozen: d.path, format: d.format ?? "qcow2", readOnly: d.readOnly }));
+        return header;
+      },
+      resumeAfterFailure: () => {
+        if (this.pausedForMigration && this.state === "paused") this.resume();
+        this.pausedForMigration = false;
+      },
+      handedOver: () => {
+        const st = m.status();
+        this.log(`migrated to ${uriText} in ${st.totalTimeMs} ms (${st.ram?.rounds} rounds, ${st.ram?.pagesSent} pages); the guest stopped for ${st.downtimeMs} ms. It runs there now.`);
+        this.migratedAway = true;
+        this.finish(0, "migrated");
+      },
+    }, uri, this.migrationParams, (status) => this.emit({ event: "MIGRATION", data: { status } }));
+    this.migration = m;
+    void m.run();
+  }
+
+  queryMigration(): MigrationStatus {
+    return this.migration?.status() ?? { status: "none" };
+  }
+
+  cancelMigration(): void {
+    this.migration?.cancel();
+  }
+
+  /** downtimeLimitMs and maxBandwidth for the next migration (and the one under way, from its next round). */
+  setMigrationParameters(p: Partial<MigrationParameters>): MigrationParameters {
+    Object.assign(this.migrationParams, p);
+    return { ...this.migrationParams };
   }
 
   /** Waits until no disk request is in flight (bounded: a stuck backend fails the snapshot). */
@@ -650,7 +719,8 @@ export class Vm implements VmController {
     this.emit({ event: "SHUTDOWN", data: { reason, exitCode } });
     const done = async (): Promise<void> => {
       await Promise.allSettled([
-        ...this.disks.map(async (d) => {
+        // After a migration the destination owns the disk files (they were flushed at the switch-over).
+        ...(this.migratedAway ? [] : this.disks).map(async (d) => {
           await d.flush();
           await d.close();
         }),

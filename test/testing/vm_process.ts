@@ -2,7 +2,23 @@
 // watched while it runs, and stopped when the test is done with it.
 
 import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { ControlClient } from "../../src/vm/control_client.js";
 import { CLI, ROOT } from "../helpers.js";
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Types a line on the VM's serial console through its control socket. */
+export const typeLine = (c: ControlClient, line: string): Promise<unknown> => c.execute("console-write", { data: Buffer.from(`${line}\n`).toString("base64") });
+
+/** Polls `cond` every 100 ms until it holds; throws naming `what` after `ms`. */
+export async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
 
 export class VmProcess {
   stdout = "";
@@ -24,6 +40,12 @@ export class VmProcess {
   /** `nodevisor run ARGS` from source. */
   static nodevisor(args: string[], env: NodeJS.ProcessEnv = {}): VmProcess {
     return new VmProcess(process.execPath, ["--import", "tsx", CLI, "run", "--memory", "256M", ...args], env);
+  }
+
+  /** A control-socket client once the VM serves `sock` (it may still be starting). */
+  async connect(sock: string, ms = 120_000): Promise<ControlClient> {
+    await until(() => existsSync(sock), ms, `the control socket ${sock} (stderr: ${this.stderr.slice(-2000)})`);
+    return ControlClient.connect(sock);
   }
 
   /** Resolves when stdout matches `re`; rejects when the process exits first or after `ms`. */

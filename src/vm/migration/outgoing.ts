@@ -120,7 +120,7 @@ export class OutgoingMigration {
         ram: this.vm.ram,
         flushTlbs: () => this.vm.flushTlbs(),
         send: (pages) => this.sendPages(pages),
-        downtimeLimitMs: this.params.downtimeLimitMs,
+        downtimeLimitMs: () => this.params.downtimeLimitMs,
         maxRounds: 30,
         now: () => performance.now(),
         cancelled: () => this.cancelRequested || !this.vm.running(),

@@ -31,7 +31,8 @@ export interface PrecopyOptions {
   flushTlbs(): Promise<void>;
   /** Copies these pages (ascending) from RAM to wherever they go; resolves once it took them. */
   send(pages: Uint32Array): Promise<void>;
-  downtimeLimitMs: number;
+  /** A number, or a function read each round (the limit may change while the copy runs). */
+  downtimeLimitMs: number | (() => number);
   /** Rounds of dirty pages after the first full pass before the caller stops the guest anyway. */
   maxRounds: number;
   now(): number;
@@ -95,7 +96,8 @@ export async function precopy(o: PrecopyOptions): Promise<{ pending: Uint32Array
     // Until a rate is measured, assume the sink is slow: one more round costs little.
     p.expectedDowntimeMs = p.bytesPerSecond > 0 ? Math.round(((dirty.length * PAGE_SIZE) / p.bytesPerSecond) * 10_000) / 10 : Infinity;
     o.onProgress?.(p);
-    if (p.expectedDowntimeMs <= o.downtimeLimitMs || p.rounds > o.maxRounds || o.cancelled?.()) {
+    const limit = typeof o.downtimeLimitMs === "number" ? o.downtimeLimitMs : o.downtimeLimitMs();
+    if (p.expectedDowntimeMs <= limit || p.rounds > o.maxRounds || o.cancelled?.()) {
       if (o.cancelled?.()) throw new PrecopyCancelled("the copy was cancelled");
       return { pending: dirty, progress: p };
     }

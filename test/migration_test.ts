@@ -1,0 +1,130 @@
+// Live migration end to end between two nodevisor processes on this machine: a guest counting in
+// a shell loop moves without restarting or skipping; a guest writing all over 256 MiB converges;
+// a destination killed mid-way leaves the source running; a corrupt stream is refused.
+import { test, before } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ControlClient } from "../src/vm/control_client.js";
+import type { MigrationStatus } from "../src/vm/migration/outgoing.js";
+import { CLI, ensureTestImage } from "./helpers.js";
+import { typeLine, until, VmProcess } from "./testing/vm_process.js";
+
+before(ensureTestImage, { timeout: 600_000 });
+
+const ticks = (out: string): number[] => [...out.matchAll(/tick (\d+)/g)].map((m) => Number(m[1]));
+const destination = (args: string[]): VmProcess => new VmProcess(process.execPath, ["--import", "tsx", CLI, "run", "--console", "none", ...args]);
+const listening = (vm: VmProcess): Promise<void> => until(() => /waiting for a migration/.test(vm.stderr), 60_000, `the destination to listen (stderr: ${vm.stderr})`);
+
+async function migrationEnds(c: ControlClient): Promise<MigrationStatus> {
+  let last: MigrationStatus = { status: "none" };
+  await until(async () => {
+    last = await c.execute<MigrationStatus>("query-migrate").catch(() => last);
+    return ["completed", "failed", "cancelled"].includes(last.status);
+  }, 600_000, "the migration to end");
+  return last;
+}
+
+test("a guest counting in a shell loop moves to another process without restarting or skipping", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-mig-"));
+  const source = VmProcess.nodevisor(["--control-socket", join(dir, "a.sock"), "--console", "none"]);
+  const dest = destination(["--incoming", `unix:${join(dir, "mig.sock")}`, "--control-socket", join(dir, "b.sock")]);
+  try {
+    const a = await source.connect(join(dir, "a.sock"));
+    await source.waitFor(/~# /, 900_000);
+    await typeLine(a, "cat /proc/uptime > /tmp/uptime-before; i=0; while :; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.2; done &");
+    await source.waitFor(/tick 5\b/);
+    await listening(dest);
+    await a.execute("migrate", { uri: `unix:${join(dir, "mig.sock")}` });
+    const during = await a.execute<MigrationStatus>("query-migrate");
+    assert.ok(["setup", "active", "device", "completed"].includes(during.status), JSON.stringify(during));
+    const reported = await source.exited.then(() => /the guest stopped for (\d+) ms/.exec(source.stderr));
+    assert.ok(reported !== null, `the source reports the migration and exits: ${source.stderr}`);
+    const downtimeMs = Number(reported[1]);
+    console.log(`# ${/migrated to .*/.exec(source.stderr)?.[0]}`);
+    const last = Math.max(...ticks(source.stdout));
+    await dest.waitFor(new RegExp(`tick ${last + 5}\\b`), 120_000);
+    // Across both processes the counter goes on one by one: it never restarted and skipped nothing.
+    const all = ticks(source.stdout + dest.stdout);
+    all.forEach((n, i) => assert.equal(n, i + 1, `tick ${i + 1} came out as ${n} (downtime ${downtimeMs} ms)`));
+    const b = await dest.connect(join(dir, "b.sock"));
+    await typeLine(b, "echo count=$(cat /tmp/count) up=$(cut -d' ' -f1 /proc/uptime) before=$(cut -d' ' -f1 /tmp/uptime-before)");
+    const m = await dest.waitFor(/count=(\d+) up=([\d.]+) before=([\d.]+)/);
+    assert.ok(Number(m[1]) >= last, "the tmpfs file moved with the guest");
+    assert.ok(Number(m[2]) > Number(m[3]), "uptime went on");
+    assert.equal((await b.execute<{ state: string }>("query-status")).state, "running");
+    await b.execute("quit");
+    assert.equal(await dest.exited, 0);
+  } finally {
+    await source.stop();
+    await dest.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the destination killed mid-migration leaves the source running as before", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-mig-"));
+  const source = VmProcess.nodevisor(["--control-socket", join(dir, "a.sock"), "--console", "none"]);
+  const dest = destination(["--incoming", `unix:${join(dir, "mig.sock")}`]);
+  try {
+    const a = await source.connect(join(dir, "a.sock"));
+    await source.waitFor(/~# /, 900_000);
+    await typeLine(a, "i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.2; done &");
+    await source.waitFor(/tick 3\b/);
+    await listening(dest);
+    // Slow enough that the copy is still under way when the destination dies.
+    await a.execute("migrate-set-parameters", { "max-bandwidth": 2 << 20 });
+    await a.execute("migrate", { uri: `unix:${join(dir, "mig.sock")}` });
+    await until(async () => ((await a.execute<MigrationStatus>("query-migrate")).ram?.pagesSent ?? 0) > 256, 60_000, "pages to flow");
+    process.kill(dest.pid, "SIGKILL");
+    const end = await migrationEnds(a);
+    assert.equal(end.status, "failed", JSON.stringify(end));
+    assert.match(end.error ?? "", /closed|failed|connection/i);
+    assert.equal((await a.execute<{ state: string }>("query-status")).state, "running");
+    const now = Math.max(...ticks(source.stdout));
+    await source.waitFor(new RegExp(`tick ${now + 3}\\b`));
+    await a.execute("quit");
+  } finally {
+    await source.stop();
+    await dest.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a corrupt, oversized or truncated migration stream is refused with a sentence, and nothing runs", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-mig-"));
+  const preamble = Buffer.concat([Buffer.from("NVMIGRAT"), Buffer.from([1, 0, 0, 0])]);
+  const header = (kind: number, length: number): Buffer => {
+    const b = Buffer.alloc(5);
+    b.writeUInt8(kind, 0);
+    b.writeUInt32LE(length, 1);
+    return b;
+  };
+  const cases: Array<[string, Buffer, RegExp]> = [
+    ["bad magic", Buffer.from("GET / HTTP/1.1\r\n\r\n"), /did not send a nodevisor migration stream \(bad magic\)/],
+    ["bad length", Buffer.concat([preamble, header(2, 0xffff_fff0)]), /PAGES frame of 4294967280 bytes, more than its/],
+    ["truncated", Buffer.concat([preamble, header(1, 100), Buffer.from('{"config":')]), /ended inside a HELLO frame \(truncated\)/],
+    ["impossible RAM", Buffer.concat([preamble, header(1, 30), Buffer.from('{"config":{"memoryBytes":-1}}'.padEnd(30))]), /bytes of RAM, which no VM has/],
+  ];
+  try {
+    for (const [what, bytes, why] of cases) {
+      const sock = join(dir, "m.sock");
+      const dest = destination(["--incoming", `unix:${sock}`]);
+      try {
+        await listening(dest);
+        const s = connect(sock);
+        await new Promise((r) => s.once("connect", r));
+        s.end(bytes);
+        assert.equal(await dest.exited, 2, `${what}: ${dest.stderr}`);
+        assert.match(dest.stderr, why, what);
+        assert.equal(dest.stderr.trim().split("\n").length, 2, `${what}: the listening line and one sentence: ${dest.stderr}`);
+      } finally {
+        await dest.stop();
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
