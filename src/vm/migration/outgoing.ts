@@ -112,7 +112,7 @@ export class OutgoingMigration {
     let go = false;
     try {
       const socket = await this.connect();
-      const reader = new FrameReader(socket, `The destination (${describeUri(this.uri)})`, true);
+      const reader = new FrameReader(socket, `The destination (${describeUri(this.uri)})`, false);
       await writeAll(socket, Buffer.concat([preamble(), jsonFrame(Frame.HELLO, this.vm.hello())]));
       this.setState("active");
       this.sendStartedAt = performance.now();
