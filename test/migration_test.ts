@@ -93,6 +93,42 @@ test("the destination killed mid-migration leaves the source running as before",
   }
 });
 
+test("a guest writing all over 256 MiB while it migrates converges (paced if it must) and writes on at the destination", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-mig-"));
+  const source = VmProcess.nodevisor(["--memory", "768M", "--control-socket", join(dir, "a.sock"), "--console", "none"]);
+  const dest = destination(["--incoming", `unix:${join(dir, "mig.sock")}`]);
+  try {
+    const a = await source.connect(join(dir, "a.sock"));
+    await source.waitFor(/~# /, 900_000);
+    // dd rewrites 256 MiB of tmpfs pages over and over; "wrote N" counts the passes.
+    await typeLine(a, "n=0; while :; do dd if=/dev/zero of=/tmp/x bs=1M count=256 2>/dev/null; n=$((n+1)); echo wrote $n; done &");
+    await until(async () => (await a.execute<{ memoryTouchedBytes: number }>("query-stats")).memoryTouchedBytes > 200 << 20, 300_000, "the guest to touch 200 MiB");
+    await listening(dest);
+    await a.execute("migrate-set-parameters", { "max-bandwidth": 16 << 20, "downtime-limit": 300 });
+    await a.execute("migrate", { uri: `unix:${join(dir, "mig.sock")}` });
+    let last: MigrationStatus = { status: "none" };
+    let paced = false;
+    await until(async () => {
+      last = await a.execute<MigrationStatus>("query-migrate").catch(() => ({ ...last, status: "completed" as const }));
+      paced ||= (last.throttlePercent ?? null) !== null;
+      return ["completed", "failed", "cancelled"].includes(last.status);
+    }, 600_000, "the migration to end");
+    assert.equal(last.status, "completed", JSON.stringify(last));
+    assert.ok((last.ram?.rounds ?? 0) >= 2, `the dirtied pages were sent again in rounds: ${JSON.stringify(last)}`);
+    await source.exited;
+    const reported = /migrated to .*/.exec(source.stderr);
+    assert.ok(reported !== null, source.stderr);
+    console.log(`# busy guest: ${reported[0]} ${paced ? "(paced)" : "(not paced)"}`);
+    const passes = [...source.stdout.matchAll(/wrote (\d+)/g)].map((m) => Number(m[1]));
+    const next = (passes.at(-1) ?? 0) + 1;
+    await dest.waitFor(new RegExp(`wrote ${next}\\b`), 600_000);
+  } finally {
+    await source.stop();
+    await dest.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("a corrupt, oversized or truncated migration stream is refused with a sentence, and nothing runs", async () => {
   const dir = mkdtempSync(join(tmpdir(), "nodevisor-mig-"));
   const preamble = Buffer.concat([Buffer.from("NVMIGRAT"), Buffer.from([1, 0, 0, 0])]);

@@ -9,6 +9,7 @@ import { ControlServer } from "./control_server.js";
 import { ControlClient, ControlCommandError } from "./control_client.js";
 import { MAX_REQUEST_LINE_BYTES } from "./control_protocol.js";
 import type { VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
+import type { MigrationParameters, MigrationStatus } from "./migration/outgoing.js";
 
 /** Records every call; its listener sets show what the server still subscribes to. */
 class FakeVm implements VmController {
@@ -48,6 +49,25 @@ class FakeVm implements VmController {
     await new Promise((r) => setTimeout(r, 20)); // a snapshot takes a while: the reply comes later
     if (path.endsWith(".bad")) throw new Error("disk full");
     return { path, bytes: 4096, ramPages: 1, pausedMs: 20 };
+  }
+  migrations: string[] = [];
+  migrate(uri: string): void {
+    if (!uri.startsWith("unix:")) {
+      const e = new Error(`Cannot migrate to "${uri}": give tcp:HOST:PORT or unix:PATH.`);
+      e.name = "ConfigError";
+      throw e;
+    }
+    this.migrations.push(uri);
+  }
+  queryMigration(): MigrationStatus {
+    return this.migrations.length === 0 ? { status: "none" } : { status: "active", uri: this.migrations.at(-1)! };
+  }
+  cancelMigration(): void {
+    this.migrations.push("cancel");
+  }
+  migrationParameters: MigrationParameters = { downtimeLimitMs: 300, maxBandwidth: 128 << 20 };
+  setMigrationParameters(p: Partial<MigrationParameters>): MigrationParameters {
+    return (this.migrationParameters = { ...this.migrationParameters, ...p });
   }
   pause(): void {
     this.record("pause");
@@ -222,8 +242,9 @@ test("every command maps onto the controller", async (t) => {
 
   const { commands } = await c.execute<{ commands: { name: string }[] }>("query-commands");
   assert.deepEqual(commands.map((x) => x.name).sort(), [
-    "console-attach", "console-detach", "console-resize", "console-write", "pause", "powerdown",
-    "query-commands", "query-stats", "query-status", "quit", "resume", "set-cpu-limits", "set-disk-limits", "set-link", "set-net-limits",
+    "console-attach", "console-detach", "console-resize", "console-write",
+    "migrate", "migrate-cancel", "migrate-set-parameters", "pause", "powerdown",
+    "query-commands", "query-migrate", "query-stats", "query-status", "quit", "resume", "set-cpu-limits", "set-disk-limits", "set-link", "set-net-limits",
     "snapshot-save",
   ]);
   assert.deepEqual(await c.execute("query-status"), vm.status());
@@ -249,6 +270,24 @@ test("snapshot-save answers when the snapshot is written, and reports a failure 
   assert.equal((status as { state: string }).state, "running", "other commands are answered meanwhile");
   await rejectsWith(c.execute("snapshot-save", { path: "/tmp/x.bad" }), "GenericError", /snapshot-save" failed: disk full/);
   await rejectsWith(c.execute("snapshot-save", { path: "" }), "InvalidArgument", /must name a file/);
+});
+
+test("migrate, query-migrate, migrate-cancel and migrate-set-parameters reach the controller; bad arguments are InvalidArgument", async (t) => {
+  const { vm, path } = await startServer(t);
+  const c = await client(t, path);
+  assert.deepEqual(await c.execute("query-migrate"), { status: "none" });
+  assert.deepEqual(await c.execute("migrate", { uri: "unix:/tmp/m.sock" }), {});
+  assert.deepEqual(await c.execute("query-migrate"), { status: "active", uri: "unix:/tmp/m.sock" });
+  assert.deepEqual(await c.execute("migrate-cancel"), {});
+  assert.deepEqual(vm.migrations, ["unix:/tmp/m.sock", "cancel"]);
+  await rejectsWith(c.execute("migrate", { uri: "ftp:x" }), "InvalidArgument", /give tcp:HOST:PORT or unix:PATH/);
+  await rejectsWith(c.execute("migrate"), "InvalidArgument", /uri/);
+  assert.deepEqual(await c.execute("migrate-set-parameters", { "downtime-limit": 50 }), { "downtime-limit": 50, "max-bandwidth": 128 << 20 });
+  assert.deepEqual(await c.execute("migrate-set-parameters", { "max-bandwidth": 1 << 30 }), { "downtime-limit": 50, "max-bandwidth": 1 << 30 });
+  await rejectsWith(c.execute("migrate-set-parameters", { "max-bandwidth": 10 }), "InvalidArgument", /from 1048576/);
+  await rejectsWith(c.execute("migrate-set-parameters", { "downtime-limit": "fast" }), "InvalidArgument", /downtime-limit/);
+  vm.pause();
+  await rejectsWith(c.execute("migrate", { uri: "unix:/tmp/m.sock" }), "InvalidState", /Cannot migrate: the VM is paused/);
 });
 
 test("set-link and set-net-limits reach the controller; a bad NIC or number is InvalidArgument", async (t) => {
