@@ -27,9 +27,9 @@ async function migrationEnds(c: ControlClient): Promise<MigrationStatus> {
   return last;
 }
 
-test("a guest counting in a shell loop moves to another process without restarting or skipping", async () => {
+test("a 2-vCPU guest counting in a shell loop moves to another process without restarting or skipping", async () => {
   const dir = mkdtempSync(join(tmpdir(), "nodevisor-mig-"));
-  const source = VmProcess.nodevisor(["--control-socket", join(dir, "a.sock"), "--console", "none"]);
+  const source = VmProcess.nodevisor(["--cpus", "2", "--control-socket", join(dir, "a.sock"), "--console", "none"]);
   const dest = destination(["--incoming", `unix:${join(dir, "mig.sock")}`, "--control-socket", join(dir, "b.sock")]);
   try {
     const a = await source.connect(join(dir, "a.sock"));
