@@ -51,6 +51,7 @@ export abstract class HartMemory extends HartTraps {
       const idx = (lo >>> 12) & TLB_MASK;
       const tag = lo & -4096;
       const off = pa - (lo & 0xfff) - ram.base;
+      if (ram.lazyState !== null) ram.ensurePresent(off, 4096); // lazy restore: the page comes in on first touch
       if (walked) {
         if (WALK_LEAF[0] !== 0) this.noteSuperpage(lo, hi, WALK_LEAF[0]);
         if (priv === PRV_S && access !== ACCESS_FETCH && (WALK_LEAF[1] & PTE_U) !== 0) {

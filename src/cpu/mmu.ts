@@ -52,6 +52,7 @@ export function walk(
       const pteAddr = table + vpn * 8;
       if (pteAddr < ram.base || pteAddr + 8 > ram.end) return WALK_ACCESS_FAULT;
       const dword = (pteAddr - ram.base) >>> 3;
+      if (ram.lazyState !== null) ram.ensurePresent(dword * 8, 8); // lazy restore: page tables come in on first touch
       // The whole PTE in one host access: another hart may be rewriting it.
       PTE_F64[0] = f64[dword];
       const pteLo = PTE_I32[0]!;

@@ -39,6 +39,9 @@ function vmmAreaBytes(size: number): number {
   const bytes = flagBytes(size) + slotBytes(size) + HART_SLOTS * HART_SLOT_BYTES;
   return size + bytes <= WASM_MAX_BYTES ? bytes : 0;
 }
+export const PAGE_ABSENT = 0;
+export const PAGE_LOADING = 1;
+export const PAGE_PRESENT = 2;
 
 export class GuestRam {
   readonly base: number;
@@ -72,6 +75,12 @@ export class GuestRam {
   private readonly hartSlotsOffset: number;
   /** The dirty log: bit (p & 31) of word p >> 5 is set once page p has been written (see above). */
   readonly dirty: Int32Array;
+  /**
+   * Lazy restore: per page PAGE_ABSENT (still in the snapshot), PAGE_LOADING or PAGE_PRESENT;
+   * null once every page is here. Every reader of RAM that is not a TLB hit calls ensurePresent.
+   */
+  lazyState: Int32Array | null = null;
+  private pageSource: ((page: number, into: Uint8Array) => void) | null = null;
 
   /** With `memory` (and `dirtyLog`), views RAM another thread created (a vCPU worker); otherwise creates it. */
   constructor(base: number, size: number, memory?: WebAssembly.Memory, dirtyLog?: SharedArrayBuffer) {
@@ -120,6 +129,42 @@ export class GuestRam {
     }
   }
 
+  /**
+   * Pages come from `source` on first touch (lazy restore). `state` is shared by every thread
+   * (one Int32 per page); `source` fills one page synchronously or throws (a damaged page).
+   */
+  loadLazily(state: Int32Array, source: (page: number, into: Uint8Array) => void): void {
+    this.lazyState = state;
+    this.pageSource = source;
+  }
+
+  /** Brings the pages of RAM bytes [off, off+len) in from the lazy source if they are not here yet. */
+  ensurePresent(off: number, len: number): void {
+    const st = this.lazyState;
+    if (st === null || len <= 0) return;
+    const last = Math.floor((off + len - 1) / 4096);
+    for (let p = Math.floor(off / 4096); p <= last; p++) if (st[p] !== PAGE_PRESENT) this.loadPage(p);
+  }
+
+  private loadPage(p: number): void {
+    const st = this.lazyState!;
+    for (;;) {
+      const was = Atomics.compareExchange(st, p, PAGE_ABSENT, PAGE_LOADING);
+      if (was === PAGE_PRESENT) return;
+      if (was === PAGE_ABSENT) break;
+      Atomics.wait(st, p, PAGE_LOADING, 100); // another thread loads it
+    }
+    try {
+      this.pageSource!(p, this.u8.subarray(p * 4096, (p + 1) * 4096));
+      Atomics.store(st, p, PAGE_PRESENT);
+    } catch (e) {
+      Atomics.store(st, p, PAGE_ABSENT);
+      throw e;
+    } finally {
+      Atomics.notify(st, p);
+    }
+  }
+
   /** Marks the pages of RAM bytes [off, off+len) written (off from the RAM base). */
   markDirty(off: number, len: number): void {
     if (len <= 0) return;
@@ -165,12 +210,14 @@ export class GuestRam {
     }
     const off = gpa - this.base;
     this.noteDeviceWrite(gpa, len); // a live view may be written
+    if (this.lazyState !== null) this.ensurePresent(off, len);
     return this.u8.subarray(off, off + len);
   }
 
   read(gpa: number, len: number): Uint8Array {
     if (!this.contains(gpa, len)) throw new GuestMemoryError(`guest range 0x${gpa.toString(16)}+${len} is outside RAM`);
     const off = gpa - this.base;
+    if (this.lazyState !== null) this.ensurePresent(off, len);
     return this.u8.slice(off, off + len);
   }
 
@@ -220,6 +267,7 @@ export class GuestRam {
     if (!this.contains(gpa, len)) {
       throw new GuestMemoryError(`guest access 0x${gpa.toString(16)}+${len} is outside RAM`);
     }
+    if (this.lazyState !== null) this.ensurePresent(gpa - this.base, len);
   }
 
   private checkWrite(gpa: number, len: number): void {

@@ -12,6 +12,7 @@ import type { InterruptTarget } from "../seams/interrupts.js";
 import type { VirtualClock } from "./clock.js";
 import type { PacingStats } from "./pacing.js";
 import type { VcpuRunner } from "./vcpu_runner.js";
+import type { LazyPagesShared } from "./snapshot/lazy_pages.js";
 import type { VcpuWorkerData, VcpuWorkerMessage } from "./vcpu_worker.js";
 import {
   HartControl, HartFigure, HartWord, MAILBOX_REPLY, MAILBOX_REQUEST, RUNNING, STOPPED, VmControl, VmWord,
@@ -48,6 +49,8 @@ export class ThreadedVcpus implements VcpuRunner {
   private tickQueued = false;
   private capPercent: number | null = null;
   private readonly startedCpu = process.cpuUsage();
+  /** Set before begin() for a lazy restore: each worker loads the pages it touches first. */
+  lazyPages: LazyPagesShared | undefined;
   private stateWaiter: { request: number; states: (HartState | null)[]; done: (s: HartState[]) => void } | null = null;
 
   constructor(
@@ -76,6 +79,7 @@ export class ThreadedVcpus implements VcpuRunner {
         ramSize: board.ram.size,
         ramMemory: board.ram.memory,
         ramDirty: board.ram.dirty.buffer as SharedArrayBuffer,
+        lazyPages: this.lazyPages,
         clock: this.clock.shared,
         vm: this.vm.shared,
         harts,

@@ -9,6 +9,7 @@ import { performance } from "node:perf_hooks";
 import { Hart, type HartState } from "../cpu/hart.js";
 import { EXIT_MMIO, EXIT_SBI, EXIT_STOPPED, EXIT_WFI } from "../cpu/exit.js";
 import { Bus } from "../machine/bus.js";
+import { attachLazyPages, type LazyPagesShared } from "./snapshot/lazy_pages.js";
 import { GuestRam } from "../seams/guest_ram.js";
 import { SbiFirmware, type SbiHart } from "../firmware/sbi.js";
 import { VirtualClock } from "./clock.js";
@@ -25,6 +26,8 @@ export interface VcpuWorkerData {
   ramMemory: WebAssembly.Memory;
   /** The dirty log every thread marks (seams/guest_ram.ts). */
   ramDirty: SharedArrayBuffer;
+  /** A lazy restore's pages, loaded on first touch from this thread too. */
+  lazyPages?: LazyPagesShared;
   clock: SharedArrayBuffer;
   vm: SharedArrayBuffer;
   harts: SharedArrayBuffer[];
@@ -119,6 +122,7 @@ class VcpuThread {
   constructor(private readonly d: VcpuWorkerData) {
     this.clock = new VirtualClock(d.clock);
     const ram = new GuestRam(d.ramBase, d.ramSize, d.ramMemory, d.ramDirty);
+    if (d.lazyPages !== undefined) attachLazyPages(ram, d.lazyPages);
     // No in-vCPU devices: on this thread every device access, the PLIC's too, is an MMIO exit.
     this.hart = new Hart({ hartId: d.hartId, ram, vcpuDevices: new Bus(), time: this.clock });
     this.hart.restore(d.state);

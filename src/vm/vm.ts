@@ -35,7 +35,8 @@ import type { DeviceStats, DiskLimits, JitStatsReport, VmController, VmEvent, Vm
 import type { BlockCache } from "../cpu/jit/block_cache.js";
 import type { DiskConfig, VmConfig } from "./config.js";
 import { diskDevice, freezeDisk } from "./snapshot/disk_snapshot.js";
-import { loadSnapshotPages, nonZeroPages, SnapshotWriter } from "./snapshot/snapshot_file.js";
+import { nonZeroPages, SnapshotWriter } from "./snapshot/snapshot_file.js";
+import { BackgroundPageLoader, lazyPagesFor } from "./snapshot/lazy_pages.js";
 import { mergePages, precopy, PrecopyCancelled } from "./snapshot/precopy.js";
 import { DEFAULT_MIGRATION_PARAMETERS, OutgoingMigration, type MigrationParameters, type MigrationStatus } from "./migration/outgoing.js";
 import { parseMigrationUri } from "./migration/stream.js";
@@ -149,6 +150,8 @@ export class Vm implements VmController {
   private readonly restoreFrom: VmSnapshotHeader | null;
   private readonly newGenerationOnRestore: boolean;
   private migration: OutgoingMigration | null = null;
+  /** A lazy restore's loader of the pages not touched yet; null once booted or all loaded. */
+  private pageLoader: BackgroundPageLoader | null = null;
   private migrationParams: MigrationParameters = { ...DEFAULT_MIGRATION_PARAMETERS };
   /** Paused by a migration's switch-over (a failed one resumes). */
   private pausedForMigration = false;
@@ -184,7 +187,13 @@ export class Vm implements VmController {
     const vm = new Vm(o, disks, nets, macs);
     if (o.restore) {
       try {
-        await loadSnapshotPages(o.restore.path, o.restore.info, vm.board.ram);
+        // Lazy restore: the guest runs at once; each page comes from the file when first touched.
+        const shared = lazyPagesFor(o.restore.path, o.restore.info, vm.board.ram);
+        if (vm.vcpus instanceof ThreadedVcpus) vm.vcpus.lazyPages = shared;
+        vm.pageLoader = new BackgroundPageLoader(vm.board.ram, shared, (e) => {
+          vm.log(e.message);
+          vm.finish(70, "snapshot-damaged", "crashed");
+        });
       } catch (e) {
         await vm.abandon();
         throw e;
@@ -309,6 +318,7 @@ export class Vm implements VmController {
     this.state = "running";
     this.emit({ event: "RESUME" });
     this.vcpus.begin(this.board);
+    this.pageLoader?.start();
     this.feedConsoleInput();
   }
 
@@ -337,6 +347,7 @@ export class Vm implements VmController {
     if (this.state !== "running" && this.state !== "paused") throw new ConfigError(`Cannot snapshot a VM that is ${this.state}.`);
     const wasRunning = this.state === "running";
     const ram = this.board.ram;
+    this.pageLoader?.loadAll(); // the copy reads RAM directly
     const writer = await SnapshotWriter.create(path, ram);
     try {
       let pending = nonZeroPages(ram);
@@ -410,6 +421,7 @@ export class Vm implements VmController {
     if (this.state !== "running") throw new ConfigError(`Cannot migrate a VM that is ${this.state}; resume it first.`);
     if (this.migration !== null && !this.migration.finished) throw new ConfigError("A migration is under way already; wait for it or cancel it with migrate-cancel.");
     const ownCap = this.vcpus.cap;
+    this.pageLoader?.loadAll(); // the copy reads RAM directly
     const m = new OutgoingMigration({
       ram: this.board.ram,
       flushTlbs: () => this.vcpus.flushTlbs(),
@@ -710,6 +722,7 @@ export class Vm implements VmController {
     this.exitCode = exitCode;
     this.reason = reason;
     this.vcpus.stop();
+    this.pageLoader?.stop();
     this.board.timers.stop();
     if (this.jitCache && process.env.NODEVISOR_JIT_DEBUG) process.stderr.write(`jit: ${JSON.stringify(jitReport(this.jitCache, this.vcpus.instructions))}\n`);
     this.guestLog.flush();
