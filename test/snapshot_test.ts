@@ -60,9 +60,13 @@ test("run --restore refuses a damaged snapshot and machine options with one sent
   const dir = mkdtempSync(join(tmpdir(), "nodevisor-snap-"));
   try {
     const bad = join(dir, "bad.snap");
-    const version1 = Buffer.alloc(4);
-    version1.writeUInt32LE(1);
-    writeFileSync(bad, Buffer.concat([Buffer.from("NVSNAPSH"), version1, Buffer.alloc(100, 1)]));
+    // A format-2 prologue for 1 MiB of RAM, followed by a trailer of garbage.
+    const prologue = Buffer.alloc(4096);
+    prologue.write("NVSNAPSH", 0, "latin1");
+    prologue.writeUInt32LE(2, 8);
+    prologue.writeBigUInt64LE(4096n + (1n << 20n), 16);
+    prologue.writeBigUInt64LE(1n << 20n, 24);
+    writeFileSync(bad, Buffer.concat([prologue, Buffer.alloc(1 << 20), Buffer.alloc(100, 1)]));
     const r = await nodevisor(["run", "--restore", bad]);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /is not a usable nodevisor snapshot: its checksum does not match/);
