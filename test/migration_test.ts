@@ -145,12 +145,14 @@ test("a corrupt, oversized or truncated migration stream is refused with a sente
     ["impossible RAM", Buffer.concat([preamble, header(1, 30), Buffer.from('{"config":{"memoryBytes":-1}}'.padEnd(30))]), /bytes of RAM, which no VM has/],
   ];
   try {
-    for (const [what, bytes, why] of cases) {
+    for (const [i, [what, bytes, why]] of cases.entries()) {
       const sock = join(dir, "m.sock");
-      const dest = destination(["--incoming", `unix:${sock}`]);
+      // Over TCP (port 0: the destination says which port it got) and over a UNIX socket.
+      const dest = destination(["--incoming", i === 0 ? "tcp:127.0.0.1:0" : `unix:${sock}`]);
       try {
         await listening(dest);
-        const s = connect(sock);
+        const port = /waiting for a migration on tcp:127\.0\.0\.1:(\d+)/.exec(dest.stderr)?.[1];
+        const s = i === 0 ? connect(Number(port), "127.0.0.1") : connect(sock);
         await new Promise((r) => s.once("connect", r));
         s.end(bytes);
         assert.equal(await dest.exited, 2, `${what}: ${dest.stderr}`);

@@ -22,7 +22,7 @@ import { parseNetSpec, type NetConfig } from "../net/spec.js";
 import { readSnapshotInfo, SnapshotError } from "../vm/snapshot/snapshot_file.js";
 import { checkSnapshotHeader, type VmSnapshotHeader, type VmSnapshotInfo } from "../vm/snapshot/vm_snapshot.js";
 import { restoredDisks } from "../vm/snapshot/disk_snapshot.js";
-import { parseMigrationUri, describeUri, type MigrationUri } from "../vm/migration/stream.js";
+import { parseMigrationUri, type MigrationUri } from "../vm/migration/stream.js";
 import { IncomingMigration } from "../vm/migration/incoming.js";
 
 export const RUN_HELP = `Usage: nodevisor run [options] [-- COMMAND [ARGS...]]
@@ -334,7 +334,7 @@ export async function runVm(
   let incoming: IncomingMigration | null = null;
   if (opts.incoming) {
     const uri = opts.incoming.uri;
-    incoming = await IncomingMigration.receive(uri, { onListening: () => process.stderr.write(`nodevisor: waiting for a migration on ${describeUri(uri)}\n`) });
+    incoming = await IncomingMigration.receive(uri, { onListening: (where) => process.stderr.write(`nodevisor: waiting for a migration on ${where}\n`) });
     const h = incoming.header;
     config = { ...h.config, name: opts.incoming.name ?? h.config.name, cpuCap: config.cpuCap, consoleLog: config.consoleLog, controlSocket: config.controlSocket };
   }

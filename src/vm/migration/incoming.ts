@@ -28,7 +28,7 @@ export class IncomingMigration {
    * Listens on `uri` for one source and receives the whole VM; resolves once its state arrived
    * (the guest does not run yet). Throws MigrationError with a sentence for a bad stream.
    */
-  static async receive(uri: MigrationUri, opts: { onListening?: () => void } = {}): Promise<IncomingMigration> {
+  static async receive(uri: MigrationUri, opts: { onListening?: (where: string) => void } = {}): Promise<IncomingMigration> {
     const socket = await acceptOne(uri, opts.onListening);
     const peer = `The migration source (${socket.remoteAddress ?? describeUri(uri)})`;
     const reader = new FrameReader(socket, peer, true);
@@ -93,7 +93,7 @@ export class IncomingMigration {
 }
 
 /** Listens until one connection arrives, then stops listening. */
-async function acceptOne(uri: MigrationUri, onListening?: () => void): Promise<Socket> {
+async function acceptOne(uri: MigrationUri, onListening?: (where: string) => void): Promise<Socket> {
   if (uri.kind === "unix") await unlink(uri.path).catch(() => {});
   return new Promise((resolve, reject) => {
     const server: Server = createServer({ pauseOnConnect: true }, (socket) => {
@@ -103,7 +103,11 @@ async function acceptOne(uri: MigrationUri, onListening?: () => void): Promise<S
       resolve(socket);
     });
     server.once("error", (e) => reject(new ConfigError(`Cannot listen for a migration on ${describeUri(uri)}: ${e.message}.`)));
-    const listening = (): void => onListening?.();
+    // Port 0 picks a free port: say which.
+    const listening = (): void => {
+      const a = server.address();
+      onListening?.(uri.kind === "tcp" && a !== null && typeof a === "object" ? describeUri({ ...uri, port: a.port }) : describeUri(uri));
+    };
     if (uri.kind === "unix") server.listen(uri.path, listening);
     else server.listen(uri.port, uri.host, listening);
   });
