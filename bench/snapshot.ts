@@ -89,6 +89,7 @@ async function ours(dir: string, memory: string): Promise<SnapshotFigures> {
 /** A minimal QMP client: one command at a time. */
 async function qmp(path: string): Promise<(cmd: string, args?: object) => Promise<Record<string, unknown>>> {
   const sock = createConnection(path);
+  sock.on("error", () => {}); // a QEMU killed after its migration resets the connection
   let buf = "";
   const waiting: Array<(m: Record<string, unknown>) => void> = [];
   sock.on("data", (d) => {

@@ -5,10 +5,12 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
+import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ControlClient } from "../src/vm/control_client.js";
 import type { MigrationStatus } from "../src/vm/migration/outgoing.js";
+import { createQcow2 } from "../src/storage/qcow2/create.js";
 import { CLI, ensureTestImage } from "./helpers.js";
 import { typeLine, until, VmProcess } from "./testing/vm_process.js";
 
@@ -27,13 +29,17 @@ async function migrationEnds(c: ControlClient): Promise<MigrationStatus> {
   return last;
 }
 
-test("a 2-vCPU guest counting in a shell loop moves to another process without restarting or skipping", async () => {
+test("a 2-vCPU guest counting in a shell loop, with a shared qcow2 disk, moves to another process without restarting or skipping", async () => {
   const dir = mkdtempSync(join(tmpdir(), "nodevisor-mig-"));
-  const source = VmProcess.nodevisor(["--cpus", "2", "--control-socket", join(dir, "a.sock"), "--console", "none"]);
+  const disk = join(dir, "shared.qcow2");
+  await createQcow2(disk, { size: 8 << 20 });
+  // Shared storage: both processes open the same qcow2 file.
+  const source = VmProcess.nodevisor(["--cpus", "2", "--disk", disk, "--control-socket", join(dir, "a.sock"), "--console", "none"]);
   const dest = destination(["--incoming", `unix:${join(dir, "mig.sock")}`, "--control-socket", join(dir, "b.sock")]);
   try {
     const a = await source.connect(join(dir, "a.sock"));
     await source.waitFor(/~# /, 900_000);
+    await typeLine(a, "echo written-before | dd of=/dev/vda bs=512 seek=1 conv=sync,fsync 2>/dev/null");
     await typeLine(a, "cat /proc/uptime > /tmp/uptime-before; i=0; while :; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.2; done &");
     await source.waitFor(/tick 5\b/);
     await listening(dest);
@@ -55,8 +61,13 @@ test("a 2-vCPU guest counting in a shell loop moves to another process without r
     assert.ok(Number(m[1]) >= last, "the tmpfs file moved with the guest");
     assert.ok(Number(m[2]) > Number(m[3]), "uptime went on");
     assert.equal((await b.execute<{ state: string }>("query-status")).state, "running");
+    await typeLine(b, "echo written-after | dd of=/dev/vda bs=512 seek=2 conv=sync,fsync 2>/dev/null; echo disk=$(dd if=/dev/vda bs=512 skip=1 count=2 2>/dev/null | tr -d '\\000' | tr '\\n' ,)");
+    const d = await dest.waitFor(/disk=(written\S*)/);
+    assert.equal(d[1], "written-before,written-after,", "the destination sees what the source wrote, and writes on");
     await b.execute("quit");
     assert.equal(await dest.exited, 0);
+    const check = spawnSync("qemu-img", ["check", disk], { encoding: "utf8" });
+    assert.equal(check.status, 0, `qemu-img check: ${check.stdout}${check.stderr}`);
   } finally {
     await source.stop();
     await dest.stop();
