@@ -37,9 +37,14 @@ async function untilExists(path: string): Promise<void> {
 async function ours(dir: string, memory: string): Promise<SnapshotFigures> {
   const sock = join(dir, "a.sock");
   const snap = join(dir, "ours.snap");
-  const vm = spawn(process.execPath, [CLI, "run", "--memory", memory, "--control-socket", sock, "--console", "none"], { stdio: ["ignore", "pipe", "inherit"] });
+  const vm = spawn(process.execPath, [CLI, "run", "--memory", memory, "--control-socket", sock, "--console", "none"], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
+  let err = "";
   vm.stdout!.on("data", (d) => (out += d));
+  vm.stderr!.on("data", (d) => {
+    err += d;
+    process.stderr.write(d);
+  });
   try {
     await untilExists(sock);
     const c = await ControlClient.connect(sock);
@@ -80,7 +85,9 @@ async function ours(dir: string, memory: string): Promise<SnapshotFigures> {
     const restoreMs = performance.now() - t1;
     await c2.execute("quit");
     await new Promise((res) => restored.on("close", res));
-    return { saveMs, pausedMs: r.pausedMs, bytes: statSync(snap).blocks * 512, restoreMs, migrateMs, downtimeMs: m.downtimeMs ?? null };
+    // The source exits as soon as the destination runs the guest; it logs the downtime it measured.
+    const downtime = /the guest stopped for (\d+) ms/.exec(err);
+    return { saveMs, pausedMs: r.pausedMs, bytes: statSync(snap).blocks * 512, restoreMs, migrateMs, downtimeMs: m.downtimeMs ?? (downtime ? Number(downtime[1]) : null) };
   } finally {
     vm.kill("SIGKILL");
   }
