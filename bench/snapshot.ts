@@ -20,6 +20,14 @@ import { fmt } from "./boot.js";
 const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A process that only loads Node and the CLI bundle (`run --help`): the floor under any restore. */
+async function programLoadMs(): Promise<number> {
+  const t0 = performance.now();
+  const p = spawn(process.execPath, [CLI, "run", "--help"], { stdio: "ignore" });
+  await new Promise((r) => p.on("close", r));
+  return performance.now() - t0;
+}
+
 interface SnapshotFigures {
   saveMs: number;
   pausedMs: number | null;
@@ -199,6 +207,7 @@ export async function benchSnapshot(): Promise<void> {
     const dir = mkdtempSync(join(tmpdir(), "nodevisor-bench-snap-"));
     try {
       const o = await ours(dir, `${mib}M`);
+      const loadMs = await programLoadMs();
       const q = haveQemu ? await qemu(dir, image.kernel, image.initrd, mib) : null;
       const size = (b: number | undefined) => (b === undefined ? "n/a" : `${(b / 2 ** 20).toFixed(1)} MiB`);
       const ms = (v: number | null | undefined) => (v == null ? "n/a" : `${Math.round(v)} ms`);
@@ -207,6 +216,7 @@ export async function benchSnapshot(): Promise<void> {
         ["guest stopped during save", ms(o.pausedMs), ms(q?.pausedMs)],
         ["file size on disk", size(o.bytes), size(q?.bytes)],
         ["process start -> guest running again", ms(o.restoreMs), ms(q?.restoreMs)],
+        ["  of which Node + the CLI bundle (run --help)", ms(loadMs), "n/a"],
         ["live migration, command to completed", ms(o.migrateMs), ms(q?.migrateMs)],
         ["live migration downtime", ms(o.downtimeMs), ms(q?.downtimeMs)],
       ];
