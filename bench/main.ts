@@ -20,6 +20,10 @@ if (want("snapshot")) {
   const { benchSnapshot } = await import("./snapshot.js");
   await benchSnapshot();
 }
+if (want("balloon")) {
+  const { benchBalloon } = await import("./balloon.js");
+  await benchBalloon();
+}
 if (want("idle")) {
   const { benchIdle } = await import("./idle.js");
   await benchIdle();

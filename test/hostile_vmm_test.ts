@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { CLI, ROOT } from "./helpers.js";
 import { ControlClient } from "../src/vm/control_client.js";
-import { blockResetStorm, consoleFlood, interruptStorm, logFlood, spinForever } from "./testing/hostile_guests.js";
+import { balloonAbuse, blockResetStorm, consoleFlood, interruptStorm, logFlood, spinForever } from "./testing/hostile_guests.js";
 import type { VmStats, VmStatus } from "../src/vm/controller.js";
 
 interface Vmm {
@@ -218,5 +218,19 @@ test("virtio-blk reset with 16 x 32 MiB writes in flight, repeated: memory stays
   } finally {
     vmm.cleanup();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("hostile balloon traffic (PFNs outside RAM or aliasing a live page, pages twice, overlapping and out-of-RAM reports) frees no live page and crashes nothing", async () => {
+  // No disks or NICs: the balloon follows the entropy source and the three consoles.
+  const vmm = startVmm(balloonAbuse(4, 128 << 20));
+  try {
+    const { code, signal } = await vmm.exited;
+    assert.equal(signal, null, `killed after ${KILL_AFTER_MS} ms: the VM never exited; ${vmm.stderrText()}`);
+    assert.equal(code, 0, `the live page lost its contents, or the VMM failed: ${vmm.stderrText()}`);
+    assert.match(vmm.stderrText(), /virtio-balloon.*outside RAM/);
+    assert.doesNotMatch(vmm.stderrText(), /internal error/);
+  } finally {
+    vmm.cleanup();
   }
 });

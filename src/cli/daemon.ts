@@ -1,5 +1,6 @@
 // `nodevisor daemon`: runs the host daemon in the foreground, its log on stderr (for systemd).
 
+import type { MemoryPolicySettings } from "../host/memory_policy.js";
 import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -28,6 +29,13 @@ Options:
       --memory SIZE          host memory to give VMs (default: all)
       --cpu-overcommit R     vCPUs per host core at most (default 4)
       --memory-overcommit R  guest RAM per byte of host memory at most (default 1)
+      --memory-policy on|off move memory between running VMs with their balloons
+                             (default on; docs/memory.md)
+      --memory-low SIZE      inflate idle guests' balloons when the host has less
+                             than SIZE free (default 256M; they inflate until
+                             twice that is free)
+      --memory-floor SIZE    the least memory a balloon may leave a guest, from
+                             the policy or a memoryTargetMiB edit (default 128M)
       --stop-timeout SEC     how long stop waits for a guest to power off (default 30)
   -h, --help                 show this help
 `;
@@ -45,6 +53,9 @@ const OPTIONS = {
   "cpu-overcommit": { type: "string" },
   "memory-overcommit": { type: "string" },
   "stop-timeout": { type: "string" },
+  "memory-policy": { type: "string" },
+  "memory-low": { type: "string" },
+  "memory-floor": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -88,6 +99,17 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
   capacity.cpuOvercommit = positive("cpu-overcommit", str("cpu-overcommit")) ?? capacity.cpuOvercommit;
   capacity.memoryOvercommit = positive("memory-overcommit", str("memory-overcommit")) ?? capacity.memoryOvercommit;
   const stopTimeout = positive("stop-timeout", str("stop-timeout"));
+  const memoryPolicy: Partial<MemoryPolicySettings> = {};
+  const policy = str("memory-policy");
+  if (policy !== undefined) {
+    if (policy !== "on" && policy !== "off") throw new UsageError(`nodevisor daemon: --memory-policy takes on or off, not "${policy}".`);
+    memoryPolicy.enabled = policy === "on";
+  }
+  if (str("memory-low")) {
+    memoryPolicy.lowWatermarkBytes = parseMemorySize(str("memory-low")!);
+    memoryPolicy.highWatermarkBytes = 2 * memoryPolicy.lowWatermarkBytes;
+  }
+  if (str("memory-floor")) memoryPolicy.floorBytes = parseMemorySize(str("memory-floor")!);
 
   let tcp;
   if (str("listen") !== undefined) {
@@ -103,7 +125,7 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
     throw new UsageError("nodevisor daemon: --token-file and --tls-* apply to the TCP listener; add --listen HOST:PORT.");
   }
 
-  const daemon = await Daemon.start({ paths, capacity, ...(tcp ? { tcp } : {}), ...(stopTimeout ? { stopTimeoutMs: stopTimeout * 1000 } : {}) });
+  const daemon = await Daemon.start({ paths, capacity, memoryPolicy, ...(tcp ? { tcp } : {}), ...(stopTimeout ? { stopTimeoutMs: stopTimeout * 1000 } : {}) });
   await new Promise<void>((done) => {
     const stop = (signal: string): void => {
       process.stderr.write(`nodevisor daemon: ${signal}: stopping; the VMs keep running\n`);

@@ -2,6 +2,7 @@
 // the serial console; with `-- CMD...` the command runs in the guest and its output and exit
 // status become ours.
 
+import { parseBalloonSpec } from "../vm/balloon_config.js";
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -62,6 +63,12 @@ Options:
                            how guest code runs: the interpreter, or the JIT that
                            compiles hot blocks to WebAssembly (default interp;
                            see docs/jit.md)
+      --balloon [reporting=on|off][,deflate-on-oom=on|off][,stats=SECONDS][,floor=SIZE]
+                           the memory balloon (always present): free page
+                           reporting (default on), DEFLATE_ON_OOM (default off),
+                           guest statistics every SECONDS (default 0: never),
+                           the smallest size a target may leave the guest
+                           (default 64M); see docs/memory.md
       --name NAME          the VM's name (in logs and the daemon's inventory; on a
                            switch its DNS name, and the seed of its NICs' MACs)
       --pid-file FILE      write this process's id to FILE; removed on exit
@@ -95,6 +102,7 @@ const OPTIONS = {
   "control-socket": { type: "string" },
   "cpu-cap": { type: "string" },
   "cpu-tier": { type: "string" },
+  balloon: { type: "string" },
   name: { type: "string" },
   "pid-file": { type: "string" },
   console: { type: "string" },
@@ -105,7 +113,7 @@ const OPTIONS = {
 } as const;
 
 /** Options that shape the machine: a restored VM takes them from its snapshot. */
-const MACHINE_OPTIONS = ["memory", "cpus", "image", "kernel", "initrd", "append", "disk", "net", "firmware"] as const;
+const MACHINE_OPTIONS = ["memory", "cpus", "image", "kernel", "initrd", "append", "disk", "net", "firmware", "balloon"] as const;
 
 export interface RunRequest {
   config: VmConfig;
@@ -184,6 +192,7 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
     consoleLog: (values["console-log"] as string | undefined) ?? null,
     controlSocket: (values["control-socket"] as string | undefined) ?? null,
     command,
+    ...(values.balloon !== undefined ? { balloon: parseBalloonSpec(values.balloon as string) } : {}),
   };
   validateConfig(config);
   kernelCommandLine(config); // refuses a command line the kernel would truncate

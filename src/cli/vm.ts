@@ -38,6 +38,8 @@ Spec options:
   --append "ARGS"  --disk FILE[,readonly][,format=F][,bps=RATE][,iops=N][,burst=B]
   --net SPEC (repeatable, as \`nodevisor run --net\`; --net none on edit removes them)
   --cpu-cap PCT  --cpu-shares N  --restart no|on-failure|always  --autostart / --no-autostart
+  --memory-target SIZE|none (the guest's memory while it runs: a balloon target
+  within --memory, applied at once)  --memory-policy on|off (docs/memory.md)
 
 Connection (default: the local daemon's socket):
   --socket PATH  --host URL  --token TOKEN | --token-file FILE  --json
@@ -57,6 +59,8 @@ const OPTIONS = {
   net: { type: "string", multiple: true },
   "cpu-cap": { type: "string" },
   "cpu-shares": { type: "string" },
+  "memory-target": { type: "string" },
+  "memory-policy": { type: "string" },
   restart: { type: "string" },
   autostart: { type: "boolean" },
   "no-autostart": { type: "boolean" },
@@ -218,6 +222,13 @@ function specFrom(v: Values): Partial<VmSpec> {
     if (spec.cpuCap !== null) checkCpuCap(spec.cpuCap);
   }
   if (v["cpu-shares"] !== undefined) spec.cpuShares = Number(v["cpu-shares"]);
+  if (v["memory-target"] !== undefined) {
+    spec.memoryTargetMiB = v["memory-target"] === "none" ? null : Math.round(parseMemorySize(v["memory-target"] as string) / 2 ** 20);
+  }
+  if (v["memory-policy"] !== undefined) {
+    if (v["memory-policy"] !== "on" && v["memory-policy"] !== "off") throw new UsageError(`nodevisor vm: --memory-policy takes on or off, not "${String(v["memory-policy"])}".`);
+    spec.memoryPolicy = v["memory-policy"] === "on";
+  }
   if (v.restart !== undefined) spec.restartPolicy = v.restart as VmSpec["restartPolicy"];
   if (v.autostart) spec.autostart = true;
   if (v["no-autostart"]) spec.autostart = false;
@@ -259,7 +270,7 @@ function showVm(v: VmView): string {
     ["state", `${v.state} (wanted: ${v.desired})`],
     ["pid", v.pid ?? "-"],
     ["vcpus", s.vcpus],
-    ["memory", `${s.memoryMiB} MiB`],
+    ["memory", `${s.memoryMiB} MiB${s.memoryTargetMiB != null ? `, running at ${s.memoryTargetMiB} MiB` : ""}${s.memoryPolicy === false ? ", memory policy off" : ""}`],
     ["boot", boot + (s.cmdline ? `, cmdline "${s.cmdline}"` : "")],
     ["cpu", `cap ${s.cpuCap === null ? "none" : `${s.cpuCap}%`} (applied: ${v.effectiveCpuCap === null ? "none" : `${v.effectiveCpuCap}%`}), shares ${s.cpuShares}`],
     ["restart", `${s.restartPolicy}${s.autostart ? ", autostart" : ""}; restarted ${v.restarts} times`],
@@ -281,6 +292,12 @@ function showStats(s: Record<string, any>): string {
     ["memory", `${formatSize(s.memoryBytes)}, touched ${s.memoryTouchedBytes == null ? "unknown" : formatSize(s.memoryTouchedBytes)}`],
     ["restarts", String(s.restarts ?? 0)],
   ];
+  const b = s.balloon;
+  if (b) {
+    lines.push(["balloon", `guest ${formatSize(b.actual)} (target ${formatSize(b.target)}); ${b.pagesReported} pages reported, ${b.pagesReturned} returned to the host (${b.reclaim}${b.reclaimProblem ? `: ${b.reclaimProblem}` : ""})`]);
+    const g = b.guestStats?.values ?? {};
+    if (g.available !== undefined) lines.push(["guest memory", `available ${formatSize(g.available)}, free ${formatSize(g.free ?? 0)}, caches ${formatSize(g.caches ?? 0)}, major faults ${g.majorFaults ?? 0}`]);
+  }
   for (const [cause, n] of Object.entries(s.trapsByCause ?? {})) lines.push([`traps ${cause}`, String(n)]);
   for (const d of s.devices ?? []) {
     lines.push([`${d.name} (${d.kind})`, `${d.requests} requests, ${d.bytesRead} B read, ${d.bytesWritten} B written, ${d.errors} errors`]);

@@ -30,6 +30,8 @@ test("bad usage is refused before anything is sent", async () => {
   await assert.rejects(runVmCommand(["list", "--host", "example.org"]), /--host takes a URL/);
   await assert.rejects(runVmCommand(["list", "--host", "https://example.org"]), /needs --token/);
   await assert.rejects(runVmCommand(["create", "x", "--cpu-cap", "300"]), /choose a per cent of a core from 1 to 100/);
+  await assert.rejects(runVmCommand(["edit", "x", "--memory-policy", "maybe"]), /--memory-policy takes on or off, not "maybe"/);
+  await assert.rejects(runVmCommand(["edit", "x", "--memory-target", "lots"]), /Cannot use memory size "lots"/);
   await assert.rejects(runVmCommand(["frobnicate", "x"]), /unknown command "frobnicate"/);
 });
 

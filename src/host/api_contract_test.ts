@@ -117,6 +117,8 @@ test("invalid specs get a 400 that names the field and why", async (t) => {
     [{ name: "x", disks: [{ path: "/a", format: "floppy" }] }, /^The field "disks\[0\]\.format" must be equal to one of the allowed values\.$/],
     [{ name: "x", restartPolicy: "sometimes" }, /^The field "restartPolicy" must be equal to one of the allowed values\.$/],
     [{ name: "x", initrd: "/boot/initrd" }, /^The field "initrd" needs "kernel" beside it/],
+    [{ name: "x", memoryMiB: 256, memoryTargetMiB: 512 }, /^The field "memoryTargetMiB" asks for 512 MiB, more than the VM's RAM \(memoryMiB 256\); raise memoryMiB/],
+    [{ name: "x", memoryMiB: 256, memoryTargetMiB: 64 }, /^Cannot set VM x's memory to 64 MiB: the host keeps every guest at 128 MiB at least/],
     [{ name: "x", disks: [{ path: "/a" }, { path: "/a" }] }, /^The field "disks\[1\]\.path" names "\/a" a second time/],
     [{ name: "x", nics: [{ mode: "bridge" }] }, /^The field "nics\[0\]\.mode" must be equal to one of the allowed values\.$/],
     [{ name: "x", nics: [{ mode: "switch", switch: "lab", vlan: 5000 }] }, /^The field "nics\[0\]\.vlan" must be <= 4094\.$/],
@@ -141,6 +143,26 @@ test("invalid specs get a 400 that names the field and why", async (t) => {
   assert.deepEqual([r.status, r.body.message], [404, "VM nope does not exist; `nodevisor vm list` shows the VMs."]);
   r = await api.call("PATCH", "/v1/vms/{name}", "/v1/vms/ok", {});
   assert.equal(r.status, 400);
+});
+
+test("a running VM's memory size changes as a balloon target; out-of-range targets are a 400 sentence", async (t) => {
+  const { host, api } = await setup(t);
+  await api.call("POST", "/v1/vms", "/v1/vms", { name: "m", kernel: host.kernels.idle, memoryMiB: 512, memoryTargetMiB: 384 });
+  assert.equal((await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/m/actions", { action: "start" })).status, 200);
+  const target = async (): Promise<number> => (await api.call("GET", "/v1/vms/{name}/stats", "/v1/vms/m/stats")).body.balloon.target;
+  assert.equal(await target(), 384 * 2 ** 20, "the spec's target is sent at start");
+  let r = await api.call("PATCH", "/v1/vms/{name}", "/v1/vms/m", { memoryTargetMiB: 256 });
+  assert.equal(r.status, 200);
+  assert.equal(await target(), 256 * 2 ** 20);
+  r = await api.call("PATCH", "/v1/vms/{name}", "/v1/vms/m", { memoryTargetMiB: 100 });
+  assert.deepEqual([r.status, r.body.message], [400, "Cannot set VM m's memory to 100 MiB: the host keeps every guest at 128 MiB at least (nodevisor daemon --memory-floor); ask for more."]);
+  r = await api.call("PATCH", "/v1/vms/{name}", "/v1/vms/m", { memoryTargetMiB: 600 });
+  assert.equal(r.status, 400);
+  assert.match(r.body.message, /asks for 600 MiB, more than the VM's RAM \(memoryMiB 512\)/);
+  r = await api.call("PATCH", "/v1/vms/{name}", "/v1/vms/m", { memoryTargetMiB: null });
+  assert.equal(r.status, 200);
+  assert.equal(await target(), 512 * 2 ** 20, "null gives the guest all its RAM again");
+  assert.equal(await target(), 512 * 2 ** 20);
 });
 
 test("admission control refuses an over-committed start and says what was asked and what is free", async (t) => {

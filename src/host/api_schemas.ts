@@ -67,6 +67,7 @@ export const statsSchema = {
     cpuTier: { type: "string", enum: ["interp", "jit"] },
     jit: { type: "object", description: "the JIT's code cache (docs/jit.md)", additionalProperties: { type: "number" } },
     cpuCores: { type: "number", description: "host cores used over the last second" },
+    balloon: { type: "object", additionalProperties: true, description: "the memory balloon: target, size, guest statistics, pages reported and returned (docs/control-socket.md, query-balloon)" },
     trapsByCause: { type: "object", additionalProperties: { type: "number" } },
     devices: {
       type: "array",

@@ -2,6 +2,7 @@
 // 0600 UNIX socket (and optionally TCP with a token, with or without TLS), and finds the VMs
 // that kept running while no daemon watched them.
 
+import type { MemoryPolicySettings } from "./memory_policy.js";
 import type { FastifyInstance } from "fastify";
 import { chmodSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
 import { connect } from "node:net";
@@ -36,6 +37,8 @@ export interface DaemonOptions {
   log?: (message: string) => void;
   cacheDir?: string;
   pollIntervalMs?: number;
+  /** The memory policy (watermarks, floor, on/off); see docs/memory.md. */
+  memoryPolicy?: Partial<MemoryPolicySettings>;
 }
 
 export class DaemonError extends Error {
@@ -74,6 +77,7 @@ export class Daemon {
       },
       ...(o.stopTimeoutMs !== undefined ? { stopTimeoutMs: o.stopTimeoutMs } : {}),
       ...(o.restartBackoffMs !== undefined ? { restartBackoffMs: o.restartBackoffMs } : {}),
+      ...(o.memoryPolicy !== undefined ? { memoryPolicy: o.memoryPolicy } : {}),
     });
     const ctx = {
       manager,

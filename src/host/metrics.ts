@@ -71,6 +71,10 @@ export function createMetrics(manager: VmManager): Registry {
   perVm("nodevisor_vm_cpu_cap_percent", "CPU cap applied now, per cent of a core per vCPU (absent: none).", (m, vm) => (m.processOf(vm) ? m.get(vm).effectiveCpuCap : null));
   perVm("nodevisor_vm_memory_bytes", "Guest RAM size (the VM's ceiling).", (m, vm) => m.get(vm).spec.memoryMiB * 2 ** 20);
   perVm("nodevisor_vm_memory_touched_bytes", "Guest RAM the host has backed with pages.", (m, vm) => stat(m, vm)?.memoryTouchedBytes);
+  perVm("nodevisor_vm_memory_actual_bytes", "The guest's memory size now: RAM minus its balloon.", (m, vm) => stat(m, vm)?.balloon?.actual);
+  perVm("nodevisor_vm_memory_target_bytes", "The guest memory size asked for (balloon target).", (m, vm) => stat(m, vm)?.balloon?.target);
+  perVm("nodevisor_vm_memory_available_bytes", "What the guest says it has available for new work (its MemAvailable).", (m, vm) => stat(m, vm)?.balloon?.guestStats.values.available);
+  perVm("nodevisor_vm_memory_returned_pages_total", "4 KiB pages the balloon gave back to the host (inflated or reported free).", (m, vm) => stat(m, vm)?.balloon?.pagesReturned, "counter");
   perVm("nodevisor_vm_restarts_total", "Restarts by the daemon under the restart policy.", (m, vm) => m.get(vm).restarts, "counter");
 
   const traps = new Counter({

@@ -40,6 +40,10 @@ export interface VmSpec {
   cpuShares: number;
   restartPolicy: RestartPolicy;
   autostart: boolean;
+  /** The guest's memory size while it runs (a balloon target within memoryMiB); null or absent: all of memoryMiB. */
+  memoryTargetMiB?: number | null;
+  /** Whether the daemon's memory policy may move this VM's balloon (default true). */
+  memoryPolicy?: boolean;
 }
 
 export const VM_NAME_PATTERN = "^[a-z0-9][a-z0-9-]{0,31}$";
@@ -73,6 +77,8 @@ const specProperties = {
   cpuShares: { type: "integer", minimum: 1, maximum: 10000 },
   restartPolicy: { type: "string", enum: ["no", "on-failure", "always"] },
   autostart: { type: "boolean" },
+  memoryTargetMiB: { type: ["integer", "null"], minimum: 1, maximum: MAX_MEMORY / 2 ** 20, description: "the guest's memory size while it runs (balloon target), at most memoryMiB" },
+  memoryPolicy: { type: "boolean", description: "let the daemon's memory policy move this VM's balloon (default true)" },
 } as const;
 
 /** What POST /v1/vms accepts: everything but the name has a default. */
@@ -114,6 +120,9 @@ export function withDefaults(input: Partial<VmSpec> & { name: string }): VmSpec 
 
 /** Checks what the schema cannot: combinations of fields. Throws a 400 ApiError naming the field. */
 export function checkSpec(spec: VmSpec): void {
+  if (spec.memoryTargetMiB != null && spec.memoryTargetMiB > spec.memoryMiB) {
+    throw invalid(`The field "memoryTargetMiB" asks for ${spec.memoryTargetMiB} MiB, more than the VM's RAM (memoryMiB ${spec.memoryMiB}); raise memoryMiB and restart the VM, or ask for less.`);
+  }
   if (spec.initrd !== undefined && spec.kernel === undefined) {
     throw invalid(`The field "initrd" needs "kernel" beside it: an initrd alone would boot the image's kernel with another initramfs.`);
   }

@@ -6,6 +6,9 @@ import { rmSync } from "node:fs";
 import type { VmStats } from "../vm/controller.js";
 import { admit, promised, type Allocation, type HostCapacity } from "./admission.js";
 import { capsFromShares } from "./cpu_policy.js";
+import { freemem } from "node:os";
+import { formatSize } from "../storage/sizes.js";
+import { planBalloons, type MemoryPolicySettings, type VmMemoryView } from "./memory_policy.js";
 import { conflict, illegalTransition, invalid, notFound, vmFailed, ApiError } from "./errors.js";
 import { KeyedMutex } from "./keyed_mutex.js";
 import { vmPaths, type HostPaths } from "./paths.js";
@@ -29,7 +32,16 @@ export interface VmManagerOptions {
   restartBackoffMs?: { first: number; max: number };
   /** Console and VMM logs are rotated past this size. */
   maxLogBytes?: number;
+  /** The memory policy and the floor of balloon targets (defaults: DEFAULT_MEMORY_POLICY). */
+  memoryPolicy?: Partial<MemoryPolicySettings>;
 }
+
+const MiB = 2 ** 20;
+export const DEFAULT_MEMORY_POLICY: MemoryPolicySettings = { enabled: true, lowWatermarkBytes: 256 * MiB, highWatermarkBytes: 512 * MiB, floorBytes: 128 * MiB };
+/** A guest whose available memory fell within this window is growing (memory_policy.ts). */
+const GROWTH_WINDOW_MS = 10_000;
+/** How often a daemon-run VM's guest is asked for its memory statistics (seconds). */
+const STATS_INTERVAL_SEC = 1;
 
 /** A VM as the API shows it. */
 export interface VmView {
@@ -68,6 +80,13 @@ interface Live {
   /** Set when the daemon itself ends the process (stop, kill, reboot): not a death. */
   expectingExit: boolean;
   sentCap: number | null | undefined;
+  /** The RAM the VM process was started with (a memoryMiB edit applies at the next start). */
+  ramMiB: number;
+  /** The guest memory size last sent as a balloon target (bytes); undefined: none sent. */
+  sentTarget?: number;
+  /** Major faults at the previous sample, and available memory over the last seconds, to see a guest start faulting or growing. */
+  majorFaults?: number;
+  recentAvailable: { at: number; bytes: number }[];
 }
 
 export class VmManager extends EventEmitter {
@@ -89,6 +108,7 @@ export class VmManager extends EventEmitter {
   private readonly transient = new Set<Allocation>();
   private poller: NodeJS.Timeout | null = null;
   private closed = false;
+  readonly memoryPolicy: MemoryPolicySettings;
 
   constructor(o: VmManagerOptions) {
     super();
@@ -98,6 +118,7 @@ export class VmManager extends EventEmitter {
     this.command = o.command;
     this.ensureImage = o.ensureImage ?? (async () => {});
     this.log = o.log ?? (() => {});
+    this.memoryPolicy = { ...DEFAULT_MEMORY_POLICY, ...o.memoryPolicy };
     this.stopTimeoutMs = o.stopTimeoutMs ?? 30_000;
     this.backoff = o.restartBackoffMs ?? { first: 1000, max: 30_000 };
     this.maxLogBytes = o.maxLogBytes ?? 16 * 2 ** 20;
@@ -112,9 +133,9 @@ export class VmManager extends EventEmitter {
           if (!ACTIVE.includes(r.observed) && r.pid === null) return;
           const proc = await VmProcess.adopt(vmPaths(this.paths, r.spec.name));
           if (proc !== null) {
-            const status = await withTimeout(proc.client.execute<{ state: string }>("query-status"), COMMAND_TIMEOUT_MS).catch(() => null);
+            const status = await withTimeout(proc.client.execute<{ state: string; memoryBytes?: number }>("query-status"), COMMAND_TIMEOUT_MS).catch(() => null);
             const observed: ObservedState = status?.state === "paused" ? "paused" : "running";
-            this.attach(r.spec.name, proc, Date.now());
+            this.attach(r.spec.name, proc, Date.now(), status?.memoryBytes ? Math.round(status.memoryBytes / MiB) : r.spec.memoryMiB);
             this.update(r.spec.name, { observed, pid: proc.pid });
             this.event(r.spec.name, "adopted", `VM ${r.spec.name} (pid ${proc.pid}) was found running and is supervised again.`, { pid: proc.pid });
             return;
@@ -160,6 +181,7 @@ export class VmManager extends EventEmitter {
       if (this.store.getVm(input.name) !== null) throw conflict(`VM ${input.name} already exists; choose another name or delete it first.`);
       const spec = withDefaults(input);
       checkSpec(spec);
+      if (spec.memoryTargetMiB != null) this.checkFloor(spec.name, spec.memoryTargetMiB);
       const now = new Date().toISOString();
       const rec: VmRecord = { spec, desired: "stopped", observed: "stopped", pid: null, restarts: 0, lastExit: null, createdAt: now, updatedAt: now };
       this.store.putVm(rec);
@@ -175,6 +197,7 @@ export class VmManager extends EventEmitter {
       if ("name" in patch && patch.name !== name) throw invalid(`The field "name" cannot change; create a new VM instead.`);
       const spec: VmSpec = { ...rec.spec, ...patch, name };
       checkSpec(spec);
+      if (spec.memoryTargetMiB != null) this.checkFloor(name, spec.memoryTargetMiB);
       const live = this.live.get(name);
       if (live !== undefined && patch.disks !== undefined) {
         if (patch.disks.length !== rec.spec.disks.length || patch.disks.some((d, i) => d.path !== rec.spec.disks[i]!.path)) {
@@ -185,6 +208,10 @@ export class VmManager extends EventEmitter {
           if (d.burst) limits.burst = d.burst;
           await this.command_(live, "set-disk-limits", { disk: `vd${String.fromCharCode(0x61 + i)}`, ...limits });
         }
+      }
+      if (live !== undefined && "memoryTargetMiB" in patch) {
+        if (spec.memoryMiB !== live.ramMiB) throw conflict(`VM ${name} is running with ${live.ramMiB} MiB of RAM: a new memoryMiB applies at its next start, so change memoryTargetMiB after restarting it, or within ${live.ramMiB} MiB now.`);
+        await this.sendTarget(live, (spec.memoryTargetMiB ?? spec.memoryMiB) * MiB);
       }
       this.update(name, { spec });
       if (live !== undefined && (patch.cpuCap !== undefined || patch.cpuShares !== undefined)) {
@@ -367,14 +394,30 @@ export class VmManager extends EventEmitter {
     }
   }
 
+  /** A balloon target below the host's floor is refused with a sentence (400). */
+  private checkFloor(name: string, targetMiB: number): void {
+    const floor = this.memoryPolicy.floorBytes;
+    if (targetMiB * MiB < floor) {
+      throw invalid(`Cannot set VM ${name}'s memory to ${targetMiB} MiB: the host keeps every guest at ${formatSize(floor)} at least (nodevisor daemon --memory-floor); ask for more.`);
+    }
+  }
+
+  private async sendTarget(live: Live, bytes: number): Promise<void> {
+    await this.command_(live, "balloon", { value: bytes });
+    live.sentTarget = bytes;
+  }
+
   private async startLocked(name: string, isRestart: boolean): Promise<void> {
     const rec = this.record(name);
     admit(this.capacity, this.promised(name), { vcpus: rec.spec.vcpus, memoryBytes: rec.spec.memoryMiB * 2 ** 20 });
     this.update(name, { desired: "running", observed: "starting", pid: null });
     try {
       await this.ensureImage(rec.spec);
-      const proc = await VmProcess.start({ spec: rec.spec, paths: vmPaths(this.paths, name), command: this.command });
-      this.attach(name, proc, Date.now());
+      const balloon = `stats=${STATS_INTERVAL_SEC},floor=${Math.floor(this.memoryPolicy.floorBytes / MiB)}M`;
+      const proc = await VmProcess.start({ spec: rec.spec, paths: vmPaths(this.paths, name), command: this.command, balloon });
+      this.attach(name, proc, Date.now(), rec.spec.memoryMiB);
+      // The device holds the target until the guest's driver comes up and reads it.
+      if (rec.spec.memoryTargetMiB != null && rec.spec.memoryTargetMiB < rec.spec.memoryMiB) await this.sendTarget(this.liveOf(name), rec.spec.memoryTargetMiB * MiB);
       const r = this.update(name, { observed: "running", pid: proc.pid, ...(isRestart ? { restarts: rec.restarts + 1 } : {}) });
       this.event(name, isRestart ? "restarted" : "started", `VM ${name} ${isRestart ? `was restarted (restart ${r.restarts})` : "started"} (pid ${proc.pid}).`, { pid: proc.pid });
     } catch (e) {
@@ -385,8 +428,8 @@ export class VmManager extends EventEmitter {
     }
   }
 
-  private attach(name: string, proc: VmProcess, startedAt: number): void {
-    const live: Live = { proc, startedAt, expectingExit: false, sentCap: undefined };
+  private attach(name: string, proc: VmProcess, startedAt: number, ramMiB: number): void {
+    const live: Live = { proc, startedAt, expectingExit: false, sentCap: undefined, ramMiB, recentAvailable: [] };
     this.live.set(name, live);
     void proc.exited.then((info) => {
       if (this.live.get(name) === live) this.live.delete(name);
@@ -492,6 +535,7 @@ export class VmManager extends EventEmitter {
       }),
     );
     await this.applyCaps().catch((e: Error) => this.log(`Cannot apply CPU caps: ${e.message}`));
+    await this.applyMemoryPolicy().catch((e: Error) => this.log(`Cannot apply the memory policy: ${e.message}`));
     for (const name of this.live.keys()) {
       const p = vmPaths(this.paths, name);
       try {
@@ -500,6 +544,45 @@ export class VmManager extends EventEmitter {
       } catch (e) {
         this.log(`Cannot rotate the logs of VM ${name}: ${(e as Error).message}`);
       }
+    }
+  }
+
+  /** Moves balloons as the memory policy decides from the last samples; each decision is an event with its figures. */
+  private async applyMemoryPolicy(): Promise<void> {
+    const views: VmMemoryView[] = [];
+    let used = 0;
+    const now = Date.now();
+    for (const [name, live] of this.live) {
+      const rec = this.store.getVm(name);
+      const s = this.samples.get(name);
+      const b = s?.stats.balloon;
+      if (rec === null || s === undefined || b === undefined) continue;
+      used += s.stats.memoryTouchedBytes ?? 0;
+      const faults = b.guestStats.values.majorFaults ?? 0;
+      const delta = live.majorFaults === undefined ? 0 : Math.max(0, faults - live.majorFaults);
+      live.majorFaults = faults;
+      const available = b.guestStats.values.available ?? null;
+      // Against the most it had over the last seconds: statistics arrive about once a second, not at each poll.
+      live.recentAvailable = live.recentAvailable.filter((r) => now - r.at < GROWTH_WINDOW_MS);
+      if (available !== null) live.recentAvailable.push({ at: now, bytes: available });
+      const drop = available === null ? 0 : Math.max(0, ...live.recentAvailable.map((r) => r.bytes)) - available;
+      const ram = live.ramMiB * MiB;
+      views.push({
+        name, policy: rec.spec.memoryPolicy !== false && b.driverReady, ramBytes: ram,
+        ceilingBytes: Math.min(ram, (rec.spec.memoryTargetMiB ?? live.ramMiB) * MiB),
+        targetBytes: b.target, actualBytes: b.actual, availableBytes: available, majorFaultsDelta: delta, availableDropBytes: drop,
+        statsAgeMs: b.guestStats.updatedAt === null ? null : now - b.guestStats.updatedAt,
+      });
+    }
+    const decisions = planBalloons({ limitBytes: this.capacity.memoryBytes, usedBytes: used, osAvailableBytes: freemem() }, views, this.memoryPolicy);
+    for (const d of decisions) {
+      const live = this.live.get(d.vm);
+      if (live === undefined) continue;
+      await this.sendTarget(live, d.toBytes);
+      const verb = d.kind === "inflate" ? "took" : "gave back";
+      this.event(d.vm, `balloon-${d.kind}`, `The memory policy ${verb} ${formatSize(Math.abs(d.toBytes - d.fromBytes))} ${d.kind === "inflate" ? "from" : "to"} VM ${d.vm} (now ${formatSize(d.toBytes)}): ${d.reason}.`, {
+        fromBytes: d.fromBytes, toBytes: d.toBytes, ...d.figures,
+      });
     }
   }
 

@@ -33,7 +33,7 @@ export function currentVmCommand(): VmCommand {
 }
 
 /** The `nodevisor run` options for a spec. */
-export function runArguments(spec: VmSpec, paths: VmPaths): string[] {
+export function runArguments(spec: VmSpec, paths: VmPaths, balloon?: string): string[] {
   const args = ["run", "--name", spec.name, "--memory", `${spec.memoryMiB}M`, "--cpus", String(spec.vcpus)];
   if (spec.image !== undefined) args.push("--image", spec.image);
   if (spec.kernel !== undefined) args.push("--kernel", spec.kernel);
@@ -50,6 +50,7 @@ export function runArguments(spec: VmSpec, paths: VmPaths): string[] {
   }
   for (const n of spec.nics ?? []) args.push("--net", nicArgument(n));
   if (spec.cpuCap !== null) args.push("--cpu-cap", String(spec.cpuCap));
+  if (balloon !== undefined) args.push("--balloon", balloon);
   args.push("--control-socket", paths.controlSocket, "--pid-file", paths.pidFile, "--console", "none", "--terminal", "xterm-256color,24x80");
   return args;
 }
@@ -100,6 +101,8 @@ export interface VmProcessOptions {
   spec: VmSpec;
   paths: VmPaths;
   command: VmCommand;
+  /** `nodevisor run --balloon` settings (the daemon polls statistics and sets the floor). */
+  balloon?: string;
   /** How long the VM process may take to open its control socket. */
   startTimeoutMs?: number;
 }
@@ -176,7 +179,7 @@ export class VmProcess {
     let child: ChildProcess;
     try {
       // Its own process group, its output in files: it outlives the daemon, and no pipe ties them.
-      child = spawn(o.command.execPath, [...o.command.prefix, ...runArguments(o.spec, o.paths)], {
+      child = spawn(o.command.execPath, [...o.command.prefix, ...runArguments(o.spec, o.paths, o.balloon)], {
         detached: true,
         stdio: ["ignore", out, err],
         env: vmProcessEnv(process.env, o.spec.name),

@@ -8,6 +8,7 @@ import { EXIT_MMIO } from "../cpu/exit.js";
 import { VirtioBlk } from "../devices/virtio/block/device.js";
 import { VirtioRng } from "../devices/virtio/rng/device.js";
 import { VirtioConsole } from "../devices/virtio/console/device.js";
+import { VirtioBalloon } from "../devices/virtio/balloon/device.js";
 import type { BlockBackend } from "../storage/block_backend.js";
 import { emptyBlockStats } from "../storage/block_backend.js";
 import { dispatchExit } from "./exit_dispatch.js";
@@ -41,7 +42,7 @@ function board(): { b: Board; events: string[] } {
     memoryBytes: 16 << 20,
     cpus: 2,
     time: { frequency: 10_000_000, now: () => (ticks += 7) },
-    virtio: [new VirtioBlk({ backend: memoryDisk(1 << 20) }), new VirtioRng(), new VirtioConsole({ onOutput: () => {} })],
+    virtio: [new VirtioBlk({ backend: memoryDisk(1 << 20) }), new VirtioRng(), new VirtioConsole({ onOutput: () => {} }), new VirtioBalloon({ ramBase: 0x8000_0000, ramBytes: 16 << 20, reporting: true })],
     onSerialByte: () => {},
     onPowerOff: (c) => events.push(`poweroff ${c}`),
     onReset: () => events.push("reset"),

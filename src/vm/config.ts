@@ -8,6 +8,7 @@ import { formatSize, parseSize } from "../storage/sizes.js";
 import type { RateLimitConfig } from "../storage/ratelimit/rate_limited_backend.js";
 import type { DiskFormat } from "../storage/open.js";
 import type { NetConfig } from "../net/spec.js";
+import type { BalloonConfig } from "./balloon_config.js";
 
 /** The name of a VM started without --name. */
 export const DEFAULT_VM_NAME = "vm";
@@ -46,6 +47,8 @@ export interface VmConfig {
   cpuTier?: CpuTier;
   /** The terminal the serial console is shown on (TERM and size), told to the guest at boot. */
   terminal?: TerminalInfo | null;
+  /** The memory balloon's settings (--balloon); absent: DEFAULT_BALLOON. */
+  balloon?: BalloonConfig;
 }
 
 export type CpuTier = "interp" | "jit";
@@ -138,7 +141,7 @@ export function validateConfig(c: VmConfig): void {
   if (virtioSlotPlan(c).length > VIRTIO_SLOTS) {
     const nics = c.nets?.length ?? 0;
     throw new ConfigError(
-      `Cannot attach ${c.disks.length} disks${nics ? ` and ${nics} NICs` : ""}: this board has room for ${FREE_VIRTIO_SLOTS} (${VIRTIO_SLOTS} virtio slots, ${FIXED_VIRTIO_DEVICES.length} taken by the entropy source and the consoles; disks and NICs share the rest).`,
+      `Cannot attach ${c.disks.length} disks${nics ? ` and ${nics} NICs` : ""}: this board has room for ${FREE_VIRTIO_SLOTS} (${VIRTIO_SLOTS} virtio slots, ${FIXED_VIRTIO_DEVICES.length} taken by the entropy source, the consoles and the balloon; disks and NICs share the rest).`,
     );
   }
 }

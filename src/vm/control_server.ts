@@ -69,7 +69,7 @@ function numberArg(command: string, name: string, value: unknown, min: number, m
 }
 
 /** The optional controller method, or a failure saying this VM cannot do it. */
-function capability<K extends "setCpuLimits" | "setDiskLimits" | "consoleResize" | "saveSnapshot" | "migrate" | "queryMigration" | "cancelMigration" | "setMigrationParameters">(c: ControlConnection, name: K): NonNullable<VmController[K]> {
+function capability<K extends "setCpuLimits" | "setDiskLimits" | "consoleResize" | "saveSnapshot" | "migrate" | "queryMigration" | "cancelMigration" | "setMigrationParameters" | "setBalloonTarget" | "balloonInfo" | "setBalloonStatsInterval">(c: ControlConnection, name: K): NonNullable<VmController[K]> {
   const fn = c.controller[name];
   if (typeof fn !== "function") throw new CommandFailure("GenericError", `This VM cannot ${name}; upgrade nodevisor.`);
   return (fn as (...a: never[]) => unknown).bind(c.controller) as NonNullable<VmController[K]>;
@@ -294,6 +294,29 @@ const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, CommandSpec>(
         if (c.controller.setNetLimits === undefined) throw new CommandFailure("CommandNotFound", "This VM has no network support.");
         const limits = netLimitsFrom(args);
         asInvalidArgument(() => c.controller.setNetLimits!(args.nic as string, limits));
+        return {};
+      },
+    },
+  ],
+  [
+    "balloon",
+    {
+      args: { value: { type: "number", required: true } },
+      run: (c, args) => {
+        requireState(c, ["starting", "running", "paused"], "change the balloon");
+        asInvalidArgument(() => capability(c, "setBalloonTarget")(args.value as number));
+        return {};
+      },
+    },
+  ],
+  ["query-balloon", { args: {}, run: (c) => ({ ...capability(c, "balloonInfo")() }) }],
+  [
+    "balloon-stats-interval",
+    {
+      args: { seconds: { type: "number", required: true } },
+      run: (c, args) => {
+        requireState(c, ["starting", "running", "paused"], "change the statistics interval");
+        asInvalidArgument(() => capability(c, "setBalloonStatsInterval")(args.seconds as number));
         return {};
       },
     },

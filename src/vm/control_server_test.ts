@@ -8,7 +8,7 @@ import { once } from "node:events";
 import { ControlServer } from "./control_server.js";
 import { ControlClient, ControlCommandError } from "./control_client.js";
 import { MAX_REQUEST_LINE_BYTES } from "./control_protocol.js";
-import type { VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
+import type { BalloonInfo, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
 import type { MigrationParameters, MigrationStatus } from "./migration/outgoing.js";
 
 /** Records every call; its listener sets show what the server still subscribes to. */
@@ -95,6 +95,17 @@ class FakeVm implements VmController {
   }
   setNetLimits(nic: string, limits: unknown): void {
     this.netCalls.push({ nic, limits });
+  }
+  balloonCalls: unknown[] = [];
+  setBalloonTarget(bytes: number): void {
+    if (bytes > 256 << 20) throw Object.assign(new Error("Cannot set the guest's memory to 1 GiB: choose a size from 64 MiB (the floor) to 256 MiB (its RAM)."), { name: "ConfigError" });
+    this.balloonCalls.push({ target: bytes });
+  }
+  setBalloonStatsInterval(seconds: number): void {
+    this.balloonCalls.push({ seconds });
+  }
+  balloonInfo(): BalloonInfo {
+    return { actual: 200 << 20, target: 128 << 20 } as BalloonInfo;
   }
   /** Accepts at most `inputRoom` bytes, as the real VM's bounded input queue does. */
   inputRoom = Infinity;
@@ -242,9 +253,9 @@ test("every command maps onto the controller", async (t) => {
 
   const { commands } = await c.execute<{ commands: { name: string }[] }>("query-commands");
   assert.deepEqual(commands.map((x) => x.name).sort(), [
-    "console-attach", "console-detach", "console-resize", "console-write",
+    "balloon", "balloon-stats-interval", "console-attach", "console-detach", "console-resize", "console-write",
     "migrate", "migrate-cancel", "migrate-set-parameters", "pause", "powerdown",
-    "query-commands", "query-migrate", "query-stats", "query-status", "quit", "resume", "set-cpu-limits", "set-disk-limits", "set-link", "set-net-limits",
+    "query-balloon", "query-commands", "query-migrate", "query-stats", "query-status", "quit", "resume", "set-cpu-limits", "set-disk-limits", "set-link", "set-net-limits",
     "snapshot-save",
   ]);
   assert.deepEqual(await c.execute("query-status"), vm.status());
@@ -302,6 +313,17 @@ test("set-link and set-net-limits reach the controller; a bad NIC or number is I
   await rejectsWith(c.execute("set-link", { nic: "net7", up: true }), "InvalidArgument", /no NIC "net7"/);
   await rejectsWith(c.execute("set-link", { nic: "net0", up: "yes" }), "InvalidArgument", /must be a boolean/);
   await rejectsWith(c.execute("set-net-limits", { nic: "net0", "tx-bps": -5 }), "InvalidArgument", /whole number per second/);
+});
+
+test("balloon, query-balloon and balloon-stats-interval reach the controller; a size out of range is InvalidArgument", async (t) => {
+  const { vm, path } = await startServer(t);
+  const c = await client(t, path);
+  assert.deepEqual(await c.execute("balloon", { value: 128 << 20 }), {});
+  assert.deepEqual(await c.execute("balloon-stats-interval", { seconds: 2 }), {});
+  assert.deepEqual(await c.execute("query-balloon"), { actual: 200 << 20, target: 128 << 20 });
+  assert.deepEqual(vm.balloonCalls, [{ target: 128 << 20 }, { seconds: 2 }]);
+  await rejectsWith(c.execute("balloon", { value: 1 << 30 }), "InvalidArgument", /choose a size from 64 MiB/);
+  await rejectsWith(c.execute("balloon", { value: "1G" }), "InvalidArgument", /must be a number/);
 });
 
 test("commands that make no sense in the VM's state answer InvalidState and call nothing", async (t) => {

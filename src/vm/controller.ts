@@ -55,6 +55,8 @@ export interface VmStats {
   /** The execution tier: "interp", or "jit" (then `jit` holds its figures). */
   cpuTier?: "interp" | "jit";
   jit?: JitStatsReport;
+  /** The memory balloon: target, size, guest statistics, pages reported and returned. */
+  balloon?: BalloonInfo;
 }
 
 /** The JIT's code cache (src/cpu/jit/block_cache.ts), as query-stats reports it. */
@@ -73,6 +75,38 @@ export interface JitStatsReport {
   compiledShare: number;
   /** Most blocks the cache keeps before it flushes everything. */
   maxBlocks: number;
+}
+
+/** The balloon as query-balloon and query-stats report it (sizes in bytes). */
+export interface BalloonInfo {
+  /** QMP's meaning: the guest's memory size now, RAM minus the balloon. */
+  actual: number;
+  /** The guest memory size asked for (RAM minus the balloon's target). */
+  target: number;
+  /** Bytes in the balloon now, counted by the device from the pages the guest really gave up. */
+  balloonBytes: number;
+  balloonTargetBytes: number;
+  /** What the guest driver says it holds (its `actual` config field); trust balloonBytes instead. */
+  guestReportedBalloonBytes: number;
+  /** False until the guest's driver has set the device up. */
+  driverReady: boolean;
+  reporting: boolean;
+  deflateOnOom: boolean;
+  statsIntervalSec: number;
+  floorBytes: number;
+  /** "madvise": returned pages leave the process's resident memory; "accounting": they are only counted (reclaimProblem says why). */
+  reclaim: "madvise" | "accounting";
+  reclaimProblem: string | null;
+  pagesInflated: number;
+  pagesDeflated: number;
+  pagesDeflatedOnOom: number;
+  pagesReported: number;
+  /** Pages given back to the host OS (inflated or reported); with accounting reclaim, counted only. */
+  pagesReturned: number;
+  /** Guest input ignored: PFNs outside RAM, twice inflated, unknown deflates, ranges reported twice, statistics floods. */
+  ignored: Record<string, number>;
+  /** The guest's own figures (bytes, except fault counts) and when it sent them (ms since the epoch). */
+  guestStats: { updatedAt: number | null; values: Record<string, number> };
 }
 
 /** Run-time limits for one disk: rates per second; 0 or absent means unlimited. */
@@ -110,6 +144,11 @@ export interface VmController {
   setLink?(nic: string, up: boolean): void;
   /** Replaces a NIC's rate limits at run time. */
   setNetLimits?(nic: string, limits: NicLimits): void;
+  /** Sets the guest's memory size (QMP balloon `value`, bytes); throws ConfigError for a size outside floor..RAM. */
+  setBalloonTarget?(bytes: number): void;
+  balloonInfo?(): BalloonInfo;
+  /** How often the guest is asked for its memory statistics (seconds; 0: never). */
+  setBalloonStatsInterval?(seconds: number): void;
   /** Writes a snapshot of the running (or paused) VM to `path` (docs/snapshots.md). */
   saveSnapshot?(path: string): Promise<{ path: string; bytes: number; ramPages: number; pausedMs: number }>;
   /** Live migration (docs/migration.md): starts it; its progress comes from queryMigration(). */

@@ -3,10 +3,10 @@
 
 import { VIRTIO_SLOTS } from "../machine/layout.js";
 
-export type VirtioSlotKind = "disk" | "nic" | "rng" | "console-stdout" | "console-stderr" | "console-status";
+export type VirtioSlotKind = "disk" | "nic" | "rng" | "console-stdout" | "console-stderr" | "console-status" | "balloon";
 
-/** Devices every VM has, after its disks: the entropy source and the three command consoles. */
-export const FIXED_VIRTIO_DEVICES: readonly VirtioSlotKind[] = ["rng", "console-stdout", "console-stderr", "console-status"];
+/** Devices every VM has, after its disks: the entropy source, the three command consoles and the balloon. */
+export const FIXED_VIRTIO_DEVICES: readonly VirtioSlotKind[] = ["rng", "console-stdout", "console-stderr", "console-status", "balloon"];
 
 /** Slots left for disks and NICs on this board. */
 export const FREE_VIRTIO_SLOTS = VIRTIO_SLOTS - FIXED_VIRTIO_DEVICES.length;

@@ -8,6 +8,10 @@ import { boot } from "../machine/boot.js";
 import { VirtioBlk } from "../devices/virtio/block/device.js";
 import { VirtioRng } from "../devices/virtio/rng/device.js";
 import { VirtioConsole } from "../devices/virtio/console/device.js";
+import { BALLOON_PAGE, VirtioBalloon } from "../devices/virtio/balloon/device.js";
+import { hostMemoryFor, type HostMemory } from "./host_memory.js";
+import { describeBalloon } from "./balloon_info.js";
+import { checkBalloonTarget, checkStatsInterval, DEFAULT_BALLOON, type BalloonConfig } from "./balloon_config.js";
 import type { VirtioDevice } from "../devices/virtio/device.js";
 import { SbiFirmware } from "../firmware/sbi.js";
 import { openDisk } from "../storage/open.js";
@@ -24,6 +28,7 @@ import { ThreadedVcpus } from "./vcpu_threads.js";
 import type { VcpuRunner } from "./vcpu_runner.js";
 import { dispatchExit, type ExitServices } from "../machine/exit_dispatch.js";
 import { virtioSlotPlan } from "./virtio_slots.js";
+import { RAM_BASE } from "../machine/layout.js";
 import { VcpuPacer } from "./pacing.js";
 import { TouchedMemoryProbe } from "./memory_touched.js";
 import { diskLimitsToRateLimit } from "./config.js";
@@ -31,7 +36,7 @@ import { commandArgument } from "./guest_protocol.js";
 import { GUEST_COMMAND_LINE_MAX, INIT_STARTED_LINE, LISTENING_LINE, parseExitLine, POWERDOWN_REQUEST, resizeRequest, terminalArguments } from "../image/init_script.js";
 import { ConfigError, DEFAULT_VM_NAME } from "./config.js";
 import { limitedLog, type LimitedLog } from "./log_limiter.js";
-import type { DeviceStats, DiskLimits, JitStatsReport, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
+import type { BalloonInfo, DeviceStats, DiskLimits, JitStatsReport, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
 import type { BlockCache } from "../cpu/jit/block_cache.js";
 import type { DiskConfig, VmConfig } from "./config.js";
 import { diskDevice, freezeDisk } from "./snapshot/disk_snapshot.js";
@@ -119,6 +124,11 @@ export class Vm implements VmController {
   private readonly exitServices: ExitServices;
   private readonly disks: RateLimitedBackend[];
   private readonly touchedMemory: TouchedMemoryProbe;
+  private readonly balloon: VirtioBalloon;
+  private readonly balloonConfig: BalloonConfig;
+  /** Set once the board (and so guest RAM) exists; the balloon releases pages through it. */
+  private hostMemory: HostMemory | null = null;
+  private balloonStatsTimer: NodeJS.Timeout | null = null;
   private readonly nics: { name: string; device: VirtioNet; backend: NetBackend; shaper: TokenBucketShaper }[];
   private readonly consoles: VirtioConsole[];
   private state: VmRunState = "starting";
@@ -226,6 +236,14 @@ export class Vm implements VmController {
     const stderr = new VirtioConsole({ onOutput: (d) => o.onStderr?.(d) });
     const status = new VirtioConsole({ onOutput: (d) => this.onStatusOutput(d) });
     this.consoles = [stdout, stderr, status];
+    this.balloonConfig = { ...DEFAULT_BALLOON, ...o.config.balloon };
+    this.balloon = new VirtioBalloon({
+      ramBase: RAM_BASE,
+      ramBytes: o.config.memoryBytes,
+      reporting: this.balloonConfig.reporting,
+      deflateOnOom: this.balloonConfig.deflateOnOom,
+      release: (offset, length) => this.hostMemory?.release(offset, length) ?? false,
+    });
     let disk = 0;
     let nic = 0;
     const virtio: VirtioDevice[] = virtioSlotPlan(o.config).map((kind): VirtioDevice => {
@@ -240,6 +258,7 @@ export class Vm implements VmController {
         case "console-stdout": return stdout;
         case "console-stderr": return stderr;
         case "console-status": return status;
+        case "balloon": return this.balloon;
         default: {
           const never: never = kind;
           throw new Error(`no device for virtio slot kind ${String(never)}`);
@@ -276,6 +295,8 @@ export class Vm implements VmController {
       log: this.guestLog,
     });
     this.exitServices = { bus: this.board.bus };
+    this.hostMemory = hostMemoryFor(this.board.ram.buffer);
+    if (this.hostMemory.mode === "accounting") log(`balloon: pages the guest gives up are only counted, not returned to the host: ${this.hostMemory.reason}.`);
     this.vcpus = threads ?? new Scheduler(this.board.harts, this.board.clint, this.clock, {
       onExit: (hart) => dispatchExit(hart, this.exitServices),
       afterSlice: () => {
@@ -320,7 +341,36 @@ export class Vm implements VmController {
     this.vcpus.begin(this.board);
     this.pageLoader?.start();
     this.feedConsoleInput();
+    this.planBalloonStats();
   }
+
+  private planBalloonStats(): void {
+    if (this.balloonStatsTimer !== null) clearInterval(this.balloonStatsTimer);
+    this.balloonStatsTimer = null;
+    const sec = this.balloonConfig.statsIntervalSec;
+    if (sec <= 0 || this.state === "shutdown" || this.state === "crashed") return;
+    this.balloonStatsTimer = setInterval(() => {
+      if (this.state === "running" && this.balloon.requestStats()) this.vcpus.kick();
+    }, sec * 1000);
+    this.balloonStatsTimer.unref();
+  }
+
+  setBalloonTarget(bytes: number): void {
+    checkBalloonTarget(bytes, this.config.memoryBytes, this.balloonConfig.floorBytes);
+    this.balloon.setTarget(Math.round((this.config.memoryBytes - bytes) / BALLOON_PAGE));
+    this.vcpus.kick();
+  }
+
+  setBalloonStatsInterval(seconds: number): void {
+    checkStatsInterval(seconds);
+    this.balloonConfig.statsIntervalSec = seconds;
+    this.planBalloonStats();
+  }
+
+  balloonInfo(): BalloonInfo {
+    return describeBalloon(this.balloon, this.config.memoryBytes, this.balloonConfig, this.hostMemory);
+  }
+
 
   /** Puts every component back as the snapshot has it (RAM was loaded by create()). */
   private restoreState(h: VmSnapshotHeader): void {
@@ -519,7 +569,7 @@ export class Vm implements VmController {
         bytesRead: st.bytesRead ?? 0,
         bytesWritten: st.bytesWritten ?? 0,
         errors: (st.errors ?? 0) + mmio.stats().deviceFailures,
-        ...(nic ? { counters: { ...st } } : {}),
+        ...(nic || dev === this.balloon ? { counters: { ...st } } : {}),
         ...(blk ? { queueDepth: { current: st.inFlight ?? 0, max: st.maxInFlight ?? 0 }, latency: blk.latency() } : {}),
       };
     });
@@ -534,6 +584,7 @@ export class Vm implements VmController {
       memoryTouchedBytes: this.touchedMemory.bytes(now),
       cpuTier: this.jitCache ? "jit" : "interp",
       ...(this.jitCache ? { jit: jitReport(this.jitCache, this.vcpus.instructions) } : {}),
+      balloon: this.balloonInfo(),
     };
   }
 
@@ -725,6 +776,8 @@ export class Vm implements VmController {
     this.pageLoader?.stop();
     this.board.timers.stop();
     if (this.jitCache && process.env.NODEVISOR_JIT_DEBUG) process.stderr.write(`jit: ${JSON.stringify(jitReport(this.jitCache, this.vcpus.instructions))}\n`);
+    if (this.balloonStatsTimer !== null) clearInterval(this.balloonStatsTimer);
+    this.balloonStatsTimer = null;
     this.guestLog.flush();
     // Abandon what the guest queued but the disks have not started (requests waiting for a rate
     // limit), so the final flush never waits behind them.

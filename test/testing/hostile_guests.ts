@@ -36,8 +36,8 @@ function mmioWrite(a: Asm, offset: number, value: number): void {
   a.sw(T0, BASE, offset);
 }
 
-/** Resets the device at `slot`, accepts VERSION_1 only, and brings up queue `queue` with `size` entries. */
-function bringUp(a: Asm, slot: number, queue: number, size: number): void {
+/** Resets the device at `slot`, accepts VERSION_1 (and `featuresLow`), and brings up queue `queue` with `size` entries. */
+function bringUp(a: Asm, slot: number, queue: number, size: number, featuresLow = 0): void {
   a.li(BASE, VIRTIO_BASE + slot * VIRTIO_STRIDE);
   mmioWrite(a, REG_STATUS, 0);
   mmioWrite(a, REG_STATUS, 1);
@@ -45,7 +45,7 @@ function bringUp(a: Asm, slot: number, queue: number, size: number): void {
   mmioWrite(a, REG_DRIVER_FEATURES_SEL, 1);
   mmioWrite(a, REG_DRIVER_FEATURES, 1); // VIRTIO_F_VERSION_1 (bit 32)
   mmioWrite(a, REG_DRIVER_FEATURES_SEL, 0);
-  mmioWrite(a, REG_DRIVER_FEATURES, 0);
+  mmioWrite(a, REG_DRIVER_FEATURES, featuresLow);
   mmioWrite(a, REG_STATUS, STATUS_FEATURES_OK);
   mmioWrite(a, REG_QUEUE_SEL, queue);
   mmioWrite(a, REG_QUEUE_NUM, size);
@@ -167,5 +167,48 @@ export function blockResetStorm(slot: number, requests: number, bytes: number, r
   }
   a.addi(S3, S3, -1).bne(S3, 0, "round");
   powerOff(a);
+  return a.bytesOut();
+}
+
+/**
+ * Hostile balloon traffic on the virtio-balloon at `slot`: inflates PFNs outside RAM, PFNs that
+ * alias a live page in 32-bit arithmetic, and pages twice; reports overlapping ranges, then a
+ * range 4 GiB above a live page (outside RAM). The live page ("canary") must keep its contents:
+ * powers off with status 0 if it did, 1 if it lost them.
+ */
+export function balloonAbuse(slot: number, ramBytes: number): Uint8Array {
+  const a = new Asm(RAM);
+  const canary = BUFFER + 0x4_0000;
+  const canaryPfn = canary / 4096;
+  const pfns = BUFFER;
+  const pattern = 0x5a5a_a5a5_5a5a_a5a5n;
+  a.li(T0, canary).li(T1, canary + 4096).li(T2, pattern);
+  a.label("fill").sd(T2, T0, 0).addi(T0, T0, 8).bltu(T0, T1, "fill");
+  const list = [0, 1, 0xffff_ffff, canaryPfn + 0x10_0000, canaryPfn - 0x8_0000, (RAM + ramBytes) / 4096, RAM / 4096 - 1];
+  for (let i = 0; i < 64; i++) list.push((BUFFER + 0x10_0000) / 4096 + i, (BUFFER + 0x10_0000) / 4096 + i);
+  a.li(T0, pfns);
+  list.forEach((pfn, i) => a.li(T1, pfn).sw(T1, T0, 4 * i));
+  bringUp(a, slot, 0, 8);
+  descriptor(a, 0, pfns, 4 * list.length + 3, 0, 0); // a ragged length too
+  publish(a, 0, 8, 0);
+  waitUsed(a, "inflated");
+  // Free page reporting (feature bit 5) without the stats queue: the reporting queue is queue 2.
+  // bringUp clears the rings only after DRIVER_OK; clear them first so the old chain is not taken again.
+  a.li(T0, AVAIL).sw(0, T0, 0);
+  a.li(T0, USED).sw(0, T0, 0);
+  bringUp(a, slot, 2, 8, 1 << 5);
+  descriptor(a, 0, BUFFER + 0x20_0000, 0x1_0000, 3, 1); // NEXT | WRITE
+  descriptor(a, 1, BUFFER + 0x20_8000, 0x1_0000, 2, 0); // overlaps the first
+  publish(a, 0, 8, 2);
+  waitUsed(a, "reported");
+  descriptor(a, 2, canary + 2 ** 32, 4096, 2, 0); // 4 GiB above the canary: outside RAM
+  publish(a, 2, 8, 2);
+  a.li(T0, 0).li(T1, 100_000);
+  a.label("pause").addi(T0, T0, 1).bltu(T0, T1, "pause");
+  a.li(T0, canary).li(T1, canary + 4096).li(T2, pattern);
+  a.label("check").ld(S2, T0, 0).bne(S2, T2, "lost").addi(T0, T0, 8).bltu(T0, T1, "check");
+  powerOff(a);
+  a.label("lost").li(T0, TEST_BASE).li(T1, 0x3333 | (1 << 16)).sw(T1, T0, 0);
+  a.label("halt2").jal(0, "halt2");
   return a.bytesOut();
 }

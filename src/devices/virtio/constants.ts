@@ -20,6 +20,7 @@ export const DEVICE_ID_NET = 1;
 export const DEVICE_ID_BLOCK = 2;
 export const DEVICE_ID_CONSOLE = 3;
 export const DEVICE_ID_RNG = 4;
+export const DEVICE_ID_BALLOON = 5;
 
 /** Split-ring descriptor flags (virtio 1.2 §2.7.5). */
 export const DESC_F_NEXT = 1;

@@ -14,3 +14,5 @@ export { VirtioRng } from "./rng/device.js";
 export type { VirtioRngOptions, VirtioRngState, VirtioRngStats } from "./rng/device.js";
 export { VirtioConsole } from "./console/device.js";
 export type { VirtioConsoleOptions, VirtioConsoleState, VirtioConsoleStats } from "./console/device.js";
+export { VirtioBalloon } from "./balloon/device.js";
+export type { VirtioBalloonOptions, VirtioBalloonState, VirtioBalloonCounters, BalloonGuestStats } from "./balloon/device.js";

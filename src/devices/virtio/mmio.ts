@@ -368,7 +368,8 @@ export class VirtioMmio implements MmioDevice {
   private queueNotify(value: number): void {
     this.counters.notifications++;
     if (this.ctx === null || !(this.status & STATUS_DRIVER_OK)) {
-      this.ignore(`notify of queue ${value} before DRIVER_OK`);
+      // Linux's balloon kicks its stats queue before DRIVER_OK; a ready queue is served at activation anyway.
+      if (!this.queues[value]?.ready) this.ignore(`notify of queue ${value} before DRIVER_OK`);
       return;
     }
     if (this.status & STATUS_DEVICE_NEEDS_RESET) {

@@ -1,0 +1,66 @@
+// Gives guest RAM pages back to the host OS: madvise(MADV_DONTNEED) on the shared WebAssembly.Memory
+// that holds guest RAM (a private anonymous mapping), so the VM process's resident memory falls and a
+// page reads as zeros when the guest touches it again. Node has no madvise, so this one call goes
+// through koffi (an FFI library that ships its binaries in its npm package). Where koffi or libc
+// cannot load, or the platform is not Linux, pages are only counted: `mode` says which, and why.
+
+import { createRequire } from "node:module";
+
+/** MADV_DONTNEED on Linux (every architecture Node runs on). */
+const MADV_DONTNEED = 4;
+/** The host page size madvise needs addresses aligned to; balloon pages are 4 KiB, so bigger host pages are not handled. */
+const HOST_PAGE = 4096;
+
+export type ReclaimMode = "madvise" | "accounting";
+
+export interface HostMemory {
+  readonly mode: ReclaimMode;
+  /** Why reclaim is accounting-only (null with madvise). */
+  readonly reason: string | null;
+  /** Returns [offset, offset+length) of `memory` to the OS; true if it really went back. */
+  release(offset: number, length: number): boolean;
+}
+
+type Madvise = (addr: Uint8Array, len: number, advice: number) => number;
+
+let madvise: Madvise | null | undefined;
+let loadProblem: string | null = null;
+
+function loadMadvise(): Madvise | null {
+  if (madvise !== undefined) return madvise;
+  madvise = null;
+  if (process.platform !== "linux") {
+    loadProblem = `madvise(MADV_DONTNEED) is used only on Linux, and this host runs ${process.platform}`;
+    return null;
+  }
+  try {
+    const koffi = createRequire(import.meta.url)("koffi") as { load(lib: string): { func(sig: string): Madvise } };
+    madvise = koffi.load("libc.so.6").func("int madvise(void *addr, size_t len, int advice)");
+  } catch (e) {
+    loadProblem = `the koffi package or libc.so.6 did not load (${(e as Error).message.split("\n")[0]}); reinstall nodevisor's dependencies with npm ci`;
+  }
+  return madvise;
+}
+
+/** Reclaim for `buffer` (guest RAM); NODEVISOR_RECLAIM=accounting forces the fallback (to compare, or to test it). */
+export function hostMemoryFor(buffer: SharedArrayBuffer | ArrayBuffer): HostMemory {
+  const forced = process.env.NODEVISOR_RECLAIM === "accounting";
+  const fn = forced ? null : loadMadvise();
+  if (fn === null) {
+    const reason = forced ? "NODEVISOR_RECLAIM=accounting is set" : loadProblem ?? "madvise is unavailable";
+    return { mode: "accounting", reason, release: () => false };
+  }
+  const bytes = new Uint8Array(buffer);
+  let failed = false;
+  return {
+    mode: "madvise",
+    reason: null,
+    release(offset: number, length: number): boolean {
+      if (failed || offset % HOST_PAGE !== 0 || length % HOST_PAGE !== 0 || offset < 0 || offset + length > bytes.length || length === 0) return false;
+      // koffi passes a typed array's own memory to a pointer argument, not a copy: the address is guest RAM's.
+      if (fn(bytes.subarray(offset, offset + length), length, MADV_DONTNEED) === 0) return true;
+      failed = true; // EINVAL here means the mapping is not what we think: stop, and let the counters show it
+      return false;
+    },
+  };
+}
