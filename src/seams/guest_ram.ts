@@ -116,6 +116,12 @@ export class GuestRam {
     return this.hartSlotsOffset + hartId * HART_SLOT_BYTES;
   }
 
+  /** RAM bytes [off, off+len) are about to be returned to the host (they read as zeros after): compiled code there is dropped and a migration resends them. */
+  discarding(off: number, len: number): void {
+    this.noteDeviceWrite(this.base + off, len);
+    this.markDirty(off, len);
+  }
+
   /** A device wrote [gpa, gpa+len): pages that hold compiled code are marked so the JIT drops it before running it again. */
   private noteDeviceWrite(gpa: number, len: number): void {
     const flags = this.codePages;

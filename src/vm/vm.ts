@@ -16,7 +16,6 @@ import type { VirtioDevice } from "../devices/virtio/device.js";
 import { SbiFirmware } from "../firmware/sbi.js";
 import { openDisk } from "../storage/open.js";
 import { RateLimitedBackend } from "../storage/ratelimit/rate_limited_backend.js";
-import type { BlockBackend } from "../storage/block_backend.js";
 import { VirtioNet } from "../devices/virtio/net/device.js";
 import type { NetBackend } from "../net/backend.js";
 import { NicFilter } from "../net/firewall.js";
@@ -32,12 +31,13 @@ import { RAM_BASE } from "../machine/layout.js";
 import { VcpuPacer } from "./pacing.js";
 import { TouchedMemoryProbe } from "./memory_touched.js";
 import { diskLimitsToRateLimit } from "./config.js";
-import { commandArgument } from "./guest_protocol.js";
-import { GUEST_COMMAND_LINE_MAX, INIT_STARTED_LINE, LISTENING_LINE, parseExitLine, POWERDOWN_REQUEST, resizeRequest, terminalArguments } from "../image/init_script.js";
+import { INIT_STARTED_LINE, LISTENING_LINE, parseExitLine, POWERDOWN_REQUEST, resizeRequest } from "../image/init_script.js";
 import { ConfigError, DEFAULT_VM_NAME } from "./config.js";
 import { limitedLog, type LimitedLog } from "./log_limiter.js";
-import type { BalloonInfo, DeviceStats, DiskLimits, JitStatsReport, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
+import type { BalloonInfo, DeviceStats, DiskLimits, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
 import type { BlockCache } from "../cpu/jit/block_cache.js";
+import { kernelCommandLine } from "./kernel_args.js";
+import { jitReport, trapCauseName } from "./stats_report.js";
 import type { DiskConfig, VmConfig } from "./config.js";
 import { diskDevice, freezeDisk } from "./snapshot/disk_snapshot.js";
 import { nonZeroPages, SnapshotWriter } from "./snapshot/snapshot_file.js";
@@ -76,21 +76,6 @@ const DRAIN_TIMEOUT_MS = 30_000;
 export const CONSOLE_INPUT_QUEUE_BYTES = 1 << 20;
 /** Longest line kept from the status console (hvc2); /init's lines there are a few bytes. */
 const STATUS_LINE_MAX = 64;
-/**
- * Kernel arguments that skip boot-time work an interpreted CPU pays dearly for: the crypto
- * self-tests (half of Debian's boot instructions) and the jitter-entropy self-test (entropy
- * comes from virtio-rng and the device tree's rng-seed instead).
- */
-export const FAST_BOOT_ARGS = ["cryptomgr.notests", "initcall_blacklist=jent_mod_init"];
-/**
- * Kernel arguments that stop housekeeping timers from waking an idle guest several times a
- * second (each wake-up costs ~15,000 interpreted instructions): proactive compaction's 500 ms
- * poll, the 1 s vmstat refresh (now every 10 s) and the soft-lockup watchdog, which without
- * PARAVIRT cannot tell a vCPU held back by its cap or by the host from a locked-up one anyway.
- * Together they take an idle guest from ~6 wake-ups and ~100,000 instructions a second to ~1.3
- * and ~22,000 (docs/performance.md). --append may override them.
- */
-export const QUIET_IDLE_ARGS = ["sysctl.vm.compaction_proactiveness=0", "sysctl.vm.stat_interval=10", "nowatchdog"];
 
 /**
  * One worker thread per vCPU when there are several and the built-in SBI runs (guest firmware
@@ -105,15 +90,9 @@ export function vcpuThreadsWanted(c: VmConfig): boolean {
   return c.cpus > 1;
 }
 
-function jitReport(c: BlockCache, instructions: number): JitStatsReport {
-  const s = c.stats;
-  return {
-    blocks: s.blocks, codeBytes: s.codeBytes, compiles: s.compiledTotal, compileMs: Math.round(s.compileMs),
-    invalidations: s.invalidations, flushes: s.flushes, instructionsCompiled: s.instructionsCompiled,
-    compiledShare: instructions > 0 ? Math.round((s.instructionsCompiled / instructions) * 1000) / 1000 : 0,
-    maxBlocks: c.maxBlocks,
-  };
-}
+
+export { FAST_BOOT_ARGS, QUIET_IDLE_ARGS, kernelCommandLine } from "./kernel_args.js";
+export { trapCauseName } from "./stats_report.js";
 
 export class Vm implements VmController {
   readonly config: VmConfig;
@@ -242,7 +221,10 @@ export class Vm implements VmController {
       ramBytes: o.config.memoryBytes,
       reporting: this.balloonConfig.reporting,
       deflateOnOom: this.balloonConfig.deflateOnOom,
-      release: (offset, length) => this.hostMemory?.release(offset, length) ?? false,
+      release: (offset, length) => {
+        this.board.ram.discarding(offset, length);
+        return this.hostMemory?.release(offset, length) ?? false;
+      },
     });
     let disk = 0;
     let nic = 0;
@@ -804,24 +786,6 @@ export class Vm implements VmController {
   }
 }
 
-const EXCEPTION_NAMES = [
-  "instruction-misaligned", "instruction-access-fault", "illegal-instruction", "breakpoint",
-  "load-misaligned", "load-access-fault", "store-misaligned", "store-access-fault",
-  "ecall-from-u", "ecall-from-s", "exception-10", "ecall-from-m",
-  "instruction-page-fault", "load-page-fault", "exception-14", "store-page-fault",
-];
-const INTERRUPT_NAMES: Record<number, string> = {
-  1: "supervisor-software", 3: "machine-software", 5: "supervisor-timer", 7: "machine-timer", 9: "supervisor-external", 11: "machine-external",
-};
-
-/** Turns the hart's "exception:13" / "interrupt:5" keys into the names the privileged spec uses. */
-export function trapCauseName(key: string): string {
-  const [kind, num] = key.split(":");
-  const n = Number(num);
-  if (kind === "exception") return EXCEPTION_NAMES[n] ?? key;
-  if (kind === "interrupt") return INTERRUPT_NAMES[n] ? `${INTERRUPT_NAMES[n]}-interrupt` : key;
-  return key;
-}
 
 /** Opens (creates or truncates) the console log, or says in one sentence why it cannot. */
 function openConsoleLog(path: string): number {
@@ -844,23 +808,4 @@ function closeQuietly(fd: number): void {
   } catch {
     // already closed or never valid: nothing to release
   }
-}
-
-/**
- * The kernel command line for a VM. Refuses lines the kernel would truncate (a truncated
- * command would run as garbage), with the limit and the fix in the error.
- */
-export function kernelCommandLine(c: VmConfig): string {
-  const parts = ["console=ttyS0", "panic=-1", ...FAST_BOOT_ARGS, ...QUIET_IDLE_ARGS];
-  if (c.command) parts.push("quiet", "loglevel=1");
-  if (c.terminal) parts.push(...terminalArguments(c.terminal));
-  if (c.append) parts.push(c.append);
-  if (c.command) parts.push(commandArgument(c.command));
-  const line = parts.join(" ");
-  if (line.length >= GUEST_COMMAND_LINE_MAX) {
-    throw new ConfigError(
-      `Cannot pass this ${c.command ? "command" : "--append"} to the guest: the kernel command line would be ${line.length} bytes, over the kernel's ${GUEST_COMMAND_LINE_MAX - 1}. Put a long command in a script on a --disk and run that instead.`,
-    );
-  }
-  return line;
 }
