@@ -72,6 +72,12 @@ const STEP_MIN = 256 * MiB;
 const MIN_MOVE = 16 * MiB;
 /** Figures older than this are not acted on. */
 const STALE_MS = 30_000;
+/**
+ * Only a guest whose figures are this recent is squeezed: a guest busy taking memory can be late
+ * answering the statistics request (its balloon driver's work waits behind the busy process),
+ * and its last figures would then show neither its growth nor its need.
+ */
+const INFLATE_FRESH_MS = 5_000;
 /** A balloon within this of its target has arrived. */
 const SETTLED = 4 * MiB;
 
@@ -112,7 +118,7 @@ export function planBalloons(host: HostMemoryView, vms: readonly VmMemoryView[],
       return Math.max(0, Math.min(v.availableBytes! - reserve, v.targetBytes - Math.max(s.floorBytes, 0)));
     };
     const candidates = vms
-      .filter((v) => fresh(v) && !pressed.has(v.name) && v.availableDropBytes <= GROWING && Math.abs(v.actualBytes - v.targetBytes) <= SETTLED)
+      .filter((v) => fresh(v) && v.statsAgeMs! < INFLATE_FRESH_MS && !pressed.has(v.name) && v.availableDropBytes <= GROWING && Math.abs(v.actualBytes - v.targetBytes) <= SETTLED)
       .sort((a, b) => spare(b) - spare(a));
     for (const v of candidates) {
       if (need < MIN_MOVE) break;

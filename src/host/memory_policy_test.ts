@@ -48,3 +48,8 @@ test("with plenty free, a squeezed guest gets a step back, never beyond its ceil
   const d = planBalloons(host(2000), [vm("idle", 300, { targetBytes: 400 * MiB, actualBytes: 400 * MiB, ceilingBytes: 512 * MiB })], settings);
   assert.deepEqual(d.map((x) => [x.kind, x.toBytes / MiB]), [["deflate", 512]]);
 });
+
+test("a guest whose statistics are late is not squeezed: it may be too busy taking memory to answer", () => {
+  const plan = planBalloons(host(100), [vm("late", 1300, { statsAgeMs: 8_000 }), vm("idle", 1300)], settings);
+  assert.ok(plan.length > 0 && plan.every((d) => d.vm === "idle"), JSON.stringify(plan));
+});
