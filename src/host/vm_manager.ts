@@ -39,7 +39,7 @@ export interface VmManagerOptions {
 const MiB = 2 ** 20;
 export const DEFAULT_MEMORY_POLICY: MemoryPolicySettings = { enabled: true, lowWatermarkBytes: 256 * MiB, highWatermarkBytes: 512 * MiB, floorBytes: 128 * MiB };
 /** A guest whose available memory fell within this window is growing (memory_policy.ts). */
-const GROWTH_WINDOW_MS = 10_000;
+const GROWTH_WINDOW_MS = 20_000;
 /** How often a daemon-run VM's guest is asked for its memory statistics (seconds). */
 const STATS_INTERVAL_SEC = 1;
 
