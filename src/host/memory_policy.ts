@@ -31,8 +31,14 @@ export interface VmMemoryView {
   availableBytes: number | null;
   /** Major faults since the previous sample: the guest re-reading what it had to drop. */
   majorFaultsDelta: number;
-  /** How much its available memory fell over the last seconds: a guest taking memory now is busy, not idle. */
-  availableDropBytes: number;
+  /**
+   * How much memory the guest took over the last seconds (the larger of its available memory's fall
+   * and its host-resident growth); null when its figures leave a gap: a guest busy taking memory can
+   * be late answering, and a gap is not idleness. A guest taking memory is busy, not idle.
+   */
+  growthBytes: number | null;
+  /** Host cores its vCPUs used over the last sample: a guest at work is squeezed only after the idle ones. */
+  cpuCores: number;
   /** Age of the guest's figures; stale figures are not acted on. */
   statsAgeMs: number | null;
 }
@@ -80,8 +86,43 @@ const STALE_MS = 30_000;
 const INFLATE_FRESH_MS = 5_000;
 /** A balloon within this of its target has arrived. */
 const SETTLED = 4 * MiB;
+/** A guest using more host cores than this is at work: idle guests lend memory first. */
+const ACTIVE_CORES = 0.3;
 
 const roundMiB = (b: number): number => Math.floor(b / MiB) * MiB;
+
+/** A figure read at a time (ms). */
+export interface Reading {
+  at: number;
+  bytes: number;
+}
+
+/**
+ * How far a figure rose and fell, to its newest reading, over the `windowMs` before `now`; null when
+ * the readings do not reach back over the window or leave a gap longer than `maxGapMs` (the newest
+ * one included): what the guest did in a gap is unknown. `readings` are oldest first.
+ */
+export function changeOver(readings: readonly Reading[], now: number, windowMs: number, maxGapMs: number): { rise: number; fall: number } | null {
+  const newest = readings[readings.length - 1];
+  if (newest === undefined || readings[0]!.at > now - windowMs || now - newest.at > maxGapMs) return null;
+  let low = newest.bytes;
+  let high = newest.bytes;
+  for (let i = readings.length - 1; i >= 0; i--) {
+    const r = readings[i]!;
+    if (i > 0 && r.at - readings[i - 1]!.at > maxGapMs && r.at > now - windowMs) return null;
+    low = Math.min(low, r.bytes);
+    high = Math.max(high, r.bytes);
+    if (r.at <= now - windowMs) break;
+  }
+  return { rise: newest.bytes - low, fall: high - newest.bytes };
+}
+
+/** Drops readings the window no longer needs, keeping the newest one before it (the window's start). */
+export function trimReadings(readings: Reading[], now: number, windowMs: number): Reading[] {
+  let first = 0;
+  while (first + 1 < readings.length && readings[first + 1]!.at <= now - windowMs) first++;
+  return first === 0 ? readings : readings.slice(first);
+}
 
 export function freeHostBytes(h: HostMemoryView): number {
   return Math.min(h.limitBytes - h.usedBytes, h.osAvailableBytes);
@@ -117,20 +158,24 @@ export function planBalloons(host: HostMemoryView, vms: readonly VmMemoryView[],
       const reserve = Math.max(RESERVE_MIN, v.actualBytes * RESERVE_SHARE);
       return Math.max(0, Math.min(v.availableBytes! - reserve, v.targetBytes - Math.max(s.floorBytes, 0)));
     };
+    const settled = (v: VmMemoryView): boolean => Math.abs(v.actualBytes - v.targetBytes) <= SETTLED;
     const candidates = vms
-      .filter((v) => fresh(v) && v.statsAgeMs! < INFLATE_FRESH_MS && !pressed.has(v.name) && v.availableDropBytes <= GROWING && Math.abs(v.actualBytes - v.targetBytes) <= SETTLED)
+      .filter((v) => fresh(v) && v.statsAgeMs! < INFLATE_FRESH_MS && !pressed.has(v.name) && v.growthBytes !== null && v.growthBytes <= GROWING && settled(v))
       .sort((a, b) => spare(b) - spare(a));
-    for (const v of candidates) {
-      if (need < MIN_MOVE) break;
-      const take = roundMiB(Math.min(need, spare(v)));
-      if (take < MIN_MOVE) continue;
+    const take = (v: VmMemoryView): void => {
+      const bytes = roundMiB(Math.min(need, spare(v)));
+      if (bytes < MIN_MOVE) return;
       out.push({
-        vm: v.name, kind: "inflate", fromBytes: v.targetBytes, toBytes: v.targetBytes - take,
+        vm: v.name, kind: "inflate", fromBytes: v.targetBytes, toBytes: v.targetBytes - bytes,
         reason: `the host has ${Math.round(free / MiB)} MiB free, below the ${Math.round(s.lowWatermarkBytes / MiB)} MiB watermark, and this guest has ${Math.round(v.availableBytes! / MiB)} MiB available`,
-        figures: { hostFreeBytes: free, lowWatermarkBytes: s.lowWatermarkBytes, availableBytes: v.availableBytes, actualBytes: v.actualBytes },
+        figures: { hostFreeBytes: free, lowWatermarkBytes: s.lowWatermarkBytes, availableBytes: v.availableBytes, actualBytes: v.actualBytes, cpuCores: v.cpuCores },
       });
-      need -= take;
-    }
+      need -= bytes;
+    };
+    for (const v of candidates.filter((x) => x.cpuCores < ACTIVE_CORES)) if (need >= MIN_MOVE) take(v);
+    // A guest at work lends only when the idle ones have nothing left: every balloon has arrived and none moved this round.
+    const inMotion = out.some((d) => d.kind === "inflate") || vms.some((v) => v.policy && !settled(v));
+    if (!inMotion) for (const v of candidates.filter((x) => x.cpuCores >= ACTIVE_CORES)) if (need >= MIN_MOVE) take(v);
   } else if (free > 2 * s.highWatermarkBytes) {
     // Plenty free: give one squeezed guest a step back per round, within what stays above the high watermark.
     const v = vms.find((x) => fresh(x) && !pressed.has(x.name) && x.targetBytes < x.ceilingBytes);

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { planBalloons, type VmMemoryView } from "./memory_policy.js";
+import { changeOver, planBalloons, trimReadings, type VmMemoryView } from "./memory_policy.js";
 
 const MiB = 2 ** 20;
 const settings = { enabled: true, lowWatermarkBytes: 256 * MiB, highWatermarkBytes: 512 * MiB, floorBytes: 128 * MiB };
 const vm = (name: string, availableMiB: number, o: Partial<VmMemoryView> = {}): VmMemoryView => ({
   name, policy: true, ramBytes: 1536 * MiB, ceilingBytes: 1536 * MiB, targetBytes: 1536 * MiB, actualBytes: 1536 * MiB,
-  availableBytes: availableMiB * MiB, majorFaultsDelta: 0, availableDropBytes: 0, statsAgeMs: 1000, ...o,
+  availableBytes: availableMiB * MiB, majorFaultsDelta: 0, growthBytes: 0, cpuCores: 0.02, statsAgeMs: 1000, ...o,
 });
 const host = (freeMiB: number) => ({ limitBytes: 3072 * MiB, usedBytes: (3072 - freeMiB) * MiB, osAvailableBytes: 20_000 * MiB });
 
@@ -27,8 +27,36 @@ test("a guest short of memory or faulting deflates first and is never squeezed i
 });
 
 test("a guest taking memory right now is busy, not idle: it is not squeezed", () => {
-  const d = planBalloons(host(100), [vm("growing", 1300, { availableDropBytes: 200 * MiB }), vm("idle", 600)], settings);
+  const d = planBalloons(host(100), [vm("growing", 1300, { growthBytes: 200 * MiB }), vm("idle", 600)], settings);
   assert.deepEqual(d.map((x) => x.vm), ["idle"]);
+  // Figures with a gap say nothing of what the guest did in it: it is not squeezed either.
+  assert.deepEqual(planBalloons(host(100), [vm("unknown", 1300, { growthBytes: null }), vm("idle", 600)], settings).map((x) => x.vm), ["idle"]);
+});
+
+test("a guest at work lends memory only after the idle ones, and only once every balloon has arrived", () => {
+  const working = vm("working", 1300, { cpuCores: 0.9 });
+  // The idle guest gives all it can spare; the rest waits for its balloon to arrive.
+  let d = planBalloons(host(-400), [working, vm("idle", 600)], settings);
+  assert.deepEqual(d.map((x) => x.vm), ["idle"]);
+  // A balloon still moving: the working guest is left alone although memory is short.
+  d = planBalloons(host(-400), [working, vm("idle", 300, { targetBytes: 900 * MiB, actualBytes: 1000 * MiB })], settings);
+  assert.deepEqual(d, []);
+  // Every balloon has arrived and the idle guest has nothing left: now the working one lends.
+  d = planBalloons(host(-400), [working, vm("idle", 100, { targetBytes: 300 * MiB, actualBytes: 300 * MiB })], settings);
+  assert.deepEqual(d.map((x) => x.vm), ["working"]);
+  assert.equal(d[0]!.figures.cpuCores, 0.9);
+});
+
+test("changeOver: the rise and fall to the newest reading, unknown across a gap or before the window is covered", () => {
+  const r = (pairs: [number, number][]) => pairs.map(([at, bytes]) => ({ at, bytes }));
+  assert.deepEqual(changeOver(r([[0, 500], [5, 900], [10, 700], [20, 600]]), 21, 20, 10), { rise: 100, fall: 300 });
+  // Only the reading at the window's start and those after it count.
+  assert.deepEqual(changeOver(r([[0, 100], [5, 900], [10, 700], [20, 600]]), 25, 20, 10), { rise: 0, fall: 300 });
+  assert.equal(changeOver(r([[10, 500], [20, 600]]), 21, 20, 10), null, "the window is not covered yet");
+  assert.equal(changeOver(r([[0, 500], [2, 500], [19, 400]]), 21, 20, 10), null, "a gap of 17 inside the window");
+  assert.equal(changeOver(r([[0, 500], [9, 500]]), 21, 20, 10), null, "the newest reading is older than the gap");
+  assert.equal(changeOver([], 21, 20, 10), null);
+  assert.deepEqual(trimReadings(r([[0, 1], [3, 2], [8, 3], [12, 4]]), 25, 20).map((x) => x.at), [3, 8, 12]);
 });
 
 test("nothing happens with the policy off, per host or per VM, with stale figures, or above the watermark", () => {

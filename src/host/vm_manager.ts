@@ -8,7 +8,7 @@ import { admit, promised, type Allocation, type HostCapacity } from "./admission
 import { capsFromShares } from "./cpu_policy.js";
 import { freemem } from "node:os";
 import { formatSize } from "../storage/sizes.js";
-import { planBalloons, type MemoryPolicySettings, type VmMemoryView } from "./memory_policy.js";
+import { changeOver, planBalloons, trimReadings, type MemoryPolicySettings, type Reading, type VmMemoryView } from "./memory_policy.js";
 import { conflict, illegalTransition, invalid, notFound, vmFailed, ApiError } from "./errors.js";
 import { KeyedMutex } from "./keyed_mutex.js";
 import { vmPaths, type HostPaths } from "./paths.js";
@@ -40,6 +40,8 @@ const MiB = 2 ** 20;
 export const DEFAULT_MEMORY_POLICY: MemoryPolicySettings = { enabled: true, lowWatermarkBytes: 256 * MiB, highWatermarkBytes: 512 * MiB, floorBytes: 128 * MiB };
 /** A guest whose available memory fell within this window is growing (memory_policy.ts). */
 const GROWTH_WINDOW_MS = 20_000;
+/** Guest statistics further apart than this leave the guest's growth unknown (it is asked every second). */
+const READING_GAP_MS = 10_000;
 /** How often a daemon-run VM's guest is asked for its memory statistics (seconds). */
 const STATS_INTERVAL_SEC = 1;
 
@@ -84,9 +86,10 @@ interface Live {
   ramMiB: number;
   /** The guest memory size last sent as a balloon target (bytes); undefined: none sent. */
   sentTarget?: number;
-  /** Major faults at the previous sample, and available memory over the last seconds, to see a guest start faulting or growing. */
+  /** Major faults at the previous sample, and the guest's available and host-resident memory over the last seconds, to see a guest start faulting or growing. */
   majorFaults?: number;
-  recentAvailable: { at: number; bytes: number }[];
+  availableReadings: Reading[];
+  touchedReadings: Reading[];
 }
 
 export class VmManager extends EventEmitter {
@@ -429,7 +432,7 @@ export class VmManager extends EventEmitter {
   }
 
   private attach(name: string, proc: VmProcess, startedAt: number, ramMiB: number): void {
-    const live: Live = { proc, startedAt, expectingExit: false, sentCap: undefined, ramMiB, recentAvailable: [] };
+    const live: Live = { proc, startedAt, expectingExit: false, sentCap: undefined, ramMiB, availableReadings: [], touchedReadings: [] };
     this.live.set(name, live);
     void proc.exited.then((info) => {
       if (this.live.get(name) === live) this.live.delete(name);
@@ -562,15 +565,21 @@ export class VmManager extends EventEmitter {
       const delta = live.majorFaults === undefined ? 0 : Math.max(0, faults - live.majorFaults);
       live.majorFaults = faults;
       const available = b.guestStats.values.available ?? null;
-      // Against the most it had over the last seconds: statistics arrive about once a second, not at each poll.
-      live.recentAvailable = live.recentAvailable.filter((r) => now - r.at < GROWTH_WINDOW_MS);
-      if (available !== null) live.recentAvailable.push({ at: now, bytes: available });
-      const drop = available === null ? 0 : Math.max(0, ...live.recentAvailable.map((r) => r.bytes)) - available;
+      // Readings at the time the guest measured them: a guest too busy to answer leaves a gap, not a flat line.
+      const measuredAt = b.guestStats.updatedAt;
+      if (available !== null && measuredAt !== null && measuredAt > (live.availableReadings.at(-1)?.at ?? -Infinity)) live.availableReadings.push({ at: measuredAt, bytes: available });
+      if (s.stats.memoryTouchedBytes != null && s.at > (live.touchedReadings.at(-1)?.at ?? -Infinity)) live.touchedReadings.push({ at: s.at, bytes: s.stats.memoryTouchedBytes });
+      live.availableReadings = trimReadings(live.availableReadings, now, GROWTH_WINDOW_MS);
+      live.touchedReadings = trimReadings(live.touchedReadings, now, GROWTH_WINDOW_MS);
+      const availableChange = changeOver(live.availableReadings, now, GROWTH_WINDOW_MS, READING_GAP_MS);
+      // The resident figure is sampled up to 10 s apart (memory_touched.ts): its gaps are expected.
+      const touchedChange = changeOver(live.touchedReadings, now, GROWTH_WINDOW_MS, GROWTH_WINDOW_MS);
+      const growth = availableChange === null ? null : Math.max(availableChange.fall, touchedChange?.rise ?? 0);
       const ram = live.ramMiB * MiB;
       views.push({
         name, policy: rec.spec.memoryPolicy !== false && b.driverReady, ramBytes: ram,
         ceilingBytes: Math.min(ram, (rec.spec.memoryTargetMiB ?? live.ramMiB) * MiB),
-        targetBytes: b.target, actualBytes: b.actual, availableBytes: available, majorFaultsDelta: delta, availableDropBytes: drop,
+        targetBytes: b.target, actualBytes: b.actual, availableBytes: available, majorFaultsDelta: delta, growthBytes: growth, cpuCores: s.cpuCores,
         statsAgeMs: b.guestStats.updatedAt === null ? null : now - b.guestStats.updatedAt,
       });
     }
