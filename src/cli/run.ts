@@ -77,7 +77,8 @@ Options:
                            input (the control socket's console-write types)
       --restore FILE       start from a snapshot (control socket snapshot-save)
                            instead of booting: the guest runs on as it was;
-                           the machine's options come from the snapshot
+                           the machine's options come from the snapshot, but
+                           --net may reconnect each of its NICs elsewhere
       --incoming tcp:HOST:PORT|unix:PATH
                            wait for a live migration (control socket migrate)
                            and run the VM it brings; the machine's options
@@ -202,7 +203,8 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
 
 /** `run --restore FILE`: the machine comes from the snapshot; only how it is run comes from the options. */
 async function restoreRequest(values: Record<string, string | string[] | boolean | undefined>, command: string[] | null): Promise<RunRequest> {
-  const clash = MACHINE_OPTIONS.find((o) => values[o] !== undefined);
+  // --net may say where each NIC of the snapshot connects now (a clone's own forwarded ports); the rest is the snapshot's.
+  const clash = MACHINE_OPTIONS.find((o) => o !== "net" && values[o] !== undefined);
   if (clash !== undefined) throw new UsageError(`nodevisor run: --restore takes the VM's --${clash} from the snapshot; leave --${clash} out.`);
   if (command !== null) throw new UsageError("nodevisor run: --restore resumes the snapshot's guest as it was; it takes no command after --.");
   const path = resolve(values.restore as string);
@@ -227,11 +229,26 @@ async function restoreRequest(values: Record<string, string | string[] | boolean
     consoleLog: (values["console-log"] as string | undefined) ?? null,
     controlSocket: (values["control-socket"] as string | undefined) ?? null,
   };
+  config.nets = restoredNets(info.header.config.nets ?? [], (values.net as string[] | undefined) ?? null, name !== info.header.config.name);
   validateConfig(config);
   // Each restored VM writes to overlays of its own on the snapshot's frozen disks.
   config.disks = await restoredDisks(info.header.disks, info.header.config.disks, (d) => `${path}.${name}.${d.device}.qcow2`);
   const pidFile = values["pid-file"] === undefined ? null : resolve(values["pid-file"] as string);
   return { config, help: false, pidFile, consoleInput: consoleMode === "stdio", restore: { path, info } };
+}
+
+/**
+ * The NICs of a restored VM: the snapshot's, or those `--net` gives instead (one for each of the
+ * snapshot's). A clone (another name) gets MACs of its own, derived from its name, unless --net
+ * sets one; the same VM keeps the MACs its guest knows.
+ */
+export function restoredNets(saved: NetConfig[], specs: string[] | null, clone: boolean): NetConfig[] {
+  if (specs === null) return clone ? saved.map((n) => ({ ...n, mac: null })) : saved;
+  const given = specs.map(parseNetSpec).filter((n): n is NetConfig => n !== null);
+  if (given.length !== saved.length) {
+    throw new UsageError(`nodevisor run: the snapshot's VM has ${saved.length} NIC(s) and --net gives ${given.length}; give one --net for each, in order, or none to keep the snapshot's.`);
+  }
+  return given.map((n, i) => ({ ...n, mac: n.mac ?? (clone ? null : saved[i]!.mac) }));
 }
 
 /** `run --incoming URI`: the machine comes from the migration source; only how it is run comes from the options. */

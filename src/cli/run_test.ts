@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseDiskSpec } from "./run.js";
+import { parseDiskSpec, restoredNets } from "./run.js";
+import { parseNetSpec, type NetConfig } from "../net/spec.js";
 
 test("--disk flags: read-only, format and Firecracker-style limits", () => {
   const d = parseDiskSpec("/tmp/a.qcow2,readonly,format=qcow2,bps=10M,burst=64M,iops=500");
@@ -18,4 +19,16 @@ test("--disk refuses unknown flags and bad amounts with the list of known ones",
   assert.throws(() => parseDiskSpec("a.img,bps=lots"), /needs a positive amount/);
   assert.throws(() => parseDiskSpec("a.img,burst=1M"), /needs a bps= limit/);
   assert.throws(() => parseDiskSpec("a.img,format=vdi"), /unknown disk flag/);
+});
+
+test("restored NICs: the same VM keeps its MACs, a clone gets its own, --net reconnects each NIC", () => {
+  const saved = [{ ...parseNetSpec("switch=lab")!, mac: "52:54:00:aa:bb:01" }, { ...parseNetSpec("user")!, mac: "52:54:00:aa:bb:02" }];
+  const macs = (nets: NetConfig[]) => nets.map((n) => n.mac);
+  assert.deepEqual(macs(restoredNets(saved, null, false)), ["52:54:00:aa:bb:01", "52:54:00:aa:bb:02"]);
+  assert.deepEqual(macs(restoredNets(saved, null, true)), [null, null], "a clone's MACs come from its own name");
+  const moved = restoredNets(saved, ["switch=other", "user,hostfwd=tcp:8081-:80,mac=52:54:00:00:00:09"], true);
+  assert.deepEqual(moved.map((n) => n.mode.kind), ["switch", "user"]);
+  assert.deepEqual(macs(moved), [null, "52:54:00:00:00:09"]);
+  assert.deepEqual(macs(restoredNets(saved, ["switch=other", "user"], false)), ["52:54:00:aa:bb:01", "52:54:00:aa:bb:02"]);
+  assert.throws(() => restoredNets(saved, ["user"], true), /has 2 NIC\(s\) and --net gives 1; give one --net for each/);
 });

@@ -137,7 +137,9 @@ export class VmManager extends EventEmitter {
           const proc = await VmProcess.adopt(vmPaths(this.paths, r.spec.name));
           if (proc !== null) {
             const status = await withTimeout(proc.client.execute<{ state: string; memoryBytes?: number }>("query-status"), COMMAND_TIMEOUT_MS).catch(() => null);
-            const observed: ObservedState = status?.state === "paused" ? "paused" : "running";
+            // A VM too busy to answer in time keeps the state the inventory last saw.
+            const state = status?.state ?? r.observed;
+            const observed: ObservedState = state === "paused" ? "paused" : "running";
             this.attach(r.spec.name, proc, Date.now(), status?.memoryBytes ? Math.round(status.memoryBytes / MiB) : r.spec.memoryMiB);
             this.update(r.spec.name, { observed, pid: proc.pid });
             this.event(r.spec.name, "adopted", `VM ${r.spec.name} (pid ${proc.pid}) was found running and is supervised again.`, { pid: proc.pid });

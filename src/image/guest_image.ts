@@ -20,8 +20,9 @@ export const MANIFEST_FILE = "manifest.json";
  * so images cached by an older nodevisor are rebuilt instead of silently reused.
  * 2: modules load on demand through busybox modprobe; powerdown listener; busybox init.
  * 5: DHCP on every eth* NIC with udhcpc and its hook script (address, route, MTU, /etc/resolv.conf); 8021q.
+ * 6: the status console's renew-network request (a restored clone renews its leases, re-probing NICs with new MACs).
  */
-export const MANIFEST_FORMAT = 5;
+export const MANIFEST_FORMAT = 6;
 
 /** What manifest.json holds; file names are relative to the image directory. */
 export interface ImageManifest {

@@ -6,6 +6,13 @@ export const POWERDOWN_REQUEST = "powerdown";
 /** The line prefix on the status console that tells the guest the console terminal's new size: "resize ROWS COLS". */
 export const RESIZE_REQUEST = "resize";
 
+/**
+ * The line on the status console that tells the guest it was restored as a new VM generation: it
+ * renews its DHCP leases; with " rebind" its NICs have new MACs, so it first re-probes them (the
+ * driver reads the MAC only when it binds).
+ */
+export const NETWORK_RENEW_REQUEST = "renew-network";
+
 /** The line the interactive guest writes on the status console once it listens there (so the host can send the console size). */
 export const LISTENING_LINE = "listening";
 
@@ -109,6 +116,9 @@ listen_for_host() {
           rc=\${line#${RESIZE_REQUEST} }
           set_console_size \${rc%"$(printf '\\r')"}
           ;;
+        ${NETWORK_RENEW_REQUEST}*)
+          renew_network "\${line#${NETWORK_RENEW_REQUEST}}"
+          ;;
         ${POWERDOWN_REQUEST} | ${POWERDOWN_REQUEST}"$(printf '\\r')")
           echo "nodevisor: the host asked for a power-down"
           eval "$1"
@@ -211,6 +221,22 @@ setup_network() {
   done
 }
 
+# A restored clone: new leases, and with "rebind" (new MACs) each virtio NIC re-probed first.
+renew_network() {
+  killall udhcpc 2>/dev/null
+  case "$1" in
+    *rebind*)
+      for dev in /sys/bus/virtio/drivers/virtio_net/virtio*; do
+        [ -e "$dev" ] || continue
+        echo "\${dev##*/}" >/sys/bus/virtio/drivers/virtio_net/unbind
+        echo "\${dev##*/}" >/sys/bus/virtio/drivers/virtio_net/bind
+      done
+      ;;
+  esac
+  setup_network
+  echo "nodevisor: network renewed"
+}
+
 main() {
   mount_filesystems
   read -r cmdline </proc/cmdline
@@ -277,6 +303,11 @@ cd "$HOME" 2>/dev/null
 `;
 
 /** The status-console line that tells the guest the console's new size. */
+/** The status-console line that makes a restored guest renew its network (rebind: its MACs changed). */
+export function networkRenewRequest(rebind: boolean): string {
+  return rebind ? `${NETWORK_RENEW_REQUEST} rebind` : NETWORK_RENEW_REQUEST;
+}
+
 export function resizeRequest(rows: number, cols: number): string {
   return `${RESIZE_REQUEST} ${rows} ${cols}`;
 }

@@ -20,6 +20,7 @@ import { VirtioNet } from "../devices/virtio/net/device.js";
 import type { NetBackend } from "../net/backend.js";
 import { NicFilter } from "../net/firewall.js";
 import { nicMac, openNetBackend } from "../net/open.js";
+import { macToString } from "../net/ethernet.js";
 import { TokenBucketShaper, type NicLimits } from "../net/shaper.js";
 import { VirtualClock } from "./clock.js";
 import { Scheduler } from "./scheduler.js";
@@ -31,7 +32,7 @@ import { RAM_BASE } from "../machine/layout.js";
 import { VcpuPacer } from "./pacing.js";
 import { TouchedMemoryProbe } from "./memory_touched.js";
 import { diskLimitsToRateLimit } from "./config.js";
-import { INIT_STARTED_LINE, LISTENING_LINE, parseExitLine, POWERDOWN_REQUEST, resizeRequest } from "../image/init_script.js";
+import { INIT_STARTED_LINE, LISTENING_LINE, networkRenewRequest, parseExitLine, POWERDOWN_REQUEST, resizeRequest } from "../image/init_script.js";
 import { ConfigError, DEFAULT_VM_NAME } from "./config.js";
 import { limitedLog, type LimitedLog } from "./log_limiter.js";
 import type { BalloonInfo, DeviceStats, DiskLimits, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
@@ -361,10 +362,22 @@ export class Vm implements VmController {
     // Every restore is a new generation: the guest reseeds its RNG (clones share no secrets). A
     // migrated VM is the same VM, moved.
     if (this.newGenerationOnRestore) this.board.vmgenid.newGeneration();
+    this.networkMoved(h);
     this.clock.restore(h.clock);
     this.commandStatus = h.vm.commandStatus;
     this.guestListening = h.vm.guestListening;
     this.consoleSize = h.vm.consoleSize;
+  }
+
+  /**
+   * After a restore or a migration the network learns where each NIC is now; a restored guest (a
+   * new generation) renews its leases, and re-probes its NICs first when their MACs changed (a clone).
+   */
+  private networkMoved(h: VmSnapshotHeader): void {
+    for (const nic of this.nics) nic.device.announce();
+    if (!this.newGenerationOnRestore || this.nics.length === 0) return;
+    const macChanged = this.nics.some((nic, i) => h.config.nets?.[i]?.mac !== macToString(nic.device.mac));
+    this.consoles[2]!.input(new TextEncoder().encode(`${networkRenewRequest(macChanged)}\n`));
   }
 
   /**
@@ -436,7 +449,8 @@ export class Vm implements VmController {
     return {
       kind: SNAPSHOT_KIND,
       savedAt: new Date().toISOString(),
-      config: { ...this.config, controlSocket: null, consoleLog: null },
+      // The MACs the guest knows: a restore under the same name and a migration keep them.
+      config: { ...this.config, nets: this.config.nets?.map((n, i) => ({ ...n, mac: macToString(this.nics[i]!.device.mac) })), controlSocket: null, consoleLog: null },
       clock: this.clock.save(),
       harts,
       board: this.board.save(),

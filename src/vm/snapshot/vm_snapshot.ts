@@ -49,7 +49,6 @@ export type VmSnapshotInfo = SnapshotFileInfo<VmSnapshotHeader>;
 /** What a snapshot cannot yet carry; null when the VM can be saved. */
 export function snapshotUnsupported(c: VmConfig): string | null {
   if (c.firmware) return "it boots through guest firmware (--firmware), whose M-mode state is not saved yet";
-  if ((c.nets ?? []).length > 0) return "it has network interfaces, whose backends cannot be saved yet";
   return null;
 }
 

@@ -45,8 +45,12 @@ export interface VirtioNetOptions {
 }
 
 export interface VirtioNetState {
-  version: 1;
+  version: 1 | 2;
   linkUp: boolean;
+  /** Version 2: receive chains taken from the ring and not yet used (a frame is spread over several). */
+  rxHeldHeads?: number[];
+  /** Version 2: a transmit chain held back by the rate limiter; its frames are read again at restore. */
+  txHeldHead?: number | null;
 }
 
 export class VirtioNet implements VirtioDevice<VirtioNetState> {
@@ -71,6 +75,8 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
   private readonly shaper: NicShaper | undefined;
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
   private started = false;
+  /** Chains a restore brings back, taken again from the rings once the device is live. */
+  private replay: { rx: number[]; tx: number | null } = { rx: [], tx: null };
 
   constructor(o: VirtioNetOptions) {
     this.backend = o.backend;
@@ -115,8 +121,25 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
       this.started = true;
       this.backend.start((frame) => this.receive(frame));
     }
+    if (!this.replayHeld(ctx)) return;
     this.drainRx();
     this.notify(TX_QUEUE);
+  }
+
+  /** Takes back the chains a snapshot saw held; false when the guest's rings no longer hold them. */
+  private replayHeld(ctx: VirtioDeviceContext): boolean {
+    const { rx, tx } = this.replay;
+    this.replay = { rx: [], tx: null };
+    try {
+      const rxq = ctx.queues[RX_QUEUE];
+      if (rx.length > 0 && rxq?.ready) this.rxHeld = rx.map((head) => rxq.walk(head));
+      const txq = ctx.queues[TX_QUEUE];
+      if (tx !== null && txq?.ready) this.txHeld = { head: tx, frames: this.parseTx(ctx, txq.walk(tx)) };
+    } catch (e) {
+      ctx.fail(`taking back the buffers held at the snapshot failed: ${(e as Error).message}`);
+      return false;
+    }
+    return true;
   }
 
   notify(queue: number): void {
@@ -333,6 +356,7 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
     this.ctx = null;
     this.rxHeld = [];
     this.txHeld = null;
+    this.replay = { rx: [], tx: null };
     this.rxPending.length = 0;
     if (this.rxPaused) {
       this.rxPaused = false;
@@ -348,12 +372,32 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
     };
   }
 
+  /** Frames waiting for guest buffers are not saved: like frames lost on a wire, the guest's protocols resend them. */
   save(): VirtioNetState {
-    return { version: 1, linkUp: this.linkUp };
+    return { version: 2, linkUp: this.linkUp, rxHeldHeads: this.rxHeld.map((c) => c.head), txHeldHead: this.txHeld?.head ?? null };
   }
 
   restore(state: VirtioNetState): void {
     this.setLink(state.linkUp);
+    const head = (h: unknown): h is number => Number.isInteger(h) && (h as number) >= 0 && (h as number) < this.queueMaxSize;
+    this.replay = {
+      rx: (Array.isArray(state.rxHeldHeads) ? state.rxHeldHeads : []).filter(head),
+      tx: head(state.txHeldHead) ? state.txHeldHead : null,
+    };
+  }
+
+  /**
+   * Tells the network where this MAC is now (after a migration or restore): a RARP broadcast, as
+   * QEMU announces a moved guest, so switches learn its new port before the guest sends anything.
+   */
+  announce(): void {
+    const f = new Uint8Array(60);
+    f.fill(0xff, 0, 6);
+    f.set(this.mac, 6);
+    f.set([0x80, 0x35, 0, 1, 0x08, 0x00, 6, 4, 0, 3], 12); // RARP, Ethernet/IPv4, "request reverse"
+    f.set(this.mac, 22);
+    f.set(this.mac, 32);
+    if (this.linkUp) this.backend.send(f);
   }
 }
 
