@@ -11,6 +11,7 @@ import { join } from "node:path";
 import type { ControlClient } from "../src/vm/control_client.js";
 import type { MigrationStatus } from "../src/vm/migration/outgoing.js";
 import { createQcow2 } from "../src/storage/qcow2/create.js";
+import { openDisk } from "../src/storage/open.js";
 import { CLI, ensureTestImage } from "./helpers.js";
 import { typeLine, until, VmProcess } from "./testing/vm_process.js";
 
@@ -174,6 +175,58 @@ test("a corrupt, oversized or truncated migration stream is refused with a sente
       }
     }
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("block migration: a guest writing to its qcow2 disk moves with a copy of the disk, and the source's file stays as it was", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-mig-"));
+  const src = join(dir, "src.qcow2");
+  const copy = join(dir, "copy.qcow2");
+  await createQcow2(src, { size: 16 << 20 });
+  const source = VmProcess.nodevisor(["--disk", src, "--control-socket", join(dir, "a.sock"), "--console", "none"]);
+  // Not shared storage: the destination makes its own copy of the disk.
+  const dest = destination(["--incoming", `unix:${join(dir, "mig.sock")}`, "--disk", copy, "--control-socket", join(dir, "b.sock")]);
+  try {
+    const a = await source.connect(join(dir, "a.sock"));
+    await source.waitFor(/~# /, 900_000);
+    // Sector i gets "wI", synchronously, while the disk is being copied.
+    await typeLine(a, "i=0; while :; do i=$((i+1)); echo w$i | dd of=/dev/vda bs=512 seek=$i conv=sync,fsync 2>/dev/null; echo tick $i; sleep 0.1; done &");
+    await source.waitFor(/tick 5\b/);
+    await listening(dest);
+    await a.execute("migrate", { uri: `unix:${join(dir, "mig.sock")}`, blk: true });
+    assert.equal(await source.exited, 0, source.stderr);
+    const last = Math.max(...ticks(source.stdout));
+    await dest.waitFor(new RegExp(`tick ${last + 10}\\b`), 120_000);
+    const b = await dest.connect(join(dir, "b.sock"));
+    await typeLine(b, "kill %1; echo stopped-loop");
+    await dest.waitFor(/stopped-loop\s/);
+    const n = Math.max(...ticks(dest.stdout));
+    await typeLine(b, `bad=0; j=1; while [ $j -le ${n} ]; do [ "$(dd if=/dev/vda bs=512 skip=$j count=1 2>/dev/null | tr -d '\\000')" = w$j ] || bad=$((bad+1)); j=$((j+1)); done; echo checked=$((j-1)) bad=$bad`);
+    const m = await dest.waitFor(/checked=(\d+) bad=(\d+)\s/, 120_000);
+    assert.ok(Number(m[1]) >= last + 10, `the destination wrote on (${m[0]})`);
+    assert.equal(m[2], "0", "every sector written before, during and after the migration holds its value");
+    await b.execute("quit");
+    await dest.exited;
+    // The source's file stopped at the hand-over: what the guest wrote afterwards is only in the copy.
+    const sector = async (path: string, n: number): Promise<string> => {
+      const d = await openDisk(path);
+      const buf = new Uint8Array(512);
+      await d.read(n * 512, buf);
+      await d.close();
+      return Buffer.from(buf).toString("latin1").replace(/\0+$/, "").trim();
+    };
+    assert.equal(await sector(src, last), `w${last}`);
+    assert.equal(await sector(src, last + 5), "", "the source's file never saw the destination's writes");
+    assert.equal(await sector(copy, last + 5), `w${last + 5}`);
+    for (const f of [src, copy]) {
+      const check = spawnSync("qemu-img", ["check", f], { encoding: "utf8" });
+      assert.equal(check.status, 0, `qemu-img check ${f}: ${check.stdout}${check.stderr}`);
+    }
+    console.log(`# block migration: ${/migrated to .*/.exec(source.stderr)?.[0]}`);
+  } finally {
+    await source.stop();
+    await dest.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -82,7 +82,10 @@ Options:
       --incoming tcp:HOST:PORT|unix:PATH
                            wait for a live migration (control socket migrate)
                            and run the VM it brings; the machine's options
-                           come from the source (docs/migration.md)
+                           come from the source (docs/migration.md); --disk,
+                           once for each of its disks, says where each goes:
+                           a new file for a block migration's copy, else the
+                           shared disk's path here
       --terminal TERM[,ROWSxCOLS]
                            the console terminal's type and size told to the
                            guest (default: this terminal's, when it is one)
@@ -125,7 +128,7 @@ export interface RunRequest {
   /** --restore: the snapshot to start from. */
   restore?: { path: string; info: VmSnapshotInfo };
   /** --incoming: where to wait for a live migration; `config` then holds only how the VM is run. */
-  incoming?: { uri: MigrationUri; name: string | null };
+  incoming?: { uri: MigrationUri; name: string | null; diskPaths: string[] };
 }
 
 /** Splits argv at the first `--` and parses the options; throws UsageError / ConfigError. */
@@ -253,8 +256,10 @@ export function restoredNets(saved: NetConfig[], specs: string[] | null, clone: 
 
 /** `run --incoming URI`: the machine comes from the migration source; only how it is run comes from the options. */
 function incomingRequest(values: Record<string, string | string[] | boolean | undefined>, command: string[] | null): RunRequest {
-  const clash = MACHINE_OPTIONS.find((o) => values[o] !== undefined);
+  // --disk says where each of the source's disks is here: a new file for a block migration's copy, or shared storage at another path.
+  const clash = MACHINE_OPTIONS.find((o) => o !== "disk" && values[o] !== undefined);
   if (clash !== undefined) throw new UsageError(`nodevisor run: --incoming takes the VM's --${clash} from the migration source; leave --${clash} out.`);
+  const diskPaths = ((values.disk as string[] | undefined) ?? []).map((spec) => resolve(parseDiskSpec(spec).path));
   if (command !== null) throw new UsageError("nodevisor run: --incoming runs the migrated guest as it was; it takes no command after --.");
   const uri = parseMigrationUri(values.incoming as string);
   const cpuCap = values["cpu-cap"] === undefined ? null : Number(values["cpu-cap"]);
@@ -267,7 +272,7 @@ function incomingRequest(values: Record<string, string | string[] | boolean | un
     controlSocket: (values["control-socket"] as string | undefined) ?? null,
   } as VmConfig;
   const pidFile = values["pid-file"] === undefined ? null : resolve(values["pid-file"] as string);
-  return { config, help: false, pidFile, consoleInput: consoleMode === "stdio", incoming: { uri, name: (values.name as string | undefined) ?? null } };
+  return { config, help: false, pidFile, consoleInput: consoleMode === "stdio", incoming: { uri, name: (values.name as string | undefined) ?? null, diskPaths } };
 }
 
 /**
@@ -360,7 +365,10 @@ export async function runVm(
   let incoming: IncomingMigration | null = null;
   if (opts.incoming) {
     const uri = opts.incoming.uri;
-    incoming = await IncomingMigration.receive(uri, { onListening: (where) => process.stderr.write(`nodevisor: waiting for a migration on ${where}\n`) });
+    incoming = await IncomingMigration.receive(uri, {
+      diskPaths: opts.incoming.diskPaths,
+      onListening: (where) => process.stderr.write(`nodevisor: waiting for a migration on ${where}\n`),
+    });
     const h = incoming.header;
     config = { ...h.config, name: opts.incoming.name ?? h.config.name, cpuCap: config.cpuCap, consoleLog: config.consoleLog, controlSocket: config.controlSocket };
   }

@@ -185,10 +185,10 @@ const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, CommandSpec>(
   [
     "migrate",
     {
-      args: { uri: { type: "string", required: true } },
+      args: { uri: { type: "string", required: true }, blk: { type: "boolean", required: false } },
       run: (c, args) => {
         requireState(c, ["running"], "migrate");
-        asInvalidArgument(() => capability(c, "migrate")(args.uri as string));
+        asInvalidArgument(() => capability(c, "migrate")(args.uri as string, { blk: args.blk === true }));
         return {};
       },
     },

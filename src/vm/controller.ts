@@ -152,7 +152,8 @@ export interface VmController {
   /** Writes a snapshot of the running (or paused) VM to `path` (docs/snapshots.md). */
   saveSnapshot?(path: string): Promise<{ path: string; bytes: number; ramPages: number; pausedMs: number }>;
   /** Live migration (docs/migration.md): starts it; its progress comes from queryMigration(). */
-  migrate?(uri: string): void;
+  /** `blk`: copy the disks along (block migration) instead of sharing them. */
+  migrate?(uri: string, opts?: { blk?: boolean }): void;
   queryMigration?(): MigrationStatus;
   cancelMigration?(): void;
   setMigrationParameters?(p: Partial<MigrationParameters>): MigrationParameters;

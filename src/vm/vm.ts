@@ -21,6 +21,7 @@ import type { NetBackend } from "../net/backend.js";
 import { NicFilter } from "../net/firewall.js";
 import { nicMac, openNetBackend } from "../net/open.js";
 import { macToString } from "../net/ethernet.js";
+import { formatSize } from "../storage/sizes.js";
 import { TokenBucketShaper, type NicLimits } from "../net/shaper.js";
 import { VirtualClock } from "./clock.js";
 import { Scheduler } from "./scheduler.js";
@@ -44,6 +45,7 @@ import { diskDevice, freezeDisk } from "./snapshot/disk_snapshot.js";
 import { nonZeroPages, SnapshotWriter } from "./snapshot/snapshot_file.js";
 import { BackgroundPageLoader, lazyPagesFor } from "./snapshot/lazy_pages.js";
 import { mergePages, precopy, PrecopyCancelled } from "./snapshot/precopy.js";
+import type { DiskDirtyLog } from "./migration/block_copy.js";
 import { DEFAULT_MIGRATION_PARAMETERS, OutgoingMigration, type MigrationParameters, type MigrationStatus } from "./migration/outgoing.js";
 import { parseMigrationUri } from "./migration/stream.js";
 import type { GuestRam } from "../seams/guest_ram.js";
@@ -460,7 +462,7 @@ export class Vm implements VmController {
   }
 
   /** Starts a live migration to a `nodevisor run --incoming URI` process (docs/migration.md); query it with queryMigration(). */
-  migrate(uriText: string): void {
+  migrate(uriText: string, opts: { blk?: boolean } = {}): void {
     const uri = parseMigrationUri(uriText);
     const unsupported = snapshotUnsupported(this.config);
     if (unsupported !== null) throw new ConfigError(`Cannot migrate this VM: ${unsupported}.`);
@@ -474,6 +476,11 @@ export class Vm implements VmController {
       throttle: (cap) => this.vcpus.setCap(cap === null ? ownCap : Math.min(cap, ownCap ?? 100)),
       running: () => this.state === "running",
       hello: () => ({ config: { ...this.config, disks: this.activeDisks, controlSocket: null, consoleLog: null } }),
+      copiedDisks: () => this.disks.flatMap((d, index) => (this.activeDisks[index]!.readOnly ? [] : [{
+        index,
+        backend: d.unlimited,
+        watchWrites: (log: DiskDirtyLog | null) => (d.onWritten = log === null ? null : (offset, length) => log.mark(offset, length)),
+      }])),
       stopForSwitchover: async () => {
         if (this.state !== "running") throw new ConfigError(`The VM stopped running (${this.state}) during the migration.`);
         this.pause();
@@ -491,11 +498,12 @@ export class Vm implements VmController {
       },
       handedOver: () => {
         const st = m.status();
-        this.log(`migrated to ${uriText} in ${st.totalTimeMs} ms (${st.ram?.rounds} rounds, ${st.ram?.pagesSent} pages); the guest stopped for ${st.downtimeMs} ms. It runs there now.`);
+        const disk = st.disk ? `, ${formatSize(st.disk.bytesSent)} of disk` : "";
+        this.log(`migrated to ${uriText} in ${st.totalTimeMs} ms (${st.ram?.rounds} rounds, ${st.ram?.pagesSent} pages${disk}); the guest stopped for ${st.downtimeMs} ms. It runs there now.`);
         this.migratedAway = true;
         this.finish(0, "migrated");
       },
-    }, uri, this.migrationParams, (status) => this.emit({ event: "MIGRATION", data: { status } }));
+    }, uri, this.migrationParams, (status) => this.emit({ event: "MIGRATION", data: { status } }), opts.blk === true);
     this.migration = m;
     void m.run();
   }

@@ -51,6 +51,8 @@ export class RateLimitedBackend implements BlockBackend {
 
   /** The disk's identity for the guest, kept when the backend underneath is replaced. */
   readonly id: string;
+  /** Told of each completed write, discard and write-zeroes (a block migration's dirty log). */
+  onWritten: ((offset: number, length: number) => void) | null = null;
 
   /** A bucket with size 0 means "no limit", as in Firecracker's API. */
   constructor(
@@ -87,6 +89,10 @@ export class RateLimitedBackend implements BlockBackend {
   get size(): number {
     return this.inner.size;
   }
+  /** The backend under the limiter: a block migration reads through it without taking the guest's tokens. */
+  get unlimited(): BlockBackend {
+    return this.inner;
+  }
   get readOnly(): boolean {
     return this.inner.readOnly;
   }
@@ -104,7 +110,8 @@ export class RateLimitedBackend implements BlockBackend {
 
   async write(offset: number, data: Uint8Array, signal?: AbortSignal): Promise<void> {
     await this.admit(data.length, signal);
-    return this.inner.write(offset, data);
+    await this.inner.write(offset, data);
+    this.onWritten?.(offset, data.length);
   }
 
   async flush(signal?: AbortSignal): Promise<void> {
@@ -114,12 +121,14 @@ export class RateLimitedBackend implements BlockBackend {
 
   async discard(offset: number, length: number, signal?: AbortSignal): Promise<void> {
     await this.admit(0, signal);
-    return this.inner.discard(offset, length);
+    await this.inner.discard(offset, length);
+    this.onWritten?.(offset, length);
   }
 
   async writeZeroes(offset: number, length: number, mayUnmap: boolean, signal?: AbortSignal): Promise<void> {
     await this.admit(0, signal);
-    return this.inner.writeZeroes(offset, length, mayUnmap);
+    await this.inner.writeZeroes(offset, length, mayUnmap);
+    this.onWritten?.(offset, length);
   }
 
   stats(): BlockStats {

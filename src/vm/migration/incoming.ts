@@ -11,6 +11,7 @@ import { MAX_MEMORY, RAM_BASE } from "../../machine/layout.js";
 import { ConfigError, validateConfig, type VmConfig } from "../config.js";
 import { checkSnapshotHeader, type VmSnapshotHeader } from "../snapshot/vm_snapshot.js";
 import { SnapshotError } from "../snapshot/snapshot_file.js";
+import { BlockCopyTarget } from "./block_copy.js";
 import { describeUri, Frame, frame, FrameReader, jsonFrame, MigrationError, PAGE_BYTES, parseJson, parsePages, writeAll, type MigrationUri } from "./stream.js";
 
 
@@ -28,12 +29,19 @@ export class IncomingMigration {
    * Listens on `uri` for one source and receives the whole VM; resolves once its state arrived
    * (the guest does not run yet). Throws MigrationError with a sentence for a bad stream.
    */
-  static async receive(uri: MigrationUri, opts: { onListening?: (where: string) => void } = {}): Promise<IncomingMigration> {
+  static async receive(uri: MigrationUri, opts: { onListening?: (where: string) => void; diskPaths?: readonly string[] } = {}): Promise<IncomingMigration> {
     const socket = await acceptOne(uri, opts.onListening);
     const peer = `The migration source (${socket.remoteAddress ?? describeUri(uri)})`;
     const reader = new FrameReader(socket, peer, true);
+    let copies: BlockCopyTarget | null = null;
     try {
-      const hello = parseJson<{ config?: VmConfig }>(await reader.expect(Frame.HELLO), peer);
+      const hello = parseJson<{ config?: VmConfig; blockDisks?: Array<{ index: number; size: number }> }>(await reader.expect(Frame.HELLO), peer);
+      const diskCount = Array.isArray(hello.config?.disks) ? hello.config.disks.length : 0;
+      const diskPaths = opts.diskPaths ?? [];
+      if (diskPaths.length > 0 && diskPaths.length !== diskCount) {
+        throw new MigrationError(`${peer} brings a VM with ${diskCount} disk(s) and this destination was given ${diskPaths.length} --disk; give one for each, in order, or none to use the source's paths.`);
+      }
+      if (Array.isArray(hello.blockDisks) && hello.blockDisks.length > 0) copies = await BlockCopyTarget.create(hello.blockDisks, diskPaths, diskCount, peer);
       const memoryBytes = hello.config?.memoryBytes;
       if (typeof memoryBytes !== "number" || !Number.isSafeInteger(memoryBytes) || memoryBytes <= 0 || memoryBytes > MAX_MEMORY || memoryBytes % PAGE_BYTES !== 0) {
         throw new MigrationError(`${peer} asked for ${String(memoryBytes).slice(0, 40)} bytes of RAM, which no VM has; the migration stream is corrupt.`);
@@ -49,6 +57,11 @@ export class IncomingMigration {
           received += pages.length;
           continue;
         }
+        if (f.kind === Frame.BLOCKS) {
+          if (copies === null) throw new MigrationError(`${peer} sent disk data without announcing a disk copy; the migration stream is corrupt.`);
+          await copies.write(f.payload);
+          continue;
+        }
         if (f.kind === Frame.STATE) {
           const header = parseJson<VmSnapshotHeader>(f.payload, peer);
           try {
@@ -59,6 +72,15 @@ export class IncomingMigration {
             if (e instanceof SnapshotError || e instanceof ConfigError) throw new MigrationError(`${peer} sent a VM state that cannot be used: ${e.message}`);
             throw e;
           }
+          // The disks open here: the copies just made, else the paths given, else the source's (shared storage).
+          const copied = (await copies?.finish()) ?? new Map<number, string>();
+          header.config = {
+            ...header.config,
+            disks: header.config.disks.map((d, i) => {
+              const path = copied.get(i) ?? diskPaths[i];
+              return path === undefined ? d : { ...d, path, format: copied.has(i) ? "qcow2" : d.format };
+            }),
+          };
           return new IncomingMigration(socket, reader, peer, header, ram, received);
         }
         if (f.kind === Frame.ERROR) throw new MigrationError(`${peer} gave up the migration: ${parseJson<{ message?: string }>(f.payload, peer).message ?? "no reason given"}`);
@@ -66,6 +88,7 @@ export class IncomingMigration {
       }
     } catch (e) {
       socket.destroy();
+      await copies?.abandon();
       throw e;
     }
   }

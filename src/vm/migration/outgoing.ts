@@ -10,6 +10,7 @@ import { performance } from "node:perf_hooks";
 import type { GuestRam } from "../../seams/guest_ram.js";
 import type { VmSnapshotHeader } from "../snapshot/vm_snapshot.js";
 import { mergePages, precopy, PrecopyCancelled, type PrecopyProgress } from "../snapshot/precopy.js";
+import { BlockCopySource, type CopiedDisk } from "./block_copy.js";
 import {
   describeUri, Frame, frame, FrameReader, jsonFrame, MigrationError, PAGE_BYTES, PAGES_PER_FRAME, preamble, writeAll, type MigrationUri,
 } from "./stream.js";
@@ -35,6 +36,8 @@ export interface MigrationStatus {
   /** How long the guest was stopped, once the switch-over happened. */
   downtimeMs?: number;
   throttlePercent?: number | null;
+  /** Block migration: disk bytes sent, and bytes the guest wrote that are still to go. */
+  disk?: { bytesSent: number; dirtyBytes: number };
   error?: string;
 }
 
@@ -46,7 +49,9 @@ export interface MigratingVm {
   throttle(capPercent: number | null): void;
   running(): boolean;
   /** The VM's config, for the destination to build the same machine. */
-  hello(): unknown;
+  hello(): object;
+  /** The disks a block migration copies (the writable ones). */
+  copiedDisks(): CopiedDisk[];
   /** Pauses the guest and returns its state with the disks flushed (nothing in flight). */
   stopForSwitchover(): Promise<VmSnapshotHeader>;
   /** A failed migration: the guest runs on here. */
@@ -71,12 +76,17 @@ export class OutgoingMigration {
   private sentBytes = 0;
   private sendStartedAt = 0;
   private readonly pageBuf = Buffer.allocUnsafe(5 + 4 + PAGES_PER_FRAME * (4 + PAGE_BYTES));
+  private blocks: BlockCopySource | null = null;
+  /** The guest is stopped: send at full speed. */
+  private final = false;
 
   constructor(
     private readonly vm: MigratingVm,
     private readonly uri: MigrationUri,
     private readonly params: MigrationParameters,
     private readonly onStateChange: (s: MigrationState) => void = () => {},
+    /** Copy the disks along (not shared storage). */
+    private readonly blockCopy = false,
   ) {}
 
   status(): MigrationStatus {
@@ -90,6 +100,7 @@ export class OutgoingMigration {
         expectedDowntimeMs: Number.isFinite(p.expectedDowntimeMs) ? p.expectedDowntimeMs : null,
         throttlePercent: p.throttlePercent,
       } : {}),
+      ...(this.blocks ? { disk: { bytesSent: this.blocks.bytesSent, dirtyBytes: this.blocks.dirtyBytes() } } : {}),
       ...(this.downtimeMs !== undefined ? { downtimeMs: this.downtimeMs } : {}),
       ...(this.error !== undefined ? { error: this.error } : {}),
     };
@@ -113,9 +124,13 @@ export class OutgoingMigration {
     try {
       const socket = await this.connect();
       const reader = new FrameReader(socket, `The destination (${describeUri(this.uri)})`, false);
-      await writeAll(socket, Buffer.concat([preamble(), jsonFrame(Frame.HELLO, this.vm.hello())]));
+      this.blocks = this.blockCopy ? new BlockCopySource(this.vm.copiedDisks(), (payload) => this.sendBlocks(payload)) : null;
+      await writeAll(socket, Buffer.concat([preamble(), jsonFrame(Frame.HELLO, { ...this.vm.hello(), blockDisks: this.blocks?.describe() ?? [] })]));
       this.setState("active");
       this.sendStartedAt = performance.now();
+      const cancelled = (): boolean => this.cancelRequested || !this.vm.running();
+      await this.blocks?.copyLive(cancelled);
+      if (cancelled()) throw new PrecopyCancelled();
       const copied = await precopy({
         ram: this.vm.ram,
         flushTlbs: () => this.vm.flushTlbs(),
@@ -123,7 +138,7 @@ export class OutgoingMigration {
         downtimeLimitMs: () => this.params.downtimeLimitMs,
         maxRounds: 30,
         now: () => performance.now(),
-        cancelled: () => this.cancelRequested || !this.vm.running(),
+        cancelled,
         throttle: (cap) => this.vm.throttle(cap),
         onProgress: (p) => (this.progress = p),
       });
@@ -132,6 +147,9 @@ export class OutgoingMigration {
       stopped = true;
       const header = await this.vm.stopForSwitchover();
       this.vm.throttle(null);
+      // The guest's writes are drained and flushed: what is dirty now is the last of the disks.
+      this.final = true;
+      await this.blocks?.sendDirty();
       await this.sendPages(mergePages(copied.pending, this.vm.ram.takeDirtyPages()), true);
       await writeAll(socket, jsonFrame(Frame.STATE, header));
       await withTimeout(reader.expect(Frame.READY), SWITCHOVER_TIMEOUT_MS, "The destination did not build the VM in time");
@@ -140,12 +158,14 @@ export class OutgoingMigration {
       await writeAll(socket, frame(Frame.GO));
       await withTimeout(reader.expect(Frame.RUNNING), SWITCHOVER_TIMEOUT_MS, "The destination did not confirm it runs the guest");
       this.downtimeMs = Math.round(performance.now() - stoppedAt);
+      this.blocks?.stop();
       this.finish("completed");
       socket.end();
       this.vm.handedOver();
     } catch (e) {
       this.socket?.destroy();
       this.vm.throttle(null);
+      this.blocks?.stop();
       const cancelled = this.cancelRequested && !go;
       this.error = cancelled ? "The migration was cancelled." : e instanceof PrecopyCancelled ? "The VM stopped running during the migration." : (e as Error).message;
       if (go) {
@@ -205,6 +225,13 @@ export class OutgoingMigration {
       this.sentBytes += 5 + length;
       if (!final) await this.pace();
     }
+  }
+
+  /** One BLOCKS frame, paced to the bandwidth limit while the guest runs. */
+  private async sendBlocks(payload: Buffer): Promise<void> {
+    await writeAll(this.socket!, frame(Frame.BLOCKS, payload));
+    this.sentBytes += 5 + payload.length;
+    if (!this.final) await this.pace();
   }
 
   private async pace(): Promise<void> {

@@ -3,7 +3,7 @@
 //   "NVMIGRAT" | u32 version, then frames: u8 kind | u32 payload bytes | payload
 //
 // source → destination: HELLO (JSON: the VM's config), PAGES (u32 count | u32 page numbers[] |
-// 4 KiB each), STATE (JSON: the snapshot header), GO; destination → source: READY (built, not
+// 4 KiB each), BLOCKS (disk data, block_copy.ts), STATE (JSON: the snapshot header), GO; destination → source: READY (built, not
 // running), RUNNING, and ERROR (JSON {message}) either way. The peer is untrusted: every length
 // is checked before anything is buffered, and a bad stream is refused with one sentence.
 
@@ -18,7 +18,9 @@ export const PAGE_BYTES = 4096;
 export const PAGES_PER_FRAME = 256;
 const MAX_JSON_BYTES = 64 << 20;
 
-export const Frame = { HELLO: 1, PAGES: 2, STATE: 3, READY: 4, GO: 5, RUNNING: 6, ERROR: 7 } as const;
+export const Frame = { HELLO: 1, PAGES: 2, STATE: 3, READY: 4, GO: 5, RUNNING: 6, ERROR: 7, BLOCKS: 8 } as const;
+/** The most disk data one BLOCKS frame carries (block_copy.ts). */
+export const BLOCK_CHUNK_BYTES = 64 << 10;
 export type FrameKind = (typeof Frame)[keyof typeof Frame];
 const FRAME_NAMES = Object.fromEntries(Object.entries(Frame).map(([k, v]) => [v, k])) as Record<number, string>;
 
@@ -63,6 +65,7 @@ export function jsonFrame(kind: FrameKind, value: unknown): Buffer {
 function maxPayload(kind: number): number {
   switch (kind) {
     case Frame.PAGES: return 4 + PAGES_PER_FRAME * (4 + PAGE_BYTES);
+    case Frame.BLOCKS: return 8 + BLOCK_CHUNK_BYTES;
     case Frame.HELLO: case Frame.STATE: case Frame.ERROR: return MAX_JSON_BYTES;
     case Frame.READY: case Frame.GO: case Frame.RUNNING: return 0;
     default: return -1;
