@@ -1,7 +1,10 @@
-// Figures query-stats reports that need translating from the CPU's own form: trap causes by name,
-// and the JIT's code cache.
+// Figures query-stats reports that need translating from the CPU's and devices' own form: trap
+// causes by name, each virtio device's counters, and the JIT's code cache.
 import type { BlockCache } from "../cpu/jit/block_cache.js";
-import type { JitStatsReport } from "./controller.js";
+import { VirtioBlk } from "../devices/virtio/block/device.js";
+import type { VirtioDevice } from "../devices/virtio/device.js";
+import type { VirtioMmio } from "../devices/virtio/mmio.js";
+import type { DeviceStats, JitStatsReport } from "./controller.js";
 
 const EXCEPTION_NAMES = [
   "instruction-misaligned", "instruction-access-fault", "illegal-instruction", "breakpoint",
@@ -31,4 +34,39 @@ export function jitReport(c: BlockCache, instructions: number): JitStatsReport {
     compiledShare: instructions > 0 ? Math.round((s.instructionsCompiled / instructions) * 1000) / 1000 : 0,
     maxBlocks: c.maxBlocks,
   };
+}
+
+/** Trap counts keyed by the spec's names (several CPU keys may share one). */
+export function trapCountsByName(counts: Iterable<[string, number]>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [cause, n] of counts) {
+    const name = trapCauseName(cause);
+    out[name] = (out[name] ?? 0) + n;
+  }
+  return out;
+}
+
+/** Each virtio device's figures, named as the user knows them (vda…, net0…). */
+export function deviceStats(
+  board: { virtio: readonly VirtioMmio[]; virtioDevices: readonly VirtioDevice[] },
+  nics: ReadonlyArray<{ name: string; device: VirtioDevice }>,
+  balloon: VirtioDevice,
+): DeviceStats[] {
+  let disk = 0;
+  return board.virtio.map((mmio, i) => {
+    const dev = board.virtioDevices[i]!;
+    const st = dev.stats();
+    const nic = nics.find((n) => n.device === dev);
+    const blk = dev instanceof VirtioBlk ? dev : null;
+    return {
+      name: nic?.name ?? (blk ? `vd${String.fromCharCode(0x61 + disk++)}` : `virtio${i}`),
+      kind: dev.name,
+      requests: st.requests ?? 0,
+      bytesRead: st.bytesRead ?? 0,
+      bytesWritten: st.bytesWritten ?? 0,
+      errors: (st.errors ?? 0) + mmio.stats().deviceFailures,
+      ...(nic || dev === balloon ? { counters: { ...st } } : {}),
+      ...(blk ? { queueDepth: { current: st.inFlight ?? 0, max: st.maxInFlight ?? 0 }, latency: blk.latency() } : {}),
+    };
+  });
 }

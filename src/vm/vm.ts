@@ -36,10 +36,10 @@ import { diskLimitsToRateLimit } from "./config.js";
 import { INIT_STARTED_LINE, LISTENING_LINE, networkRenewRequest, parseExitLine, POWERDOWN_REQUEST, resizeRequest } from "../image/init_script.js";
 import { ConfigError, DEFAULT_VM_NAME } from "./config.js";
 import { limitedLog, type LimitedLog } from "./log_limiter.js";
-import type { BalloonInfo, DeviceStats, DiskLimits, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
+import type { BalloonInfo, DiskLimits, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
 import type { BlockCache } from "../cpu/jit/block_cache.js";
 import { kernelCommandLine } from "./kernel_args.js";
-import { jitReport, trapCauseName } from "./stats_report.js";
+import { deviceStats, jitReport, trapCountsByName } from "./stats_report.js";
 import type { DiskConfig, VmConfig } from "./config.js";
 import { diskDevice, freezeDisk } from "./snapshot/disk_snapshot.js";
 import { nonZeroPages, SnapshotWriter } from "./snapshot/snapshot_file.js";
@@ -555,28 +555,8 @@ export class Vm implements VmController {
       s.at = now;
       s.instructions = this.vcpus.instructions;
     }
-    const trapsByCause: Record<string, number> = {};
-    for (const [cause, n] of this.vcpus.trapsByCause()) {
-      const name = trapCauseName(cause);
-      trapsByCause[name] = (trapsByCause[name] ?? 0) + n;
-    }
-    let disk = 0;
-    const devices: DeviceStats[] = this.board.virtio.map((mmio, i) => {
-      const dev = this.board.virtioDevices[i]!;
-      const st = dev.stats();
-      const nic = this.nics.find((n) => n.device === dev);
-      const blk = dev instanceof VirtioBlk ? dev : null;
-      return {
-        name: nic?.name ?? (blk ? `vd${String.fromCharCode(0x61 + disk++)}` : `virtio${i}`),
-        kind: dev.name,
-        requests: st.requests ?? 0,
-        bytesRead: st.bytesRead ?? 0,
-        bytesWritten: st.bytesWritten ?? 0,
-        errors: (st.errors ?? 0) + mmio.stats().deviceFailures,
-        ...(nic || dev === this.balloon ? { counters: { ...st } } : {}),
-        ...(blk ? { queueDepth: { current: st.inFlight ?? 0, max: st.maxInFlight ?? 0 }, latency: blk.latency() } : {}),
-      };
-    });
+    const trapsByCause = trapCountsByName(this.vcpus.trapsByCause());
+    const devices = deviceStats(this.board, this.nics, this.balloon);
     return {
       instructionsRetired: this.vcpus.instructions,
       mips: Math.round(s.mips * 10) / 10,
