@@ -2,7 +2,7 @@
 
 import { stat, truncate } from "node:fs/promises";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
-import cliProgress from "cli-progress";
+import { loadCliProgress } from "./progress.js";
 import type { BlockBackend } from "../storage/block_backend.js";
 import { DISK_FORMATS, openDisk, probeFormat, type DiskFormat } from "../storage/open.js";
 import { checkImage } from "../storage/qcow2/check.js";
@@ -276,7 +276,7 @@ async function cmdConvert(args: string[], io: DiskCliIo): Promise<number> {
       dst = await RawFileBackend.open(dstPath);
     }
     const bar = process.stderr.isTTY || flags.has("-p")
-      ? new cliProgress.SingleBar({ stream: process.stderr, noTTYOutput: flags.has("-p"), format: "converting [{bar}] {percentage}% | {value}/{total} MiB" }, cliProgress.Presets.shades_classic)
+      ? new (loadCliProgress().SingleBar)({ stream: process.stderr, noTTYOutput: flags.has("-p"), format: "converting [{bar}] {percentage}% | {value}/{total} MiB" }, loadCliProgress().Presets.shades_classic)
       : null;
     bar?.start(Math.ceil(src.size / CONVERT_CHUNK), 0);
     // A few chunks in flight keep both files busy; all-zero chunks stay unallocated.
