@@ -30,7 +30,7 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(RUN_HELP);
         return 0;
       }
-      return runVm(req.config, { pidFile: req.pidFile, consoleInput: req.consoleInput, restore: req.restore, incoming: req.incoming });
+      return runVm(req.config, { pidFile: req.pidFile, consoleInput: req.consoleInput, restore: req.restore, incoming: req.incoming, restoreWait: req.restoreWait });
     }
     case "image": {
       if (rest[0] !== "build") throw new UsageError("nodevisor image: the only subcommand is `build` (with optional --rebuild).");

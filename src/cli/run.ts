@@ -25,6 +25,7 @@ import { checkSnapshotHeader, type VmSnapshotHeader, type VmSnapshotInfo } from 
 import { restoredDisks } from "../vm/snapshot/disk_snapshot.js";
 import { parseMigrationUri, type MigrationUri } from "../vm/migration/stream.js";
 import { IncomingMigration } from "../vm/migration/incoming.js";
+import { RestoreWait, type RestoreRequestHandler } from "../vm/restore_wait.js";
 
 export const RUN_HELP = `Usage: nodevisor run [options] [-- COMMAND [ARGS...]]
 
@@ -79,6 +80,9 @@ Options:
                            instead of booting: the guest runs on as it was;
                            the machine's options come from the snapshot, but
                            --net may reconnect each of its NICs elsewhere
+      --restore-wait       start with no VM and wait for snapshot-load on the
+                           --control-socket: the restore then skips Node's
+                           start (a pool of waiting processes, docs/snapshots.md)
       --incoming tcp:HOST:PORT|unix:PATH
                            wait for a live migration (control socket migrate)
                            and run the VM it brings; the machine's options
@@ -112,6 +116,7 @@ const OPTIONS = {
   console: { type: "string" },
   terminal: { type: "string" },
   restore: { type: "string" },
+  "restore-wait": { type: "boolean" },
   incoming: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -129,6 +134,8 @@ export interface RunRequest {
   restore?: { path: string; info: VmSnapshotInfo };
   /** --incoming: where to wait for a live migration; `config` then holds only how the VM is run. */
   incoming?: { uri: MigrationUri; name: string | null; diskPaths: string[] };
+  /** --restore-wait: no VM until snapshot-load on the control socket; `prepare` checks the file and builds the request, as --restore would. */
+  restoreWait?: RestoreRequestHandler<RunRequest>;
 }
 
 /** Splits argv at the first `--` and parses the options; throws UsageError / ConfigError. */
@@ -149,7 +156,9 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
   }
   if (command !== null && command.length === 0) throw new UsageError("nodevisor run: nothing follows --. Give the command to run, e.g. `-- uname -a`.");
 
-  if (values.restore !== undefined && values.incoming !== undefined) throw new UsageError("nodevisor run: give --restore or --incoming, not both.");
+  const starts = (["restore", "restore-wait", "incoming"] as const).filter((o) => values[o] !== undefined);
+  if (starts.length > 1) throw new UsageError(`nodevisor run: give one of --restore, --restore-wait and --incoming, not --${starts.join(" and --")}.`);
+  if (values["restore-wait"]) return restoreWaitRequest(values, command);
   if (values.restore !== undefined) return restoreRequest(values, command);
   if (values.incoming !== undefined) return incomingRequest(values, command);
   const memoryBytes = parseMemorySize((values.memory as string | undefined) ?? "512M");
@@ -238,6 +247,17 @@ async function restoreRequest(values: Record<string, string | string[] | boolean
   config.disks = await restoredDisks(info.header.disks, info.header.config.disks, (d) => `${path}.${name}.${d.device}.qcow2`);
   const pidFile = values["pid-file"] === undefined ? null : resolve(values["pid-file"] as string);
   return { config, help: false, pidFile, consoleInput: consoleMode === "stdio", restore: { path, info } };
+}
+
+/** `run --restore-wait`: listen on the control socket and restore whatever snapshot-load names, as --restore would. */
+function restoreWaitRequest(values: Record<string, string | string[] | boolean | undefined>, command: string[] | null): RunRequest {
+  if (command !== null) throw new UsageError("nodevisor run: --restore-wait resumes a snapshot's guest as it was; it takes no command after --.");
+  if (values["control-socket"] === undefined) throw new UsageError("nodevisor run: --restore-wait needs --control-socket PATH, where snapshot-load arrives.");
+  const clash = MACHINE_OPTIONS.find((o) => o !== "net" && values[o] !== undefined);
+  if (clash !== undefined) throw new UsageError(`nodevisor run: --restore-wait takes the VM's --${clash} from the snapshot; leave --${clash} out.`);
+  const config = { controlSocket: values["control-socket"] as string, consoleLog: null, cpuCap: null } as unknown as VmConfig;
+  const pidFile = values["pid-file"] === undefined ? null : resolve(values["pid-file"] as string);
+  return { config, help: false, pidFile, consoleInput: false, restoreWait: { prepare: (path) => restoreRequest({ ...values, restore: path }, null) } };
 }
 
 /**
@@ -360,8 +380,25 @@ async function findImage(name: string | undefined, build: boolean): Promise<Gues
 /** Runs the VM to completion; returns the process exit status. */
 export async function runVm(
   config: VmConfig,
-  opts: { pidFile?: string | null; consoleInput?: boolean; restore?: RunRequest["restore"]; incoming?: RunRequest["incoming"] } = {},
+  opts: { pidFile?: string | null; consoleInput?: boolean; restore?: RunRequest["restore"]; incoming?: RunRequest["incoming"]; restoreWait?: RunRequest["restoreWait"] } = {},
 ): Promise<number> {
+  let server: ControlServer | null = null;
+  let waited: Awaited<RestoreWait<RunRequest>["requested"]> | null = null;
+  if (opts.restoreWait) {
+    let quit!: () => void;
+    const quitting = new Promise<null>((r) => (quit = () => r(null)));
+    const waiter = new RestoreWait(opts.restoreWait, quit);
+    server = new ControlServer({ path: config.controlSocket!, controller: waiter.controller, version: PACKAGE_VERSION });
+    await server.listen();
+    process.stderr.write(`nodevisor: waiting for snapshot-load on ${config.controlSocket}\n`);
+    waited = await Promise.race([waiter.requested, quitting]);
+    if (waited === null) {
+      await server.close();
+      return 0;
+    }
+    config = waited.request.config;
+    opts = { ...opts, restore: waited.request.restore, consoleInput: waited.request.consoleInput };
+  }
   let incoming: IncomingMigration | null = null;
   if (opts.incoming) {
     const uri = opts.incoming.uri;
@@ -380,13 +417,14 @@ export async function runVm(
     onStdout: (d) => process.stdout.write(d),
     onStderr: (d) => process.stderr.write(d),
     log: (m) => process.stderr.write(`nodevisor: ${m}\n`),
-  }).catch((e: unknown) => {
+  }).catch(async (e: unknown) => {
     // The source resumes the guest at once instead of waiting for us.
     incoming?.fail(`the destination cannot build the VM: ${(e as Error).message}`);
+    waited?.failed(e as Error);
+    await server?.close();
     throw e;
   });
-  let server: ControlServer | null = null;
-  if (config.controlSocket) {
+  if (config.controlSocket && server === null) {
     server = new ControlServer({ path: config.controlSocket, controller: vm, version: PACKAGE_VERSION });
     await server.listen();
   }
@@ -421,7 +459,9 @@ export async function runVm(
     await incoming?.ready();
     vm.start();
     await incoming?.running();
+    waited?.started(vm);
   } catch (e) {
+    waited?.failed(e as Error);
     detach();
     removePidFile();
     await server?.close();

@@ -69,7 +69,7 @@ function numberArg(command: string, name: string, value: unknown, min: number, m
 }
 
 /** The optional controller method, or a failure saying this VM cannot do it. */
-function capability<K extends "setCpuLimits" | "setDiskLimits" | "consoleResize" | "saveSnapshot" | "migrate" | "queryMigration" | "cancelMigration" | "setMigrationParameters" | "setBalloonTarget" | "balloonInfo" | "setBalloonStatsInterval">(c: ControlConnection, name: K): NonNullable<VmController[K]> {
+function capability<K extends "setCpuLimits" | "setDiskLimits" | "consoleResize" | "saveSnapshot" | "loadSnapshot" | "migrate" | "queryMigration" | "cancelMigration" | "setMigrationParameters" | "setBalloonTarget" | "balloonInfo" | "setBalloonStatsInterval">(c: ControlConnection, name: K): NonNullable<VmController[K]> {
   const fn = c.controller[name];
   if (typeof fn !== "function") throw new CommandFailure("GenericError", `This VM cannot ${name}; upgrade nodevisor.`);
   return (fn as (...a: never[]) => unknown).bind(c.controller) as NonNullable<VmController[K]>;
@@ -92,6 +92,7 @@ function requireState(conn: ControlConnection, allowed: readonly VmRunState[], a
     const why = status.reason === null ? "" : ` (${status.reason})`;
     throw new CommandFailure("InvalidState", `Cannot ${action}: the VM has stopped${why}.`);
   }
+  if (status.state === "inmigrate") throw new CommandFailure("InvalidState", `Cannot ${action}: this process waits for a snapshot; load one with snapshot-load first.`);
   throw new CommandFailure("InvalidState", `Cannot ${action}: the VM is ${status.state}.`);
 }
 
@@ -179,6 +180,18 @@ const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, CommandSpec>(
         const path = args.path as string;
         if (path.length === 0 || path.includes("\0")) throw new CommandFailure("InvalidArgument", 'The argument "path" must name a file.');
         return { ...(await capability(c, "saveSnapshot")(path)) };
+      },
+    },
+  ],
+  [
+    "snapshot-load",
+    {
+      args: { path: { type: "string", required: true } },
+      run: async (c, args) => {
+        requireState(c, ["inmigrate"], "load a snapshot (only a `run --restore-wait` process takes one)");
+        const path = args.path as string;
+        if (path.length === 0 || path.includes("\0")) throw new CommandFailure("InvalidArgument", 'The argument "path" must name a file.');
+        return { ...(await capability(c, "loadSnapshot")(path)) };
       },
     },
   ],

@@ -5,7 +5,8 @@
 import type { NicLimits } from "../net/shaper.js";
 import type { LatencySnapshot } from "../devices/virtio/block/latency.js";
 
-export type VmRunState = "starting" | "running" | "paused" | "shutdown" | "crashed";
+/** "inmigrate": a `run --restore-wait` process that has no VM until snapshot-load (QEMU's name for it). */
+export type VmRunState = "inmigrate" | "starting" | "running" | "paused" | "shutdown" | "crashed";
 
 export interface VmStatus {
   state: VmRunState;
@@ -151,9 +152,10 @@ export interface VmController {
   setBalloonStatsInterval?(seconds: number): void;
   /** Writes a snapshot of the running (or paused) VM to `path` (docs/snapshots.md). */
   saveSnapshot?(path: string): Promise<{ path: string; bytes: number; ramPages: number; pausedMs: number }>;
-  /** Live migration (docs/migration.md): starts it; its progress comes from queryMigration(). */
-  /** `blk`: copy the disks along (block migration) instead of sharing them. */
+  /** Live migration (docs/migration.md): starts it, copying the disks along with `blk`; its progress comes from queryMigration(). */
   migrate?(uri: string, opts?: { blk?: boolean }): void;
+  /** A `run --restore-wait` process: restores the snapshot at `path`; resolves once the guest runs. */
+  loadSnapshot?(path: string): Promise<{ path: string; loadMs: number }>;
   queryMigration?(): MigrationStatus;
   cancelMigration?(): void;
   setMigrationParameters?(p: Partial<MigrationParameters>): MigrationParameters;
