@@ -256,7 +256,7 @@ test("every command maps onto the controller", async (t) => {
     "balloon", "balloon-stats-interval", "console-attach", "console-detach", "console-resize", "console-write",
     "migrate", "migrate-cancel", "migrate-set-parameters", "pause", "powerdown",
     "query-balloon", "query-commands", "query-migrate", "query-stats", "query-status", "quit", "resume", "set-cpu-limits", "set-disk-limits", "set-link", "set-net-limits",
-    "snapshot-save",
+    "snapshot-load", "snapshot-save",
   ]);
   assert.deepEqual(await c.execute("query-status"), vm.status());
   assert.deepEqual(await c.execute("query-stats"), vm.stats());
