@@ -138,6 +138,16 @@ async function qmp(path: string): Promise<(cmd: string, args?: object) => Promis
   return send;
 }
 
+/** Waits until an incoming QEMU runs the guest, continuing it if the stream left it paused. */
+async function untilRunning(send: (cmd: string) => Promise<Record<string, unknown>>): Promise<void> {
+  for (;;) {
+    const st = ((await send("query-status")).return ?? {}) as { status?: string };
+    if (st.status === "running") return;
+    if (st.status === "paused" || st.status === "postmigrate") await send("cont");
+    await sleep(2);
+  }
+}
+
 function qemuArgs(kernel: string, initrd: string, qmpPath: string, extra: string[], memoryMiB = 512): string[] {
   const consoles = [0, 1, 2].flatMap((i) => ["-chardev", `null,id=c${i}`, "-device", `virtconsole,chardev=c${i}`]);
   return [
@@ -194,12 +204,7 @@ async function qemu(dir: string, kernel: string, initrd: string, memoryMiB: numb
     await untilExists(q2);
     await sleep(5);
     const send2 = await qmp(q2);
-    for (;;) {
-      const st = ((await send2("query-status")).return ?? {}) as { status?: string };
-      if (st.status === "running") break;
-      if (st.status === "paused" || st.status === "postmigrate") await send2("cont");
-      await sleep(2);
-    }
+    await untilRunning(send2);
     const restoreMs = performance.now() - t1;
     vm.kill("SIGKILL");
     await new Promise((r) => vm.on("close", r));
@@ -212,12 +217,7 @@ async function qemu(dir: string, kernel: string, initrd: string, memoryMiB: numb
     await sleep(500);
     const t4 = performance.now();
     await send4("migrate-incoming", { uri: `exec:cat ${file}` });
-    for (;;) {
-      const st = ((await send4("query-status")).return ?? {}) as { status?: string };
-      if (st.status === "running") break;
-      if (st.status === "paused" || st.status === "postmigrate") await send4("cont");
-      await sleep(2);
-    }
+    await untilRunning(send4);
     const loadIntoWaitingMs = performance.now() - t4;
     return {
       saveMs, pausedMs: typeof info.downtime === "number" ? info.downtime : null, bytes: statSync(file).blocks * 512, restoreMs, loadIntoWaitingMs,
