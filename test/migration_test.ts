@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { ControlClient } from "../src/vm/control_client.js";
 import type { MigrationStatus } from "../src/vm/migration/outgoing.js";
 import { createQcow2 } from "../src/storage/qcow2/create.js";
-import { openDisk } from "../src/storage/open.js";
+import { sectorText } from "./testing/disks.js";
 import { CLI, ensureTestImage } from "./helpers.js";
 import { typeLine, until, VmProcess } from "./testing/vm_process.js";
 
@@ -209,16 +209,9 @@ test("block migration: a guest writing to its qcow2 disk moves with a copy of th
     await b.execute("quit");
     await dest.exited;
     // The source's file stopped at the hand-over: what the guest wrote afterwards is only in the copy.
-    const sector = async (path: string, n: number): Promise<string> => {
-      const d = await openDisk(path);
-      const buf = new Uint8Array(512);
-      await d.read(n * 512, buf);
-      await d.close();
-      return Buffer.from(buf).toString("latin1").replace(/\0+$/, "").trim();
-    };
-    assert.equal(await sector(src, last), `w${last}`);
-    assert.equal(await sector(src, last + 5), "", "the source's file never saw the destination's writes");
-    assert.equal(await sector(copy, last + 5), `w${last + 5}`);
+    assert.equal(await sectorText(src, last), `w${last}`);
+    assert.equal(await sectorText(src, last + 5), "", "the source's file never saw the destination's writes");
+    assert.equal(await sectorText(copy, last + 5), `w${last + 5}`);
     for (const f of [src, copy]) {
       const check = spawnSync("qemu-img", ["check", f], { encoding: "utf8" });
       assert.equal(check.status, 0, `qemu-img check ${f}: ${check.stdout}${check.stderr}`);

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { createQcow2 } from "../src/storage/qcow2/create.js";
+import { sectorText } from "./testing/disks.js";
 import { CLI, ensureTestImage, nodevisor } from "./helpers.js";
 import { typeLine, VmProcess } from "./testing/vm_process.js";
 
@@ -122,14 +123,18 @@ test("a snapshot of a VM writing to a qcow2 disk: the restore sees exactly what 
   }
 });
 
-test("three clones of one snapshot each get a new VM generation, reseed their RNG and draw different bytes", async () => {
+test("three clones of one snapshot each get a new VM generation, reseed their RNG, draw different bytes and write disks of their own", async () => {
   const dir = mkdtempSync(join(tmpdir(), "nodevisor-clones-"));
   const snap = join(dir, "vm.snap");
-  const origin = VmProcess.nodevisor(["--control-socket", join(dir, "o.sock"), "--console", "none"]);
+  const disk = join(dir, "data.qcow2");
+  await createQcow2(disk, { size: 8 << 20 });
+  const origin = VmProcess.nodevisor(["--disk", disk, "--control-socket", join(dir, "o.sock"), "--console", "none"]);
   const clones: VmProcess[] = [];
   try {
     const o = await origin.connect(join(dir, "o.sock"));
     await origin.waitFor(/~# /, 900_000);
+    await type(o, "echo origin | dd of=/dev/vda bs=512 seek=1 conv=sync,fsync 2>/dev/null; echo wrote-origin");
+    await origin.waitFor(/^wrote-origin/m);
     await o.execute("snapshot-save", { path: snap });
     await o.execute("quit");
     await origin.exited;
@@ -142,11 +147,20 @@ test("three clones of one snapshot each get a new VM generation, reseed their RN
       // Give the generation-change interrupt a moment, then draw from the kernel's RNG.
       await type(c, "sleep 1; echo forks=$(dmesg | grep -c 'reseeded due to virtual machine fork') rnd=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n')");
       const m = await vm.waitFor(/forks=(\d+) rnd=([0-9a-f]{32})/, 120_000);
+      // Each clone writes its name on the disk it restored, and sees the origin's write under it.
+      await type(c, `echo ${names[i]} | dd of=/dev/vda bs=512 seek=2 conv=sync,fsync 2>/dev/null; echo disk=$(dd if=/dev/vda bs=512 skip=1 count=2 2>/dev/null | tr -d '\\000' | tr '\\n' ,)`);
+      const d = await vm.waitFor(/disk=(origin\S*)\s/, 120_000);
+      assert.equal(d[1], `origin,${names[i]},`, `clone ${names[i]} reads the snapshot's disk and its own write`);
       await c.execute("quit");
       assert.equal(m[1], "1", `clone ${names[i]}'s kernel saw the new VM generation and reseeded its RNG`);
       return m[2]!;
     }));
     assert.equal(new Set(draws).size, 3, `the clones drew ${draws.join(", ")}`);
+    await Promise.all(clones.map((vm) => vm.exited));
+    // The disks diverged: each clone's overlay holds its own write; the frozen disk holds none of them.
+    for (const name of names) assert.equal(await sectorText(`${snap}.${name}.vda.qcow2`, 2), name);
+    assert.equal(await sectorText(disk, 2), "");
+    assert.equal(await sectorText(disk, 1), "origin");
   } finally {
     await origin.stop();
     for (const vm of clones) await vm.stop();

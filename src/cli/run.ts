@@ -26,6 +26,7 @@ import { restoredDisks } from "../vm/snapshot/disk_snapshot.js";
 import { parseMigrationUri, type MigrationUri } from "../vm/migration/stream.js";
 import { IncomingMigration } from "../vm/migration/incoming.js";
 import { RestoreWait, type RestoreRequestHandler } from "../vm/restore_wait.js";
+import { preloadReclaim } from "../vm/host_memory.js";
 
 export const RUN_HELP = `Usage: nodevisor run [options] [-- COMMAND [ARGS...]]
 
@@ -388,6 +389,7 @@ export async function runVm(
     let quit!: () => void;
     const quitting = new Promise<null>((r) => (quit = () => r(null)));
     const waiter = new RestoreWait(opts.restoreWait, quit);
+    preloadReclaim(); // everything a restore would load, loaded before the request
     server = new ControlServer({ path: config.controlSocket!, controller: waiter.controller, version: PACKAGE_VERSION });
     await server.listen();
     process.stderr.write(`nodevisor: waiting for snapshot-load on ${config.controlSocket}\n`);

@@ -42,6 +42,11 @@ function loadMadvise(): Madvise | null {
   return madvise;
 }
 
+/** Loads madvise now (koffi costs ~15 ms): a process waiting to restore a snapshot does it before the request comes. */
+export function preloadReclaim(): void {
+  loadMadvise();
+}
+
 /** Reclaim for `buffer` (guest RAM); NODEVISOR_RECLAIM=accounting forces the fallback (to compare, or to test it). */
 export function hostMemoryFor(buffer: SharedArrayBuffer | ArrayBuffer): HostMemory {
   const forced = process.env.NODEVISOR_RECLAIM === "accounting";

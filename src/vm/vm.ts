@@ -109,7 +109,7 @@ export class Vm implements VmController {
   private readonly balloon: VirtioBalloon;
   private readonly balloonConfig: BalloonConfig;
   /** Set once the board (and so guest RAM) exists; the balloon releases pages through it. */
-  private hostMemory: HostMemory | null = null;
+  private reclaim: HostMemory | null = null;
   private balloonStatsTimer: NodeJS.Timeout | null = null;
   private readonly nics: { name: string; device: VirtioNet; backend: NetBackend; shaper: TokenBucketShaper }[];
   private readonly consoles: VirtioConsole[];
@@ -226,7 +226,7 @@ export class Vm implements VmController {
       deflateOnOom: this.balloonConfig.deflateOnOom,
       release: (offset, length) => {
         this.board.ram.discarding(offset, length);
-        return this.hostMemory?.release(offset, length) ?? false;
+        return this.hostMemory.release(offset, length);
       },
     });
     let disk = 0;
@@ -280,8 +280,6 @@ export class Vm implements VmController {
       log: this.guestLog,
     });
     this.exitServices = { bus: this.board.bus };
-    this.hostMemory = hostMemoryFor(this.board.ram.buffer);
-    if (this.hostMemory.mode === "accounting") log(`balloon: pages the guest gives up are only counted, not returned to the host: ${this.hostMemory.reason}.`);
     this.vcpus = threads ?? new Scheduler(this.board.harts, this.board.clint, this.clock, {
       onExit: (hart) => dispatchExit(hart, this.exitServices),
       afterSlice: () => {
@@ -354,6 +352,15 @@ export class Vm implements VmController {
 
   balloonInfo(): BalloonInfo {
     return describeBalloon(this.balloon, this.config.memoryBytes, this.balloonConfig, this.hostMemory);
+  }
+
+  /** Reclaim through madvise, set up on first use: loading koffi costs ~15 ms that a restore should not wait for. */
+  private get hostMemory(): HostMemory {
+    if (this.reclaim === null) {
+      this.reclaim = hostMemoryFor(this.board.ram.buffer);
+      if (this.reclaim.mode === "accounting") this.log(`balloon: pages the guest gives up are only counted, not returned to the host: ${this.reclaim.reason}.`);
+    }
+    return this.reclaim;
   }
 
 

@@ -12,6 +12,7 @@
 
 import { createHash } from "node:crypto";
 import { open, rename, rm, type FileHandle } from "node:fs/promises";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import type { GuestRam } from "../../seams/guest_ram.js";
 
 export const SNAPSHOT_VERSION = 2;
@@ -161,15 +162,25 @@ export async function writeSnapshotFile(path: string, header: unknown, ram: Gues
 
 /** Reads and checks a snapshot's prologue, header and page index (not the pages: see readPages). */
 export async function readSnapshotInfo<H>(path: string): Promise<SnapshotFileInfo<H>> {
-  const file = await open(path, "r").catch((e: NodeJS.ErrnoException) => {
-    throw new SnapshotError(`Cannot open the snapshot "${path}": ${e.code === "ENOENT" ? "no such file" : e.message}.`);
-  });
+  // Synchronous: a few small reads before anything runs, and every thread-pool hop is a restore's latency.
+  let fd: number;
   try {
-    const size = (await file.stat()).size;
+    fd = openSync(path, "r");
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new SnapshotError(`Cannot open the snapshot "${path}": ${err.code === "ENOENT" ? "no such file" : err.message}.`);
+  }
+  const file = {
+    stat: () => fstatSync(fd),
+    read: (buf: Buffer, at: number, length: number, position: number) => readSync(fd, buf, at, length, position),
+    close: () => closeSync(fd),
+  };
+  try {
+    const size = file.stat().size;
     const bad = (why: string) => new SnapshotError(`"${path}" is not a usable nodevisor snapshot: ${why}.`);
     if (size < PROLOGUE_BYTES) throw bad(`it is only ${size} bytes long`);
     const prologue = Buffer.alloc(PROLOGUE_BYTES);
-    await file.read(prologue, 0, PROLOGUE_BYTES, 0);
+    file.read(prologue, 0, PROLOGUE_BYTES, 0);
     if (!prologue.subarray(0, 8).equals(MAGIC)) throw bad("it does not start with the snapshot magic");
     const version = prologue.readUInt32LE(8);
     if (version !== SNAPSHOT_VERSION) {
@@ -182,7 +193,7 @@ export async function readSnapshotInfo<H>(path: string): Promise<SnapshotFileInf
     if (trailerBytes < 4 + 4 + END_MAGIC.length + 32) throw bad(`it ends early (${size} bytes, its RAM image alone takes ${trailerAt})`);
     if (trailerBytes > MAX_HEADER_BYTES + 8 * (ramBytes / PAGE_SIZE) + 64) throw bad("its trailer is impossibly long");
     const trailer = Buffer.alloc(trailerBytes);
-    await file.read(trailer, 0, trailerBytes, trailerAt);
+    file.read(trailer, 0, trailerBytes, trailerAt);
     const body = trailer.subarray(0, trailerBytes - 32);
     const digest = createHash("sha256").update(prologue).update(body).digest();
     if (!digest.equals(trailer.subarray(trailerBytes - 32))) throw bad("its checksum does not match (the file is truncated or damaged)");
@@ -209,7 +220,7 @@ export async function readSnapshotInfo<H>(path: string): Promise<SnapshotFileInf
     }
     return { header, pages, checksums, ramBytes, bytes: size };
   } finally {
-    await file.close();
+    file.close();
   }
 }
 
