@@ -44,6 +44,8 @@ export interface VmSpec {
   memoryTargetMiB?: number | null;
   /** Whether the daemon's memory policy may move this VM's balloon (default true). */
   memoryPolicy?: boolean;
+  /** A snapshot file the VM's next start resumes (`run --restore`); the daemon clears it once the restore ran (vm_state.ts). */
+  restore?: string;
 }
 
 export const VM_NAME_PATTERN = "^[a-z0-9][a-z0-9-]{0,31}$";
@@ -79,6 +81,7 @@ const specProperties = {
   autostart: { type: "boolean" },
   memoryTargetMiB: { type: ["integer", "null"], minimum: 1, maximum: MAX_MEMORY / 2 ** 20, description: "the guest's memory size while it runs (balloon target), at most memoryMiB" },
   memoryPolicy: { type: "boolean", description: "let the daemon's memory policy move this VM's balloon (default true)" },
+  restore: { type: "string", minLength: 1, maxLength: 4096, description: "an absolute path to a snapshot (POST /v1/vms/{name}/snapshot): the first start resumes it; vcpus, memoryMiB, boot files, disks and NICs come from it" },
 } as const;
 
 /** What POST /v1/vms accepts: everything but the name has a default. */
@@ -94,7 +97,7 @@ export const vmSpecPatchSchema = {
   type: "object",
   additionalProperties: false,
   minProperties: 1,
-  properties: Object.fromEntries(Object.entries(specProperties).filter(([k]) => k !== "name")),
+  properties: Object.fromEntries(Object.entries(specProperties).filter(([k]) => k !== "name" && k !== "restore")),
 } as const;
 
 /** A stored spec: every field present. */

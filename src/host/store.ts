@@ -8,7 +8,7 @@ import type { VmSpec } from "./spec.js";
 export type DesiredState = "running" | "paused" | "stopped";
 
 /** What the daemon last saw. */
-export type ObservedState = "stopped" | "starting" | "running" | "paused" | "stopping" | "crashed" | "failed";
+export type ObservedState = "stopped" | "starting" | "running" | "paused" | "stopping" | "crashed" | "failed" | "incoming";
 
 export interface VmRecord {
   spec: VmSpec;
@@ -20,6 +20,10 @@ export interface VmRecord {
   restarts: number;
   /** Why the VM process last ended, as a sentence; null if it never ended. */
   lastExit: string | null;
+  /** Set when the VM left this host by live migration (the URI it went to); a start is refused while set. */
+  migratedTo?: string | null;
+  /** The snapshot the VM was restored from, once that restore ran. */
+  restoredFrom?: string;
   createdAt: string;
   updatedAt: string;
 }

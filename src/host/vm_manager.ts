@@ -4,6 +4,9 @@
 import { EventEmitter } from "node:events";
 import { rmSync } from "node:fs";
 import type { VmStats } from "../vm/controller.js";
+import type { MigrationStatus } from "../vm/migration/outgoing.js";
+import type { SnapshotResult } from "../vm/snapshot/vm_snapshot.js";
+import { ControlCommandError } from "../vm/control_client.js";
 import { admit, promised, type Allocation, type HostCapacity } from "./admission.js";
 import { capsFromShares } from "./cpu_policy.js";
 import { freemem } from "node:os";
@@ -14,7 +17,9 @@ import { KeyedMutex } from "./keyed_mutex.js";
 import { vmPaths, type HostPaths } from "./paths.js";
 import { checkSpec, withDefaults, type VmSpec } from "./spec.js";
 import type { EventRecord, InventoryStore, ObservedState, VmRecord } from "./store.js";
-import { truncateLogIfLarge, VmProcess, type VmCommand, type VmExitInfo } from "./vm_process.js";
+import { VmStateOps } from "./vm_state_ops.js";
+import { isAlive, truncateLogIfLarge, VmProcess, type VmCommand, type VmExitInfo } from "./vm_process.js";
+import { checkRestorePatch, restoredSpec, restoreOverlay } from "./vm_state.js";
 
 export type VmAction = "start" | "stop" | "kill" | "reboot" | "pause" | "resume";
 export const VM_ACTIONS: readonly VmAction[] = ["start", "stop", "kill", "reboot", "pause", "resume"];
@@ -56,9 +61,18 @@ export interface VmView {
   lastExit: string | null;
   /** The cap the daemon applies now (the user's cap, or less when VMs contend); null: none. */
   effectiveCpuCap: number | null;
+  /** The live migration under way or last run while this daemon watched (out: this VM leaves; in: it arrives). */
+  migration: MigrationView | null;
+  /** Where the VM went by live migration; it does not start here while set. */
+  migratedTo: string | null;
+  /** The snapshot it was restored from, once the restore ran. */
+  restoredFrom: string | null;
   createdAt: string;
   updatedAt: string;
 }
+
+export type MigrationParams = { downtimeLimitMs?: number; maxBandwidth?: number };
+export type MigrationView = { direction: "out" | "in"; uri: string } & Omit<MigrationStatus, "uri" | "status"> & { status: MigrationStatus["status"] | "waiting" };
 
 /** What the poller last measured for a running VM. */
 export interface VmSample {
@@ -70,13 +84,13 @@ export interface VmSample {
   wantedCores: number;
 }
 
-const ACTIVE: readonly ObservedState[] = ["starting", "running", "paused", "stopping"];
+export const ACTIVE: readonly ObservedState[] = ["starting", "running", "paused", "stopping", "incoming"];
 const QUIT_GRACE_MS = 3000;
-const COMMAND_TIMEOUT_MS = 5000;
+export const COMMAND_TIMEOUT_MS = 5000;
 /** A VM that ran this long before dying starts its backoff afresh. */
 const STABLE_RUN_MS = 60_000;
 
-interface Live {
+export interface Live {
   proc: VmProcess;
   startedAt: number;
   /** Set when the daemon itself ends the process (stop, kill, reboot): not a death. */
@@ -93,20 +107,21 @@ interface Live {
 }
 
 export class VmManager extends EventEmitter {
-  private readonly store: InventoryStore;
-  private readonly paths: HostPaths;
+  /** @internal */ readonly store: InventoryStore;
+  /** @internal */ readonly paths: HostPaths;
   readonly capacity: HostCapacity;
-  private readonly command: VmCommand;
+  /** @internal */ readonly command: VmCommand;
   private readonly ensureImage: (spec: VmSpec) => Promise<void>;
   private readonly log: (m: string) => void;
   private readonly stopTimeoutMs: number;
   private readonly backoff: { first: number; max: number };
   private readonly maxLogBytes: number;
-  private readonly locks = new KeyedMutex();
-  private readonly live = new Map<string, Live>();
+  /** @internal */ readonly locks = new KeyedMutex();
+  /** @internal */ readonly live = new Map<string, Live>();
   private readonly samples = new Map<string, VmSample>();
   private readonly failures = new Map<string, number>();
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
+  private readonly state = new VmStateOps(this);
   /** Allocations of exec VMs, which are not in the inventory. */
   private readonly transient = new Set<Allocation>();
   private poller: NodeJS.Timeout | null = null;
@@ -141,8 +156,20 @@ export class VmManager extends EventEmitter {
             const state = status?.state ?? r.observed;
             const observed: ObservedState = state === "paused" ? "paused" : "running";
             this.attach(r.spec.name, proc, Date.now(), status?.memoryBytes ? Math.round(status.memoryBytes / MiB) : r.spec.memoryMiB);
-            this.update(r.spec.name, { observed, pid: proc.pid });
+            this.update(r.spec.name, { observed, pid: proc.pid, migratedTo: null });
+            if (r.spec.restore !== undefined) this.state.restoreRan(r.spec.name);
             this.event(r.spec.name, "adopted", `VM ${r.spec.name} (pid ${proc.pid}) was found running and is supervised again.`, { pid: proc.pid });
+            return;
+          }
+          if (r.observed === "incoming") {
+            // A process still waiting for its migration cannot be found again (it has no control socket yet).
+            if (r.pid !== null && isAlive(r.pid)) process.kill(r.pid, "SIGKILL");
+            this.update(r.spec.name, { observed: "failed", desired: "stopped", pid: null, lastExit: "the daemon restarted while the VM waited for its migration" });
+            this.event(r.spec.name, "receive-failed", `VM ${r.spec.name} no longer waits for a migration: the daemon restarted meanwhile; receive it again.`, {});
+            return;
+          }
+          if (this.state.handedOver(r.spec.name)) {
+            this.state.migratedAway(r.spec.name);
             return;
           }
           const info: VmExitInfo = { code: null, signal: null, reason: null, failed: true, message: "the VM process ended while no daemon was watching it" };
@@ -184,7 +211,7 @@ export class VmManager extends EventEmitter {
   create(input: Partial<VmSpec> & { name: string }): Promise<VmView> {
     return this.locks.run(input.name, async () => {
       if (this.store.getVm(input.name) !== null) throw conflict(`VM ${input.name} already exists; choose another name or delete it first.`);
-      const spec = withDefaults(input);
+      const spec = withDefaults(input.restore !== undefined ? await restoredSpec({ ...input, restore: input.restore }) : input);
       checkSpec(spec);
       if (spec.memoryTargetMiB != null) this.checkFloor(spec.name, spec.memoryTargetMiB);
       const now = new Date().toISOString();
@@ -200,6 +227,8 @@ export class VmManager extends EventEmitter {
     return this.locks.run(name, async () => {
       const rec = this.record(name);
       if ("name" in patch && patch.name !== name) throw invalid(`The field "name" cannot change; create a new VM instead.`);
+      if ("restore" in patch) throw invalid(`The field "restore" is set when a VM is created; create a new VM to restore a snapshot.`);
+      checkRestorePatch(rec.spec, patch);
       const spec: VmSpec = { ...rec.spec, ...patch, name };
       checkSpec(spec);
       if (spec.memoryTargetMiB != null) this.checkFloor(name, spec.memoryTargetMiB);
@@ -235,6 +264,7 @@ export class VmManager extends EventEmitter {
       this.cancelRestart(name);
       this.store.deleteVm(name);
       this.samples.delete(name);
+      this.state.migrations.delete(name);
       rmSync(vmPaths(this.paths, name).dir, { recursive: true, force: true });
       this.event(name, "deleted", `VM ${name} was deleted.`, {});
     });
@@ -243,6 +273,11 @@ export class VmManager extends EventEmitter {
   act(name: string, action: VmAction, opts: { timeoutMs?: number } = {}): Promise<VmView> {
     return this.locks.run(name, async () => {
       const rec = this.record(name);
+      if (rec.observed === "incoming" && (action === "stop" || action === "kill")) {
+        this.state.cancelReceive(name);
+        return this.get(name);
+      }
+      if (action !== "start") this.state.refuseWhileMigrating(name, action);
       switch (action) {
         case "start":
           if (ACTIVE.includes(rec.observed)) throw illegalTransition(`VM ${name} is already ${rec.observed === "running" ? "running" : rec.observed}.`);
@@ -332,7 +367,28 @@ export class VmManager extends EventEmitter {
     return this.store.listEvents(afterSeq, limit, vm);
   }
 
-  private record(name: string): VmRecord {
+  /** A live snapshot through the control socket; the spec's disks follow the VM onto its new overlays. */
+  snapshot(name: string, path: string): Promise<SnapshotResult> {
+    return this.state.snapshot(name, path);
+  }
+
+  /** Starts a live migration to `uri` (a `vm receive` elsewhere) and follows it; GET shows its progress. */
+  migrate(name: string, uri: string, params: MigrationParams = {}): Promise<VmView> {
+    return this.state.migrate(name, uri, params);
+  }
+
+  /** Calls off the migration under way; the guest runs on here. */
+  migrateCancel(name: string): Promise<VmView> {
+    return this.state.migrateCancel(name);
+  }
+
+  /** Waits for a VM migrated from elsewhere (state `incoming`); it runs once the migration arrives. */
+  receive(input: Partial<VmSpec> & { name: string }, listen: string, arrivalTimeoutMs: number): Promise<VmView> {
+    return this.state.receive(input, listen, arrivalTimeoutMs);
+  }
+
+  /** @internal */
+  record(name: string): VmRecord {
     const r = this.store.getVm(name);
     if (r === null) throw notFound(`VM ${name} does not exist; \`nodevisor vm list\` shows the VMs.`);
     return r;
@@ -350,19 +406,24 @@ export class VmManager extends EventEmitter {
       restarts: r.restarts,
       lastExit: r.lastExit,
       effectiveCpuCap: effective === undefined ? r.spec.cpuCap : effective,
+      migration: this.state.migrations.get(r.spec.name) ?? null,
+      migratedTo: r.migratedTo ?? null,
+      restoredFrom: r.restoredFrom ?? null,
       createdAt: r.createdAt,
       updatedAt: r.updatedAt,
     };
   }
 
-  private update(name: string, change: Partial<VmRecord>): VmRecord {
+  /** @internal */
+  update(name: string, change: Partial<VmRecord>): VmRecord {
     const r = this.record(name);
     const next = { ...r, ...change, updatedAt: new Date().toISOString() };
     this.store.putVm(next);
     return next;
   }
 
-  private event(vm: string | null, type: string, message: string, data: Record<string, unknown>): void {
+  /** @internal */
+  event(vm: string | null, type: string, message: string, data: Record<string, unknown>): void {
     const e = this.store.appendEvent({ vm, type, message, data });
     this.log(message);
     this.emit("event", e);
@@ -384,17 +445,21 @@ export class VmManager extends EventEmitter {
     }
   }
 
-  private liveOf(name: string): Live {
+  /** @internal */
+  liveOf(name: string): Live {
     const l = this.live.get(name);
     if (l === undefined) throw illegalTransition(`VM ${name} is not running.`);
     return l;
   }
 
-  private async command_<T = unknown>(live: Live, command: string, args?: object): Promise<T> {
+  /** @internal */
+  async command_<T = unknown>(live: Live, command: string, args?: object, timeoutMs = COMMAND_TIMEOUT_MS): Promise<T> {
     try {
-      return await withTimeout(live.proc.client.execute<T>(command, args), COMMAND_TIMEOUT_MS);
+      return await withTimeout(live.proc.client.execute<T>(command, args), timeoutMs);
     } catch (e) {
       if (e instanceof ApiError) throw e;
+      // The VM's own refusal (a VM with firmware, a snapshot path it cannot write) is a sentence for the caller.
+      if (e instanceof ControlCommandError) throw e.errorClass === "InvalidArgument" ? invalid(e.desc) : conflict(`The VM refused "${command}": ${e.desc}`);
       throw vmFailed(`The VM process did not carry out "${command}": ${(e as Error).message}`);
     }
   }
@@ -414,7 +479,12 @@ export class VmManager extends EventEmitter {
 
   private async startLocked(name: string, isRestart: boolean): Promise<void> {
     const rec = this.record(name);
+    if (rec.migratedTo) {
+      throw illegalTransition(`VM ${name} was migrated to ${rec.migratedTo} and runs there on the same disks; delete it here, or migrate it back (\`nodevisor vm receive ${name}\`).`);
+    }
     admit(this.capacity, this.promised(name), { vcpus: rec.spec.vcpus, memoryBytes: rec.spec.memoryMiB * 2 ** 20 });
+    // A restore that failed before its guest ran may have left overlays; nothing has written to them.
+    if (rec.spec.restore !== undefined) rec.spec.disks.forEach((d, i) => d.path === restoreOverlay(rec.spec.restore!, name, `vd${String.fromCharCode(0x61 + i)}`) && rmSync(d.path, { force: true }));
     this.update(name, { desired: "running", observed: "starting", pid: null });
     try {
       await this.ensureImage(rec.spec);
@@ -424,6 +494,7 @@ export class VmManager extends EventEmitter {
       // The device holds the target until the guest's driver comes up and reads it.
       if (rec.spec.memoryTargetMiB != null && rec.spec.memoryTargetMiB < rec.spec.memoryMiB) await this.sendTarget(this.liveOf(name), rec.spec.memoryTargetMiB * MiB);
       const r = this.update(name, { observed: "running", pid: proc.pid, ...(isRestart ? { restarts: rec.restarts + 1 } : {}) });
+      if (rec.spec.restore !== undefined) this.state.restoreRan(name);
       this.event(name, isRestart ? "restarted" : "started", `VM ${name} ${isRestart ? `was restarted (restart ${r.restarts})` : "started"} (pid ${proc.pid}).`, { pid: proc.pid });
     } catch (e) {
       const message = (e as Error).message;
@@ -433,7 +504,8 @@ export class VmManager extends EventEmitter {
     }
   }
 
-  private attach(name: string, proc: VmProcess, startedAt: number, ramMiB: number): void {
+  /** @internal */
+  attach(name: string, proc: VmProcess, startedAt: number, ramMiB: number): void {
     const live: Live = { proc, startedAt, expectingExit: false, sentCap: undefined, ramMiB, availableReadings: [], touchedReadings: [] };
     this.live.set(name, live);
     void proc.exited.then((info) => {
@@ -448,6 +520,7 @@ export class VmManager extends EventEmitter {
   private afterDeath(name: string, info: VmExitInfo, ranMs: number): void {
     const rec = this.store.getVm(name);
     if (rec === null) return;
+    if (info.reason === "migrated" || (info.code === 0 && this.state.migrations.get(name)?.direction === "out" && this.state.handedOver(name))) return this.state.migratedAway(name);
     const wanted = rec.desired !== "stopped";
     const policy = rec.spec.restartPolicy;
     const restart = wanted && (policy === "always" || (policy === "on-failure" && info.failed));
@@ -477,7 +550,8 @@ export class VmManager extends EventEmitter {
     );
   }
 
-  private cancelRestart(name: string): void {
+  /** @internal */
+  cancelRestart(name: string): void {
     const t = this.restartTimers.get(name);
     if (t !== undefined) clearTimeout(t);
     this.restartTimers.delete(name);
@@ -618,11 +692,11 @@ export class VmManager extends EventEmitter {
   }
 }
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref());
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
     p.then(

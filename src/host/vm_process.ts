@@ -34,6 +34,7 @@ export function currentVmCommand(): VmCommand {
 
 /** The `nodevisor run` options for a spec. */
 export function runArguments(spec: VmSpec, paths: VmPaths, balloon?: string): string[] {
+  if (spec.restore !== undefined) return restoreArguments(spec, paths);
   const args = ["run", "--name", spec.name, "--memory", `${spec.memoryMiB}M`, "--cpus", String(spec.vcpus)];
   if (spec.image !== undefined) args.push("--image", spec.image);
   if (spec.kernel !== undefined) args.push("--kernel", spec.kernel);
@@ -55,6 +56,22 @@ export function runArguments(spec: VmSpec, paths: VmPaths, balloon?: string): st
   return args;
 }
 
+/** `run --restore`: the machine (and its balloon settings) come from the snapshot, only how it is run from the spec. */
+function restoreArguments(spec: VmSpec, paths: VmPaths): string[] {
+  const args = ["run", "--restore", spec.restore!, "--name", spec.name];
+  if (spec.cpuCap !== null) args.push("--cpu-cap", String(spec.cpuCap));
+  args.push("--control-socket", paths.controlSocket, "--pid-file", paths.pidFile, "--console", "none");
+  return args;
+}
+
+/** `run --incoming URI`: the machine comes from the migration source. */
+export function incomingArguments(spec: VmSpec, paths: VmPaths, listen: string): string[] {
+  const args = ["run", "--incoming", listen, "--name", spec.name];
+  if (spec.cpuCap !== null) args.push("--cpu-cap", String(spec.cpuCap));
+  args.push("--control-socket", paths.controlSocket, "--pid-file", paths.pidFile, "--console", "none");
+  return args;
+}
+
 /**
  * glibc's malloc raises its mmap threshold each time a large block is freed, so after boot
  * the ~40 MiB of kernel and initrd buffers, once garbage, stay in a heap it cannot shrink
@@ -70,7 +87,7 @@ export function vmProcessEnv(base: NodeJS.ProcessEnv, name: string): NodeJS.Proc
   return { ...base, NODEVISOR_VM_NAME: name, GLIBC_TUNABLES: withTunable };
 }
 
-const CLEAN_REASONS = new Set(["poweroff", "quit", "reset"]);
+const CLEAN_REASONS = new Set(["poweroff", "quit", "reset", "migrated"]);
 
 export function describeExit(code: number | null, signal: string | null, reason: string | null): VmExitInfo {
   let failed: boolean;
@@ -92,7 +109,7 @@ export function describeExit(code: number | null, signal: string | null, reason:
     message = "the VM process disappeared (it was not started by this daemon, so its status is unknown)";
   } else {
     failed = false;
-    message = reason === "poweroff" ? "the guest powered off" : reason === "reset" ? "the guest rebooted" : "the VM stopped";
+    message = reason === "poweroff" ? "the guest powered off" : reason === "reset" ? "the guest rebooted" : reason === "migrated" ? "the VM moved to another host (live migration)" : "the VM stopped";
   }
   return { code, signal, reason, failed, message };
 }
@@ -165,48 +182,46 @@ export class VmProcess {
 
   /** Starts `nodevisor run` for the spec and connects to its control socket. */
   static async start(o: VmProcessOptions): Promise<VmProcess> {
-    mkdirSync(o.paths.dir, { recursive: true, mode: 0o700 });
-    mkdirSync(o.paths.controlSocket.slice(0, o.paths.controlSocket.lastIndexOf("/")), { recursive: true, mode: 0o700 });
-    rotateLog(o.paths.consoleLog);
-    rotateLog(o.paths.vmmLog);
-    try {
-      unlinkSync(o.paths.pidFile);
-    } catch {
-      // none left over
-    }
-    const out = openSync(o.paths.consoleLog, "a", 0o600);
-    const err = openSync(o.paths.vmmLog, "a", 0o600);
-    let child: ChildProcess;
-    try {
-      // Its own process group, its output in files: it outlives the daemon, and no pipe ties them.
-      child = spawn(o.command.execPath, [...o.command.prefix, ...runArguments(o.spec, o.paths, o.balloon)], {
-        detached: true,
-        stdio: ["ignore", out, err],
-        env: vmProcessEnv(process.env, o.spec.name),
-      });
-    } finally {
-      closeSync(out);
-      closeSync(err);
-    }
-    child.unref();
-    const earlyExit = new Promise<never>((_, reject) => {
-      child.once("exit", (code, signal) => reject(new Error(startFailure(o.paths.vmmLog, code, signal))));
-      child.once("error", (e) => reject(new Error(`Cannot start the VM process: ${e.message}.`)));
-    });
+    const { child, earlyExit } = spawnVmProcess(o, runArguments(o.spec, o.paths, o.balloon));
     try {
       const client = await Promise.race([connectWhenReady(o.paths.controlSocket, o.startTimeoutMs ?? 60_000), earlyExit]);
       return new VmProcess(child.pid!, client, child);
     } catch (e) {
-      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, "SIGKILL");
-        } catch {
-          // already gone
-        }
-      }
+      killChildGroup(child);
       throw e;
     } finally {
       earlyExit.catch(() => {});
+    }
+  }
+
+  /**
+   * Starts `nodevisor run --incoming LISTEN` and resolves once it listens (with the address it
+   * listens on). `arrived` resolves when the migrated VM is built and serves its control socket,
+   * and rejects when the process ends first or `cancel()` is called.
+   */
+  static async startIncoming(o: VmProcessOptions & { listen: string; arrivalTimeoutMs: number }): Promise<IncomingVmProcess> {
+    const { child, earlyExit } = spawnVmProcess(o, incomingArguments(o.spec, o.paths, o.listen));
+    earlyExit.catch(() => {});
+    let cancelled = false;
+    const cancel = (): void => {
+      cancelled = true;
+      killChildGroup(child);
+    };
+    try {
+      const listening = await Promise.race([waitForLogLine(o.paths.vmmLog, /waiting for a migration on (\S+)/, o.startTimeoutMs ?? 60_000), earlyExit]);
+      const arrived = (async () => {
+        try {
+          const client = await Promise.race([connectWhenReady(o.paths.controlSocket, o.arrivalTimeoutMs, () => cancelled), earlyExit]);
+          return new VmProcess(child.pid!, client, child);
+        } catch (e) {
+          killChildGroup(child);
+          throw cancelled ? new Error("the wait for the migration was called off") : e;
+        }
+      })();
+      return { pid: child.pid!, listening, arrived, cancel };
+    } catch (e) {
+      killChildGroup(child);
+      throw e;
     }
   }
 
@@ -261,9 +276,80 @@ export class VmProcess {
   }
 }
 
-async function connectWhenReady(path: string, timeoutMs: number): Promise<ControlClient> {
+/** A VM process waiting for a live migration (VmProcess.startIncoming). */
+export interface IncomingVmProcess {
+  pid: number;
+  /** Where it listens, as a URI (tcp:HOST:PORT with the port it got, or unix:PATH). */
+  listening: string;
+  arrived: Promise<VmProcess>;
+  /** Ends the waiting process. */
+  cancel(): void;
+}
+
+function spawnVmProcess(o: VmProcessOptions, args: string[]): { child: ChildProcess; earlyExit: Promise<never> } {
+  mkdirSync(o.paths.dir, { recursive: true, mode: 0o700 });
+  mkdirSync(o.paths.controlSocket.slice(0, o.paths.controlSocket.lastIndexOf("/")), { recursive: true, mode: 0o700 });
+  rotateLog(o.paths.consoleLog);
+  rotateLog(o.paths.vmmLog);
+  for (const stale of [o.paths.pidFile, o.paths.controlSocket]) {
+    try {
+      unlinkSync(stale);
+    } catch {
+      // none left over
+    }
+  }
+  const out = openSync(o.paths.consoleLog, "a", 0o600);
+  const err = openSync(o.paths.vmmLog, "a", 0o600);
+  let child: ChildProcess;
+  try {
+    // Its own process group, its output in files: it outlives the daemon, and no pipe ties them.
+    child = spawn(o.command.execPath, [...o.command.prefix, ...args], {
+      detached: true,
+      stdio: ["ignore", out, err],
+      env: vmProcessEnv(process.env, o.spec.name),
+    });
+  } finally {
+    closeSync(out);
+    closeSync(err);
+  }
+  child.unref();
+  const earlyExit = new Promise<never>((_, reject) => {
+    child.once("exit", (code, signal) => reject(new Error(startFailure(o.paths.vmmLog, code, signal))));
+    child.once("error", (e) => reject(new Error(`Cannot start the VM process: ${e.message}.`)));
+  });
+  return { child, earlyExit };
+}
+
+function killChildGroup(child: ChildProcess): void {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
+/** Polls a log file until a line matches; resolves with the first group. */
+async function waitForLogLine(path: string, re: RegExp, timeoutMs: number): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    let text = "";
+    try {
+      text = readFileSync(path, "utf8");
+    } catch {
+      // not written yet
+    }
+    const m = re.exec(text);
+    if (m !== null) return m[1]!;
+    if (Date.now() > deadline) throw new Error(`The VM process did not start listening within ${Math.round(timeoutMs / 1000)} s; see its log.`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function connectWhenReady(path: string, timeoutMs: number, cancelled: () => boolean = () => false): Promise<ControlClient> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (cancelled()) throw new Error("cancelled");
     if (existsSync(path)) {
       try {
         return await ControlClient.connect(path, { timeoutMs: 2000 });
