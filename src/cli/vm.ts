@@ -16,6 +16,8 @@ import { latencyQuantileBound, type LatencySnapshot } from "../devices/virtio/bl
 import { parseDiskSpec } from "./run.js";
 import { UsageError } from "./errors.js";
 import { attachTerminal } from "./terminal.js";
+import { runStateCommand, STATE_COMMANDS, VM_STATE_HELP } from "./vm_state.js";
+import { resolve } from "node:path";
 
 export const VM_HELP = `Usage: nodevisor vm <command> [options]
 
@@ -32,7 +34,7 @@ Commands:
   exec NAME -- CMD [ARGS...]   run a command in a fresh VM made from NAME's spec
   stats NAME                   counters of a running VM
   logs NAME [--vmm] [--bytes N]  the end of its console (or VMM) log
-
+${VM_STATE_HELP}
 Spec options:
   -c, --cpus N  -m, --memory SIZE  --image NAME  --kernel FILE  --initrd FILE
   --append "ARGS"  --disk FILE[,readonly][,format=F][,bps=RATE][,iops=N][,burst=B]
@@ -40,6 +42,8 @@ Spec options:
   --cpu-cap PCT  --cpu-shares N  --restart no|on-failure|always  --autostart / --no-autostart
   --memory-target SIZE|none (the guest's memory while it runs: a balloon target
   within --memory, applied at once)  --memory-policy on|off (docs/memory.md)
+  --restore FILE (create only: the VM starts from a snapshot, which sets its
+  vCPUs, memory, boot files, disks and NICs; later starts boot it afresh)
 
 Connection (default: the local daemon's socket):
   --socket PATH  --host URL  --token TOKEN | --token-file FILE  --json
@@ -65,6 +69,11 @@ const OPTIONS = {
   autostart: { type: "boolean" },
   "no-autostart": { type: "boolean" },
   timeout: { type: "string" },
+  restore: { type: "string" },
+  listen: { type: "string" },
+  "downtime-limit": { type: "string" },
+  "max-bandwidth": { type: "string" },
+  "no-wait": { type: "boolean" },
   vmm: { type: "boolean" },
   bytes: { type: "string" },
   socket: { type: "string" },
@@ -101,7 +110,9 @@ export async function runVmCommand(argv: string[], out: (s: string) => void = (s
     out(VM_HELP);
     return sub === undefined && !values.help ? 2 : 0;
   }
-  if (extra.length > 0) throw new UsageError(`nodevisor vm ${sub}: unexpected argument "${extra[0]}".`);
+  const takesTarget = sub === "snapshot" || sub === "migrate";
+  if (extra.length > (takesTarget ? 1 : 0)) throw new UsageError(`nodevisor vm ${sub}: unexpected argument "${extra[takesTarget ? 1 : 0]}".`);
+  if (values.restore !== undefined && sub !== "create") throw new UsageError(`nodevisor vm ${sub}: --restore applies to create only.`);
   const client = clientFrom(values);
   const json = values.json === true;
   const needName = (): string => {
@@ -117,7 +128,7 @@ export async function runVmCommand(argv: string[], out: (s: string) => void = (s
         return 0;
       }
       case "create": {
-        const body = { name: needName(), ...specFrom(values) };
+        const body = { name: needName(), ...specFrom(values), ...(values.restore !== undefined ? { restore: resolve(values.restore as string) } : {}) };
         const v = await client.call<VmView>("POST", "/v1/vms", body);
         print(v, () => `VM ${v.name} created (${v.spec.vcpus} vCPU, ${v.spec.memoryMiB} MiB); start it with \`nodevisor vm start ${v.name}\`.\n`);
         return 0;
@@ -142,7 +153,7 @@ export async function runVmCommand(argv: string[], out: (s: string) => void = (s
       case "resume": {
         const body: { action: string; timeoutSec?: number } = { action: sub };
         if (values.timeout !== undefined) {
-          if (sub !== "stop") throw new UsageError("nodevisor vm: --timeout applies to stop only.");
+          if (sub !== "stop") throw new UsageError("nodevisor vm: --timeout applies to stop and receive only.");
           body.timeoutSec = Number(values.timeout);
           if (!(body.timeoutSec >= 0)) throw new UsageError(`nodevisor vm stop: --timeout needs seconds, not "${values.timeout}".`);
         }
@@ -179,6 +190,7 @@ export async function runVmCommand(argv: string[], out: (s: string) => void = (s
       case "console":
         return await attachConsole(client, needName());
       default:
+        if (STATE_COMMANDS.has(sub)) return await runStateCommand({ sub, name: needName(), target: extra[0], values, client, json, out, spec: () => specFrom(values) });
         throw new UsageError(`nodevisor vm: unknown command "${sub}". See \`nodevisor vm --help\`.`);
     }
   } catch (e) {
@@ -276,9 +288,23 @@ function showVm(v: VmView): string {
     ["restart", `${s.restartPolicy}${s.autostart ? ", autostart" : ""}; restarted ${v.restarts} times`],
     ...s.disks.map((d, i) => [`disk vd${String.fromCharCode(97 + i)}`, `${d.path}${d.readOnly ? " (read-only)" : ""}${d.bps ? ` bps=${d.bps}` : ""}${d.iops ? ` iops=${d.iops}` : ""}`]),
     ...(s.nics ?? []).map((n, i) => [`nic eth${i}`, describeNic(n)]),
+    ...(s.restore !== undefined ? [["restore", `${s.restore} (its next start resumes this snapshot)`]] : []),
+    ...(v.restoredFrom !== null ? [["restored", `from ${v.restoredFrom}`]] : []),
+    ...(v.migration !== null ? [["migration", describeMigration(v.migration)]] : []),
+    ...(v.migratedTo !== null ? [["moved", `to ${v.migratedTo} (it runs there; it does not start here)`]] : []),
     ["last exit", v.lastExit ?? "-"],
   ];
   return lines.map(([k, val]) => `${String(k).padEnd(10)} ${val}`).join("\n") + "\n";
+}
+
+function describeMigration(m: NonNullable<VmView["migration"]>): string {
+  const where = m.direction === "out" ? `to ${m.uri}` : `from elsewhere, on ${m.uri}`;
+  const figures = [
+    m.ram ? `${formatSize(m.ram.bytesSent ?? (m.ram.pagesSent ?? 0) * 4096)} sent in ${m.ram.rounds} rounds, ${m.ram.remainingPages ?? 0} pages left` : "",
+    m.downtimeMs !== undefined ? `the guest stopped for ${m.downtimeMs} ms` : "",
+    m.error ?? "",
+  ].filter((f) => f !== "");
+  return `${where}: ${m.status}${figures.length > 0 ? ` (${figures.join("; ")})` : ""}`;
 }
 
 function showStats(s: Record<string, any>): string {

@@ -13,7 +13,7 @@ import { loadImage, imagesDir, defaultCacheDir } from "../image/guest_image.js";
 import { PACKAGE_VERSION } from "../cli/version.js";
 import * as S from "./api_schemas.js";
 import { ApiError, illegalTransition, invalid, type ErrorBody } from "./errors.js";
-import { vmSpecInputSchema, vmSpecPatchSchema, type VmSpec } from "./spec.js";
+import { VM_NAME_PATTERN, vmSpecInputSchema, vmSpecPatchSchema, type VmSpec } from "./spec.js";
 import type { VmAction, VmManager } from "./vm_manager.js";
 import type { ConsoleHub } from "./console_hub.js";
 import type { DisksService } from "./disks_service.js";
@@ -155,6 +155,8 @@ export async function buildApi(ctx: ApiContext, opts: ApiOptions = {}): Promise<
     },
     async (req) => m.act(req.params.name, req.body.action, req.body.timeoutSec !== undefined ? { timeoutMs: req.body.timeoutSec * 1000 } : {}),
   );
+
+  registerStateRoutes(app, m);
 
   app.get<{ Params: { name: string } }>(
     "/v1/vms/:name/stats",
@@ -301,6 +303,55 @@ export async function buildApi(ctx: ApiContext, opts: ApiOptions = {}): Promise<
 
   registerWebConsole(app);
   return app;
+}
+
+/** Live snapshots, restores' counterpart (POST /v1/vms with `restore`), and live migration out and in. */
+function registerStateRoutes(app: FastifyInstance, m: VmManager): void {
+  app.post<{ Params: { name: string }; Body: { path: string } }>(
+    "/v1/vms/:name/snapshot",
+    {
+      schema: {
+        summary: "Save a running VM to a snapshot file while it runs; its writable disks go on on new overlays (the spec follows)",
+        params: S.nameParams,
+        body: S.snapshotBodySchema,
+        response: S.withErrors({ 200: S.snapshotResultSchema }, 502),
+      },
+    },
+    async (req) => m.snapshot(req.params.name, req.body.path),
+  );
+  app.post<{ Params: { name: string }; Body: { uri: string; downtimeLimitMs?: number; maxBandwidth?: number } }>(
+    "/v1/vms/:name/migrate",
+    {
+      schema: {
+        summary: "Start a live migration of a running VM to a VM waiting with receive; GET /v1/vms/{name} shows its progress",
+        params: S.nameParams,
+        body: S.migrateBodySchema,
+        response: S.withErrors({ 200: S.vmViewSchema }, 502),
+      },
+    },
+    async (req) => m.migrate(req.params.name, req.body.uri, { downtimeLimitMs: req.body.downtimeLimitMs, maxBandwidth: req.body.maxBandwidth }),
+  );
+  app.post<{ Params: { name: string } }>(
+    "/v1/vms/:name/migrate-cancel",
+    { schema: { summary: "Call off the migration under way; the guest runs on here", params: S.nameParams, response: S.withErrors({ 200: S.vmViewSchema }, 502) } },
+    async (req) => m.migrateCancel(req.params.name),
+  );
+  app.post<{ Params: { name: string }; Body: { listen: string; timeoutSec?: number; spec?: Partial<VmSpec> } }>(
+    "/v1/vms/:name/receive",
+    {
+      schema: {
+        summary: "Wait for a VM migrated from another nodevisor: creates it in state incoming (or takes back one that migrated away from here)",
+        params: S.nameParams,
+        body: S.receiveBodySchema,
+        response: S.withErrors({ 201: S.vmViewSchema }, 502),
+      },
+    },
+    async (req, reply) => {
+      if (!new RegExp(VM_NAME_PATTERN).test(req.params.name)) throw invalid(`The name "${req.params.name}" is not a VM name: use lower-case letters, digits and -, at most 32.`);
+      const view = await m.receive({ ...req.body.spec, name: req.params.name }, req.body.listen, (req.body.timeoutSec ?? 3600) * 1000);
+      return reply.status(201).send(view);
+    },
+  );
 }
 
 function registerDiskRoutes(app: FastifyInstance, ctx: ApiContext): void {

@@ -3,12 +3,13 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ajv } from "ajv";
 import { ApiClient, type RawResponse } from "./api_client.js";
 import { startDaemon, testHost, waitFor, type TestHost } from "./testing/daemon_fixture.js";
 import { isAlive } from "./vm_process.js";
+import { createQcow2 } from "../storage/qcow2/create.js";
 
 type Doc = { openapi: string; paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: object }> }> }>> };
 
@@ -266,4 +267,175 @@ test("disks through the API: create, clone, snapshot, info; a running VM's disk 
   await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/web/actions", { action: "kill" });
   await waitFor("the streamed events", () => streamed.includes("killed"));
   assert.deepEqual(streamed, ["created", "started", "edited", "started", "rebooted", "killed"]);
+});
+
+test("live snapshots through the API: bad input, the reply's figures, the spec following the new overlay, an event", async (t) => {
+  const { host, api } = await setup(t);
+  const disk = join(host.dir, "data.qcow2");
+  await createQcow2(disk, { size: 8 << 20 });
+  await api.call("POST", "/v1/vms", "/v1/vms", { name: "s", kernel: host.kernels.idle, memoryMiB: 32, disks: [{ path: disk, bps: 1 << 20 }] });
+  const snap = join(host.dir, "s.snap");
+  let r = await api.call("POST", "/v1/vms/{name}/snapshot", "/v1/vms/nope/snapshot", { path: snap });
+  assert.deepEqual([r.status, r.body.code], [404, "not-found"]);
+  r = await api.call("POST", "/v1/vms/{name}/snapshot", "/v1/vms/s/snapshot", { path: snap });
+  assert.deepEqual([r.status, r.body], [409, { code: "invalid-transition", message: "VM s is stopped; only a running or paused VM can be snapshotted (start it first)." }]);
+  await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/s/actions", { action: "start" });
+  r = await api.call("POST", "/v1/vms/{name}/snapshot", "/v1/vms/s/snapshot", { path: "s.snap" });
+  assert.deepEqual([r.status, r.body.message], [400, 'The field "path" must be an absolute path for the snapshot file, not "s.snap".']);
+  r = await api.call("POST", "/v1/vms/{name}/snapshot", "/v1/vms/s/snapshot", { path: join(host.dir, "no", "s.snap") });
+  assert.deepEqual([r.status, r.body.message], [400, `Cannot write the snapshot "${join(host.dir, "no", "s.snap")}": the folder "${join(host.dir, "no")}" does not exist; create it first.`]);
+  r = await api.call("POST", "/v1/vms/{name}/snapshot", "/v1/vms/s/snapshot", {});
+  assert.deepEqual([r.status, r.body.message], [400, 'The field "path" is required.']);
+  r = await api.call("POST", "/v1/vms/{name}/snapshot", "/v1/vms/s/snapshot", { path: snap });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal(r.body.path, snap);
+  assert.ok(r.body.bytes > 4096 && r.body.pausedMs >= 0, JSON.stringify(r.body));
+  assert.deepEqual(r.body.disks, [{ device: "vda", frozen: disk, active: `${snap}.vda.after.qcow2` }]);
+  const view = (await api.call("GET", "/v1/vms/{name}", "/v1/vms/s")).body;
+  assert.deepEqual(view.spec.disks, [{ path: `${snap}.vda.after.qcow2`, format: "qcow2", bps: 1 << 20 }], "the next start opens the overlay, not the frozen file");
+  assert.equal(view.state, "running");
+  r = await api.call("POST", "/v1/vms/{name}/snapshot", "/v1/vms/s/snapshot", { path: snap });
+  assert.deepEqual([r.status, r.body.code], [409, "conflict"]);
+  assert.match(r.body.message, /exists already; choose another path/);
+  const saved = (await api.call("GET", "/v1/events", "/v1/events?vm=s")).body.events.find((e: { type: string }) => e.type === "snapshot-saved");
+  assert.ok(saved !== undefined && saved.data.path === snap && typeof saved.data.pausedMs === "number" && saved.data.disks.length === 1, JSON.stringify(saved));
+  // A restart opens the overlay (the frozen file stays as the snapshot left it).
+  const rebooted = await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/s/actions", { action: "reboot" });
+  assert.equal(rebooted.body.state, "running", JSON.stringify(rebooted.body));
+  await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/s/actions", { action: "kill" });
+});
+
+test("VMs restored from a snapshot: bad input, the machine read from the snapshot, two clones side by side, a restart boots afresh", async (t) => {
+  const { host, api } = await setup(t);
+  const disk = join(host.dir, "data.qcow2");
+  await createQcow2(disk, { size: 8 << 20 });
+  await api.call("POST", "/v1/vms", "/v1/vms", { name: "src", kernel: host.kernels.idle, memoryMiB: 48, disks: [{ path: disk }] });
+  await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/src/actions", { action: "start" });
+  const snap = join(host.dir, "src.snap");
+  assert.equal((await api.call("POST", "/v1/vms/{name}/snapshot", "/v1/vms/src/snapshot", { path: snap })).status, 200);
+  await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/src/actions", { action: "kill" });
+
+  const notSnapshot = join(host.dir, "not.snap");
+  writeFileSync(notSnapshot, "hello");
+  const bad: Array<[unknown, number, RegExp]> = [
+    [{ name: "c", restore: notSnapshot }, 400, /^The field "restore" names no usable snapshot: ".*not\.snap" is not a usable nodevisor snapshot: it is only 5 bytes long\.$/],
+    [{ name: "c", restore: join(host.dir, "missing.snap") }, 400, /^The field "restore" names no usable snapshot: Cannot open the snapshot ".*missing\.snap": no such file\.$/],
+    [{ name: "c", restore: "src.snap" }, 400, /^The field "restore" must be an absolute path to a snapshot file, not "src\.snap"\.$/],
+    [{ name: "c", restore: snap, memoryMiB: 64 }, 400, /^The field "memoryMiB" comes from the snapshot when a VM is restored; leave it out/],
+    [{ name: "c", restore: snap, disks: [] }, 400, /^The field "disks" comes from the snapshot/],
+  ];
+  for (const [body, status, message] of bad) {
+    const r = await api.call("POST", "/v1/vms", "/v1/vms", body);
+    assert.equal(r.status, status, JSON.stringify(body));
+    assert.match(r.body.message, message);
+  }
+
+  const clones = ["c1", "c2"];
+  for (const name of clones) {
+    const r = await api.call("POST", "/v1/vms", "/v1/vms", { name, restore: snap, cpuCap: 50 });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    assert.deepEqual([r.body.spec.vcpus, r.body.spec.memoryMiB, r.body.spec.kernel, r.body.spec.restore], [1, 48, host.kernels.idle, snap]);
+    assert.deepEqual(r.body.spec.disks, [{ path: `${snap}.${name}.vda.qcow2`, format: "qcow2" }]);
+    const p = await api.call("PATCH", "/v1/vms/{name}", `/v1/vms/${name}`, { memoryMiB: 64 });
+    assert.deepEqual([p.status, p.body.message], [400, `VM ${name} starts from the snapshot "${snap}", which sets its "memoryMiB"; start it once, then change it.`]);
+  }
+  const started = await Promise.all(clones.map((name) => api.call("POST", "/v1/vms/{name}/actions", `/v1/vms/${name}/actions`, { action: "start" })));
+  for (const r of started) {
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.state, "running");
+    assert.equal(r.body.spec.restore, undefined, "the restore ran");
+    assert.equal(r.body.restoredFrom, snap);
+  }
+  assert.notEqual(started[0]!.body.pid, started[1]!.body.pid);
+  for (const name of clones) assert.ok(existsSync(`${snap}.${name}.vda.qcow2`), `${name} writes to its own overlay`);
+  const stats = await api.call("GET", "/v1/vms/{name}/stats", "/v1/vms/c1/stats");
+  assert.equal(stats.body.memoryBytes, 48 * 2 ** 20);
+  // A restart boots the snapshot's kernel afresh on the clone's own overlay.
+  const rebooted = await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/c1/actions", { action: "reboot" });
+  assert.equal(rebooted.body.state, "running", JSON.stringify(rebooted.body));
+  assert.notEqual(rebooted.body.pid, started[0]!.body.pid);
+  const r = await api.call("POST", "/v1/vms", "/v1/vms", { name: "c3", restore: snap });
+  assert.equal(r.status, 201);
+  await api.call("DELETE", "/v1/vms/{name}", "/v1/vms/c3");
+  for (const name of clones) await api.call("POST", "/v1/vms/{name}/actions", `/v1/vms/${name}/actions`, { action: "kill" });
+  await api.call("DELETE", "/v1/vms/{name}", "/v1/vms/c1");
+  const again = await api.call("POST", "/v1/vms", "/v1/vms", { name: "c1", restore: snap });
+  assert.deepEqual([again.status, again.body.code], [409, "conflict"]);
+  assert.match(again.body.message, /^The disk overlay ".*c1\.vda\.qcow2" exists already: a VM named c1 was restored from this snapshot before/);
+  const types = (await api.call("GET", "/v1/events", "/v1/events?vm=c2")).body.events.map((e: { type: string }) => e.type);
+  assert.deepEqual(types, ["created", "started", "restored", "killed"]);
+});
+
+test("live migration between two daemons: bad input, a tiny VM moves, the source shows it migrated and never restarts it", async (t) => {
+  const a = await setup(t);
+  const b = await setup(t);
+  await a.api.call("POST", "/v1/vms", "/v1/vms", { name: "m", kernel: a.host.kernels.idle, memoryMiB: 32, restartPolicy: "always" });
+  let r = await a.api.call("POST", "/v1/vms/{name}/migrate", "/v1/vms/nope/migrate", { uri: "tcp:127.0.0.1:1" });
+  assert.deepEqual([r.status, r.body.code], [404, "not-found"]);
+  r = await a.api.call("POST", "/v1/vms/{name}/migrate", "/v1/vms/m/migrate", { uri: "tcp:127.0.0.1:1" });
+  assert.deepEqual([r.status, r.body.message], [409, "VM m is stopped; only a running VM can be migrated."]);
+  await a.api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/m/actions", { action: "start" });
+  r = await a.api.call("POST", "/v1/vms/{name}/migrate", "/v1/vms/m/migrate", { uri: "http://b:80" });
+  assert.deepEqual([r.status, r.body.message], [400, 'The field "uri" is not a migration address: Cannot migrate to "http://b:80": give tcp:HOST:PORT or unix:PATH.']);
+  r = await a.api.call("POST", "/v1/vms/{name}/migrate-cancel", "/v1/vms/m/migrate-cancel");
+  assert.deepEqual([r.status, r.body.message], [409, "VM m is not migrating; there is nothing to cancel."]);
+  r = await b.api.call("POST", "/v1/vms/{name}/receive", "/v1/vms/m/receive", { listen: "udp:1" });
+  assert.equal(r.status, 400);
+  assert.match(r.body.message, /^The field "listen" is not a migration address/);
+  r = await b.api.call("POST", "/v1/vms/{name}/receive", "/v1/vms/Bad_Name/receive", { listen: "tcp:127.0.0.1:0" });
+  assert.equal(r.status, 400);
+
+  // A migration to a receiver that is called off fails, and the source runs on, supervised.
+  const sock = join(b.host.dir, "mig.sock");
+  r = await b.api.call("POST", "/v1/vms/{name}/receive", "/v1/vms/m/receive", { listen: `unix:${sock}`, spec: { restartPolicy: "on-failure" } });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  assert.equal(r.body.state, "incoming");
+  assert.deepEqual([r.body.migration.direction, r.body.migration.status, r.body.migration.uri], ["in", "waiting", `unix:${sock}`]);
+  r = await b.api.call("POST", "/v1/vms/{name}/receive", "/v1/vms/m/receive", { listen: "tcp:127.0.0.1:0" });
+  assert.deepEqual([r.status, r.body.code], [409, "conflict"]);
+  r = await b.api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/m/actions", { action: "kill" });
+  assert.equal(r.body.state, "stopped");
+  assert.equal(r.body.migration.status, "cancelled");
+  const sourcePid = (await a.api.call("GET", "/v1/vms/{name}", "/v1/vms/m")).body.pid;
+  r = await a.api.call("POST", "/v1/vms/{name}/migrate", "/v1/vms/m/migrate", { uri: `unix:${sock}` });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const failed = await waitFor("the migration to fail", async () => {
+    const v = (await a.api.call("GET", "/v1/vms/{name}", "/v1/vms/m")).body;
+    return v.migration.status === "failed" ? v : undefined;
+  });
+  assert.deepEqual([failed.state, failed.pid, failed.migratedTo], ["running", sourcePid, null]);
+  assert.ok(failed.migration.error.length > 0);
+
+  // Received under the name it had; the source's process exits after the hand-over, which is no crash.
+  await b.api.call("DELETE", "/v1/vms/{name}", "/v1/vms/m");
+  r = await b.api.call("POST", "/v1/vms/{name}/receive", "/v1/vms/m/receive", { listen: "tcp:127.0.0.1:0" });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  const uri = r.body.migration.uri as string;
+  assert.match(uri, /^tcp:127\.0\.0\.1:\d+$/);
+  assert.notEqual(uri, "tcp:127.0.0.1:0", "the port it got");
+  r = await a.api.call("POST", "/v1/vms/{name}/migrate", "/v1/vms/m/migrate", { uri, downtimeLimitMs: 100 });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal(r.body.migration.direction, "out");
+  const moved = await waitFor("the source to show the VM migrated", async () => {
+    const v = (await a.api.call("GET", "/v1/vms/{name}", "/v1/vms/m")).body;
+    return v.migratedTo !== null ? v : undefined;
+  });
+  assert.deepEqual([moved.state, moved.desired, moved.pid, moved.migratedTo, moved.migration.status], ["stopped", "stopped", null, uri, "completed"]);
+  assert.ok(!isAlive(sourcePid), "the source process has ended");
+  const arrived = await waitFor("the VM to run on b", async () => {
+    const v = (await b.api.call("GET", "/v1/vms/{name}", "/v1/vms/m")).body;
+    return v.state === "running" ? v : undefined;
+  });
+  assert.deepEqual([arrived.spec.memoryMiB, arrived.spec.restartPolicy], [32, "no"], "the RAM of the VM that arrived, not the default 256 MiB");
+  assert.ok(isAlive(arrived.pid));
+  await new Promise((res) => setTimeout(res, 1500));
+  assert.equal((await a.api.call("GET", "/v1/vms/{name}", "/v1/vms/m")).body.state, "stopped", "restart policy always does not bring it back");
+  r = await a.api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/m/actions", { action: "start" });
+  assert.equal(r.status, 409);
+  assert.match(r.body.message, /^VM m was migrated to tcp:127\.0\.0\.1:\d+ and runs there on the same disks; delete it here, or migrate it back/);
+  const typesA = (await a.api.call("GET", "/v1/events", "/v1/events?vm=m")).body.events.map((e: { type: string }) => e.type);
+  assert.deepEqual(typesA, ["created", "started", "migrating", "migration-failed", "migrating", "migrated"]);
+  const typesB = (await b.api.call("GET", "/v1/events", "/v1/events?vm=m")).body.events.map((e: { type: string }) => e.type);
+  assert.deepEqual(typesB.slice(-3), ["created", "receiving", "received"]);
+  await b.api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/m/actions", { action: "kill" });
 });

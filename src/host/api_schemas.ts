@@ -2,7 +2,7 @@
 // response-validation plugin checks every response, and @fastify/swagger turns them into the
 // OpenAPI document at /openapi.json.
 
-import { vmSpecSchema } from "./spec.js";
+import { vmSpecReceiveSchema, vmSpecSchema } from "./spec.js";
 
 export const errorSchema = {
   type: "object",
@@ -14,12 +14,29 @@ export const errorSchema = {
   },
 } as const;
 
-export const vmStates = ["stopped", "starting", "running", "paused", "stopping", "crashed", "failed"] as const;
+export const vmStates = ["stopped", "starting", "running", "paused", "stopping", "crashed", "failed", "incoming"] as const;
+
+/** A live migration as the VM's view shows it: query-migrate's figures (docs/control-socket.md) and its direction. */
+export const migrationViewSchema = {
+  type: ["object", "null"],
+  required: ["direction", "uri", "status"],
+  properties: {
+    direction: { type: "string", enum: ["out", "in"], description: "out: this VM leaves this host; in: it arrives (uri: where it is awaited)" },
+    uri: { type: "string" },
+    status: { type: "string", enum: ["waiting", "none", "setup", "active", "device", "completed", "failed", "cancelled"] },
+    totalTimeMs: { type: "number" },
+    ram: { type: "object", additionalProperties: { type: "number" } },
+    expectedDowntimeMs: { type: ["number", "null"] },
+    downtimeMs: { type: "number" },
+    throttlePercent: { type: ["number", "null"] },
+    error: { type: "string" },
+  },
+} as const;
 
 export const vmViewSchema = {
   type: "object",
   additionalProperties: false,
-  required: ["name", "spec", "desired", "state", "pid", "restarts", "lastExit", "effectiveCpuCap", "createdAt", "updatedAt"],
+  required: ["name", "spec", "desired", "state", "pid", "restarts", "lastExit", "effectiveCpuCap", "migration", "migratedTo", "restoredFrom", "createdAt", "updatedAt"],
   properties: {
     name: { type: "string" },
     spec: vmSpecSchema,
@@ -29,6 +46,9 @@ export const vmViewSchema = {
     restarts: { type: "integer" },
     lastExit: { type: ["string", "null"] },
     effectiveCpuCap: { type: ["integer", "null"] },
+    migration: migrationViewSchema,
+    migratedTo: { type: ["string", "null"], description: "where the VM went by live migration; it does not start here while set" },
+    restoredFrom: { type: ["string", "null"], description: "the snapshot it was restored from, once the restore ran" },
     createdAt: { type: "string" },
     updatedAt: { type: "string" },
   },
@@ -47,6 +67,58 @@ export const actionBodySchema = {
   properties: {
     action: { type: "string", enum: ["start", "stop", "kill", "reboot", "pause", "resume"] },
     timeoutSec: { type: "number", minimum: 0, maximum: 3600, description: "stop: seconds to wait for the guest to power off before killing it" },
+  },
+} as const;
+
+export const snapshotBodySchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["path"],
+  properties: { path: { type: "string", minLength: 1, maxLength: 4096, description: "an absolute path for the snapshot file, in an existing folder; never overwritten" } },
+} as const;
+
+export const snapshotResultSchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["path", "bytes", "ramPages", "pausedMs", "rounds", "disks"],
+  properties: {
+    path: { type: "string" },
+    bytes: { type: "integer", description: "the file's length (its RAM image is sparse)" },
+    ramPages: { type: "integer", description: "non-zero 4 KiB pages written" },
+    pausedMs: { type: "number", description: "how long the guest was stopped" },
+    rounds: { type: "integer", description: "rounds of pages written while the guest ran" },
+    disks: {
+      type: "array",
+      description: "each writable disk: the file the snapshot keeps (frozen) and the overlay the VM writes to now (active; the VM's spec follows)",
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["device", "frozen", "active"],
+        properties: { device: { type: "string" }, frozen: { type: "string" }, active: { type: "string" } },
+      },
+    },
+  },
+} as const;
+
+export const migrateBodySchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["uri"],
+  properties: {
+    uri: { type: "string", minLength: 1, maxLength: 4096, description: "where a `vm receive` waits: tcp:HOST:PORT or unix:PATH" },
+    downtimeLimitMs: { type: "integer", minimum: 1, maximum: 60_000, description: "the longest the guest may stop for the switch-over (default 300)" },
+    maxBandwidth: { type: "integer", minimum: 1 << 20, description: "bytes per second the stream may use (default 128 MiB/s)" },
+  },
+} as const;
+
+export const receiveBodySchema = {
+  type: "object",
+  additionalProperties: false,
+  required: ["listen"],
+  properties: {
+    listen: { type: "string", minLength: 1, maxLength: 4096, description: "where to wait: tcp:HOST:PORT (port 0: any free one; the view's migration.uri names it) or unix:PATH" },
+    timeoutSec: { type: "number", minimum: 1, maximum: 86_400, description: "how long to wait for the migration (default 3600)" },
+    spec: vmSpecReceiveSchema,
   },
 } as const;
 

@@ -100,6 +100,13 @@ export const vmSpecPatchSchema = {
   properties: Object.fromEntries(Object.entries(specProperties).filter(([k]) => k !== "name" && k !== "restore")),
 } as const;
 
+/** What POST /v1/vms/{name}/receive accepts beside the address: the VM's spec for later starts (the name is in the path; the machine that arrives wins). */
+export const vmSpecReceiveSchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: Object.fromEntries(Object.entries(specProperties).filter(([k]) => k !== "name" && k !== "restore")),
+} as const;
+
 /** A stored spec: every field present. */
 export const vmSpecSchema = {
   type: "object",

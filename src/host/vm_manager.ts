@@ -494,8 +494,8 @@ export class VmManager extends EventEmitter {
       // The device holds the target until the guest's driver comes up and reads it.
       if (rec.spec.memoryTargetMiB != null && rec.spec.memoryTargetMiB < rec.spec.memoryMiB) await this.sendTarget(this.liveOf(name), rec.spec.memoryTargetMiB * MiB);
       const r = this.update(name, { observed: "running", pid: proc.pid, ...(isRestart ? { restarts: rec.restarts + 1 } : {}) });
-      if (rec.spec.restore !== undefined) this.state.restoreRan(name);
       this.event(name, isRestart ? "restarted" : "started", `VM ${name} ${isRestart ? `was restarted (restart ${r.restarts})` : "started"} (pid ${proc.pid}).`, { pid: proc.pid });
+      if (rec.spec.restore !== undefined) this.state.restoreRan(name);
     } catch (e) {
       const message = (e as Error).message;
       this.update(name, { observed: "failed", pid: null, lastExit: message });
