@@ -48,7 +48,7 @@ test("the OpenAPI document describes every operation with its request and respon
   const { api } = await setup(t);
   assert.match(api.doc.openapi, /^3\./);
   const ops = Object.entries(api.doc.paths).flatMap(([p, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${p}`));
-  for (const want of ["GET /v1/vms", "POST /v1/vms", "GET /v1/vms/{name}", "PATCH /v1/vms/{name}", "DELETE /v1/vms/{name}", "POST /v1/vms/{name}/actions", "GET /v1/vms/{name}/console", "POST /v1/vms/{name}/exec", "GET /v1/vms/{name}/stats", "GET /v1/events", "GET /v1/host", "GET /v1/images", "POST /v1/disks", "POST /v1/disks/clone", "POST /v1/disks/snapshot", "GET /v1/disks/info", "GET /metrics"]) {
+  for (const want of ["GET /v1/vms", "POST /v1/vms", "GET /v1/vms/{name}", "PATCH /v1/vms/{name}", "DELETE /v1/vms/{name}", "POST /v1/vms/{name}/actions", "GET /v1/vms/{name}/console", "POST /v1/vms/{name}/exec", "GET /v1/vms/{name}/stats", "POST /v1/vms/{name}/snapshot", "POST /v1/vms/{name}/migrate", "POST /v1/vms/{name}/migrate-cancel", "POST /v1/vms/{name}/receive", "GET /v1/events", "GET /v1/host", "GET /v1/images", "POST /v1/disks", "POST /v1/disks/clone", "POST /v1/disks/snapshot", "GET /v1/disks/info", "GET /metrics"]) {
     assert.ok(ops.includes(want), `${want} is missing from the document`);
   }
   for (const [p, methods] of Object.entries(api.doc.paths)) {

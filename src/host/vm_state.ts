@@ -112,6 +112,11 @@ export function checkMigrationUri(field: string, uri: string): void {
 
 export const MIGRATION_ENDED: ReadonlySet<string> = new Set(["completed", "failed", "cancelled"]);
 
+/** Whether a VM process's log says it handed its guest over to a migration destination (src/vm/vm.ts). */
+export function handedOverIn(vmmLog: string): boolean {
+  return /migrated to \S+ in .*It runs there now\./.test(vmmLog);
+}
+
 /** The figures the source VM process logs as it hands over (src/vm/vm.ts), for the `migrated` event. */
 export function handoverFigures(vmmLog: string): Partial<MigrationStatus> {
   const m = /migrated to \S+ in (\d+) ms \((\d+) rounds, (\d+) pages\); the guest stopped for (\d+) ms/.exec(vmmLog);

@@ -11,7 +11,7 @@ import { conflict, illegalTransition, invalid, vmFailed } from "./errors.js";
 import { vmPaths } from "./paths.js";
 import { checkSpec, withDefaults, type VmSpec } from "./spec.js";
 import { VmProcess, type IncomingVmProcess } from "./vm_process.js";
-import { checkMigrationUri, checkSnapshotPath, disksAfterSnapshot, handoverFigures, MIGRATION_ENDED } from "./vm_state.js";
+import { checkMigrationUri, checkSnapshotPath, disksAfterSnapshot, handedOverIn, handoverFigures, MIGRATION_ENDED } from "./vm_state.js";
 import { ACTIVE, COMMAND_TIMEOUT_MS, sleep, withTimeout, type Live, type MigrationParams, type MigrationView, type VmManager, type VmView } from "./vm_manager.js";
 
 const MiB = 2 ** 20;
@@ -181,10 +181,10 @@ export class VmStateOps {
     this.m.event(name, "migrated", `VM ${name} was migrated to ${uri} and runs there now${downtime}.`, { uri, totalTimeMs: figures.totalTimeMs ?? null, downtimeMs: figures.downtimeMs ?? null, ram: figures.ram ?? null });
   }
 
-  /** Whether the VM's last process logged a completed hand-over (found at recover). */
+  /** Whether the VM's last process logged a completed hand-over (its log is rotated at each start, so it holds that process's life only). */
   handedOver(name: string): boolean {
     try {
-      return /It runs there now\.\s*$/.test(readFileSync(vmPaths(this.m.paths, name).vmmLog, "utf8").slice(-4096).split("\n").filter((l) => !/^\s*$/.test(l)).slice(-3).join("\n"));
+      return handedOverIn(readFileSync(vmPaths(this.m.paths, name).vmmLog, "utf8"));
     } catch {
       return false;
     }
