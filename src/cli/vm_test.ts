@@ -33,6 +33,12 @@ test("bad usage is refused before anything is sent", async () => {
   await assert.rejects(runVmCommand(["edit", "x", "--memory-policy", "maybe"]), /--memory-policy takes on or off, not "maybe"/);
   await assert.rejects(runVmCommand(["edit", "x", "--memory-target", "lots"]), /Cannot use memory size "lots"/);
   await assert.rejects(runVmCommand(["frobnicate", "x"]), /unknown command "frobnicate"/);
+  await assert.rejects(runVmCommand(["snapshot", "web1"]), /^UsageError: nodevisor vm snapshot: give the snapshot file, e\.g\. `nodevisor vm snapshot web1 \/var\/tmp\/web1\.snap`\.$/);
+  await assert.rejects(runVmCommand(["snapshot", "web1", "a.snap", "b.snap"]), /unexpected argument "b\.snap"/);
+  await assert.rejects(runVmCommand(["migrate", "web1"]), /give where to, e\.g\. `nodevisor vm migrate web1 tcp:10\.0\.0\.7:4444`/);
+  await assert.rejects(runVmCommand(["migrate", "web1", "tcp:h:1", "--downtime-limit", "soon"]), /--downtime-limit needs a whole number above 0, not "soon"/);
+  await assert.rejects(runVmCommand(["receive", "web1"]), /nodevisor vm receive: give where to wait, e\.g\. `--listen tcp:0\.0\.0\.0:4444`/);
+  await assert.rejects(runVmCommand(["start", "web1", "--restore", "x.snap"]), /nodevisor vm start: --restore applies to create only\./);
 });
 
 test("disk latency reads as a mean and the bounds of its median and 99th percentile", () => {

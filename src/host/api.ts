@@ -204,6 +204,7 @@ export async function buildApi(ctx: ApiContext, opts: ApiOptions = {}): Promise<
     },
     async (req) => {
       const view = m.get(req.params.name);
+      if (view.spec.restore !== undefined) throw illegalTransition(`VM ${view.name} has not resumed its snapshot yet (its disks are made then); start it once first.`);
       if (view.state !== "stopped" && view.state !== "crashed" && view.state !== "failed" && view.spec.disks.some((d) => !d.readOnly)) {
         throw illegalTransition(`VM ${view.name} is ${view.state} and its disks are in use; stop it first, or exec in a VM without writable disks.`);
       }
