@@ -74,6 +74,7 @@ const OPTIONS = {
   "downtime-limit": { type: "string" },
   "max-bandwidth": { type: "string" },
   "no-wait": { type: "boolean" },
+  "copy-disks": { type: "boolean" },
   vmm: { type: "boolean" },
   bytes: { type: "string" },
   socket: { type: "string" },

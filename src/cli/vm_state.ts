@@ -13,10 +13,13 @@ export const VM_STATE_HELP = `  snapshot NAME FILE           save the running VM
                                go on on new overlays (the VM's spec follows)
   migrate NAME URI             move the running VM to a \`vm receive\` at URI
                                (tcp:HOST:PORT or unix:PATH) and wait until it is there;
-                               --downtime-limit MS, --max-bandwidth RATE, --no-wait
+                               --downtime-limit MS, --max-bandwidth RATE, --no-wait,
+                               --copy-disks (block migration: no shared storage)
   migrate-cancel NAME          call off its migration (it runs on here)
   receive NAME --listen URI    wait for a VM migrated from another daemon
-                               (--timeout SEC; spec options for its later starts)
+                               (--timeout SEC; spec options for its later starts;
+                               --disk FILE: where each disk is here, or the new file
+                               a --copy-disks migration fills)
 `;
 
 export const STATE_COMMANDS = new Set(["snapshot", "migrate", "migrate-cancel", "receive"]);
@@ -56,6 +59,7 @@ export async function runStateCommand(c: StateCommandContext): Promise<number> {
       const body: Record<string, unknown> = { uri: c.target };
       if (c.values["downtime-limit"] !== undefined) body.downtimeLimitMs = wholeNumber("--downtime-limit", c.values["downtime-limit"] as string);
       if (c.values["max-bandwidth"] !== undefined) body.maxBandwidth = bytes("--max-bandwidth", c.values["max-bandwidth"] as string);
+      if (c.values["copy-disks"]) body.copyDisks = true;
       let v = await c.client.call<VmView>("POST", `${base}/migrate`, body);
       if (c.values["no-wait"]) {
         print(v, () => `VM ${c.name} is migrating to ${c.target}; \`nodevisor vm show ${c.name}\` shows how far it is.\n`);

@@ -320,7 +320,7 @@ function registerStateRoutes(app: FastifyInstance, m: VmManager): void {
     },
     async (req) => m.snapshot(req.params.name, req.body.path),
   );
-  app.post<{ Params: { name: string }; Body: { uri: string; downtimeLimitMs?: number; maxBandwidth?: number } }>(
+  app.post<{ Params: { name: string }; Body: { uri: string; downtimeLimitMs?: number; maxBandwidth?: number; copyDisks?: boolean } }>(
     "/v1/vms/:name/migrate",
     {
       schema: {
@@ -330,7 +330,7 @@ function registerStateRoutes(app: FastifyInstance, m: VmManager): void {
         response: S.withErrors({ 200: S.vmViewSchema }, 502),
       },
     },
-    async (req) => m.migrate(req.params.name, req.body.uri, { downtimeLimitMs: req.body.downtimeLimitMs, maxBandwidth: req.body.maxBandwidth }),
+    async (req) => m.migrate(req.params.name, req.body.uri, { downtimeLimitMs: req.body.downtimeLimitMs, maxBandwidth: req.body.maxBandwidth, copyDisks: req.body.copyDisks }),
   );
   app.post<{ Params: { name: string } }>(
     "/v1/vms/:name/migrate-cancel",

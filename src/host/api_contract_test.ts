@@ -366,10 +366,12 @@ test("VMs restored from a snapshot: bad input, the machine read from the snapsho
   assert.deepEqual(types, ["created", "started", "restored", "killed"]);
 });
 
-test("live migration between two daemons: bad input, a tiny VM moves, the source shows it migrated and never restarts it", async (t) => {
+test("live migration between two daemons: bad input, a tiny VM moves with its disk copied, the source shows it migrated and never restarts it", async (t) => {
   const a = await setup(t);
   const b = await setup(t);
-  await a.api.call("POST", "/v1/vms", "/v1/vms", { name: "m", kernel: a.host.kernels.idle, memoryMiB: 32, restartPolicy: "always" });
+  const disk = join(a.host.dir, "data.qcow2");
+  await createQcow2(disk, { size: 8 << 20 });
+  await a.api.call("POST", "/v1/vms", "/v1/vms", { name: "m", kernel: a.host.kernels.idle, memoryMiB: 32, restartPolicy: "always", disks: [{ path: disk }] });
   let r = await a.api.call("POST", "/v1/vms/{name}/migrate", "/v1/vms/nope/migrate", { uri: "tcp:127.0.0.1:1" });
   assert.deepEqual([r.status, r.body.code], [404, "not-found"]);
   r = await a.api.call("POST", "/v1/vms/{name}/migrate", "/v1/vms/m/migrate", { uri: "tcp:127.0.0.1:1" });
@@ -408,12 +410,13 @@ test("live migration between two daemons: bad input, a tiny VM moves, the source
 
   // Received under the name it had; the source's process exits after the hand-over, which is no crash.
   await b.api.call("DELETE", "/v1/vms/{name}", "/v1/vms/m");
-  r = await b.api.call("POST", "/v1/vms/{name}/receive", "/v1/vms/m/receive", { listen: "tcp:127.0.0.1:0" });
+  const copy = join(b.host.dir, "copy.qcow2");
+  r = await b.api.call("POST", "/v1/vms/{name}/receive", "/v1/vms/m/receive", { listen: "tcp:127.0.0.1:0", spec: { disks: [{ path: copy }] } });
   assert.equal(r.status, 201, JSON.stringify(r.body));
   const uri = r.body.migration.uri as string;
   assert.match(uri, /^tcp:127\.0\.0\.1:\d+$/);
   assert.notEqual(uri, "tcp:127.0.0.1:0", "the port it got");
-  r = await a.api.call("POST", "/v1/vms/{name}/migrate", "/v1/vms/m/migrate", { uri, downtimeLimitMs: 100 });
+  r = await a.api.call("POST", "/v1/vms/{name}/migrate", "/v1/vms/m/migrate", { uri, downtimeLimitMs: 100, copyDisks: true });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.equal(r.body.migration.direction, "out");
   const moved = await waitFor("the source to show the VM migrated", async () => {
@@ -428,6 +431,8 @@ test("live migration between two daemons: bad input, a tiny VM moves, the source
   });
   assert.deepEqual([arrived.spec.memoryMiB, arrived.spec.restartPolicy], [32, "no"], "the RAM of the VM that arrived, not the default 256 MiB");
   assert.ok(isAlive(arrived.pid));
+  assert.deepEqual(arrived.spec.disks, [{ path: copy }], "a restart on b opens the copy");
+  assert.ok(existsSync(copy), "the block migration made the copy");
   await new Promise((res) => setTimeout(res, 1500));
   assert.equal((await a.api.call("GET", "/v1/vms/{name}", "/v1/vms/m")).body.state, "stopped", "restart policy always does not bring it back");
   r = await a.api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/m/actions", { action: "start" });

@@ -108,6 +108,7 @@ export const migrateBodySchema = {
     uri: { type: "string", minLength: 1, maxLength: 4096, description: "where a `vm receive` waits: tcp:HOST:PORT or unix:PATH" },
     downtimeLimitMs: { type: "integer", minimum: 1, maximum: 60_000, description: "the longest the guest may stop for the switch-over (default 300)" },
     maxBandwidth: { type: "integer", minimum: 1 << 20, description: "bytes per second the stream may use (default 128 MiB/s)" },
+    copyDisks: { type: "boolean", description: "block migration: copy the writable disks along into the files the receiving VM's spec names (default: shared storage)" },
   },
 } as const;
 

@@ -71,7 +71,7 @@ export interface VmView {
   updatedAt: string;
 }
 
-export type MigrationParams = { downtimeLimitMs?: number; maxBandwidth?: number };
+export type MigrationParams = { downtimeLimitMs?: number; maxBandwidth?: number; copyDisks?: boolean };
 export type MigrationView = { direction: "out" | "in"; uri: string } & Omit<MigrationStatus, "uri" | "status"> & { status: MigrationStatus["status"] | "waiting" };
 
 /** What the poller last measured for a running VM. */

@@ -67,6 +67,8 @@ function restoreArguments(spec: VmSpec, paths: VmPaths): string[] {
 /** `run --incoming URI`: the machine comes from the migration source. */
 export function incomingArguments(spec: VmSpec, paths: VmPaths, listen: string): string[] {
   const args = ["run", "--incoming", listen, "--name", spec.name];
+  // Where each of the source's disks is here: shared storage at this path, or the new file a block migration fills.
+  for (const d of spec.disks) args.push("--disk", d.path);
   if (spec.cpuCap !== null) args.push("--cpu-cap", String(spec.cpuCap));
   args.push("--control-socket", paths.controlSocket, "--pid-file", paths.pidFile, "--console", "none");
   return args;

@@ -55,9 +55,9 @@ export class VmStateOps {
       if (params.downtimeLimitMs !== undefined) set["downtime-limit"] = params.downtimeLimitMs;
       if (params.maxBandwidth !== undefined) set["max-bandwidth"] = params.maxBandwidth;
       if (Object.keys(set).length > 0) await this.m.command_(live, "migrate-set-parameters", set);
-      await this.m.command_(live, "migrate", { uri });
+      await this.m.command_(live, "migrate", params.copyDisks ? { uri, blk: true } : { uri });
       this.migrations.set(name, { direction: "out", uri, status: "setup" });
-      this.m.event(name, "migrating", `VM ${name} is migrating to ${uri}.`, { uri });
+      this.m.event(name, "migrating", `VM ${name} is migrating to ${uri}${params.copyDisks ? ", its disks copied along" : ""}.`, { uri, copyDisks: params.copyDisks === true });
       void this.followMigration(name, live, uri);
       return this.m.get(name);
     });
