@@ -217,7 +217,9 @@ export class VmProcess {
           return new VmProcess(child.pid!, client, child);
         } catch (e) {
           killChildGroup(child);
-          throw cancelled ? new Error("the wait for the migration was called off") : e;
+          if (cancelled) throw new Error("the wait for the migration was called off");
+          if (/did not open its control socket/.test((e as Error).message)) throw new Error(`no migration arrived within ${Math.round(o.arrivalTimeoutMs / 1000)} s`);
+          throw e;
         }
       })();
       return { pid: child.pid!, listening, arrived, cancel };

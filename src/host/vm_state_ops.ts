@@ -151,7 +151,15 @@ export class VmStateOps {
     const view = this.migrations.get(name)!;
     for (;;) {
       await sleep(MIGRATION_POLL_MS);
-      if (this.m.live.get(name) !== live || this.migrations.get(name) !== view) return;
+      if (this.migrations.get(name) !== view) return; // a hand-over replaced it (migratedAway)
+      if (this.m.live.get(name) !== live) {
+        // Ended without handing over (killed, crashed): the migration did not happen. A hand-over is migratedAway's.
+        const info = await live.proc.exited;
+        if (info.reason !== "migrated" && this.migrations.get(name) === view && !MIGRATION_ENDED.has(view.status)) {
+          Object.assign(view, { status: "failed", error: `the VM process ended during the migration: ${info.message}` });
+        }
+        return;
+      }
       const st = await withTimeout(live.proc.client.execute<MigrationStatus>("query-migrate"), COMMAND_TIMEOUT_MS).catch(() => null);
       if (st === null) continue; // the process may be exiting after the hand-over: its exit says so
       Object.assign(view, { ...st, uri, direction: "out" });
@@ -173,7 +181,8 @@ export class VmStateOps {
     }
     const m = this.migrations.get(name);
     const uri = m?.direction === "out" ? m.uri : (/migrated to (\S+) in /.exec(log)?.[1] ?? "another host");
-    const figures = { ...(m?.direction === "out" ? m : {}), ...handoverFigures(log) };
+    const { error: _ignored, ...before } = m?.direction === "out" ? m : ({} as Partial<MigrationView>);
+    const figures = { ...before, ...handoverFigures(log) };
     this.migrations.set(name, { ...figures, direction: "out", uri, status: "completed" });
     this.m.cancelRestart(name);
     this.m.update(name, { observed: "stopped", desired: "stopped", pid: null, lastExit: `migrated to ${uri}`, migratedTo: uri });
