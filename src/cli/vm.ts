@@ -302,6 +302,7 @@ function describeMigration(m: NonNullable<VmView["migration"]>): string {
   const where = m.direction === "out" ? `to ${m.uri}` : `from elsewhere, on ${m.uri}`;
   const figures = [
     m.ram ? `${formatSize(m.ram.bytesSent ?? (m.ram.pagesSent ?? 0) * 4096)} sent in ${m.ram.rounds} rounds, ${m.ram.remainingPages ?? 0} pages left` : "",
+    m.disk ? `disks: ${formatSize(m.disk.bytesSent)} sent, ${formatSize(m.disk.dirtyBytes)} to go` : "",
     m.downtimeMs !== undefined ? `the guest stopped for ${m.downtimeMs} ms` : "",
     m.error ?? "",
   ].filter((f) => f !== "");

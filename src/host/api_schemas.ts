@@ -26,6 +26,7 @@ export const migrationViewSchema = {
     status: { type: "string", enum: ["waiting", "none", "setup", "active", "device", "completed", "failed", "cancelled"] },
     totalTimeMs: { type: "number" },
     ram: { type: "object", additionalProperties: { type: "number" } },
+    disk: { type: "object", additionalProperties: { type: "number" }, description: "block migration (copyDisks): disk bytes sent, and bytes written since that are still to go" },
     expectedDowntimeMs: { type: ["number", "null"] },
     downtimeMs: { type: "number" },
     throttlePercent: { type: ["number", "null"] },
