@@ -10,7 +10,8 @@ import { spawnSync } from "node:child_process";
 import { createQcow2 } from "../src/storage/qcow2/create.js";
 import { sectorText } from "./testing/disks.js";
 import { CLI, ensureTestImage, nodevisor } from "./helpers.js";
-import { typeLine, VmProcess } from "./testing/vm_process.js";
+import { typeLine, until, VmProcess } from "./testing/vm_process.js";
+import { writeTinyKernels } from "../src/host/testing/tiny_kernels.js";
 
 before(ensureTestImage, { timeout: 600_000 });
 
@@ -164,6 +165,31 @@ test("three clones of one snapshot each get a new VM generation, reseed their RN
   } finally {
     await origin.stop();
     for (const vm of clones) await vm.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a snapshot asked for the moment a 2-vCPU VM runs is answered (its vCPU threads may still be starting)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-snap-"));
+  const { idle } = writeTinyKernels(dir);
+  try {
+    for (let i = 0; i < 3; i++) {
+      const sock = join(dir, `s${i}.sock`);
+      const vm = new VmProcess(process.execPath, ["--import", "tsx", CLI, "run", "--kernel", idle, "--cpus", "2", "--memory", "48M", "--control-socket", sock, "--console", "none"]);
+      try {
+        const c = await vm.connect(sock);
+        await until(async () => (await c.execute<{ state: string }>("query-status")).state === "running", 60_000, "the VM to run");
+        // A fence asked before a worker thread started used to count as answered by the new thread, and the save waited forever.
+        const saved = await Promise.race([
+          c.execute<{ pausedMs: number }>("snapshot-save", { path: join(dir, `x${i}.snap`) }),
+          new Promise<null>((r) => setTimeout(() => r(null), 60_000).unref()),
+        ]);
+        assert.ok(saved !== null, `snapshot ${i} never answered`);
+      } finally {
+        await vm.stop();
+      }
+    }
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });

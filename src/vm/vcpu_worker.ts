@@ -133,7 +133,9 @@ class VcpuThread {
     this.self = controls[d.hartId]!;
     this.w = this.self.words;
     this.fig = this.self.figures;
-    this.fenceApplied = Atomics.load(this.w, HartWord.FENCE_REQUESTED);
+    // From what was answered, not what was asked: a fence asked before this thread started (a
+    // snapshot of a VM whose workers are still loading) must be answered, or its asker waits forever.
+    this.fenceApplied = Atomics.load(this.w, HartWord.FENCE_DONE);
     const harts: SbiHart[] = controls.map((c, i) => (i === d.hartId ? this.hart : new RemoteHart(i, c, this)));
     this.sbi = new SbiFirmware({
       harts,
