@@ -32,9 +32,9 @@ export interface VmMemoryView {
   /** Major faults since the previous sample: the guest re-reading what it had to drop. */
   majorFaultsDelta: number;
   /**
-   * How much memory the guest took over the last seconds (the larger of its available memory's fall
-   * and its host-resident growth); null when its figures leave a gap: a guest busy taking memory can
-   * be late answering, and a gap is not idleness. A guest taking memory is busy, not idle.
+   * How far the guest's available memory fell over the last seconds; null when its figures leave a
+   * gap: a guest busy taking memory can be late answering, and a gap is not idleness. A guest taking
+   * memory is busy, not idle.
    */
   growthBytes: number | null;
   /** Host cores its vCPUs used over the last sample: a guest at work is squeezed only after the idle ones. */

@@ -100,10 +100,9 @@ export interface Live {
   ramMiB: number;
   /** The guest memory size last sent as a balloon target (bytes); undefined: none sent. */
   sentTarget?: number;
-  /** Major faults at the previous sample, and the guest's available and host-resident memory over the last seconds, to see a guest start faulting or growing. */
+  /** Major faults at the previous sample, and the guest's available memory over the last seconds, to see a guest start faulting or growing. */
   majorFaults?: number;
   availableReadings: Reading[];
-  touchedReadings: Reading[];
 }
 
 export class VmManager extends EventEmitter {
@@ -506,7 +505,7 @@ export class VmManager extends EventEmitter {
 
   /** @internal */
   attach(name: string, proc: VmProcess, startedAt: number, ramMiB: number): void {
-    const live: Live = { proc, startedAt, expectingExit: false, sentCap: undefined, ramMiB, availableReadings: [], touchedReadings: [] };
+    const live: Live = { proc, startedAt, expectingExit: false, sentCap: undefined, ramMiB, availableReadings: [] };
     this.live.set(name, live);
     void proc.exited.then((info) => {
       if (this.live.get(name) === live) this.live.delete(name);
@@ -644,13 +643,9 @@ export class VmManager extends EventEmitter {
       // Readings at the time the guest measured them: a guest too busy to answer leaves a gap, not a flat line.
       const measuredAt = b.guestStats.updatedAt;
       if (available !== null && measuredAt !== null && measuredAt > (live.availableReadings.at(-1)?.at ?? -Infinity)) live.availableReadings.push({ at: measuredAt, bytes: available });
-      if (s.stats.memoryTouchedBytes != null && s.at > (live.touchedReadings.at(-1)?.at ?? -Infinity)) live.touchedReadings.push({ at: s.at, bytes: s.stats.memoryTouchedBytes });
       live.availableReadings = trimReadings(live.availableReadings, now, GROWTH_WINDOW_MS);
-      live.touchedReadings = trimReadings(live.touchedReadings, now, GROWTH_WINDOW_MS);
-      const availableChange = changeOver(live.availableReadings, now, GROWTH_WINDOW_MS, READING_GAP_MS);
-      // The resident figure is sampled up to 10 s apart (memory_touched.ts): its gaps are expected.
-      const touchedChange = changeOver(live.touchedReadings, now, GROWTH_WINDOW_MS, GROWTH_WINDOW_MS);
-      const growth = availableChange === null ? null : Math.max(availableChange.fall, touchedChange?.rise ?? 0);
+      // Available memory, not host-resident memory: a guest filling its page cache grows on the host but lends it back at once.
+      const growth = changeOver(live.availableReadings, now, GROWTH_WINDOW_MS, READING_GAP_MS)?.fall ?? null;
       const ram = live.ramMiB * MiB;
       views.push({
         name, policy: rec.spec.memoryPolicy !== false && b.driverReady, ramBytes: ram,
