@@ -1,5 +1,5 @@
-// `npm run gen:interpreter`: rewrites the generated `switch` cases of the interpreter loops
-// (src/cpu/exec_fast.ts, src/cpu/exec_slow.ts) from src/cpu/semantics/instructions.ts.
+// `npm run gen:interpreter`: rewrites the generated region (decode, `switch`, pc advance) of the interpreter loops
+// (src/cpu/exec_fast.ts, src/cpu/exec_slow.ts) from src/cpu/semantics/decode.ts and instructions.ts.
 import { readFileSync, writeFileSync } from "node:fs";
 import { LOOP_FILES, regenerate, type LoopKind } from "../src/cpu/semantics/generate.js";
 

@@ -1,7 +1,9 @@
-// Control and status registers: access rules, read and write side effects.
-// csrRead/csrWrite operate on the hart's fields; the hart's loop calls them for Zicsr instructions.
-import type { HartTraps } from "./hart_traps.js";
+// Control and status registers: access rules, reads and writes. They work on the hart's state
+// block (hart_layout.ts) only; a write whose effects reach beyond the block (TLB flushes, the
+// data privilege) returns CSR_EFFECT_* bits for the hart to act on.
+import type { TimeSource } from "../seams/time.js";
 import * as KC from "./constants.js";
+import * as HL from "./hart_layout.js";
 
 // Local copies: cross-module reads can cost a getter call per access under ESM loaders.
 const {
@@ -30,6 +32,27 @@ export const C64_SATP = 10;
 export const C64_COUNT = 11;
 
 const TWO32 = 4294967296;
+const {
+  W_C64, W_CSR_HI, W_CSR_LO, W_FFLAGS, W_FRM, W_MCOUNTEREN, W_MCOUNTINHIBIT, W_MEDELEG, W_MENVCFG, W_MIDELEG,
+  W_MIE, W_MIP_DEV, W_MIP_SW, W_MSTATUS, W_PMPADDR, W_PMPCFG, W_PRIV, W_SCOUNTEREN, W_SENVCFG,
+  D_COUNTER_DELTA, D_COUNTER_FROZEN, D_INSTRET,
+} = HL;
+if (2 * C64_COUNT > W_PMPCFG - W_C64) throw new Error("csr.ts: the 64-bit CSRs outgrew their words in hart_layout.ts");
+
+/** What the CSR code reaches: a hart's state block views and its fixed facts. */
+export interface CsrFile {
+  /** The block's control words (hart_layout.ts W_*). */
+  readonly w: Int32Array;
+  /** The block's control doubles (hart_layout.ts D_*). */
+  readonly d: Float64Array;
+  readonly hartId: number;
+  readonly time: TimeSource;
+}
+
+/** csrWrite changed mstatus: the hart re-derives its data privilege and drops TLB entries the change made stale. */
+export const CSR_EFFECT_MSTATUS = 1;
+/** csrWrite changed satp: the hart re-reads the translation mode and flushes its TLBs. */
+export const CSR_EFFECT_SATP = 2;
 
 // Debug-trigger CSRs (debug spec): tselect exists so probing software learns there are no
 // triggers without an illegal-instruction trap — it never reads back the index written.
@@ -48,56 +71,61 @@ export const COUNTER_INSTRET = 2;
  * mcycle / minstret: the hart's retire count plus a per-counter offset, or a frozen value while
  * mcountinhibit stops the counter. (Cycles are counted as one per instruction.)
  */
-export function counterValue(h: HartTraps, counter: number): number {
-  if ((h.mcountinhibit >>> counter) & 1) return h.counterFrozen[counter]!;
-  return h.instret + h.counterDelta[counter]!;
+export function counterValue(s: CsrFile, counter: number): number {
+  const d = s.d;
+  if ((s.w[W_MCOUNTINHIBIT]! >>> counter) & 1) return d[D_COUNTER_FROZEN + counter]!;
+  return d[D_INSTRET]! + d[D_COUNTER_DELTA + counter]!;
 }
 
 /**
  * A CSR write to a counter replaces the writing instruction's own increment: the instruction
  * retires after this write and adds 1 to instret, so the offset takes that 1 back.
  */
-function writeCounter(h: HartTraps, counter: number, value: number): void {
-  if ((h.mcountinhibit >>> counter) & 1) h.counterFrozen[counter] = value;
-  else h.counterDelta[counter] = value - (h.instret + 1);
+function writeCounter(s: CsrFile, counter: number, value: number): void {
+  const d = s.d;
+  if ((s.w[W_MCOUNTINHIBIT]! >>> counter) & 1) d[D_COUNTER_FROZEN + counter] = value;
+  else d[D_COUNTER_DELTA + counter] = value - (d[D_INSTRET]! + 1);
 }
 
-function writeCountInhibit(h: HartTraps, value: number): void {
+function writeCountInhibit(s: CsrFile, value: number): void {
+  const d = s.d;
   for (const c of [COUNTER_CYCLE, COUNTER_INSTRET]) {
-    const was = (h.mcountinhibit >>> c) & 1;
+    const was = (s.w[W_MCOUNTINHIBIT]! >>> c) & 1;
     const now = (value >>> c) & 1;
     if (was === now) continue;
     // Stopping counts this instruction; starting resumes from the frozen value at the next one.
-    if (now) h.counterFrozen[c] = h.instret + 1 + h.counterDelta[c]!;
-    else h.counterDelta[c] = h.counterFrozen[c]! - (h.instret + 1);
+    if (now) d[D_COUNTER_FROZEN + c] = d[D_INSTRET]! + 1 + d[D_COUNTER_DELTA + c]!;
+    else d[D_COUNTER_DELTA + c] = d[D_COUNTER_FROZEN + c]! - (d[D_INSTRET]! + 1);
   }
-  h.mcountinhibit = value;
+  s.w[W_MCOUNTINHIBIT] = value;
 }
 
-function slot64(csr: number): number {
+/** The word index of a 64-bit CSR's low half in the block, or -1. */
+function word64(csr: number): number {
   switch (csr) {
-    case CSR_MTVEC: return C64_MTVEC;
-    case CSR_STVEC: return C64_STVEC;
-    case CSR_MEPC: return C64_MEPC;
-    case CSR_SEPC: return C64_SEPC;
-    case CSR_MSCRATCH: return C64_MSCRATCH;
-    case CSR_SSCRATCH: return C64_SSCRATCH;
-    case CSR_MTVAL: return C64_MTVAL;
-    case CSR_STVAL: return C64_STVAL;
-    case CSR_MCAUSE: return C64_MCAUSE;
-    case CSR_SCAUSE: return C64_SCAUSE;
+    case CSR_MTVEC: return W_C64 + 2 * C64_MTVEC;
+    case CSR_STVEC: return W_C64 + 2 * C64_STVEC;
+    case CSR_MEPC: return W_C64 + 2 * C64_MEPC;
+    case CSR_SEPC: return W_C64 + 2 * C64_SEPC;
+    case CSR_MSCRATCH: return W_C64 + 2 * C64_MSCRATCH;
+    case CSR_SSCRATCH: return W_C64 + 2 * C64_SSCRATCH;
+    case CSR_MTVAL: return W_C64 + 2 * C64_MTVAL;
+    case CSR_STVAL: return W_C64 + 2 * C64_STVAL;
+    case CSR_MCAUSE: return W_C64 + 2 * C64_MCAUSE;
+    case CSR_SCAUSE: return W_C64 + 2 * C64_SCAUSE;
+    case CSR_SATP: return W_C64 + 2 * C64_SATP;
     default: return -1;
   }
 }
 
-function setNumber(h: HartTraps, v: number): void {
-  h.csrLo = v | 0; // ToInt32 is exact mod 2^32 for integers
-  h.csrHi = Math.floor(v / TWO32) | 0;
+function setNumber(w: Int32Array, v: number): void {
+  w[W_CSR_LO] = v | 0; // ToInt32 is exact mod 2^32 for integers
+  w[W_CSR_HI] = Math.floor(v / TWO32) | 0;
 }
 
 /** mstatus high word: UXL, SXL, and SD when FS is dirty. */
-function mstatusHigh(h: HartTraps, withSxl: boolean): number {
-  const sd = (h.mstatus & MSTATUS_FS) === MSTATUS_FS ? 0x80000000 : 0;
+function mstatusHigh(mstatus: number, withSxl: boolean): number {
+  const sd = (mstatus & MSTATUS_FS) === MSTATUS_FS ? 0x80000000 : 0;
   return (MSTATUS_HI_UXL | (withSxl ? MSTATUS_HI_SXL : 0) | sd) | 0;
 }
 
@@ -105,170 +133,160 @@ function mstatusHigh(h: HartTraps, withSxl: boolean): number {
  * Privilege and read-only checks plus CSR-specific gates (counteren, TVM, FS).
  * Returns false when the access is an illegal instruction.
  */
-export function csrAccessAllowed(h: HartTraps, csr: number, write: boolean): boolean {
+export function csrAccessAllowed(s: CsrFile, csr: number, write: boolean): boolean {
+  const w = s.w, priv = w[W_PRIV]!, mstatus = w[W_MSTATUS]!;
   if (write && csr >>> 10 === 3) return false;
-  if (h.priv < ((csr >>> 8) & 3)) return false;
+  if (priv < ((csr >>> 8) & 3)) return false;
   if (csr >= CSR_CYCLE && csr <= 0xc1f) {
     const bit = 1 << (csr & 31);
-    if (h.priv < PRV_M && (h.mcounteren & bit) === 0) return false;
-    if (h.priv === PRV_U && (h.scounteren & bit) === 0) return false;
+    if (priv < PRV_M && (w[W_MCOUNTEREN]! & bit) === 0) return false;
+    if (priv === PRV_U && (w[W_SCOUNTEREN]! & bit) === 0) return false;
   }
-  if (csr === CSR_SATP && h.priv === PRV_S && (h.mstatus & MSTATUS_TVM) !== 0) return false;
-  if (csr <= CSR_FCSR && (h.mstatus & MSTATUS_FS) === 0) return false;
+  if (csr === CSR_SATP && priv === PRV_S && (mstatus & MSTATUS_TVM) !== 0) return false;
+  if (csr <= CSR_FCSR && (mstatus & MSTATUS_FS) === 0) return false;
   return true;
 }
 
-/** Reads a CSR into h.csrLo / h.csrHi. Returns false if the CSR does not exist. */
-export function csrRead(h: HartTraps, csr: number): boolean {
-  h.csrHi = 0;
-  const s = slot64(csr);
-  if (s >= 0) {
-    h.csrLo = h.c64[2 * s];
-    h.csrHi = h.c64[2 * s + 1];
-    return true;
+/** Reads a CSR into the block's W_CSR_LO / W_CSR_HI. Returns false if the CSR does not exist. */
+export function csrRead(s: CsrFile, csr: number): boolean {
+  const w = s.w;
+  let lo = 0, hi = 0;
+  const at = word64(csr);
+  if (at >= 0) {
+    lo = w[at]!;
+    hi = w[at + 1]!;
+  } else {
+    switch (csr) {
+      case CSR_FFLAGS: lo = w[W_FFLAGS]! & 0x1f; break;
+      case CSR_FRM: lo = w[W_FRM]! & 7; break;
+      case CSR_FCSR: lo = ((w[W_FRM]! & 7) << 5) | (w[W_FFLAGS]! & 0x1f); break;
+      case CSR_CYCLE: case CSR_MCYCLE: setNumber(w, counterValue(s, COUNTER_CYCLE)); return true;
+      case CSR_INSTRET: case CSR_MINSTRET: setNumber(w, counterValue(s, COUNTER_INSTRET)); return true;
+      case CSR_TSELECT: lo = -1; hi = -1; break;
+      case CSR_TINFO: lo = TINFO_NO_TRIGGER; break;
+      case CSR_TIME: setNumber(w, Math.floor(s.time.now())); return true;
+      case CSR_SSTATUS: lo = w[W_MSTATUS]! & SSTATUS_MASK; hi = mstatusHigh(w[W_MSTATUS]!, false); break;
+      case CSR_SIE: lo = w[W_MIE]! & w[W_MIDELEG]!; break;
+      case CSR_SIP: lo = (w[W_MIP_SW]! | w[W_MIP_DEV]!) & w[W_MIDELEG]!; break;
+      case CSR_SCOUNTEREN: lo = w[W_SCOUNTEREN]!; break;
+      case CSR_SENVCFG: lo = w[W_SENVCFG]!; break;
+      case CSR_MVENDORID: case CSR_MARCHID: case CSR_MIMPID: case CSR_MCONFIGPTR: break;
+      case CSR_MHARTID: lo = s.hartId; break;
+      case CSR_MSTATUS: lo = w[W_MSTATUS]!; hi = mstatusHigh(lo, true); break;
+      case CSR_MISA: lo = MISA_LO; hi = MISA_HI; break;
+      case CSR_MEDELEG: lo = w[W_MEDELEG]!; break;
+      case CSR_MIDELEG: lo = w[W_MIDELEG]!; break;
+      case CSR_MIE: lo = w[W_MIE]!; break;
+      case CSR_MIP: lo = w[W_MIP_SW]! | w[W_MIP_DEV]!; break;
+      case CSR_MCOUNTEREN: lo = w[W_MCOUNTEREN]!; break;
+      case CSR_MENVCFG: lo = w[W_MENVCFG]!; break;
+      case CSR_MCOUNTINHIBIT: lo = w[W_MCOUNTINHIBIT]!; break;
+      default:
+        if (csr >= CSR_TDATA1 && csr <= CSR_TDATA3) break; // tdata1.type 0: no trigger here
+        if (csr >= CSR_PMPCFG0 && csr < CSR_PMPCFG0 + 16) {
+          if ((csr & 1) !== 0) return false; // odd pmpcfg registers do not exist on RV64
+          const i = W_PMPCFG + csr - CSR_PMPCFG0;
+          lo = w[i]!;
+          hi = w[i + 1]!;
+          break;
+        }
+        if (csr >= CSR_PMPADDR0 && csr < CSR_PMPADDR0 + 64) {
+          const i = W_PMPADDR + (csr - CSR_PMPADDR0) * 2;
+          lo = w[i]!;
+          hi = w[i + 1]!;
+          break;
+        }
+        // hpmcounter3..31, mhpmcounter3..31, mhpmevent3..31: present, always zero.
+        if ((csr >= 0xc03 && csr <= 0xc1f) || (csr >= 0xb03 && csr <= 0xb1f) || (csr >= 0x323 && csr <= 0x33f)) break;
+        return false;
+    }
   }
-  switch (csr) {
-    case CSR_FFLAGS: h.csrLo = h.fp.fflags & 0x1f; return true;
-    case CSR_FRM: h.csrLo = h.fp.frm & 7; return true;
-    case CSR_FCSR: h.csrLo = ((h.fp.frm & 7) << 5) | (h.fp.fflags & 0x1f); return true;
-    case CSR_CYCLE: case CSR_MCYCLE:
-      setNumber(h, counterValue(h, COUNTER_CYCLE));
-      return true;
-    case CSR_INSTRET: case CSR_MINSTRET:
-      setNumber(h, counterValue(h, COUNTER_INSTRET));
-      return true;
-    case CSR_TSELECT: h.csrLo = -1; h.csrHi = -1; return true;
-    case CSR_TINFO: h.csrLo = TINFO_NO_TRIGGER; return true;
-    case CSR_TIME: setNumber(h, Math.floor(h.time.now())); return true;
-    case CSR_SSTATUS:
-      h.csrLo = h.mstatus & SSTATUS_MASK;
-      h.csrHi = mstatusHigh(h, false);
-      return true;
-    case CSR_SIE: h.csrLo = h.mie & h.mideleg; return true;
-    case CSR_SIP: h.csrLo = h.mip() & h.mideleg; return true;
-    case CSR_SCOUNTEREN: h.csrLo = h.scounteren; return true;
-    case CSR_SENVCFG: h.csrLo = h.senvcfg; return true;
-    case CSR_SATP: h.csrLo = h.c64[2 * C64_SATP]; h.csrHi = h.c64[2 * C64_SATP + 1]; return true;
-    case CSR_MVENDORID: case CSR_MARCHID: case CSR_MIMPID: case CSR_MCONFIGPTR:
-      h.csrLo = 0;
-      return true;
-    case CSR_MHARTID: h.csrLo = h.hartId; return true;
-    case CSR_MSTATUS: h.csrLo = h.mstatus; h.csrHi = mstatusHigh(h, true); return true;
-    case CSR_MISA: h.csrLo = MISA_LO; h.csrHi = MISA_HI; return true;
-    case CSR_MEDELEG: h.csrLo = h.medeleg; return true;
-    case CSR_MIDELEG: h.csrLo = h.mideleg; return true;
-    case CSR_MIE: h.csrLo = h.mie; return true;
-    case CSR_MIP: h.csrLo = h.mip(); return true;
-    case CSR_MCOUNTEREN: h.csrLo = h.mcounteren; return true;
-    case CSR_MENVCFG: h.csrLo = h.menvcfg; return true;
-    case CSR_MCOUNTINHIBIT: h.csrLo = h.mcountinhibit; return true;
-  }
-  if (csr >= CSR_TDATA1 && csr <= CSR_TDATA3) {
-    h.csrLo = 0; // tdata1.type 0: no trigger here
-    return true;
-  }
-  if (csr >= CSR_PMPCFG0 && csr < CSR_PMPCFG0 + 16) {
-    if ((csr & 1) !== 0) return false; // odd pmpcfg registers do not exist on RV64
-    const i = csr - CSR_PMPCFG0;
-    h.csrLo = h.pmpcfg[i];
-    h.csrHi = h.pmpcfg[i + 1];
-    return true;
-  }
-  if (csr >= CSR_PMPADDR0 && csr < CSR_PMPADDR0 + 64) {
-    const i = (csr - CSR_PMPADDR0) * 2;
-    h.csrLo = h.pmpaddr[i];
-    h.csrHi = h.pmpaddr[i + 1];
-    return true;
-  }
-  // hpmcounter3..31, mhpmcounter3..31, mhpmevent3..31: present, always zero.
-  if ((csr >= 0xc03 && csr <= 0xc1f) || (csr >= 0xb03 && csr <= 0xb1f) || (csr >= 0x323 && csr <= 0x33f)) {
-    h.csrLo = 0;
-    return true;
-  }
-  return false;
+  w[W_CSR_LO] = lo;
+  w[W_CSR_HI] = hi;
+  return true;
 }
 
-/** Writes a CSR whose access was already checked by csrAccessAllowed and csrRead. */
-export function csrWrite(h: HartTraps, csr: number, lo: number, hi: number): void {
+/**
+ * Writes a CSR whose access was already checked by csrAccessAllowed and csrRead. Returns the
+ * CSR_EFFECT_* bits the hart must act on (0 for none).
+ */
+export function csrWrite(s: CsrFile, csr: number, lo: number, hi: number): number {
+  const w = s.w;
   switch (csr) {
-    case CSR_FFLAGS: h.fp.fflags = lo & 0x1f; h.markFpDirty(); return;
-    case CSR_FRM: h.fp.frm = lo & 7; h.markFpDirty(); return;
-    case CSR_FCSR: h.fp.fflags = lo & 0x1f; h.fp.frm = (lo >>> 5) & 7; h.markFpDirty(); return;
+    case CSR_FFLAGS: w[W_FFLAGS] = lo & 0x1f; w[W_MSTATUS] |= MSTATUS_FS; return 0;
+    case CSR_FRM: w[W_FRM] = lo & 7; w[W_MSTATUS] |= MSTATUS_FS; return 0;
+    case CSR_FCSR: w[W_FFLAGS] = lo & 0x1f; w[W_FRM] = (lo >>> 5) & 7; w[W_MSTATUS] |= MSTATUS_FS; return 0;
     case CSR_MTVEC: case CSR_STVEC: {
       // Modes 2 and 3 are reserved: fall back to direct.
-      const s = slot64(csr);
-      h.c64[2 * s] = (lo & 3) >= 2 ? lo & ~3 : lo;
-      h.c64[2 * s + 1] = hi;
-      return;
+      const at = word64(csr);
+      w[at] = (lo & 3) >= 2 ? lo & ~3 : lo;
+      w[at + 1] = hi;
+      return 0;
     }
     case CSR_MEPC: case CSR_SEPC: {
-      const s = slot64(csr);
-      h.c64[2 * s] = lo & ~1;
-      h.c64[2 * s + 1] = hi;
-      return;
+      const at = word64(csr);
+      w[at] = lo & ~1;
+      w[at + 1] = hi;
+      return 0;
     }
     case CSR_MSCRATCH: case CSR_SSCRATCH: case CSR_MTVAL: case CSR_STVAL: case CSR_MCAUSE: case CSR_SCAUSE: {
-      const s = slot64(csr);
-      h.c64[2 * s] = lo;
-      h.c64[2 * s + 1] = hi;
-      return;
+      const at = word64(csr);
+      w[at] = lo;
+      w[at + 1] = hi;
+      return 0;
     }
-    case CSR_MCYCLE:
-      writeCounter(h, COUNTER_CYCLE, (hi >>> 0) * TWO32 + (lo >>> 0));
-      return;
-    case CSR_MINSTRET:
-      writeCounter(h, COUNTER_INSTRET, (hi >>> 0) * TWO32 + (lo >>> 0));
-      return;
+    case CSR_MCYCLE: writeCounter(s, COUNTER_CYCLE, (hi >>> 0) * TWO32 + (lo >>> 0)); return 0;
+    case CSR_MINSTRET: writeCounter(s, COUNTER_INSTRET, (hi >>> 0) * TWO32 + (lo >>> 0)); return 0;
     case CSR_SSTATUS:
-      h.writeMstatus((h.mstatus & ~SSTATUS_MASK) | (lo & SSTATUS_MASK));
-      return;
+      w[W_MSTATUS] = (w[W_MSTATUS]! & ~SSTATUS_MASK) | (lo & SSTATUS_MASK);
+      return CSR_EFFECT_MSTATUS;
     case CSR_MSTATUS: {
-      let v = (h.mstatus & ~MSTATUS_WRITABLE) | (lo & MSTATUS_WRITABLE);
+      let v = (w[W_MSTATUS]! & ~MSTATUS_WRITABLE) | (lo & MSTATUS_WRITABLE);
       if ((v & MSTATUS_MPP) === 2 << 11) v &= ~MSTATUS_MPP; // MPP=2 (H) is not a mode here: WARL to U
-      h.writeMstatus(v);
-      return;
+      w[W_MSTATUS] = v;
+      return CSR_EFFECT_MSTATUS;
     }
-    case CSR_SIE: h.mie = (h.mie & ~h.mideleg) | (lo & h.mideleg); return;
+    case CSR_SIE: w[W_MIE] = (w[W_MIE]! & ~w[W_MIDELEG]!) | (lo & w[W_MIDELEG]!); return 0;
     case CSR_SIP: {
-      const mask = MIP_SSIP & h.mideleg;
-      h.mipSw = (h.mipSw & ~mask) | (lo & mask);
-      return;
+      const mask = MIP_SSIP & w[W_MIDELEG]!;
+      w[W_MIP_SW] = (w[W_MIP_SW]! & ~mask) | (lo & mask);
+      return 0;
     }
-    case CSR_MIE: h.mie = lo & ALL_INTERRUPTS; return;
+    case CSR_MIE: w[W_MIE] = lo & ALL_INTERRUPTS; return 0;
     case CSR_MIP: {
       const mask = MIP_SSIP | MIP_STIP | MIP_SEIP;
-      h.mipSw = (h.mipSw & ~mask) | (lo & mask);
-      return;
+      w[W_MIP_SW] = (w[W_MIP_SW]! & ~mask) | (lo & mask);
+      return 0;
     }
-    case CSR_MEDELEG: h.medeleg = lo & MEDELEG_WRITABLE; return;
-    case CSR_MIDELEG: h.mideleg = lo & S_INTERRUPTS; return;
-    case CSR_SCOUNTEREN: h.scounteren = lo >>> 0; return;
-    case CSR_MCOUNTEREN: h.mcounteren = lo >>> 0; return;
-    case CSR_SENVCFG: h.senvcfg = lo & 1; return; // FIOM only; no Zicbo*, no Svpbmt
-    case CSR_MENVCFG: h.menvcfg = lo & 1; return;
-    case CSR_MCOUNTINHIBIT: writeCountInhibit(h, lo & ~2); return;
+    case CSR_MEDELEG: w[W_MEDELEG] = lo & MEDELEG_WRITABLE; return 0;
+    case CSR_MIDELEG: w[W_MIDELEG] = lo & S_INTERRUPTS; return 0;
+    case CSR_SCOUNTEREN: w[W_SCOUNTEREN] = lo; return 0;
+    case CSR_MCOUNTEREN: w[W_MCOUNTEREN] = lo; return 0;
+    case CSR_SENVCFG: w[W_SENVCFG] = lo & 1; return 0; // FIOM only; no Zicbo*, no Svpbmt
+    case CSR_MENVCFG: w[W_MENVCFG] = lo & 1; return 0;
+    case CSR_MCOUNTINHIBIT: writeCountInhibit(s, lo & ~2); return 0;
     case CSR_SATP: {
       const mode = hi >>> 28;
       // Unsupported modes (Sv57, Sv64) leave satp unchanged: that is how Linux probes.
-      if (mode !== SATP_BARE && mode !== SATP_SV39 && mode !== SATP_SV48) return;
+      if (mode !== SATP_BARE && mode !== SATP_SV39 && mode !== SATP_SV48) return 0;
       // ASID is WARL 0 (no ASID bits): every satp write flushes the TLB anyway.
-      h.c64[2 * C64_SATP] = lo;
-      h.c64[2 * C64_SATP + 1] = hi & 0xf0000fff;
-      h.satpChanged();
-      return;
+      const at = W_C64 + 2 * C64_SATP;
+      w[at] = lo;
+      w[at + 1] = hi & 0xf0000fff;
+      return CSR_EFFECT_SATP;
     }
   }
   if (csr >= CSR_PMPCFG0 && csr < CSR_PMPCFG0 + 16) {
-    const i = csr - CSR_PMPCFG0;
-    h.pmpcfg[i] = lo & 0x9f9f9f9f; // bits 5-6 of each byte are reserved
-    h.pmpcfg[i + 1] = hi & 0x9f9f9f9f;
-    return;
+    const i = W_PMPCFG + csr - CSR_PMPCFG0;
+    w[i] = lo & 0x9f9f9f9f; // bits 5-6 of each byte are reserved
+    w[i + 1] = hi & 0x9f9f9f9f;
+    return 0;
   }
   if (csr >= CSR_PMPADDR0 && csr < CSR_PMPADDR0 + 64) {
-    const i = (csr - CSR_PMPADDR0) * 2;
-    h.pmpaddr[i] = lo;
-    h.pmpaddr[i + 1] = hi & 0x3fffff; // pmpaddr holds bits 55:2 of the address
-    return;
+    const i = W_PMPADDR + (csr - CSR_PMPADDR0) * 2;
+    w[i] = lo;
+    w[i + 1] = hi & 0x3fffff; // pmpaddr holds bits 55:2 of the address
+    return 0;
   }
-  // Read-only-zero counters and events: writes ignored.
+  return 0; // read-only-zero counters and events: writes ignored
 }

@@ -59,6 +59,7 @@ export abstract class HartFastLoop extends HartSlowLoop {
           if ((insn & 3) === 3) break loop; // crosses into the next page
         }
       }
+      // @generated-begin from src/cpu/semantics/ (decode.ts, instructions.ts) by `npm run gen:interpreter`; do not edit
       let ilen = 4;
       if ((insn & 3) !== 3) {
         insn = rvc[insn & 0xffff];
@@ -69,8 +70,7 @@ export abstract class HartFastLoop extends HartSlowLoop {
       const rs2 = (insn >>> 20) & 31;
       const f3 = (insn >>> 12) & 7;
       let npo = po + ilen;
-      switch ((insn >>> 2) & 31) {
-        // @generated-begin from src/cpu/semantics/instructions.ts by `npm run gen:interpreter`; do not edit
+      switch ((insn >>> 2) & 31) { // opcode[6:2]: a dense jump table (low bits are 11 after RVC expansion)
         case 13: { // LUI
           if (rd !== 0) { const v = insn & 0xfffff000; x[2 * rd] = v; x[2 * rd + 1] = v >> 31; }
           break;
@@ -374,9 +374,9 @@ export abstract class HartFastLoop extends HartSlowLoop {
         }
         default:
           break loop;
-        // @generated-end
       }
       po = npo;
+      // @generated-end
       n++;
     }
     pcBox[0] = page + po;

@@ -61,6 +61,7 @@ export abstract class HartSlowLoop extends HartSystem {
           codeOff = +this.codeOff;
         }
       }
+      // @generated-begin from src/cpu/semantics/ (decode.ts, instructions.ts) by `npm run gen:interpreter`; do not edit
       let ilen = 4;
       let raw = insn;
       if ((insn & 3) !== 3) {
@@ -74,7 +75,6 @@ export abstract class HartSlowLoop extends HartSystem {
       const f3 = (insn >>> 12) & 7;
       let npc = pc + ilen;
       switch ((insn >>> 2) & 31) { // opcode[6:2]: a dense jump table (low bits are 11 after RVC expansion)
-        // @generated-begin from src/cpu/semantics/instructions.ts by `npm run gen:interpreter`; do not edit
         case 13: { // LUI
           if (rd !== 0) { const v = insn & 0xfffff000; x[2 * rd] = v; x[2 * rd + 1] = v >> 31; }
           break;
@@ -426,9 +426,9 @@ export abstract class HartSlowLoop extends HartSystem {
         default:
           this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0);
           break loop;
-        // @generated-end
       }
       pc = npc;
+      // @generated-end
       n++;
     }
     pcBox[0] = pc;

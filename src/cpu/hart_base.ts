@@ -12,7 +12,7 @@ import * as HL from "./hart_layout.js";
 
 // Module-local copies of imported bindings: ESM loaders may turn each cross-module read into a
 // getter call, which showed up at several percent in profiles of the interpreter loop.
-const { C64_COUNT, C64_SATP, csrRead } = CSR;
+const { C64_COUNT, C64_SATP, CSR_EFFECT_MSTATUS, CSR_EFFECT_SATP } = CSR;
 const { ACCESS_READ } = MMU;
 const {
   MSTATUS_FS, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, PRV_M, PRV_S,
@@ -29,8 +29,10 @@ export interface HartOptions {
   vcpuDevices: MmioRouter;
   time: TimeSource;
   /**
-   * Keep x, f, pc and the TLBs in this hart's state block above RAM (hart_layout.ts) instead of
-   * private arrays: the JIT's wasm code reaches them there. One hart object per id and memory.
+   * Keep the hart's state block (hart_layout.ts: registers, pc, control state, TLBs) above RAM in
+   * the shared memory, where other threads and the JIT's wasm code reach it; otherwise it is a
+   * private buffer with the same layout (tests that run two harts of one id over one RAM). The
+   * hart that runs owns the block: another object over it only reads it while that hart is parked.
    */
   stateBlock?: boolean;
 }
@@ -53,6 +55,15 @@ interface TlbSet {
   rTagLo: Int32Array; rTagHi: Int32Array; rOff: Uint32Array;
   wTagLo: Int32Array; wTagHi: Int32Array; wOff: Uint32Array;
   xTagLo: Int32Array; xTagHi: Int32Array; xOff: Uint32Array;
+}
+
+/** The FPU's view of fcsr: frm and fflags are words of the state block. */
+class BlockFpContext implements FpContext {
+  constructor(readonly f: Int32Array, readonly x: Int32Array, private readonly w: Int32Array) {}
+  get frm(): number { return this.w[HL.W_FRM]!; }
+  set frm(v: number) { this.w[HL.W_FRM] = v; }
+  get fflags(): number { return this.w[HL.W_FFLAGS]!; }
+  set fflags(v: number) { this.w[HL.W_FFLAGS] = v; }
 }
 
 /** A TLB set in `buffer` at `at` (laid out as hart_layout.ts says), or in a private buffer. */
@@ -89,40 +100,62 @@ export abstract class HartBase {
   protected readonly pcBox: Float64Array;
   get pc(): number { return this.pcBox[0]!; }
   set pc(v: number) { this.pcBox[0] = v; }
-  priv = PRV_M;
+  /** Control state words and doubles of the state block (hart_layout.ts W_* / D_*). */
+  readonly w: Int32Array;
+  readonly d: Float64Array;
+  get priv(): number { return this.w[HL.W_PRIV]!; }
+  set priv(v: number) { this.w[HL.W_PRIV] = v; }
   /** Privilege used for loads/stores (differs from priv under mstatus.MPRV). */
-  dataPriv = PRV_M;
-  mstatus = 0;
-  mie = 0;
+  get dataPriv(): number { return this.w[HL.W_DATA_PRIV]!; }
+  set dataPriv(v: number) { this.w[HL.W_DATA_PRIV] = v; }
+  get mstatus(): number { return this.w[HL.W_MSTATUS]!; }
+  set mstatus(v: number) { this.w[HL.W_MSTATUS] = v; }
+  get mie(): number { return this.w[HL.W_MIE]!; }
+  set mie(v: number) { this.w[HL.W_MIE] = v; }
   /** Software-writable pending bits (SSIP, STIP, SEIP). */
-  mipSw = 0;
+  get mipSw(): number { return this.w[HL.W_MIP_SW]!; }
+  set mipSw(v: number) { this.w[HL.W_MIP_SW] = v; }
   /** Pending bits driven by devices (CLINT, PLIC) and by stimecmp. */
-  mipDev = 0;
-  medeleg = 0;
-  mideleg = 0;
-  mcounteren = 0;
-  scounteren = 0;
-  mcountinhibit = 0;
-  menvcfg = 0;
-  senvcfg = 0;
-  readonly c64 = new Int32Array(2 * C64_COUNT);
-  readonly pmpcfg = new Int32Array(16);
-  readonly pmpaddr = new Int32Array(128);
-  satpMode = SATP_BARE;
-  satpPpn = 0;
+  get mipDev(): number { return this.w[HL.W_MIP_DEV]!; }
+  set mipDev(v: number) { this.w[HL.W_MIP_DEV] = v; }
+  get medeleg(): number { return this.w[HL.W_MEDELEG]!; }
+  set medeleg(v: number) { this.w[HL.W_MEDELEG] = v; }
+  get mideleg(): number { return this.w[HL.W_MIDELEG]!; }
+  set mideleg(v: number) { this.w[HL.W_MIDELEG] = v; }
+  get mcounteren(): number { return this.w[HL.W_MCOUNTEREN]!; }
+  set mcounteren(v: number) { this.w[HL.W_MCOUNTEREN] = v; }
+  get scounteren(): number { return this.w[HL.W_SCOUNTEREN]!; }
+  set scounteren(v: number) { this.w[HL.W_SCOUNTEREN] = v; }
+  get mcountinhibit(): number { return this.w[HL.W_MCOUNTINHIBIT]!; }
+  set mcountinhibit(v: number) { this.w[HL.W_MCOUNTINHIBIT] = v; }
+  get menvcfg(): number { return this.w[HL.W_MENVCFG]!; }
+  set menvcfg(v: number) { this.w[HL.W_MENVCFG] = v; }
+  get senvcfg(): number { return this.w[HL.W_SENVCFG]!; }
+  set senvcfg(v: number) { this.w[HL.W_SENVCFG] = v; }
+  /** 64-bit CSRs (csr.ts C64_* slots as lo/hi pairs), PMP: views of the state block. */
+  readonly c64: Int32Array;
+  readonly pmpcfg: Int32Array;
+  readonly pmpaddr: Int32Array;
+  get satpMode(): number { return this.w[HL.W_SATP_MODE]!; }
+  set satpMode(v: number) { this.w[HL.W_SATP_MODE] = v; }
+  get satpPpn(): number { return this.d[HL.D_SATP_PPN]!; }
+  set satpPpn(v: number) { this.d[HL.D_SATP_PPN] = v; }
   /** Instructions retired by this hart (the VMM's count; mcycle/minstret derive from it, see csr.ts). */
-  instret = 0;
-  readonly counterDelta = new Float64Array(3);
-  readonly counterFrozen = new Float64Array(3);
+  get instret(): number { return this.d[HL.D_INSTRET]!; }
+  set instret(v: number) { this.d[HL.D_INSTRET] = v; }
+  readonly counterDelta: Float64Array;
+  readonly counterFrozen: Float64Array;
 
-  /** Scratch outputs of csrRead and the slow load path. */
-  csrLo = 0;
-  csrHi = 0;
+  /** A CSR read's result (csr.ts leaves it in the block). */
+  get csrLo(): number { return this.w[HL.W_CSR_LO]!; }
+  get csrHi(): number { return this.w[HL.W_CSR_HI]!; }
   protected ldLo = 0;
   protected ldHi = 0;
 
-  waiting = false;
-  stopped = false;
+  get waiting(): boolean { return this.w[HL.W_WAITING] !== 0; }
+  set waiting(v: boolean) { this.w[HL.W_WAITING] = v ? 1 : 0; }
+  get stopped(): boolean { return this.w[HL.W_STOPPED] !== 0; }
+  set stopped(v: boolean) { this.w[HL.W_STOPPED] = v ? 1 : 0; }
   /** With true (the built-in SBI), an S-mode ecall ends run() with an SBI exit instead of trapping. */
   sbiExits = false;
   /** Test-only: skip execFast so every instruction goes through execSlow (hart_equivalence_test compares the two). */
@@ -134,7 +167,8 @@ export abstract class HartBase {
   protected mmioVHi = 0;
   /** The VMM completed the MMIO exit: the instruction at pc re-executes and takes this result. */
   protected mmioReplay = false;
-  protected stimecmpValue = Infinity;
+  protected get stimecmpValue(): number { return this.d[HL.D_STIMECMP]!; }
+  protected set stimecmpValue(v: number) { this.d[HL.D_STIMECMP] = v; }
 
   // Pending exception raised by a slow path; taken by run() after the slice ends.
   /** Set by SYSTEM instructions that may change interrupt enables, privilege or translation. */
@@ -148,11 +182,16 @@ export abstract class HartBase {
 
   // LR/SC: the reservation remembers address and loaded value; SC also compares the value so a
   // store by another hart between slices makes it fail.
-  protected resValid = false;
-  protected resAddr = 0;
-  protected resLo = 0;
-  protected resHi = 0;
-  protected resSize = 0;
+  protected get resValid(): boolean { return this.w[HL.W_RES_VALID] !== 0; }
+  protected set resValid(v: boolean) { this.w[HL.W_RES_VALID] = v ? 1 : 0; }
+  protected get resAddr(): number { return this.d[HL.D_RES_ADDR]!; }
+  protected set resAddr(v: number) { this.d[HL.D_RES_ADDR] = v; }
+  protected get resLo(): number { return this.w[HL.W_RES_LO]!; }
+  protected set resLo(v: number) { this.w[HL.W_RES_LO] = v; }
+  protected get resHi(): number { return this.w[HL.W_RES_HI]!; }
+  protected set resHi(v: number) { this.w[HL.W_RES_HI] = v; }
+  protected get resSize(): number { return this.w[HL.W_RES_SIZE]!; }
+  protected set resSize(v: number) { this.w[HL.W_RES_SIZE] = v; }
 
   // Software TLBs, one set per privilege (index = privilege; 2 unused), so traps, ecalls and xret
   // switch sets instead of flushing. Data accesses use the set of dataPriv, fetches the set of priv.
@@ -203,26 +242,28 @@ export abstract class HartBase {
     this.i64 = opts.ram.i64;
     this.f64 = opts.ram.f64;
     if (opts.ram.base % 4096 !== 0) throw new RangeError(`Guest RAM base 0x${opts.ram.base.toString(16)} must be 4 KiB aligned`);
-    if (opts.stateBlock) {
-      const base = opts.ram.hartStateOffset(opts.hartId);
-      const buf = opts.ram.buffer;
-      this.stateOffset = base;
-      this.x = new Int32Array(buf, base + HL.HART_X, 64);
-      this.f = new Int32Array(buf, base + HL.HART_F, 64);
-      this.pcBox = new Float64Array(buf, base + HL.HART_PC, 1);
-      this.x.fill(0);
-      this.f.fill(0);
-      this.tlbs = [0, 1, 2, 3].map((p) => makeTlbSet(buf, HL.tlbSetOffset(base, p)));
-    } else {
-      this.stateOffset = -1;
-      this.x = new Int32Array(64);
-      this.f = new Int32Array(64);
-      this.pcBox = new Float64Array(1);
-      this.tlbs = [makeTlbSet(), makeTlbSet(), makeTlbSet(), makeTlbSet()];
-    }
+    // The block above RAM, or a private buffer laid out the same (its TLB sets private too).
+    const shared = opts.stateBlock === true;
+    const buf = shared ? opts.ram.buffer : new ArrayBuffer(HL.HART_TLB);
+    const base = shared ? opts.ram.hartStateOffset(opts.hartId) : 0;
+    this.stateOffset = shared ? base : -1;
+    new Uint8Array(buf, base, HL.HART_TLB).fill(0);
+    this.x = new Int32Array(buf, base + HL.HART_X, 64);
+    this.f = new Int32Array(buf, base + HL.HART_F, 64);
+    this.pcBox = new Float64Array(buf, base + HL.HART_PC, 1);
+    this.w = new Int32Array(buf, base + HL.HART_WORDS, HL.WORD_COUNT);
+    this.d = new Float64Array(buf, base + HL.HART_DOUBLES, HL.DOUBLE_COUNT);
+    this.c64 = this.w.subarray(HL.W_C64, HL.W_C64 + 2 * C64_COUNT);
+    this.pmpcfg = this.w.subarray(HL.W_PMPCFG, HL.W_PMPCFG + HL.W_PMPCFG_COUNT);
+    this.pmpaddr = this.w.subarray(HL.W_PMPADDR, HL.W_PMPADDR + HL.W_PMPADDR_COUNT);
+    this.counterDelta = this.d.subarray(HL.D_COUNTER_DELTA, HL.D_COUNTER_DELTA + 3);
+    this.counterFrozen = this.d.subarray(HL.D_COUNTER_FROZEN, HL.D_COUNTER_FROZEN + 3);
+    this.tlbs = [0, 1, 2, 3].map((p) => (shared ? makeTlbSet(buf, HL.tlbSetOffset(base, p)) : makeTlbSet()));
+    this.priv = PRV_M;
+    this.dataPriv = PRV_M;
+    this.stimecmpValue = Infinity;
     this.selectTlbs();
-    this.fp = { f: this.f, x: this.x, frm: 0, fflags: 0 };
-    this.mstatus = 0;
+    this.fp = new BlockFpContext(this.f, this.x, this.w);
     this.pc = 0x1000;
   }
 
@@ -350,7 +391,18 @@ export abstract class HartBase {
   writeMstatus(v: number): void {
     const old = this.mstatus;
     this.mstatus = v;
-    const changed = old ^ v;
+    this.mstatusChanged(old);
+  }
+
+  /** Acts on what a CSR write (csr.ts) changed in the block beyond the block itself. */
+  protected applyCsrEffects(effects: number, oldMstatus: number): void {
+    if ((effects & CSR_EFFECT_MSTATUS) !== 0) this.mstatusChanged(oldMstatus);
+    if ((effects & CSR_EFFECT_SATP) !== 0) this.satpChanged();
+  }
+
+  /** mstatus changed from `old`: drop TLB entries the change made stale, re-derive the data privilege. */
+  private mstatusChanged(old: number): void {
+    const changed = old ^ this.mstatus;
     // Setting SUM only permits more, so entries stay valid; clearing it drops the user pages it let in.
     if ((changed & MSTATUS_MXR) !== 0) this.flushTlb();
     else if ((changed & old & MSTATUS_SUM) !== 0) this.dropSumFills();

@@ -19,6 +19,63 @@ export const JIT_GO_ON = 0;
 export const JIT_NOT_ENTRY = 1;
 /** The instruction at pc needs the interpreter (a TLB miss, a misaligned access, an instruction not compiled, too little budget). */
 export const JIT_INTERPRET = 2;
+/**
+ * Control state as int32 words (index = W_* below): privilege, CSRs, pending interrupts, the
+ * LR/SC reservation, run state. With x, f and pc this is the hart's whole architectural state:
+ * another thread reads it here while the hart is parked, and a copy of [0, HART_TLB) saves it.
+ */
+export const HART_WORDS = 1024;
+export const WORD_COUNT = 256;
+export const W_PRIV = 0;
+/** Privilege of loads and stores (differs from W_PRIV under mstatus.MPRV). */
+export const W_DATA_PRIV = 1;
+export const W_MSTATUS = 2;
+export const W_MIE = 3;
+/** Software-writable pending bits (SSIP, STIP, SEIP). */
+export const W_MIP_SW = 4;
+/** Pending bits driven by devices (CLINT, PLIC) and by stimecmp. */
+export const W_MIP_DEV = 5;
+export const W_MEDELEG = 6;
+export const W_MIDELEG = 7;
+export const W_MCOUNTEREN = 8;
+export const W_SCOUNTEREN = 9;
+export const W_MCOUNTINHIBIT = 10;
+export const W_MENVCFG = 11;
+export const W_SENVCFG = 12;
+export const W_SATP_MODE = 13;
+export const W_FRM = 14;
+export const W_FFLAGS = 15;
+/** 1 while the hart sleeps in WFI. */
+export const W_WAITING = 16;
+/** 1 while the hart is stopped (SBI HSM). */
+export const W_STOPPED = 17;
+export const W_RES_VALID = 18;
+export const W_RES_LO = 19;
+export const W_RES_HI = 20;
+export const W_RES_SIZE = 21;
+/** A CSR read's result (lo, hi): csr.ts returns values here. */
+export const W_CSR_LO = 22;
+export const W_CSR_HI = 23;
+/** 64-bit CSRs as lo/hi pairs (slot order: csr.ts C64_*). */
+export const W_C64 = 32;
+export const W_PMPCFG = 64;
+export const W_PMPCFG_COUNT = 16;
+export const W_PMPADDR = 80;
+export const W_PMPADDR_COUNT = 128;
+/** Control state that needs doubles (index = D_* below). */
+export const HART_DOUBLES = 2048;
+export const DOUBLE_COUNT = 16;
+/** Instructions retired (mcycle/minstret derive from it, see csr.ts). */
+export const D_INSTRET = 0;
+/** mcycle / minstret offsets from instret, indexed by counter (csr.ts COUNTER_*): [1, 4). */
+export const D_COUNTER_DELTA = 1;
+/** Their values while mcountinhibit froze them: [4, 7). */
+export const D_COUNTER_FROZEN = 4;
+/** stimecmp (Sstc through the SBI timer), Infinity when off. */
+export const D_STIMECMP = 7;
+export const D_SATP_PPN = 8;
+export const D_RES_ADDR = 9;
+
 /** Four software-TLB sets (index = privilege; set 2 unused), each nine arrays of TLB_SIZE int32. */
 export const HART_TLB = 4096;
 export const TLB_ARRAY_BYTES = TLB_SIZE * 4;
@@ -29,6 +86,7 @@ export const TLB_W_TAG_LO = 3, TLB_W_TAG_HI = 4, TLB_W_OFF = 5;
 export const TLB_X_TAG_LO = 6, TLB_X_TAG_HI = 7, TLB_X_OFF = 8;
 export const HART_STATE_BYTES = HART_TLB + 4 * TLB_SET_BYTES;
 
+if (HART_WORDS + 4 * WORD_COUNT > HART_DOUBLES || HART_DOUBLES + 8 * DOUBLE_COUNT > HART_TLB) throw new Error("hart_layout.ts: the control regions overlap");
 if (HART_STATE_BYTES > HART_SLOT_BYTES) throw new Error(`hart state block (${HART_STATE_BYTES} bytes) outgrew HART_SLOT_BYTES in seams/guest_ram.ts`);
 
 /** Offset of TLB set `priv` in a state block at `base`. */

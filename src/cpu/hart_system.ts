@@ -31,7 +31,8 @@ export abstract class HartSystem extends HartMemory {
   /** Debug/firmware write of a CSR with its normal WARL rules; false if the CSR does not exist. */
   writeCsr(csr: number, v: bigint): boolean {
     if (!csrRead(this, csr)) return false;
-    csrWrite(this, csr, Number(v & 0xffffffffn) | 0, Number((v >> 32n) & 0xffffffffn) | 0);
+    const before = this.mstatus;
+    this.applyCsrEffects(csrWrite(this, csr, Number(v & 0xffffffffn) | 0, Number((v >> 32n) & 0xffffffffn) | 0), before);
     return true;
   }
 
@@ -113,7 +114,8 @@ export abstract class HartSystem extends HartMemory {
       let sl: number, sh: number;
       if (f3 >= 5) { sl = rs1; sh = 0; } else { sl = this.x[2 * rs1]; sh = this.x[2 * rs1 + 1]; }
       if (op === 2) { sl |= oldLo; sh |= oldHi; } else if (op === 3) { sl = oldLo & ~sl; sh = oldHi & ~sh; }
-      csrWrite(this, csr, sl, sh);
+      const before = this.mstatus;
+      this.applyCsrEffects(csrWrite(this, csr, sl, sh), before);
       if (!csrAffectsControl(csr)) this.sliceExit = false;
     } else {
       this.sliceExit = false;

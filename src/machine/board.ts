@@ -104,14 +104,16 @@ export class Board {
     this.ram = o.ram ?? new GuestRam(RAM_BASE, o.memoryBytes);
     this.harts = [];
     for (let h = 0; h < o.cpus; h++) {
-      this.harts.push(new Hart({ hartId: h, ram: this.ram, vcpuDevices: this.vcpuDevices, time: o.time, stateBlock: o.jit === true }));
+      // Each hart's state lives in its block above RAM, where a vCPU thread runs it and this thread reads it.
+      this.harts.push(new Hart({ hartId: h, ram: this.ram, vcpuDevices: this.vcpuDevices, time: o.time, stateBlock: true }));
     }
     if (o.jit) {
       const cache = new BlockCache(this.ram);
       for (const hart of this.harts) hart.useJit(cache);
     }
-    this.clint = new Clint({ harts: this.harts, time: o.time });
+    // With vCPU threads, interrupt lines reach a hart through its control words, never its state block.
     const targets: InterruptTarget[] = o.interruptTargets ?? this.harts;
+    this.clint = new Clint({ harts: targets, time: o.time });
     const contexts = targets.flatMap((hart) => [
       { hart, bit: 11 },
       { hart, bit: 9 },

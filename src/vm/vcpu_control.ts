@@ -67,8 +67,6 @@ export const VmWord = {
   PARKED: 2,
   /** CPU cap per vCPU in hundredths of a per cent; 0 = uncapped. */
   CAP: 3,
-  /** Bumped to ask every parked hart for its architectural state (snapshots). */
-  STATE_REQUEST: 4,
 } as const;
 const VM_WORDS = 8;
 

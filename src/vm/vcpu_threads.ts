@@ -51,7 +51,6 @@ export class ThreadedVcpus implements VcpuRunner {
   private readonly startedCpu = process.cpuUsage();
   /** Set before begin() for a lazy restore: each worker loads the pages it touches first. */
   lazyPages: LazyPagesShared | undefined;
-  private stateWaiter: { request: number; states: (HartState | null)[]; done: (s: HartState[]) => void } | null = null;
 
   constructor(
     cpus: number,
@@ -130,16 +129,21 @@ export class ThreadedVcpus implements VcpuRunner {
   }
 
   /**
-   * Every hart's state, taken at an instruction boundary: the harts must be paused (they post
-   * their state from where they park, which is never inside an exit).
+   * Every hart's state, taken at an instruction boundary: the harts must be paused. Each hart's
+   * state block is shared memory, so once every hart has parked (an atomic count, after its last
+   * write) this thread reads the blocks through the board's hart objects.
    */
-  collectHartStates(): Promise<HartState[]> {
-    if (!this.vm.paused) return Promise.reject(new Error("collectHartStates needs the vCPUs paused first"));
-    const request = Atomics.add(this.vm.words, VmWord.STATE_REQUEST, 1) + 1;
-    return new Promise((done) => {
-      this.stateWaiter = { request, states: this.controls.map(() => null), done };
-      for (const c of this.controls) c.wake();
-    });
+  async collectHartStates(): Promise<HartState[]> {
+    if (!this.vm.paused) throw new Error("collectHartStates needs the vCPUs paused first");
+    const words = this.vm.words;
+    for (;;) {
+      if (this.stopped) throw new Error("the vCPUs stopped before they parked");
+      const parked = Atomics.load(words, VmWord.PARKED);
+      if (parked === this.controls.length) break;
+      const wait = waitAsync(words, VmWord.PARKED, parked);
+      if (wait.async) await Promise.race([wait.value, new Promise((r) => setTimeout(r, 5))]);
+    }
+    return this.board!.harts.map((h) => h.save());
   }
 
   /**
@@ -264,16 +268,6 @@ export class ThreadedVcpus implements VcpuRunner {
       case "crash":
         this.crash(`vCPU ${i} at pc 0x${m.pc.toString(16)} failed: ${m.message}`);
         return;
-      case "state": {
-        const w = this.stateWaiter;
-        if (w === null || m.request !== w.request) return;
-        w.states[i] = m.state;
-        if (w.states.every((s) => s !== null)) {
-          this.stateWaiter = null;
-          w.done(w.states as HartState[]);
-        }
-        return;
-      }
     }
   }
 

@@ -8,6 +8,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { performance } from "node:perf_hooks";
 import { Hart, type HartState } from "../cpu/hart.js";
 import { EXIT_MMIO, EXIT_SBI, EXIT_STOPPED, EXIT_WFI } from "../cpu/exit.js";
+import { IRQ_M_EXT, IRQ_M_SOFT, IRQ_M_TIMER, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER } from "../cpu/constants.js";
 import { Bus } from "../machine/bus.js";
 import { attachLazyPages, type LazyPagesShared } from "./snapshot/lazy_pages.js";
 import { GuestRam } from "../seams/guest_ram.js";
@@ -40,14 +41,13 @@ export interface VcpuWorkerData {
 export type VcpuWorkerMessage =
   | { type: "console"; bytes: Uint8Array }
   | { type: "system-reset"; kind: "shutdown" | "reboot"; exitCode: number }
-  | { type: "crash"; message: string; pc: number }
-  /** A parked hart's whole state, answering STATE_REQUEST `request`. */
-  | { type: "state"; request: number; state: HartState };
+  | { type: "crash"; message: string; pc: number };
 
-const MIP_SSIP_BIT = 1;
-const MIP_STIP_BIT = 5;
-const EXT_BITS = [9, 11];
-const EXT_MASK = (1 << 9) | (1 << 11);
+const MIP_SSIP_BIT = IRQ_S_SOFT;
+const MIP_STIP_BIT = IRQ_S_TIMER;
+/** Lines other threads drive: MSIP and MTIP (the CLINT), SEIP and MEIP (the PLIC). */
+const EXT_BITS = [IRQ_M_SOFT, IRQ_M_TIMER, IRQ_S_EXT, IRQ_M_EXT];
+const EXT_MASK = EXT_BITS.reduce((m, bit) => m | (1 << bit), 0);
 /** Longest sleep without a look at the inputs: a missed notify can cost no more than this. */
 const MAX_SLEEP_MS = 50;
 /** How often the trap counts are copied out for query-stats. */
@@ -117,14 +117,15 @@ class VcpuThread {
   private fenceApplied = 0;
   private runMs = 0;
   private lastPublish = 0;
-  private stateServed = 0;
 
   constructor(private readonly d: VcpuWorkerData) {
     this.clock = new VirtualClock(d.clock);
     const ram = new GuestRam(d.ramBase, d.ramSize, d.ramMemory, d.ramDirty);
     if (d.lazyPages !== undefined) attachLazyPages(ram, d.lazyPages);
     // No in-vCPU devices: on this thread every device access, the PLIC's too, is an MMIO exit.
-    this.hart = new Hart({ hartId: d.hartId, ram, vcpuDevices: new Bus(), time: this.clock });
+    // The hart runs in its state block above RAM: the board's hart object on the device thread
+    // reads the same block while this one is parked (hart_layout.ts).
+    this.hart = new Hart({ hartId: d.hartId, ram, vcpuDevices: new Bus(), time: this.clock, stateBlock: true });
     this.hart.restore(d.state);
     this.hart.sbiExits = true;
     this.extLevels = this.hart.mip() & EXT_MASK;
@@ -296,7 +297,10 @@ class VcpuThread {
     if (Atomics.load(this.w, HartWord.START_PENDING) === 0) Atomics.store(this.w, HartWord.RUN_STATE, STOPPED);
   }
 
-  /** Paused: count this hart as parked and wait for resume (still answering fences). */
+  /**
+   * Paused: count this hart as parked and wait for resume (still answering fences). While it is
+   * parked, the device thread reads its state block (snapshots): nothing here writes it.
+   */
   private park(): void {
     this.publish(performance.now());
     Atomics.add(this.vm.words, VmWord.PARKED, 1);
@@ -304,11 +308,6 @@ class VcpuThread {
     while (this.vm.paused && !this.vm.stopping) {
       const seq = Atomics.load(this.w, HartWord.WAKE);
       this.applyFences();
-      const request = Atomics.load(this.vm.words, VmWord.STATE_REQUEST);
-      if (request !== this.stateServed) {
-        this.stateServed = request;
-        post({ type: "state", request, state: this.hart.save() });
-      }
       if (!this.vm.paused) break;
       Atomics.wait(this.w, HartWord.WAKE, seq, MAX_SLEEP_MS);
     }

@@ -1,10 +1,12 @@
-// Expands the instruction table (instructions.ts) into the `switch` cases of the two interpreter
-// loops and rewrites the generated region of exec_fast.ts / exec_slow.ts.
+// Expands the decode step (decode.ts) and the instruction table (instructions.ts) into the two
+// interpreter loops: everything from a fetched word to the next pc, in the generated region of
+// exec_fast.ts / exec_slow.ts.
+import { DECODE } from "./decode.js";
 import { INSTRUCTIONS, type InstructionSemantics } from "./instructions.js";
 
 export type LoopKind = "fast" | "slow";
 
-export const REGION_BEGIN = "// @generated-begin from src/cpu/semantics/instructions.ts by `npm run gen:interpreter`; do not edit";
+export const REGION_BEGIN = "// @generated-begin from src/cpu/semantics/ (decode.ts, instructions.ts) by `npm run gen:interpreter`; do not edit";
 export const REGION_END = "// @generated-end";
 
 const SLOW_ILLEGAL = "{ this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }";
@@ -23,6 +25,7 @@ export function expandBody(body: string, kind: LoopKind): string[] {
     let l = line
       .replaceAll("$ILLEGAL;", kind === "fast" ? "break loop;" : SLOW_ILLEGAL)
       .replaceAll("$MISS;", kind === "fast" ? "break loop;" : "break hit;")
+      .replaceAll("$LET_NEXT;", kind === "fast" ? "let npo = po + ilen;" : "let npc = pc + ilen;")
       .replaceAll("$PC", kind === "fast" ? "(page + po)" : "pc")
       .replaceAll("$NPC", kind === "fast" ? "(page + npo)" : "npc");
     l = l.replace(/\$BRANCH\((.*)\);/, (_m, off: string) => (kind === "fast" ? `npo = po + (${off});` : `npc = pc + (${off});`));
@@ -51,6 +54,16 @@ export function generateCases(kind: LoopKind, table: InstructionSemantics[] = IN
   return lines.join("\n");
 }
 
+/** The whole generated region of one loop: decode, the `switch` over the opcode, the pc advance. */
+export function generateRegion(kind: LoopKind, table: InstructionSemantics[] = INSTRUCTIONS): string {
+  const lines = expandBody(DECODE, kind).map((l) => `      ${l}`);
+  lines.push("      switch ((insn >>> 2) & 31) { // opcode[6:2]: a dense jump table (low bits are 11 after RVC expansion)");
+  lines.push(generateCases(kind, table));
+  lines.push("      }");
+  lines.push(kind === "fast" ? "      po = npo;" : "      pc = npc;");
+  return lines.join("\n");
+}
+
 /** `source` with its generated region replaced by the current expansion. */
 export function regenerate(source: string, kind: LoopKind): string {
   const begin = source.indexOf(REGION_BEGIN);
@@ -58,7 +71,7 @@ export function regenerate(source: string, kind: LoopKind): string {
   if (begin < 0 || end < begin) throw new Error(`The ${kind} loop has no generated region (${REGION_BEGIN} ... ${REGION_END})`);
   const head = source.slice(0, source.indexOf("\n", begin) + 1);
   const tail = source.slice(source.lastIndexOf("\n", end) + 1);
-  return `${head}${generateCases(kind)}\n${tail}`;
+  return `${head}${generateRegion(kind)}\n${tail}`;
 }
 
 export const LOOP_FILES: Record<LoopKind, URL> = {

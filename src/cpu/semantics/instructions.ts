@@ -1,5 +1,5 @@
 // The one description of RV64 instruction semantics that both interpreter loops are generated
-// from (generate.ts writes the `switch` cases of exec_fast.ts and exec_slow.ts; run
+// from (generate.ts writes them, after the decode step of decode.ts, into exec_fast.ts and exec_slow.ts; run
 // `npm run gen:interpreter` after editing, a test fails while they are out of date).
 //
 // A body is shared TypeScript with a few markers, so the fast loop stays call-free and the slow

@@ -22,7 +22,8 @@ export function makeMachine(ramSize = 4 << 20, opts: { exits?: boolean; jit?: bo
   const ram = new GuestRam(RAM_BASE, ramSize);
   const bus = new Bus();
   const clock = { frequency: 10_000_000, ticks: 0, now(): number { return this.ticks; } };
-  const hart = new Hart({ hartId: 0, ram, vcpuDevices: opts.exits ? new Bus() : bus, time: clock, stateBlock: opts.jit === true });
+  // The state block above RAM, as the board builds its harts.
+  const hart = new Hart({ hartId: 0, ram, vcpuDevices: opts.exits ? new Bus() : bus, time: clock, stateBlock: true });
   if (opts.jit) hart.useJit(new BlockCache(ram));
   hart.setPc(RAM_BASE);
   return { hart, ram, bus, clock };
