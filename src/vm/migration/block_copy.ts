@@ -134,6 +134,17 @@ export class BlockCopySource {
   }
 }
 
+export interface BlockCopyTargetOptions {
+  /** Where each of the source's disks goes, by disk index. */
+  paths: readonly string[];
+  /** How many disks the source's VM has. */
+  diskCount: number;
+  /** Names the source in error sentences. */
+  peer: string;
+  /** Opens a freshly created copy; openDisk unless a test needs it to fail. */
+  openCopy?: (path: string) => Promise<BlockBackend>;
+}
+
 /** The destination's side: new qcow2 files, one for each disk the source copies. */
 export class BlockCopyTarget {
   private constructor(
@@ -142,11 +153,15 @@ export class BlockCopyTarget {
   ) {}
 
   /**
-   * Creates the copies: `paths[i]` receives the source's disk i. Refuses an existing file (a copy
-   * never overwrites data) and a missing path, with a sentence.
+   * Creates the copies: `o.paths[i]` receives the source's disk i. Refuses an existing file (a
+   * copy never overwrites data) and a missing path, with a sentence. On any failure it removes
+   * the files it created, and only those.
    */
-  static async create(disks: Array<{ index: number; size: number }>, paths: readonly string[], diskCount: number, peer: string): Promise<BlockCopyTarget> {
+  static async create(disks: Array<{ index: number; size: number }>, o: BlockCopyTargetOptions): Promise<BlockCopyTarget> {
+    const { paths, diskCount, peer } = o;
+    const openCopy = o.openCopy ?? ((path: string) => openDisk(path, { format: "qcow2" }));
     const targets = new Map<number, { path: string; backend: BlockBackend }>();
+    let createdNotOpened: string | null = null;
     try {
       for (const d of disks) {
         if (!Number.isInteger(d?.index) || d.index < 0 || d.index >= diskCount || !Number.isSafeInteger(d.size) || d.size <= 0 || d.size % SECTOR !== 0 || targets.has(d.index)) {
@@ -160,10 +175,14 @@ export class BlockCopyTarget {
           throw new MigrationError(`The disk copy would overwrite "${path}", which exists: give --disk a new file (the destination creates it).`);
         }
         await createQcow2(path, { size: d.size });
-        targets.set(d.index, { path, backend: await openDisk(path, { format: "qcow2" }) });
+        createdNotOpened = path;
+        targets.set(d.index, { path, backend: await openCopy(path) });
+        createdNotOpened = null;
       }
     } catch (e) {
       await new BlockCopyTarget(targets, peer).abandon();
+      // A copy this call created but could not open is not in `targets`; it is ours all the same.
+      if (createdNotOpened !== null) await rm(createdNotOpened, { force: true }).catch(() => {});
       throw e;
     }
     return new BlockCopyTarget(targets, peer);

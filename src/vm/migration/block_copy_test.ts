@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -44,7 +44,7 @@ test("a disk copied live, with writes during and after the first pass, arrives e
     await src.write(offset, data);
     watcher?.mark(offset, data.length);
   };
-  const target = await BlockCopyTarget.create([{ index: 0, size }], [join(dir, "dst.qcow2")], 1, "test source");
+  const target = await BlockCopyTarget.create([{ index: 0, size }], { paths: [join(dir, "dst.qcow2")], diskCount: 1, peer: "test source" });
   let frames = 0;
   const source = new BlockCopySource([{ index: 0, backend: src, watchWrites: (l) => (watcher = l) }], async (payload) => {
     frames++;
@@ -77,14 +77,40 @@ test("the destination refuses to overwrite a file, a copy without a --disk, and 
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const existing = join(dir, "exists.qcow2");
   writeFileSync(existing, "precious");
-  await assert.rejects(BlockCopyTarget.create([{ index: 0, size: MiB }], [existing], 1, "peer"), /would overwrite ".*exists.qcow2", which exists/);
-  await assert.rejects(BlockCopyTarget.create([{ index: 1, size: MiB }], [join(dir, "a.qcow2")], 2, "peer"), /one --disk PATH for each of the source's 2 disk/);
-  await assert.rejects(BlockCopyTarget.create([{ index: 5, size: MiB }], [], 1, "peer"), /does not fit its VM/);
+  await assert.rejects(BlockCopyTarget.create([{ index: 0, size: MiB }], { paths: [existing], diskCount: 1, peer: "peer" }), /would overwrite ".*exists.qcow2", which exists/);
+  await assert.rejects(BlockCopyTarget.create([{ index: 1, size: MiB }], { paths: [join(dir, "a.qcow2")], diskCount: 2, peer: "peer" }), /one --disk PATH for each of the source's 2 disk/);
+  await assert.rejects(BlockCopyTarget.create([{ index: 5, size: MiB }], { paths: [], diskCount: 1, peer: "peer" }), /does not fit its VM/);
   const path = join(dir, "copy.qcow2");
-  const target = await BlockCopyTarget.create([{ index: 0, size: MiB }], [path], 1, "peer");
+  const target = await BlockCopyTarget.create([{ index: 0, size: MiB }], { paths: [path], diskCount: 1, peer: "peer" });
   await assert.rejects(target.write(blockFrame(0, MiB - 512, pattern(1, 1024))), /do not fit the 1048576-byte disk/);
   await assert.rejects(target.write(blockFrame(3, 0, pattern(1, 512))), /disk 3 is not being copied/);
   await assert.rejects(target.write(Buffer.alloc(12)), /bad BLOCKS frame \(12 bytes\)/);
   await target.abandon();
   assert.equal(existsSync(path), false, "a failed migration removes the half-made copy");
+});
+
+test("a copy that was created but cannot be opened is removed, with the ones before it, and a file that existed is kept", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "nv-blkcopy-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const first = join(dir, "first.qcow2");
+  const second = join(dir, "second.qcow2");
+  const opened: string[] = [];
+  const openCopy = async (path: string): Promise<BlockBackend> => {
+    if (path === second) throw new Error(`Cannot open disk "${path}": injected failure`);
+    opened.push(path);
+    return openDisk(path, { format: "qcow2" });
+  };
+  await assert.rejects(
+    BlockCopyTarget.create([{ index: 0, size: MiB }, { index: 1, size: MiB }], { paths: [first, second], diskCount: 2, peer: "peer", openCopy }),
+    /injected failure/,
+  );
+  assert.deepEqual(opened, [first]);
+  assert.equal(existsSync(first), false, "the copy opened before the failure is removed");
+  assert.equal(existsSync(second), false, "the copy created but not opened is removed");
+  // A file that was there before is never removed, even when a later disk fails.
+  const existing = join(dir, "exists.qcow2");
+  writeFileSync(existing, "precious");
+  await assert.rejects(BlockCopyTarget.create([{ index: 0, size: MiB }, { index: 1, size: MiB }], { paths: [second, existing], diskCount: 2, peer: "peer" }), /would overwrite/);
+  assert.equal(readFileSync(existing, "utf8"), "precious");
+  assert.equal(existsSync(second), false);
 });

@@ -41,7 +41,7 @@ export class IncomingMigration {
       if (diskPaths.length > 0 && diskPaths.length !== diskCount) {
         throw new MigrationError(`${peer} brings a VM with ${diskCount} disk(s) and this destination was given ${diskPaths.length} --disk; give one for each, in order, or none to use the source's paths.`);
       }
-      if (Array.isArray(hello.blockDisks) && hello.blockDisks.length > 0) copies = await BlockCopyTarget.create(hello.blockDisks, diskPaths, diskCount, peer);
+      if (Array.isArray(hello.blockDisks) && hello.blockDisks.length > 0) copies = await BlockCopyTarget.create(hello.blockDisks, { paths: diskPaths, diskCount, peer });
       const memoryBytes = hello.config?.memoryBytes;
       if (typeof memoryBytes !== "number" || !Number.isSafeInteger(memoryBytes) || memoryBytes <= 0 || memoryBytes > MAX_MEMORY || memoryBytes % PAGE_BYTES !== 0) {
         throw new MigrationError(`${peer} asked for ${String(memoryBytes).slice(0, 40)} bytes of RAM, which no VM has; the migration stream is corrupt.`);
