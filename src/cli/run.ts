@@ -461,7 +461,10 @@ export async function runVm(
     await incoming?.ready();
     vm.start();
     await incoming?.running();
-    waited?.started(vm);
+    if (waited !== null) {
+      server?.replaceController(vm); // the clients of the waiting process now talk to the VM
+      waited.started();
+    }
   } catch (e) {
     waited?.failed(e as Error);
     detach();

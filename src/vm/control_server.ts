@@ -387,7 +387,7 @@ class ControlConnection {
 
   constructor(
     private readonly socket: Socket,
-    readonly controller: VmController,
+    public controller: VmController,
     private readonly log: (m: string) => void,
     private readonly maxPendingOutput: number,
     private readonly onGone: (c: ControlConnection) => void,
@@ -410,6 +410,16 @@ class ControlConnection {
   detachConsole(): void {
     this.unsubscribeConsole?.();
     this.unsubscribeConsole = null;
+  }
+
+  /** From now on this client talks to `next`; its event and console subscriptions move with it. */
+  switchTo(next: VmController): void {
+    if (this.closing) return;
+    const attached = this.unsubscribeConsole !== null;
+    this.releaseSubscriptions();
+    this.controller = next;
+    this.unsubscribeEvents = next.onEvent((e) => this.forwardEvent(e));
+    if (attached) this.attachConsole();
   }
 
   destroy(): void {
@@ -591,7 +601,7 @@ async function clearSocketPath(path: string): Promise<void> {
 
 export class ControlServer {
   private readonly path: string;
-  private readonly controller: VmController;
+  private controller: VmController;
   private readonly version: string;
   private readonly log: (m: string) => void;
   private readonly maxPendingOutput: number;
@@ -662,6 +672,15 @@ export class ControlServer {
     } catch {
       // Already gone: nothing to clean up.
     }
+  }
+
+  /**
+   * Puts `next` behind the socket for every client, connected or to come: a `run --restore-wait`
+   * process hands its clients from the waiting stand-in to the VM it restored.
+   */
+  replaceController(next: VmController): void {
+    this.controller = next;
+    for (const c of this.connections) c.switchTo(next);
   }
 
   private accept(socket: Socket): void {

@@ -547,3 +547,39 @@ test("run-time limits and console size reach the controller; bad values are refu
   await rejectsWith(c.execute("console-resize", { rows: 0, cols: 80 }), "InvalidArgument", /"rows"/);
   assert.equal(vm.limits.length, 4);
 });
+
+test("replaceController moves every client, with its event and console subscriptions, to the new controller", async (t) => {
+  const { vm: before, path, server } = await startServer(t);
+  const attached = await client(t, path);
+  const plain = await client(t, path);
+  await attached.execute("console-attach");
+  assert.equal(before.eventListeners.size, 2);
+  assert.equal(before.consoleListeners.size, 1);
+
+  const after = new FakeVm();
+  after.state = "paused";
+  server.replaceController(after);
+  assert.equal(before.eventListeners.size, 0, "nothing stays subscribed to the old controller");
+  assert.equal(before.consoleListeners.size, 0);
+  assert.equal(after.eventListeners.size, 2);
+  assert.equal(after.consoleListeners.size, 1, "only the attached client follows the console");
+
+  const events: string[] = [];
+  let consoleBytes = "";
+  attached.on("RESUME", () => events.push("attached"));
+  plain.on("RESUME", () => events.push("plain"));
+  attached.on("CONSOLE", (d) => (consoleBytes += Buffer.from(d.data, "base64").toString("latin1")));
+  before.output("old ");
+  after.output("new");
+  assert.equal((await plain.execute<{ state: string }>("query-status")).state, "paused", "commands reach the new controller");
+  await plain.execute("resume");
+  await attached.execute("query-status");
+  assert.deepEqual(after.calls, ["resume"]);
+  assert.deepEqual(before.calls, []);
+  assert.deepEqual(events.sort(), ["attached", "plain"]);
+  assert.equal(consoleBytes, "new");
+
+  const late = await client(t, path);
+  assert.equal((await late.execute<{ state: string }>("query-status")).state, "running", "a client that comes later talks to it too");
+  assert.equal(after.eventListeners.size, 3);
+});

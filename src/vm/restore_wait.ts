@@ -5,7 +5,7 @@
 // Node's start each time.
 
 import { ConfigError } from "./config.js";
-import type { VmController, VmEvent, VmStats, VmStatus } from "./controller.js";
+import type { VmController, VmStats, VmStatus } from "./controller.js";
 
 /** What the process does with a snapshot the client asked for. */
 export interface RestoreRequestHandler<T> {
@@ -19,39 +19,23 @@ export interface SnapshotLoadReply {
   loadMs: number;
 }
 
-type Listener<A> = (a: A) => void;
-
-/** Listeners given before the VM exists, moved onto it once it does. */
-class Subscriptions<A> {
-  private readonly map = new Map<Listener<A>, (() => void) | null>();
-
-  add(l: Listener<A>, target: ((l: Listener<A>) => () => void) | null): () => void {
-    this.map.set(l, target === null ? null : target(l));
-    return () => {
-      this.map.get(l)?.();
-      this.map.delete(l);
-    };
-  }
-
-  moveTo(target: (l: Listener<A>) => () => void): void {
-    for (const l of this.map.keys()) this.map.set(l, target(l));
-  }
-}
-
 export class RestoreWait<T> {
-  private vm: VmController | null = null;
+  // A load was asked for and its file was good: this process restores no other.
   private loading = false;
   private readonly startedAt = performance.now();
-  private readonly events = new Subscriptions<VmEvent>();
-  private readonly outputs = new Subscriptions<Uint8Array>();
-  private deliver!: (load: { request: T; started: (vm: VmController) => void; failed: (e: Error) => void }) => void;
-  /** Resolves once a snapshot was checked: the process builds the VM from `request` and calls started() or failed(). */
-  readonly requested = new Promise<{ request: T; started: (vm: VmController) => void; failed: (e: Error) => void }>((r) => (this.deliver = r));
-  /** What the control server talks to: the waiting process, then the restored VM. */
+  private deliver!: (load: { request: T; started: () => void; failed: (e: Error) => void }) => void;
+  /**
+   * Resolves once a snapshot was checked: the process builds the VM from `request`, puts it behind
+   * the control server (ControlServer.replaceController) and calls started(), or calls failed().
+   */
+  readonly requested = new Promise<{ request: T; started: () => void; failed: (e: Error) => void }>((r) => (this.deliver = r));
+  /** What the control server talks to until the VM exists. */
   readonly controller: VmController;
 
   constructor(private readonly handler: RestoreRequestHandler<T>, private readonly onQuit: () => void) {
-    const waiting: VmController = {
+    // Nothing happens while waiting, so no event or console output ever reaches a subscriber.
+    const nothingToHear = (): (() => void) => () => {};
+    this.controller = {
       status: () => this.status(),
       stats: () => idleStats(),
       pause: () => this.notYet("pause"),
@@ -60,18 +44,9 @@ export class RestoreWait<T> {
       quit: () => this.onQuit(),
       consoleWrite: () => this.notYet("type on the console"),
       loadSnapshot: (path) => this.load(path),
-      onConsoleOutput: (l) => this.outputs.add(l, this.vm ? (x) => this.vm!.onConsoleOutput(x) : null),
-      onEvent: (l) => this.events.add(l, this.vm ? (x) => this.vm!.onEvent(x) : null),
+      onConsoleOutput: nothingToHear,
+      onEvent: nothingToHear,
     };
-    this.controller = new Proxy(waiting, {
-      get: (w, key: string | symbol) => {
-        // Subscriptions stay with the waiter, which moves them onto the VM; the rest goes to the VM once it exists.
-        const own = key === "onEvent" || key === "onConsoleOutput" || key === "loadSnapshot";
-        const target = own || this.vm === null ? w : this.vm;
-        const value = (target as unknown as Record<string | symbol, unknown>)[key];
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
   }
 
   private status(): VmStatus {
@@ -83,7 +58,7 @@ export class RestoreWait<T> {
   }
 
   private async load(path: string): Promise<SnapshotLoadReply> {
-    if (this.vm !== null || this.loading) throw new ConfigError("A snapshot is loaded already: a process restores one VM; start another for the next.");
+    if (this.loading) throw new ConfigError("A snapshot is loaded already: a process restores one VM; start another for the next.");
     this.loading = true;
     const t0 = performance.now();
     let request: T;
@@ -96,12 +71,7 @@ export class RestoreWait<T> {
     return new Promise<SnapshotLoadReply>((resolve, reject) => {
       this.deliver({
         request,
-        started: (vm) => {
-          this.vm = vm;
-          this.events.moveTo((l) => vm.onEvent(l));
-          this.outputs.moveTo((l) => vm.onConsoleOutput(l));
-          resolve({ path, loadMs: Math.round((performance.now() - t0) * 10) / 10 });
-        },
+        started: () => resolve({ path, loadMs: Math.round((performance.now() - t0) * 10) / 10 }),
         failed: reject,
       });
     });
