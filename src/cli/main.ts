@@ -26,11 +26,11 @@ async function main(argv: string[]): Promise<number> {
   switch (sub) {
     case "run": {
       const req = await parseRunArgs(rest);
-      if (req.help) {
+      if (req.start === "help") {
         process.stdout.write(RUN_HELP);
         return 0;
       }
-      return runVm(req.config, { pidFile: req.pidFile, consoleInput: req.consoleInput, restore: req.restore, incoming: req.incoming, restoreWait: req.restoreWait });
+      return runVm(req);
     }
     case "image": {
       if (rest[0] !== "build") throw new UsageError("nodevisor image: the only subcommand is `build` (with optional --rebuild).");

@@ -125,19 +125,45 @@ const OPTIONS = {
 /** Options that shape the machine: a restored VM takes them from its snapshot. */
 const MACHINE_OPTIONS = ["memory", "cpus", "image", "kernel", "initrd", "append", "disk", "net", "firmware", "balloon"] as const;
 
-export interface RunRequest {
-  config: VmConfig;
-  help: boolean;
-  pidFile?: string | null;
+/** How the process runs a VM, whatever VM it is. */
+interface RunProcess {
+  pidFile: string | null;
   /** False when the serial console takes no input from stdin (--console none). */
-  consoleInput?: boolean;
-  /** --restore: the snapshot to start from. */
-  restore?: { path: string; info: VmSnapshotInfo };
-  /** --incoming: where to wait for a live migration; `config` then holds only how the VM is run. */
-  incoming?: { uri: MigrationUri; name: string | null; diskPaths: string[] };
-  /** --restore-wait: no VM until snapshot-load on the control socket; `prepare` checks the file and builds the request, as --restore would. */
-  restoreWait?: RestoreRequestHandler<RunRequest>;
+  consoleInput: boolean;
 }
+
+/** How a VM whose machine comes from elsewhere (a migration source, a snapshot loaded later) is run here. */
+export type RunSettings = Pick<VmConfig, "cpuCap" | "consoleLog" | "controlSocket">;
+
+/** `run` with the machine given by the options. */
+export interface BootRequest extends RunProcess {
+  start: "boot";
+  config: VmConfig;
+}
+
+/** --restore: the machine and the guest come from the snapshot. */
+export interface RestoreRequest extends RunProcess {
+  start: "restore";
+  config: VmConfig;
+  restore: { path: string; info: VmSnapshotInfo };
+}
+
+/** --incoming: where to wait for a live migration; the machine comes from the source. */
+export interface IncomingRequest extends RunProcess {
+  start: "incoming";
+  settings: RunSettings;
+  incoming: { uri: MigrationUri; name: string | null; diskPaths: string[] };
+}
+
+/** --restore-wait: no VM until snapshot-load on the control socket; `prepare` checks the file and builds the request, as --restore would. */
+export interface RestoreWaitRequest extends RunProcess {
+  start: "restore-wait";
+  controlSocket: string;
+  restoreWait: RestoreRequestHandler<RestoreRequest>;
+}
+
+export type VmRunRequest = BootRequest | RestoreRequest | IncomingRequest | RestoreWaitRequest;
+export type RunRequest = VmRunRequest | { start: "help" };
 
 /** Splits argv at the first `--` and parses the options; throws UsageError / ConfigError. */
 export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean } = {}): Promise<RunRequest> {
@@ -151,7 +177,7 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
   } catch (e) {
     throw new UsageError(`nodevisor run: ${(e as Error).message.replace(/\. To specify.*$/s, "")}. See \`nodevisor run --help\`.`);
   }
-  if (values.help) return { help: true, config: null as unknown as VmConfig };
+  if (values.help) return { start: "help" };
   if (positionals.length > 0) {
     throw new UsageError(`nodevisor run: unexpected argument "${positionals[0]}". Put the guest command after --, e.g. \`nodevisor run -- uname -a\`.`);
   }
@@ -211,11 +237,11 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
   validateConfig(config);
   kernelCommandLine(config); // refuses a command line the kernel would truncate
   const pidFile = values["pid-file"] === undefined ? null : resolve(values["pid-file"] as string);
-  return { config, help: false, pidFile, consoleInput: consoleMode === "stdio" };
+  return { start: "boot", config, pidFile, consoleInput: consoleMode === "stdio" };
 }
 
 /** `run --restore FILE`: the machine comes from the snapshot; only how it is run comes from the options. */
-async function restoreRequest(values: Record<string, string | string[] | boolean | undefined>, command: string[] | null): Promise<RunRequest> {
+async function restoreRequest(values: Record<string, string | string[] | boolean | undefined>, command: string[] | null): Promise<RestoreRequest> {
   // --net may say where each NIC of the snapshot connects now (a clone's own forwarded ports); the rest is the snapshot's.
   const clash = MACHINE_OPTIONS.find((o) => o !== "net" && values[o] !== undefined);
   if (clash !== undefined) throw new UsageError(`nodevisor run: --restore takes the VM's --${clash} from the snapshot; leave --${clash} out.`);
@@ -247,18 +273,23 @@ async function restoreRequest(values: Record<string, string | string[] | boolean
   // Each restored VM writes to overlays of its own on the snapshot's frozen disks.
   config.disks = await restoredDisks(info.header.disks, info.header.config.disks, (d) => `${path}.${name}.${d.device}.qcow2`);
   const pidFile = values["pid-file"] === undefined ? null : resolve(values["pid-file"] as string);
-  return { config, help: false, pidFile, consoleInput: consoleMode === "stdio", restore: { path, info } };
+  return { start: "restore", config, pidFile, consoleInput: consoleMode === "stdio", restore: { path, info } };
 }
 
 /** `run --restore-wait`: listen on the control socket and restore whatever snapshot-load names, as --restore would. */
-function restoreWaitRequest(values: Record<string, string | string[] | boolean | undefined>, command: string[] | null): RunRequest {
+function restoreWaitRequest(values: Record<string, string | string[] | boolean | undefined>, command: string[] | null): RestoreWaitRequest {
   if (command !== null) throw new UsageError("nodevisor run: --restore-wait resumes a snapshot's guest as it was; it takes no command after --.");
   if (values["control-socket"] === undefined) throw new UsageError("nodevisor run: --restore-wait needs --control-socket PATH, where snapshot-load arrives.");
   const clash = MACHINE_OPTIONS.find((o) => o !== "net" && values[o] !== undefined);
   if (clash !== undefined) throw new UsageError(`nodevisor run: --restore-wait takes the VM's --${clash} from the snapshot; leave --${clash} out.`);
-  const config = { controlSocket: values["control-socket"] as string, consoleLog: null, cpuCap: null } as unknown as VmConfig;
   const pidFile = values["pid-file"] === undefined ? null : resolve(values["pid-file"] as string);
-  return { config, help: false, pidFile, consoleInput: false, restoreWait: { prepare: (path) => restoreRequest({ ...values, restore: path }, null) } };
+  return {
+    start: "restore-wait",
+    controlSocket: values["control-socket"] as string,
+    pidFile,
+    consoleInput: false,
+    restoreWait: { prepare: (path) => restoreRequest({ ...values, restore: path }, null) },
+  };
 }
 
 /**
@@ -276,7 +307,7 @@ export function restoredNets(saved: NetConfig[], specs: string[] | null, clone: 
 }
 
 /** `run --incoming URI`: the machine comes from the migration source; only how it is run comes from the options. */
-function incomingRequest(values: Record<string, string | string[] | boolean | undefined>, command: string[] | null): RunRequest {
+function incomingRequest(values: Record<string, string | string[] | boolean | undefined>, command: string[] | null): IncomingRequest {
   // --disk says where each of the source's disks is here: a new file for a block migration's copy, or shared storage at another path.
   const clash = MACHINE_OPTIONS.find((o) => o !== "disk" && values[o] !== undefined);
   if (clash !== undefined) throw new UsageError(`nodevisor run: --incoming takes the VM's --${clash} from the migration source; leave --${clash} out.`);
@@ -287,13 +318,13 @@ function incomingRequest(values: Record<string, string | string[] | boolean | un
   if (cpuCap !== null) checkCpuCap(cpuCap);
   const consoleMode = (values.console as string | undefined) ?? "stdio";
   if (consoleMode !== "stdio" && consoleMode !== "none") throw new UsageError(`nodevisor run: --console must be stdio or none, not "${consoleMode}".`);
-  const config = {
+  const settings: RunSettings = {
     cpuCap,
     consoleLog: (values["console-log"] as string | undefined) ?? null,
     controlSocket: (values["control-socket"] as string | undefined) ?? null,
-  } as VmConfig;
+  };
   const pidFile = values["pid-file"] === undefined ? null : resolve(values["pid-file"] as string);
-  return { config, help: false, pidFile, consoleInput: consoleMode === "stdio", incoming: { uri, name: (values.name as string | undefined) ?? null, diskPaths } };
+  return { start: "incoming", settings, pidFile, consoleInput: consoleMode === "stdio", incoming: { uri, name: (values.name as string | undefined) ?? null, diskPaths } };
 }
 
 /**
@@ -379,42 +410,43 @@ async function findImage(name: string | undefined, build: boolean): Promise<Gues
 }
 
 /** Runs the VM to completion; returns the process exit status. */
-export async function runVm(
-  config: VmConfig,
-  opts: { pidFile?: string | null; consoleInput?: boolean; restore?: RunRequest["restore"]; incoming?: RunRequest["incoming"]; restoreWait?: RunRequest["restoreWait"] } = {},
-): Promise<number> {
+export async function runVm(req: VmRunRequest): Promise<number> {
   let server: ControlServer | null = null;
-  let waited: Awaited<RestoreWait<RunRequest>["requested"]> | null = null;
-  if (opts.restoreWait) {
+  let waited: Awaited<RestoreWait<RestoreRequest>["requested"]> | null = null;
+  let start: BootRequest | RestoreRequest | IncomingRequest;
+  if (req.start === "restore-wait") {
     let quit!: () => void;
     const quitting = new Promise<null>((r) => (quit = () => r(null)));
-    const waiter = new RestoreWait(opts.restoreWait, quit);
+    const waiter = new RestoreWait(req.restoreWait, quit);
     preloadReclaim(); // everything a restore would load, loaded before the request
-    server = new ControlServer({ path: config.controlSocket!, controller: waiter.controller, version: PACKAGE_VERSION });
+    server = new ControlServer({ path: req.controlSocket, controller: waiter.controller, version: PACKAGE_VERSION });
     await server.listen();
-    process.stderr.write(`nodevisor: waiting for snapshot-load on ${config.controlSocket}\n`);
+    process.stderr.write(`nodevisor: waiting for snapshot-load on ${req.controlSocket}\n`);
     waited = await Promise.race([waiter.requested, quitting]);
     if (waited === null) {
       await server.close();
       return 0;
     }
-    config = waited.request.config;
-    opts = { ...opts, restore: waited.request.restore, consoleInput: waited.request.consoleInput };
+    start = { ...waited.request, pidFile: req.pidFile };
+  } else {
+    start = req;
   }
   let incoming: IncomingMigration | null = null;
-  if (opts.incoming) {
-    const uri = opts.incoming.uri;
-    incoming = await IncomingMigration.receive(uri, {
-      diskPaths: opts.incoming.diskPaths,
+  let config: VmConfig;
+  if (start.start === "incoming") {
+    incoming = await IncomingMigration.receive(start.incoming.uri, {
+      diskPaths: start.incoming.diskPaths,
       onListening: (where) => process.stderr.write(`nodevisor: waiting for a migration on ${where}\n`),
     });
     const h = incoming.header;
-    config = { ...h.config, name: opts.incoming.name ?? h.config.name, cpuCap: config.cpuCap, consoleLog: config.consoleLog, controlSocket: config.controlSocket };
+    config = { ...h.config, name: start.incoming.name ?? h.config.name, ...start.settings };
+  } else {
+    config = start.config;
   }
   const interactive = config.command === null;
   const vm = await Vm.create({
     config,
-    restore: opts.restore,
+    restore: start.start === "restore" ? start.restore : undefined,
     incoming: incoming ? { header: incoming.header, ram: incoming.ram } : undefined,
     onStdout: (d) => process.stdout.write(d),
     onStderr: (d) => process.stderr.write(d),
@@ -433,11 +465,11 @@ export async function runVm(
   let detach = (): void => {};
   if (interactive) {
     vm.onConsoleOutput((d) => process.stdout.write(d));
-    if (opts.consoleInput !== false) {
+    if (start.consoleInput) {
       detach = attachTerminal({ write: (d) => vm.consoleWrite(d), onQuit: () => vm.quit(), onResize: (rows, cols) => vm.consoleResize(rows, cols) }).detach;
     }
   }
-  const removePidFile = opts.pidFile ? writePidFile(opts.pidFile) : (): void => {};
+  const removePidFile = start.pidFile ? writePidFile(start.pidFile) : (): void => {};
   // First signal: stop the VM cleanly (disks flushed). If that has not finished within
   // FORCED_EXIT_MS, or a second signal comes, exit at once: flushed guest writes are on disk already.
   let signalled = false;

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseDiskSpec, restoredNets } from "./run.js";
+import { resolve } from "node:path";
+import { parseDiskSpec, parseRunArgs, restoredNets } from "./run.js";
 import { parseNetSpec, type NetConfig } from "../net/spec.js";
 
 test("--disk flags: read-only, format and Firecracker-style limits", () => {
@@ -31,4 +32,23 @@ test("restored NICs: the same VM keeps its MACs, a clone gets its own, --net rec
   assert.deepEqual(macs(moved), [null, "52:54:00:00:00:09"]);
   assert.deepEqual(macs(restoredNets(saved, ["switch=other", "user"], false)), ["52:54:00:aa:bb:01", "52:54:00:aa:bb:02"]);
   assert.throws(() => restoredNets(saved, ["user"], true), /has 2 NIC\(s\) and --net gives 1; give one --net for each/);
+});
+
+test("--incoming and --restore-wait requests carry how the VM is run, and nothing of a machine they do not have yet", async () => {
+  const incoming = await parseRunArgs(["--incoming", "unix:/tmp/m.sock", "--cpu-cap", "50", "--console-log", "c.log", "--control-socket", "c.sock", "--console", "none", "--disk", "copy.qcow2"]);
+  assert.equal(incoming.start, "incoming");
+  if (incoming.start !== "incoming") return;
+  assert.deepEqual(incoming.settings, { cpuCap: 50, consoleLog: "c.log", controlSocket: "c.sock" });
+  assert.deepEqual(incoming.incoming.diskPaths, [resolve("copy.qcow2")]);
+  assert.equal(incoming.consoleInput, false);
+  assert.equal(incoming.pidFile, null);
+
+  const waiting = await parseRunArgs(["--restore-wait", "--control-socket", "w.sock", "--pid-file", "w.pid"]);
+  assert.equal(waiting.start, "restore-wait");
+  if (waiting.start !== "restore-wait") return;
+  assert.equal(waiting.controlSocket, "w.sock");
+  assert.equal(waiting.pidFile, resolve("w.pid"));
+  await assert.rejects(waiting.restoreWait.prepare("/nonexistent/vm.snap"), /vm\.snap/);
+
+  assert.deepEqual(await parseRunArgs(["--help"]), { start: "help" });
 });
