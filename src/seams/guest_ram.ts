@@ -61,15 +61,22 @@ export class GuestRam {
   readonly view: DataView;
   /**
    * One byte per RAM page, above RAM in the same shared memory: CODE_PAGE while compiled code
-   * depends on the page. Device writes mark such pages CODE_PAGE_DMA_WRITTEN (see noteDeviceWrite).
+   * depends on the page. Device writes mark such pages CODE_PAGE_DMA_WRITTEN (see deviceWrote).
    * Empty when the VMM area does not fit (4 GiB of RAM): no JIT then.
    */
   readonly codePages: Uint8Array;
   /**
    * One int32 per RAM page: the JIT's function-table slot for the page's compiled code (0 = none),
-   * read by its wasm dispatcher. Belongs to the one thread whose harts run the JIT.
+   * read by its wasm dispatcher. Belongs to the one thread whose harts run the JIT, which takes it
+   * once, as it attaches: from then on device writes look for code pages (see codeMayExist).
    */
-  readonly jitSlots: Int32Array;
+  get jitSlots(): Int32Array {
+    this.codeMayExist = true;
+    return this.slotTable;
+  }
+  private readonly slotTable: Int32Array;
+  /** False until a JIT attached to this RAM: without one no page holds compiled code, and device writes skip the code-page scan. */
+  private codeMayExist = false;
   readonly jitSlotsOffset: number;
   /** Byte offset of the first hart state block in `memory`, or -1 without a VMM area. */
   private readonly hartSlotsOffset: number;
@@ -104,7 +111,7 @@ export class GuestRam {
     this.view = new DataView(this.buffer);
     this.codePages = vmm === 0 ? new Uint8Array(0) : new Uint8Array(this.buffer, size, size / PAGE);
     this.jitSlotsOffset = vmm === 0 ? -1 : size + flagBytes(size);
-    this.jitSlots = vmm === 0 ? new Int32Array(0) : new Int32Array(this.buffer, this.jitSlotsOffset, size / PAGE);
+    this.slotTable = vmm === 0 ? new Int32Array(0) : new Int32Array(this.buffer, this.jitSlotsOffset, size / PAGE);
     this.hartSlotsOffset = vmm === 0 ? -1 : size + flagBytes(size) + slotBytes(size);
     this.dirty = new Int32Array(dirtyLog ?? new SharedArrayBuffer(Math.ceil(size / 4096 / 32) * 4));
   }
@@ -118,19 +125,27 @@ export class GuestRam {
 
   /** RAM bytes [off, off+len) are about to be returned to the host (they read as zeros after): compiled code there is dropped and a migration resends them. */
   discarding(off: number, len: number): void {
-    this.noteDeviceWrite(this.base + off, len);
+    this.deviceWrote(off, len);
+  }
+
+  /**
+   * A device (or a loader) wrote RAM bytes [off, off+len) (off from the RAM base): compiled code
+   * there is dropped before it runs again, and a live snapshot or migration copies the pages again.
+   */
+  deviceWrote(off: number, len: number): void {
+    this.dropCodeIn(off, len);
     this.markDirty(off, len);
   }
 
-  /** A device wrote [gpa, gpa+len): pages that hold compiled code are marked so the JIT drops it before running it again. */
-  private noteDeviceWrite(gpa: number, len: number): void {
+  /** Pages of RAM bytes [off, off+len) that hold compiled code are marked so the JIT drops it before running it again. */
+  private dropCodeIn(off: number, len: number): void {
+    if (!this.codeMayExist || len <= 0) return;
     const flags = this.codePages;
-    if (flags.length === 0 || len <= 0) return;
-    const last = (gpa - this.base + len - 1) / PAGE;
-    for (let p = Math.floor((gpa - this.base) / PAGE); p <= last; p++) {
+    const last = (off + len - 1) / PAGE;
+    for (let p = Math.floor(off / PAGE); p <= last; p++) {
       if (flags[p] !== 0) {
         flags[p] = CODE_PAGE_DMA_WRITTEN;
-        this.jitSlots[p] = 0; // the JIT's dispatcher stops entering the page; its cache drops the code on its next look
+        this.slotTable[p] = 0; // the JIT's dispatcher stops entering the page; its cache drops the code on its next look
       }
     }
   }
@@ -171,7 +186,7 @@ export class GuestRam {
     }
   }
 
-  /** Marks the pages of RAM bytes [off, off+len) written (off from the RAM base). */
+  /** Marks the pages of RAM bytes [off, off+len) written (off from the RAM base); devices call deviceWrote, which also drops compiled code. */
   markDirty(off: number, len: number): void {
     if (len <= 0) return;
     const last = Math.floor((off + len - 1) / 4096);
@@ -215,7 +230,7 @@ export class GuestRam {
       throw new GuestMemoryError(`guest range 0x${gpa.toString(16)}+${len} is outside RAM`);
     }
     const off = gpa - this.base;
-    this.noteDeviceWrite(gpa, len); // a live view may be written
+    this.dropCodeIn(off, len); // a live view may be written (its dirty pages are marked when the device is done with it)
     if (this.lazyState !== null) this.ensurePresent(off, len);
     return this.u8.subarray(off, off + len);
   }
@@ -228,8 +243,10 @@ export class GuestRam {
   }
 
   write(gpa: number, data: Uint8Array): void {
-    this.slice(gpa, data.length).set(data);
-    this.markDirty(gpa - this.base, data.length);
+    this.check(gpa, data.length);
+    const off = gpa - this.base;
+    this.u8.set(data, off);
+    this.deviceWrote(off, data.length);
   }
 
   readU16(gpa: number): number {
@@ -250,23 +267,23 @@ export class GuestRam {
   }
 
   writeU16(gpa: number, v: number): void {
-    this.checkWrite(gpa, 2);
+    this.check(gpa, 2);
     this.view.setUint16(gpa - this.base, v, true);
-    this.markDirty(gpa - this.base, 2);
+    this.deviceWrote(gpa - this.base, 2);
   }
 
   writeU32(gpa: number, v: number): void {
-    this.checkWrite(gpa, 4);
+    this.check(gpa, 4);
     this.view.setUint32(gpa - this.base, v >>> 0, true);
-    this.markDirty(gpa - this.base, 4);
+    this.deviceWrote(gpa - this.base, 4);
   }
 
   writeU64(gpa: number, v: number): void {
-    this.checkWrite(gpa, 8);
+    this.check(gpa, 8);
     const off = gpa - this.base;
     this.view.setUint32(off, v % 0x1_0000_0000 >>> 0, true);
     this.view.setUint32(off + 4, Math.floor(v / 0x1_0000_0000) >>> 0, true);
-    this.markDirty(off, 8);
+    this.deviceWrote(off, 8);
   }
 
   private check(gpa: number, len: number): void {
@@ -274,10 +291,5 @@ export class GuestRam {
       throw new GuestMemoryError(`guest access 0x${gpa.toString(16)}+${len} is outside RAM`);
     }
     if (this.lazyState !== null) this.ensurePresent(gpa - this.base, len);
-  }
-
-  private checkWrite(gpa: number, len: number): void {
-    this.check(gpa, len);
-    this.noteDeviceWrite(gpa, len);
   }
 }

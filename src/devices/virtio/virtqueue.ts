@@ -200,8 +200,8 @@ export class Virtqueue {
   pushUsed(head: number, written: number): void {
     const done = this.writableInFlight.get(head);
     if (done !== undefined) {
-      // DMA is over for this chain: mark its buffers after the writes, so a live copy sees them.
-      for (const v of done) this.ram.markDirty(v.byteOffset, v.length);
+      // DMA is over for this chain: mark its buffers after the writes, so a live copy sees them and no compiled code outlives them.
+      for (const v of done) this.ram.deviceWrote(v.byteOffset, v.length);
       this.writableInFlight.delete(head);
     }
     const slot = this.nextUsed & (this.size - 1);
