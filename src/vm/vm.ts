@@ -1,7 +1,7 @@
 // One virtual machine: builds the board from a VmConfig, boots it, runs it and answers the
 // VmController interface (used by the control socket and the CLI alike).
 
-import { readFileSync, openSync, writeSync, closeSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { Board } from "../machine/board.js";
 import { boot } from "../machine/boot.js";
@@ -33,7 +33,9 @@ import { RAM_BASE } from "../machine/layout.js";
 import { VcpuPacer } from "./pacing.js";
 import { TouchedMemoryProbe } from "./memory_touched.js";
 import { diskLimitsToRateLimit } from "./config.js";
-import { INIT_STARTED_LINE, LISTENING_LINE, networkRenewRequest, parseExitLine, POWERDOWN_REQUEST, resizeRequest } from "../image/init_script.js";
+import { INIT_STARTED_LINE, networkRenewRequest, POWERDOWN_REQUEST, resizeRequest } from "../image/init_script.js";
+import { SerialConsole } from "./serial_console.js";
+import { StatusConsoleReader } from "./status_console.js";
 import { ConfigError, DEFAULT_VM_NAME } from "./config.js";
 import { limitedLog, type LimitedLog } from "./log_limiter.js";
 import type { BalloonInfo, DiskLimits, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
@@ -68,17 +70,12 @@ export interface VmOptions {
   log?: (msg: string) => void;
 }
 
-const SERIAL_TAIL_BYTES = 8192;
 /** A live snapshot stops the guest once the pages left would take this long to write (ms)... */
 const SNAPSHOT_DOWNTIME_MS = 10;
 /** ...or after this many rounds of dirty pages, whichever comes first. */
 const SNAPSHOT_MAX_ROUNDS = 8;
 /** How long a snapshot waits for in-flight disk requests to finish. */
 const DRAIN_TIMEOUT_MS = 30_000;
-/** Console input the host may queue ahead of the guest's UART FIFO; console-write reports what fit. */
-export const CONSOLE_INPUT_QUEUE_BYTES = 1 << 20;
-/** Longest line kept from the status console (hvc2); /init's lines there are a few bytes. */
-const STATUS_LINE_MAX = 64;
 
 /**
  * One worker thread per vCPU when there are several and the built-in SBI runs (guest firmware
@@ -117,20 +114,11 @@ export class Vm implements VmController {
   private exitCode: number | null = null;
   private reason: string | null = null;
   private readonly startedAt = performance.now();
-  private serialPending: number[] = [];
-  private serialTail = "";
-  /** The status console's current line; length -1 while skipping the rest of an overlong line. */
-  private readonly statusLine = new Uint8Array(STATUS_LINE_MAX);
-  private statusLineLength = 0;
-  private commandStatus: number | null = null;
+  private readonly serial: SerialConsole;
+  private readonly statusConsole = new StatusConsoleReader(() => this.onGuestListening());
   // The console size last asked for, sent again once the guest listens (a resize during boot is lost otherwise).
   private consoleSize: { rows: number; cols: number } | null = null;
-  private guestListening = false;
-  private readonly consoleListeners = new Set<(d: Uint8Array) => void>();
   private readonly eventListeners = new Set<(e: VmEvent) => void>();
-  private consoleLogFd: number | null = null;
-  private readonly consoleInput: Uint8Array[] = [];
-  private consoleInputBytes = 0;
   /** Guest-triggered messages (device register abuse, bad descriptors), rate-limited. */
   private readonly guestLog: LimitedLog;
   private readonly log: (msg: string) => void;
@@ -214,9 +202,10 @@ export class Vm implements VmController {
     const log = o.log ?? (() => {});
     this.log = log;
     this.guestLog = limitedLog(log);
+    this.serial = new SerialConsole({ onNewText: (tail) => this.noticeInitStarted(tail), log });
     const stdout = new VirtioConsole({ onOutput: (d) => o.onStdout?.(d) });
     const stderr = new VirtioConsole({ onOutput: (d) => o.onStderr?.(d) });
-    const status = new VirtioConsole({ onOutput: (d) => this.onStatusOutput(d) });
+    const status = new VirtioConsole({ onOutput: (d) => this.statusConsole.read(d) });
     this.consoles = [stdout, stderr, status];
     this.balloonConfig = { ...DEFAULT_BALLOON, ...o.config.balloon };
     this.balloon = new VirtioBalloon({
@@ -258,9 +247,9 @@ export class Vm implements VmController {
       ? new ThreadedVcpus(o.config.cpus, this.clock, {
         afterSlice: () => {
           this.feedConsoleInput();
-          this.flushSerial();
+          this.serial.flush();
         },
-        consoleWrite: (bytes) => this.serialPending.push(...bytes),
+        consoleWrite: (bytes) => this.serial.putAll(bytes),
         onSystemReset: (kind, code) => this.onSystemReset(kind, code),
         onCrash: (message) => crashed(threads!.describePcs(), message),
       })
@@ -273,7 +262,7 @@ export class Vm implements VmController {
       jit: o.config.cpuTier === "jit" && threads === null,
       time: this.clock,
       virtio,
-      onSerialByte: (b) => this.serialPending.push(b),
+      onSerialByte: (b) => this.serial.put(b),
       onPowerOff: (code) => this.finish(code, "poweroff"),
       onReset: () => this.finish(this.panicked() ? 1 : 0, this.panicked() ? "guest-panic" : "reset"),
       onInterrupt: () => this.vcpus?.kick(),
@@ -284,7 +273,7 @@ export class Vm implements VmController {
       onExit: (hart) => dispatchExit(hart, this.exitServices),
       afterSlice: () => {
         this.feedConsoleInput();
-        this.flushSerial();
+        this.serial.flush();
       },
       isRunning: () => this.state === "running",
       // All harts share this one thread, so a cap above one core is no cap.
@@ -308,7 +297,7 @@ export class Vm implements VmController {
       const sbi = new SbiFirmware({
         harts: this.board.harts,
         ram: this.board.ram,
-        consoleWrite: (bytes) => this.serialPending.push(...bytes),
+        consoleWrite: (bytes) => this.serial.putAll(bytes),
         onSystemReset: (kind, code) => this.onSystemReset(kind, code),
       });
       this.exitServices.sbi = sbi;
@@ -318,7 +307,7 @@ export class Vm implements VmController {
     else boot(this.board, { kernel: read(c.kernel), initrd: read(c.initrd), firmware, bootargs: kernelCommandLine(c) });
     // Opened only once the payloads loaded, so bad input leaves no file behind; opened here, not
     // lazily, so a bad path fails the start with a sentence instead of killing a running VM.
-    if (c.consoleLog) this.consoleLogFd = openConsoleLog(c.consoleLog);
+    if (c.consoleLog) this.serial.openLog(c.consoleLog);
     this.state = "running";
     this.emit({ event: "RESUME" });
     this.vcpus.begin(this.board);
@@ -373,8 +362,8 @@ export class Vm implements VmController {
     if (this.newGenerationOnRestore) this.board.vmgenid.newGeneration();
     this.networkMoved(h);
     this.clock.restore(h.clock);
-    this.commandStatus = h.vm.commandStatus;
-    this.guestListening = h.vm.guestListening;
+    this.statusConsole.commandStatus = h.vm.commandStatus;
+    this.statusConsole.guestListening = h.vm.guestListening;
     this.consoleSize = h.vm.consoleSize;
   }
 
@@ -463,7 +452,7 @@ export class Vm implements VmController {
       clock: this.clock.save(),
       harts,
       board: this.board.save(),
-      vm: { commandStatus: this.commandStatus, guestListening: this.guestListening, consoleSize: this.consoleSize },
+      vm: { commandStatus: this.statusConsole.commandStatus, guestListening: this.statusConsole.guestListening, consoleSize: this.consoleSize },
       disks: [],
     };
   }
@@ -651,12 +640,8 @@ export class Vm implements VmController {
 
   /** Queues console input (bounded); returns how many bytes were accepted. */
   consoleWrite(data: Uint8Array): number {
-    const accepted = Math.min(data.length, CONSOLE_INPUT_QUEUE_BYTES - this.consoleInputBytes);
-    if (accepted > 0) {
-      this.consoleInput.push(data.slice(0, accepted));
-      this.consoleInputBytes += accepted;
-      this.feedConsoleInput();
-    }
+    const accepted = this.serial.queueInput(data);
+    if (accepted > 0) this.feedConsoleInput();
     this.vcpus.kick();
     return accepted;
   }
@@ -665,19 +650,11 @@ export class Vm implements VmController {
   private feedConsoleInput(): void {
     // Input that arrives before start() waits: a restore would overwrite the UART's FIFO.
     if (this.state === "starting") return;
-    const uart = this.board.uart;
-    while (this.consoleInput.length > 0 && uart.receiveSpace() > 0) {
-      const head = this.consoleInput[0]!;
-      const n = uart.receive(head.subarray(0, uart.receiveSpace()));
-      this.consoleInputBytes -= n;
-      if (n === head.length) this.consoleInput.shift();
-      else this.consoleInput[0] = head.subarray(n);
-    }
+    this.serial.feedInput(this.board.uart);
   }
 
   onConsoleOutput(listener: (data: Uint8Array) => void): () => void {
-    this.consoleListeners.add(listener);
-    return () => this.consoleListeners.delete(listener);
+    return this.serial.onOutput(listener);
   }
 
   onEvent(listener: (e: VmEvent) => void): () => void {
@@ -692,74 +669,33 @@ export class Vm implements VmController {
 
   /** The command's exit status as /init reported it, if it did. */
   get guestCommandStatus(): number | null {
-    return this.commandStatus;
+    return this.statusConsole.commandStatus;
   }
 
   /** The last few KiB of serial output, for error reports. */
   get serialOutputTail(): string {
-    return this.serialTail;
-  }
-
-  /** Parses the status console a line at a time, keeping at most one short line (the guest may flood it). */
-  private onStatusOutput(d: Uint8Array): void {
-    const line = this.statusLine;
-    let len = this.statusLineLength;
-    for (let i = 0; i < d.length && this.commandStatus === null; i++) {
-      const b = d[i]!;
-      if (b === 10) {
-        // Only lines that start like "exit N" are worth decoding.
-        if (len > 0 && line[0] === 0x65) this.commandStatus = parseExitLine(`${Buffer.from(line.subarray(0, len)).toString("latin1")}\n`);
-        else if (!this.guestListening && len > 0 && Buffer.from(line.subarray(0, len)).toString("latin1").replace(/\r$/, "") === LISTENING_LINE) this.onGuestListening();
-        len = 0;
-      } else if (len >= 0) {
-        if (len === STATUS_LINE_MAX) len = -1;
-        else line[len++] = b;
-      }
-    }
-    this.statusLineLength = len;
+    return this.serial.tail;
   }
 
   /** The interactive guest now listens on the status console: send it the console size asked for during boot. */
   private onGuestListening(): void {
-    if (this.guestListening) return;
-    this.guestListening = true;
     if (this.consoleSize !== null) this.consoleResize(this.consoleSize.rows, this.consoleSize.cols);
   }
 
   private panicked(): boolean {
-    return this.serialTail.includes("Kernel panic");
+    return this.serial.tail.includes("Kernel panic");
   }
 
-  private flushSerial(): void {
-    if (this.serialPending.length === 0) return;
-    const bytes = Uint8Array.from(this.serialPending);
-    this.serialPending = [];
-    const text = Buffer.from(bytes).toString("latin1");
-    this.serialTail = (this.serialTail + text).slice(-SERIAL_TAIL_BYTES);
-    if (this.initStartedMs === null && this.serialTail.includes(INIT_STARTED_LINE)) {
+  private noticeInitStarted(tail: string): void {
+    if (this.initStartedMs === null && tail.includes(INIT_STARTED_LINE)) {
       this.initStartedMs = performance.now();
       this.emit({ event: "GUEST_INIT_STARTED", data: { ms: Math.round(this.initStartedMs) } });
-    }
-    this.writeConsoleLog(bytes);
-    for (const l of [...this.consoleListeners]) l(bytes);
-  }
-
-  /** Appends serial output to --console-log; a write error (disk full) ends the log, not the VM. */
-  private writeConsoleLog(bytes: Uint8Array): void {
-    const fd = this.consoleLogFd;
-    if (fd === null) return;
-    try {
-      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
-    } catch (e) {
-      this.consoleLogFd = null;
-      closeQuietly(fd);
-      this.log(`stopped writing the console log "${this.config.consoleLog}": ${(e as Error).message}. The VM keeps running.`);
     }
   }
 
   private finish(exitCode: number, reason: string, state: "shutdown" | "crashed" = "shutdown"): void {
     if (this.state === "shutdown" || this.state === "crashed") return;
-    this.flushSerial();
+    this.serial.flush();
     this.state = state;
     this.exitCode = exitCode;
     this.reason = reason;
@@ -783,8 +719,7 @@ export class Vm implements VmController {
         }),
         ...this.nics.map((n) => n.backend.close()),
       ]);
-      if (this.consoleLogFd !== null) closeQuietly(this.consoleLogFd);
-      this.consoleLogFd = null;
+      this.serial.closeLog();
       this.resolveExit({ exitCode, reason });
     };
     void done();
@@ -795,26 +730,3 @@ export class Vm implements VmController {
   }
 }
 
-
-/** Opens (creates or truncates) the console log, or says in one sentence why it cannot. */
-function openConsoleLog(path: string): number {
-  try {
-    return openSync(path, "w");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why =
-      code === "ENOENT" ? "its folder does not exist" :
-      code === "EISDIR" ? "it is a directory" :
-      code === "EACCES" || code === "EPERM" ? "permission denied" :
-      (e as Error).message;
-    throw new ConfigError(`Cannot write the console log "${path}": ${why}. Give --console-log a file in an existing, writable folder.`);
-  }
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // already closed or never valid: nothing to release
-  }
-}
