@@ -454,6 +454,7 @@ export async function runVm(req: VmRunRequest): Promise<number> {
   }).catch(async (e: unknown) => {
     // The source resumes the guest at once instead of waiting for us.
     incoming?.fail(`the destination cannot build the VM: ${(e as Error).message}`);
+    await incoming?.abandonCopies();
     waited?.failed(e as Error);
     await server?.close();
     throw e;
@@ -503,6 +504,7 @@ export async function runVm(req: VmRunRequest): Promise<number> {
     removePidFile();
     await server?.close();
     await vm.abandon();
+    await incoming?.abandonCopies();
     throw e;
   }
   // Once the guest runs its /init (or after 20 s), the boot files are garbage: give their memory back.

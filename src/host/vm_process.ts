@@ -184,9 +184,9 @@ export class VmProcess {
 
   /** Starts `nodevisor run` for the spec and connects to its control socket. */
   static async start(o: VmProcessOptions): Promise<VmProcess> {
-    const { child, earlyExit } = spawnVmProcess(o, runArguments(o.spec, o.paths, o.balloon));
+    const { child, earlyExit, ended } = spawnVmProcess(o, runArguments(o.spec, o.paths, o.balloon));
     try {
-      const client = await Promise.race([connectWhenReady(o.paths.controlSocket, o.startTimeoutMs ?? 60_000), earlyExit]);
+      const client = await Promise.race([connectWhenReady(o.paths.controlSocket, o.startTimeoutMs ?? 60_000, ended), earlyExit]);
       return new VmProcess(child.pid!, client, child);
     } catch (e) {
       killChildGroup(child);
@@ -202,7 +202,7 @@ export class VmProcess {
    * and rejects when the process ends first or `cancel()` is called.
    */
   static async startIncoming(o: VmProcessOptions & { listen: string; arrivalTimeoutMs: number }): Promise<IncomingVmProcess> {
-    const { child, earlyExit } = spawnVmProcess(o, incomingArguments(o.spec, o.paths, o.listen));
+    const { child, earlyExit, ended } = spawnVmProcess(o, incomingArguments(o.spec, o.paths, o.listen));
     earlyExit.catch(() => {});
     let cancelled = false;
     const cancel = (): void => {
@@ -210,10 +210,19 @@ export class VmProcess {
       killChildGroup(child);
     };
     try {
-      const listening = await Promise.race([waitForLogLine(o.paths.vmmLog, /waiting for a migration on (\S+)/, o.startTimeoutMs ?? 60_000), earlyExit]);
+      const listening = await Promise.race([waitForLogLine(o.paths.vmmLog, /waiting for a migration on (\S+)/, o.startTimeoutMs ?? 60_000, ended), earlyExit]);
       const arrived = (async () => {
         try {
-          const client = await Promise.race([connectWhenReady(o.paths.controlSocket, o.arrivalTimeoutMs, () => cancelled), earlyExit]);
+          // Polling stops once the process is gone (its exit is the answer), not an hour later.
+          const stop = (): boolean => cancelled || ended();
+          const client = await Promise.race([connectWhenReady(o.paths.controlSocket, o.arrivalTimeoutMs, stop), earlyExit]);
+          try {
+            // The control socket opens before the source hands the guest over: it has arrived once it runs here.
+            await Promise.race([untilStarted(client, stop), earlyExit]);
+          } catch (e) {
+            client.close();
+            throw e;
+          }
           return new VmProcess(child.pid!, client, child);
         } catch (e) {
           killChildGroup(child);
@@ -290,7 +299,8 @@ export interface IncomingVmProcess {
   cancel(): void;
 }
 
-function spawnVmProcess(o: VmProcessOptions, args: string[]): { child: ChildProcess; earlyExit: Promise<never> } {
+/** The spawned VM process; `earlyExit` rejects, and `ended()` turns true, once it exits or cannot start. */
+function spawnVmProcess(o: VmProcessOptions, args: string[]): { child: ChildProcess; earlyExit: Promise<never>; ended: () => boolean } {
   mkdirSync(o.paths.dir, { recursive: true, mode: 0o700 });
   mkdirSync(o.paths.controlSocket.slice(0, o.paths.controlSocket.lastIndexOf("/")), { recursive: true, mode: 0o700 });
   rotateLog(o.paths.consoleLog);
@@ -317,11 +327,18 @@ function spawnVmProcess(o: VmProcessOptions, args: string[]): { child: ChildProc
     closeSync(err);
   }
   child.unref();
+  let gone = false;
   const earlyExit = new Promise<never>((_, reject) => {
-    child.once("exit", (code, signal) => reject(new Error(startFailure(o.paths.vmmLog, code, signal))));
-    child.once("error", (e) => reject(new Error(`Cannot start the VM process: ${e.message}.`)));
+    child.once("exit", (code, signal) => {
+      gone = true;
+      reject(new Error(startFailure(o.paths.vmmLog, code, signal)));
+    });
+    child.once("error", (e) => {
+      gone = true;
+      reject(new Error(`Cannot start the VM process: ${e.message}.`));
+    });
   });
-  return { child, earlyExit };
+  return { child, earlyExit, ended: () => gone };
 }
 
 function killChildGroup(child: ChildProcess): void {
@@ -333,10 +350,11 @@ function killChildGroup(child: ChildProcess): void {
   }
 }
 
-/** Polls a log file until a line matches; resolves with the first group. */
-async function waitForLogLine(path: string, re: RegExp, timeoutMs: number): Promise<string> {
+/** Polls a log file until a line matches; resolves with the first group. Gives up once `stop()` says so. */
+async function waitForLogLine(path: string, re: RegExp, timeoutMs: number, stop: () => boolean): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    if (stop()) throw new Error("stopped");
     let text = "";
     try {
       text = readFileSync(path, "utf8");
@@ -350,7 +368,18 @@ async function waitForLogLine(path: string, re: RegExp, timeoutMs: number): Prom
   }
 }
 
-async function connectWhenReady(path: string, timeoutMs: number, cancelled: () => boolean = () => false): Promise<ControlClient> {
+/** Polls query-status until the VM has left "starting" (a migrated VM: the source said GO); gives up once `stop()` says so. */
+async function untilStarted(client: ControlClient, stop: () => boolean): Promise<void> {
+  for (;;) {
+    if (stop()) throw new Error("stopped");
+    const status = await client.execute<{ state: string }>("query-status");
+    if (status.state !== "starting") return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Connects to the control socket once it is there; gives up once `cancelled()` says so (called off, or the process is gone). */
+async function connectWhenReady(path: string, timeoutMs: number, cancelled: () => boolean): Promise<ControlClient> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (cancelled()) throw new Error("cancelled");

@@ -156,7 +156,9 @@ export class VmStateOps {
         // Ended without handing over (killed, crashed): the migration did not happen. A hand-over is migratedAway's.
         const info = await live.proc.exited;
         if (info.reason !== "migrated" && this.migrations.get(name) === view && !MIGRATION_ENDED.has(view.status)) {
-          Object.assign(view, { status: "failed", error: `the VM process ended during the migration: ${info.message}` });
+          const error = `the VM process ended during the migration: ${info.message}`;
+          Object.assign(view, { status: "failed", error });
+          this.m.event(name, "migration-failed", `The migration of VM ${name} to ${uri} failed: ${error}; the VM did not move.`, { uri, error });
         }
         return;
       }

@@ -5,7 +5,7 @@
 // sentence and nothing runs.
 
 import { createServer, type Server, type Socket } from "node:net";
-import { unlink } from "node:fs/promises";
+import { rm, unlink } from "node:fs/promises";
 import { GuestRam } from "../../seams/guest_ram.js";
 import { MAX_MEMORY, RAM_BASE } from "../../machine/layout.js";
 import { ConfigError, validateConfig, type VmConfig } from "../config.js";
@@ -16,6 +16,9 @@ import { describeUri, Frame, frame, FrameReader, jsonFrame, MigrationError, PAGE
 
 
 export class IncomingMigration {
+  /** True once the source said GO: the guest is this side's from then on. */
+  private handedOver = false;
+
   private constructor(
     private readonly socket: Socket,
     private readonly reader: FrameReader,
@@ -23,6 +26,8 @@ export class IncomingMigration {
     readonly header: VmSnapshotHeader,
     readonly ram: GuestRam,
     readonly pagesReceived: number,
+    /** The disk copies a block migration made here. */
+    private readonly copies: readonly string[],
   ) {}
 
   /**
@@ -81,7 +86,7 @@ export class IncomingMigration {
               return path === undefined ? d : { ...d, path, format: copied.has(i) ? "qcow2" : d.format };
             }),
           };
-          return new IncomingMigration(socket, reader, peer, header, ram, received);
+          return new IncomingMigration(socket, reader, peer, header, ram, received, [...copied.values()]);
         }
         if (f.kind === Frame.ERROR) throw new MigrationError(`${peer} gave up the migration: ${parseJson<{ message?: string }>(f.payload, peer).message ?? "no reason given"}`);
         throw new MigrationError(`${peer} sent an unexpected frame (kind ${f.kind}) while sending RAM; the migration stream is corrupt.`);
@@ -97,6 +102,17 @@ export class IncomingMigration {
   async ready(): Promise<void> {
     await writeAll(this.socket, frame(Frame.READY));
     await this.reader.expect(Frame.GO);
+    this.handedOver = true;
+  }
+
+  /**
+   * The migration failed before the source handed the guest over: the disk copies made for it
+   * are removed (they hold nothing the source's disks do not), so no half-received VM is left.
+   * Call it once the VM has closed them.
+   */
+  async abandonCopies(): Promise<void> {
+    if (this.handedOver) return;
+    await Promise.allSettled(this.copies.map((path) => rm(path, { force: true })));
   }
 
   /** The guest runs here now. */
