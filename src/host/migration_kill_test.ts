@@ -3,7 +3,7 @@
 // on a dead process, none restarted by itself), and the destination process does not live on as
 // a half-received VM.
 
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { randomFillSync } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -20,20 +20,26 @@ import type { DaemonOptions } from "./daemon.js";
 const MiB = 2 ** 20;
 const capacity: DaemonOptions["capacity"] = { cores: 2, memoryBytes: 8 * 2 ** 30, cpuOvercommit: 4, memoryOvercommit: 1 };
 
-test("the source process killed in the middle of a migration: both daemons say it failed, and nothing half-received runs on", { timeout: 180_000 }, async (t) => {
+/** Two daemons; on the first, VM m (a tiny idle kernel, restart policy no) runs with a disk holding `dataBytes` of random data. */
+async function sourceAndDestination(t: TestContext, dataBytes: number) {
   const hostA = testHost(t);
   const hostB = testHost(t);
   const { client: a } = await startDaemon(t, hostA, { capacity });
   const { client: b } = await startDaemon(t, hostB, { capacity });
-  // A disk full of data, copied at 1 MiB/s: the migration lasts long enough to be killed in the middle.
   const disk = join(hostA.dir, "data.qcow2");
-  await createQcow2(disk, { size: 16 * MiB });
+  await createQcow2(disk, { size: dataBytes + 4 * MiB });
   const d = await openDisk(disk, { format: "qcow2" });
-  await d.write(0, randomFillSync(new Uint8Array(12 * MiB)));
+  await d.write(0, randomFillSync(new Uint8Array(dataBytes)));
   await d.close();
   await a.call("POST", "/v1/vms", { name: "m", kernel: hostA.kernels.idle, memoryMiB: 32, restartPolicy: "no", disks: [{ path: disk }] });
   await a.call("POST", "/v1/vms/m/actions", { action: "start" });
   const sourcePid = (await a.call<VmView>("GET", "/v1/vms/m")).pid!;
+  return { hostA, hostB, a, b, sourcePid };
+}
+
+test("the source process killed in the middle of a migration: both daemons say it failed, and nothing half-received runs on", { timeout: 180_000 }, async (t) => {
+  // A disk full of data, copied at 1 MiB/s: the migration lasts long enough to be killed in the middle.
+  const { hostB, a, b, sourcePid } = await sourceAndDestination(t, 12 * MiB);
 
   const copy = join(hostB.dir, "copy.qcow2");
   const waiting = await b.call<VmView>("POST", "/v1/vms/m/receive", { listen: "tcp:127.0.0.1:0", spec: { disks: [{ path: copy }], restartPolicy: "always" } });
@@ -95,18 +101,7 @@ async function proxyCuttingAtReady(listenPath: string, destinationPath: string, 
 }
 
 test("the source killed after the destination built the VM, before it handed the guest over: no half-received VM is taken for one that arrived", { timeout: 180_000 }, async (t) => {
-  const hostA = testHost(t);
-  const hostB = testHost(t);
-  const { client: a } = await startDaemon(t, hostA, { capacity });
-  const { client: b } = await startDaemon(t, hostB, { capacity });
-  const disk = join(hostA.dir, "data.qcow2");
-  await createQcow2(disk, { size: 4 * MiB });
-  const d = await openDisk(disk, { format: "qcow2" });
-  await d.write(0, randomFillSync(new Uint8Array(MiB)));
-  await d.close();
-  await a.call("POST", "/v1/vms", { name: "m", kernel: hostA.kernels.idle, memoryMiB: 32, restartPolicy: "no", disks: [{ path: disk }] });
-  await a.call("POST", "/v1/vms/m/actions", { action: "start" });
-  const sourcePid = (await a.call<VmView>("GET", "/v1/vms/m")).pid!;
+  const { hostA, hostB, a, b, sourcePid } = await sourceAndDestination(t, MiB);
 
   const inbound = join(hostB.dir, "in.sock");
   const copy = join(hostB.dir, "copy.qcow2");
