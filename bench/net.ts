@@ -1,5 +1,6 @@
 // Network benchmarks, nodevisor beside QEMU in one run: TCP throughput and ping round trip between
-// two guests (nodevisor over its switch, QEMU over its own -netdev socket), a rate-limited NIC's
+// two guests (nodevisor over its switch, QEMU over its own -netdev socket, and QEMU guests over our
+// switch, which isolates the switch from our guest CPU), a rate-limited NIC's
 // achieved rate and its neighbour's throughput, and host-to-guest TCP over user mode (passt for
 // both). Times are taken inside the guests from /proc/uptime, the limited NIC's rate from its counters.
 
@@ -96,6 +97,32 @@ async function guestToGuestQemu(image: { kernel: string; initrd: string }): Prom
     return figures(r?.output ?? client.out);
   } finally {
     server.kill();
+  }
+}
+
+/**
+ * The same two QEMU guests, joined through our switch instead of QEMU's own socket: the guest CPU
+ * is QEMU's on both rows, so this row shows whether our switch keeps up where the guest CPU is
+ * not the bottleneck (with our own guests it always is: the interpreter saturates first).
+ */
+async function guestToGuestQemuOverSwitch(image: { kernel: string; initrd: string }): Promise<NetFigures> {
+  const dir = mkdtempSync(join(tmpdir(), "nv-bench-qsw-"));
+  const env = { ...process.env, NODEVISOR_SWITCH_DIR: dir };
+  const created = spawnSync(process.execPath, [CLI, "switch", "create", "qbench", "--no-dhcp"], { env, encoding: "utf8" });
+  if (created.status !== 0) throw new Error(`could not create the bench switch: ${created.stderr}`);
+  const sock = spawnSync(process.execPath, [CLI, "switch", "path", "qbench"], { env, encoding: "utf8" }).stdout.trim();
+  const netdev = `stream,server=off,addr.type=unix,addr.path=${sock}`;
+  const server = qemu(image, `ip link set eth0 mtu 65520; ip addr add 10.0.3.10/24 dev eth0; ${SERVER}`, netdev, "52:54:00:bb:00:20");
+  try {
+    await server.waitFor(/READY/);
+    const client = qemu(image, `ip link set eth0 mtu 65520; ip addr add 10.0.3.11/24 dev eth0; ${CLIENT("10.0.3.10", "10.0.3.10")}`, netdev, "52:54:00:bb:00:21");
+    await client.done;
+    const r = parseSerialFallback(client.out);
+    return figures(r?.output ?? client.out);
+  } finally {
+    server.kill();
+    spawnSync(process.execPath, [CLI, "switch", "delete", "qbench"], { env });
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -224,6 +251,10 @@ export async function benchNet(): Promise<void> {
   const g = await guestToGuestOurs();
   const gq = haveQemu ? await guestToGuestQemu(image) : null;
   console.log(`guest → guest   nodevisor (switch) ${fmt(g)}   qemu (-netdev socket) ${fmt(gq)}${ratio(g, gq)}`);
+  if (haveQemu) {
+    const qs = await guestToGuestQemuOverSwitch(image);
+    console.log(`guest → guest   qemu guests over our switch ${fmt(qs)}   over -netdev socket ${fmt(gq)}${ratio(qs, gq)}  (QEMU's CPU on both: the switch's own cost)`);
+  }
   const noOffload = await guestToGuestOurs(",offload=off");
   console.log(`guest → guest   nodevisor (switch, offload=off) ${fmt(noOffload)}  (offloads bring ×${(g.mbPerSecond / noOffload.mbPerSecond).toFixed(2)})`);
   await rateLimitedNeighbour();

@@ -13,7 +13,7 @@ before(ensureTestImage, { timeout: 600_000 });
 test("uname -m in a fresh VM prints riscv64 and exits 0", async () => {
   const r = await nodevisor(["run", "--", "uname", "-m"]);
   assert.equal(r.stdout, "riscv64\n", r.stderr);
-  assert.equal(r.status, 0);
+  assert.equal(r.status, 0, `status ${r.status}; stderr:\n${r.stderr}`);
 });
 
 test("the guest command's non-zero exit status becomes ours, and stderr stays separate", async () => {
@@ -35,8 +35,9 @@ test("a raw disk: the guest reads the host's pattern and the host sees the guest
     const script =
       `dd if=/dev/vda bs=4096 skip=2 count=1 2>/dev/null | md5sum | cut -d' ' -f1; ` +
       `printf '${guestPattern}' | dd of=/dev/vda bs=512 seek=100 conv=notrunc 2>/dev/null; sync`;
-    const r = await nodevisor(["run", "--disk", disk, "--", "sh", "-c", script]);
-    assert.equal(r.status, 0, r.stderr);
+    // Loading ext4 and its three dependencies checks four module signatures: ~1 min in CI, more on a loaded host.
+    const r = await nodevisor(["run", "--disk", disk, "--", "sh", "-c", script], { timeoutMs: 400_000 });
+    assert.equal(r.status, 0, `status ${r.status} (null: killed after 400 s); stderr:\n${r.stderr}`);
     const md5 = (await import("node:crypto")).createHash("md5").update(hostPattern).digest("hex");
     assert.equal(r.stdout.trim(), md5, "guest read the host-written pattern");
     const after = readFileSync(disk);
@@ -74,8 +75,9 @@ test("a qcow2 disk written by the guest passes qemu-img check and holds the gues
     const script =
       "yes nodevisor-qcow2 | head -c 1048576 > /tmp/p; dd if=/tmp/p of=/dev/vda bs=65536 seek=128 conv=fsync 2>/dev/null; " +
       "dd if=/dev/vda bs=65536 skip=128 count=16 2>/dev/null | md5sum | cut -d' ' -f1; md5sum < /tmp/p | cut -d' ' -f1";
-    const r = await nodevisor(["run", "--disk", disk, "--", "sh", "-c", script]);
-    assert.equal(r.status, 0, r.stderr);
+    // Loading ext4 and its three dependencies checks four module signatures: ~1 min in CI, more on a loaded host.
+    const r = await nodevisor(["run", "--disk", disk, "--", "sh", "-c", script], { timeoutMs: 400_000 });
+    assert.equal(r.status, 0, `status ${r.status} (null: killed after 400 s); stderr:\n${r.stderr}`);
     const [readBack, written] = r.stdout.trim().split("\n");
     assert.equal(readBack, written, "the guest reads back what it wrote");
     const check = spawnSync("qemu-img", ["check", disk]);
@@ -99,8 +101,9 @@ test("an ext4 disk: mounting loads ext4 on demand, the guest reads the host's fi
     const mkfs = spawnSync("mkfs.ext4", ["-q", "-F", "-d", content, disk, "32M"]);
     assert.equal(mkfs.status, 0, mkfs.stderr.toString());
     const script = "mount -t ext4 /dev/vda /mnt && cat /mnt/hello.txt && echo 'written by the guest' > /mnt/guest.txt && umount /mnt";
-    const r = await nodevisor(["run", "--disk", disk, "--", "sh", "-c", script]);
-    assert.equal(r.status, 0, r.stderr);
+    // Loading ext4 and its three dependencies checks four module signatures: ~1 min in CI, more on a loaded host.
+    const r = await nodevisor(["run", "--disk", disk, "--", "sh", "-c", script], { timeoutMs: 400_000 });
+    assert.equal(r.status, 0, `status ${r.status} (null: killed after 400 s); stderr:\n${r.stderr}`);
     assert.equal(r.stdout, "written by the host\n");
     const cat = spawnSync("debugfs", ["-R", "cat /guest.txt", disk]);
     assert.equal(cat.stdout.toString(), "written by the guest\n", cat.stderr.toString());

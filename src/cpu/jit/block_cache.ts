@@ -7,7 +7,7 @@
 // Code changes are caught exactly: compiling a page marks it in ram.codePages and removes every
 // write-TLB entry that maps it, so any later store to it (guest store, AMO or SC, from the
 // interpreter or compiled code) takes the slow path, where translate() calls back here to drop the
-// page's code first. Devices mark such pages as written (GuestRam.noteDeviceWrite); a lookup in a
+// page's code first. Devices mark such pages as written (GuestRam.deviceWrote); a lookup in a
 // page so marked drops its code too.
 import { CODE_PAGE, CODE_PAGE_DMA_WRITTEN, type GuestRam } from "../../seams/guest_ram.js";
 import { compilePage, scanBlock, type BlockShape } from "./compile_block.js";
