@@ -327,7 +327,8 @@ export function commandArgument(command: string): string {
 
 /** Reads the status from what the guest wrote on hvc2 ("exit <status>\n"); null until the line is complete. */
 export function parseExitLine(text: string): number | null {
-  const m = /^exit (\d+)\n/.exec(text);
+  // "\r" too: were hvc2 ever left in cooked mode (its stty failing), the tty would send "exit N\r\n".
+  const m = /^exit (\d+)\r?\n/.exec(text);
   return m === null ? null : Number(m[1]);
 }
 

@@ -91,6 +91,8 @@ test("host-side helpers: the command argument, the exit line and the serial fall
   assert.equal(parseExitLine("exit 0\n"), 0);
   assert.equal(parseExitLine("exit 255\n"), 255);
   assert.equal(parseExitLine("exit 1"), null, "incomplete line");
+  assert.equal(parseExitLine("exit 3\r\n"), 3, "a cooked tty's line end");
+  assert.equal(parseExitLine("exit 3\rx\n"), null);
   const serial = `[    1.0] boot noise\r\nnodevisor: init started\r\n${MARKER_BEGIN}\r\nhello\r\n\r\nworld\r\n\r\n${MARKER_EXIT} 3\r\n[ 2.0] reboot: Power down\r\n`;
   assert.deepEqual(parseSerialFallback(serial), { output: "hello\n\nworld\n", status: 3 });
   assert.deepEqual(parseSerialFallback(`${MARKER_BEGIN}\n\n${MARKER_EXIT} 0\n`), { output: "", status: 0 });
