@@ -12,7 +12,7 @@ import * as HL from "./hart_layout.js";
 
 // Module-local copies of imported bindings: ESM loaders may turn each cross-module read into a
 // getter call, which showed up at several percent in profiles of the interpreter loop.
-const { C64_COUNT, C64_SATP, CSR_EFFECT_MSTATUS, CSR_EFFECT_SATP } = CSR;
+const { C64_COUNT, C64_SATP, CSR_EFFECT_MSTATUS, CSR_EFFECT_SATP, csrWrite } = CSR;
 const { ACCESS_READ } = MMU;
 const {
   MSTATUS_FS, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, PRV_M, PRV_S,
@@ -394,9 +394,11 @@ export abstract class HartBase {
     this.mstatusChanged(old);
   }
 
-  /** Acts on what a CSR write (csr.ts) changed in the block beyond the block itself. */
-  protected applyCsrEffects(effects: number, oldMstatus: number): void {
-    if ((effects & CSR_EFFECT_MSTATUS) !== 0) this.mstatusChanged(oldMstatus);
+  /** A checked CSR write (csr.ts), then what it changed beyond the block: TLBs, the data privilege. */
+  protected writeCsrWithEffects(csr: number, lo: number, hi: number): void {
+    const before = this.mstatus;
+    const effects = csrWrite(this, csr, lo, hi);
+    if ((effects & CSR_EFFECT_MSTATUS) !== 0) this.mstatusChanged(before);
     if ((effects & CSR_EFFECT_SATP) !== 0) this.satpChanged();
   }
 

@@ -7,7 +7,7 @@ import { TWO32 } from "./hart_base.js";
 
 // Module-local copies of imported bindings: ESM loaders may turn each cross-module read into a
 // getter call, which showed up at several percent in profiles of the interpreter loop.
-const { C64_MEPC, C64_SEPC, csrAccessAllowed, csrRead, csrWrite } = CSR;
+const { C64_MEPC, C64_SEPC, csrAccessAllowed, csrRead } = CSR;
 const { CSR_SSTATUS, CSR_SIE, CSR_SIP, CSR_SATP, CSR_MSTATUS, CSR_MIE, CSR_MIP, CSR_MIDELEG } = KC;
 const {
   CAUSE_BREAKPOINT, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_MACHINE_ECALL, CAUSE_SUPERVISOR_ECALL, CAUSE_USER_ECALL,
@@ -31,8 +31,7 @@ export abstract class HartSystem extends HartMemory {
   /** Debug/firmware write of a CSR with its normal WARL rules; false if the CSR does not exist. */
   writeCsr(csr: number, v: bigint): boolean {
     if (!csrRead(this, csr)) return false;
-    const before = this.mstatus;
-    this.applyCsrEffects(csrWrite(this, csr, Number(v & 0xffffffffn) | 0, Number((v >> 32n) & 0xffffffffn) | 0), before);
+    this.writeCsrWithEffects(csr, Number(v & 0xffffffffn) | 0, Number((v >> 32n) & 0xffffffffn) | 0);
     return true;
   }
 
@@ -114,8 +113,7 @@ export abstract class HartSystem extends HartMemory {
       let sl: number, sh: number;
       if (f3 >= 5) { sl = rs1; sh = 0; } else { sl = this.x[2 * rs1]; sh = this.x[2 * rs1 + 1]; }
       if (op === 2) { sl |= oldLo; sh |= oldHi; } else if (op === 3) { sl = oldLo & ~sl; sh = oldHi & ~sh; }
-      const before = this.mstatus;
-      this.applyCsrEffects(csrWrite(this, csr, sl, sh), before);
+      this.writeCsrWithEffects(csr, sl, sh);
       if (!csrAffectsControl(csr)) this.sliceExit = false;
     } else {
       this.sliceExit = false;

@@ -43,8 +43,6 @@ export type VcpuWorkerMessage =
   | { type: "system-reset"; kind: "shutdown" | "reboot"; exitCode: number }
   | { type: "crash"; message: string; pc: number };
 
-const MIP_SSIP_BIT = IRQ_S_SOFT;
-const MIP_STIP_BIT = IRQ_S_TIMER;
 /** Lines other threads drive: MSIP and MTIP (the CLINT), SEIP and MEIP (the PLIC). */
 const EXT_BITS = [IRQ_M_SOFT, IRQ_M_TIMER, IRQ_S_EXT, IRQ_M_EXT];
 const EXT_MASK = EXT_BITS.reduce((m, bit) => m | (1 << bit), 0);
@@ -87,7 +85,7 @@ class RemoteHart implements SbiHart {
   }
 
   setInterruptPending(bit: number, level: boolean): void {
-    if (bit === MIP_SSIP_BIT && level) this.control.raiseSoftwareInterrupt();
+    if (bit === IRQ_S_SOFT && level) this.control.raiseSoftwareInterrupt();
   }
 
   enterSupervisorBoot(pc: number, _a0: bigint, a1: bigint): void {
@@ -192,7 +190,7 @@ class VcpuThread {
           const slept = performance.now();
           this.sleep(until);
           this.fig[HartFigure.IDLE_MS] += performance.now() - slept;
-          if (hart.stimecmp <= this.clock.now()) hart.setInterruptPending(MIP_STIP_BIT, true);
+          if (hart.stimecmp <= this.clock.now()) hart.setInterruptPending(IRQ_S_TIMER, true);
           break;
         }
         case EXIT_STOPPED:
@@ -219,7 +217,7 @@ class VcpuThread {
       }
       this.extLevels = ext;
     }
-    if (w[HartWord.SSIP] !== 0 && Atomics.exchange(w, HartWord.SSIP, 0) !== 0) this.hart.setInterruptPending(MIP_SSIP_BIT, true);
+    if (w[HartWord.SSIP] !== 0 && Atomics.exchange(w, HartWord.SSIP, 0) !== 0) this.hart.setInterruptPending(IRQ_S_SOFT, true);
     this.applyFences();
   }
 
