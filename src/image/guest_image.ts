@@ -21,8 +21,9 @@ export const MANIFEST_FILE = "manifest.json";
  * 2: modules load on demand through busybox modprobe; powerdown listener; busybox init.
  * 5: DHCP on every eth* NIC with udhcpc and its hook script (address, route, MTU, /etc/resolv.conf); 8021q.
  * 6: the status console's renew-network request (a restored clone renews its leases, re-probing NICs with new MACs).
+ * 7: /init writes the exit line from a subshell (a SIGCHLD during the write lost it) and retries it.
  */
-export const MANIFEST_FORMAT = 6;
+export const MANIFEST_FORMAT = 7;
 
 /** What manifest.json holds; file names are relative to the image directory. */
 export interface ImageManifest {

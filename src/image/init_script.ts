@@ -131,7 +131,7 @@ listen_for_host() {
 }
 
 stop_listener() {
-  [ -z "$listener" ] || kill "$listener" 2>/dev/null
+  [ -z "$listener" ] || { kill "$listener" 2>/dev/null; wait "$listener" 2>/dev/null; }
   listener=
 }
 
@@ -151,6 +151,21 @@ wait_for_consoles() {
   return 0
 }
 
+# report FD FORMAT ARGS...: printf to FD from a subshell, for what the host waits for. This shell (busybox ash)
+# catches SIGCHLD without SA_RESTART, so a child or orphan exiting during a tty write fails it with EINTR and the
+# line would be lost; a subshell has no children. A failed try is repeated after a newline (the host skips the
+# partial line).
+report() {
+  fd=$1
+  shift
+  tries=0
+  until ( printf "$@" >&"$fd" 2>/dev/null ); do
+    tries=$((tries + 1))
+    [ "$tries" -lt 5 ] || return 1
+    ( printf '\\n' >&"$fd" 2>/dev/null )
+  done
+}
+
 # Appending (>>) is the same as writing on a tty, and lets tests use plain files.
 # Command mode over virtio consoles: stdout on hvc0, stderr on hvc1, "exit <status>" on hvc2.
 run_on_consoles() {
@@ -162,7 +177,7 @@ run_on_consoles() {
   (cd "$HOME" 2>/dev/null || cd /; exec sh -c "$1") </dev/null >&3 2>&4
   status=$?
   stop_listener
-  printf 'exit %d\\n' "$status" >&5
+  report 5 'exit %d\\n' "$status"
   exec 3>&- 4>&- 5>&-
 }
 
@@ -174,7 +189,7 @@ run_on_serial() {
   (cd "$HOME" 2>/dev/null || cd /; exec sh -c "$1") </dev/null >>"$out" 2>&1
   status=$?
   # A newline first, so the marker starts a line even after output without a final newline; the host drops it.
-  printf '\n%s %d\n' "${MARKER_EXIT}" "$status" >>"$out"
+  report 1 '\n%s %d\n' "${MARKER_EXIT}" "$status" >>"$out"
 }
 
 run_command() {
