@@ -8,7 +8,7 @@ import { connect } from "node:net";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ControlClient } from "../src/vm/control_client.js";
+import { ControlClient } from "../src/vm/control_client.js";
 import type { MigrationStatus } from "../src/vm/migration/outgoing.js";
 import { createQcow2 } from "../src/storage/qcow2/create.js";
 import { sectorText } from "./testing/disks.js";
@@ -20,6 +20,21 @@ before(ensureTestImage, { timeout: 600_000 });
 const ticks = (out: string): number[] => [...out.matchAll(/tick (\d+)/g)].map((m) => Number(m[1]));
 const destination = (args: string[]): VmProcess => new VmProcess(process.execPath, ["--import", "tsx", CLI, "run", "--console", "none", ...args]);
 const listening = (vm: VmProcess): Promise<void> => until(() => /waiting for a migration/.test(vm.stderr), 60_000, `the destination to listen (stderr: ${vm.stderr})`);
+
+/** A stalled VM's status and figures twice, a second apart (does the guest run at all?), for a failure message. */
+async function vmFigures(sock: string): Promise<string> {
+  try {
+    const c = await ControlClient.connect(sock);
+    const figures = async (): Promise<string> => JSON.stringify({ status: await c.execute("query-status"), stats: await c.execute("query-stats") });
+    const first = await figures();
+    await new Promise((r) => setTimeout(r, 1000));
+    const second = await figures();
+    c.close();
+    return `${first}\na second later: ${second}`;
+  } catch (e) {
+    return `no figures (${(e as Error).message})`;
+  }
+}
 
 async function migrationEnds(c: ControlClient): Promise<MigrationStatus> {
   let last: MigrationStatus = { status: "none" };
@@ -52,7 +67,9 @@ test("a 2-vCPU guest counting in a shell loop, with a shared qcow2 disk, moves t
     const downtimeMs = Number(reported[1]);
     console.log(`# ${/migrated to .*/.exec(source.stderr)?.[0]}`);
     const last = Math.max(...ticks(source.stdout));
-    await dest.waitFor(new RegExp(`tick ${last + 5}\\b`), 120_000);
+    await dest.waitFor(new RegExp(`tick ${last + 5}\\b`), 120_000).catch(async (e: Error) => {
+      throw new Error(`${e.message}\ndestination: ${await vmFigures(join(dir, "b.sock"))}`);
+    });
     // Across both processes the counter goes on one by one: it never restarted and skipped nothing.
     const all = ticks(source.stdout + dest.stdout);
     all.forEach((n, i) => assert.equal(n, i + 1, `tick ${i + 1} came out as ${n} (downtime ${downtimeMs} ms)`));

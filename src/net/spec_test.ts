@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseNetSpec } from "./spec.js";
-import { encodeFrame, FrameDecoder, FramingError } from "./stream_framing.js";
+import { encodeFrame, FrameDecoder, FrameWriter, FramingError } from "./stream_framing.js";
 
 test("--net specs: modes, VLANs, forwards, limits, firewall", () => {
   assert.equal(parseNetSpec("none"), null);
@@ -63,4 +63,29 @@ test("stream framing: frames split anywhere come out whole; an impossible length
   }
   const d = new FrameDecoder();
   assert.throws(() => d.push(Buffer.from([0x7f, 0, 0, 0])), FramingError);
+});
+
+test("stream framing: a bad length is refused as soon as its prefix is complete, even split across reads", () => {
+  const d = new FrameDecoder();
+  const wire = Buffer.concat([encodeFrame(new Uint8Array(20)), Buffer.from([0x7f])]);
+  assert.deepEqual(d.push(wire).map((f) => f.length), [20]);
+  assert.deepEqual(d.push(Buffer.from([0, 0])), []);
+  assert.throws(() => d.push(Buffer.from([0])), FramingError);
+});
+
+test("stream framing: frames sent in one turn of the event loop leave in one write, and a full queue refuses frames", async () => {
+  const writes: Uint8Array[] = [];
+  const socket = { destroyed: false, writableLength: 0, write: (d: Uint8Array) => writes.push(Buffer.from(d)) > 0 };
+  const w = new FrameWriter(socket, 250);
+  assert.ok(w.send(new Uint8Array(100).fill(1)));
+  assert.ok(w.send(new Uint8Array(100).fill(2)));
+  assert.ok(w.send(new Uint8Array(100).fill(3)), "208 bytes wait: still within the 250-byte limit");
+  assert.equal(w.send(new Uint8Array(100)), false, "312 bytes wait: past the limit");
+  assert.equal(writes.length, 0, "nothing is written before the turn ends");
+  await Promise.resolve();
+  assert.equal(writes.length, 1);
+  const d = new FrameDecoder();
+  assert.deepEqual(d.push(writes[0]!).map((f) => [f.length, f[0]]), [[100, 1], [100, 2], [100, 3]]);
+  socket.writableLength = 251;
+  assert.equal(w.send(new Uint8Array(100)), false, "bytes the socket still holds count against the limit");
 });

@@ -4,13 +4,14 @@
 
 import type { Socket } from "node:net";
 import type { FrameSink, NetBackend } from "./backend.js";
-import { encodeFrame, FrameDecoder } from "./stream_framing.js";
+import { FrameDecoder, FrameWriter } from "./stream_framing.js";
 
 /** Bytes that may wait to be written before further frames from the guest are dropped. */
 const SEND_QUEUE_BYTES = 1 << 20;
 
 export class StreamSocketBackend implements NetBackend {
   private readonly decoder = new FrameDecoder();
+  private readonly writer: FrameWriter;
   private closed = false;
   private onClose: (() => void) | null = null;
 
@@ -22,6 +23,7 @@ export class StreamSocketBackend implements NetBackend {
     private readonly cleanup: () => Promise<void> = async () => {},
   ) {
     socket.setNoDelay?.(true);
+    this.writer = new FrameWriter(socket, SEND_QUEUE_BYTES);
     socket.on("error", (e) => {
       if (!this.closed) this.log(`${kind}: the network socket failed (${e.message}); the NIC is now cut off`);
     });
@@ -51,9 +53,7 @@ export class StreamSocketBackend implements NetBackend {
   }
 
   send(frame: Uint8Array): boolean {
-    if (this.socket.destroyed || this.socket.writableLength > SEND_QUEUE_BYTES) return false;
-    this.socket.write(encodeFrame(frame));
-    return true;
+    return this.writer.send(frame);
   }
 
   setReceiving(enabled: boolean): void {

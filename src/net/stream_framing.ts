@@ -1,6 +1,7 @@
 // QEMU's stream netdev framing (also passt's): every frame is preceded by its length as a 32-bit
 // big-endian number. The decoder takes arbitrary chunks from a socket and yields whole frames;
-// a length that no Ethernet frame can have means the peer is not speaking the protocol.
+// a length that no Ethernet frame can have means the peer is not speaking the protocol. The writer
+// gathers the frames sent in one turn of the event loop into one socket write.
 
 import { MAX_FRAME_BYTES } from "./backend.js";
 
@@ -20,38 +21,109 @@ export class FramingError extends Error {
 }
 
 export class FrameDecoder {
+  /** Bytes of an incomplete frame (or prefix), in arrival order. */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
-  private need = -1; // length of the frame being assembled, -1 while reading a prefix
 
   constructor(private readonly maxFrameBytes = MAX_FRAME_BYTES) {}
 
-  /** Feeds bytes; returns the frames completed by them. Throws FramingError on an impossible length (the stream cannot be resynchronized). */
+  /**
+   * Feeds bytes; returns the frames completed by them. A frame is a view of the chunk that carried
+   * it (Node gives every socket read its own buffer, so nothing reuses it): no copy per frame.
+   * Throws FramingError on an impossible length (the stream cannot be resynchronized).
+   */
   push(chunk: Uint8Array): Uint8Array[] {
+    let buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (this.pendingBytes > 0) {
+      this.pending.push(buf);
+      this.pendingBytes += buf.length;
+      // Join the pieces only once the frame they start is complete: a large frame in many small reads costs one copy.
+      if (this.pendingBytes < FRAME_PREFIX_BYTES || this.pendingBytes < FRAME_PREFIX_BYTES + this.frameLength(this.pending)) return [];
+      buf = Buffer.concat(this.pending, this.pendingBytes);
+      this.pending = [];
+      this.pendingBytes = 0;
+    }
     const frames: Uint8Array[] = [];
-    this.pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    this.pendingBytes += chunk.byteLength;
-    for (;;) {
-      if (this.need < 0) {
-        if (this.pendingBytes < FRAME_PREFIX_BYTES) break;
-        const len = this.take(FRAME_PREFIX_BYTES).readUInt32BE(0);
-        if (len > this.maxFrameBytes) throw new FramingError(`a frame length of ${len} bytes exceeds the ${this.maxFrameBytes}-byte limit`);
-        this.need = len;
-      }
-      if (this.pendingBytes < this.need) break;
-      // A copy, so a frame never aliases a socket buffer that is reused.
-      frames.push(new Uint8Array(this.take(this.need)));
-      this.need = -1;
+    let at = 0;
+    while (buf.length - at >= FRAME_PREFIX_BYTES) {
+      const len = buf.readUInt32BE(at);
+      if (len > this.maxFrameBytes) throw new FramingError(`a frame length of ${len} bytes exceeds the ${this.maxFrameBytes}-byte limit`);
+      const end = at + FRAME_PREFIX_BYTES + len;
+      if (end > buf.length) break;
+      frames.push(new Uint8Array(buf.buffer, buf.byteOffset + at + FRAME_PREFIX_BYTES, len));
+      at = end;
+    }
+    if (at < buf.length) {
+      const rest = buf.subarray(at);
+      this.pending = [rest];
+      this.pendingBytes = rest.length;
+      // A bad length is refused when it arrives, not when its frame would have been complete.
+      if (rest.length >= FRAME_PREFIX_BYTES) this.frameLength(this.pending);
     }
     return frames;
   }
 
-  private take(n: number): Buffer {
-    const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.pending = rest.length > 0 ? [rest] : [];
-    this.pendingBytes = rest.length;
-    return out;
+  /** The length prefix at the start of `pieces` (which hold at least its 4 bytes); throws on an impossible one. */
+  private frameLength(pieces: Buffer[]): number {
+    const first = pieces[0]!;
+    const prefix = first.length >= FRAME_PREFIX_BYTES ? first : Buffer.concat(pieces).subarray(0, FRAME_PREFIX_BYTES);
+    const len = prefix.readUInt32BE(0);
+    if (len > this.maxFrameBytes) throw new FramingError(`a frame length of ${len} bytes exceeds the ${this.maxFrameBytes}-byte limit`);
+    return len;
+  }
+}
+
+/** What FrameWriter needs of a socket (a net.Socket has it). */
+export interface FrameSocket {
+  readonly destroyed: boolean;
+  readonly writableLength: number;
+  write(data: Uint8Array): boolean;
+}
+
+/**
+ * Writes frames to a socket in the stream framing. Frames sent in one turn of the event loop go
+ * out in one write (a switch forwarding a burst makes one system call, not one per frame).
+ */
+export class FrameWriter {
+  private queued: Uint8Array[] = [];
+  private queuedBytes = 0;
+  private flushScheduled = false;
+
+  /** `maxQueuedBytes`: bytes that may wait to be written before further frames are refused. */
+  constructor(
+    private readonly socket: FrameSocket,
+    private readonly maxQueuedBytes: number,
+  ) {}
+
+  /**
+   * Queues a frame; false (the frame is dropped) when the socket is gone or its queue is full. The
+   * frame is copied at the end of this turn of the event loop, so it must not change before then
+   * (every sender passes a frame it made or decoded for this send).
+   */
+  send(frame: Uint8Array): boolean {
+    if (this.socket.destroyed || this.socket.writableLength + this.queuedBytes > this.maxQueuedBytes) return false;
+    this.queued.push(frame);
+    this.queuedBytes += FRAME_PREFIX_BYTES + frame.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => this.flush());
+    }
+    return true;
+  }
+
+  /** Writes what is queued as one buffer. */
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.queued.length === 0) return;
+    const out = Buffer.allocUnsafe(this.queuedBytes);
+    let at = 0;
+    for (const f of this.queued) {
+      out.writeUInt32BE(f.length, at);
+      out.set(f, at + FRAME_PREFIX_BYTES);
+      at += FRAME_PREFIX_BYTES + f.length;
+    }
+    this.queued = [];
+    this.queuedBytes = 0;
+    if (!this.socket.destroyed) this.socket.write(out);
   }
 }

@@ -5,7 +5,7 @@
 
 import { lstat, unlink, chmod } from "node:fs/promises";
 import { connect, createServer, type Server, type Socket } from "node:net";
-import { encodeFrame, FrameDecoder } from "../stream_framing.js";
+import { FrameDecoder, FrameWriter } from "../stream_framing.js";
 import { macToString } from "../ethernet.js";
 import { decodeHello, isHello } from "./hello.js";
 import { L2Switch, type PortInfo } from "./switch.js";
@@ -136,11 +136,8 @@ export class SwitchServer {
     this.sockets.add(socket);
     const peer = `port${this.nextPeer++}`;
     const decoder = new FrameDecoder();
-    const port = this.switch.addPort(peer, { kind: "access", vlan: DEFAULT_VLAN }, (frame) => {
-      if (socket.destroyed || socket.writableLength > PORT_QUEUE_BYTES) return false;
-      socket.write(encodeFrame(frame));
-      return true;
-    });
+    const writer = new FrameWriter(socket, PORT_QUEUE_BYTES);
+    const port = this.switch.addPort(peer, { kind: "access", vlan: DEFAULT_VLAN }, (frame) => writer.send(frame));
     let first = true;
     let helloMac: string | null = null;
     socket.setNoDelay?.(true);

@@ -2,7 +2,7 @@
 // byte arrays. MAC addresses are learnt per VLAN and age out; unknown, broadcast and multicast
 // destinations are flooded to the other ports of the same VLAN; frames never cross VLANs.
 
-import { ETH_HEADER_BYTES, isMulticastMac, macToString, parseL2, addVlanTag, stripVlanTag } from "../ethernet.js";
+import { ETH_HEADER_BYTES, isMulticastMac, parseL2, parseMac, addVlanTag, stripVlanTag } from "../ethernet.js";
 import { MAX_FRAME_BYTES } from "../backend.js";
 import { portVlans, type PortMode } from "./vlan.js";
 
@@ -37,6 +37,11 @@ interface MacEntry {
   seenAt: number;
 }
 
+/** A MAC address as a number (48 bits fit a double exactly): table keys without building strings per frame. */
+function macKey(b: Uint8Array, at: number): number {
+  return (b[at]! * 256 + b[at + 1]!) * 0x1_0000_0000 + ((b[at + 2]! << 24) | (b[at + 3]! << 16) | (b[at + 4]! << 8) | b[at + 5]!) >>> 0;
+}
+
 export interface SwitchOptions {
   /** Forget a MAC address not seen for this long (default 300 s, as 802.1D). */
   ageingMs?: number;
@@ -47,7 +52,9 @@ export interface SwitchOptions {
 
 export class L2Switch {
   private readonly ports = new Map<number, Port>();
-  private readonly macs = new Map<string, MacEntry>();
+  /** Per VLAN: MAC address (macKey) to where it was last seen. */
+  private readonly macs = new Map<number, Map<number, MacEntry>>();
+  private macCount = 0;
   private nextId = 1;
   private readonly ageingMs: number;
   private readonly now: () => number;
@@ -88,17 +95,22 @@ export class L2Switch {
     return [...this.ports.values()].map(({ id, name, mode, counters }) => ({ id, name, mode, counters: { ...counters } }));
   }
 
-  /** The port a MAC address was last seen on in a VLAN, if it has not aged out. */
+  /** The port a MAC address ("52:54:00:12:34:56") was last seen on in a VLAN, if it has not aged out. */
   lookup(vlan: number, mac: string): number | null {
-    const e = this.macs.get(`${vlan}/${mac}`);
-    if (e === undefined || this.now() - e.seenAt > this.ageingMs) return null;
+    const b = parseMac(mac);
+    return b === null ? null : this.lookupKey(vlan, macKey(b, 0), this.now());
+  }
+
+  private lookupKey(vlan: number, key: number, now: number): number | null {
+    const e = this.macs.get(vlan)?.get(key);
+    if (e === undefined || now - e.seenAt > this.ageingMs) return null;
     return e.port;
   }
 
   /** Drops table entries older than the ageing time. */
   age(): void {
     const limit = this.now() - this.ageingMs;
-    for (const [k, e] of this.macs) if (e.seenAt < limit) this.macs.delete(k);
+    this.forgetWhere((e) => e.seenAt < limit);
   }
 
   /** A frame arriving on port `from`. */
@@ -133,9 +145,10 @@ export class L2Switch {
       vlan = l2.vlan;
       untagged = stripVlanTag(frame);
     }
-    this.learn(vlan, macToString(untagged, 6), from);
+    const now = this.now();
+    this.learn(vlan, macKey(untagged, 6), from, now);
     if (!isMulticastMac(untagged, 0)) {
-      const to = this.lookup(vlan, macToString(untagged, 0));
+      const to = this.lookupKey(vlan, macKey(untagged, 0), now);
       if (to !== null) {
         if (to !== from) this.emit(this.ports.get(to)!, vlan, untagged);
         return;
@@ -144,19 +157,25 @@ export class L2Switch {
     for (const p of this.ports.values()) if (p.id !== from && p.vlans.has(vlan)) this.emit(p, vlan, untagged);
   }
 
-  private learn(vlan: number, mac: string, port: number): void {
-    const key = `${vlan}/${mac}`;
-    const e = this.macs.get(key);
+  private learn(vlan: number, key: number, port: number, now: number): void {
+    let table = this.macs.get(vlan);
+    const e = table?.get(key);
     if (e !== undefined) {
       e.port = port;
-      e.seenAt = this.now();
+      e.seenAt = now;
       return;
     }
-    if (this.macs.size >= this.maxMacEntries) {
+    if (this.macCount >= this.maxMacEntries) {
       this.age();
-      if (this.macs.size >= this.maxMacEntries) return; // full of live entries: flood instead of learning
+      if (this.macCount >= this.maxMacEntries) return; // full of live entries: flood instead of learning
+      table = this.macs.get(vlan);
     }
-    this.macs.set(key, { port, seenAt: this.now() });
+    if (table === undefined) {
+      table = new Map();
+      this.macs.set(vlan, table);
+    }
+    table.set(key, { port, seenAt: now });
+    this.macCount++;
   }
 
   private emit(p: Port, vlan: number, untagged: Uint8Array): void {
@@ -172,6 +191,17 @@ export class L2Switch {
   }
 
   private forgetPort(id: number): void {
-    for (const [k, e] of this.macs) if (e.port === id) this.macs.delete(k);
+    this.forgetWhere((e) => e.port === id);
+  }
+
+  private forgetWhere(drop: (e: MacEntry) => boolean): void {
+    for (const [vlan, table] of this.macs) {
+      for (const [k, e] of table) {
+        if (!drop(e)) continue;
+        table.delete(k);
+        this.macCount--;
+      }
+      if (table.size === 0) this.macs.delete(vlan);
+    }
   }
 }
