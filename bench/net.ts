@@ -1,6 +1,7 @@
 // Network benchmarks, nodevisor beside QEMU in one run: TCP throughput and ping round trip between
 // two guests (nodevisor over its switch, QEMU over its own -netdev socket, and QEMU guests over our
-// switch, which isolates the switch from our guest CPU), a rate-limited NIC's
+// switch, which isolates the switch from our guest CPU), the switch alone with synthetic peers
+// (switch_capacity.ts), a rate-limited NIC's
 // achieved rate and its neighbour's throughput, and host-to-guest TCP over user mode (passt for
 // both). Times are taken inside the guests from /proc/uptime, the limited NIC's rate from its counters.
 
@@ -16,13 +17,18 @@ import { commandArgument, parseSerialFallback } from "../src/image/init_script.j
 import { FAST_BOOT_ARGS } from "../src/vm/vm.js";
 import { ControlClient } from "../src/vm/control_client.js";
 import type { VmStats } from "../src/vm/controller.js";
+import { switchCapacity } from "./switch_capacity.js";
 
 const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
 const MB = 20;
 /** Fetches /f from $1 and prints the transfer's start and end (guest uptime) and ping's summary. */
+/** The switch's own cost shows only in transfers longer than TCP's start: QEMU guests move this much, several times. */
+const SWITCH_MB = 100;
+const SWITCH_ROUNDS = 3;
+/** Also prints the guest's /proc/stat CPU line before and after, to tell whether its CPU was the bottleneck. */
 const CLIENT = (server: string, pingTarget: string) =>
-  `t0=$(cut -d' ' -f1 /proc/uptime); wget -q -O /dev/null http://${server}/f; t1=$(cut -d' ' -f1 /proc/uptime); echo "XFER $t0 $t1"; ping -c 5 ${pingTarget} | tail -1`;
-const SERVER = `dd if=/dev/zero of=/tmp/f bs=1M count=${MB} 2>/dev/null; echo READY; httpd -f -p 80 -h /tmp`;
+  `s0=$(head -1 /proc/stat); t0=$(cut -d' ' -f1 /proc/uptime); wget -q -O /dev/null http://${server}/f; t1=$(cut -d' ' -f1 /proc/uptime); s1=$(head -1 /proc/stat); echo "XFER $t0 $t1"; echo "STAT0 $s0"; echo "STAT1 $s1"; ping -c 5 ${pingTarget} | tail -1`;
+const SERVER = (mb = MB) => `dd if=/dev/zero of=/tmp/f bs=1M count=${mb} 2>/dev/null; echo READY; httpd -f -p 80 -h /tmp`;
 
 class Proc {
   out = "";
@@ -47,23 +53,54 @@ class Proc {
 interface NetFigures {
   mbPerSecond: number;
   rttMs: number | null;
+  /** Share of the receiving guest's CPU time that was not idle during the transfer. */
+  guestBusy: number | null;
 }
 
-function figures(out: string): NetFigures {
+/** Busy share between two /proc/stat "cpu" lines (idle and iowait count as idle). */
+function busyShare(out: string): number | null {
+  const line = (tag: string): number[] | null => {
+    const m = new RegExp(`${tag} cpu\\s+([\\d ]+)`).exec(out);
+    return m === null ? null : m[1]!.trim().split(/\s+/).map(Number);
+  };
+  const a = line("STAT0");
+  const b = line("STAT1");
+  if (a === null || b === null) return null;
+  const d = b.map((v, i) => v - (a[i] ?? 0));
+  const total = d.reduce((x, y) => x + y, 0);
+  return total > 0 ? 1 - ((d[3] ?? 0) + (d[4] ?? 0)) / total : null;
+}
+
+function figures(out: string, mb = MB): NetFigures {
   const x = /XFER ([\d.]+) ([\d.]+)/.exec(out);
   if (!x) throw new Error(`the client printed no transfer time:\n${out.slice(-2000)}`);
   const rtt = /min\/avg\/max = [\d.]+\/([\d.]+)\//.exec(out);
-  return { mbPerSecond: MB / (Number(x[2]) - Number(x[1])), rttMs: rtt ? Number(rtt[1]) : null };
+  return { mbPerSecond: mb / (Number(x[2]) - Number(x[1])), rttMs: rtt ? Number(rtt[1]) : null, guestBusy: busyShare(out) };
+}
+
+/** QEMU's RAM for a server holding an `mb` file in tmpfs (which may take half of RAM). */
+const memoryFor = (mb: number): number => Math.max(256, 4 * mb);
+
+/** The median of each figure over several runs. */
+function median(runs: NetFigures[]): NetFigures {
+  const mid = <T>(xs: T[]): T => xs[Math.floor(xs.length / 2)]!;
+  const rtts = runs.map((r) => r.rttMs).filter((r): r is number => r !== null);
+  const busy = runs.map((r) => r.guestBusy).filter((r): r is number => r !== null);
+  return {
+    mbPerSecond: mid(runs.map((r) => r.mbPerSecond).sort((a, b) => a - b)),
+    rttMs: rtts.length > 0 ? mid(rtts.sort((a, b) => a - b)) : null,
+    guestBusy: busy.length > 0 ? mid(busy.sort((a, b) => a - b)) : null,
+  };
 }
 
 function ours(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
   return new Proc(spawn(process.execPath, [CLI, "run", "--memory", "256M", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } }));
 }
 
-function qemu(image: { kernel: string; initrd: string }, command: string, netdev: string, mac: string): Proc {
+function qemu(image: { kernel: string; initrd: string }, command: string, netdev: string, mac: string, memoryMb = 256): Proc {
   return new Proc(
     spawn("qemu-system-riscv64", [
-      "-M", "virt", "-m", "256", "-smp", "1", "-nographic", "-no-reboot", "-kernel", image.kernel, "-initrd", image.initrd,
+      "-M", "virt", "-m", String(memoryMb), "-smp", "1", "-nographic", "-no-reboot", "-kernel", image.kernel, "-initrd", image.initrd,
       "-append", `console=ttyS0 panic=-1 quiet ${FAST_BOOT_ARGS.join(" ")} ${commandArgument(command)}`,
       "-netdev", `${netdev},id=n0`, "-device", `virtio-net-device,netdev=n0,mac=${mac}`, "-device", "virtio-rng-device",
     ], { stdio: ["ignore", "pipe", "pipe"] }),
@@ -73,7 +110,7 @@ function qemu(image: { kernel: string; initrd: string }, command: string, netdev
 async function guestToGuestOurs(extra = ""): Promise<NetFigures> {
   const dir = mkdtempSync(join(tmpdir(), "nv-bench-net-"));
   const env = { NODEVISOR_SWITCH_DIR: dir };
-  const server = ours(["--name", "alpha", "--net", `switch=bench${extra}`, "--", "sh", "-c", SERVER], env);
+  const server = ours(["--name", "alpha", "--net", `switch=bench${extra}`, "--", "sh", "-c", SERVER()], env);
   try {
     await server.waitFor(/READY/);
     const client = ours(["--name", "beta", "--net", `switch=bench${extra}`, "--", "sh", "-c", CLIENT("alpha", "alpha")], env);
@@ -85,16 +122,16 @@ async function guestToGuestOurs(extra = ""): Promise<NetFigures> {
   }
 }
 
-async function guestToGuestQemu(image: { kernel: string; initrd: string }): Promise<NetFigures> {
+async function guestToGuestQemu(image: { kernel: string; initrd: string }, mb = MB): Promise<NetFigures> {
   const port = 20000 + (process.pid % 20000);
   // The same MTU as our switch announces, so both move the same frames.
-  const server = qemu(image, `ip link set eth0 mtu 65520; ip addr add 10.0.3.10/24 dev eth0; ${SERVER}`, `socket,listen=127.0.0.1:${port}`, "52:54:00:bb:00:10");
+  const server = qemu(image, `ip link set eth0 mtu 65520; ip addr add 10.0.3.10/24 dev eth0; ${SERVER(mb)}`, `socket,listen=127.0.0.1:${port}`, "52:54:00:bb:00:10", memoryFor(mb));
   try {
     await server.waitFor(/READY/);
     const client = qemu(image, `ip link set eth0 mtu 65520; ip addr add 10.0.3.11/24 dev eth0; ${CLIENT("10.0.3.10", "10.0.3.10")}`, `socket,connect=127.0.0.1:${port}`, "52:54:00:bb:00:11");
     await client.done;
     const r = parseSerialFallback(client.out);
-    return figures(r?.output ?? client.out);
+    return figures(r?.output ?? client.out, mb);
   } finally {
     server.kill();
   }
@@ -105,20 +142,20 @@ async function guestToGuestQemu(image: { kernel: string; initrd: string }): Prom
  * is QEMU's on both rows, so this row shows whether our switch keeps up where the guest CPU is
  * not the bottleneck (with our own guests it always is: the interpreter saturates first).
  */
-async function guestToGuestQemuOverSwitch(image: { kernel: string; initrd: string }): Promise<NetFigures> {
+async function guestToGuestQemuOverSwitch(image: { kernel: string; initrd: string }, mb: number): Promise<NetFigures> {
   const dir = mkdtempSync(join(tmpdir(), "nv-bench-qsw-"));
   const env = { ...process.env, NODEVISOR_SWITCH_DIR: dir };
   const created = spawnSync(process.execPath, [CLI, "switch", "create", "qbench", "--no-dhcp"], { env, encoding: "utf8" });
   if (created.status !== 0) throw new Error(`could not create the bench switch: ${created.stderr}`);
   const sock = spawnSync(process.execPath, [CLI, "switch", "path", "qbench"], { env, encoding: "utf8" }).stdout.trim();
   const netdev = `stream,server=off,addr.type=unix,addr.path=${sock}`;
-  const server = qemu(image, `ip link set eth0 mtu 65520; ip addr add 10.0.3.10/24 dev eth0; ${SERVER}`, netdev, "52:54:00:bb:00:20");
+  const server = qemu(image, `ip link set eth0 mtu 65520; ip addr add 10.0.3.10/24 dev eth0; ${SERVER(mb)}`, netdev, "52:54:00:bb:00:20", memoryFor(mb));
   try {
     await server.waitFor(/READY/);
     const client = qemu(image, `ip link set eth0 mtu 65520; ip addr add 10.0.3.11/24 dev eth0; ${CLIENT("10.0.3.10", "10.0.3.10")}`, netdev, "52:54:00:bb:00:21");
     await client.done;
     const r = parseSerialFallback(client.out);
-    return figures(r?.output ?? client.out);
+    return figures(r?.output ?? client.out, mb);
   } finally {
     server.kill();
     spawnSync(process.execPath, [CLI, "switch", "delete", "qbench"], { env });
@@ -240,7 +277,8 @@ export async function rateLimitedNeighbour(): Promise<void> {
   }
 }
 
-const fmt = (f: NetFigures | null): string => (f === null ? "n/a" : `${f.mbPerSecond.toFixed(2)} MB/s${f.rttMs !== null ? `, rtt ${f.rttMs.toFixed(2)} ms` : ""}`);
+const fmt = (f: NetFigures | null): string =>
+  f === null ? "n/a" : `${f.mbPerSecond.toFixed(2)} MB/s${f.rttMs !== null ? `, rtt ${f.rttMs.toFixed(2)} ms` : ""}${f.guestBusy !== null ? `, client CPU ${Math.round(f.guestBusy * 100)}% busy` : ""}`;
 const ratio = (a: NetFigures, b: NetFigures | null): string => (b === null ? "" : `  (throughput ×${(a.mbPerSecond / b.mbPerSecond).toFixed(2)} of QEMU)`);
 
 export async function benchNet(): Promise<void> {
@@ -252,8 +290,22 @@ export async function benchNet(): Promise<void> {
   const gq = haveQemu ? await guestToGuestQemu(image) : null;
   console.log(`guest → guest   nodevisor (switch) ${fmt(g)}   qemu (-netdev socket) ${fmt(gq)}${ratio(g, gq)}`);
   if (haveQemu) {
-    const qs = await guestToGuestQemuOverSwitch(image);
-    console.log(`guest → guest   qemu guests over our switch ${fmt(qs)}   over -netdev socket ${fmt(gq)}${ratio(qs, gq)}  (QEMU's CPU on both: the switch's own cost)`);
+    // Alternating, so both sides see the same host; medians of SWITCH_ROUNDS runs.
+    const overSwitch: NetFigures[] = [];
+    const direct: NetFigures[] = [];
+    for (let i = 0; i < SWITCH_ROUNDS; i++) {
+      direct.push(await guestToGuestQemu(image, SWITCH_MB));
+      overSwitch.push(await guestToGuestQemuOverSwitch(image, SWITCH_MB));
+    }
+    const qs = median(overSwitch);
+    const qd = median(direct);
+    console.log(`guest → guest   qemu guests over our switch ${fmt(qs)}   over -netdev socket ${fmt(qd)}${ratio(qs, qd)}  (QEMU's CPU on both: the switch's own cost; ${SWITCH_MB} MB, median of ${SWITCH_ROUNDS})`);
+  }
+  for (const [bytes, count] of [[65520, 20_000], [1514, 200_000]] as const) {
+    const c = await switchCapacity(bytes, count);
+    console.log(
+      `switch alone    ${bytes}-byte frames: ${Math.round(c.framesPerSecond)} frames/s = ${c.mbPerSecond.toFixed(0)} MB/s, ${c.cpuUsPerFrame.toFixed(1)} µs of switch CPU per frame${c.dropped > 0 ? ` (${c.dropped} of ${count} dropped at a full port queue)` : ""}`,
+    );
   }
   const noOffload = await guestToGuestOurs(",offload=off");
   console.log(`guest → guest   nodevisor (switch, offload=off) ${fmt(noOffload)}  (offloads bring ×${(g.mbPerSecond / noOffload.mbPerSecond).toFixed(2)})`);
