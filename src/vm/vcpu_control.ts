@@ -99,6 +99,11 @@ export class HartControl {
     this.wake();
   }
 
+  /** An IPI was sent that the hart has not taken yet (it lives only here until the hart looks). */
+  get softwareInterruptWaiting(): boolean {
+    return Atomics.load(this.words, HartWord.SSIP) !== 0;
+  }
+
   get stopped(): boolean {
     return Atomics.load(this.words, HartWord.RUN_STATE) === STOPPED;
   }

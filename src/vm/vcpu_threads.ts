@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Board } from "../machine/board.js";
 import type { HartState } from "../cpu/hart.js";
+import { MIP_SSIP } from "../cpu/constants.js";
 import type { InterruptTarget } from "../seams/interrupts.js";
 import type { VirtualClock } from "./clock.js";
 import type { PacingStats } from "./pacing.js";
@@ -131,7 +132,9 @@ export class ThreadedVcpus implements VcpuRunner {
   /**
    * Every hart's state, taken at an instruction boundary: the harts must be paused. Each hart's
    * state block is shared memory, so once every hart has parked (an atomic count, after its last
-   * write) this thread reads the blocks through the board's hart objects.
+   * write) this thread reads the blocks through the board's hart objects. An IPI sent to a hart
+   * that parked before taking it is still in its control word: it goes into the state too, or a
+   * restored guest would wait forever for the other CPU to answer (a lost reschedule or call).
    */
   async collectHartStates(): Promise<HartState[]> {
     if (!this.vm.paused) throw new Error("collectHartStates needs the vCPUs paused first");
@@ -143,7 +146,7 @@ export class ThreadedVcpus implements VcpuRunner {
       const wait = waitAsync(words, VmWord.PARKED, parked);
       if (wait.async) await Promise.race([wait.value, new Promise((r) => setTimeout(r, 5))]);
     }
-    return this.board!.harts.map((h) => h.save());
+    return this.board!.harts.map((h, i) => withWaitingIpi(h.save(), this.controls[i]!));
   }
 
   /**
@@ -290,4 +293,9 @@ function workerEntry(): { url: URL; entry?: string } {
     if (existsSync(fileURLToPath(url))) return { url };
   }
   throw new Error(`The vCPU worker bundle is missing next to ${here}; run \`npm run build\`.`);
+}
+
+/** `state` with SSIP pending when the hart's control block holds an IPI it has not taken. */
+export function withWaitingIpi(state: HartState, control: HartControl): HartState {
+  return control.softwareInterruptWaiting ? { ...state, mipSoftware: state.mipSoftware | MIP_SSIP } : state;
 }
