@@ -502,9 +502,11 @@ export async function runVm(req: VmRunRequest): Promise<number> {
     waited?.failed(e as Error);
     detach();
     removePidFile();
-    await server?.close();
+    // The copies go before the control socket closes: a daemon takes the socket closing for the
+    // end and may kill this process at once, which would leave a half-received disk behind.
     await vm.abandon();
     await incoming?.abandonCopies();
+    await server?.close();
     throw e;
   }
   // Once the guest runs its /init (or after 20 s), the boot files are garbage: give their memory back.
