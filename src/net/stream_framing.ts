@@ -46,8 +46,7 @@ export class FrameDecoder {
     const frames: Uint8Array[] = [];
     let at = 0;
     while (buf.length - at >= FRAME_PREFIX_BYTES) {
-      const len = buf.readUInt32BE(at);
-      if (len > this.maxFrameBytes) throw new FramingError(`a frame length of ${len} bytes exceeds the ${this.maxFrameBytes}-byte limit`);
+      const len = this.checked(buf.readUInt32BE(at));
       const end = at + FRAME_PREFIX_BYTES + len;
       if (end > buf.length) break;
       frames.push(new Uint8Array(buf.buffer, buf.byteOffset + at + FRAME_PREFIX_BYTES, len));
@@ -67,7 +66,11 @@ export class FrameDecoder {
   private frameLength(pieces: Buffer[]): number {
     const first = pieces[0]!;
     const prefix = first.length >= FRAME_PREFIX_BYTES ? first : Buffer.concat(pieces).subarray(0, FRAME_PREFIX_BYTES);
-    const len = prefix.readUInt32BE(0);
+    return this.checked(prefix.readUInt32BE(0));
+  }
+
+  /** `len`, if a frame can have it; a FramingError otherwise. */
+  private checked(len: number): number {
     if (len > this.maxFrameBytes) throw new FramingError(`a frame length of ${len} bytes exceeds the ${this.maxFrameBytes}-byte limit`);
     return len;
   }
