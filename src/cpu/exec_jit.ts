@@ -1,8 +1,9 @@
-// The JIT tier's dispatch loop: runs compiled blocks where they exist, counts the blocks it
+// The JIT tier's dispatch loop: runs compiled blocks where they exist, counts the pages it
 // interprets, and compiles the hot ones (jit/block_cache.ts, jit/compile_block.ts).
 import { HartFastLoop } from "./exec_fast.js";
 import { tlbSetOffset } from "./hart_layout.js";
 import { COLD_RUN, type BlockCache } from "./jit/block_cache.js";
+import { blockLength } from "./jit/compile_block.js";
 import { HART_JIT_STATUS, JIT_GO_ON, JIT_INTERPRET } from "./hart_layout.js";
 
 export abstract class HartJitLoop extends HartFastLoop {
@@ -30,14 +31,16 @@ export abstract class HartJitLoop extends HartFastLoop {
   }
 
   /**
-   * execFast's contract, with compiled code first: the dispatcher runs compiled pages until it needs
-   * the interpreter; then execFast runs on (one instruction compiled code handed back, or COLD_RUN
-   * instructions) while the cache counts where it ran and compiles what is hot. Returns
-   * (instructions retired) as soon as something needs execSlow: a fetch-TLB miss, an instruction
-   * compiled code handed back (JIT_INTERPRET), or one execFast declines.
+   * execFast's contract, with compiled code first: the dispatcher runs compiled blocks until it
+   * needs the interpreter; then execFast runs on (one instruction compiled code handed back, a
+   * block compiled code lacks, or COLD_RUN instructions in a page without code) while the cache
+   * counts where it ran and compiles what is hot. Returns (instructions retired) as soon as
+   * something needs execSlow: a fetch-TLB miss, an instruction compiled code handed back that
+   * execFast declines too, or one execFast declines.
    */
   protected execJit(limit: number): number {
     const jit = this.jit!;
+    const stats = jit.stats;
     const pcBox = this.pcBox, status = this.jitStatus!;
     const xTagLo = this.xTagLo, xTagHi = this.xTagHi, xOff = this.xOff;
     const st = this.stateOffset;
@@ -46,20 +49,28 @@ export abstract class HartJitLoop extends HartFastLoop {
     const threshold = jit.threshold;
     const dispatch = jit.dispatch;
     let n = 0;
+    // True right after the interpreter ran one instruction compiled code handed back: pc is then mid-block, not a missed entry.
+    let resumed = false;
+    let relinkedAt = -1;
     while (n < limit) {
       status[0] = JIT_GO_ON;
       const r = dispatch(st, ds, xs, limit - n);
+      const midBlock = resumed && r === 0;
+      resumed = false;
       if (r > 0) {
+        relinkedAt = -1;
         n += r;
         this.instret += r;
-        jit.stats.instructionsCompiled += r;
+        stats.instructionsCompiled += r;
         if (n >= limit) break;
       }
       if (status[0] === JIT_INTERPRET) {
-        // Most hand-backs are one instruction execFast does (an AMO, FP, MULH, a TLB hit after a fill): no round trip through execSlice.
+        // Most hand-backs are one instruction execFast does (a TLB hit after a fill, FP): no round trip through execSlice.
+        stats.handBacks++;
         const k = this.execFast(1);
         n += k;
         if (k === 0) break;
+        resumed = true;
         continue;
       }
       const pc = pcBox[0]!;
@@ -69,20 +80,27 @@ export abstract class HartJitLoop extends HartFastLoop {
       const off = xOff[idx]! + (lo & 0xfff);
       const info = jit.page(off >>> 12);
       const po = off & 0xfff;
-      const left = limit - n;
       let want: number;
-      if (info.compiled !== null) {
-        if (info.compiled.has(po)) break; // stopped at its own entry: let execSlow step
-        if (jit.noteMissed(info, po)) { jit.compilePage(off >>> 12, info); continue; }
-        want = COLD_RUN;
+      if (info.blocks !== null) {
+        const slot = info.blocks.get(po);
+        if (slot !== undefined) { // compiled, but another block took its lookup entry
+          if (relinkedAt === pc) break; // no progress from there: let execSlow step
+          jit.relink(off, slot);
+          relinkedAt = pc;
+          continue;
+        }
+        stats.missedEntries++;
+        if (!midBlock && jit.noteMissed(info, po)) { jit.compilePage(off >>> 12, info); continue; }
+        want = blockLength(this.u16, off); // to the next block start, which is likely compiled
       } else {
         info.entries.add(po);
         if (++info.visits >= threshold) {
           jit.compilePage(off >>> 12, info);
-          if (info.compiled !== null) continue;
+          if (info.blocks !== null) continue;
         }
         want = COLD_RUN;
       }
+      const left = limit - n;
       if (want > left) want = left;
       const k = this.execFast(want); // counts instret itself
       n += k;

@@ -34,9 +34,13 @@ const flagBytes = (size: number): number => Math.ceil(size / PAGE / PAGE) * PAGE
 /** jitSlots: one int32 per RAM page, rounded to whole pages. */
 const slotBytes = (size: number): number => Math.ceil((size / PAGE) * 4 / PAGE) * PAGE;
 
-/** Bytes above RAM for the VMM area (code-page flags, hart state blocks), or 0 when they do not fit a wasm32 memory. */
+/** Entries of the JIT's block lookup (direct-mapped by RAM halfword): 8 bytes each, (RAM offset + 1, table slot). */
+export const JIT_LOOKUP_ENTRIES = 32768;
+const LOOKUP_BYTES = JIT_LOOKUP_ENTRIES * 8;
+
+/** Bytes above RAM for the VMM area (code-page flags, JIT tables, hart state blocks), or 0 when they do not fit a wasm32 memory. */
 function vmmAreaBytes(size: number): number {
-  const bytes = flagBytes(size) + slotBytes(size) + HART_SLOTS * HART_SLOT_BYTES;
+  const bytes = flagBytes(size) + slotBytes(size) + LOOKUP_BYTES + HART_SLOTS * HART_SLOT_BYTES;
   return size + bytes <= WASM_MAX_BYTES ? bytes : 0;
 }
 export const PAGE_ABSENT = 0;
@@ -66,8 +70,8 @@ export class GuestRam {
    */
   readonly codePages: Uint8Array;
   /**
-   * One int32 per RAM page: the JIT's function-table slot for the page's compiled code (0 = none),
-   * read by its wasm dispatcher. Belongs to the one thread whose harts run the JIT, which takes it
+   * One int32 per RAM page: nonzero while the JIT's dispatcher may enter compiled code in the page
+   * (it then looks the block up in the lookup at jitLookupOffset). Belongs to the one thread whose harts run the JIT, which takes it
    * once, as it attaches: from then on device writes look for code pages (see codeMayExist).
    */
   get jitSlots(): Int32Array {
@@ -78,6 +82,8 @@ export class GuestRam {
   /** False until a JIT attached to this RAM: without one no page holds compiled code, and device writes skip the code-page scan. */
   private codeMayExist = false;
   readonly jitSlotsOffset: number;
+  /** Offset in `memory` of the JIT's block lookup (JIT_LOOKUP_ENTRIES pairs of int32), or -1 without a VMM area. */
+  readonly jitLookupOffset: number;
   /** Byte offset of the first hart state block in `memory`, or -1 without a VMM area. */
   private readonly hartSlotsOffset: number;
   /** The dirty log: bit (p & 31) of word p >> 5 is set once page p has been written (see above). */
@@ -112,7 +118,8 @@ export class GuestRam {
     this.codePages = vmm === 0 ? new Uint8Array(0) : new Uint8Array(this.buffer, size, size / PAGE);
     this.jitSlotsOffset = vmm === 0 ? -1 : size + flagBytes(size);
     this.slotTable = vmm === 0 ? new Int32Array(0) : new Int32Array(this.buffer, this.jitSlotsOffset, size / PAGE);
-    this.hartSlotsOffset = vmm === 0 ? -1 : size + flagBytes(size) + slotBytes(size);
+    this.jitLookupOffset = vmm === 0 ? -1 : size + flagBytes(size) + slotBytes(size);
+    this.hartSlotsOffset = vmm === 0 ? -1 : this.jitLookupOffset + LOOKUP_BYTES;
     this.dirty = new Int32Array(dirtyLog ?? new SharedArrayBuffer(Math.ceil(size / 4096 / 32) * 4));
   }
 

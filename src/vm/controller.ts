@@ -62,10 +62,10 @@ export interface VmStats {
 
 /** The JIT's code cache (src/cpu/jit/block_cache.ts), as query-stats reports it. */
 export interface JitStatsReport {
-  /** Guest blocks in live compiled page functions, and the wasm bytes of those functions. */
+  /** Guest blocks with live compiled code, and the wasm bytes of their modules. */
   blocks: number;
   codeBytes: number;
-  /** Page functions compiled since start (recompiles included) and the time that took. */
+  /** Modules compiled since start (a page's first compile, then batches of missed entries) and the time that took. */
   compiles: number;
   compileMs: number;
   /** Pages whose code was dropped because the guest or a device wrote them; whole-cache flushes. */
@@ -74,6 +74,9 @@ export interface JitStatsReport {
   /** Instructions retired in compiled code, and their share of all instructions retired. */
   instructionsCompiled: number;
   compiledShare: number;
+  /** Instructions compiled code handed to the interpreter; entries into compiled pages that had no block there. */
+  handBacks: number;
+  missedEntries: number;
   /** Most blocks the cache keeps before it flushes everything. */
   maxBlocks: number;
 }

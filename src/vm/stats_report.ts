@@ -32,7 +32,7 @@ export function jitReport(c: BlockCache, instructions: number): JitStatsReport {
     blocks: s.blocks, codeBytes: s.codeBytes, compiles: s.compiledTotal, compileMs: Math.round(s.compileMs),
     invalidations: s.invalidations, flushes: s.flushes, instructionsCompiled: s.instructionsCompiled,
     compiledShare: instructions > 0 ? Math.round((s.instructionsCompiled / instructions) * 1000) / 1000 : 0,
-    maxBlocks: c.maxBlocks,
+    handBacks: s.handBacks, missedEntries: s.missedEntries, maxBlocks: c.maxBlocks,
   };
 }
 

@@ -1,38 +1,31 @@
 // The JIT's code cache for the harts of one thread, by RAM page: a page the interpreter keeps
-// entering is compiled whole — every block reachable inside it from the entries seen so far
-// (branch targets, fall-throughs, call return sites) — into one page function (compile_block.ts),
-// reached through a function table by the wasm dispatcher (dispatcher.ts). Entries it lacks are
-// counted and added by a recompile.
+// entering is compiled — every block reachable inside it from the entries seen so far (branch
+// targets, fall-throughs, call return sites) — into one module of block functions
+// (compile_block.ts), reached through a function table by the wasm dispatcher (dispatcher.ts).
+// An entry the page's code lacks is counted, and compiled in a small module of its own (with the
+// blocks it reaches) once it is hot: a page's code grows by blocks, never recompiled whole.
 //
 // Code changes are caught exactly: compiling a page marks it in ram.codePages and removes every
 // write-TLB entry that maps it, so any later store to it (guest store, AMO or SC, from the
 // interpreter or compiled code) takes the slow path, where translate() calls back here to drop the
-// page's code first. Devices mark such pages as written (GuestRam.deviceWrote); a lookup in a
-// page so marked drops its code too.
+// page's code first. Devices mark such pages as written (GuestRam.deviceWrote) and close the page's
+// gate for the dispatcher; a lookup in a page so marked drops its code too.
 import { CODE_PAGE, CODE_PAGE_DMA_WRITTEN, type GuestRam } from "../../seams/guest_ram.js";
-import { compilePage, scanBlock, type BlockShape } from "./compile_block.js";
+import { JIT_LOOKUP_ENTRIES } from "../../seams/guest_ram.js";
+import { compileBlocks, scanBlock, type BlockShape } from "./compile_block.js";
 import { buildDispatcher, type DispatchFn } from "./dispatcher.js";
-import { setFlagsFromString } from "node:v8";
-
-// V8 first compiles wasm with its baseline compiler (Liftoff) and re-compiles functions that run a
-// lot with its optimizing one (TurboFan) on background threads. With thousands of page functions,
-// the default budget sent most of a boot's code to TurboFan: 3x the CPU of the whole interpreted
-// boot. A budget ~50x larger optimizes only the truly hot pages (loops keep their ~3x TurboFan gain).
-const WASM_TIERING_BUDGET = 100_000_000;
-let tieringSet = false;
 
 /** What the cache knows of one RAM page of guest code. */
 export interface PageInfo {
   /** Times the interpreter started in this page while it had no code; compiled at the threshold. */
   visits: number;
-  /** Page offsets where execution entered the page (compiled or not yet). */
+  /** Page offsets where execution entered the page before it was compiled. */
   entries: Set<number>;
-  /** Block starts in the compiled function; null while the page has none. */
-  compiled: Set<number> | null;
+  /** Compiled blocks: page offset -> function-table slot; null while the page has none. */
+  blocks: Map<number, number> | null;
   /** Entries compiled code lacks, with how often the interpreter ran them. */
   missed: Map<number, number>;
-  recompiles: number;
-  slot: number;
+  /** Bytes of wasm of the page's modules. */
   bytes: number;
 }
 
@@ -41,7 +34,7 @@ export interface JitStats {
   blocks: number;
   /** Bytes of wasm of the live page functions (the host keeps machine code several times that). */
   codeBytes: number;
-  /** Page functions compiled since start (recompiles included). */
+  /** Modules compiled since start (a page's first compile, then one per batch of missed entries). */
   compiledTotal: number;
   compileMs: number;
   /** Pages whose code was dropped because it was written. */
@@ -50,6 +43,10 @@ export interface JitStats {
   flushes: number;
   /** Guest instructions retired inside compiled code. */
   instructionsCompiled: number;
+  /** Instructions compiled code handed to the interpreter (one each: a TLB miss, a CSR, an ecall...). */
+  handBacks: number;
+  /** Times execution entered a compiled page where it had no block (the interpreter ran to the next block start). */
+  missedEntries: number;
 }
 
 export interface BlockCacheOptions {
@@ -69,23 +66,25 @@ export const DEFAULT_THRESHOLD = 1024;
 export const COLD_RUN = 512;
 export const DEFAULT_MAX_BLOCKS = 65536;
 
-/** Interpreted runs of a missed entry before its page is recompiled with it. */
-const MISS_THRESHOLD = 64;
-/** Recompiles of one page before its missed entries stay interpreted. */
-const MAX_RECOMPILES = 8;
-/** Blocks compiled per page at most, nearest the entries first (a page of dense code has a few hundred). */
-const MAX_PAGE_BLOCKS = 64;
+/** Interpreted runs of a missed entry before it is compiled. */
+const MISS_THRESHOLD = 16;
+/** Blocks compiled in one module at most, nearest the entries first (a page of dense code has a few hundred). */
+const MAX_MODULE_BLOCKS = 64;
+const LOOKUP_MASK = JIT_LOOKUP_ENTRIES - 1;
 
 export class BlockCache {
   readonly threshold: number;
   readonly maxBlocks: number;
-  readonly stats: JitStats = { blocks: 0, codeBytes: 0, compiledTotal: 0, compileMs: 0, invalidations: 0, flushes: 0, instructionsCompiled: 0 };
+  readonly stats: JitStats = { blocks: 0, codeBytes: 0, compiledTotal: 0, compileMs: 0, invalidations: 0, flushes: 0, instructionsCompiled: 0, handBacks: 0, missedEntries: 0 };
   /** Runs compiled code from the hart's pc until the interpreter is needed (dispatcher.ts). */
   readonly dispatch: DispatchFn;
   private readonly harts: JitHart[] = [];
   private readonly u16: Uint16Array;
   private readonly codePages: Uint8Array;
-  private readonly slots: Int32Array;
+  /** Per RAM page: 1 while the dispatcher may enter the page. */
+  private readonly gates: Int32Array;
+  /** The block lookup: pairs (RAM offset + 1, table slot), direct-mapped by RAM halfword. */
+  private readonly lookup: Int32Array;
   private readonly table: WebAssembly.Table;
   private readonly freeSlots: number[] = [];
   private readonly pages = new Map<number, PageInfo>();
@@ -93,19 +92,17 @@ export class BlockCache {
 
   constructor(private readonly ram: GuestRam, opts: BlockCacheOptions = {}) {
     if (ram.codePages.length === 0) throw new RangeError(`The JIT needs room above guest RAM for its tables: give the VM less than ${ram.size} bytes of memory`);
-    if (!tieringSet) {
-      setFlagsFromString(`--wasm-tiering-budget=${WASM_TIERING_BUDGET}`);
-      tieringSet = true;
-    }
     this.threshold = opts.threshold ?? (Number(process.env.NODEVISOR_JIT_THRESHOLD) || DEFAULT_THRESHOLD);
     this.maxBlocks = opts.maxBlocks ?? DEFAULT_MAX_BLOCKS;
     this.u16 = ram.u16;
     this.codePages = ram.codePages;
-    this.slots = ram.jitSlots;
-    this.slots.fill(0);
+    this.gates = ram.jitSlots;
+    this.gates.fill(0);
+    this.lookup = new Int32Array(ram.buffer, ram.jitLookupOffset, 2 * JIT_LOOKUP_ENTRIES);
+    this.lookup.fill(0);
     this.wasmPages = ram.memory.buffer.byteLength / 65536;
     this.table = new WebAssembly.Table({ element: "anyfunc", initial: 1 });
-    this.dispatch = buildDispatcher(ram.memory, this.table, ram.jitSlotsOffset);
+    this.dispatch = buildDispatcher(ram.memory, this.table, ram.jitSlotsOffset, ram.jitLookupOffset);
   }
 
   addHart(h: JitHart): void {
@@ -120,51 +117,68 @@ export class BlockCache {
       info = undefined;
     }
     if (info === undefined) {
-      info = { visits: 0, entries: new Set(), compiled: null, missed: new Map(), recompiles: 0, slot: 0, bytes: 0 };
+      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0 };
       this.pages.set(p, info);
     }
     return info;
   }
 
-  /** The interpreter is about to run the entry at page offset `po` that compiled code lacks; true when the page should be recompiled now. */
+  /** Puts the compiled block at RAM offset `off` (table slot `slot`) back in the lookup, which another block had taken. */
+  relink(off: number, slot: number): void {
+    const e = ((off >>> 1) & LOOKUP_MASK) << 1;
+    this.lookup[e] = off + 1;
+    this.lookup[e + 1] = slot;
+  }
+
+  /** The interpreter is about to run the entry at page offset `po` that compiled code lacks; true when it should be compiled now. */
   noteMissed(info: PageInfo, po: number): boolean {
-    if (info.recompiles >= MAX_RECOMPILES) return false;
     const c = (info.missed.get(po) ?? 0) + 1;
     info.missed.set(po, c);
     return c >= MISS_THRESHOLD;
   }
 
-  /** Compiles page `p` from the code as it is now: every block reachable in it from its entries. */
+  /**
+   * Compiles blocks of page `p` from the code as it is now: on the first compile every block
+   * reachable in it from the entries seen, later the missed entries and what they reach that the
+   * page's code lacks.
+   */
   compilePage(p: number, info: PageInfo): void {
     const t0 = performance.now();
-    for (const po of info.missed.keys()) info.entries.add(po);
+    const have = info.blocks;
+    const work = have === null ? [...info.entries] : [...info.missed.keys()];
     info.missed.clear();
+    info.entries.clear();
     const pageOff = p * 4096;
     const starts = new Set<number>();
     const shapes: BlockShape[] = [];
-    const work = [...info.entries];
-    for (let i = 0; i < work.length && shapes.length < MAX_PAGE_BLOCKS; i++) { // breadth first
+    for (let i = 0; i < work.length && shapes.length < MAX_MODULE_BLOCKS; i++) { // breadth first
       const po = work[i]!;
-      if (starts.has(po)) continue;
+      if (starts.has(po) || have?.has(po)) continue;
       starts.add(po);
       const shape = scanBlock(this.u16, pageOff + po);
       if (shape.jitLen > 0) shapes.push(shape);
       for (const q of shape.next) if (!starts.has(q)) work.push(q);
     }
     if (shapes.length === 0) {
-      info.visits = -4 * this.threshold; // nothing to compile here yet: look again much later
+      if (have === null) info.visits = -4 * this.threshold; // nothing to compile here yet: look again much later
       return;
     }
-    if (this.stats.blocks + shapes.length > this.maxBlocks) this.flush(p);
-    const { fn, bytes } = compilePage(shapes, this.ram.memory, this.wasmPages);
-    if (info.slot === 0) info.slot = this.allocSlot();
-    else info.recompiles++;
-    this.stats.blocks += shapes.length - (info.compiled?.size ?? 0);
-    this.stats.codeBytes += bytes - info.bytes;
-    info.bytes = bytes;
-    info.compiled = new Set(shapes.map((b) => b.start));
-    this.table.set(info.slot, fn);
-    this.slots[p] = info.slot;
+    if (this.stats.blocks + shapes.length > this.maxBlocks) {
+      this.flush(p);
+      if (have !== null) return; // the page's own code went too: it is counted afresh
+    }
+    const { fns, bytes } = compileBlocks(shapes, this.ram.memory, this.wasmPages);
+    const blocks = info.blocks ?? (info.blocks = new Map());
+    for (let i = 0; i < shapes.length; i++) {
+      const slot = this.allocSlot();
+      this.table.set(slot, fns[i]!);
+      blocks.set(shapes[i]!.start, slot);
+      this.relink(pageOff + shapes[i]!.start, slot);
+    }
+    this.stats.blocks += shapes.length;
+    this.stats.codeBytes += bytes;
+    info.bytes += bytes;
+    this.gates[p] = 1;
     if (this.codePages[p] !== CODE_PAGE) {
       this.codePages[p] = CODE_PAGE;
       for (const h of this.harts) h.dropWriteMappings(p);
@@ -185,7 +199,7 @@ export class BlockCache {
   /** Drops every page's code (the cache is full), keeping page `keep`'s record. */
   flush(keep: number): void {
     for (const [p, info] of this.pages) {
-      if (info.compiled !== null) {
+      if (info.blocks !== null) {
         this.codePages[p] = 0;
         this.dropCode(p, info);
       }
@@ -195,14 +209,19 @@ export class BlockCache {
   }
 
   private dropCode(p: number, info: PageInfo): boolean {
-    if (info.compiled === null) return false;
-    this.slots[p] = 0;
-    this.table.set(info.slot, null);
-    this.freeSlots.push(info.slot);
-    this.stats.blocks -= info.compiled.size;
+    const blocks = info.blocks;
+    if (blocks === null) return false;
+    this.gates[p] = 0;
+    const pageOff = p * 4096;
+    for (const [po, slot] of blocks) {
+      const e = (((pageOff + po) >>> 1) & LOOKUP_MASK) << 1;
+      if (this.lookup[e] === pageOff + po + 1) this.lookup[e] = 0;
+      this.table.set(slot, null);
+      this.freeSlots.push(slot);
+    }
+    this.stats.blocks -= blocks.size;
     this.stats.codeBytes -= info.bytes;
-    info.compiled = null;
-    info.slot = 0;
+    info.blocks = null;
     info.bytes = 0;
     return true;
   }
@@ -210,6 +229,8 @@ export class BlockCache {
   private allocSlot(): number {
     const free = this.freeSlots.pop();
     if (free !== undefined) return free;
-    return this.table.grow(1);
+    const first = this.table.grow(256);
+    for (let s = first + 255; s > first; s--) this.freeSlots.push(s);
+    return first;
   }
 }

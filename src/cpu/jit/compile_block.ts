@@ -1,18 +1,20 @@
-// Compiles the hot blocks of one guest code page (RV64IM integer instructions, loads and stores)
-// into one wasm function with the fast loop's contract: it executes instructions while it can and
-// stops, without side effects, before any it cannot do (a TLB miss, a misaligned access, an
-// instruction it does not compile): the interpreter then runs that one. So compiled code never
-// traps, and every exception stays the interpreter's, exact.
+// Compiles hot blocks of one guest code page (RV64IM integer instructions, loads and stores, the
+// read-modify-write AMOs) into wasm functions, one per block, with the fast loop's contract: a block
+// executes instructions while it can and stops, without side effects, before any it cannot do (a
+// TLB miss, a misaligned access, an instruction it does not compile): the interpreter then runs
+// that one. So compiled code never traps, and every exception stays the interpreter's, exact.
 //
-// fn(pc: f64, st: i32, ds: i32, limit: i32) -> i32 enters at virtual pc for the hart whose state
-// block is at st (hart_layout.ts) with data TLB set ds, runs at most `limit` instructions, and
-// returns how many retired, with the next pc and HART_JIT_STATUS stored. Blocks of the page jump
-// to each other inside the function (a loop over a br_table of entry points); leaving the page
-// returns to the dispatcher (jit/dispatcher.ts). Code is position-independent: it serves every
-// virtual mapping of its physical page and every hart of its thread.
+// fn(vpage: i64, st: i32, ds: i32, limit: i32, n: i32) -> i32 runs the block at its page offset in
+// virtual page vpage, for the hart whose state block is at st (hart_layout.ts) with data TLB set
+// ds, with n instructions already retired of at most `limit`, and returns the new count with the
+// next pc and HART_JIT_STATUS stored. A block jumps straight to another block compiled in the same
+// module (a wasm tail call); leaving it otherwise returns to the dispatcher (jit/dispatcher.ts).
+// Code is position-independent: it serves every virtual mapping of its physical page and every
+// hart of its thread. One function per block keeps V8's work per function small: its optimizing
+// tier then recompiles only the blocks that are hot, not whole pages.
 import { RVC_TABLE } from "../rvc.js";
 import * as HL from "../hart_layout.js";
-import { ByteWriter, F64, I32, I64, OP, VOID, buildModule, type FuncType } from "./wasm_module.js";
+import { ByteWriter, I32, I64, OP, VOID, buildModule, type FuncType } from "./wasm_module.js";
 
 /** Longest block compiled (instructions). */
 export const MAX_BLOCK = 64;
@@ -32,10 +34,10 @@ export interface BlockShape {
   next: number[];
 }
 
-// Parameters and locals of the page function.
-const P_PC = 0, P_ST = 1, P_DS = 2, P_LIMIT = 3;
-const L_PO = 4, L_N = 5, L_VPAGE = 6, L_VPAGE64 = 7, L_ADDR = 8, L_LO = 9, L_P = 10, L_OFF = 11, L_A = 12, L_B = 13, L_T = 14;
-const LOCALS = [I32, I32, F64, I64, I64, I32, I32, I32, I64, I64, I64];
+// Parameters and locals of a block function.
+const P_VPAGE = 0, P_ST = 1, P_DS = 2, P_LIMIT = 3, P_N = 4;
+const L_ADDR = 5, L_LO = 6, L_P = 7, L_OFF = 8, L_A = 9, L_B = 10, L_T = 11, L_C = 12;
+const LOCALS = [I64, I32, I32, I32, I64, I64, I64, I64];
 
 const R_TAG_LO = HL.TLB_R_TAG_LO * HL.TLB_ARRAY_BYTES, R_TAG_HI = HL.TLB_R_TAG_HI * HL.TLB_ARRAY_BYTES, R_OFF = HL.TLB_R_OFF * HL.TLB_ARRAY_BYTES;
 const W_TAG_LO = HL.TLB_W_TAG_LO * HL.TLB_ARRAY_BYTES, W_TAG_HI = HL.TLB_W_TAG_HI * HL.TLB_ARRAY_BYTES, W_OFF = HL.TLB_W_OFF * HL.TLB_ARRAY_BYTES;
@@ -65,22 +67,27 @@ function classify(insn: number): Kind {
     case 12: // OP
       if (f7 === 0) return Kind.Plain;
       if (f7 === 0x20) return f3 === 0 || f3 === 5 ? Kind.Plain : Kind.Unsupported;
-      if (f7 === 1) return f3 === 0 || f3 >= 4 ? Kind.Plain : Kind.Unsupported; // MULH* go to the interpreter
+      if (f7 === 1) return Kind.Plain;
       return Kind.Unsupported;
     case 14: // OP-32
       if (f7 === 0) return f3 === 0 || f3 === 1 || f3 === 5 ? Kind.Plain : Kind.Unsupported;
       if (f7 === 0x20) return f3 === 0 || f3 === 5 ? Kind.Plain : Kind.Unsupported;
       if (f7 === 1) return f3 === 0 || f3 >= 4 ? Kind.Plain : Kind.Unsupported;
       return Kind.Unsupported;
-    case 3: return f3 === 0 ? Kind.Plain : Kind.Unsupported; // FENCE (fence.i to the interpreter)
+    case 3: return f3 <= 1 ? Kind.Plain : Kind.Unsupported; // FENCE, FENCE.I
+    case 11: // AMO: the read-modify-write ops with a wasm atomic (LR/SC and min/max to the interpreter)
+      return (f3 === 2 || f3 === 3) && AMO_RMW[insn >>> 27] !== undefined ? Kind.Plain : Kind.Unsupported;
     default: return Kind.Unsupported;
   }
 }
 
-/** True for instructions that end a block in the interpreter's count (jumps, branches). */
+/** funct5 of an AMO -> the wasm atomic rmw sub-opcode of its 32-bit form (the 64-bit one is +1). */
+const AMO_RMW: Record<number, number> = { 0x00: 0x1e, 0x01: 0x41, 0x04: 0x3a, 0x08: 0x33, 0x0c: 0x2c };
+
+/** True for instructions that end a block (jumps, branches, and fence.i, after which the dispatcher looks for code a device wrote). */
 function isTransfer(insn: number): boolean {
   const op = (insn >>> 2) & 31;
-  return op === 27 || op === 25 || op === 24;
+  return op === 27 || op === 25 || op === 24 || (op === 3 && ((insn >>> 12) & 7) === 1);
 }
 
 /** Scans guest code at RAM byte offset `off` (halfword aligned) up to its page end. */
@@ -118,6 +125,31 @@ export function scanBlock(u16: Uint16Array, off: number): BlockShape {
   return { start: off & 0xfff, interpLen, jitLen: insns.length, insns, lens, next };
 }
 
+/**
+ * Instructions from RAM byte offset `off` up to and including the first control transfer, the
+ * page end or MAX_BLOCK: what the interpreter runs to reach the next block start (at least 1).
+ */
+export function blockLength(u16: Uint16Array, off: number): number {
+  let po = off & 0xfff;
+  const pageHalf = (off - po) >>> 1;
+  let n = 0;
+  while (n < MAX_BLOCK && po <= 4094) {
+    let insn = u16[pageHalf + (po >>> 1)]!;
+    let len = 2;
+    if ((insn & 3) === 3) {
+      if (po > 4092) break;
+      insn = insn | (u16[pageHalf + (po >>> 1) + 1]! << 16);
+      len = 4;
+    } else {
+      insn = RVC_TABLE[insn]!;
+    }
+    n++;
+    if (isTransfer(insn)) break;
+    po += len;
+  }
+  return n > 0 ? n : 1;
+}
+
 function pushIfInPage(out: number[], po: number): void {
   if (po >= 0 && po <= 4094) out.push(po);
 }
@@ -134,18 +166,19 @@ function successorsOfTransfer(insn: number, po: number, len: number, out: number
       pushIfInPage(out, po + (((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1)));
       if (rd !== 0) pushIfInPage(out, po + len);
       break;
+    case 3: // FENCE.I
+      pushIfInPage(out, po + len);
+      break;
     default: // JALR
       if (rd !== 0) pushIfInPage(out, po + len);
   }
 }
 
-/** Emits a page function: the dispatch loop and each block's code, tracking branch depths. */
+/** Emits the block functions of one module. */
 class Emitter {
-  readonly w = new ByteWriter();
-  /** Labels between the current code and the dispatch loop (br depth of the loop). */
-  toLoop = 0;
-  /** Page offsets that are entries of this function. */
-  entries = new Set<number>();
+  w = new ByteWriter();
+  /** Page offset -> function index of the blocks in this module. */
+  readonly fnIndex = new Map<number, number>();
 
   op(a: number, b?: number): this { this.w.byte(a); if (b !== undefined) this.w.byte(b); return this; }
   get(l: number): this { return this.op(OP.localGet).u(l); }
@@ -154,12 +187,10 @@ class Emitter {
   u(v: number): this { this.w.u32(v); return this; }
   i32(v: number): this { this.op(OP.i32Const); this.w.s32(v); return this; }
   i64(v: bigint | number): this { this.op(OP.i64Const); this.w.s64(v); return this; }
-  f64(v: number): this { this.op(OP.f64Const); this.w.f64(v); return this; }
   /** A memory access with alignment log2 `align` and constant offset. */
   mem(opcode: number, align: number, offset: number): this { return this.op(opcode).u(align).u(offset); }
-  /** `if` without result; nested code is one label deeper. */
-  if_(): this { this.toLoop++; return this.op(OP.if, VOID); }
-  end_(): this { this.toLoop--; return this.op(OP.end); }
+  if_(): this { return this.op(OP.if, VOID); }
+  end_(): this { return this.op(OP.end); }
 
   reg(r: number): this {
     if (r === 0) return this.i64(0);
@@ -172,21 +203,29 @@ class Emitter {
 
   /** Returns with pc = page + po (po a constant, maybe outside the page), `retired` more instructions and `status`. */
   leave(po: number, retired: number, status: number): this {
-    this.get(P_ST).get(L_VPAGE).f64(po).op(OP.f64Add).mem(OP.f64Store, 3, HL.HART_PC);
-    this.get(P_ST).i32(status).mem(OP.i32Store, 2, HL.HART_JIT_STATUS);
-    return this.get(L_N).i32(retired).op(OP.i32Add).op(OP.return);
+    this.get(P_ST).pcI64(po, 0).op(OP.f64ConvertI64S).mem(OP.f64Store, 3, HL.HART_PC);
+    if (status !== HL.JIT_GO_ON) this.get(P_ST).i32(status).mem(OP.i32Store, 2, HL.HART_JIT_STATUS);
+    return this.retired(retired).op(OP.return);
   }
 
-  /** Goes on at page offset `po` after `retired` more instructions: inside the function when it is an entry, else through the dispatcher. */
+  /** Pushes n + `retired`. */
+  retired(k: number): this {
+    this.get(P_N);
+    return k !== 0 ? this.i32(k).op(OP.i32Add) : this;
+  }
+
+  /** Goes on at page offset `po` after `retired` more instructions: a tail call when that block is in this module, else through the dispatcher. */
   jumpTo(po: number, retired: number): this {
-    if (!this.entries.has(po)) return this.leave(po, retired, HL.JIT_GO_ON);
-    this.get(L_N).i32(retired).op(OP.i32Add).set(L_N).i32(po).set(L_PO);
-    return this.op(OP.br).u(this.toLoop);
+    const fn = this.fnIndex.get(po);
+    if (fn === undefined) return this.leave(po, retired, HL.JIT_GO_ON);
+    this.get(P_VPAGE).get(P_ST).get(P_DS).get(P_LIMIT).retired(retired);
+    return this.op(OP.returnCall).u(fn);
   }
 
   /** pc of the instruction `delta` bytes into a block starting at `start`, as i64. */
   pcI64(start: number, delta: number): this {
-    return this.get(L_VPAGE64).i64(start + delta).op(OP.i64Add);
+    const d = start + delta;
+    return d === 0 ? this.get(P_VPAGE) : this.get(P_VPAGE).i64(d).op(OP.i64Add);
   }
 }
 
@@ -205,6 +244,24 @@ function emitTranslate(e: Emitter, write: boolean, size: number, at: number, k: 
   if (size > 1) e.get(L_LO).i32(size - 1).op(OP.i32And).op(OP.i32Or);
   e.if_().leave(at, k, HL.JIT_INTERPRET).end_();
   e.get(L_P).mem(OP.i32Load, 2, write ? W_OFF : R_OFF).get(L_LO).i32(0xfff).op(OP.i32And).op(OP.i32Add).set(L_OFF);
+}
+
+/**
+ * Pushes the high 64 bits of the 128-bit product of L_A and L_B: MULH (f3 1, signed), MULHSU (2),
+ * MULHU (3). Unsigned from four 32x32 products, then the signed corrections (a<0: -b; b<0: -a).
+ */
+function emitMulHigh(e: Emitter, f3: number): void {
+  const lo = (l: number): void => { e.get(l).i64(0xffffffff).op(OP.i64And); };
+  const hi = (l: number): void => { e.get(l).i64(32).op(OP.i64ShrU); };
+  lo(L_A); hi(L_B); e.op(OP.i64Mul).set(L_T); // a.lo * b.hi
+  hi(L_A); lo(L_B); e.op(OP.i64Mul).set(L_C); // a.hi * b.lo
+  lo(L_A); lo(L_B); e.op(OP.i64Mul).i64(32).op(OP.i64ShrU); // the middle column's sum
+  e.get(L_T).i64(0xffffffff).op(OP.i64And).op(OP.i64Add).get(L_C).i64(0xffffffff).op(OP.i64And).op(OP.i64Add);
+  e.i64(32).op(OP.i64ShrU);
+  hi(L_A); hi(L_B); e.op(OP.i64Mul).op(OP.i64Add);
+  e.get(L_T).i64(32).op(OP.i64ShrU).op(OP.i64Add).get(L_C).i64(32).op(OP.i64ShrU).op(OP.i64Add);
+  if (f3 !== 3) e.get(L_A).i64(63).op(OP.i64ShrS).get(L_B).op(OP.i64And).op(OP.i64Sub);
+  if (f3 === 1) e.get(L_B).i64(63).op(OP.i64ShrS).get(L_A).op(OP.i64And).op(OP.i64Sub);
 }
 
 /** Pushes the 64-bit division result of L_A / L_B with RISC-V's answers for /0 and overflow. */
@@ -248,7 +305,7 @@ const STORE_OPS = [OP.i64Store8, OP.i64Store16, OP.i64Store32, OP.i64Store];
 function emitBlock(e: Emitter, shape: BlockShape): void {
   const s = shape.start;
   // Not enough budget for the whole block: the interpreter takes it from here.
-  e.get(L_N).i32(shape.jitLen).op(OP.i32Add).get(P_LIMIT).op(OP.i32GtU).if_().leave(s, 0, HL.JIT_INTERPRET).end_();
+  e.retired(shape.jitLen).get(P_LIMIT).op(OP.i32GtU).if_().leave(s, 0, HL.JIT_INTERPRET).end_();
   let delta = 0; // byte offset of instruction k from the block's start
   for (let k = 0; k < shape.jitLen; k++) {
     const insn = shape.insns[k]!;
@@ -274,8 +331,7 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
         e.reg(rs1).i64(immI).op(OP.i64Add).i64(-2).op(OP.i64And).set(L_T);
         if (rd !== 0) e.setRegStart(rd).pcI64(at, ilen).setRegEnd(rd);
         e.get(P_ST).get(L_T).op(OP.f64ConvertI64S).mem(OP.f64Store, 3, HL.HART_PC);
-        e.get(P_ST).i32(HL.JIT_GO_ON).mem(OP.i32Store, 2, HL.HART_JIT_STATUS);
-        e.get(L_N).i32(k + 1).op(OP.i32Add).op(OP.return);
+        e.retired(k + 1).op(OP.return);
         break;
       }
       case 24: { // BRANCH
@@ -327,7 +383,10 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
       case 12: { // OP
         if (rd === 0) break;
         e.setRegStart(rd);
-        if (f7 === 1 && f3 >= 4) {
+        if (f7 === 1 && f3 >= 1 && f3 <= 3) {
+          e.reg(rs1).set(L_A).reg(rs2).set(L_B);
+          emitMulHigh(e, f3);
+        } else if (f7 === 1 && f3 >= 4) {
           e.reg(rs1).set(L_A).reg(rs2).set(L_B);
           emitDiv64(e, f3);
         } else {
@@ -356,7 +415,20 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
         e.setRegEnd(rd);
         break;
       }
-      case 3: break; // FENCE: ordering is the host's (the JIT's harts share one thread)
+      case 3: // FENCE: ordering is the host's (the JIT's harts share one thread)
+        if (f3 === 1) e.leave(at + ilen, k + 1, HL.JIT_GO_ON); // FENCE.I: stores to code are caught already; the dispatcher checks for device writes
+        break;
+      case 11: { // AMO read-modify-write: a host atomic on the RAM word, after the write-TLB and alignment checks
+        const wide = f3 === 3;
+        e.reg(rs1).set(L_ADDR);
+        emitTranslate(e, true, wide ? 8 : 4, at, k);
+        e.setRegStart(rd).get(L_OFF).reg(rs2);
+        if (!wide) e.op(OP.i32WrapI64);
+        e.op(0xfe).u(AMO_RMW[insn >>> 27]! + (wide ? 1 : 0)).u(wide ? 3 : 2).u(0);
+        if (!wide) e.op(OP.i64ExtendI32S);
+        e.setRegEnd(rd);
+        break;
+      }
       default: throw new Error(`compile_block: instruction 0x${(insn >>> 0).toString(16)} was classified as supported but has no emitter`);
     }
     delta += ilen;
@@ -366,50 +438,23 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
   else e.jumpTo(s + delta, shape.jitLen); // ran to the end of the page (or MAX_BLOCK): go on there
 }
 
-/** The page function's type; the dispatcher's call_indirect names the same. */
-export const PAGE_FN_TYPE: FuncType = { params: [F64, I32, I32, I32], results: [I32] };
+/** A block function's type; the dispatcher's call_indirect names the same. */
+export const BLOCK_FN_TYPE: FuncType = { params: [I64, I32, I32, I32, I32], results: [I32] };
 
-/** The whole function body for `blocks` (non-empty, distinct starts, each with jitLen > 0). */
-function emitPage(blocks: BlockShape[]): Emitter {
+/** A compiled block: (virtual page, state block offset, data TLB set offset, limit, retired so far) -> retired. */
+export type BlockFn = (vpage: bigint, st: number, ds: number, limit: number, n: number) => number;
+
+/** Compiles `blocks` (distinct starts in one page, each with jitLen > 0) into one module against `memory` (which has `pages` wasm pages). */
+export function compileBlocks(blocks: BlockShape[], memory: WebAssembly.Memory, pages: number): { fns: BlockFn[]; bytes: number } {
   const e = new Emitter();
-  const K = blocks.length;
-  for (const b of blocks) e.entries.add(b.start);
-  // po = pc's page offset; vpage = pc - po (the virtual page, exact in a double).
-  e.get(P_PC).op(0xfc, 6).op(OP.i32WrapI64).i32(0xfff).op(OP.i32And).set(L_PO);
-  e.get(P_PC).get(L_PO).op(OP.f64ConvertI32U).op(OP.f64Sub).tee(L_VPAGE).op(0xfc, 6).set(L_VPAGE64);
-  e.op(OP.loop, VOID).op(OP.block, VOID); // $d, $exit
-  for (let i = K - 1; i >= 0; i--) e.op(OP.block, VOID); // $e(K-1) .. $e0
-  // br_table over the halfword offsets from the first entry to the last: an entry's block, or $exit.
-  let first = 4096, last = 0;
-  for (const b of blocks) { if (b.start < first) first = b.start; if (b.start > last) last = b.start; }
-  const targets = new Array<number>(((last - first) >>> 1) + 1).fill(K);
-  blocks.forEach((b, i) => { targets[(b.start - first) >>> 1] = i; });
-  e.get(L_PO).i32(first).op(OP.i32Sub).i32(1).op(OP.i32ShrU).op(OP.brTable).u(targets.length);
-  for (const t of targets) e.u(t);
-  e.u(K); // below first (wrapped to a large unsigned index) or past last: $exit
-  for (let i = 0; i < K; i++) {
-    e.op(OP.end); // $e_i: block i follows
-    e.toLoop = K - i;
-    emitBlock(e, blocks[i]!);
-  }
-  e.op(OP.end); // $exit: pc is not an entry of this function
-  e.toLoop = 0;
-  e.get(P_ST).get(L_VPAGE).get(L_PO).op(OP.f64ConvertI32U).op(OP.f64Add).mem(OP.f64Store, 3, HL.HART_PC);
-  e.get(P_ST).i32(HL.JIT_NOT_ENTRY).mem(OP.i32Store, 2, HL.HART_JIT_STATUS);
-  e.get(L_N).op(OP.return);
-  e.op(OP.end); // $d
-  e.op(0x00); // unreachable: every path returned
-  return e;
-}
-
-/** A compiled page function: (pc, state block offset, data TLB set offset, limit) -> instructions retired. */
-export type PageFn = (pc: number, st: number, ds: number, limit: number) => number;
-
-/** Compiles the blocks of one page against `memory` (which has `pages` wasm pages). */
-export function compilePage(blocks: BlockShape[], memory: WebAssembly.Memory, pages: number): { fn: PageFn; bytes: number } {
-  const body = emitPage(blocks).w;
-  const wasm = buildModule({ ...PAGE_FN_TYPE, locals: LOCALS, body }, pages);
-  const mod = new WebAssembly.Module(wasm);
-  const inst = new WebAssembly.Instance(mod, { env: { mem: memory } });
-  return { fn: inst.exports["fn"] as PageFn, bytes: wasm.length };
+  blocks.forEach((b, i) => e.fnIndex.set(b.start, i));
+  const functions = blocks.map((b) => {
+    e.w = new ByteWriter();
+    emitBlock(e, b);
+    e.op(0x00); // unreachable: every path returned
+    return { locals: LOCALS, body: e.w };
+  });
+  const wasm = buildModule({ ...BLOCK_FN_TYPE, functions }, pages);
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(wasm), { env: { mem: memory } });
+  return { fns: blocks.map((_, i) => inst.exports[`f${i}`] as BlockFn), bytes: wasm.length };
 }

@@ -1,10 +1,10 @@
-// A minimal WebAssembly binary writer for the JIT: one module per compiled block, importing the
-// guest's shared memory and exporting one function. Only the opcodes the block compiler emits.
+// A minimal WebAssembly binary writer for the JIT: modules that import the guest's shared memory
+// (and a function table) and export their functions. Only the opcodes the block compiler emits.
 
 /** Opcodes used by the compiler (WebAssembly core spec, binary format). */
 export const OP = {
   block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, brIf: 0x0d, brTable: 0x0e, return: 0x0f,
-  call: 0x10, callIndirect: 0x11, drop: 0x1a, select: 0x1b,
+  call: 0x10, callIndirect: 0x11, returnCall: 0x12, returnCallIndirect: 0x13, drop: 0x1a, select: 0x1b,
   localGet: 0x20, localSet: 0x21, localTee: 0x22,
   i32Load: 0x28, i64Load: 0x29, f64Load: 0x2b,
   i32Load8U: 0x2d, i32Load16U: 0x2f,
@@ -124,12 +124,17 @@ export interface FuncType {
   results: number[];
 }
 
-export interface FunctionSpec extends FuncType {
+export interface FunctionBody {
   /** Extra locals after the params, by type. */
   locals: number[];
   /** The body's instructions (without the final `end`). */
   body: ByteWriter;
-  /** Further types the body refers to (call_indirect), numbered from 1. */
+}
+
+/** A module of functions that all have one type (type 0). */
+export interface ModuleSpec extends FuncType {
+  functions: FunctionBody[];
+  /** Further types the bodies refer to (call_indirect), numbered from 1. */
   otherTypes?: FuncType[];
   /** Import `env.tbl`, a funcref table, as table 0. */
   importTable?: boolean;
@@ -145,41 +150,49 @@ function name(w: ByteWriter, s: string): void {
 
 /**
  * A module that imports `env.mem` (shared memory of `pages` 64 KiB pages; the import's limits
- * must equal the memory's own), optionally `env.tbl`, and exports its one function as `fn`.
+ * must equal the memory's own), optionally `env.tbl`, and exports function i as `f${i}`.
  */
-export function buildModule(fn: FunctionSpec, pages: number): Uint8Array<ArrayBuffer> {
+export function buildModule(spec: ModuleSpec, pages: number): Uint8Array<ArrayBuffer> {
   const out = new ByteWriter().bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
-  const allTypes = [fn, ...(fn.otherTypes ?? [])];
+  const allTypes = [spec, ...(spec.otherTypes ?? [])];
   const types = new ByteWriter().u32(allTypes.length);
   for (const t of allTypes) types.byte(0x60).u32(t.params.length).bytes(t.params).u32(t.results.length).bytes(t.results);
   section(out, 1, types);
-  const imports = new ByteWriter().u32(fn.importTable ? 2 : 1);
+  const imports = new ByteWriter().u32(spec.importTable ? 2 : 1);
   name(imports, "env");
   name(imports, "mem");
   imports.byte(0x02).byte(0x03).u32(pages).u32(pages); // memory, shared with maximum
-  if (fn.importTable) {
+  if (spec.importTable) {
     name(imports, "env");
     name(imports, "tbl");
     imports.byte(0x01).byte(0x70).byte(0x00).u32(0); // table of funcref, min 0, no maximum
   }
   section(out, 2, imports);
-  section(out, 3, new ByteWriter().u32(1).u32(0));
-  const exports = new ByteWriter().u32(1);
-  name(exports, "fn");
-  exports.byte(0x00).u32(0);
-  section(out, 7, exports);
-  const body = new ByteWriter();
-  // Locals as runs of one type each.
-  const runs: [number, number][] = [];
-  for (const t of fn.locals) {
-    const last = runs[runs.length - 1];
-    if (last && last[1] === t) last[0]++;
-    else runs.push([1, t]);
+  const n = spec.functions.length;
+  const funcs = new ByteWriter().u32(n);
+  for (let i = 0; i < n; i++) funcs.u32(0);
+  section(out, 3, funcs);
+  const exports = new ByteWriter().u32(n);
+  for (let i = 0; i < n; i++) {
+    name(exports, `f${i}`);
+    exports.byte(0x00).u32(i);
   }
-  body.u32(runs.length);
-  for (const [n, t] of runs) body.u32(n).byte(t);
-  body.append(fn.body).byte(OP.end);
-  const code = new ByteWriter().u32(1).u32(body.length).append(body);
+  section(out, 7, exports);
+  const code = new ByteWriter().u32(n);
+  for (const fn of spec.functions) {
+    const body = new ByteWriter();
+    // Locals as runs of one type each.
+    const runs: [number, number][] = [];
+    for (const t of fn.locals) {
+      const last = runs[runs.length - 1];
+      if (last && last[1] === t) last[0]++;
+      else runs.push([1, t]);
+    }
+    body.u32(runs.length);
+    for (const [k, t] of runs) body.u32(k).byte(t);
+    body.append(fn.body).byte(OP.end);
+    code.u32(body.length).append(body);
+  }
   section(out, 10, code);
   return out.toBytes();
 }
