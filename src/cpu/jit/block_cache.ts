@@ -12,8 +12,8 @@
 // gate for the dispatcher; a lookup in a page so marked drops its code too.
 import { CODE_PAGE, CODE_PAGE_DMA_WRITTEN, type GuestRam } from "../../seams/guest_ram.js";
 import { JIT_LOOKUP_ENTRIES } from "../../seams/guest_ram.js";
-import { compileBlocks, scanBlock, type BlockShape } from "./compile_block.js";
-import { buildDispatcher, type DispatchFn } from "./dispatcher.js";
+import { compileBlocks, scanBlock, type BlockFn, type BlockShape } from "./compile_block.js";
+import { buildDispatcher, type DispatchFn, type LookupTables } from "./dispatcher.js";
 
 /** What the cache knows of one RAM page of guest code. */
 export interface PageInfo {
@@ -89,6 +89,9 @@ export class BlockCache {
   private readonly freeSlots: number[] = [];
   private readonly pages = new Map<number, PageInfo>();
   private readonly wasmPages: number;
+  private readonly tables: LookupTables;
+  /** The dispatcher's `go`, which every module of blocks imports. */
+  private readonly go: BlockFn;
 
   constructor(private readonly ram: GuestRam, opts: BlockCacheOptions = {}) {
     if (ram.codePages.length === 0) throw new RangeError(`The JIT needs room above guest RAM for its tables: give the VM less than ${ram.size} bytes of memory`);
@@ -102,7 +105,10 @@ export class BlockCache {
     this.lookup.fill(0);
     this.wasmPages = ram.memory.buffer.byteLength / 65536;
     this.table = new WebAssembly.Table({ element: "anyfunc", initial: 1 });
-    this.dispatch = buildDispatcher(ram.memory, this.table, ram.jitSlotsOffset, ram.jitLookupOffset);
+    this.tables = { gatesOffset: ram.jitSlotsOffset, lookupOffset: ram.jitLookupOffset };
+    const d = buildDispatcher(ram.memory, this.table, this.tables);
+    this.dispatch = d.dispatch;
+    this.go = d.go as unknown as BlockFn;
   }
 
   addHart(h: JitHart): void {
@@ -167,7 +173,7 @@ export class BlockCache {
       this.flush(p);
       if (have !== null) return; // the page's own code went too: it is counted afresh
     }
-    const { fns, bytes } = compileBlocks(shapes, this.ram.memory, this.wasmPages);
+    const { fns, bytes } = compileBlocks(shapes, this.ram.memory, this.wasmPages, this.go);
     const blocks = info.blocks ?? (info.blocks = new Map());
     for (let i = 0; i < shapes.length; i++) {
       const slot = this.allocSlot();

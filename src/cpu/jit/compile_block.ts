@@ -14,7 +14,8 @@
 // tier then recompiles only the blocks that are hot, not whole pages.
 import { RVC_TABLE } from "../rvc.js";
 import * as HL from "../hart_layout.js";
-import { ByteWriter, I32, I64, OP, VOID, buildModule, type FuncType } from "./wasm_module.js";
+import { ByteWriter, I32, I64, OP, VOID, buildModule } from "./wasm_module.js";
+import { BLOCK_FN_TYPE } from "./dispatcher.js";
 
 /** Longest block compiled (instructions). */
 export const MAX_BLOCK = 64;
@@ -35,8 +36,8 @@ export interface BlockShape {
 }
 
 // Parameters and locals of a block function.
-const P_VPAGE = 0, P_ST = 1, P_DS = 2, P_LIMIT = 3, P_N = 4;
-const L_ADDR = 5, L_LO = 6, L_P = 7, L_OFF = 8, L_A = 9, L_B = 10, L_T = 11, L_C = 12;
+const P_VPAGE = 0, P_ST = 1, P_DS = 2, P_XS = 3, P_LIMIT = 4, P_N = 5;
+const L_ADDR = 6, L_LO = 7, L_P = 8, L_OFF = 9, L_A = 10, L_B = 11, L_T = 12, L_C = 13;
 const LOCALS = [I64, I32, I32, I32, I64, I64, I64, I64];
 
 const R_TAG_LO = HL.TLB_R_TAG_LO * HL.TLB_ARRAY_BYTES, R_TAG_HI = HL.TLB_R_TAG_HI * HL.TLB_ARRAY_BYTES, R_OFF = HL.TLB_R_OFF * HL.TLB_ARRAY_BYTES;
@@ -179,6 +180,8 @@ class Emitter {
   w = new ByteWriter();
   /** Page offset -> function index of the blocks in this module. */
   readonly fnIndex = new Map<number, number>();
+  /** Function index of `go` (dispatcher.ts) in the module. */
+  goIndex = 0;
 
   op(a: number, b?: number): this { this.w.byte(a); if (b !== undefined) this.w.byte(b); return this; }
   get(l: number): this { return this.op(OP.localGet).u(l); }
@@ -214,12 +217,19 @@ class Emitter {
     return k !== 0 ? this.i32(k).op(OP.i32Add) : this;
   }
 
-  /** Goes on at page offset `po` after `retired` more instructions: a tail call when that block is in this module, else through the dispatcher. */
+  /** Goes on at page offset `po` after `retired` more instructions: a tail call when that block is in this module, else through `go`. */
   jumpTo(po: number, retired: number): this {
     const fn = this.fnIndex.get(po);
-    if (fn === undefined) return this.leave(po, retired, HL.JIT_GO_ON);
-    this.get(P_VPAGE).get(P_ST).get(P_DS).get(P_LIMIT).retired(retired);
+    if (fn === undefined) return this.goTo(() => this.pcI64(po, 0), retired);
+    this.get(P_VPAGE).get(P_ST).get(P_DS).get(P_XS).get(P_LIMIT).retired(retired);
     return this.op(OP.returnCall).u(fn);
+  }
+
+  /** Tail-calls `go` for the pc `pushPc` pushes (i64), after `retired` more instructions. */
+  goTo(pushPc: () => void, retired: number): this {
+    pushPc();
+    this.get(P_ST).get(P_DS).get(P_XS).get(P_LIMIT).retired(retired);
+    return this.op(OP.returnCall).u(this.goIndex);
   }
 
   /** pc of the instruction `delta` bytes into a block starting at `start`, as i64. */
@@ -330,8 +340,7 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
       case 25: { // JALR: the target before the link (rd may be rs1)
         e.reg(rs1).i64(immI).op(OP.i64Add).i64(-2).op(OP.i64And).set(L_T);
         if (rd !== 0) e.setRegStart(rd).pcI64(at, ilen).setRegEnd(rd);
-        e.get(P_ST).get(L_T).op(OP.f64ConvertI64S).mem(OP.f64Store, 3, HL.HART_PC);
-        e.retired(k + 1).op(OP.return);
+        e.goTo(() => e.get(L_T), k + 1);
         break;
       }
       case 24: { // BRANCH
@@ -416,7 +425,7 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
         break;
       }
       case 3: // FENCE: ordering is the host's (the JIT's harts share one thread)
-        if (f3 === 1) e.leave(at + ilen, k + 1, HL.JIT_GO_ON); // FENCE.I: stores to code are caught already; the dispatcher checks for device writes
+        if (f3 === 1) e.goTo(() => e.pcI64(at, ilen), k + 1); // FENCE.I: stores to code are caught already; `go` checks the page's gate for device writes
         break;
       case 11: { // AMO read-modify-write: a host atomic on the RAM word, after the write-TLB and alignment checks
         const wide = f3 === 3;
@@ -438,23 +447,26 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
   else e.jumpTo(s + delta, shape.jitLen); // ran to the end of the page (or MAX_BLOCK): go on there
 }
 
-/** A block function's type; the dispatcher's call_indirect names the same. */
-export const BLOCK_FN_TYPE: FuncType = { params: [I64, I32, I32, I32, I32], results: [I32] };
+/** A compiled block: (virtual page, state block, data TLB set, fetch TLB set, limit, retired so far) -> retired. */
+export type BlockFn = (vpage: bigint, st: number, ds: number, xs: number, limit: number, n: number) => number;
 
-/** A compiled block: (virtual page, state block offset, data TLB set offset, limit, retired so far) -> retired. */
-export type BlockFn = (vpage: bigint, st: number, ds: number, limit: number, n: number) => number;
-
-/** Compiles `blocks` (distinct starts in one page, each with jitLen > 0) into one module against `memory` (which has `pages` wasm pages). */
-export function compileBlocks(blocks: BlockShape[], memory: WebAssembly.Memory, pages: number): { fns: BlockFn[]; bytes: number } {
+/**
+ * Compiles `blocks` (distinct starts in one page, each with jitLen > 0) into one module against
+ * `memory` (which has `pages` wasm pages); the blocks leave through `go` (the dispatcher's).
+ * Only the dispatcher imports the function table: V8 updates every instance that imports a table
+ * on each change to it, which made compiling quadratic in the number of modules.
+ */
+export function compileBlocks(blocks: BlockShape[], memory: WebAssembly.Memory, pages: number, go: BlockFn): { fns: BlockFn[]; bytes: number } {
   const e = new Emitter();
-  blocks.forEach((b, i) => e.fnIndex.set(b.start, i));
+  e.goIndex = 0; // the import
+  blocks.forEach((b, i) => e.fnIndex.set(b.start, i + 1));
   const functions = blocks.map((b) => {
     e.w = new ByteWriter();
     emitBlock(e, b);
     e.op(0x00); // unreachable: every path returned
     return { locals: LOCALS, body: e.w };
   });
-  const wasm = buildModule({ ...BLOCK_FN_TYPE, functions }, pages);
-  const inst = new WebAssembly.Instance(new WebAssembly.Module(wasm), { env: { mem: memory } });
+  const wasm = buildModule({ ...BLOCK_FN_TYPE, functions, importFunction: "go" }, pages);
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(wasm), { env: { mem: memory, go } });
   return { fns: blocks.map((_, i) => inst.exports[`f${i}`] as BlockFn), bytes: wasm.length };
 }

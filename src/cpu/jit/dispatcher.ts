@@ -1,55 +1,79 @@
-// The JIT's dispatcher, itself wasm: finds the compiled block for the hart's pc (fetch TLB, the
-// page's gate in the per-page table, then the direct-mapped block lookup by RAM offset) and calls
-// it through the function table, again and again, so control moves from block to block without
-// returning to JavaScript. It returns when the budget is spent or it cannot go on in compiled
-// code: a fetch-TLB miss, a page without code (or one a device wrote), a block the lookup does not
-// hold, or a block's status other than JIT_GO_ON. JavaScript then sorts out which (exec_jit.ts).
+// How compiled code finds the next block: `go`, a wasm function every module of blocks imports,
+// translates a pc through the fetch TLB, checks the page's gate (0 while the page has no code or a
+// device wrote it) and the direct-mapped block lookup by RAM offset, and tail-calls the block
+// through the function table. So control moves from block to block, across pages, without
+// returning to JavaScript. When there is no block (or no TLB entry) it stores pc and returns: the
+// JavaScript side (exec_jit.ts) sorts out which. The dispatcher JavaScript calls is `go` at the
+// hart's pc.
 import * as HL from "../hart_layout.js";
 import { JIT_LOOKUP_ENTRIES } from "../../seams/guest_ram.js";
-import { ByteWriter, I32, I64, OP, VOID, buildModule } from "./wasm_module.js";
-import { BLOCK_FN_TYPE } from "./compile_block.js";
+import { ByteWriter, I32, I64, OP, VOID, buildModule, type FuncType } from "./wasm_module.js";
 
 /** (st, ds, xs, limit) -> instructions retired: state block, data TLB set, fetch TLB set, budget. */
 export type DispatchFn = (st: number, ds: number, xs: number, limit: number) => number;
 
-const P_ST = 0, P_DS = 1, P_XS = 2, P_LIMIT = 3;
-const L_N = 4, L_PCI = 5, L_LO = 6, L_P = 7, L_OFF = 8, L_E = 9;
+/**
+ * A block function's type (and `go`'s): (vpage or pc: i64, st, ds, xs, limit, n: i32) -> i32:
+ * the virtual page (go: the pc), the hart's state block, its data and fetch TLB sets, the budget,
+ * and the instructions retired so far; returns the new count.
+ */
+export const BLOCK_FN_TYPE: FuncType = { params: [I64, I32, I32, I32, I32, I32], results: [I32] };
 
-export function buildDispatcher(memory: WebAssembly.Memory, table: WebAssembly.Table, slotsOffset: number, lookupOffset: number): DispatchFn {
+/** Where `go` finds its tables in the guest-RAM memory. */
+export interface LookupTables {
+  /** Offset of the per-page gates (int32 per RAM page). */
+  gatesOffset: number;
+  /** Offset of the block lookup (pairs of int32: RAM offset + 1, table slot). */
+  lookupOffset: number;
+}
+
+/** `go`'s locals after its six parameters. */
+const GO_LOCALS = [I32, I32, I32, I32];
+const G_PC = 0, G_ST = 1, G_XS = 3, G_N = 5, G_LO = 6, G_P = 7, G_OFF = 8, G_E = 9;
+
+/** `go`'s body; `blockType` is the index of BLOCK_FN_TYPE in the module. */
+function emitGo(t: LookupTables, blockType: number): ByteWriter {
   const w = new ByteWriter();
   const op = (...b: number[]): void => { w.bytes(b); };
   const get = (l: number): void => { op(OP.localGet); w.u32(l); };
-  const set = (l: number): void => { op(OP.localSet); w.u32(l); };
   const tee = (l: number): void => { op(OP.localTee); w.u32(l); };
   const i32 = (v: number): void => { op(OP.i32Const); w.s32(v); };
   const mem = (o: number, align: number, offset: number): void => { op(o); w.u32(align); w.u32(offset); };
-  const leave = (): void => { op(OP.if, VOID); get(L_N); op(OP.return, OP.end); };
   const X = HL.TLB_ARRAY_BYTES;
-  op(OP.loop, VOID);
-  // pc through the fetch TLB
-  get(P_ST); mem(OP.f64Load, 3, HL.HART_PC); op(0xfc, 6); tee(L_PCI); op(OP.i32WrapI64); tee(L_LO);
-  i32(12); op(OP.i32ShrU); i32(2047); op(OP.i32And); i32(2); op(OP.i32Shl); get(P_XS); op(OP.i32Add); tee(L_P);
-  mem(OP.i32Load, 2, HL.TLB_X_TAG_LO * X); get(L_LO); i32(-4096); op(OP.i32And); op(OP.i32Ne);
-  get(L_P); mem(OP.i32Load, 2, HL.TLB_X_TAG_HI * X); get(L_PCI); op(OP.i64Const); w.s64(32); op(OP.i64ShrU); op(OP.i32WrapI64); op(OP.i32Ne);
-  op(OP.i32Or); leave();
-  get(L_P); mem(OP.i32Load, 2, HL.TLB_X_OFF * X); get(L_LO); i32(0xfff); op(OP.i32And); op(OP.i32Add); tee(L_OFF);
-  // the page's gate: 0 while it has no code or a device wrote it
-  i32(12); op(OP.i32ShrU); i32(2); op(OP.i32Shl); mem(OP.i32Load, 2, slotsOffset); op(OP.i32Eqz); leave();
-  // the block lookup: entry (RAM offset + 1, table slot)
-  get(L_OFF); i32(1); op(OP.i32ShrU); i32(JIT_LOOKUP_ENTRIES - 1); op(OP.i32And); i32(3); op(OP.i32Shl); tee(L_E);
-  mem(OP.i32Load, 2, lookupOffset); get(L_OFF); i32(1); op(OP.i32Add); op(OP.i32Ne); leave();
-  get(L_PCI); op(OP.i64Const); w.s64(-4096); op(OP.i64And); get(P_ST); get(P_DS); get(P_LIMIT); get(L_N);
-  get(L_E); mem(OP.i32Load, 2, lookupOffset + 4);
-  op(OP.callIndirect); w.u32(1); w.u32(0);
-  set(L_N);
-  get(P_ST); mem(OP.i32Load, 2, HL.HART_JIT_STATUS); leave();
-  get(L_N); get(P_LIMIT); op(OP.i32LtU); op(OP.brIf); w.u32(0);
+  op(OP.block, VOID); // $none
+  get(G_PC); op(OP.i32WrapI64); tee(G_LO);
+  i32(12); op(OP.i32ShrU); i32(2047); op(OP.i32And); i32(2); op(OP.i32Shl); get(G_XS); op(OP.i32Add); tee(G_P);
+  mem(OP.i32Load, 2, HL.TLB_X_TAG_LO * X); get(G_LO); i32(-4096); op(OP.i32And); op(OP.i32Ne);
+  get(G_P); mem(OP.i32Load, 2, HL.TLB_X_TAG_HI * X); get(G_PC); op(OP.i64Const); w.s64(32); op(OP.i64ShrU); op(OP.i32WrapI64); op(OP.i32Ne);
+  op(OP.i32Or, OP.brIf, 0);
+  get(G_P); mem(OP.i32Load, 2, HL.TLB_X_OFF * X); get(G_LO); i32(0xfff); op(OP.i32And); op(OP.i32Add); tee(G_OFF);
+  i32(12); op(OP.i32ShrU); i32(2); op(OP.i32Shl); mem(OP.i32Load, 2, t.gatesOffset); op(OP.i32Eqz, OP.brIf, 0);
+  get(G_OFF); i32(1); op(OP.i32ShrU); i32(JIT_LOOKUP_ENTRIES - 1); op(OP.i32And); i32(3); op(OP.i32Shl); tee(G_E);
+  mem(OP.i32Load, 2, t.lookupOffset); get(G_OFF); i32(1); op(OP.i32Add); op(OP.i32Ne, OP.brIf, 0);
+  get(G_PC); op(OP.i64Const); w.s64(-4096); op(OP.i64And);
+  for (let l = G_ST; l <= G_N; l++) get(l);
+  get(G_E); mem(OP.i32Load, 2, t.lookupOffset + 4);
+  op(OP.returnCallIndirect); w.u32(blockType); w.u32(0);
   op(OP.end);
-  get(L_N);
+  // no compiled block at pc: leave it for JavaScript
+  get(G_ST); get(G_PC); op(OP.f64ConvertI64S); mem(OP.f64Store, 3, HL.HART_PC);
+  get(G_N);
+  return w;
+}
+
+/** The dispatcher JavaScript calls, and `go` for the modules of blocks to import. */
+export function buildDispatcher(memory: WebAssembly.Memory, table: WebAssembly.Table, t: LookupTables): { dispatch: DispatchFn; go: (...args: never[]) => number } {
+  const w = new ByteWriter();
+  const get = (l: number): void => { w.byte(OP.localGet); w.u32(l); };
+  // go(trunc(pc), st, ds, xs, limit, 0): function 1 of this module
+  get(0); w.byte(OP.f64Load).u32(3).u32(HL.HART_PC); w.bytes([0xfc, 6]);
+  get(0); get(1); get(2); get(3); w.byte(OP.i32Const).s32(0);
+  w.byte(OP.call).u32(1);
   const wasm = buildModule({
-    params: [I32, I32, I32, I32], results: [I32], functions: [{ locals: [I32, I64, I32, I32, I32, I32], body: w }],
+    params: [I32, I32, I32, I32], results: [I32],
+    functions: [{ locals: [], body: w }, { locals: GO_LOCALS, body: emitGo(t, 1), type: 1 }],
     otherTypes: [BLOCK_FN_TYPE], importTable: true,
   }, memory.buffer.byteLength / 65536);
   const inst = new WebAssembly.Instance(new WebAssembly.Module(wasm), { env: { mem: memory, tbl: table } });
-  return inst.exports["f0"] as DispatchFn;
+  return { dispatch: inst.exports["f0"] as DispatchFn, go: inst.exports["f1"] as (...args: never[]) => number };
 }

@@ -129,15 +129,19 @@ export interface FunctionBody {
   locals: number[];
   /** The body's instructions (without the final `end`). */
   body: ByteWriter;
+  /** Its type: 0 (the module's own, the default) or one of otherTypes (1...). */
+  type?: number;
 }
 
-/** A module of functions that all have one type (type 0). */
+/** A module of functions, of type 0 unless a function says otherwise. */
 export interface ModuleSpec extends FuncType {
   functions: FunctionBody[];
   /** Further types the bodies refer to (call_indirect), numbered from 1. */
   otherTypes?: FuncType[];
   /** Import `env.tbl`, a funcref table, as table 0. */
   importTable?: boolean;
+  /** Import `env.<name>`, a function of type 0, as function 0 (the module's own functions follow). */
+  importFunction?: string;
 }
 
 function section(out: ByteWriter, id: number, content: ByteWriter): void {
@@ -150,7 +154,7 @@ function name(w: ByteWriter, s: string): void {
 
 /**
  * A module that imports `env.mem` (shared memory of `pages` 64 KiB pages; the import's limits
- * must equal the memory's own), optionally `env.tbl`, and exports function i as `f${i}`.
+ * must equal the memory's own), optionally `env.tbl` and a function, and exports its own function i as `f${i}`.
  */
 export function buildModule(spec: ModuleSpec, pages: number): Uint8Array<ArrayBuffer> {
   const out = new ByteWriter().bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
@@ -158,7 +162,12 @@ export function buildModule(spec: ModuleSpec, pages: number): Uint8Array<ArrayBu
   const types = new ByteWriter().u32(allTypes.length);
   for (const t of allTypes) types.byte(0x60).u32(t.params.length).bytes(t.params).u32(t.results.length).bytes(t.results);
   section(out, 1, types);
-  const imports = new ByteWriter().u32(spec.importTable ? 2 : 1);
+  const imports = new ByteWriter().u32(1 + (spec.importTable ? 1 : 0) + (spec.importFunction ? 1 : 0));
+  if (spec.importFunction) {
+    name(imports, "env");
+    name(imports, spec.importFunction);
+    imports.byte(0x00).u32(0);
+  }
   name(imports, "env");
   name(imports, "mem");
   imports.byte(0x02).byte(0x03).u32(pages).u32(pages); // memory, shared with maximum
@@ -170,12 +179,13 @@ export function buildModule(spec: ModuleSpec, pages: number): Uint8Array<ArrayBu
   section(out, 2, imports);
   const n = spec.functions.length;
   const funcs = new ByteWriter().u32(n);
-  for (let i = 0; i < n; i++) funcs.u32(0);
+  for (const fn of spec.functions) funcs.u32(fn.type ?? 0);
   section(out, 3, funcs);
   const exports = new ByteWriter().u32(n);
+  const first = spec.importFunction ? 1 : 0;
   for (let i = 0; i < n; i++) {
     name(exports, `f${i}`);
-    exports.byte(0x00).u32(i);
+    exports.byte(0x00).u32(first + i);
   }
   section(out, 7, exports);
   const code = new ByteWriter().u32(n);
