@@ -76,6 +76,7 @@ function classify(insn: number): Kind {
       if (f7 === 1) return f3 === 0 || f3 >= 4 ? Kind.Plain : Kind.Unsupported;
       return Kind.Unsupported;
     case 3: return f3 <= 1 ? Kind.Plain : Kind.Unsupported; // FENCE, FENCE.I
+    case 1: case 9: return f3 === 2 || f3 === 3 ? Kind.Plain : Kind.Unsupported; // FLW/FLD, FSW/FSD
     case 11: // AMO: the read-modify-write ops with a wasm atomic (LR/SC and min/max to the interpreter)
       return (f3 === 2 || f3 === 3) && AMO_RMW[insn >>> 27] !== undefined ? Kind.Plain : Kind.Unsupported;
     default: return Kind.Unsupported;
@@ -274,6 +275,14 @@ function emitMulHigh(e: Emitter, f3: number): void {
   if (f3 === 1) e.get(L_B).i64(63).op(OP.i64ShrS).get(L_A).op(OP.i64And).op(OP.i64Sub);
 }
 
+const MSTATUS = HL.HART_WORDS + 4 * HL.W_MSTATUS;
+const MSTATUS_FS = 0x6000;
+
+/** Hands the instruction at `at` to the interpreter while mstatus.FS is Off (it raises illegal-instruction). */
+function emitFpuOnCheck(e: Emitter, at: number, k: number): void {
+  e.get(P_ST).mem(OP.i32Load, 2, MSTATUS).i32(MSTATUS_FS).op(OP.i32And).op(OP.i32Eqz).if_().leave(at, k, HL.JIT_INTERPRET).end_();
+}
+
 /** Pushes the 64-bit division result of L_A / L_B with RISC-V's answers for /0 and overflow. */
 function emitDiv64(e: Emitter, f3: number): void {
   const signed = (f3 & 1) === 0, rem = f3 >= 6;
@@ -422,6 +431,26 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
           e.op(OP.i64ExtendI32S);
         }
         e.setRegEnd(rd);
+        break;
+      }
+      case 1: { // LOAD-FP: with the FPU on (else the interpreter raises); flw NaN-boxes; marks the FPU state dirty
+        emitFpuOnCheck(e, at, k);
+        e.reg(rs1).i64(immI).op(OP.i64Add).set(L_ADDR);
+        emitTranslate(e, false, f3 === 3 ? 8 : 4, at, k);
+        e.get(P_ST).get(L_OFF);
+        if (f3 === 3) e.mem(OP.i64Load, 3, 0);
+        else e.mem(OP.i64Load32U, 2, 0).i64(-4294967296).op(OP.i64Or);
+        e.mem(OP.i64Store, 3, HL.HART_F + 8 * rd);
+        e.get(P_ST).get(P_ST).mem(OP.i32Load, 2, MSTATUS).i32(MSTATUS_FS).op(OP.i32Or).mem(OP.i32Store, 2, MSTATUS);
+        break;
+      }
+      case 9: { // STORE-FP
+        emitFpuOnCheck(e, at, k);
+        e.reg(rs1).i64(((insn >> 25) << 5) | ((insn >>> 7) & 31)).op(OP.i64Add).set(L_ADDR);
+        emitTranslate(e, true, f3 === 3 ? 8 : 4, at, k);
+        e.get(L_OFF).get(P_ST);
+        if (f3 === 3) e.mem(OP.i64Load, 3, HL.HART_F + 8 * rs2).mem(OP.i64Store, 3, 0);
+        else e.mem(OP.i32Load, 2, HL.HART_F + 8 * rs2).mem(OP.i32Store, 2, 0);
         break;
       }
       case 3: // FENCE: ordering is the host's (the JIT's harts share one thread)
