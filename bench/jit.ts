@@ -48,8 +48,9 @@ export async function benchJit(): Promise<void> {
   for (const r of rows) console.log([r[0]!.padEnd(32), r[1]!.padStart(10), r[2]!.padStart(10), r[3]!.padStart(10), r[4]!.padStart(9)].join(" "));
   const js = j.loop.stats?.jit;
   if (js) {
-    console.log(`JIT at the end of the loop: ${js.compiles} page compiles in ${js.compileMs} ms (${(js.compileMs / Math.max(1, js.compiles)).toFixed(2)} ms each), ` +
-      `${js.blocks} blocks, ${(js.codeBytes / 1024).toFixed(0)} KiB of wasm, ${js.invalidations} invalidations, ${js.flushes} flushes, ` +
+    console.log(`JIT at the end of the loop: ${js.compiles} modules compiled in ${js.compileMs} ms (${(js.compileMs / Math.max(1, js.compiles)).toFixed(2)} ms each, ` +
+      `${((js.compileMs * 1000) / Math.max(1, js.blocks)).toFixed(0)} us a block), ${js.blocks} blocks, ${(js.codeBytes / 1024).toFixed(0)} KiB of wasm, ` +
+      `${js.invalidations} invalidations, ${js.flushes} flushes, ${js.handBacks} hand-backs, ${js.missedEntries} missed entries, ` +
       `${(js.compiledShare * 100).toFixed(1)}% of all instructions run compiled`);
   }
   console.log(`(loop = ${(loopInstr / 1e6).toFixed(0)} M guest instructions; speedup of the JIT on it: ${x(i.loop.ms, j.loop.ms)})`);
