@@ -22,7 +22,7 @@ export const MAX_BLOCK = 64;
 
 /** What a scan of guest code found at a block start. */
 export interface BlockShape {
-  /** Instructions up to and including the first control transfer (or to the page end / MAX_BLOCK). */
+  /** Instructions scanned: the block's, and the one it stops before when the compiler does not do it. */
   interpLen: number;
   /** Leading instructions the compiler handles (≤ interpLen). */
   jitLen: number;
@@ -100,7 +100,6 @@ export function scanBlock(u16: Uint16Array, off: number): BlockShape {
   let po = off & 0xfff;
   const pageHalf = (off - po) >>> 1;
   let interpLen = 0;
-  let jitOpen = true;
   while (interpLen < MAX_BLOCK && po <= 4094) {
     let insn = u16[pageHalf + (po >>> 1)]!;
     let len = 2;
@@ -112,19 +111,23 @@ export function scanBlock(u16: Uint16Array, off: number): BlockShape {
       insn = RVC_TABLE[insn]!;
     }
     interpLen++;
-    if (jitOpen && classify(insn) !== Kind.Unsupported) {
-      insns.push(insn);
-      lens.push(len);
-      if (isTransfer(insn)) successorsOfTransfer(insn, po, len, next);
-      else if (insns.length === MAX_BLOCK || po + len > 4094) pushIfInPage(next, po + len);
-    } else if (jitOpen) {
-      jitOpen = false;
+    if (classify(insn) === Kind.Unsupported) {
       pushIfInPage(next, po + len); // where compiled code can resume after the interpreter ran this one
+      break;
     }
-    if (isTransfer(insn)) break;
-    po += len;
+    insns.push(insn);
+    lens.push(len);
+    if (isTransfer(insn)) successorsOfTransfer(insn, po, len, next);
+    if (endsBlock(insn)) break;
+    po += len; // a conditional branch does not end the block: its fall-through path goes on inline
+    if (insns.length === MAX_BLOCK || po > 4094) pushIfInPage(next, po);
   }
   return { start: off & 0xfff, interpLen, jitLen: insns.length, insns, lens, next };
+}
+
+/** Jumps and fence.i end a compiled block; a conditional branch leaves it only when taken. */
+function endsBlock(insn: number): boolean {
+  return isTransfer(insn) && ((insn >>> 2) & 31) !== 24;
 }
 
 /**
@@ -356,8 +359,7 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
         const imm = ((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1);
         const cmp = [OP.i64Eq, OP.i64Ne, 0, 0, OP.i64LtS, OP.i64GeS, OP.i64LtU, OP.i64GeU][f3]!;
         e.reg(rs1).reg(rs2).op(cmp).if_().jumpTo(at + imm, k + 1).end_();
-        e.jumpTo(at + ilen, k + 1);
-        break;
+        break; // not taken: on with the next instruction
       }
       case 0: { // LOAD
         const size = 1 << (f3 & 3);
@@ -471,7 +473,7 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
     }
     delta += ilen;
   }
-  if (shape.jitLen > 0 && isTransfer(shape.insns[shape.jitLen - 1]!)) return; // it jumped
+  if (shape.jitLen > 0 && endsBlock(shape.insns[shape.jitLen - 1]!)) return; // it jumped
   if (shape.jitLen < shape.interpLen) e.leave(s + delta, shape.jitLen, HL.JIT_INTERPRET); // an instruction the compiler does not do
   else e.jumpTo(s + delta, shape.jitLen); // ran to the end of the page (or MAX_BLOCK): go on there
 }
