@@ -3,7 +3,7 @@
 import { HartFastLoop } from "./exec_fast.js";
 import { tlbSetOffset } from "./hart_layout.js";
 import { COLD_RUN, type BlockCache } from "./jit/block_cache.js";
-import { blockLength } from "./jit/compile_block.js";
+import { MAX_BLOCK, blockLength } from "./jit/compile_block.js";
 import { HART_JIT_STATUS, JIT_GO_ON, JIT_INTERPRET } from "./hart_layout.js";
 
 export abstract class HartJitLoop extends HartFastLoop {
@@ -67,9 +67,12 @@ export abstract class HartJitLoop extends HartFastLoop {
       if (status[0] === JIT_INTERPRET) {
         // Most hand-backs are one instruction execFast does (a TLB hit after a fill, FP): no round trip through execSlice.
         stats.handBacks++;
-        const k = this.execFast(1);
+        // Near the end of the budget a block hands back because it might not fit: the interpreter runs the rest.
+        const left = limit - n;
+        const want = left < MAX_BLOCK ? left : 1;
+        const k = this.execFast(want);
         n += k;
-        if (k === 0) break;
+        if (k < want) break;
         resumed = true;
         continue;
       }

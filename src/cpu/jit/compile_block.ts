@@ -37,8 +37,8 @@ export interface BlockShape {
 
 // Parameters and locals of a block function.
 const P_VPAGE = 0, P_ST = 1, P_DS = 2, P_XS = 3, P_LIMIT = 4, P_N = 5;
-const L_ADDR = 6, L_LO = 7, L_P = 8, L_OFF = 9, L_A = 10, L_B = 11, L_T = 12, L_C = 13;
-const LOCALS = [I64, I32, I32, I32, I64, I64, I64, I64];
+const L_ADDR = 6, L_LO = 7, L_P = 8, L_OFF = 9, L_A = 10, L_B = 11, L_T = 12, L_C = 13, L_HB_PO = 14, L_HB_K = 15;
+const LOCALS = [I64, I32, I32, I32, I64, I64, I64, I64, I32, I32];
 
 const R_TAG_LO = HL.TLB_R_TAG_LO * HL.TLB_ARRAY_BYTES, R_TAG_HI = HL.TLB_R_TAG_HI * HL.TLB_ARRAY_BYTES, R_OFF = HL.TLB_R_OFF * HL.TLB_ARRAY_BYTES;
 const W_TAG_LO = HL.TLB_W_TAG_LO * HL.TLB_ARRAY_BYTES, W_TAG_HI = HL.TLB_W_TAG_HI * HL.TLB_ARRAY_BYTES, W_OFF = HL.TLB_W_OFF * HL.TLB_ARRAY_BYTES;
@@ -196,8 +196,18 @@ class Emitter {
   i64(v: bigint | number): this { this.op(OP.i64Const); this.w.s64(v); return this; }
   /** A memory access with alignment log2 `align` and constant offset. */
   mem(opcode: number, align: number, offset: number): this { return this.op(opcode).u(align).u(offset); }
-  if_(): this { return this.op(OP.if, VOID); }
-  end_(): this { return this.op(OP.end); }
+  /** Constructs open between the code being emitted and the block function's hand-back label. */
+  depth = 0;
+  if_(): this { this.depth++; return this.op(OP.if, VOID); }
+  end_(): this { this.depth--; return this.op(OP.end); }
+
+  /**
+   * Hands the instruction at page offset `po` to the interpreter after `retired` more: one shared
+   * exit per block function (emitBlock), so each load and store carries two constants and a branch.
+   */
+  handBack(po: number, retired: number): this {
+    return this.i32(po).set(L_HB_PO).i32(retired).set(L_HB_K).op(OP.br).u(this.depth);
+  }
 
   reg(r: number): this {
     if (r === 0) return this.i64(0);
@@ -207,13 +217,6 @@ class Emitter {
   /** Stores the i64 on the stack into rd; the caller pushed `st` before the value (see setRegStart). */
   setRegStart(rd: number): this { if (rd !== 0) this.get(P_ST); return this; }
   setRegEnd(rd: number): this { return rd !== 0 ? this.mem(OP.i64Store, 3, HL.HART_X + 8 * rd) : this.op(OP.drop); }
-
-  /** Returns with pc = page + po (po a constant, maybe outside the page), `retired` more instructions and `status`. */
-  leave(po: number, retired: number, status: number): this {
-    this.get(P_ST).pcI64(po, 0).op(OP.f64ConvertI64S).mem(OP.f64Store, 3, HL.HART_PC);
-    if (status !== HL.JIT_GO_ON) this.get(P_ST).i32(status).mem(OP.i32Store, 2, HL.HART_JIT_STATUS);
-    return this.retired(retired).op(OP.return);
-  }
 
   /** Pushes n + `retired`. */
   retired(k: number): this {
@@ -250,13 +253,14 @@ const TWO63 = 1n << 63n;
  * exiting (pc at the instruction at page offset `at`, k retired, status 1) on a miss or a misaligned access.
  */
 function emitTranslate(e: Emitter, write: boolean, size: number, at: number, k: number): void {
+  // Tags compared by xor and the alignment bits or'ed in: one test and one branch.
   e.get(L_ADDR).op(OP.i32WrapI64).tee(L_LO)
     .i32(12).op(OP.i32ShrU).i32(2047).op(OP.i32And).i32(2).op(OP.i32Shl).get(P_DS).op(OP.i32Add).tee(L_P)
-    .mem(OP.i32Load, 2, write ? W_TAG_LO : R_TAG_LO).get(L_LO).i32(-4096).op(OP.i32And).op(OP.i32Ne)
-    .get(L_P).mem(OP.i32Load, 2, write ? W_TAG_HI : R_TAG_HI).get(L_ADDR).i64(32).op(OP.i64ShrU).op(OP.i32WrapI64).op(OP.i32Ne)
+    .mem(OP.i32Load, 2, write ? W_TAG_LO : R_TAG_LO).get(L_LO).i32(-4096).op(OP.i32And).op(OP.i32Xor)
+    .get(L_P).mem(OP.i32Load, 2, write ? W_TAG_HI : R_TAG_HI).get(L_ADDR).i64(32).op(OP.i64ShrU).op(OP.i32WrapI64).op(OP.i32Xor)
     .op(OP.i32Or);
   if (size > 1) e.get(L_LO).i32(size - 1).op(OP.i32And).op(OP.i32Or);
-  e.if_().leave(at, k, HL.JIT_INTERPRET).end_();
+  e.if_().handBack(at, k).end_();
   e.get(L_P).mem(OP.i32Load, 2, write ? W_OFF : R_OFF).get(L_LO).i32(0xfff).op(OP.i32And).op(OP.i32Add).set(L_OFF);
 }
 
@@ -283,7 +287,7 @@ const MSTATUS_FS = 0x6000;
 
 /** Hands the instruction at `at` to the interpreter while mstatus.FS is Off (it raises illegal-instruction). */
 function emitFpuOnCheck(e: Emitter, at: number, k: number): void {
-  e.get(P_ST).mem(OP.i32Load, 2, MSTATUS).i32(MSTATUS_FS).op(OP.i32And).op(OP.i32Eqz).if_().leave(at, k, HL.JIT_INTERPRET).end_();
+  e.get(P_ST).mem(OP.i32Load, 2, MSTATUS).i32(MSTATUS_FS).op(OP.i32And).op(OP.i32Eqz).if_().handBack(at, k).end_();
 }
 
 /** Pushes the 64-bit division result of L_A / L_B with RISC-V's answers for /0 and overflow. */
@@ -327,7 +331,9 @@ const STORE_OPS = [OP.i64Store8, OP.i64Store16, OP.i64Store32, OP.i64Store];
 function emitBlock(e: Emitter, shape: BlockShape): void {
   const s = shape.start;
   // Not enough budget for the whole block: the interpreter takes it from here.
-  e.retired(shape.jitLen).get(P_LIMIT).op(OP.i32GtU).if_().leave(s, 0, HL.JIT_INTERPRET).end_();
+  e.op(OP.block, VOID); // the hand-back label (Emitter.handBack)
+  e.depth = 0;
+  e.retired(shape.jitLen).get(P_LIMIT).op(OP.i32GtU).if_().handBack(s, 0).end_();
   let delta = 0; // byte offset of instruction k from the block's start
   for (let k = 0; k < shape.jitLen; k++) {
     const insn = shape.insns[k]!;
@@ -473,9 +479,17 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
     }
     delta += ilen;
   }
-  if (shape.jitLen > 0 && endsBlock(shape.insns[shape.jitLen - 1]!)) return; // it jumped
-  if (shape.jitLen < shape.interpLen) e.leave(s + delta, shape.jitLen, HL.JIT_INTERPRET); // an instruction the compiler does not do
-  else e.jumpTo(s + delta, shape.jitLen); // ran to the end of the page (or MAX_BLOCK): go on there
+  if (shape.jitLen > 0 && endsBlock(shape.insns[shape.jitLen - 1]!)) {
+    // it jumped
+  } else if (shape.jitLen < shape.interpLen) {
+    e.handBack(s + delta, shape.jitLen); // an instruction the compiler does not do
+  } else {
+    e.jumpTo(s + delta, shape.jitLen); // ran to the end of the page (or MAX_BLOCK): go on there
+  }
+  e.op(OP.end); // the hand-back: pc, status, count
+  e.get(P_ST).get(P_VPAGE).get(L_HB_PO).op(OP.i64ExtendI32U).op(OP.i64Add).op(OP.f64ConvertI64S).mem(OP.f64Store, 3, HL.HART_PC);
+  e.get(P_ST).i32(HL.JIT_INTERPRET).mem(OP.i32Store, 2, HL.HART_JIT_STATUS);
+  e.get(P_N).get(L_HB_K).op(OP.i32Add).op(OP.return);
 }
 
 /** A compiled block: (virtual page, state block, data TLB set, fetch TLB set, limit, retired so far) -> retired. */
