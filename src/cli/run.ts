@@ -63,8 +63,9 @@ Options:
       --cpu-cap PCT        hold each vCPU to PCT per cent of a host core (1-100)
       --cpu-tier interp|jit
                            how guest code runs: the interpreter, or the JIT that
-                           compiles hot blocks to WebAssembly (default interp;
-                           see docs/jit.md)
+                           compiles hot blocks to WebAssembly (default: jit with
+                           one vCPU, interp with several, which run in parallel
+                           on threads; see docs/jit.md)
       --balloon [reporting=on|off][,deflate-on-oom=on|off][,stats=SECONDS][,floor=SIZE]
                            the memory balloon (always present): free page
                            reporting (default on), DEFLATE_ON_OOM (default off),
@@ -219,7 +220,7 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
   const config: VmConfig = {
     name: name ?? DEFAULT_VM_NAME,
     cpuCap,
-    cpuTier: values["cpu-tier"] === undefined ? defaultCpuTier() : parseCpuTier(values["cpu-tier"] as string),
+    cpuTier: values["cpu-tier"] === undefined ? defaultCpuTier(cpus) : parseCpuTier(values["cpu-tier"] as string),
     terminal,
     memoryBytes,
     cpus,
@@ -264,7 +265,7 @@ async function restoreRequest(values: Record<string, string | string[] | boolean
     ...info.header.config,
     name,
     cpuCap,
-    cpuTier: values["cpu-tier"] === undefined ? defaultCpuTier() : parseCpuTier(values["cpu-tier"] as string),
+    cpuTier: values["cpu-tier"] === undefined ? defaultCpuTier(info.header.config.cpus) : parseCpuTier(values["cpu-tier"] as string),
     consoleLog: (values["console-log"] as string | undefined) ?? null,
     controlSocket: (values["control-socket"] as string | undefined) ?? null,
   };

@@ -54,10 +54,16 @@ export interface VmConfig {
 export type CpuTier = "interp" | "jit";
 export const CPU_TIERS: readonly CpuTier[] = ["interp", "jit"];
 
-/** The tier a VM gets when none is chosen: NODEVISOR_CPU_TIER (so a whole test run can use either), else the interpreter. */
-export function defaultCpuTier(): CpuTier {
+/**
+ * The tier a VM of `cpus` vCPUs gets when none is chosen: NODEVISOR_CPU_TIER (so a whole test run
+ * can use either), else the faster one. With one vCPU that is the JIT. Several vCPUs run in
+ * parallel on worker threads only on the interpreter (the JIT's code cache serves one thread),
+ * and parallel harts beat one thread's compiled code on a multi-core host.
+ */
+export function defaultCpuTier(cpus: number): CpuTier {
   const env = process.env.NODEVISOR_CPU_TIER;
-  return env === "jit" || env === "interp" ? env : "interp";
+  if (env === "jit" || env === "interp") return env;
+  return cpus === 1 ? "jit" : "interp";
 }
 
 /** Parses --cpu-tier. */

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseMemorySize, checkMemory, checkCpus, checkFile, ConfigError, validateConfig, type VmConfig } from "./config.js";
+import { parseMemorySize, checkMemory, checkCpus, checkFile, ConfigError, defaultCpuTier, validateConfig, type VmConfig } from "./config.js";
 import { FIXED_VIRTIO_DEVICES, FREE_VIRTIO_SLOTS, virtioSlotPlan } from "./virtio_slots.js";
 import { VIRTIO_SLOTS } from "../machine/layout.js";
 
@@ -48,5 +48,21 @@ test("the number of disks is limited by the free virtio slots, computed from the
     assert.throws(() => validateConfig(config(FREE_VIRTIO_SLOTS + 1)), new RegExp(`room for ${FREE_VIRTIO_SLOTS} \\(${VIRTIO_SLOTS} virtio slots, ${FIXED_VIRTIO_DEVICES.length} taken`));
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the default CPU tier is the JIT for one vCPU and the threaded interpreter for several; NODEVISOR_CPU_TIER overrides", () => {
+  const saved = process.env.NODEVISOR_CPU_TIER;
+  try {
+    delete process.env.NODEVISOR_CPU_TIER;
+    assert.equal(defaultCpuTier(1), "jit");
+    assert.equal(defaultCpuTier(2), "interp");
+    process.env.NODEVISOR_CPU_TIER = "interp";
+    assert.equal(defaultCpuTier(1), "interp");
+    process.env.NODEVISOR_CPU_TIER = "jit";
+    assert.equal(defaultCpuTier(4), "jit");
+  } finally {
+    if (saved === undefined) delete process.env.NODEVISOR_CPU_TIER;
+    else process.env.NODEVISOR_CPU_TIER = saved;
   }
 });
