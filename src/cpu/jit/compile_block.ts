@@ -77,8 +77,11 @@ function classify(insn: number): Kind {
       return Kind.Unsupported;
     case 3: return f3 <= 1 ? Kind.Plain : Kind.Unsupported; // FENCE, FENCE.I
     case 1: case 9: return f3 === 2 || f3 === 3 ? Kind.Plain : Kind.Unsupported; // FLW/FLD, FSW/FSD
-    case 11: // AMO: the read-modify-write ops with a wasm atomic (LR/SC and min/max to the interpreter)
-      return (f3 === 2 || f3 === 3) && AMO_RMW[insn >>> 27] !== undefined ? Kind.Plain : Kind.Unsupported;
+    case 11: { // AMO: LR/SC and the read-modify-write ops with wasm atomics (min/max to the interpreter)
+      const f5 = insn >>> 27;
+      const ok = AMO_RMW[f5] !== undefined || f5 === 3 || (f5 === 2 && ((insn >>> 20) & 31) === 0);
+      return (f3 === 2 || f3 === 3) && ok ? Kind.Plain : Kind.Unsupported;
+    }
     default: return Kind.Unsupported;
   }
 }
@@ -290,6 +293,49 @@ function emitFpuOnCheck(e: Emitter, at: number, k: number): void {
   e.get(P_ST).mem(OP.i32Load, 2, MSTATUS).i32(MSTATUS_FS).op(OP.i32And).op(OP.i32Eqz).if_().handBack(at, k).end_();
 }
 
+const W_RES = (w: number): number => HL.HART_WORDS + 4 * w;
+const RES_ADDR = HL.HART_DOUBLES + 8 * HL.D_RES_ADDR;
+
+/**
+ * LR (read TLB) or SC (write TLB), as the interpreter's atomicAt: LR loads atomically and records
+ * the reservation (RAM offset, size, the value read); SC succeeds only on a matching reservation
+ * and a compare-and-swap against that value, and always drops the reservation.
+ */
+function emitLrSc(e: Emitter, lr: boolean, wide: boolean, rd: number, rs1: number, rs2: number, at: number, k: number): void {
+  const size = wide ? 8 : 4, align = wide ? 3 : 2;
+  e.reg(rs1).set(L_ADDR);
+  emitTranslate(e, !lr, size, at, k);
+  if (lr) {
+    e.get(L_OFF).op(0xfe).u(wide ? 0x11 : 0x10).u(align).u(0); // i64/i32.atomic.load
+    if (!wide) e.op(OP.i64ExtendI32S);
+    e.set(L_T);
+    if (rd !== 0) e.setRegStart(rd).get(L_T).setRegEnd(rd);
+    e.get(P_ST).i32(1).mem(OP.i32Store, 2, W_RES(HL.W_RES_VALID));
+    e.get(P_ST).get(L_OFF).op(OP.f64ConvertI32U).mem(OP.f64Store, 3, RES_ADDR);
+    e.get(P_ST).get(L_T).op(OP.i32WrapI64).mem(OP.i32Store, 2, W_RES(HL.W_RES_LO));
+    e.get(P_ST).get(L_T).i64(32).op(OP.i64ShrU).op(OP.i32WrapI64).mem(OP.i32Store, 2, W_RES(HL.W_RES_HI));
+    e.get(P_ST).i32(size).mem(OP.i32Store, 2, W_RES(HL.W_RES_SIZE));
+    return;
+  }
+  // the reservation matches: valid, same RAM offset, same size
+  e.get(P_ST).mem(OP.i32Load, 2, W_RES(HL.W_RES_VALID)).i32(0).op(OP.i32Ne);
+  e.get(P_ST).mem(OP.f64Load, 3, RES_ADDR).get(L_OFF).op(OP.f64ConvertI32U).op(OP.f64Eq).op(OP.i32And);
+  e.get(P_ST).mem(OP.i32Load, 2, W_RES(HL.W_RES_SIZE)).i32(size).op(OP.i32Eq).op(OP.i32And);
+  e.op(OP.if, I32);
+  // the value LR read, then the compare-and-swap against it
+  if (wide) {
+    e.get(P_ST).mem(OP.i32Load, 2, W_RES(HL.W_RES_LO)).op(OP.i64ExtendI32U);
+    e.get(P_ST).mem(OP.i32Load, 2, W_RES(HL.W_RES_HI)).op(OP.i64ExtendI32S).i64(32).op(OP.i64Shl).op(OP.i64Or).set(L_T);
+    e.get(L_OFF).get(L_T).reg(rs2).op(0xfe).u(0x49).u(3).u(0).get(L_T).op(OP.i64Eq);
+  } else {
+    e.get(P_ST).mem(OP.i32Load, 2, W_RES(HL.W_RES_LO)).op(OP.i64ExtendI32S).set(L_T);
+    e.get(L_OFF).get(L_T).op(OP.i32WrapI64).reg(rs2).op(OP.i32WrapI64).op(0xfe).u(0x48).u(2).u(0).get(L_T).op(OP.i32WrapI64).op(OP.i32Eq);
+  }
+  e.op(OP.else).i32(0).op(OP.end).set(L_LO);
+  e.get(P_ST).i32(0).mem(OP.i32Store, 2, W_RES(HL.W_RES_VALID));
+  if (rd !== 0) e.setRegStart(rd).get(L_LO).op(OP.i32Eqz).op(OP.i64ExtendI32U).setRegEnd(rd);
+}
+
 /** Pushes the 64-bit division result of L_A / L_B with RISC-V's answers for /0 and overflow. */
 function emitDiv64(e: Emitter, f3: number): void {
   const signed = (f3 & 1) === 0, rem = f3 >= 6;
@@ -466,6 +512,10 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
         break;
       case 11: { // AMO read-modify-write: a host atomic on the RAM word, after the write-TLB and alignment checks
         const wide = f3 === 3;
+        if (insn >>> 27 === 2 || insn >>> 27 === 3) {
+          emitLrSc(e, insn >>> 27 === 2, wide, rd, rs1, rs2, at, k);
+          break;
+        }
         e.reg(rs1).set(L_ADDR);
         emitTranslate(e, true, wide ? 8 : 4, at, k);
         e.setRegStart(rd).get(L_OFF).reg(rs2);
