@@ -30,9 +30,9 @@ export interface PageInfo {
 }
 
 export interface JitStats {
-  /** Blocks in live compiled page functions. */
+  /** Blocks with live compiled code. */
   blocks: number;
-  /** Bytes of wasm of the live page functions (the host keeps machine code several times that). */
+  /** Bytes of wasm of the live modules (the host keeps machine code several times that). */
   codeBytes: number;
   /** Modules compiled since start (a page's first compile, then one per batch of missed entries). */
   compiledTotal: number;
