@@ -11,6 +11,11 @@ const { oldWords } = AT;
 const { MSTATUS_FS } = KC;
 
 export abstract class HartFastLoop extends HartSlowLoop {
+  /** On the JIT tier, its per-RAM-page gates (nonzero: the page has compiled code); null on the interpreter. */
+  protected codeGates: Int32Array | null = null;
+  /** Set when execFast stopped because execution entered a page with compiled code (codeGates). */
+  protected reachedCode = false;
+
   /**
    * The fast loop: only instructions that need no call (so TurboFan keeps typed-array checks and
    * loop state across iterations). Stops, without side effects, before any instruction it does not
@@ -27,6 +32,7 @@ export abstract class HartFastLoop extends HartSlowLoop {
     const f = this.f;
     const rvc = RVC_TABLE;
     const pcBox = this.pcBox;
+    const gates = this.codeGates;
     // pc = page + po: the virtual code page (a double) and an int32 offset that may leave [0, 4096)
     // after a jump; hb = the page's RAM index in u16 units (RAM < 4 GiB), -1 until looked up.
     const pc0 = +pcBox[0]!;
@@ -50,6 +56,8 @@ export abstract class HartFastLoop extends HartSlowLoop {
           const idx = (lo >>> 12) & 2047;
           if (xTagLo[idx] !== (lo & -4096) || xTagHi[idx] !== (Math.floor(pc / 4294967296) | 0)) { hb = -1; break loop; }
           hb = xOff[idx] >>> 1;
+          // On the JIT tier: stop where another page has compiled code, so it runs compiled (exec_jit.ts).
+          if (gates !== null && n !== 0 && gates[hb >>> 11] !== 0) { this.reachedCode = true; break loop; }
         }
         if (po <= 4092) {
           const o = hb + (po >> 1);

@@ -18,6 +18,7 @@ export abstract class HartJitLoop extends HartFastLoop {
     cache.addHart(this);
     this.jit = cache;
     this.jitStatus = new Int32Array(this.ram.buffer, this.stateOffset + HART_JIT_STATUS, 1);
+    this.codeGates = this.ram.jitSlots;
   }
 
   get jitCache(): BlockCache | null {
@@ -70,10 +71,11 @@ export abstract class HartJitLoop extends HartFastLoop {
         // Near the end of the budget a block hands back because it might not fit: the interpreter runs the rest.
         const left = limit - n;
         const want = left < MAX_BLOCK ? left : 1;
+        this.reachedCode = false;
         const k = this.execFast(want);
         n += k;
-        if (k < want) break;
-        resumed = true;
+        if (k < want && !this.reachedCode) break;
+        resumed = !this.reachedCode;
         continue;
       }
       const pc = pcBox[0]!;
@@ -105,9 +107,10 @@ export abstract class HartJitLoop extends HartFastLoop {
       }
       const left = limit - n;
       if (want > left) want = left;
+      this.reachedCode = false;
       const k = this.execFast(want); // counts instret itself
       n += k;
-      if (k < want) break;
+      if (k < want && !this.reachedCode) break;
     }
     return n;
   }
