@@ -4,7 +4,7 @@ import { HartFastLoop } from "./exec_fast.js";
 import { tlbSetOffset } from "./hart_layout.js";
 import { COLD_RUN, type BlockCache } from "./jit/block_cache.js";
 import { MAX_BLOCK, blockLength } from "./jit/compile_block.js";
-import { HART_JIT_STATUS, JIT_GO_ON, JIT_INTERPRET } from "./hart_layout.js";
+import { HART_JIT_STATUS, JIT_GO_ON, JIT_INTERPRET, W_JIT_DS, W_JIT_XS } from "./hart_layout.js";
 
 export abstract class HartJitLoop extends HartFastLoop {
   /** The code cache of this hart's thread; null runs the interpreter only (--cpu-tier interp). */
@@ -45,8 +45,9 @@ export abstract class HartJitLoop extends HartFastLoop {
     const pcBox = this.pcBox, status = this.jitStatus!;
     const xTagLo = this.xTagLo, xTagHi = this.xTagHi, xOff = this.xOff;
     const st = this.stateOffset;
-    const ds = tlbSetOffset(st, this.dataPriv);
-    const xs = tlbSetOffset(st, this.priv);
+    // The TLB sets compiled code uses: privilege does not change while this loop runs (execSlow changes it).
+    this.w[W_JIT_DS] = tlbSetOffset(st, this.dataPriv);
+    this.w[W_JIT_XS] = tlbSetOffset(st, this.priv);
     const threshold = jit.threshold;
     const dispatch = jit.dispatch;
     let n = 0;
@@ -55,7 +56,7 @@ export abstract class HartJitLoop extends HartFastLoop {
     let relinkedAt = -1;
     while (n < limit) {
       status[0] = JIT_GO_ON;
-      const r = dispatch(st, ds, xs, limit - n);
+      const r = limit - n - dispatch(st, limit - n);
       const midBlock = resumed && r === 0;
       resumed = false;
       if (r > 0) {

@@ -56,6 +56,9 @@ export const W_RES_SIZE = 21;
 /** A CSR read's result (lo, hi): csr.ts returns values here. */
 export const W_CSR_LO = 22;
 export const W_CSR_HI = 23;
+/** The JIT's data and fetch TLB sets (offsets in the memory) for compiled code, set before it runs (exec_jit.ts). */
+export const W_JIT_DS = 24;
+export const W_JIT_XS = 25;
 /** 64-bit CSRs as lo/hi pairs (slot order: csr.ts C64_*). */
 export const W_C64 = 32;
 export const W_PMPCFG = 64;

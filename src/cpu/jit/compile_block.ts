@@ -4,11 +4,13 @@
 // TLB miss, a misaligned access, an instruction it does not compile): the interpreter then runs
 // that one. So compiled code never traps, and every exception stays the interpreter's, exact.
 //
-// fn(vpage: i64, st: i32, ds: i32, limit: i32, n: i32) -> i32 runs the block at its page offset in
-// virtual page vpage, for the hart whose state block is at st (hart_layout.ts) with data TLB set
-// ds, with n instructions already retired of at most `limit`, and returns the new count with the
-// next pc and HART_JIT_STATUS stored. A block jumps straight to another block compiled in the same
-// module (a wasm tail call); leaving it otherwise returns to the dispatcher (jit/dispatcher.ts).
+// fn(vpage: i64, st: i32, rem: i32) -> i32 runs the block at its page offset in virtual page vpage,
+// for the hart whose state block is at st (hart_layout.ts; its W_JIT_DS word names the data TLB
+// set), with at most `rem` instructions left to run, and returns what is left with the next pc and
+// HART_JIT_STATUS stored. A block jumps straight to another block compiled in the same module (a
+// wasm tail call); leaving it otherwise goes through the dispatcher's `go` (jit/dispatcher.ts).
+// Within a block a guest register lives in a wasm local from its first use (read from the state
+// block once; writes go through to it), so the state block is exact at every exit.
 // Code is position-independent: it serves every virtual mapping of its physical page and every
 // hart of its thread. One function per block keeps V8's work per function small: its optimizing
 // tier then recompiles only the blocks that are hot, not whole pages.
@@ -35,10 +37,11 @@ export interface BlockShape {
   next: number[];
 }
 
-// Parameters and locals of a block function.
-const P_VPAGE = 0, P_ST = 1, P_DS = 2, P_XS = 3, P_LIMIT = 4, P_N = 5;
-const L_ADDR = 6, L_LO = 7, L_P = 8, L_OFF = 9, L_A = 10, L_B = 11, L_T = 12, L_C = 13, L_HB_PO = 14, L_HB_K = 15;
-const LOCALS = [I64, I32, I32, I32, I64, I64, I64, I64, I32, I32];
+// Parameters and locals of a block function; the guest registers' locals follow (Emitter.reg).
+const P_VPAGE = 0, P_ST = 1, P_REM = 2;
+const L_ADDR = 3, L_LO = 4, L_P = 5, L_OFF = 6, L_A = 7, L_B = 8, L_T = 9, L_C = 10, L_HB_PO = 11, L_HB_K = 12, L_DS = 13;
+const FIXED_LOCALS = [I64, I32, I32, I32, I64, I64, I64, I64, I32, I32, I32];
+const L_FIRST_REG = 14;
 
 const R_TAG_LO = HL.TLB_R_TAG_LO * HL.TLB_ARRAY_BYTES, R_TAG_HI = HL.TLB_R_TAG_HI * HL.TLB_ARRAY_BYTES, R_OFF = HL.TLB_R_OFF * HL.TLB_ARRAY_BYTES;
 const W_TAG_LO = HL.TLB_W_TAG_LO * HL.TLB_ARRAY_BYTES, W_TAG_HI = HL.TLB_W_TAG_HI * HL.TLB_ARRAY_BYTES, W_OFF = HL.TLB_W_OFF * HL.TLB_ARRAY_BYTES;
@@ -203,6 +206,37 @@ class Emitter {
   depth = 0;
   if_(): this { this.depth++; return this.op(OP.if, VOID); }
   end_(): this { this.depth--; return this.op(OP.end); }
+  /** Open constructs whose code runs only sometimes: a register first read there is not cached (the local would not be set on every path). */
+  cond = 0;
+  /** Guest register -> its local in the current block function (0: not read or written yet). */
+  private regLocal = new Int32Array(32);
+  /** Register locals in use by the current block function. */
+  regLocals = 0;
+  /** Whether the current block function has loaded its data TLB set into L_DS. */
+  private haveDs = false;
+
+  /** Starts a block function: no register or TLB set is in a local yet. */
+  startFunction(): void {
+    this.regLocal.fill(0);
+    this.regLocals = 0;
+    this.haveDs = false;
+    this.depth = 0;
+    this.cond = 0;
+  }
+
+  /** Pushes the data TLB set's offset (read once per block function, at its first memory access). */
+  ds(): this {
+    if (this.haveDs) return this.get(L_DS);
+    if (this.cond === 0) this.haveDs = true;
+    this.get(P_ST).mem(OP.i32Load, 2, HL.HART_WORDS + 4 * HL.W_JIT_DS);
+    return this.cond === 0 ? this.tee(L_DS) : this;
+  }
+
+  private localOf(r: number): number {
+    let l = this.regLocal[r]!;
+    if (l === 0) l = this.regLocal[r] = L_FIRST_REG + this.regLocals++;
+    return l;
+  }
 
   /**
    * Hands the instruction at page offset `po` to the interpreter after `retired` more: one shared
@@ -212,33 +246,41 @@ class Emitter {
     return this.i32(po).set(L_HB_PO).i32(retired).set(L_HB_K).op(OP.br).u(this.depth);
   }
 
+  /** Pushes guest register r: from its local after the first use in the block function. */
   reg(r: number): this {
     if (r === 0) return this.i64(0);
-    return this.get(P_ST).mem(OP.i64Load, 3, HL.HART_X + 8 * r);
+    const l = this.regLocal[r]!;
+    if (l !== 0) return this.get(l);
+    this.get(P_ST).mem(OP.i64Load, 3, HL.HART_X + 8 * r);
+    return this.cond === 0 ? this.tee(this.localOf(r)) : this;
   }
 
-  /** Stores the i64 on the stack into rd; the caller pushed `st` before the value (see setRegStart). */
+  /** Stores the i64 on the stack into rd, in the state block and its local; the caller pushed `st` before the value (see setRegStart). */
   setRegStart(rd: number): this { if (rd !== 0) this.get(P_ST); return this; }
-  setRegEnd(rd: number): this { return rd !== 0 ? this.mem(OP.i64Store, 3, HL.HART_X + 8 * rd) : this.op(OP.drop); }
+  setRegEnd(rd: number): this {
+    if (rd === 0) return this.op(OP.drop);
+    if (this.cond !== 0) throw new Error("compile_block: a register write inside a conditional construct would leave its local stale");
+    return this.tee(this.localOf(rd)).mem(OP.i64Store, 3, HL.HART_X + 8 * rd);
+  }
 
-  /** Pushes n + `retired`. */
-  retired(k: number): this {
-    this.get(P_N);
-    return k !== 0 ? this.i32(k).op(OP.i32Add) : this;
+  /** Pushes the budget left after `retired` more instructions. */
+  remAfter(k: number): this {
+    this.get(P_REM);
+    return k !== 0 ? this.i32(k).op(OP.i32Sub) : this;
   }
 
   /** Goes on at page offset `po` after `retired` more instructions: a tail call when that block is in this module, else through `go`. */
   jumpTo(po: number, retired: number): this {
     const fn = this.fnIndex.get(po);
     if (fn === undefined) return this.goTo(() => this.pcI64(po, 0), retired);
-    this.get(P_VPAGE).get(P_ST).get(P_DS).get(P_XS).get(P_LIMIT).retired(retired);
+    this.get(P_VPAGE).get(P_ST).remAfter(retired);
     return this.op(OP.returnCall).u(fn);
   }
 
   /** Tail-calls `go` for the pc `pushPc` pushes (i64), after `retired` more instructions. */
   goTo(pushPc: () => void, retired: number): this {
     pushPc();
-    this.get(P_ST).get(P_DS).get(P_XS).get(P_LIMIT).retired(retired);
+    this.get(P_ST).remAfter(retired);
     return this.op(OP.returnCall).u(this.goIndex);
   }
 
@@ -258,7 +300,7 @@ const TWO63 = 1n << 63n;
 function emitTranslate(e: Emitter, write: boolean, size: number, at: number, k: number): void {
   // Tags compared by xor and the alignment bits or'ed in: one test and one branch.
   e.get(L_ADDR).op(OP.i32WrapI64).tee(L_LO)
-    .i32(12).op(OP.i32ShrU).i32(2047).op(OP.i32And).i32(2).op(OP.i32Shl).get(P_DS).op(OP.i32Add).tee(L_P)
+    .i32(12).op(OP.i32ShrU).i32(2047).op(OP.i32And).i32(2).op(OP.i32Shl).ds().op(OP.i32Add).tee(L_P)
     .mem(OP.i32Load, 2, write ? W_TAG_LO : R_TAG_LO).get(L_LO).i32(-4096).op(OP.i32And).op(OP.i32Xor)
     .get(L_P).mem(OP.i32Load, 2, write ? W_TAG_HI : R_TAG_HI).get(L_ADDR).i64(32).op(OP.i64ShrU).op(OP.i32WrapI64).op(OP.i32Xor)
     .op(OP.i32Or);
@@ -321,16 +363,19 @@ function emitLrSc(e: Emitter, lr: boolean, wide: boolean, rd: number, rs1: numbe
   e.get(P_ST).mem(OP.i32Load, 2, W_RES(HL.W_RES_VALID)).i32(0).op(OP.i32Ne);
   e.get(P_ST).mem(OP.f64Load, 3, RES_ADDR).get(L_OFF).op(OP.f64ConvertI32U).op(OP.f64Eq).op(OP.i32And);
   e.get(P_ST).mem(OP.i32Load, 2, W_RES(HL.W_RES_SIZE)).i32(size).op(OP.i32Eq).op(OP.i32And);
+  e.reg(rs2).set(L_C); // before the conditional arm: a first read there would not be cached
   e.op(OP.if, I32);
+  e.cond++;
   // the value LR read, then the compare-and-swap against it
   if (wide) {
     e.get(P_ST).mem(OP.i32Load, 2, W_RES(HL.W_RES_LO)).op(OP.i64ExtendI32U);
     e.get(P_ST).mem(OP.i32Load, 2, W_RES(HL.W_RES_HI)).op(OP.i64ExtendI32S).i64(32).op(OP.i64Shl).op(OP.i64Or).set(L_T);
-    e.get(L_OFF).get(L_T).reg(rs2).op(0xfe).u(0x49).u(3).u(0).get(L_T).op(OP.i64Eq);
+    e.get(L_OFF).get(L_T).get(L_C).op(0xfe).u(0x49).u(3).u(0).get(L_T).op(OP.i64Eq);
   } else {
     e.get(P_ST).mem(OP.i32Load, 2, W_RES(HL.W_RES_LO)).op(OP.i64ExtendI32S).set(L_T);
-    e.get(L_OFF).get(L_T).op(OP.i32WrapI64).reg(rs2).op(OP.i32WrapI64).op(0xfe).u(0x48).u(2).u(0).get(L_T).op(OP.i32WrapI64).op(OP.i32Eq);
+    e.get(L_OFF).get(L_T).op(OP.i32WrapI64).get(L_C).op(OP.i32WrapI64).op(0xfe).u(0x48).u(2).u(0).get(L_T).op(OP.i32WrapI64).op(OP.i32Eq);
   }
+  e.cond--;
   e.op(OP.else).i32(0).op(OP.end).set(L_LO);
   e.get(P_ST).i32(0).mem(OP.i32Store, 2, W_RES(HL.W_RES_VALID));
   if (rd !== 0) e.setRegStart(rd).get(L_LO).op(OP.i32Eqz).op(OP.i64ExtendI32U).setRegEnd(rd);
@@ -377,9 +422,9 @@ const STORE_OPS = [OP.i64Store8, OP.i64Store16, OP.i64Store32, OP.i64Store];
 function emitBlock(e: Emitter, shape: BlockShape): void {
   const s = shape.start;
   // Not enough budget for the whole block: the interpreter takes it from here.
+  e.startFunction();
   e.op(OP.block, VOID); // the hand-back label (Emitter.handBack)
-  e.depth = 0;
-  e.retired(shape.jitLen).get(P_LIMIT).op(OP.i32GtU).if_().handBack(s, 0).end_();
+  e.get(P_REM).i32(shape.jitLen).op(OP.i32LtU).if_().handBack(s, 0).end_();
   let delta = 0; // byte offset of instruction k from the block's start
   for (let k = 0; k < shape.jitLen; k++) {
     const insn = shape.insns[k]!;
@@ -539,11 +584,11 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
   e.op(OP.end); // the hand-back: pc, status, count
   e.get(P_ST).get(P_VPAGE).get(L_HB_PO).op(OP.i64ExtendI32U).op(OP.i64Add).op(OP.f64ConvertI64S).mem(OP.f64Store, 3, HL.HART_PC);
   e.get(P_ST).i32(HL.JIT_INTERPRET).mem(OP.i32Store, 2, HL.HART_JIT_STATUS);
-  e.get(P_N).get(L_HB_K).op(OP.i32Add).op(OP.return);
+  e.get(P_REM).get(L_HB_K).op(OP.i32Sub).op(OP.return);
 }
 
-/** A compiled block: (virtual page, state block, data TLB set, fetch TLB set, limit, retired so far) -> retired. */
-export type BlockFn = (vpage: bigint, st: number, ds: number, xs: number, limit: number, n: number) => number;
+/** A compiled block: (virtual page, state block, budget left) -> budget left. */
+export type BlockFn = (vpage: bigint, st: number, rem: number) => number;
 
 /**
  * Compiles `blocks` (distinct starts in one page, each with jitLen > 0) into one module against
@@ -559,7 +604,9 @@ export function compileBlocks(blocks: BlockShape[], memory: WebAssembly.Memory, 
     e.w = new ByteWriter();
     emitBlock(e, b);
     e.op(0x00); // unreachable: every path returned
-    return { locals: LOCALS, body: e.w };
+    const locals = FIXED_LOCALS.slice();
+    for (let i = 0; i < e.regLocals; i++) locals.push(I64);
+    return { locals, body: e.w };
   });
   const wasm = buildModule({ ...BLOCK_FN_TYPE, functions, importFunction: "go" }, pages);
   const inst = new WebAssembly.Instance(new WebAssembly.Module(wasm), { env: { mem: memory, go } });

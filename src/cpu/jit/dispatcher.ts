@@ -9,15 +9,17 @@ import * as HL from "../hart_layout.js";
 import { JIT_LOOKUP_ENTRIES } from "../../seams/guest_ram.js";
 import { ByteWriter, I32, I64, OP, VOID, buildModule, type FuncType } from "./wasm_module.js";
 
-/** (st, ds, xs, limit) -> instructions retired: state block, data TLB set, fetch TLB set, budget. */
-export type DispatchFn = (st: number, ds: number, xs: number, limit: number) => number;
+/**
+ * (st, budget) -> budget left: runs compiled code at the pc of the hart whose state block is at st
+ * (its W_JIT_DS and W_JIT_XS words name its data and fetch TLB sets) for at most `budget` instructions.
+ */
+export type DispatchFn = (st: number, budget: number) => number;
 
 /**
- * A block function's type (and `go`'s): (vpage or pc: i64, st, ds, xs, limit, n: i32) -> i32:
- * the virtual page (go: the pc), the hart's state block, its data and fetch TLB sets, the budget,
- * and the instructions retired so far; returns the new count.
+ * A block function's type (and `go`'s): (vpage or pc: i64, st, rem: i32) -> i32: the virtual page
+ * (go: the pc), the hart's state block and the budget left; returns the budget left.
  */
-export const BLOCK_FN_TYPE: FuncType = { params: [I64, I32, I32, I32, I32, I32], results: [I32] };
+export const BLOCK_FN_TYPE: FuncType = { params: [I64, I32, I32], results: [I32] };
 
 /** Where `go` finds its tables in the guest-RAM memory. */
 export interface LookupTables {
@@ -27,9 +29,9 @@ export interface LookupTables {
   lookupOffset: number;
 }
 
-/** `go`'s locals after its six parameters. */
+/** `go`'s locals after its three parameters. */
 const GO_LOCALS = [I32, I32, I32, I32];
-const G_PC = 0, G_ST = 1, G_XS = 3, G_N = 5, G_LO = 6, G_P = 7, G_OFF = 8, G_E = 9;
+const G_PC = 0, G_ST = 1, G_REM = 2, G_LO = 3, G_P = 4, G_OFF = 5, G_E = 6;
 
 /** `go`'s body; `blockType` is the index of BLOCK_FN_TYPE in the module. */
 function emitGo(t: LookupTables, blockType: number): ByteWriter {
@@ -42,7 +44,8 @@ function emitGo(t: LookupTables, blockType: number): ByteWriter {
   const X = HL.TLB_ARRAY_BYTES;
   op(OP.block, VOID); // $none
   get(G_PC); op(OP.i32WrapI64); tee(G_LO);
-  i32(12); op(OP.i32ShrU); i32(2047); op(OP.i32And); i32(2); op(OP.i32Shl); get(G_XS); op(OP.i32Add); tee(G_P);
+  i32(12); op(OP.i32ShrU); i32(2047); op(OP.i32And); i32(2); op(OP.i32Shl);
+  get(G_ST); mem(OP.i32Load, 2, HL.HART_WORDS + 4 * HL.W_JIT_XS); op(OP.i32Add); tee(G_P);
   mem(OP.i32Load, 2, HL.TLB_X_TAG_LO * X); get(G_LO); i32(-4096); op(OP.i32And); op(OP.i32Ne);
   get(G_P); mem(OP.i32Load, 2, HL.TLB_X_TAG_HI * X); get(G_PC); op(OP.i64Const); w.s64(32); op(OP.i64ShrU); op(OP.i32WrapI64); op(OP.i32Ne);
   op(OP.i32Or, OP.brIf, 0);
@@ -51,13 +54,13 @@ function emitGo(t: LookupTables, blockType: number): ByteWriter {
   get(G_OFF); i32(1); op(OP.i32ShrU); i32(JIT_LOOKUP_ENTRIES - 1); op(OP.i32And); i32(3); op(OP.i32Shl); tee(G_E);
   mem(OP.i32Load, 2, t.lookupOffset); get(G_OFF); i32(1); op(OP.i32Add); op(OP.i32Ne, OP.brIf, 0);
   get(G_PC); op(OP.i64Const); w.s64(-4096); op(OP.i64And);
-  for (let l = G_ST; l <= G_N; l++) get(l);
+  get(G_ST); get(G_REM);
   get(G_E); mem(OP.i32Load, 2, t.lookupOffset + 4);
   op(OP.returnCallIndirect); w.u32(blockType); w.u32(0);
   op(OP.end);
   // no compiled block at pc: leave it for JavaScript
   get(G_ST); get(G_PC); op(OP.f64ConvertI64S); mem(OP.f64Store, 3, HL.HART_PC);
-  get(G_N);
+  get(G_REM);
   return w;
 }
 
@@ -65,12 +68,12 @@ function emitGo(t: LookupTables, blockType: number): ByteWriter {
 export function buildDispatcher(memory: WebAssembly.Memory, table: WebAssembly.Table, t: LookupTables): { dispatch: DispatchFn; go: (...args: never[]) => number } {
   const w = new ByteWriter();
   const get = (l: number): void => { w.byte(OP.localGet); w.u32(l); };
-  // go(trunc(pc), st, ds, xs, limit, 0): function 1 of this module
+  // go(trunc(pc), st, budget): function 1 of this module
   get(0); w.byte(OP.f64Load).u32(3).u32(HL.HART_PC); w.bytes([0xfc, 6]);
-  get(0); get(1); get(2); get(3); w.byte(OP.i32Const).s32(0);
+  get(0); get(1);
   w.byte(OP.call).u32(1);
   const wasm = buildModule({
-    params: [I32, I32, I32, I32], results: [I32],
+    params: [I32, I32], results: [I32],
     functions: [{ locals: [], body: w }, { locals: GO_LOCALS, body: emitGo(t, 1), type: 1 }],
     otherTypes: [BLOCK_FN_TYPE], importTable: true,
   }, memory.buffer.byteLength / 65536);
