@@ -79,6 +79,7 @@ export abstract class HartJitLoop extends HartFastLoop {
         resumed = !this.reachedCode;
         continue;
       }
+      jit.poll(); // about to interpret: code the compile thread finished may cover pc
       const pc = pcBox[0]!;
       const lo = pc | 0;
       const idx = (lo >>> 12) & 2047;
@@ -96,13 +97,12 @@ export abstract class HartJitLoop extends HartFastLoop {
           continue;
         }
         stats.missedEntries++;
-        if (!midBlock && jit.noteMissed(info, po)) { jit.compilePage(off >>> 12, info); continue; }
+        if (!midBlock && jit.noteMissed(info, po) && jit.compilePage(off >>> 12, info)) continue;
         want = blockLength(this.u16, off); // to the next block start, which is likely compiled
       } else {
         info.entries.add(po);
         if (++info.visits >= threshold) {
-          jit.compilePage(off >>> 12, info);
-          if (info.blocks !== null) continue;
+          if (jit.compilePage(off >>> 12, info)) continue;
         }
         want = COLD_RUN;
       }

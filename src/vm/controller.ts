@@ -65,9 +65,11 @@ export interface JitStatsReport {
   /** Guest blocks with live compiled code, and the wasm bytes of their modules. */
   blocks: number;
   codeBytes: number;
-  /** Modules compiled since start (a page's first compile, then batches of missed entries) and the time that took. */
+  /** Modules compiled since start (a page's first compile, then batches of missed entries) and the vCPU thread's time on them (V8 compiles in the background). */
   compiles: number;
   compileMs: number;
+  /** Background compiles dropped on arrival because their page was written meanwhile. */
+  staleCompiles: number;
   /** Pages whose code was dropped because the guest or a device wrote them; whole-cache flushes. */
   invalidations: number;
   flushes: number;

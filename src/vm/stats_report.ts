@@ -29,7 +29,7 @@ export function trapCauseName(key: string): string {
 export function jitReport(c: BlockCache, instructions: number): JitStatsReport {
   const s = c.stats;
   return {
-    blocks: s.blocks, codeBytes: s.codeBytes, compiles: s.compiledTotal, compileMs: Math.round(s.compileMs),
+    blocks: s.blocks, codeBytes: s.codeBytes, compiles: s.compiledTotal, compileMs: Math.round(s.compileMs), staleCompiles: s.staleCompiles,
     invalidations: s.invalidations, flushes: s.flushes, instructionsCompiled: s.instructionsCompiled,
     compiledShare: instructions > 0 ? Math.round((s.instructionsCompiled / instructions) * 1000) / 1000 : 0,
     handBacks: s.handBacks, missedEntries: s.missedEntries, maxBlocks: c.maxBlocks,

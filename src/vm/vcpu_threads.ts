@@ -4,8 +4,7 @@
 // PLIC's interrupt outputs into the harts' control blocks, and pauses, resumes and stops them.
 
 import { Worker } from "node:worker_threads";
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { workerEntry } from "./worker_entry.js";
 import type { Board } from "../machine/board.js";
 import type { HartState } from "../cpu/hart.js";
 import { MIP_SSIP } from "../cpu/constants.js";
@@ -67,7 +66,7 @@ export class ThreadedVcpus implements VcpuRunner {
   /** Starts one worker per hart from the harts' boot state (boot() ran on this thread's harts). */
   begin(board: Board): void {
     this.board = board;
-    const { url, entry } = workerEntry();
+    const { url, entry } = workerEntry("vm/vcpu_worker");
     const harts = this.controls.map((c) => c.shared);
     board.harts.forEach((hart, i) => {
       const c = this.controls[i]!;
@@ -279,20 +278,6 @@ export class ThreadedVcpus implements VcpuRunner {
     this.stop();
     this.hooks.onCrash(message);
   }
-}
-
-/** The worker's entry: the bundle's vcpu_worker.js, or under tsx the TypeScript source through a loader. */
-function workerEntry(): { url: URL; entry?: string } {
-  const here = import.meta.url;
-  if (here.endsWith(".ts")) {
-    return { url: new URL("./testing/ts_worker.mjs", here), entry: new URL("./vcpu_worker.ts", here).href };
-  }
-  // esbuild puts this code in dist/cli/main.js or in a shared chunk in dist/.
-  for (const rel of ["../vm/vcpu_worker.js", "./vm/vcpu_worker.js"]) {
-    const url = new URL(rel, here);
-    if (existsSync(fileURLToPath(url))) return { url };
-  }
-  throw new Error(`The vCPU worker bundle is missing next to ${here}; run \`npm run build\`.`);
 }
 
 /** `state` with SSIP pending when the hart's control block holds an IPI it has not taken. */

@@ -703,6 +703,7 @@ export class Vm implements VmController {
     this.pageLoader?.stop();
     this.board.timers.stop();
     if (this.jitCache && process.env.NODEVISOR_JIT_DEBUG) process.stderr.write(`jit: ${JSON.stringify(jitReport(this.jitCache, this.vcpus.instructions))}\n`);
+    this.jitCache?.close();
     if (this.balloonStatsTimer !== null) clearInterval(this.balloonStatsTimer);
     this.balloonStatsTimer = null;
     this.guestLog.flush();

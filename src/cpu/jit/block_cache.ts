@@ -12,7 +12,8 @@
 // gate for the dispatcher; a lookup in a page so marked drops its code too.
 import { CODE_PAGE, CODE_PAGE_DMA_WRITTEN, type GuestRam } from "../../seams/guest_ram.js";
 import { JIT_LOOKUP_ENTRIES } from "../../seams/guest_ram.js";
-import { compileBlocks, scanBlock, type BlockFn, type BlockShape } from "./compile_block.js";
+import { emitModule, instantiateBlocks, planBlocks, type BlockFn } from "./compile_block.js";
+import { CompileService } from "./compile_service.js";
 import { buildDispatcher, type DispatchFn, type LookupTables } from "./dispatcher.js";
 
 /** What the cache knows of one RAM page of guest code. */
@@ -27,6 +28,8 @@ export interface PageInfo {
   missed: Map<number, number>;
   /** Bytes of wasm of the page's modules. */
   bytes: number;
+  /** True while a module of this page compiles in the background (no other is started meanwhile). */
+  pending: boolean;
 }
 
 export interface JitStats {
@@ -36,7 +39,10 @@ export interface JitStats {
   codeBytes: number;
   /** Modules compiled since start (a page's first compile, then one per batch of missed entries). */
   compiledTotal: number;
+  /** Time the vCPU thread spent compiling (scanning, emitting, instantiating; with background compiles, not V8's compile itself). */
   compileMs: number;
+  /** Background compiles whose code was dropped on arrival because the page changed meanwhile. */
+  staleCompiles: number;
   /** Pages whose code was dropped because it was written. */
   invalidations: number;
   /** Whole-cache flushes because the cache was full. */
@@ -54,6 +60,11 @@ export interface BlockCacheOptions {
   threshold?: number;
   /** Most blocks kept compiled; beyond it the whole cache is flushed (QEMU's policy for a full code buffer). */
   maxBlocks?: number;
+  /**
+   * Compile on a thread of its own (compile_service.ts) while the interpreter goes on, installing
+   * the code when it is ready (poll()); off, a page's code exists as soon as compilePage returns.
+   */
+  background?: boolean;
 }
 
 /** A hart the cache protects: its write TLB must stop mapping a page once code there is compiled. */
@@ -75,7 +86,13 @@ const LOOKUP_MASK = JIT_LOOKUP_ENTRIES - 1;
 export class BlockCache {
   readonly threshold: number;
   readonly maxBlocks: number;
-  readonly stats: JitStats = { blocks: 0, codeBytes: 0, compiledTotal: 0, compileMs: 0, invalidations: 0, flushes: 0, instructionsCompiled: 0, handBacks: 0, missedEntries: 0 };
+  /** The compile thread (BlockCacheOptions.background), null when compiling on the vCPU thread. */
+  private service: CompileService | null = null;
+  /** Background compiles not yet installed, by request id. */
+  private readonly inFlight = new Map<number, { p: number; info: PageInfo; epoch: number }>();
+  readonly stats: JitStats = { blocks: 0, codeBytes: 0, compiledTotal: 0, compileMs: 0, staleCompiles: 0, invalidations: 0, flushes: 0, instructionsCompiled: 0, handBacks: 0, missedEntries: 0 };
+  /** Bumped by every flush: a background compile started before one is dropped on arrival. */
+  private epoch = 0;
   /** Runs compiled code from the hart's pc until the interpreter is needed (dispatcher.ts). */
   readonly dispatch: DispatchFn;
   private readonly harts: JitHart[] = [];
@@ -97,6 +114,13 @@ export class BlockCache {
     if (ram.codePages.length === 0) throw new RangeError(`The JIT needs room above guest RAM for its tables: give the VM less than ${ram.size} bytes of memory`);
     this.threshold = opts.threshold ?? (Number(process.env.NODEVISOR_JIT_THRESHOLD) || DEFAULT_THRESHOLD);
     this.maxBlocks = opts.maxBlocks ?? DEFAULT_MAX_BLOCKS;
+    if (opts.background === true) {
+      this.service = new CompileService(ram.memory, MAX_MODULE_BLOCKS, (message) => {
+        process.stderr.write(`nodevisor: JIT: the compile thread failed, compiling on the vCPU thread from now on: ${message}\n`);
+        for (const job of this.inFlight.values()) job.info.pending = false;
+        this.inFlight.clear();
+      });
+    }
     this.u16 = ram.u16;
     this.codePages = ram.codePages;
     this.gates = ram.jitSlots;
@@ -123,7 +147,7 @@ export class BlockCache {
       info = undefined;
     }
     if (info === undefined) {
-      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0 };
+      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false };
       this.pages.set(p, info);
     }
     return info;
@@ -146,51 +170,112 @@ export class BlockCache {
   /**
    * Compiles blocks of page `p` from the code as it is now: on the first compile every block
    * reachable in it from the entries seen, later the missed entries and what they reach that the
-   * page's code lacks.
+   * page's code lacks. True when the code is there now; false when there was nothing to compile
+   * or it compiles in the background.
    */
-  compilePage(p: number, info: PageInfo): void {
+  compilePage(p: number, info: PageInfo): boolean {
+    if (info.pending) return false;
     const t0 = performance.now();
     const have = info.blocks;
     const work = have === null ? [...info.entries] : [...info.missed.keys()];
     info.missed.clear();
     info.entries.clear();
     const pageOff = p * 4096;
-    const starts = new Set<number>();
-    const shapes: BlockShape[] = [];
-    for (let i = 0; i < work.length && shapes.length < MAX_MODULE_BLOCKS; i++) { // breadth first
-      const po = work[i]!;
-      if (starts.has(po) || have?.has(po)) continue;
-      starts.add(po);
-      const shape = scanBlock(this.u16, pageOff + po);
-      if (shape.jitLen > 0) shapes.push(shape);
-      for (const q of shape.next) if (!starts.has(q)) work.push(q);
+    const service = this.service;
+    if (service !== null && service.failure === null) {
+      // From the request on, a store to the page drops its record, so code of stale bytes is never installed.
+      this.markCode(p);
+      const id = service.request(pageOff, work, have === null ? [] : have.keys());
+      if (id !== 0) {
+        info.pending = true;
+        this.inFlight.set(id, { p, info, epoch: this.epoch });
+        this.stats.compileMs += performance.now() - t0;
+        return false;
+      } // the ring is full: compile here
     }
+    const shapes = planBlocks(this.u16, pageOff, work, have, MAX_MODULE_BLOCKS);
     if (shapes.length === 0) {
       if (have === null) info.visits = -4 * this.threshold; // nothing to compile here yet: look again much later
-      return;
+      return false;
     }
-    if (this.stats.blocks + shapes.length > this.maxBlocks) {
-      this.flush(p);
-      if (have !== null) return; // the page's own code went too: it is counted afresh
+    this.markCode(p);
+    const wasm = emitModule(shapes, this.wasmPages);
+    this.install(p, info, shapes.map((s) => s.start), new WebAssembly.Module(wasm), wasm.length);
+    this.stats.compileMs += performance.now() - t0;
+    return true;
+  }
+
+  /** Background compiles asked for and not yet taken back. */
+  get pendingCompiles(): number {
+    return this.inFlight.size;
+  }
+
+  /** Installs what the compile thread finished: one shared-memory load when nothing did. */
+  poll(): void {
+    if (this.service !== null && this.service.ready) this.collect();
+  }
+
+  private collect(): void {
+    for (const r of this.service!.take()) {
+      const job = this.inFlight.get(r.id);
+      if (job === undefined) continue;
+      this.inFlight.delete(r.id);
+      const { p, info } = job;
+      if (r.error !== undefined) { // a bug of ours: the page's pending flag stays, so it is never compiled again
+        process.stderr.write(`nodevisor: JIT: compiling code of RAM page 0x${p.toString(16)} failed, it stays interpreted: ${r.error}\n`);
+        continue;
+      }
+      info.pending = false;
+      if (r.module === undefined) {
+        if (info.blocks === null) info.visits = -4 * this.threshold; // nothing to compile here yet: look again much later
+        continue;
+      }
+      // The page was written, its code dropped or the cache flushed meanwhile: this code may be stale.
+      if (job.epoch !== this.epoch || this.pages.get(p) !== info || this.codePages[p] !== CODE_PAGE) {
+        this.stats.staleCompiles++;
+        continue;
+      }
+      const t0 = performance.now();
+      this.install(p, info, r.starts, r.module, r.bytes);
+      this.stats.compileMs += performance.now() - t0;
     }
-    const { fns, bytes } = compileBlocks(shapes, this.ram.memory, this.wasmPages, this.go);
+  }
+
+  /** From now on a store to RAM page `p` misses the write TLB, and translate() drops the page's code first. */
+  private markCode(p: number): void {
+    if (this.codePages[p] === CODE_PAGE) return;
+    this.codePages[p] = CODE_PAGE;
+    for (const h of this.harts) h.dropWriteMappings(p);
+  }
+
+  /** Instantiates a compiled module of page `p`'s blocks (at page offsets `starts`) and makes the dispatcher find them. */
+  private install(p: number, info: PageInfo, starts: number[], module: WebAssembly.Module, bytes: number): void {
+    if (this.stats.blocks + starts.length > this.maxBlocks) this.flush(p); // keeps p's record; its blocks are then these alone
+    const fns = instantiateBlocks(module, starts.length, this.ram.memory, this.go);
     const blocks = info.blocks ?? (info.blocks = new Map());
-    for (let i = 0; i < shapes.length; i++) {
+    const before = blocks.size;
+    const pageOff = p * 4096;
+    for (let i = 0; i < starts.length; i++) {
+      if (blocks.has(starts[i]!)) continue; // the compile thread got only part of the page's list of blocks
       const slot = this.allocSlot();
       this.table.set(slot, fns[i]!);
-      blocks.set(shapes[i]!.start, slot);
-      this.relink(pageOff + shapes[i]!.start, slot);
+      blocks.set(starts[i]!, slot);
+      this.relink(pageOff + starts[i]!, slot);
     }
-    this.stats.blocks += shapes.length;
+    this.stats.blocks += blocks.size - before;
     this.stats.codeBytes += bytes;
     info.bytes += bytes;
     this.gates[p] = 1;
-    if (this.codePages[p] !== CODE_PAGE) {
-      this.codePages[p] = CODE_PAGE;
-      for (const h of this.harts) h.dropWriteMappings(p);
-    }
+    this.codePages[p] = CODE_PAGE;
     this.stats.compiledTotal++;
-    this.stats.compileMs += performance.now() - t0;
+  }
+
+  /** Stops the compile thread (the cache compiles on the caller's thread from then on). */
+  close(): void {
+    this.service?.close();
+    this.service = null;
+    for (const job of this.inFlight.values()) job.info.pending = false;
+    this.inFlight.clear();
   }
 
   /** A store or a device write reached RAM page `p`: its code may be stale. */
@@ -204,6 +289,7 @@ export class BlockCache {
 
   /** Drops every page's code (the cache is full), keeping page `keep`'s record. */
   flush(keep: number): void {
+    this.epoch++;
     for (const [p, info] of this.pages) {
       if (info.blocks !== null) {
         this.codePages[p] = 0;

@@ -131,6 +131,25 @@ export function scanBlock(u16: Uint16Array, off: number): BlockShape {
   return { start: off & 0xfff, interpLen, jitLen: insns.length, insns, lens, next };
 }
 
+/**
+ * The blocks to compile in one module for the page at RAM byte offset `pageOff`: every block
+ * reachable inside the page from the page offsets `work` (in-page branch and jump targets,
+ * fall-throughs, return sites of calls), breadth first, at most `max`, none that `have` has.
+ */
+export function planBlocks(u16: Uint16Array, pageOff: number, work: number[], have: ReadonlyMap<number, unknown> | null, max: number): BlockShape[] {
+  const starts = new Set<number>();
+  const shapes: BlockShape[] = [];
+  for (let i = 0; i < work.length && shapes.length < max; i++) {
+    const po = work[i]!;
+    if (starts.has(po) || have?.has(po)) continue;
+    starts.add(po);
+    const shape = scanBlock(u16, pageOff + po);
+    if (shape.jitLen > 0) shapes.push(shape);
+    for (const q of shape.next) if (!starts.has(q)) work.push(q);
+  }
+  return shapes;
+}
+
 /** Jumps and fence.i end a compiled block; a conditional branch leaves it only when taken. */
 function endsBlock(insn: number): boolean {
   return isTransfer(insn) && ((insn >>> 2) & 31) !== 24;
@@ -591,12 +610,12 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
 export type BlockFn = (vpage: bigint, st: number, rem: number) => number;
 
 /**
- * Compiles `blocks` (distinct starts in one page, each with jitLen > 0) into one module against
- * `memory` (which has `pages` wasm pages); the blocks leave through `go` (the dispatcher's).
- * Only the dispatcher imports the function table: V8 updates every instance that imports a table
- * on each change to it, which made compiling quadratic in the number of modules.
+ * The wasm module of `blocks` (distinct starts in one page, each with jitLen > 0), function i+1
+ * exported as f${i}, for a memory of `pages` wasm pages; the blocks leave through the imported `go`
+ * (the dispatcher's). Only the dispatcher imports the function table: V8 updates every instance
+ * that imports a table on each change to it, which made compiling quadratic in the number of modules.
  */
-export function compileBlocks(blocks: BlockShape[], memory: WebAssembly.Memory, pages: number, go: BlockFn): { fns: BlockFn[]; bytes: number } {
+export function emitModule(blocks: BlockShape[], pages: number): Uint8Array<ArrayBuffer> {
   const e = new Emitter();
   e.goIndex = 0; // the import
   blocks.forEach((b, i) => e.fnIndex.set(b.start, i + 1));
@@ -608,7 +627,13 @@ export function compileBlocks(blocks: BlockShape[], memory: WebAssembly.Memory, 
     for (let i = 0; i < e.regLocals; i++) locals.push(I64);
     return { locals, body: e.w };
   });
-  const wasm = buildModule({ ...BLOCK_FN_TYPE, functions, importFunction: "go" }, pages);
-  const inst = new WebAssembly.Instance(new WebAssembly.Module(wasm), { env: { mem: memory, go } });
-  return { fns: blocks.map((_, i) => inst.exports[`f${i}`] as BlockFn), bytes: wasm.length };
+  return buildModule({ ...BLOCK_FN_TYPE, functions, importFunction: "go" }, pages);
+}
+
+/** The `count` block functions of a module emitModule made, instantiated against `memory` and `go`. */
+export function instantiateBlocks(module: WebAssembly.Module, count: number, memory: WebAssembly.Memory, go: BlockFn): BlockFn[] {
+  const inst = new WebAssembly.Instance(module, { env: { mem: memory, go } });
+  const fns: BlockFn[] = [];
+  for (let i = 0; i < count; i++) fns.push(inst.exports[`f${i}`] as BlockFn);
+  return fns;
 }

@@ -3,6 +3,7 @@
 // interpreter does not need either) or by a device writing guest RAM (virtio DMA goes through
 // GuestRam's accessors).
 import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import assert from "node:assert/strict";
 import { GuestRam } from "../../seams/guest_ram.js";
 import { Bus } from "../../machine/bus.js";
@@ -13,10 +14,10 @@ import { BlockCache } from "./block_cache.js";
 
 const RAM_BASE = 0x8000_0000;
 
-function jitMachine(): { hart: Hart; ram: GuestRam; cache: BlockCache } {
+function jitMachine(background = false): { hart: Hart; ram: GuestRam; cache: BlockCache } {
   const ram = new GuestRam(RAM_BASE, 1 << 20);
   const hart = new Hart({ hartId: 0, ram, vcpuDevices: new Bus(), time: { frequency: 10_000_000, now: () => 0 }, stateBlock: true });
-  const cache = new BlockCache(ram, { threshold: 2 });
+  const cache = new BlockCache(ram, { threshold: 2, background });
   hart.useJit(cache);
   return { hart, ram, cache };
 }
@@ -82,4 +83,66 @@ test("code a device writes over compiled code (DMA) runs instead of the stale co
   assert.equal(hart.getX(10), 35000n, "5000 iterations of the new add");
   assert.ok(cache.stats.invalidations >= 1, "the device write dropped the page's code");
   assert.ok(cache.stats.instructionsCompiled > compiledBefore + 4000, "the new code was compiled and ran compiled too");
+});
+
+/** A counting loop of `iterations` adds to x10, then `done: j done`. */
+function countingLoop(iterations: number): { asm: Asm; addAt: number; done: number } {
+  const a = new Asm(RAM_BASE);
+  a.li(10, 0).li(11, iterations);
+  a.label("loop");
+  const addAt = a.origin + a.bytesOut().length;
+  a.addi(10, 10, 1).addi(11, 11, -1).bne(11, 0, "loop");
+  const done = a.origin + a.bytesOut().length;
+  a.label("done").jal(0, "done");
+  return { asm: a, addAt, done };
+}
+
+/** Waits (the event loop turning) until `cond` holds, for at most 30 s (the compile thread starts under tsx). */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 30_000;
+  while (!cond()) {
+    if (Date.now() > end) assert.fail(`timed out waiting until ${what}`);
+    await sleep(2);
+  }
+}
+
+test("background compiles: the interpreter goes on while a page compiles on the compile thread, then its code runs", async () => {
+  const { hart, ram, cache } = jitMachine(true);
+  try {
+    const { asm, done } = countingLoop(2_000_000);
+    ram.write(asm.origin, asm.bytesOut());
+    hart.setPc(asm.origin);
+    await until(() => { hart.run(1000); return cache.stats.blocks > 0; }, "the loop's page has code");
+    assert.ok(hart.getPc() !== done, "the loop was still running when its code arrived");
+    runUntil(hart, done, 10_000_000);
+    assert.equal(hart.getX(10), 2_000_000n);
+    assert.ok(cache.stats.instructionsCompiled > 1_000_000, `most of the loop ran compiled (${cache.stats.instructionsCompiled} instructions)`);
+  } finally {
+    cache.close();
+  }
+});
+
+test("background compiles: code compiled from bytes a device overwrote meanwhile is dropped on arrival, never run", async () => {
+  const { hart, ram, cache } = jitMachine(true);
+  try {
+    const { asm, addAt, done } = countingLoop(5000);
+    ram.write(asm.origin, asm.bytesOut());
+    hart.setPc(asm.origin);
+    while (cache.pendingCompiles === 0 && hart.getPc() !== done) hart.run(1);
+    assert.equal(cache.pendingCompiles, 1, "the loop's page was sent to the compile thread");
+    // While it compiles, a device writes new code over the loop's add: addi x10, x10, 7.
+    const insn = new Uint8Array(4);
+    new DataView(insn.buffer).setUint32(0, encI(0x13, 10, 0, 10, 7), true);
+    ram.write(addAt, insn);
+    await until(() => { cache.poll(); return cache.pendingCompiles === 0; }, "the compile thread replied");
+    assert.equal(cache.stats.staleCompiles, 1, "the reply was dropped as stale");
+    assert.equal(cache.stats.blocks, 0, "no code of the old bytes was installed");
+    hart.setX(10, 0n);
+    hart.setX(11, 5000n);
+    hart.setPc(addAt); // the loop's head
+    runUntil(hart, done);
+    assert.equal(hart.getX(10), 35000n, "5000 iterations of the new add");
+  } finally {
+    cache.close();
+  }
 });

@@ -1,0 +1,113 @@
+// Compiles the JIT's modules on a thread of their own (compile_worker.ts), so the vCPU thread goes
+// on interpreting while a hot page compiles. Waking a sleeping thread costs 0.3-1 ms of the
+// waker's time on these machines (postMessage and Atomics.notify alike), so nothing here wakes
+// anyone in the common case: requests go into slots of a shared ring the compile thread polls
+// (every millisecond while busy; it sleeps deeper when idle, and only then is it notified), and
+// replies come back on a message port the vCPU thread reads synchronously
+// (receiveMessageOnPort) when a shared counter says one is there.
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
+import { workerEntry } from "../../vm/worker_entry.js";
+
+/** Requests in flight at most: the ring's slots. */
+export const RING_SLOTS = 64;
+/** int32s per slot: [id, pageOff, nWork, nHave, work..., have...]. */
+export const SLOT_INTS = 1024;
+/** Work and have entries a request carries at most (more have: the worker may emit blocks the page has; install skips them). */
+export const SLOT_LIST_MAX = (SLOT_INTS - 4) >> 1;
+
+/** Control words (int32): requests written (vCPU thread), requests read (compile thread), replies posted, compile thread asleep. */
+export const C_WRITTEN = 0, C_READ = 1, C_POSTED = 2, C_ASLEEP = 3;
+
+export interface CompileWorkerData {
+  entry?: string;
+  memory: WebAssembly.Memory;
+  wasmPages: number;
+  maxModuleBlocks: number;
+  replies: MessagePort;
+  control: SharedArrayBuffer;
+  ring: SharedArrayBuffer;
+}
+
+export interface CompileReply {
+  id: number;
+  /** The compiled module (emitModule's layout), absent when there was nothing to compile or it failed. */
+  module?: WebAssembly.Module;
+  /** Page offsets of its blocks, in function order. */
+  starts: number[];
+  /** Its wasm size. */
+  bytes: number;
+  error?: string;
+}
+
+export class CompileService {
+  private readonly worker: Worker;
+  private readonly replies: MessagePort;
+  private readonly control: Int32Array;
+  private readonly ring: Int32Array;
+  private taken = 0;
+  private nextId = 1;
+  /** Set when the thread failed: the cache then compiles on the vCPU thread. */
+  failure: string | null = null;
+
+  constructor(memory: WebAssembly.Memory, maxModuleBlocks: number, onFailure: (message: string) => void) {
+    const channel = new MessageChannel();
+    this.replies = channel.port1;
+    const control = new SharedArrayBuffer(16);
+    const ring = new SharedArrayBuffer(4 * RING_SLOTS * SLOT_INTS);
+    this.control = new Int32Array(control);
+    this.ring = new Int32Array(ring);
+    const { url, entry } = workerEntry("cpu/jit/compile_worker");
+    const data: CompileWorkerData = { entry, memory, wasmPages: memory.buffer.byteLength / 65536, maxModuleBlocks, replies: channel.port2, control, ring };
+    this.worker = new Worker(url, { workerData: data, transferList: [channel.port2], name: "jit-compile" });
+    this.worker.unref(); // never what keeps a process alive
+    this.worker.on("error", (e) => {
+      this.failure = e.stack ?? e.message;
+      onFailure(this.failure);
+    });
+  }
+
+  /**
+   * Asks for the module of the page at RAM offset `pageOff`: the blocks reachable from `work`,
+   * except those at `have`. Returns the id its reply carries, or 0 when the ring is full.
+   */
+  request(pageOff: number, work: number[], have: Iterable<number>): number {
+    const c = this.control;
+    const written = c[C_WRITTEN]!;
+    if (written - Atomics.load(c, C_READ) >= RING_SLOTS) return 0;
+    const base = (written % RING_SLOTS) * SLOT_INTS;
+    const r = this.ring;
+    const id = this.nextId++;
+    let k = base + 4;
+    let nWork = 0, nHave = 0;
+    for (const po of work) { if (nWork === SLOT_LIST_MAX) break; r[k++] = po; nWork++; }
+    for (const po of have) { if (nHave === SLOT_LIST_MAX) break; r[k++] = po; nHave++; }
+    r[base] = id;
+    r[base + 1] = pageOff;
+    r[base + 2] = nWork;
+    r[base + 3] = nHave;
+    Atomics.store(c, C_WRITTEN, written + 1);
+    if (Atomics.load(c, C_ASLEEP) === 1) Atomics.notify(c, C_WRITTEN); // only after a long idle spell
+    return id;
+  }
+
+  /** True when a reply may be waiting: one load from shared memory. */
+  get ready(): boolean {
+    return Atomics.load(this.control, C_POSTED) !== this.taken;
+  }
+
+  /** The replies that arrived since the last call. */
+  take(): CompileReply[] {
+    const out: CompileReply[] = [];
+    for (;;) {
+      const m = receiveMessageOnPort(this.replies);
+      if (m === undefined) return out;
+      this.taken++;
+      out.push(m.message as CompileReply);
+    }
+  }
+
+  close(): void {
+    void this.worker.terminate();
+    this.replies.close();
+  }
+}

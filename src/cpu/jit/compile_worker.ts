@@ -1,0 +1,58 @@
+// The JIT's compile thread (compile_service.ts is the other side): it takes requests from the
+// shared ring, scans the hot page's code in the shared guest RAM, emits the module of its blocks
+// and has V8 compile it, then posts the compiled module back and counts the reply in shared
+// memory. It never returns to its event loop: it polls the ring, every millisecond while there
+// is work about, and sleeps longer (asking to be notified) after a quiet spell.
+import { workerData, type MessagePort } from "node:worker_threads";
+import { emitModule, planBlocks } from "./compile_block.js";
+import { C_ASLEEP, C_POSTED, C_READ, C_WRITTEN, RING_SLOTS, SLOT_INTS, type CompileReply, type CompileWorkerData } from "./compile_service.js";
+
+/** Polls a quiet ring this many times (1 ms each) before sleeping until notified. */
+const QUIET_POLLS = 200;
+/** The longest sleep: a missed notify costs at most this much latency. */
+const SLEEP_MS = 100;
+
+const data = workerData as CompileWorkerData;
+const u16 = new Uint16Array(data.memory.buffer);
+const replies: MessagePort = data.replies;
+const control = new Int32Array(data.control);
+const ring = new Int32Array(data.ring);
+
+function compile(base: number): CompileReply {
+  const id = ring[base]!, pageOff = ring[base + 1]!, nWork = ring[base + 2]!, nHave = ring[base + 3]!;
+  try {
+    const work = Array.from(ring.subarray(base + 4, base + 4 + nWork));
+    const have = new Map<number, number>();
+    for (let k = base + 4 + nWork; k < base + 4 + nWork + nHave; k++) have.set(ring[k]!, 0);
+    // Guest code may change while this runs: the vCPU thread drops a reply for a page written meanwhile.
+    const shapes = planBlocks(u16, pageOff, work, have, data.maxModuleBlocks);
+    if (shapes.length === 0) return { id, starts: [], bytes: 0 };
+    const wasm = emitModule(shapes, data.wasmPages);
+    return { id, module: new WebAssembly.Module(wasm), starts: shapes.map((s) => s.start), bytes: wasm.length };
+  } catch (e) {
+    return { id, starts: [], bytes: 0, error: e instanceof Error ? e.stack ?? e.message : String(e) };
+  }
+}
+
+let read = 0;
+let quiet = 0;
+for (;;) {
+  const written = Atomics.load(control, C_WRITTEN);
+  if (written === read) {
+    if (quiet < QUIET_POLLS) {
+      quiet++;
+      Atomics.wait(control, C_WRITTEN, written, 1);
+    } else {
+      Atomics.store(control, C_ASLEEP, 1);
+      Atomics.wait(control, C_WRITTEN, written, SLEEP_MS);
+      Atomics.store(control, C_ASLEEP, 0);
+    }
+    continue;
+  }
+  quiet = 0;
+  const reply = compile((read % RING_SLOTS) * SLOT_INTS);
+  read++;
+  Atomics.store(control, C_READ, read); // the slot is free again
+  replies.postMessage(reply);
+  Atomics.add(control, C_POSTED, 1);
+}
