@@ -79,6 +79,8 @@ export class GuestRam {
     return this.slotTable;
   }
   private readonly slotTable: Int32Array;
+  /** The JIT's block lookup (pairs: RAM offset + 1, table slot), direct-mapped by RAM halfword. */
+  private readonly lookupTable: Int32Array;
   /** False until a JIT attached to this RAM: without one no page holds compiled code, and device writes skip the code-page scan. */
   private codeMayExist = false;
   readonly jitSlotsOffset: number;
@@ -119,6 +121,7 @@ export class GuestRam {
     this.jitSlotsOffset = vmm === 0 ? -1 : size + flagBytes(size);
     this.slotTable = vmm === 0 ? new Int32Array(0) : new Int32Array(this.buffer, this.jitSlotsOffset, size / PAGE);
     this.jitLookupOffset = vmm === 0 ? -1 : size + flagBytes(size) + slotBytes(size);
+    this.lookupTable = vmm === 0 ? new Int32Array(0) : new Int32Array(this.buffer, this.jitLookupOffset, 2 * JIT_LOOKUP_ENTRIES);
     this.hartSlotsOffset = vmm === 0 ? -1 : this.jitLookupOffset + LOOKUP_BYTES;
     this.dirty = new Int32Array(dirtyLog ?? new SharedArrayBuffer(Math.ceil(size / 4096 / 32) * 4));
   }
@@ -152,7 +155,10 @@ export class GuestRam {
     for (let p = Math.floor(off / PAGE); p <= last; p++) {
       if (flags[p] !== 0) {
         flags[p] = CODE_PAGE_DMA_WRITTEN;
-        this.slotTable[p] = 0; // the JIT's dispatcher stops entering the page; its cache drops the code on its next look
+        this.slotTable[p] = 0; // the interpreter no longer stops there for compiled code
+        // The dispatcher finds none of the page's blocks (nor of pages sharing their lookup entries, which the JIT relinks); its cache drops the code on its next look.
+        const first = (p * (PAGE / 2)) & (JIT_LOOKUP_ENTRIES - 1);
+        this.lookupTable.fill(0, 2 * first, 2 * (first + PAGE / 2));
       }
     }
   }

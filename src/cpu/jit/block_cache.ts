@@ -8,11 +8,11 @@
 // Code changes are caught exactly: compiling a page marks it in ram.codePages and removes every
 // write-TLB entry that maps it, so any later store to it (guest store, AMO or SC, from the
 // interpreter or compiled code) takes the slow path, where translate() calls back here to drop the
-// page's code first. Devices mark such pages as written (GuestRam.deviceWrote) and close the page's
-// gate for the dispatcher; a lookup in a page so marked drops its code too.
+// page's code first. Devices mark such pages as written (GuestRam.deviceWrote) and clear the page's
+// entries in the dispatcher's block lookup; the next look at a page so marked drops its code too.
 import { CODE_PAGE, CODE_PAGE_DMA_WRITTEN, type GuestRam } from "../../seams/guest_ram.js";
 import { JIT_LOOKUP_ENTRIES } from "../../seams/guest_ram.js";
-import { emitModule, instantiateBlocks, planBlocks, type BlockFn } from "./compile_block.js";
+import { blockImportName, emitModule, instantiateBlocks, planBlocks, type BlockFn } from "./compile_block.js";
 import { CompileService } from "./compile_service.js";
 import { buildDispatcher, type DispatchFn, type LookupTables } from "./dispatcher.js";
 
@@ -98,7 +98,7 @@ export class BlockCache {
   private readonly harts: JitHart[] = [];
   private readonly u16: Uint16Array;
   private readonly codePages: Uint8Array;
-  /** Per RAM page: 1 while the dispatcher may enter the page. */
+  /** Per RAM page: 1 while the page has compiled code (the interpreter stops where it enters such a page). */
   private readonly gates: Int32Array;
   /** The block lookup: pairs (RAM offset + 1, table slot), direct-mapped by RAM halfword. */
   private readonly lookup: Int32Array;
@@ -129,7 +129,7 @@ export class BlockCache {
     this.lookup.fill(0);
     this.wasmPages = ram.memory.buffer.byteLength / 65536;
     this.table = new WebAssembly.Table({ element: "anyfunc", initial: 1 });
-    this.tables = { gatesOffset: ram.jitSlotsOffset, lookupOffset: ram.jitLookupOffset };
+    this.tables = { lookupOffset: ram.jitLookupOffset };
     const d = buildDispatcher(ram.memory, this.table, this.tables);
     this.dispatch = d.dispatch;
     this.go = d.go as unknown as BlockFn;
@@ -199,8 +199,9 @@ export class BlockCache {
       return false;
     }
     this.markCode(p);
-    const wasm = emitModule(shapes, this.wasmPages);
-    this.install(p, info, shapes.map((s) => s.start), new WebAssembly.Module(wasm), wasm.length);
+    const linked: number[] = [];
+    const wasm = emitModule(shapes, this.wasmPages, new Set(have?.keys()), linked);
+    this.install(p, info, shapes.map((s) => s.start), linked, new WebAssembly.Module(wasm), wasm.length);
     this.stats.compileMs += performance.now() - t0;
     return true;
   }
@@ -236,7 +237,7 @@ export class BlockCache {
         continue;
       }
       const t0 = performance.now();
-      this.install(p, info, r.starts, r.module, r.bytes);
+      this.install(p, info, r.starts, r.linked, r.module, r.bytes);
       this.stats.compileMs += performance.now() - t0;
     }
   }
@@ -248,10 +249,22 @@ export class BlockCache {
     for (const h of this.harts) h.dropWriteMappings(p);
   }
 
-  /** Instantiates a compiled module of page `p`'s blocks (at page offsets `starts`) and makes the dispatcher find them. */
-  private install(p: number, info: PageInfo, starts: number[], module: WebAssembly.Module, bytes: number): void {
-    if (this.stats.blocks + starts.length > this.maxBlocks) this.flush(p); // keeps p's record; its blocks are then these alone
-    const fns = instantiateBlocks(module, starts.length, this.ram.memory, this.go);
+  /**
+   * Instantiates a compiled module of page `p`'s blocks (at page offsets `starts`, linked to the
+   * page's earlier blocks at `linked`) and makes the dispatcher find them.
+   */
+  private install(p: number, info: PageInfo, starts: number[], linked: number[], module: WebAssembly.Module, bytes: number): void {
+    if (this.stats.blocks + starts.length > this.maxBlocks) { // flush keeps p's record
+      this.flush(p);
+      if (linked.length > 0) return; // the blocks it links to are gone
+    }
+    const links: Record<string, BlockFn> = {};
+    for (const po of linked) {
+      const slot = info.blocks?.get(po);
+      if (slot === undefined) return; // (cannot be: a page's blocks are dropped together, and the reply then as stale)
+      links[blockImportName(po)] = this.table.get(slot) as BlockFn;
+    }
+    const fns = instantiateBlocks(module, starts.length, this.ram.memory, this.go, links);
     const blocks = info.blocks ?? (info.blocks = new Map());
     const before = blocks.size;
     const pageOff = p * 4096;

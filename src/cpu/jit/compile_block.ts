@@ -572,7 +572,7 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
         break;
       }
       case 3: // FENCE: ordering is the host's (the JIT's harts share one thread)
-        if (f3 === 1) e.goTo(() => e.pcI64(at, ilen), k + 1); // FENCE.I: stores to code are caught already; `go` checks the page's gate for device writes
+        if (f3 === 1) e.goTo(() => e.pcI64(at, ilen), k + 1); // FENCE.I: stores to code are caught already; `go` finds no block of a page a device wrote
         break;
       case 11: { // AMO read-modify-write: a host atomic on the RAM word, after the write-TLB and alignment checks
         const wide = f3 === 3;
@@ -609,16 +609,34 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
 /** A compiled block: (virtual page, state block, budget left) -> budget left. */
 export type BlockFn = (vpage: bigint, st: number, rem: number) => number;
 
+/** The import name of the page's block at page offset `po` compiled in an earlier module. */
+export function blockImportName(po: number): string {
+  return `b${po}`;
+}
+
 /**
- * The wasm module of `blocks` (distinct starts in one page, each with jitLen > 0), function i+1
- * exported as f${i}, for a memory of `pages` wasm pages; the blocks leave through the imported `go`
- * (the dispatcher's). Only the dispatcher imports the function table: V8 updates every instance
- * that imports a table on each change to it, which made compiling quadratic in the number of modules.
+ * The wasm module of `blocks` (distinct starts in one page, each with jitLen > 0), its own
+ * function i exported as f${i}, for a memory of `pages` wasm pages. The blocks leave through the
+ * imported `go` (the dispatcher's), and jump straight to the page's blocks of earlier modules that
+ * they reach: `have` lists the page offsets of those, and `linked` gets the ones the module imports
+ * (blockImportName; a page's modules are dropped together, so such a link never outlives its
+ * target). Only the dispatcher imports the function table: V8 updates every instance that imports
+ * a table on each change to it, which made compiling quadratic in the number of modules.
  */
-export function emitModule(blocks: BlockShape[], pages: number): Uint8Array<ArrayBuffer> {
+export function emitModule(blocks: BlockShape[], pages: number, have: ReadonlySet<number> = new Set(), linked: number[] = []): Uint8Array<ArrayBuffer> {
   const e = new Emitter();
   e.goIndex = 0; // the import
-  blocks.forEach((b, i) => e.fnIndex.set(b.start, i + 1));
+  const own = new Set(blocks.map((b) => b.start));
+  for (const b of blocks) {
+    for (const po of b.next) {
+      if (have.has(po) && !own.has(po) && !e.fnIndex.has(po)) {
+        e.fnIndex.set(po, 1 + linked.length);
+        linked.push(po);
+      }
+    }
+  }
+  const first = 1 + linked.length;
+  blocks.forEach((b, i) => e.fnIndex.set(b.start, first + i));
   const functions = blocks.map((b) => {
     e.w = new ByteWriter();
     emitBlock(e, b);
@@ -627,12 +645,15 @@ export function emitModule(blocks: BlockShape[], pages: number): Uint8Array<Arra
     for (let i = 0; i < e.regLocals; i++) locals.push(I64);
     return { locals, body: e.w };
   });
-  return buildModule({ ...BLOCK_FN_TYPE, functions, importFunction: "go" }, pages);
+  return buildModule({ ...BLOCK_FN_TYPE, functions, importFunctions: ["go", ...linked.map(blockImportName)] }, pages);
 }
 
-/** The `count` block functions of a module emitModule made, instantiated against `memory` and `go`. */
-export function instantiateBlocks(module: WebAssembly.Module, count: number, memory: WebAssembly.Memory, go: BlockFn): BlockFn[] {
-  const inst = new WebAssembly.Instance(module, { env: { mem: memory, go } });
+/**
+ * The `count` block functions of a module emitModule made, instantiated against `memory`, `go`
+ * and the earlier blocks it links to (`linked`: blockImportName -> function).
+ */
+export function instantiateBlocks(module: WebAssembly.Module, count: number, memory: WebAssembly.Memory, go: BlockFn, linked: Record<string, BlockFn>): BlockFn[] {
+  const inst = new WebAssembly.Instance(module, { env: { ...linked, mem: memory, go } });
   const fns: BlockFn[] = [];
   for (let i = 0; i < count; i++) fns.push(inst.exports[`f${i}`] as BlockFn);
   return fns;

@@ -34,6 +34,8 @@ export interface CompileReply {
   module?: WebAssembly.Module;
   /** Page offsets of its blocks, in function order. */
   starts: number[];
+  /** Page offsets of the page's earlier blocks it imports (emitModule's `linked`). */
+  linked: number[];
   /** Its wasm size. */
   bytes: number;
   error?: string;

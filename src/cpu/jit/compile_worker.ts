@@ -24,13 +24,14 @@ function compile(base: number): CompileReply {
     const work = Array.from(ring.subarray(base + 4, base + 4 + nWork));
     const have = new Map<number, number>();
     for (let k = base + 4 + nWork; k < base + 4 + nWork + nHave; k++) have.set(ring[k]!, 0);
+    const linked: number[] = [];
     // Guest code may change while this runs: the vCPU thread drops a reply for a page written meanwhile.
     const shapes = planBlocks(u16, pageOff, work, have, data.maxModuleBlocks);
-    if (shapes.length === 0) return { id, starts: [], bytes: 0 };
-    const wasm = emitModule(shapes, data.wasmPages);
-    return { id, module: new WebAssembly.Module(wasm), starts: shapes.map((s) => s.start), bytes: wasm.length };
+    if (shapes.length === 0) return { id, starts: [], linked, bytes: 0 };
+    const wasm = emitModule(shapes, data.wasmPages, new Set(have.keys()), linked);
+    return { id, module: new WebAssembly.Module(wasm), starts: shapes.map((s) => s.start), linked, bytes: wasm.length };
   } catch (e) {
-    return { id, starts: [], bytes: 0, error: e instanceof Error ? e.stack ?? e.message : String(e) };
+    return { id, starts: [], linked: [], bytes: 0, error: e instanceof Error ? e.stack ?? e.message : String(e) };
   }
 }
 

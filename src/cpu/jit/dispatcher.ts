@@ -1,6 +1,6 @@
 // How compiled code finds the next block: `go`, a wasm function every module of blocks imports,
-// translates a pc through the fetch TLB, checks the page's gate (0 while the page has no code or a
-// device wrote it) and the direct-mapped block lookup by RAM offset, and tail-calls the block
+// translates a pc through the fetch TLB, finds the block in the direct-mapped lookup by RAM offset
+// (whose entries for a page go when its code is dropped or a device writes it), and tail-calls the block
 // through the function table. So control moves from block to block, across pages, without
 // returning to JavaScript. When there is no block (or no TLB entry) it stores pc and returns: the
 // JavaScript side (exec_jit.ts) sorts out which. The dispatcher JavaScript calls is `go` at the
@@ -23,8 +23,6 @@ export const BLOCK_FN_TYPE: FuncType = { params: [I64, I32, I32], results: [I32]
 
 /** Where `go` finds its tables in the guest-RAM memory. */
 export interface LookupTables {
-  /** Offset of the per-page gates (int32 per RAM page). */
-  gatesOffset: number;
   /** Offset of the block lookup (pairs of int32: RAM offset + 1, table slot). */
   lookupOffset: number;
 }
@@ -39,6 +37,7 @@ function emitGo(t: LookupTables, blockType: number): ByteWriter {
   const op = (...b: number[]): void => { w.bytes(b); };
   const get = (l: number): void => { op(OP.localGet); w.u32(l); };
   const tee = (l: number): void => { op(OP.localTee); w.u32(l); };
+  const set = (l: number): void => { op(OP.localSet); w.u32(l); };
   const i32 = (v: number): void => { op(OP.i32Const); w.s32(v); };
   const mem = (o: number, align: number, offset: number): void => { op(o); w.u32(align); w.u32(offset); };
   const X = HL.TLB_ARRAY_BYTES;
@@ -49,8 +48,7 @@ function emitGo(t: LookupTables, blockType: number): ByteWriter {
   mem(OP.i32Load, 2, HL.TLB_X_TAG_LO * X); get(G_LO); i32(-4096); op(OP.i32And); op(OP.i32Ne);
   get(G_P); mem(OP.i32Load, 2, HL.TLB_X_TAG_HI * X); get(G_PC); op(OP.i64Const); w.s64(32); op(OP.i64ShrU); op(OP.i32WrapI64); op(OP.i32Ne);
   op(OP.i32Or, OP.brIf, 0);
-  get(G_P); mem(OP.i32Load, 2, HL.TLB_X_OFF * X); get(G_LO); i32(0xfff); op(OP.i32And); op(OP.i32Add); tee(G_OFF);
-  i32(12); op(OP.i32ShrU); i32(2); op(OP.i32Shl); mem(OP.i32Load, 2, t.gatesOffset); op(OP.i32Eqz, OP.brIf, 0);
+  get(G_P); mem(OP.i32Load, 2, HL.TLB_X_OFF * X); get(G_LO); i32(0xfff); op(OP.i32And); op(OP.i32Add); set(G_OFF);
   get(G_OFF); i32(1); op(OP.i32ShrU); i32(JIT_LOOKUP_ENTRIES - 1); op(OP.i32And); i32(3); op(OP.i32Shl); tee(G_E);
   mem(OP.i32Load, 2, t.lookupOffset); get(G_OFF); i32(1); op(OP.i32Add); op(OP.i32Ne, OP.brIf, 0);
   get(G_PC); op(OP.i64Const); w.s64(-4096); op(OP.i64And);

@@ -140,8 +140,8 @@ export interface ModuleSpec extends FuncType {
   otherTypes?: FuncType[];
   /** Import `env.tbl`, a funcref table, as table 0. */
   importTable?: boolean;
-  /** Import `env.<name>`, a function of type 0, as function 0 (the module's own functions follow). */
-  importFunction?: string;
+  /** Import `env.<name>` for each name, functions of type 0, as functions 0... (the module's own functions follow). */
+  importFunctions?: string[];
 }
 
 function section(out: ByteWriter, id: number, content: ByteWriter): void {
@@ -162,10 +162,11 @@ export function buildModule(spec: ModuleSpec, pages: number): Uint8Array<ArrayBu
   const types = new ByteWriter().u32(allTypes.length);
   for (const t of allTypes) types.byte(0x60).u32(t.params.length).bytes(t.params).u32(t.results.length).bytes(t.results);
   section(out, 1, types);
-  const imports = new ByteWriter().u32(1 + (spec.importTable ? 1 : 0) + (spec.importFunction ? 1 : 0));
-  if (spec.importFunction) {
+  const importFns = spec.importFunctions ?? [];
+  const imports = new ByteWriter().u32(1 + (spec.importTable ? 1 : 0) + importFns.length);
+  for (const fn of importFns) {
     name(imports, "env");
-    name(imports, spec.importFunction);
+    name(imports, fn);
     imports.byte(0x00).u32(0);
   }
   name(imports, "env");
@@ -182,7 +183,7 @@ export function buildModule(spec: ModuleSpec, pages: number): Uint8Array<ArrayBu
   for (const fn of spec.functions) funcs.u32(fn.type ?? 0);
   section(out, 3, funcs);
   const exports = new ByteWriter().u32(n);
-  const first = spec.importFunction ? 1 : 0;
+  const first = importFns.length;
   for (let i = 0; i < n; i++) {
     name(exports, `f${i}`);
     exports.byte(0x00).u32(first + i);
