@@ -4,7 +4,7 @@ import { HartFastLoop } from "./exec_fast.js";
 import { tlbSetOffset } from "./hart_layout.js";
 import { COLD_RUN, type BlockCache } from "./jit/block_cache.js";
 import { MAX_BLOCK, blockLength } from "./jit/compile_block.js";
-import { HART_JIT_STATUS, JIT_GO_ON, JIT_INTERPRET, W_JIT_DS, W_JIT_XS } from "./hart_layout.js";
+import { HART_JIT_STATUS, JIT_GO_ON, JIT_INTERPRET, JIT_SLICE_END, W_JIT_DS, W_JIT_XS } from "./hart_layout.js";
 
 export abstract class HartJitLoop extends HartFastLoop {
   /** The code cache of this hart's thread; null runs the interpreter only (--cpu-tier interp). */
@@ -65,6 +65,10 @@ export abstract class HartJitLoop extends HartFastLoop {
         this.instret += r;
         stats.instructionsCompiled += r;
         if (n >= limit) break;
+      }
+      if (status[0] === JIT_SLICE_END) { // compiled code wrote sstatus: the slice ends, as after the interpreter's CSR write
+        this.sliceExit = true;
+        break;
       }
       if (status[0] === JIT_INTERPRET) {
         // Most hand-backs are one instruction execFast does (a TLB hit after a fill, FP): no round trip through execSlice.

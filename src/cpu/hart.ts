@@ -176,9 +176,9 @@ export class Hart extends HartJitLoop implements InterruptTarget {
   private execSlice(limit: number): number {
     let n = 0;
     while (n < limit) {
-      if (!this.slowPathOnly) n += this.jit !== null ? this.execJit(limit - n) : this.execFast(limit - n);
-      if (n >= limit) break;
       this.sliceExit = false;
+      if (!this.slowPathOnly) n += this.jit !== null ? this.execJit(limit - n) : this.execFast(limit - n);
+      if (n >= limit || this.sliceExit) break; // compiled code wrote sstatus (JIT_SLICE_END)
       const k = this.execSlow(1);
       n += k;
       if (k === 0 || this.excPending || this.sliceExit || this.irqRaised || this.exitPending !== 0) break;

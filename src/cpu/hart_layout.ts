@@ -19,6 +19,8 @@ export const JIT_GO_ON = 0;
 export const JIT_NOT_ENTRY = 1;
 /** The instruction at pc needs the interpreter (a TLB miss, a misaligned access, an instruction not compiled, too little budget). */
 export const JIT_INTERPRET = 2;
+/** The instruction before pc wrote a CSR that can enable an interrupt (sstatus): the slice ends there, as the interpreter's does. */
+export const JIT_SLICE_END = 3;
 /**
  * Control state as int32 words (index = W_* below): privilege, CSRs, pending interrupts, the
  * LR/SC reservation, run state. With x, f and pc this is the hart's whole architectural state:

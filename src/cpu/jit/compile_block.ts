@@ -15,6 +15,7 @@
 // hart of its thread. One function per block keeps V8's work per function small: its optimizing
 // tier then recompiles only the blocks that are hot, not whole pages.
 import { RVC_TABLE } from "../rvc.js";
+import { MSTATUS_FS, MSTATUS_HI_UXL, MSTATUS_SIE, SSTATUS_MASK } from "../constants.js";
 import * as HL from "../hart_layout.js";
 import { ByteWriter, I32, I64, OP, VOID, buildModule } from "./wasm_module.js";
 import { BLOCK_FN_TYPE } from "./dispatcher.js";
@@ -79,6 +80,7 @@ function classify(insn: number): Kind {
       if (f7 === 1) return f3 === 0 || f3 >= 4 ? Kind.Plain : Kind.Unsupported;
       return Kind.Unsupported;
     case 3: return f3 <= 1 ? Kind.Plain : Kind.Unsupported; // FENCE, FENCE.I
+    case 28: return isSstatusAccess(insn) ? (endsSlice(insn) ? Kind.Transfer : Kind.Plain) : Kind.Unsupported; // SYSTEM: sstatus only
     case 1: case 9: return f3 === 2 || f3 === 3 ? Kind.Plain : Kind.Unsupported; // FLW/FLD, FSW/FSD
     case 11: { // AMO: LR/SC and the read-modify-write ops with wasm atomics (min/max to the interpreter)
       const f5 = insn >>> 27;
@@ -92,10 +94,26 @@ function classify(insn: number): Kind {
 /** funct5 of an AMO -> the wasm atomic rmw sub-opcode of its 32-bit form (the 64-bit one is +1). */
 const AMO_RMW: Record<number, number> = { 0x00: 0x1e, 0x01: 0x41, 0x04: 0x3a, 0x08: 0x33, 0x0c: 0x2c };
 
-/** True for instructions that end a block (jumps, branches, and fence.i, after which the dispatcher looks for code a device wrote). */
+/** True for instructions that end a block (jumps, branches, fence.i, after which the dispatcher looks for code a device wrote, and sstatus writes). */
 function isTransfer(insn: number): boolean {
   const op = (insn >>> 2) & 31;
-  return op === 27 || op === 25 || op === 24 || (op === 3 && ((insn >>> 12) & 7) === 1);
+  return op === 27 || op === 25 || op === 24 || (op === 3 && ((insn >>> 12) & 7) === 1) || (op === 28 && endsSlice(insn));
+}
+
+const CSR_SSTATUS = 0x100;
+
+/**
+ * csrrs/csrrc/csrrsi/csrrci on sstatus: the kernel's interrupt save, disable and restore. The
+ * compiler does these (a write only where it changes nothing but SIE, checked when the operand is a
+ * register); csrrw and every other CSR go to the interpreter.
+ */
+function isSstatusAccess(insn: number): boolean {
+  return insn >>> 20 === CSR_SSTATUS && (((insn >>> 12) & 7) & 3) >= 2;
+}
+
+/** An sstatus access that writes (rs1 or the immediate nonzero): the interpreter ends its slice after it, so compiled code does too. */
+function endsSlice(insn: number): boolean {
+  return isSstatusAccess(insn) && ((insn >>> 15) & 31) !== 0;
 }
 
 /** Scans guest code at RAM byte offset `off` (halfword aligned) up to its page end. */
@@ -196,7 +214,7 @@ function successorsOfTransfer(insn: number, po: number, len: number, out: number
       pushIfInPage(out, po + (((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1)));
       if (rd !== 0) pushIfInPage(out, po + len);
       break;
-    case 3: // FENCE.I
+    case 3: case 28: // FENCE.I, an sstatus write: the next instruction starts a block
       pushIfInPage(out, po + len);
       break;
     default: // JALR
@@ -347,7 +365,6 @@ function emitMulHigh(e: Emitter, f3: number): void {
 }
 
 const MSTATUS = HL.HART_WORDS + 4 * HL.W_MSTATUS;
-const MSTATUS_FS = 0x6000;
 
 /** Hands the instruction at `at` to the interpreter while mstatus.FS is Off (it raises illegal-instruction). */
 function emitFpuOnCheck(e: Emitter, at: number, k: number): void {
@@ -398,6 +415,39 @@ function emitLrSc(e: Emitter, lr: boolean, wide: boolean, rd: number, rs1: numbe
   e.op(OP.else).i32(0).op(OP.end).set(L_LO);
   e.get(P_ST).i32(0).mem(OP.i32Store, 2, W_RES(HL.W_RES_VALID));
   if (rd !== 0) e.setRegStart(rd).get(L_LO).op(OP.i32Eqz).op(OP.i64ExtendI32U).setRegEnd(rd);
+}
+
+/**
+ * csrrs/csrrc/csrrsi/csrrci on sstatus at page offset `at`, as csr.ts does them: from S-mode or
+ * above (else the interpreter raises), rd gets sstatus (mstatus under SSTATUS_MASK, UXL, SD when
+ * FS is dirty). A write that would change a bit other than SIE goes to the interpreter (it may
+ * flush TLBs); otherwise the block ends after it with JIT_SLICE_END, where the interpreter ends
+ * its slice, so a pending interrupt it enabled is taken there.
+ */
+function emitSstatus(e: Emitter, insn: number, at: number, ilen: number, k: number): void {
+  const rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, f3 = (insn >>> 12) & 7;
+  const write = rs1 !== 0;
+  e.get(P_ST).mem(OP.i32Load, 2, HL.HART_WORDS + 4 * HL.W_PRIV).op(OP.i32Eqz).if_().handBack(at, k).end_();
+  if (write) { // L_B: the sstatus bits to set or clear; anything but SIE goes to the interpreter
+    if (f3 >= 4) e.i64(rs1); else e.reg(rs1);
+    e.i64(SSTATUS_MASK).op(OP.i64And).tee(L_B).i64(MSTATUS_SIE).op(OP.i64Or).i64(MSTATUS_SIE).op(OP.i64Ne).if_().handBack(at, k).end_();
+  }
+  e.get(P_ST).mem(OP.i32Load, 2, MSTATUS).set(L_LO);
+  if (rd !== 0) {
+    e.setRegStart(rd);
+    e.get(L_LO).i32(SSTATUS_MASK).op(OP.i32And).op(OP.i64ExtendI32U);
+    e.i32(MSTATUS_HI_UXL | 0x80000000).i32(MSTATUS_HI_UXL).get(L_LO).i32(MSTATUS_FS).op(OP.i32And).i32(MSTATUS_FS).op(OP.i32Eq).op(OP.select);
+    e.op(OP.i64ExtendI32U).i64(32).op(OP.i64Shl).op(OP.i64Or).setRegEnd(rd);
+  }
+  if (!write) return;
+  e.get(P_ST).get(L_LO).get(L_B).op(OP.i32WrapI64);
+  if ((f3 & 3) === 2) e.op(OP.i32Or); // csrrs(i): set
+  else e.i32(-1).op(OP.i32Xor).op(OP.i32And); // csrrc(i): clear
+  e.mem(OP.i32Store, 2, MSTATUS);
+  // the slice ends after this instruction
+  e.get(P_ST).get(P_VPAGE).i64(at + ilen).op(OP.i64Add).op(OP.f64ConvertI64S).mem(OP.f64Store, 3, HL.HART_PC);
+  e.get(P_ST).i32(HL.JIT_SLICE_END).mem(OP.i32Store, 2, HL.HART_JIT_STATUS);
+  e.remAfter(k + 1).op(OP.return);
 }
 
 /** Pushes the 64-bit division result of L_A / L_B with RISC-V's answers for /0 and overflow. */
@@ -573,6 +623,9 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
       }
       case 3: // FENCE: ordering is the host's (the JIT's harts share one thread)
         if (f3 === 1) e.goTo(() => e.pcI64(at, ilen), k + 1); // FENCE.I: stores to code are caught already; `go` finds no block of a page a device wrote
+        break;
+      case 28: // SYSTEM: an sstatus access (isSstatusAccess)
+        emitSstatus(e, insn, at, ilen, k);
         break;
       case 11: { // AMO read-modify-write: a host atomic on the RAM word, after the write-TLB and alignment checks
         const wide = f3 === 3;
