@@ -72,10 +72,18 @@ export abstract class HartJitLoop extends HartFastLoop {
       }
       if (status[0] === JIT_INTERPRET) {
         // Most hand-backs are one instruction execFast does (a TLB hit after a fill, FP): no round trip through execSlice.
+        // It runs on to the end of the block (the dispatcher has no block mid-way); near the end of
+        // the budget a block hands back because it might not fit: the interpreter runs the rest.
         stats.handBacks++;
-        // Near the end of the budget a block hands back because it might not fit: the interpreter runs the rest.
         const left = limit - n;
-        const want = left < MAX_BLOCK ? left : 1;
+        let want = left;
+        if (left >= MAX_BLOCK) {
+          const pc = pcBox[0]!;
+          const lo = pc | 0;
+          const idx = (lo >>> 12) & 2047;
+          const hit = xTagLo[idx] === (lo & -4096) && xTagHi[idx] === (Math.floor(pc / 4294967296) | 0);
+          want = hit ? blockLength(this.u16, xOff[idx]! + (lo & 0xfff)) : 1;
+        }
         this.reachedCode = false;
         const k = this.execFast(want);
         n += k;
