@@ -31,6 +31,14 @@ export abstract class HartJitLoop extends HartFastLoop {
     else super.codeWritten(page);
   }
 
+  /** The RAM offset of the code at virtual `pc` through the fetch TLB; -1 on a miss (execSlow fills it). */
+  private codeOffset(pc: number): number {
+    const lo = pc | 0;
+    const idx = (lo >>> 12) & 2047;
+    if (this.xTagLo[idx] !== (lo & -4096) || this.xTagHi[idx] !== (Math.floor(pc / 4294967296) | 0)) return -1;
+    return this.xOff[idx]! + (lo & 0xfff);
+  }
+
   /**
    * execFast's contract, with compiled code first: the dispatcher runs compiled blocks until it
    * needs the interpreter; then execFast runs on (one instruction compiled code handed back, a
@@ -43,7 +51,6 @@ export abstract class HartJitLoop extends HartFastLoop {
     const jit = this.jit!;
     const stats = jit.stats;
     const pcBox = this.pcBox, status = this.jitStatus!;
-    const xTagLo = this.xTagLo, xTagHi = this.xTagHi, xOff = this.xOff;
     const st = this.stateOffset;
     // The TLB sets compiled code uses: privilege does not change while this loop runs (execSlow changes it).
     this.w[W_JIT_DS] = tlbSetOffset(st, this.dataPriv);
@@ -78,11 +85,8 @@ export abstract class HartJitLoop extends HartFastLoop {
         const left = limit - n;
         let want = left;
         if (left >= MAX_BLOCK) {
-          const pc = pcBox[0]!;
-          const lo = pc | 0;
-          const idx = (lo >>> 12) & 2047;
-          const hit = xTagLo[idx] === (lo & -4096) && xTagHi[idx] === (Math.floor(pc / 4294967296) | 0);
-          want = hit ? blockLength(this.u16, xOff[idx]! + (lo & 0xfff)) : 1;
+          const off = this.codeOffset(pcBox[0]!);
+          want = off >= 0 ? blockLength(this.u16, off) : 1;
         }
         this.reachedCode = false;
         const k = this.execFast(want);
@@ -93,10 +97,8 @@ export abstract class HartJitLoop extends HartFastLoop {
       }
       jit.poll(); // about to interpret: code the compile thread finished may cover pc
       const pc = pcBox[0]!;
-      const lo = pc | 0;
-      const idx = (lo >>> 12) & 2047;
-      if (xTagLo[idx] !== (lo & -4096) || xTagHi[idx] !== (Math.floor(pc / 4294967296) | 0)) break;
-      const off = xOff[idx]! + (lo & 0xfff);
+      const off = this.codeOffset(pc);
+      if (off < 0) break;
       const info = jit.page(off >>> 12);
       const po = off & 0xfff;
       let want: number;

@@ -108,7 +108,7 @@ export class Board {
       this.harts.push(new Hart({ hartId: h, ram: this.ram, vcpuDevices: this.vcpuDevices, time: o.time, stateBlock: true }));
     }
     if (o.jit) {
-      const cache = new BlockCache(this.ram, { background: true }); // compile on V8's threads while the vCPU goes on
+      const cache = new BlockCache(this.ram, { background: true }); // compile on the JIT's compile thread while the vCPU goes on
       for (const hart of this.harts) hart.useJit(cache);
     }
     // With vCPU threads, interrupt lines reach a hart through its control words, never its state block.

@@ -12,7 +12,7 @@
 // entries in the dispatcher's block lookup; the next look at a page so marked drops its code too.
 import { CODE_PAGE, CODE_PAGE_DMA_WRITTEN, type GuestRam } from "../../seams/guest_ram.js";
 import { JIT_LOOKUP_ENTRIES } from "../../seams/guest_ram.js";
-import { blockImportName, emitModule, instantiateBlocks, planBlocks, type BlockFn } from "./compile_block.js";
+import { blockImportName, compileModule, instantiateBlocks, type BlockFn, type CompiledModule } from "./compile_block.js";
 import { CompileService } from "./compile_service.js";
 import { buildDispatcher, type DispatchFn, type LookupTables } from "./dispatcher.js";
 
@@ -117,8 +117,7 @@ export class BlockCache {
     if (opts.background === true) {
       this.service = new CompileService(ram.memory, MAX_MODULE_BLOCKS, (message) => {
         process.stderr.write(`nodevisor: JIT: the compile thread failed, compiling on the vCPU thread from now on: ${message}\n`);
-        for (const job of this.inFlight.values()) job.info.pending = false;
-        this.inFlight.clear();
+        this.abandonInFlight();
       });
     }
     this.u16 = ram.u16;
@@ -193,15 +192,13 @@ export class BlockCache {
         return false;
       } // the ring is full: compile here
     }
-    const shapes = planBlocks(this.u16, pageOff, work, have, MAX_MODULE_BLOCKS);
-    if (shapes.length === 0) {
+    const compiled = compileModule(this.u16, pageOff, work, have, MAX_MODULE_BLOCKS, this.wasmPages);
+    if (compiled === null) {
       if (have === null) info.visits = -4 * this.threshold; // nothing to compile here yet: look again much later
       return false;
     }
     this.markCode(p);
-    const linked: number[] = [];
-    const wasm = emitModule(shapes, this.wasmPages, new Set(have?.keys()), linked);
-    this.install(p, info, shapes.map((s) => s.start), linked, new WebAssembly.Module(wasm), wasm.length);
+    this.install(p, info, compiled);
     this.stats.compileMs += performance.now() - t0;
     return true;
   }
@@ -237,7 +234,7 @@ export class BlockCache {
         continue;
       }
       const t0 = performance.now();
-      this.install(p, info, r.starts, r.linked, r.module, r.bytes);
+      this.install(p, info, { ...r, module: r.module });
       this.stats.compileMs += performance.now() - t0;
     }
   }
@@ -253,7 +250,7 @@ export class BlockCache {
    * Instantiates a compiled module of page `p`'s blocks (at page offsets `starts`, linked to the
    * page's earlier blocks at `linked`) and makes the dispatcher find them.
    */
-  private install(p: number, info: PageInfo, starts: number[], linked: number[], module: WebAssembly.Module, bytes: number): void {
+  private install(p: number, info: PageInfo, { module, starts, linked, bytes }: CompiledModule): void {
     if (this.stats.blocks + starts.length > this.maxBlocks) { // flush keeps p's record
       this.flush(p);
       if (linked.length > 0) return; // the blocks it links to are gone
@@ -287,6 +284,11 @@ export class BlockCache {
   close(): void {
     this.service?.close();
     this.service = null;
+    this.abandonInFlight();
+  }
+
+  /** Forgets the background compiles not taken back: their pages may be compiled again. */
+  private abandonInFlight(): void {
     for (const job of this.inFlight.values()) job.info.pending = false;
     this.inFlight.clear();
   }

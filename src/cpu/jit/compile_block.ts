@@ -154,7 +154,7 @@ export function scanBlock(u16: Uint16Array, off: number): BlockShape {
  * reachable inside the page from the page offsets `work` (in-page branch and jump targets,
  * fall-throughs, return sites of calls), breadth first, at most `max`, none that `have` has.
  */
-export function planBlocks(u16: Uint16Array, pageOff: number, work: number[], have: ReadonlyMap<number, unknown> | null, max: number): BlockShape[] {
+export function planBlocks(u16: Uint16Array, pageOff: number, work: number[], have: PageOffsets | null, max: number): BlockShape[] {
   const starts = new Set<number>();
   const shapes: BlockShape[] = [];
   for (let i = 0; i < work.length && shapes.length < max; i++) {
@@ -676,13 +676,13 @@ export function blockImportName(po: number): string {
  * target). Only the dispatcher imports the function table: V8 updates every instance that imports
  * a table on each change to it, which made compiling quadratic in the number of modules.
  */
-export function emitModule(blocks: BlockShape[], pages: number, have: ReadonlySet<number> = new Set(), linked: number[] = []): Uint8Array<ArrayBuffer> {
+export function emitModule(blocks: BlockShape[], pages: number, have: PageOffsets | null = null, linked: number[] = []): Uint8Array<ArrayBuffer> {
   const e = new Emitter();
   e.goIndex = 0; // the import
   const own = new Set(blocks.map((b) => b.start));
   for (const b of blocks) {
     for (const po of b.next) {
-      if (have.has(po) && !own.has(po) && !e.fnIndex.has(po)) {
+      if (have !== null && have.has(po) && !own.has(po) && !e.fnIndex.has(po)) {
         e.fnIndex.set(po, 1 + linked.length);
         linked.push(po);
       }
@@ -699,6 +699,31 @@ export function emitModule(blocks: BlockShape[], pages: number, have: ReadonlySe
     return { locals, body: e.w };
   });
   return buildModule({ ...BLOCK_FN_TYPE, functions, importFunctions: ["go", ...linked.map(blockImportName)] }, pages);
+}
+
+/** Page offsets of a page's compiled blocks (a Set, or the cache's Map of them). */
+export interface PageOffsets {
+  has(po: number): boolean;
+}
+
+/** A page's module compiled (compileModule): its blocks' page offsets in function order, the earlier blocks it links to, its wasm size. */
+export interface CompiledModule {
+  module: WebAssembly.Module;
+  starts: number[];
+  linked: number[];
+  bytes: number;
+}
+
+/**
+ * Plans, emits and compiles the module of the page at RAM offset `pageOff` (planBlocks,
+ * emitModule): the vCPU thread's compile and the compile thread's. Null when there is nothing to compile.
+ */
+export function compileModule(u16: Uint16Array, pageOff: number, work: number[], have: PageOffsets | null, maxBlocks: number, pages: number): CompiledModule | null {
+  const shapes = planBlocks(u16, pageOff, work, have, maxBlocks);
+  if (shapes.length === 0) return null;
+  const linked: number[] = [];
+  const wasm = emitModule(shapes, pages, have, linked);
+  return { module: new WebAssembly.Module(wasm), starts: shapes.map((s) => s.start), linked, bytes: wasm.length };
 }
 
 /**

@@ -7,6 +7,7 @@
 // (receiveMessageOnPort) when a shared counter says one is there.
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import { workerEntry } from "../../vm/worker_entry.js";
+import type { CompiledModule } from "./compile_block.js";
 
 /** Requests in flight at most: the ring's slots. */
 export const RING_SLOTS = 64;
@@ -28,16 +29,10 @@ export interface CompileWorkerData {
   ring: SharedArrayBuffer;
 }
 
-export interface CompileReply {
+/** A CompiledModule, without `module` when there was nothing to compile or it failed. */
+export interface CompileReply extends Omit<CompiledModule, "module"> {
   id: number;
-  /** The compiled module (emitModule's layout), absent when there was nothing to compile or it failed. */
   module?: WebAssembly.Module;
-  /** Page offsets of its blocks, in function order. */
-  starts: number[];
-  /** Page offsets of the page's earlier blocks it imports (emitModule's `linked`). */
-  linked: number[];
-  /** Its wasm size. */
-  bytes: number;
   error?: string;
 }
 

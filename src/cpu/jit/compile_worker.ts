@@ -4,7 +4,7 @@
 // memory. It never returns to its event loop: it polls the ring, every millisecond while there
 // is work about, and sleeps longer (asking to be notified) after a quiet spell.
 import { workerData, type MessagePort } from "node:worker_threads";
-import { emitModule, planBlocks } from "./compile_block.js";
+import { compileModule } from "./compile_block.js";
 import { C_ASLEEP, C_POSTED, C_READ, C_WRITTEN, RING_SLOTS, SLOT_INTS, type CompileReply, type CompileWorkerData } from "./compile_service.js";
 
 /** Polls a quiet ring this many times (1 ms each) before sleeping until notified. */
@@ -22,14 +22,10 @@ function compile(base: number): CompileReply {
   const id = ring[base]!, pageOff = ring[base + 1]!, nWork = ring[base + 2]!, nHave = ring[base + 3]!;
   try {
     const work = Array.from(ring.subarray(base + 4, base + 4 + nWork));
-    const have = new Map<number, number>();
-    for (let k = base + 4 + nWork; k < base + 4 + nWork + nHave; k++) have.set(ring[k]!, 0);
-    const linked: number[] = [];
+    const have = new Set(ring.subarray(base + 4 + nWork, base + 4 + nWork + nHave));
     // Guest code may change while this runs: the vCPU thread drops a reply for a page written meanwhile.
-    const shapes = planBlocks(u16, pageOff, work, have, data.maxModuleBlocks);
-    if (shapes.length === 0) return { id, starts: [], linked, bytes: 0 };
-    const wasm = emitModule(shapes, data.wasmPages, new Set(have.keys()), linked);
-    return { id, module: new WebAssembly.Module(wasm), starts: shapes.map((s) => s.start), linked, bytes: wasm.length };
+    const compiled = compileModule(u16, pageOff, work, have, data.maxModuleBlocks, data.wasmPages);
+    return compiled === null ? { id, starts: [], linked: [], bytes: 0 } : { id, ...compiled };
   } catch (e) {
     return { id, starts: [], linked: [], bytes: 0, error: e instanceof Error ? e.stack ?? e.message : String(e) };
   }
