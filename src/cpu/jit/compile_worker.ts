@@ -3,6 +3,7 @@
 // and has V8 compile it, then posts the compiled module back and counts the reply in shared
 // memory. It never returns to its event loop: it polls the ring, every millisecond while there
 // is work about, and sleeps longer (asking to be notified) after a quiet spell.
+import { setFlagsFromString } from "node:v8";
 import { workerData, type MessagePort } from "node:worker_threads";
 import { compileModule } from "./compile_block.js";
 import { C_ASLEEP, C_POSTED, C_READ, C_WRITTEN, RING_SLOTS, SLOT_INTS, type CompileReply, type CompileWorkerData } from "./compile_service.js";
@@ -11,6 +12,9 @@ import { C_ASLEEP, C_POSTED, C_READ, C_WRITTEN, RING_SLOTS, SLOT_INTS, type Comp
 const QUIET_POLLS = 200;
 /** The longest sleep: a missed notify costs at most this much latency. */
 const SLEEP_MS = 100;
+
+// V8 compiles a module's functions when first called by default: on the vCPU thread. Eagerly, here.
+setFlagsFromString("--no-wasm-lazy-compilation");
 
 const data = workerData as CompileWorkerData;
 const u16 = new Uint16Array(data.memory.buffer);
