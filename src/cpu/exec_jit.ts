@@ -3,7 +3,7 @@
 import { HartFastLoop } from "./exec_fast.js";
 import { tlbSetOffset } from "./hart_layout.js";
 import { COLD_RUN, type BlockCache } from "./jit/block_cache.js";
-import { MAX_BLOCK, blockLength } from "./jit/compile_block.js";
+import { MAX_BLOCK, NO_TAIL, blockLength, canStartBlock } from "./jit/compile_block.js";
 import { HART_JIT_STATUS, JIT_GO_ON, JIT_INTERPRET, JIT_SLICE_END, W_JIT_DS, W_JIT_XS } from "./hart_layout.js";
 
 export abstract class HartJitLoop extends HartFastLoop {
@@ -37,6 +37,12 @@ export abstract class HartJitLoop extends HartFastLoop {
     const idx = (lo >>> 12) & 2047;
     if (this.xTagLo[idx] !== (lo & -4096) || this.xTagHi[idx] !== (Math.floor(pc / 4294967296) | 0)) return -1;
     return this.xOff[idx]! + (lo & 0xfff);
+  }
+
+  /** The first halfword of the virtual page after pc's, through the fetch TLB (NO_TAIL on a miss): the upper half of an instruction across the page end. */
+  private nextPageHalf(pc: number): number {
+    const off = this.codeOffset(pc - ((pc | 0) & 0xfff) + 4096);
+    return off < 0 ? NO_TAIL : this.u16[off >>> 1]!;
   }
 
   /**
@@ -111,12 +117,14 @@ export abstract class HartJitLoop extends HartFastLoop {
           continue;
         }
         stats.missedEntries++;
-        if (!midBlock && jit.noteMissed(info, po) && jit.compilePage(off >>> 12, info)) continue;
+        // (An entry no block can start at, such as an instruction the compiler does not do, is not worth a compile.)
+        if (!midBlock && canStartBlock(this.u16, off, po === 4094 ? this.nextPageHalf(pc) : NO_TAIL) && jit.noteMissed(info, po) &&
+          jit.compilePage(off >>> 12, info, this.nextPageHalf(pc))) continue;
         want = blockLength(this.u16, off); // to the next block start, which is likely compiled
       } else {
         info.entries.add(po);
         if (++info.visits >= threshold) {
-          if (jit.compilePage(off >>> 12, info)) continue;
+          if (jit.compilePage(off >>> 12, info, this.nextPageHalf(pc))) continue;
         }
         want = COLD_RUN;
       }

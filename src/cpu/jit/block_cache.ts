@@ -12,7 +12,7 @@
 // entries in the dispatcher's block lookup; the next look at a page so marked drops its code too.
 import { CODE_PAGE, CODE_PAGE_DMA_WRITTEN, type GuestRam } from "../../seams/guest_ram.js";
 import { JIT_LOOKUP_ENTRIES } from "../../seams/guest_ram.js";
-import { blockImportName, compileModule, instantiateBlocks, type BlockFn, type CompiledModule } from "./compile_block.js";
+import { NO_TAIL, blockImportName, compileModule, instantiateBlocks, type BlockFn, type CompiledModule } from "./compile_block.js";
 import { CompileService } from "./compile_service.js";
 import { buildDispatcher, type DispatchFn, type LookupTables } from "./dispatcher.js";
 
@@ -169,10 +169,11 @@ export class BlockCache {
   /**
    * Compiles blocks of page `p` from the code as it is now: on the first compile every block
    * reachable in it from the entries seen, later the missed entries and what they reach that the
-   * page's code lacks. True when the code is there now; false when there was nothing to compile
-   * or it compiles in the background.
+   * page's code lacks. `tail` is the first halfword of the next virtual page as the hart maps it
+   * now (scanBlock). True when the code is there now; false when there was nothing to compile or
+   * it compiles in the background.
    */
-  compilePage(p: number, info: PageInfo): boolean {
+  compilePage(p: number, info: PageInfo, tail = NO_TAIL): boolean {
     if (info.pending) return false;
     const t0 = performance.now();
     const have = info.blocks;
@@ -184,7 +185,7 @@ export class BlockCache {
     if (service !== null && service.failure === null) {
       // From the request on, a store to the page drops its record, so code of stale bytes is never installed.
       this.markCode(p);
-      const id = service.request(pageOff, work, have === null ? [] : have.keys());
+      const id = service.request(pageOff, work, have === null ? [] : have.keys(), tail);
       if (id !== 0) {
         info.pending = true;
         this.inFlight.set(id, { p, info, epoch: this.epoch });
@@ -192,7 +193,7 @@ export class BlockCache {
         return false;
       } // the ring is full: compile here
     }
-    const compiled = compileModule(this.u16, pageOff, work, have, MAX_MODULE_BLOCKS, this.wasmPages);
+    const compiled = compileModule(this.u16, pageOff, work, have, MAX_MODULE_BLOCKS, this.wasmPages, tail);
     if (compiled === null) {
       if (have === null) info.visits = -4 * this.threshold; // nothing to compile here yet: look again much later
       return false;

@@ -36,7 +36,12 @@ export interface BlockShape {
   lens: number[];
   /** Page offsets where compiled code may go on from this block (see successorsOfTransfer). */
   next: number[];
+  /** The upper halfword of its last instruction when that crosses into the next page (emitTailGuard), else NO_TAIL. */
+  tail: number;
 }
+
+/** The upper halfword of an instruction across the page end is not known. */
+export const NO_TAIL = -1;
 
 // Parameters and locals of a block function; the guest registers' locals follow (Emitter.reg).
 const P_VPAGE = 0, P_ST = 1, P_REM = 2;
@@ -116,20 +121,36 @@ function endsSlice(insn: number): boolean {
   return isSstatusAccess(insn) && ((insn >>> 15) & 31) !== 0;
 }
 
-/** Scans guest code at RAM byte offset `off` (halfword aligned) up to its page end. */
-export function scanBlock(u16: Uint16Array, off: number): BlockShape {
+/**
+ * Whether a block can start at RAM byte offset `off`: its first instruction is one the compiler
+ * does (`tail`: the upper half of one across the page end). Entries where none can are not worth compiling.
+ */
+export function canStartBlock(u16: Uint16Array, off: number, tail = NO_TAIL): boolean {
+  const lo = u16[off >>> 1]!;
+  if ((lo & 3) !== 3) return classify(RVC_TABLE[lo]!) !== Kind.Unsupported;
+  const hi = (off & 0xfff) <= 4092 ? u16[(off >>> 1) + 1]! : tail;
+  return hi !== NO_TAIL && classify(lo | (hi << 16)) !== Kind.Unsupported;
+}
+
+/**
+ * Scans guest code at RAM byte offset `off` (halfword aligned) up to its page end; `tail` is the
+ * first halfword of the next virtual page as the hart maps it now, for an instruction across the end.
+ */
+export function scanBlock(u16: Uint16Array, off: number, tail = NO_TAIL): BlockShape {
   const insns: number[] = [];
   const lens: number[] = [];
   const next: number[] = [];
   let po = off & 0xfff;
   const pageHalf = (off - po) >>> 1;
   let interpLen = 0;
+  let straddle = false;
   while (interpLen < MAX_BLOCK && po <= 4094) {
     let insn = u16[pageHalf + (po >>> 1)]!;
     let len = 2;
     if ((insn & 3) === 3) {
-      if (po > 4092) break; // crosses into the next page
-      insn = (insn | (u16[pageHalf + (po >>> 1) + 1]! << 16)) | 0;
+      straddle = po > 4092; // it crosses into the next page: compiled with a guard on its upper half
+      if (straddle && tail === NO_TAIL) break;
+      insn = (insn | ((straddle ? tail : u16[pageHalf + (po >>> 1) + 1]!) << 16)) | 0;
       len = 4;
     } else {
       insn = RVC_TABLE[insn]!;
@@ -146,7 +167,7 @@ export function scanBlock(u16: Uint16Array, off: number): BlockShape {
     po += len; // a conditional branch does not end the block: its fall-through path goes on inline
     if (insns.length === MAX_BLOCK || po > 4094) pushIfInPage(next, po);
   }
-  return { start: off & 0xfff, interpLen, jitLen: insns.length, insns, lens, next };
+  return { start: off & 0xfff, interpLen, jitLen: insns.length, insns, lens, next, tail: straddle && insns.length === interpLen ? tail : NO_TAIL };
 }
 
 /**
@@ -154,14 +175,14 @@ export function scanBlock(u16: Uint16Array, off: number): BlockShape {
  * reachable inside the page from the page offsets `work` (in-page branch and jump targets,
  * fall-throughs, return sites of calls), breadth first, at most `max`, none that `have` has.
  */
-export function planBlocks(u16: Uint16Array, pageOff: number, work: number[], have: PageOffsets | null, max: number): BlockShape[] {
+export function planBlocks(u16: Uint16Array, pageOff: number, work: number[], have: PageOffsets | null, max: number, tail = NO_TAIL): BlockShape[] {
   const starts = new Set<number>();
   const shapes: BlockShape[] = [];
   for (let i = 0; i < work.length && shapes.length < max; i++) {
     const po = work[i]!;
     if (starts.has(po) || have?.has(po)) continue;
     starts.add(po);
-    const shape = scanBlock(u16, pageOff + po);
+    const shape = scanBlock(u16, pageOff + po, tail);
     if (shape.jitLen > 0) shapes.push(shape);
     for (const q of shape.next) if (!starts.has(q)) work.push(q);
   }
@@ -484,6 +505,23 @@ function emitDiv32(e: Emitter, f3: number): void {
   e.op(OP.end).op(OP.i64ExtendI32S);
 }
 
+/**
+ * The block's last instruction crosses into the next virtual page: it runs compiled only while the
+ * fetch TLB maps that page and its first halfword is still `tail`. No code-page tracking covers
+ * that halfword (it is in another RAM page, under whatever mapping), so it is checked each time.
+ */
+function emitTailGuard(e: Emitter, tail: number, at: number, k: number): void {
+  const X = HL.TLB_ARRAY_BYTES;
+  e.get(P_VPAGE).i64(4096).op(OP.i64Add).tee(L_ADDR).op(OP.i32WrapI64).tee(L_LO);
+  e.i32(12).op(OP.i32ShrU).i32(2047).op(OP.i32And).i32(2).op(OP.i32Shl);
+  e.get(P_ST).mem(OP.i32Load, 2, HL.HART_WORDS + 4 * HL.W_JIT_XS).op(OP.i32Add).set(L_P);
+  e.get(L_P).mem(OP.i32Load, 2, HL.TLB_X_TAG_LO * X).get(L_LO).op(OP.i32Ne);
+  e.get(L_P).mem(OP.i32Load, 2, HL.TLB_X_TAG_HI * X).get(L_ADDR).i64(32).op(OP.i64ShrU).op(OP.i32WrapI64).op(OP.i32Ne).op(OP.i32Or);
+  e.if_().handBack(at, k).end_();
+  e.get(L_P).mem(OP.i32Load, 2, HL.TLB_X_OFF * X).mem(OP.i32Load16U, 1, 0).i32(tail).op(OP.i32Ne);
+  e.if_().handBack(at, k).end_();
+}
+
 const LOAD_OPS = [OP.i64Load8S, OP.i64Load16S, OP.i64Load32S, OP.i64Load, OP.i64Load8U, OP.i64Load16U, OP.i64Load32U];
 const STORE_OPS = [OP.i64Store8, OP.i64Store16, OP.i64Store32, OP.i64Store];
 
@@ -502,6 +540,7 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
     const rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
     const f3 = (insn >>> 12) & 7, f7 = insn >>> 25;
     const immI = insn >> 20;
+    if (at + ilen > 4096) emitTailGuard(e, shape.tail, at, k);
     switch ((insn >>> 2) & 31) {
       case 13: // LUI
         if (rd !== 0) e.setRegStart(rd).i64(insn & 0xfffff000).setRegEnd(rd);
@@ -718,8 +757,8 @@ export interface CompiledModule {
  * Plans, emits and compiles the module of the page at RAM offset `pageOff` (planBlocks,
  * emitModule): the vCPU thread's compile and the compile thread's. Null when there is nothing to compile.
  */
-export function compileModule(u16: Uint16Array, pageOff: number, work: number[], have: PageOffsets | null, maxBlocks: number, pages: number): CompiledModule | null {
-  const shapes = planBlocks(u16, pageOff, work, have, maxBlocks);
+export function compileModule(u16: Uint16Array, pageOff: number, work: number[], have: PageOffsets | null, maxBlocks: number, pages: number, tail = NO_TAIL): CompiledModule | null {
+  const shapes = planBlocks(u16, pageOff, work, have, maxBlocks, tail);
   if (shapes.length === 0) return null;
   const linked: number[] = [];
   const wasm = emitModule(shapes, pages, have, linked);

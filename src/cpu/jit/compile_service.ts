@@ -11,10 +11,11 @@ import type { CompiledModule } from "./compile_block.js";
 
 /** Requests in flight at most: the ring's slots. */
 export const RING_SLOTS = 64;
-/** int32s per slot: [id, pageOff, nWork, nHave, work..., have...]. */
+/** int32s per slot: [id, pageOff, nWork, nHave, tail, work..., have...]. */
 export const SLOT_INTS = 1024;
+export const SLOT_HEADER = 5;
 /** Work and have entries a request carries at most (more have: the worker may emit blocks the page has; install skips them). */
-export const SLOT_LIST_MAX = (SLOT_INTS - 4) >> 1;
+export const SLOT_LIST_MAX = (SLOT_INTS - SLOT_HEADER) >> 1;
 
 /** Control words (int32): requests written (vCPU thread), requests read (compile thread), replies posted, compile thread asleep. */
 export const C_WRITTEN = 0, C_READ = 1, C_POSTED = 2, C_ASLEEP = 3;
@@ -65,16 +66,16 @@ export class CompileService {
 
   /**
    * Asks for the module of the page at RAM offset `pageOff`: the blocks reachable from `work`,
-   * except those at `have`. Returns the id its reply carries, or 0 when the ring is full.
+   * except those at `have` (`tail`: compileModule's). Returns the id its reply carries, or 0 when the ring is full.
    */
-  request(pageOff: number, work: number[], have: Iterable<number>): number {
+  request(pageOff: number, work: number[], have: Iterable<number>, tail: number): number {
     const c = this.control;
     const written = c[C_WRITTEN]!;
     if (written - Atomics.load(c, C_READ) >= RING_SLOTS) return 0;
     const base = (written % RING_SLOTS) * SLOT_INTS;
     const r = this.ring;
     const id = this.nextId++;
-    let k = base + 4;
+    let k = base + SLOT_HEADER;
     let nWork = 0, nHave = 0;
     for (const po of work) { if (nWork === SLOT_LIST_MAX) break; r[k++] = po; nWork++; }
     for (const po of have) { if (nHave === SLOT_LIST_MAX) break; r[k++] = po; nHave++; }
@@ -82,6 +83,7 @@ export class CompileService {
     r[base + 1] = pageOff;
     r[base + 2] = nWork;
     r[base + 3] = nHave;
+    r[base + 4] = tail;
     Atomics.store(c, C_WRITTEN, written + 1);
     if (Atomics.load(c, C_ASLEEP) === 1) Atomics.notify(c, C_WRITTEN); // only after a long idle spell
     return id;

@@ -6,7 +6,7 @@
 import { setFlagsFromString } from "node:v8";
 import { workerData, type MessagePort } from "node:worker_threads";
 import { compileModule } from "./compile_block.js";
-import { C_ASLEEP, C_POSTED, C_READ, C_WRITTEN, RING_SLOTS, SLOT_INTS, type CompileReply, type CompileWorkerData } from "./compile_service.js";
+import { C_ASLEEP, C_POSTED, C_READ, C_WRITTEN, RING_SLOTS, SLOT_HEADER, SLOT_INTS, type CompileReply, type CompileWorkerData } from "./compile_service.js";
 
 /** Polls a quiet ring this many times (1 ms each) before sleeping until notified. */
 const QUIET_POLLS = 200;
@@ -23,12 +23,13 @@ const control = new Int32Array(data.control);
 const ring = new Int32Array(data.ring);
 
 function compile(base: number): CompileReply {
-  const id = ring[base]!, pageOff = ring[base + 1]!, nWork = ring[base + 2]!, nHave = ring[base + 3]!;
+  const id = ring[base]!, pageOff = ring[base + 1]!, nWork = ring[base + 2]!, nHave = ring[base + 3]!, tail = ring[base + 4]!;
   try {
-    const work = Array.from(ring.subarray(base + 4, base + 4 + nWork));
-    const have = new Set(ring.subarray(base + 4 + nWork, base + 4 + nWork + nHave));
+    const list = base + SLOT_HEADER;
+    const work = Array.from(ring.subarray(list, list + nWork));
+    const have = new Set(ring.subarray(list + nWork, list + nWork + nHave));
     // Guest code may change while this runs: the vCPU thread drops a reply for a page written meanwhile.
-    const compiled = compileModule(u16, pageOff, work, have, data.maxModuleBlocks, data.wasmPages);
+    const compiled = compileModule(u16, pageOff, work, have, data.maxModuleBlocks, data.wasmPages, tail);
     return compiled === null ? { id, starts: [], linked: [], bytes: 0 } : { id, ...compiled };
   } catch (e) {
     return { id, starts: [], linked: [], bytes: 0, error: e instanceof Error ? e.stack ?? e.message : String(e) };

@@ -146,3 +146,26 @@ test("background compiles: code compiled from bytes a device overwrote meanwhile
     cache.close();
   }
 });
+
+test("an instruction across a page end runs compiled, and a store to its upper half (in the next page) takes effect", () => {
+  const { hart, ram, cache } = jitMachine();
+  const rounds = 2, iterations = 3000;
+  const a = new Asm(RAM_BASE);
+  a.li(10, 0).li(12, rounds).li(13, RAM_BASE + 0x1000).li(14, encI(0x13, 10, 0, 10, 100) >>> 16);
+  a.label("outer").li(11, iterations).jal(0, "loop");
+  while (a.here < RAM_BASE + 0xff4) a.addi(0, 0, 0);
+  a.half(0x0001); // c.nop: the loop starts at 0xff6
+  a.label("loop").addi(11, 11, -1).addi(0, 0, 0);
+  assert.equal(a.here, RAM_BASE + 0xffe);
+  a.addi(10, 10, 1); // 0xffe-0x1001: its upper half is the first halfword of the next page
+  a.bne(11, 0, "loop");
+  a.store(1, 14, 13, 0); // sh: the add becomes addi x10, x10, 100
+  a.addi(12, 12, -1).beq(12, 0, "done").jal(0, "outer");
+  const done = a.here;
+  a.label("done").jal(0, "done");
+  ram.write(a.origin, a.bytesOut());
+  hart.setPc(a.origin);
+  runUntil(hart, done);
+  assert.equal(hart.getX(10), BigInt(iterations * 1 + iterations * 100), "one round of +1, one of +100");
+  assert.ok(cache.stats.instructionsCompiled > 0.8 * rounds * iterations * 4, `the loop ran compiled, across the page end (${cache.stats.instructionsCompiled} instructions compiled, ${cache.stats.missedEntries} missed entries)`);
+});
