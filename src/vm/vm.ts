@@ -291,7 +291,7 @@ export class Vm implements VmController {
   /** Loads the payloads and starts the harts. */
   start(): void {
     const c = this.config;
-    const read = (path: string | null) => (path ? { data: new Uint8Array(readFileSync(path)), name: path } : null);
+    const read = (path: string | null) => (path ? { data: readFileSync(path), name: path } : null); // a Buffer is a Uint8Array: no second copy of 40 MiB
     const firmware = this.restoreFrom ? null : read(c.firmware);
     if (!firmware) {
       const sbi = new SbiFirmware({
