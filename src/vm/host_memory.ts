@@ -42,6 +42,21 @@ function loadMadvise(): Madvise | null {
   return madvise;
 }
 
+/** MADV_HUGEPAGE on Linux. */
+const MADV_HUGEPAGE = 14;
+
+/**
+ * Asks the host for transparent huge pages under guest RAM, as QEMU does for its RAM blocks: far
+ * fewer page faults as the guest first touches memory, and fewer host TLB misses on every guest
+ * access. Balloon reclaim still works (returning a 4 KiB page splits its huge page). True when the
+ * advice was taken; NODEVISOR_HUGE_PAGES=0 turns it off.
+ */
+export function adviseHugePages(buffer: SharedArrayBuffer | ArrayBuffer): boolean {
+  if (process.env.NODEVISOR_HUGE_PAGES === "0") return false;
+  const fn = loadMadvise();
+  return fn !== null && fn(new Uint8Array(buffer), buffer.byteLength, MADV_HUGEPAGE) === 0;
+}
+
 /** Loads madvise now (koffi costs ~15 ms): a process waiting to restore a snapshot does it before the request comes. */
 export function preloadReclaim(): void {
   loadMadvise();

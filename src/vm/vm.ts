@@ -9,7 +9,7 @@ import { VirtioBlk } from "../devices/virtio/block/device.js";
 import { VirtioRng } from "../devices/virtio/rng/device.js";
 import { VirtioConsole } from "../devices/virtio/console/device.js";
 import { BALLOON_PAGE, VirtioBalloon } from "../devices/virtio/balloon/device.js";
-import { hostMemoryFor, type HostMemory } from "./host_memory.js";
+import { adviseHugePages, hostMemoryFor, type HostMemory } from "./host_memory.js";
 import { describeBalloon } from "./balloon_info.js";
 import { checkBalloonTarget, checkStatsInterval, DEFAULT_BALLOON, type BalloonConfig } from "./balloon_config.js";
 import type { VirtioDevice } from "../devices/virtio/device.js";
@@ -292,6 +292,9 @@ export class Vm implements VmController {
   start(): void {
     const c = this.config;
     const read = (path: string | null) => (path ? { data: readFileSync(path), name: path } : null); // a Buffer is a Uint8Array: no second copy of 40 MiB
+    // Huge pages before the payloads load; a restore (its RAM is loaded already) does not wait for koffi.
+    if (this.restoreFrom) setImmediate(() => adviseHugePages(this.board.ram.memory.buffer));
+    else adviseHugePages(this.board.ram.memory.buffer);
     const firmware = this.restoreFrom ? null : read(c.firmware);
     if (!firmware) {
       const sbi = new SbiFirmware({
