@@ -1,0 +1,63 @@
+// Side-by-side timing of two builds on the same minutes, for changes to hot paths on a noisy
+// shared machine: boots `run -- sh -c LOOP` from each checkout's dist/ in turn, and times the boot
+// to the shell and the sh arithmetic loop between two guest markers, in wall time and in CPU time
+// of the VM's main (vCPU) thread, which steal from other tenants does not inflate.
+//
+//   node scripts/loop_time.mjs [--tier jit|interp] [--iters 30000] [--rounds 5] DIR [DIR...]
+//
+// Each DIR is a checkout with `npm run build` done (a git worktree of another commit, say).
+// Prints every run, then the medians per DIR.
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+
+const args = process.argv.slice(2);
+const option = (name, fallback) => {
+  const i = args.indexOf(name);
+  if (i < 0) return fallback;
+  const v = args[i + 1];
+  args.splice(i, 2);
+  return v;
+};
+const tier = option("--tier", "jit");
+const iters = Number(option("--iters", "30000"));
+const rounds = Number(option("--rounds", "5"));
+const dirs = (args.length ? args : ["."]).map((d) => resolve(d));
+const loop = `i=0; s=0; while [ $i -lt ${iters} ]; do s=$(( (s * 31 + i) % 1000003 )); i=$((i+1)); done`;
+
+/** utime + stime of thread `tid` of process `pid`, in seconds. */
+function cpuSeconds(pid, tid) {
+  const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function once(dir) {
+  return new Promise((done, fail) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, [`${dir}/dist/cli/main.js`, "run", "--cpu-tier", tier, "--", "sh", "-c", `echo @@s; ${loop}; echo @@e $s`], { cwd: dir, stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    const m = { shell: 0, loop: 0, cpuShell: 0, cpuLoop: 0 };
+    let ts = 0;
+    child.stdout.on("data", (d) => {
+      out += d;
+      const t = performance.now();
+      if (!ts && out.includes("@@s")) { ts = t; m.shell = (t - t0) / 1000; m.cpuShell = cpuSeconds(child.pid, child.pid); }
+      if (ts && !m.loop && out.includes("@@e")) { m.loop = (t - ts) / 1000; m.cpuLoop = cpuSeconds(child.pid, child.pid) - m.cpuShell; }
+    });
+    child.on("close", (status) => (status === 0 && m.loop ? done(m) : fail(new Error(`${dir}: the VM exited with status ${status} before the loop's end marker`))));
+  });
+}
+
+const median = (v) => { const s = [...v].sort((a, b) => a - b); return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+const results = new Map(dirs.map((d) => [d, []]));
+for (let r = 0; r < rounds; r++) {
+  for (const d of dirs) {
+    const m = await once(d);
+    results.get(d).push(m);
+    console.log(`${d}: shell ${m.shell.toFixed(2)} s (CPU ${m.cpuShell.toFixed(2)}), loop ${m.loop.toFixed(2)} s (CPU ${m.cpuLoop.toFixed(2)})`);
+  }
+}
+for (const [d, ms] of results) {
+  const f = (k) => median(ms.map((m) => m[k])).toFixed(2);
+  console.log(`median ${d}: shell ${f("shell")} s (CPU ${f("cpuShell")}), loop ${f("loop")} s (CPU ${f("cpuLoop")})`);
+}
