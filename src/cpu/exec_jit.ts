@@ -117,9 +117,11 @@ export abstract class HartJitLoop extends HartFastLoop {
           continue;
         }
         stats.missedEntries++;
-        // (An entry no block can start at, such as an instruction the compiler does not do, is not worth a compile.)
-        if (!midBlock && canStartBlock(this.u16, off, po === 4094 ? this.nextPageHalf(pc) : NO_TAIL) && jit.noteMissed(info, po) &&
-          jit.compilePage(off >>> 12, info, this.nextPageHalf(pc))) continue;
+        if (!midBlock) {
+          // (An entry no block can start at, such as an instruction the compiler does not do, is not worth a compile.)
+          const tail = this.nextPageHalf(pc);
+          if (canStartBlock(this.u16, off, tail) && jit.noteMissed(info, po) && jit.compilePage(off >>> 12, info, tail)) continue;
+        }
         want = blockLength(this.u16, off); // to the next block start, which is likely compiled
       } else {
         info.entries.add(po);
