@@ -17,7 +17,7 @@
 import { RVC_TABLE } from "../rvc.js";
 import { MSTATUS_FS, MSTATUS_HI_UXL, MSTATUS_SIE, SSTATUS_MASK } from "../constants.js";
 import * as HL from "../hart_layout.js";
-import { ByteWriter, I32, I64, OP, VOID, buildModule } from "./wasm_module.js";
+import { ByteWriter, I32, I64, OP, VOID, buildModule, type FuncType, type FunctionBody } from "./wasm_module.js";
 import { BLOCK_FN_TYPE } from "./dispatcher.js";
 
 /** Longest block compiled (instructions). */
@@ -46,8 +46,11 @@ export const NO_TAIL = -1;
 // Parameters and locals of a block function; the guest registers' locals follow (Emitter.reg).
 const P_VPAGE = 0, P_ST = 1, P_REM = 2;
 const L_ADDR = 3, L_LO = 4, L_P = 5, L_OFF = 6, L_A = 7, L_B = 8, L_T = 9, L_C = 10, L_HB_PO = 11, L_HB_K = 12, L_DS = 13;
-const FIXED_LOCALS = [I64, I32, I32, I32, I64, I64, I64, I64, I32, I32, I32];
-const L_FIRST_REG = 14;
+/** Translations later accesses of a block may reuse (emitAccess), each in two i32 locals from L_ANCHOR: the address's low word and its RAM offset. */
+const ANCHORS = 4;
+const L_ANCHOR = 14;
+const FIXED_LOCALS = [I64, I32, I32, I32, I64, I64, I64, I64, I32, I32, I32, ...new Array<typeof I32>(2 * ANCHORS).fill(I32)];
+const L_FIRST_REG = L_ANCHOR + 2 * ANCHORS;
 
 const R_TAG_LO = HL.TLB_R_TAG_LO * HL.TLB_ARRAY_BYTES, R_TAG_HI = HL.TLB_R_TAG_HI * HL.TLB_ARRAY_BYTES, R_OFF = HL.TLB_R_OFF * HL.TLB_ARRAY_BYTES;
 const W_TAG_LO = HL.TLB_W_TAG_LO * HL.TLB_ARRAY_BYTES, W_TAG_HI = HL.TLB_W_TAG_HI * HL.TLB_ARRAY_BYTES, W_OFF = HL.TLB_W_OFF * HL.TLB_ARRAY_BYTES;
@@ -250,6 +253,10 @@ class Emitter {
   readonly fnIndex = new Map<number, number>();
   /** Function index of `go` (dispatcher.ts) in the module. */
   goIndex = 0;
+  /** Function index of the module's read translate (emitTranslateFn); the write one follows it. */
+  translateIndex = 0;
+  /** Whether a block called the translate functions (emitModule then adds them). */
+  usedTranslate = false;
 
   op(a: number, b?: number): this { this.w.byte(a); if (b !== undefined) this.w.byte(b); return this; }
   get(l: number): this { return this.op(OP.localGet).u(l); }
@@ -272,12 +279,23 @@ class Emitter {
   regLocals = 0;
   /** Whether the current block function has loaded its data TLB set into L_DS. */
   private haveDs = false;
+  /** Page offset of a loop head open in the current block function -> its instruction index and the depth just inside its `loop`. */
+  readonly loopHeads = new Map<number, { index: number; depth: number }>();
+  /** Per anchor (emitAccess): its base register (-1: free), immediate, size and direction (1: write). */
+  readonly anchorBase = new Int32Array(ANCHORS);
+  readonly anchorImm = new Int32Array(ANCHORS);
+  readonly anchorSize = new Int32Array(ANCHORS);
+  readonly anchorWrite = new Uint8Array(ANCHORS);
+  private nextAnchor = 0;
 
   /** Starts a block function: no register or TLB set is in a local yet. */
   startFunction(): void {
     this.regLocal.fill(0);
     this.regLocals = 0;
     this.haveDs = false;
+    this.anchorBase.fill(-1);
+    this.nextAnchor = 0;
+    this.loopHeads.clear();
     this.depth = 0;
     this.cond = 0;
   }
@@ -288,6 +306,28 @@ class Emitter {
     if (this.cond === 0) this.haveDs = true;
     this.get(P_ST).mem(OP.i32Load, 2, HL.HART_WORDS + 4 * HL.W_JIT_DS);
     return this.cond === 0 ? this.tee(L_DS) : this;
+  }
+
+  /** The anchor an access from `base` in this direction may reuse, or -1. */
+  anchorFor(base: number, write: boolean): number {
+    for (let a = 0; a < ANCHORS; a++) if (this.anchorBase[a] === base && this.anchorWrite[a] === (write ? 1 : 0)) return a;
+    return -1;
+  }
+
+  /** Forgets every anchor: code from here on may run again after a register moved (a loop head). */
+  dropAnchors(): void {
+    this.anchorBase.fill(-1);
+  }
+
+  /** Takes an anchor (the oldest when all are taken) for an access from `base` about to be translated. */
+  newAnchor(base: number, imm: number, size: number, write: boolean): number {
+    const a = this.nextAnchor;
+    this.nextAnchor = (a + 1) % ANCHORS;
+    this.anchorBase[a] = base;
+    this.anchorImm[a] = imm;
+    this.anchorSize[a] = size;
+    this.anchorWrite[a] = write ? 1 : 0;
+    return a;
   }
 
   private localOf(r: number): number {
@@ -318,6 +358,7 @@ class Emitter {
   setRegEnd(rd: number): this {
     if (rd === 0) return this.op(OP.drop);
     if (this.cond !== 0) throw new Error("compile_block: a register write inside a conditional construct would leave its local stale");
+    for (let a = 0; a < ANCHORS; a++) if (this.anchorBase[a] === rd) this.anchorBase[a] = -1; // its address moved
     return this.tee(this.localOf(rd)).mem(OP.i64Store, 3, HL.HART_X + 8 * rd);
   }
 
@@ -329,6 +370,11 @@ class Emitter {
 
   /** Goes on at page offset `po` after `retired` more instructions: a tail call when that block is in this module, else through `go`. */
   jumpTo(po: number, retired: number): this {
+    const head = this.loopHeads.get(po);
+    if (head !== undefined) { // back to a loop head of this block: the budget restarts from the block's start as if entered there
+      this.get(P_REM).i32(retired - head.index).op(OP.i32Sub).set(P_REM);
+      return this.op(OP.br).u(this.depth - head.depth);
+    }
     const fn = this.fnIndex.get(po);
     if (fn === undefined) return this.goTo(() => this.pcI64(po, 0), retired);
     this.get(P_VPAGE).get(P_ST).remAfter(retired);
@@ -352,19 +398,78 @@ class Emitter {
 const TWO63 = 1n << 63n;
 
 /**
- * Computes the TLB pointer for the address in L_ADDR and leaves in L_OFF the RAM offset, side
- * exiting (pc at the instruction at page offset `at`, k retired, status 1) on a miss or a misaligned access.
+ * Computes the TLB pointer for the address in L_ADDR and leaves in local `off` (L_OFF) the RAM
+ * offset and in `lo` (L_LO) the address's low word, side exiting (pc at the instruction at page
+ * offset `at`, k retired, status 1) on a miss or a misaligned access.
  */
-function emitTranslate(e: Emitter, write: boolean, size: number, at: number, k: number): void {
+function emitTranslate(e: Emitter, write: boolean, size: number, at: number, k: number, lo = L_LO, off = L_OFF): void {
   // Tags compared by xor and the alignment bits or'ed in: one test and one branch.
-  e.get(L_ADDR).op(OP.i32WrapI64).tee(L_LO)
+  e.get(L_ADDR).op(OP.i32WrapI64).tee(lo)
     .i32(12).op(OP.i32ShrU).i32(2047).op(OP.i32And).i32(2).op(OP.i32Shl).ds().op(OP.i32Add).tee(L_P)
-    .mem(OP.i32Load, 2, write ? W_TAG_LO : R_TAG_LO).get(L_LO).i32(-4096).op(OP.i32And).op(OP.i32Xor)
+    .mem(OP.i32Load, 2, write ? W_TAG_LO : R_TAG_LO).get(lo).i32(-4096).op(OP.i32And).op(OP.i32Xor)
     .get(L_P).mem(OP.i32Load, 2, write ? W_TAG_HI : R_TAG_HI).get(L_ADDR).i64(32).op(OP.i64ShrU).op(OP.i32WrapI64).op(OP.i32Xor)
     .op(OP.i32Or);
-  if (size > 1) e.get(L_LO).i32(size - 1).op(OP.i32And).op(OP.i32Or);
+  if (size > 1) e.get(lo).i32(size - 1).op(OP.i32And).op(OP.i32Or);
   e.if_().handBack(at, k).end_();
-  e.get(L_P).mem(OP.i32Load, 2, write ? W_OFF : R_OFF).get(L_LO).i32(0xfff).op(OP.i32And).op(OP.i32Add).set(L_OFF);
+  e.get(L_P).mem(OP.i32Load, 2, write ? W_OFF : R_OFF).get(lo).i32(0xfff).op(OP.i32And).op(OP.i32Add).set(off);
+}
+
+/** The type of a module's translate functions: (address, state block, size - 1) -> RAM offset, or -1 on a miss or a misaligned access. */
+const TRANSLATE_FN_TYPE: FuncType = { params: [I64, I32, I32], results: [I32] };
+
+/** The body of a module's translate function for loads or stores (`write`), as emitTranslate's lookup. */
+function emitTranslateFn(write: boolean): FunctionBody {
+  const e = new Emitter();
+  const ADDR = 0, ST = 1, MASK = 2, LO = 3, P = 4;
+  e.get(ADDR).op(OP.i32WrapI64).tee(LO)
+    .i32(12).op(OP.i32ShrU).i32(2047).op(OP.i32And).i32(2).op(OP.i32Shl)
+    .get(ST).mem(OP.i32Load, 2, HL.HART_WORDS + 4 * HL.W_JIT_DS).op(OP.i32Add).tee(P)
+    .mem(OP.i32Load, 2, write ? W_TAG_LO : R_TAG_LO).get(LO).i32(-4096).op(OP.i32And).op(OP.i32Xor)
+    .get(P).mem(OP.i32Load, 2, write ? W_TAG_HI : R_TAG_HI).get(ADDR).i64(32).op(OP.i64ShrU).op(OP.i32WrapI64).op(OP.i32Xor)
+    .op(OP.i32Or).get(LO).get(MASK).op(OP.i32And).op(OP.i32Or);
+  e.op(OP.if, VOID).i32(-1).op(OP.return).op(OP.end);
+  e.get(P).mem(OP.i32Load, 2, write ? W_OFF : R_OFF).get(LO).i32(0xfff).op(OP.i32And).op(OP.i32Add);
+  return { locals: [I32, I32], body: e.w, type: 1 };
+}
+
+/**
+ * The local holding the RAM offset of x[base] + imm for a load (or store, `write`) of `size`
+ * bytes at page offset `at`, after `k` retired. An earlier access of the block from the same
+ * base register, unchanged since, in the same direction, looked its page up already (the
+ * anchor): this one's address differs from that one's by a constant, so when it falls in the same
+ * page, aligned, its RAM offset is the anchor's plus that constant, with no TLB lookup (stack
+ * frames, struct fields); otherwise the module's translate function looks it up (a frame across
+ * a page end would hand back on every call). Same direction
+ * only, so the reuse relies on no TLB entry the interpreter would not have used itself.
+ */
+function emitAccess(e: Emitter, base: number, imm: number, write: boolean, size: number, at: number, k: number): number {
+  const a = e.cond === 0 ? e.anchorFor(base, write) : -1;
+  if (a >= 0) {
+    const d = imm - e.anchorImm[a]!, lo = L_ANCHOR + 2 * a;
+    if (d === 0 && size <= e.anchorSize[a]!) return lo + 1; // the anchor's own bytes, or a part of them as aligned
+    e.get(lo).i32(0xfff).op(OP.i32And).i32(d).op(OP.i32Add); // this address's offset in the anchor's page
+    if (size > 1) e.tee(L_LO);
+    e.i32(4096 - size).op(OP.i32GtU);
+    if (size > 1) e.get(L_LO).i32(size - 1).op(OP.i32And).op(OP.i32Or);
+    e.if_(); // another page: a full lookup
+    e.cond++;
+    e.reg(base).i64(imm).op(OP.i64Add).get(P_ST).i32(size - 1).op(OP.call).u(e.translateIndex + (write ? 1 : 0));
+    e.tee(L_OFF).i32(-1).op(OP.i32Eq).if_().handBack(at, k).end_();
+    e.usedTranslate = true;
+    e.op(OP.else);
+    e.get(lo + 1).i32(d).op(OP.i32Add).set(L_OFF);
+    e.cond--;
+    e.end_();
+    return L_OFF;
+  }
+  e.reg(base).i64(imm).op(OP.i64Add).set(L_ADDR);
+  if (base === 0 || e.cond !== 0) {
+    emitTranslate(e, write, size, at, k);
+    return L_OFF;
+  }
+  const lo = L_ANCHOR + 2 * e.newAnchor(base, imm, size, write);
+  emitTranslate(e, write, size, at, k, lo, lo + 1);
+  return lo + 1;
 }
 
 /**
@@ -526,17 +631,45 @@ const LOAD_OPS = [OP.i64Load8S, OP.i64Load16S, OP.i64Load32S, OP.i64Load, OP.i64
 const STORE_OPS = [OP.i64Store8, OP.i64Store16, OP.i64Store32, OP.i64Store];
 
 /** One block's code: its budget check, its instructions, and how it ends. */
+/** Instruction indexes of `shape` that a branch or jump of its own goes back to (a loop inside the block). */
+function loopHeadIndexes(shape: BlockShape): Set<number> {
+  const heads = new Set<number>();
+  const indexAt = new Map<number, number>();
+  let at = shape.start;
+  for (let k = 0; k < shape.jitLen; k++) {
+    indexAt.set(at, k);
+    const insn = shape.insns[k]!;
+    const op = (insn >>> 2) & 31;
+    let target = -1;
+    if (op === 24) target = at + (((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1));
+    else if (op === 27) target = at + (((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1));
+    const j = indexAt.get(target);
+    if (j !== undefined) heads.add(j);
+    at += shape.lens[k]!;
+  }
+  return heads;
+}
+
 function emitBlock(e: Emitter, shape: BlockShape): void {
   const s = shape.start;
-  // Not enough budget for the whole block: the interpreter takes it from here.
   e.startFunction();
   e.op(OP.block, VOID); // the hand-back label (Emitter.handBack)
-  e.get(P_REM).i32(shape.jitLen).op(OP.i32LtU).if_().handBack(s, 0).end_();
+  // A branch back into the block loops inside the function (a `loop` from that instruction to the
+  // block's end) instead of a call per iteration: memset, memcpy and string loops.
+  const heads = loopHeadIndexes(shape);
   let delta = 0; // byte offset of instruction k from the block's start
   for (let k = 0; k < shape.jitLen; k++) {
     const insn = shape.insns[k]!;
     const ilen = shape.lens[k]!;
     const at = s + delta;
+    if (heads.has(k)) {
+      e.op(OP.loop, VOID);
+      e.depth++;
+      e.loopHeads.set(at, { index: k, depth: e.depth });
+      e.dropAnchors(); // the loop's body may move their base registers before it comes round
+    }
+    // Not enough budget for the rest of the block: the interpreter takes it from here.
+    if (k === 0 || heads.has(k)) e.get(P_REM).i32(shape.jitLen).op(OP.i32LtU).if_().handBack(at, k).end_();
     const rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
     const f3 = (insn >>> 12) & 7, f7 = insn >>> 25;
     const immI = insn >> 20;
@@ -567,17 +700,14 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
         break; // not taken: on with the next instruction
       }
       case 0: { // LOAD
-        const size = 1 << (f3 & 3);
-        e.reg(rs1).i64(immI).op(OP.i64Add).set(L_ADDR);
-        emitTranslate(e, false, size, at, k);
-        if (rd !== 0) e.setRegStart(rd).get(L_OFF).mem(LOAD_OPS[f3]!, f3 & 3, 0).setRegEnd(rd);
+        const off = emitAccess(e, rs1, immI, false, 1 << (f3 & 3), at, k);
+        if (rd !== 0) e.setRegStart(rd).get(off).mem(LOAD_OPS[f3]!, f3 & 3, 0).setRegEnd(rd);
         break;
       }
       case 8: { // STORE
         const imm = ((insn >> 25) << 5) | ((insn >>> 7) & 31);
-        e.reg(rs1).i64(imm).op(OP.i64Add).set(L_ADDR);
-        emitTranslate(e, true, 1 << f3, at, k);
-        e.get(L_OFF).reg(rs2).mem(STORE_OPS[f3]!, f3, 0);
+        const off = emitAccess(e, rs1, imm, true, 1 << f3, at, k);
+        e.get(off).reg(rs2).mem(STORE_OPS[f3]!, f3, 0);
         break;
       }
       case 4: { // OP-IMM
@@ -642,9 +772,8 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
       }
       case 1: { // LOAD-FP: with the FPU on (else the interpreter raises); flw NaN-boxes; marks the FPU state dirty
         emitFpuOnCheck(e, at, k);
-        e.reg(rs1).i64(immI).op(OP.i64Add).set(L_ADDR);
-        emitTranslate(e, false, f3 === 3 ? 8 : 4, at, k);
-        e.get(P_ST).get(L_OFF);
+        const off = emitAccess(e, rs1, immI, false, f3 === 3 ? 8 : 4, at, k);
+        e.get(P_ST).get(off);
         if (f3 === 3) e.mem(OP.i64Load, 3, 0);
         else e.mem(OP.i64Load32U, 2, 0).i64(-4294967296).op(OP.i64Or);
         e.mem(OP.i64Store, 3, HL.HART_F + 8 * rd);
@@ -653,9 +782,8 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
       }
       case 9: { // STORE-FP
         emitFpuOnCheck(e, at, k);
-        e.reg(rs1).i64(((insn >> 25) << 5) | ((insn >>> 7) & 31)).op(OP.i64Add).set(L_ADDR);
-        emitTranslate(e, true, f3 === 3 ? 8 : 4, at, k);
-        e.get(L_OFF).get(P_ST);
+        const off = emitAccess(e, rs1, ((insn >> 25) << 5) | ((insn >>> 7) & 31), true, f3 === 3 ? 8 : 4, at, k);
+        e.get(off).get(P_ST);
         if (f3 === 3) e.mem(OP.i64Load, 3, HL.HART_F + 8 * rs2).mem(OP.i64Store, 3, 0);
         else e.mem(OP.i32Load, 2, HL.HART_F + 8 * rs2).mem(OP.i32Store, 2, 0);
         break;
@@ -692,6 +820,7 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
   } else {
     e.jumpTo(s + delta, shape.jitLen); // ran to the end of the page (or MAX_BLOCK): go on there
   }
+  for (let i = 0; i < heads.size; i++) e.end_(); // the loops
   e.op(OP.end); // the hand-back: pc, status, count
   e.get(P_ST).get(P_VPAGE).get(L_HB_PO).op(OP.i64ExtendI32U).op(OP.i64Add).op(OP.f64ConvertI64S).mem(OP.f64Store, 3, HL.HART_PC);
   e.get(P_ST).i32(HL.JIT_INTERPRET).mem(OP.i32Store, 2, HL.HART_JIT_STATUS);
@@ -729,15 +858,17 @@ export function emitModule(blocks: BlockShape[], pages: number, have: PageOffset
   }
   const first = 1 + linked.length;
   blocks.forEach((b, i) => e.fnIndex.set(b.start, first + i));
+  e.translateIndex = first + blocks.length;
   const functions = blocks.map((b) => {
     e.w = new ByteWriter();
     emitBlock(e, b);
     e.op(0x00); // unreachable: every path returned
     const locals = FIXED_LOCALS.slice();
     for (let i = 0; i < e.regLocals; i++) locals.push(I64);
-    return { locals, body: e.w };
+    return { locals, body: e.w } as FunctionBody;
   });
-  return buildModule({ ...BLOCK_FN_TYPE, functions, importFunctions: ["go", ...linked.map(blockImportName)] }, pages);
+  if (e.usedTranslate) functions.push(emitTranslateFn(false), emitTranslateFn(true));
+  return buildModule({ ...BLOCK_FN_TYPE, functions, otherTypes: [TRANSLATE_FN_TYPE], importFunctions: ["go", ...linked.map(blockImportName)] }, pages);
 }
 
 /** Page offsets of a page's compiled blocks (a Set, or the cache's Map of them). */
