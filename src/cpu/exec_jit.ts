@@ -17,6 +17,7 @@ export abstract class HartJitLoop extends HartFastLoop {
     if (this.stateOffset < 0) throw new Error(`hart ${this.hartId}: the JIT needs the hart's state in its block above RAM (HartOptions.stateBlock)`);
     cache.addHart(this);
     this.jit = cache;
+    this.resetJumpCache();
     this.jitStatus = new Int32Array(this.ram.buffer, this.stateOffset + HART_JIT_STATUS, 1);
     this.codeGates = this.ram.jitSlots;
   }

@@ -196,6 +196,8 @@ export abstract class HartBase {
   // Software TLBs, one set per privilege (index = privilege; 2 unused), so traps, ecalls and xret
   // switch sets instead of flushing. Data accesses use the set of dataPriv, fetches the set of priv.
   protected readonly tlbs: TlbSet[];
+  /** The JIT's jump cache in the state block (null without one). */
+  private readonly jumpCache: Int32Array | null;
   protected rTagLo!: Int32Array;
   protected rTagHi!: Int32Array;
   protected rOff!: Uint32Array;
@@ -258,7 +260,9 @@ export abstract class HartBase {
     this.pmpaddr = this.w.subarray(HL.W_PMPADDR, HL.W_PMPADDR + HL.W_PMPADDR_COUNT);
     this.counterDelta = this.d.subarray(HL.D_COUNTER_DELTA, HL.D_COUNTER_DELTA + 3);
     this.counterFrozen = this.d.subarray(HL.D_COUNTER_FROZEN, HL.D_COUNTER_FROZEN + 3);
-    this.tlbs = [0, 1, 2, 3].map((p) => (shared ? makeTlbSet(buf, HL.tlbSetOffset(base, p)) : makeTlbSet()));
+    // (Set 2's room in the state block is the JIT's jump cache; no hart runs at privilege 2.)
+    this.tlbs = [0, 1, 2, 3].map((p) => (shared && p !== 2 ? makeTlbSet(buf, HL.tlbSetOffset(base, p)) : makeTlbSet()));
+    this.jumpCache = shared ? new Int32Array(buf, base + HL.HART_JUMP_CACHE, (HL.JC_ENTRIES * HL.JC_ENTRY_BYTES) / 4) : null;
     this.priv = PRV_M;
     this.dataPriv = PRV_M;
     this.stimecmpValue = Infinity;
@@ -294,7 +298,24 @@ export abstract class HartBase {
     return this.mipSw | this.mipDev;
   }
 
+  /**
+   * A fetch-TLB entry changed, or compiled code was dropped: no entry of the JIT's jump cache
+   * (jit/dispatcher.ts) counts any more. Its memory is cleared only when the generation wraps.
+   */
+  /** Empties the jump cache (a hart attaching to the JIT: the memory may hold a restored generation). */
+  resetJumpCache(): void {
+    this.jumpCache?.fill(0);
+    this.w[HL.W_JC_GEN] = 1;
+  }
+
+  bumpJumpCache(): void {
+    const gen = (this.w[HL.W_JC_GEN]! + 1) | 0;
+    if (gen !== 0) this.w[HL.W_JC_GEN] = gen;
+    else this.resetJumpCache();
+  }
+
   flushTlb(): void {
+    this.bumpJumpCache();
     for (const t of this.tlbs) {
       t.rTagLo.fill(TLB_INVALID);
       t.wTagLo.fill(TLB_INVALID);
@@ -317,6 +338,7 @@ export abstract class HartBase {
 
   /** sfence.vma with an address: drop that page's entries, or everything if a cached superpage covers it. */
   protected flushTlbPage(lo: number, hi: number): void {
+    this.bumpJumpCache();
     const n = this.bigCount;
     if (n > BIG_MAX) { this.flushTlb(); return; }
     for (let i = 0; i < n; i++) {

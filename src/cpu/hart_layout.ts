@@ -1,6 +1,6 @@
 // A hart's state block in guest-RAM memory (above RAM, see seams/guest_ram.ts): byte offsets that
 // the interpreter reaches through typed-array views and the JIT's wasm code through loads/stores.
-import { HART_SLOT_BYTES } from "../seams/guest_ram.js";
+import { HART_JC_GEN_OFFSET, HART_SLOT_BYTES } from "../seams/guest_ram.js";
 
 /** Entries per software-TLB array (direct-mapped by virtual page number). */
 export const TLB_SIZE = 2048;
@@ -61,6 +61,8 @@ export const W_CSR_HI = 23;
 /** The JIT's data and fetch TLB sets (offsets in the memory) for compiled code, set before it runs (exec_jit.ts). */
 export const W_JIT_DS = 24;
 export const W_JIT_XS = 25;
+/** The generation of the jump cache (HART_JUMP_CACHE): an entry counts only if it was made in this one. */
+export const W_JC_GEN = 26;
 /** 64-bit CSRs as lo/hi pairs (slot order: csr.ts C64_*). */
 export const W_C64 = 32;
 export const W_PMPCFG = 64;
@@ -81,10 +83,18 @@ export const D_STIMECMP = 7;
 export const D_SATP_PPN = 8;
 export const D_RES_ADDR = 9;
 
-/** Four software-TLB sets (index = privilege; set 2 unused), each nine arrays of TLB_SIZE int32. */
+/** Four software-TLB sets (index = privilege), each nine arrays of TLB_SIZE int32; set 2's room (no hart runs at privilege 2) holds the jump cache. */
 export const HART_TLB = 4096;
 export const TLB_ARRAY_BYTES = TLB_SIZE * 4;
 export const TLB_SET_BYTES = 9 * TLB_ARRAY_BYTES;
+/**
+ * The JIT's jump cache (jit/dispatcher.ts): JC_ENTRIES of (pc low word, pc high word ^ fetch TLB
+ * set, generation, table slot), so `go` finds the block at a virtual pc without the fetch TLB and
+ * the lookup. Not saved in snapshots (below HART_TLB is).
+ */
+export const HART_JUMP_CACHE = HART_TLB + 2 * TLB_SET_BYTES;
+export const JC_ENTRIES = 4096;
+export const JC_ENTRY_BYTES = 16;
 /** Array order inside a set (offset = index * TLB_ARRAY_BYTES). */
 export const TLB_R_TAG_LO = 0, TLB_R_TAG_HI = 1, TLB_R_OFF = 2;
 export const TLB_W_TAG_LO = 3, TLB_W_TAG_HI = 4, TLB_W_OFF = 5;
@@ -92,6 +102,8 @@ export const TLB_X_TAG_LO = 6, TLB_X_TAG_HI = 7, TLB_X_OFF = 8;
 export const HART_STATE_BYTES = HART_TLB + 4 * TLB_SET_BYTES;
 
 if (HART_WORDS + 4 * WORD_COUNT > HART_DOUBLES || HART_DOUBLES + 8 * DOUBLE_COUNT > HART_TLB) throw new Error("hart_layout.ts: the control regions overlap");
+if (HART_WORDS + 4 * W_JC_GEN !== HART_JC_GEN_OFFSET) throw new Error("hart_layout.ts: W_JC_GEN and HART_JC_GEN_OFFSET in seams/guest_ram.ts disagree");
+if (JC_ENTRIES * JC_ENTRY_BYTES > TLB_SET_BYTES) throw new Error("hart_layout.ts: the jump cache outgrew TLB set 2's room");
 if (HART_STATE_BYTES > HART_SLOT_BYTES) throw new Error(`hart state block (${HART_STATE_BYTES} bytes) outgrew HART_SLOT_BYTES in seams/guest_ram.ts`);
 
 /** Offset of TLB set `priv` in a state block at `base`. */

@@ -67,7 +67,10 @@ export abstract class HartMemory extends HartTraps {
         Atomics.or(ram.dirty, page >>> 5, 1 << (page & 31));
         this.wTagLo[idx] = tag; this.wTagHi[idx] = hi; this.wOff[idx] = off;
       }
-      else { this.xTagLo[idx] = tag; this.xTagHi[idx] = hi; this.xOff[idx] = off; }
+      else {
+        this.xTagLo[idx] = tag; this.xTagHi[idx] = hi; this.xOff[idx] = off;
+        this.bumpJumpCache(); // the entry this one replaced may be cached there
+      }
     }
     return pa;
   }

@@ -25,6 +25,12 @@ const WASM_MAX_BYTES = 65536 * WASM_PAGE;
 /** vCPU state blocks reserved above RAM (one per hart id; see cpu/hart_layout.ts). */
 export const HART_SLOTS = 8;
 export const HART_SLOT_BYTES = 0x49000;
+/**
+ * Byte offset in a hart's state block of the generation of the JIT's jump cache (cpu/hart_layout.ts
+ * W_JC_GEN): a device write over compiled code moves it on in every block, so no cached jump
+ * enters the dropped code.
+ */
+export const HART_JC_GEN_OFFSET = 1024 + 4 * 26;
 /** codePages values: the page holds compiled code; a device has written it since (the JIT drops that code). */
 export const CODE_PAGE = 1;
 export const CODE_PAGE_DMA_WRITTEN = 2;
@@ -152,8 +158,10 @@ export class GuestRam {
     if (!this.codeMayExist || len <= 0) return;
     const flags = this.codePages;
     const last = (off + len - 1) / PAGE;
+    let dropped = false;
     for (let p = Math.floor(off / PAGE); p <= last; p++) {
       if (flags[p] !== 0) {
+        dropped = true;
         flags[p] = CODE_PAGE_DMA_WRITTEN;
         this.slotTable[p] = 0; // the interpreter no longer stops there for compiled code
         // The dispatcher finds none of the page's blocks (nor of pages sharing their lookup entries, which the JIT relinks); its cache drops the code on its next look.
@@ -161,6 +169,7 @@ export class GuestRam {
         this.lookupTable.fill(0, 2 * first, 2 * (first + PAGE / 2));
       }
     }
+    if (dropped) for (let h = 0; h < HART_SLOTS; h++) Atomics.add(this.i32, (this.hartSlotsOffset + h * HART_SLOT_BYTES + HART_JC_GEN_OFFSET) >> 2, 1);
   }
 
   /**

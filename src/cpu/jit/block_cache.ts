@@ -70,6 +70,8 @@ export interface BlockCacheOptions {
 /** A hart the cache protects: its write TLB must stop mapping a page once code there is compiled. */
 export interface JitHart {
   dropWriteMappings(ramPage: number): void;
+  /** Compiled code was dropped: the hart's jump cache may name it. */
+  bumpJumpCache(): void;
 }
 
 export const DEFAULT_THRESHOLD = 1024;
@@ -324,6 +326,7 @@ export class BlockCache {
   private dropCode(p: number, info: PageInfo): boolean {
     const blocks = info.blocks;
     if (blocks === null) return false;
+    for (const h of this.harts) h.bumpJumpCache();
     this.gates[p] = 0;
     const pageOff = p * 4096;
     for (const [po, slot] of blocks) {

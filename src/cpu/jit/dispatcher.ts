@@ -1,7 +1,9 @@
 // How compiled code finds the next block: `go`, a wasm function every module of blocks imports,
-// translates a pc through the fetch TLB, finds the block in the direct-mapped lookup by RAM offset
-// (whose entries for a page go when its code is dropped or a device writes it), and tail-calls the block
-// through the function table. So control moves from block to block, across pages, without
+// looks the virtual pc up in the hart's jump cache (hart_layout.ts HART_JUMP_CACHE: pc -> table
+// slot, valid for one generation, which moves on whenever a fetch-TLB entry changes or code is
+// dropped); on a miss it translates the pc through the fetch TLB, finds the block in the
+// direct-mapped lookup by RAM offset (whose entries for a page go when its code is dropped or a
+// device writes it) and fills the jump cache; either way it tail-calls the block through the function table. So control moves from block to block, across pages, without
 // returning to JavaScript. When there is no block (or no TLB entry) it stores pc and returns: the
 // JavaScript side (exec_jit.ts) sorts out which. The dispatcher JavaScript calls is `go` at the
 // hart's pc.
@@ -28,8 +30,9 @@ export interface LookupTables {
 }
 
 /** `go`'s locals after its three parameters. */
-const GO_LOCALS = [I32, I32, I32, I32];
-const G_PC = 0, G_ST = 1, G_REM = 2, G_LO = 3, G_P = 4, G_OFF = 5, G_E = 6;
+const GO_LOCALS = [I32, I32, I32, I32, I32, I32];
+const G_PC = 0, G_ST = 1, G_REM = 2, G_LO = 3, G_P = 4, G_OFF = 5, G_E = 6, G_HI = 7, G_J = 8;
+const JC = HL.HART_JUMP_CACHE;
 
 /** `go`'s body; `blockType` is the index of BLOCK_FN_TYPE in the module. */
 function emitGo(t: LookupTables, blockType: number): ByteWriter {
@@ -41,9 +44,22 @@ function emitGo(t: LookupTables, blockType: number): ByteWriter {
   const i32 = (v: number): void => { op(OP.i32Const); w.s32(v); };
   const mem = (o: number, align: number, offset: number): void => { op(o); w.u32(align); w.u32(offset); };
   const X = HL.TLB_ARRAY_BYTES;
-  op(OP.block, VOID); // $none
+  // The jump cache: keyed by the pc and the fetch TLB set (privilege), in the current generation.
   get(G_PC); op(OP.i32WrapI64); tee(G_LO);
-  i32(12); op(OP.i32ShrU); i32(2047); op(OP.i32And); i32(2); op(OP.i32Shl);
+  i32(1); op(OP.i32ShrU); get(G_LO); i32(13); op(OP.i32ShrU); op(OP.i32Xor); i32(HL.JC_ENTRIES - 1); op(OP.i32And); i32(4); op(OP.i32Shl); get(G_ST); op(OP.i32Add); set(G_J);
+  get(G_PC); op(OP.i64Const); w.s64(32); op(OP.i64ShrU); op(OP.i32WrapI64); get(G_ST); mem(OP.i32Load, 2, HL.HART_WORDS + 4 * HL.W_JIT_XS); op(OP.i32Xor); set(G_HI);
+  op(OP.block, VOID); // $miss
+  get(G_J); mem(OP.i32Load, 2, JC); get(G_LO); op(OP.i32Ne);
+  get(G_J); mem(OP.i32Load, 2, JC + 4); get(G_HI); op(OP.i32Ne); op(OP.i32Or);
+  get(G_J); mem(OP.i32Load, 2, JC + 8); get(G_ST); mem(OP.i32Load, 2, HL.HART_WORDS + 4 * HL.W_JC_GEN); op(OP.i32Ne); op(OP.i32Or);
+  op(OP.brIf, 0);
+  get(G_PC); op(OP.i64Const); w.s64(-4096); op(OP.i64And);
+  get(G_ST); get(G_REM);
+  get(G_J); mem(OP.i32Load, 2, JC + 12);
+  op(OP.returnCallIndirect); w.u32(blockType); w.u32(0);
+  op(OP.end);
+  op(OP.block, VOID); // $none
+  get(G_LO); i32(12); op(OP.i32ShrU); i32(2047); op(OP.i32And); i32(2); op(OP.i32Shl);
   get(G_ST); mem(OP.i32Load, 2, HL.HART_WORDS + 4 * HL.W_JIT_XS); op(OP.i32Add); tee(G_P);
   mem(OP.i32Load, 2, HL.TLB_X_TAG_LO * X); get(G_LO); i32(-4096); op(OP.i32And); op(OP.i32Ne);
   get(G_P); mem(OP.i32Load, 2, HL.TLB_X_TAG_HI * X); get(G_PC); op(OP.i64Const); w.s64(32); op(OP.i64ShrU); op(OP.i32WrapI64); op(OP.i32Ne);
@@ -51,9 +67,15 @@ function emitGo(t: LookupTables, blockType: number): ByteWriter {
   get(G_P); mem(OP.i32Load, 2, HL.TLB_X_OFF * X); get(G_LO); i32(0xfff); op(OP.i32And); op(OP.i32Add); set(G_OFF);
   get(G_OFF); i32(1); op(OP.i32ShrU); i32(JIT_LOOKUP_ENTRIES - 1); op(OP.i32And); i32(3); op(OP.i32Shl); tee(G_E);
   mem(OP.i32Load, 2, t.lookupOffset); get(G_OFF); i32(1); op(OP.i32Add); op(OP.i32Ne, OP.brIf, 0);
+  // found: into the jump cache, then on
+  get(G_E); mem(OP.i32Load, 2, t.lookupOffset + 4); set(G_E);
+  get(G_J); get(G_LO); mem(OP.i32Store, 2, JC);
+  get(G_J); get(G_HI); mem(OP.i32Store, 2, JC + 4);
+  get(G_J); get(G_ST); mem(OP.i32Load, 2, HL.HART_WORDS + 4 * HL.W_JC_GEN); mem(OP.i32Store, 2, JC + 8);
+  get(G_J); get(G_E); mem(OP.i32Store, 2, JC + 12);
   get(G_PC); op(OP.i64Const); w.s64(-4096); op(OP.i64And);
   get(G_ST); get(G_REM);
-  get(G_E); mem(OP.i32Load, 2, t.lookupOffset + 4);
+  get(G_E);
   op(OP.returnCallIndirect); w.u32(blockType); w.u32(0);
   op(OP.end);
   // no compiled block at pc: leave it for JavaScript

@@ -85,6 +85,33 @@ test("code a device writes over compiled code (DMA) runs instead of the stale co
   assert.ok(cache.stats.instructionsCompiled > compiledBefore + 4000, "the new code was compiled and ran compiled too");
 });
 
+test("a device write over a function compiled code reaches by an indirect call (the jump cache) runs the new code", () => {
+  const { hart, ram, cache } = jitMachine();
+  // The loop calls through x5 (jalr: `go`, which caches where the function's block is) a function in another page.
+  const fnAt = RAM_BASE + 0x3000;
+  const a = new Asm(RAM_BASE);
+  a.li(10, 0).li(11, 5000).li(5, fnAt);
+  a.label("loop").jalr(1, 5, 0).addi(11, 11, -1).bne(11, 0, "loop");
+  const done = a.origin + a.bytesOut().length;
+  a.label("done").jal(0, "done");
+  const fn = new Asm(fnAt);
+  fn.addi(10, 10, 1).jalr(0, 1, 0);
+  ram.write(a.origin, a.bytesOut());
+  ram.write(fn.origin, fn.bytesOut());
+  hart.setPc(a.origin);
+  runUntil(hart, done);
+  assert.equal(hart.getX(10), 5000n);
+  assert.ok(cache.stats.instructionsCompiled > 10_000, `the calls ran compiled (${cache.stats.instructionsCompiled} instructions)`);
+  // A device writes the function anew: addi x10, x10, 7.
+  const insn = new Uint8Array(4);
+  new DataView(insn.buffer).setUint32(0, encI(0x13, 10, 0, 10, 7), true);
+  ram.write(fnAt, insn);
+  hart.setX(10, 0n);
+  hart.setPc(a.origin);
+  runUntil(hart, done);
+  assert.equal(hart.getX(10), 35000n, "5000 calls of the new function");
+});
+
 /** A counting loop of `iterations` adds to x10, then `done: j done`. */
 function countingLoop(iterations: number): { asm: Asm; addAt: number; done: number } {
   const a = new Asm(RAM_BASE);
