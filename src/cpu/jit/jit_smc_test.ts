@@ -58,6 +58,16 @@ for (const fenceI of [true, false]) {
   });
 }
 
+/** A device writes `addi x10, x10, 7` at `at` (GuestRam's accessor, as virtio DMA does); the program runs again from `start` with x10 = 0. */
+function deviceWritesAddi7AndReruns(hart: Hart, ram: GuestRam, at: number, start: number, done: number): void {
+  const insn = new Uint8Array(4);
+  new DataView(insn.buffer).setUint32(0, encI(0x13, 10, 0, 10, 7), true);
+  ram.write(at, insn);
+  hart.setX(10, 0n);
+  hart.setPc(start);
+  runUntil(hart, done);
+}
+
 test("code a device writes over compiled code (DMA) runs instead of the stale compilation", () => {
   const { hart, ram, cache } = jitMachine();
   const a = new Asm(RAM_BASE);
@@ -73,13 +83,8 @@ test("code a device writes over compiled code (DMA) runs instead of the stale co
   assert.equal(hart.getX(10), 5000n);
   const compiledBefore = cache.stats.instructionsCompiled;
   assert.ok(compiledBefore > 4000, `the loop ran compiled (${compiledBefore} instructions)`);
-  // A device (virtio-blk completing a read) writes new code over the loop's add: addi x10, x10, 7.
-  const insn = new Uint8Array(4);
-  new DataView(insn.buffer).setUint32(0, encI(0x13, 10, 0, 10, 7), true);
-  ram.write(addAt, insn);
-  hart.setX(10, 0n);
-  hart.setPc(a.origin);
-  runUntil(hart, done);
+  // A device (virtio-blk completing a read) writes new code over the loop's add.
+  deviceWritesAddi7AndReruns(hart, ram, addAt, a.origin, done);
   assert.equal(hart.getX(10), 35000n, "5000 iterations of the new add");
   assert.ok(cache.stats.invalidations >= 1, "the device write dropped the page's code");
   assert.ok(cache.stats.instructionsCompiled > compiledBefore + 4000, "the new code was compiled and ran compiled too");
@@ -102,13 +107,7 @@ test("a device write over a function compiled code reaches by an indirect call (
   runUntil(hart, done);
   assert.equal(hart.getX(10), 5000n);
   assert.ok(cache.stats.instructionsCompiled > 10_000, `the calls ran compiled (${cache.stats.instructionsCompiled} instructions)`);
-  // A device writes the function anew: addi x10, x10, 7.
-  const insn = new Uint8Array(4);
-  new DataView(insn.buffer).setUint32(0, encI(0x13, 10, 0, 10, 7), true);
-  ram.write(fnAt, insn);
-  hart.setX(10, 0n);
-  hart.setPc(a.origin);
-  runUntil(hart, done);
+  deviceWritesAddi7AndReruns(hart, ram, fnAt, a.origin, done);
   assert.equal(hart.getX(10), 35000n, "5000 calls of the new function");
 });
 
