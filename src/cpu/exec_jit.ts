@@ -3,7 +3,7 @@
 import { HartFastLoop } from "./exec_fast.js";
 import { tlbSetOffset } from "./hart_layout.js";
 import { COLD_RUN, type BlockCache } from "./jit/block_cache.js";
-import { MAX_BLOCK, NO_TAIL, blockLength, canStartBlock } from "./jit/compile_block.js";
+import { MAX_BLOCK, NO_TAIL, blockLength, canStartBlock } from "./jit/block_scan.js";
 import { HART_JIT_STATUS, JIT_GO_ON, JIT_INTERPRET, JIT_SLICE_END, W_JIT_DS, W_JIT_XS } from "./hart_layout.js";
 
 export abstract class HartJitLoop extends HartFastLoop {

@@ -12,7 +12,8 @@
 // entries in the dispatcher's block lookup; the next look at a page so marked drops its code too.
 import { CODE_PAGE, CODE_PAGE_DMA_WRITTEN, type GuestRam } from "../../seams/guest_ram.js";
 import { JIT_LOOKUP_ENTRIES } from "../../seams/guest_ram.js";
-import { NO_TAIL, blockImportName, compileModule, instantiateBlocks, type BlockFn, type CompiledModule } from "./compile_block.js";
+import { blockImportName, compileModule, instantiateBlocks, type BlockFn, type CompiledModule } from "./compile_block.js";
+import { NO_TAIL } from "./block_scan.js";
 import { CompileService } from "./compile_service.js";
 import { buildDispatcher, type DispatchFn, type LookupTables } from "./dispatcher.js";
 
