@@ -20,13 +20,16 @@ test("the web console starts a VM, shows its serial console in xterm.js and stop
   await client.call("POST", "/v1/vms", { name: "web1", memoryMiB: 128 });
 
   const profile = mkdtempSync(join(tmpdir(), "nv-chromium-"));
-  t.after(() => rmSync(profile, { recursive: true, force: true }));
   const browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
-  t.after(() => browser.close());
+  // The profile goes only after the browser has closed (it writes there until then; removing it first failed with ENOTEMPTY).
+  t.after(async () => {
+    await browser.close();
+    rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  });
   const page = browser.pages()[0] ?? (await browser.newPage());
   const problems: string[] = [];
   page.on("pageerror", (e) => problems.push(e.message));
