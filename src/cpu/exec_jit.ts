@@ -135,6 +135,7 @@ export abstract class HartJitLoop extends HartFastLoop {
       if (want > left) want = left;
       this.reachedCode = false;
       const k = this.execFast(want); // counts instret itself
+      if (info.pending) jit.heat(info, k);
       n += k;
       if (k < want && !this.reachedCode) break;
     }

@@ -31,6 +31,8 @@ export interface PageInfo {
   bytes: number;
   /** True while a module of this page compiles in the background (no other is started meanwhile). */
   pending: boolean;
+  /** The compile service's slot of that request (CompileService.heat), -1 when none. */
+  slot: number;
 }
 
 export interface JitStats {
@@ -154,7 +156,7 @@ export class BlockCache {
       info = undefined;
     }
     if (info === undefined) {
-      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false };
+      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false, slot: -1 };
       this.pages.set(p, info);
     }
     return info;
@@ -193,10 +195,11 @@ export class BlockCache {
     if (service !== null && service.failure === null) {
       // From the request on, a store to the page drops its record, so code of stale bytes is never installed.
       this.markCode(p);
-      const id = service.request(pageOff, work, have === null ? [] : have.keys(), tail);
-      if (id !== 0) {
+      const req = service.request(pageOff, work, have === null ? [] : have.keys(), tail);
+      if (req !== null) {
         info.pending = true;
-        this.inFlight.set(id, { p, info, epoch: this.epoch });
+        info.slot = req.slot;
+        this.inFlight.set(req.id, { p, info, epoch: this.epoch });
         this.stats.compileMs += performance.now() - t0;
         return false;
       } // the ring is full: compile here
@@ -210,6 +213,11 @@ export class BlockCache {
     this.install(p, info, compiled);
     this.stats.compileMs += performance.now() - t0;
     return true;
+  }
+
+  /** The interpreter ran `instructions` in a page whose compile is waiting: that request goes earlier. */
+  heat(info: PageInfo, instructions: number): void {
+    if (info.slot >= 0) this.service?.heat(info.slot, instructions);
   }
 
   /** Background compiles asked for and not yet taken back. */
@@ -228,6 +236,7 @@ export class BlockCache {
       if (job === undefined) continue;
       this.inFlight.delete(r.id);
       const { p, info } = job;
+      info.slot = -1;
       if (r.error !== undefined) { // a bug of ours: the page's pending flag stays, so it is never compiled again
         process.stderr.write(`nodevisor: JIT: compiling code of RAM page 0x${p.toString(16)} failed, it stays interpreted: ${r.error}\n`);
         continue;
@@ -298,7 +307,10 @@ export class BlockCache {
 
   /** Forgets the background compiles not taken back: their pages may be compiled again. */
   private abandonInFlight(): void {
-    for (const job of this.inFlight.values()) job.info.pending = false;
+    for (const job of this.inFlight.values()) {
+      job.info.pending = false;
+      job.info.slot = -1;
+    }
     this.inFlight.clear();
   }
 

@@ -1,24 +1,28 @@
 // Compiles the JIT's modules on a thread of their own (compile_worker.ts), so the vCPU thread goes
 // on interpreting while a hot page compiles. Waking a sleeping thread costs 0.3-1 ms of the
 // waker's time on these machines (postMessage and Atomics.notify alike), so nothing here wakes
-// anyone in the common case: requests go into slots of a shared ring the compile thread polls
+// anyone in the common case: requests go into slots of a shared pool the compile thread polls
 // (every millisecond while busy; it sleeps deeper when idle, and only then is it notified), and
 // replies come back on a message port the vCPU thread reads synchronously
-// (receiveMessageOnPort) when a shared counter says one is there.
+// (receiveMessageOnPort) when a shared counter says one is there. The compile thread takes the
+// waiting request the interpreter has run the most instructions in since it was made (its heat),
+// the oldest among equals: a hot page waiting behind colder ones is interpreted all that time.
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import { workerEntry } from "../../vm/worker_entry.js";
 import type { CompiledModule } from "./compile_block.js";
 
-/** Requests in flight at most: the ring's slots. */
+/** Requests in flight at most: the pool's slots. */
 export const RING_SLOTS = 64;
+/** A slot's state (slotState[slot]; its heat is at slotState[RING_SLOTS + slot]): free, written and waiting, being compiled, replied to (freed when the reply is taken). */
+export const SLOT_FREE = 0, SLOT_READY = 1, SLOT_TAKEN = 2, SLOT_REPLIED = 3;
 /** int32s per slot: [id, pageOff, nWork, nHave, tail, work..., have...]. */
 export const SLOT_INTS = 1024;
 export const SLOT_HEADER = 5;
 /** Work and have entries a request carries at most (more have: the worker may emit blocks the page has; install skips them). */
 export const SLOT_LIST_MAX = (SLOT_INTS - SLOT_HEADER) >> 1;
 
-/** Control words (int32): requests written (vCPU thread), requests read (compile thread), replies posted, compile thread asleep. */
-export const C_WRITTEN = 0, C_READ = 1, C_POSTED = 2, C_ASLEEP = 3;
+/** Control words (int32): requests written (vCPU thread), replies posted, compile thread asleep. */
+export const C_WRITTEN = 0, C_POSTED = 2, C_ASLEEP = 3;
 
 export interface CompileWorkerData {
   entry?: string;
@@ -28,11 +32,14 @@ export interface CompileWorkerData {
   replies: MessagePort;
   control: SharedArrayBuffer;
   ring: SharedArrayBuffer;
+  slotState: SharedArrayBuffer;
 }
 
 /** A CompiledModule, without `module` when there was nothing to compile or it failed. */
 export interface CompileReply extends Omit<CompiledModule, "module"> {
   id: number;
+  /** The request's slot (freed when the reply is taken). */
+  slot: number;
   module?: WebAssembly.Module;
   error?: string;
 }
@@ -42,6 +49,9 @@ export class CompileService {
   private readonly replies: MessagePort;
   private readonly control: Int32Array;
   private readonly ring: Int32Array;
+  /** Per slot its state, then per slot its heat. */
+  private readonly slotState: Int32Array;
+  private nextSlot = 0;
   private taken = 0;
   private nextId = 1;
   /** Set when the thread failed: the cache then compiles on the vCPU thread. */
@@ -52,10 +62,12 @@ export class CompileService {
     this.replies = channel.port1;
     const control = new SharedArrayBuffer(16);
     const ring = new SharedArrayBuffer(4 * RING_SLOTS * SLOT_INTS);
+    const slotState = new SharedArrayBuffer(4 * 2 * RING_SLOTS);
     this.control = new Int32Array(control);
     this.ring = new Int32Array(ring);
+    this.slotState = new Int32Array(slotState);
     const { url, entry } = workerEntry("cpu/jit/compile_worker");
-    const data: CompileWorkerData = { entry, memory, wasmPages: memory.buffer.byteLength / 65536, maxModuleBlocks, replies: channel.port2, control, ring };
+    const data: CompileWorkerData = { entry, memory, wasmPages: memory.buffer.byteLength / 65536, maxModuleBlocks, replies: channel.port2, control, ring, slotState };
     this.worker = new Worker(url, { workerData: data, transferList: [channel.port2], name: "jit-compile" });
     this.worker.unref(); // never what keeps a process alive
     this.worker.on("error", (e) => {
@@ -66,13 +78,19 @@ export class CompileService {
 
   /**
    * Asks for the module of the page at RAM offset `pageOff`: the blocks reachable from `work`,
-   * except those at `have` (`tail`: compileModule's). Returns the id its reply carries, or 0 when the ring is full.
+   * except those at `have` (`tail`: compileModule's). Returns the id its reply carries and its
+   * slot (for heat()), or null when every slot is in use.
    */
-  request(pageOff: number, work: number[], have: Iterable<number>, tail: number): number {
-    const c = this.control;
-    const written = c[C_WRITTEN]!;
-    if (written - Atomics.load(c, C_READ) >= RING_SLOTS) return 0;
-    const base = (written % RING_SLOTS) * SLOT_INTS;
+  request(pageOff: number, work: number[], have: Iterable<number>, tail: number): { id: number; slot: number } | null {
+    const c = this.control, state = this.slotState;
+    let slot = -1;
+    for (let i = 0; i < RING_SLOTS && slot < 0; i++) {
+      const s = (this.nextSlot + i) % RING_SLOTS;
+      if (Atomics.load(state, s) === SLOT_FREE) slot = s;
+    }
+    if (slot < 0) return null;
+    this.nextSlot = (slot + 1) % RING_SLOTS;
+    const base = slot * SLOT_INTS;
     const r = this.ring;
     const id = this.nextId++;
     let k = base + SLOT_HEADER;
@@ -84,9 +102,16 @@ export class CompileService {
     r[base + 2] = nWork;
     r[base + 3] = nHave;
     r[base + 4] = tail;
-    Atomics.store(c, C_WRITTEN, written + 1);
+    state[RING_SLOTS + slot] = 0;
+    Atomics.store(state, slot, SLOT_READY);
+    Atomics.add(c, C_WRITTEN, 1);
     if (Atomics.load(c, C_ASLEEP) === 1) Atomics.notify(c, C_WRITTEN); // only after a long idle spell
-    return id;
+    return { id, slot };
+  }
+
+  /** The interpreter ran `instructions` more in the page a waiting request in `slot` compiles. */
+  heat(slot: number, instructions: number): void {
+    this.slotState[RING_SLOTS + slot] += instructions; // a hint: no atomics needed
   }
 
   /** True when a reply may be waiting: one load from shared memory. */
@@ -101,7 +126,9 @@ export class CompileService {
       const m = receiveMessageOnPort(this.replies);
       if (m === undefined) return out;
       this.taken++;
-      out.push(m.message as CompileReply);
+      const reply = m.message as CompileReply;
+      Atomics.store(this.slotState, reply.slot, SLOT_FREE);
+      out.push(reply);
     }
   }
 

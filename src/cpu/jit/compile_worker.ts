@@ -1,12 +1,12 @@
-// The JIT's compile thread (compile_service.ts is the other side): it takes requests from the
-// shared ring, scans the hot page's code in the shared guest RAM, emits the module of its blocks
-// and has V8 compile it, then posts the compiled module back and counts the reply in shared
-// memory. It never returns to its event loop: it polls the ring, every millisecond while there
-// is work about, and sleeps longer (asking to be notified) after a quiet spell.
+// The JIT's compile thread (compile_service.ts is the other side): it takes the hottest waiting
+// request from the shared pool of slots, scans the page's code in the shared guest RAM, emits the
+// module of its blocks and has V8 compile it, then posts the compiled module back and counts the
+// reply in shared memory. It never returns to its event loop: it polls the pool, every
+// millisecond while there is work about, and sleeps longer (asking to be notified) after a quiet spell.
 import { setFlagsFromString } from "node:v8";
 import { workerData, type MessagePort } from "node:worker_threads";
 import { compileModule } from "./compile_block.js";
-import { C_ASLEEP, C_POSTED, C_READ, C_WRITTEN, RING_SLOTS, SLOT_HEADER, SLOT_INTS, type CompileReply, type CompileWorkerData } from "./compile_service.js";
+import { C_ASLEEP, C_POSTED, C_WRITTEN, RING_SLOTS, SLOT_HEADER, SLOT_INTS, SLOT_READY, SLOT_REPLIED, SLOT_TAKEN, type CompileReply, type CompileWorkerData } from "./compile_service.js";
 
 /** Polls a quiet ring this many times (1 ms each) before sleeping until notified. */
 const QUIET_POLLS = 200;
@@ -21,8 +21,25 @@ const u16 = new Uint16Array(data.memory.buffer);
 const replies: MessagePort = data.replies;
 const control = new Int32Array(data.control);
 const ring = new Int32Array(data.ring);
+const slotState = new Int32Array(data.slotState);
 
-function compile(base: number): CompileReply {
+/** The waiting request with the most heat, the oldest (lowest id) among equals; -1 when none waits. */
+function hottest(): number {
+  let best = -1, bestHeat = -1, bestId = 0;
+  for (let s = 0; s < RING_SLOTS; s++) {
+    if (Atomics.load(slotState, s) !== SLOT_READY) continue;
+    const heat = slotState[RING_SLOTS + s]!, id = ring[s * SLOT_INTS]!;
+    if (heat > bestHeat || (heat === bestHeat && id < bestId)) {
+      best = s;
+      bestHeat = heat;
+      bestId = id;
+    }
+  }
+  return best;
+}
+
+function compile(slot: number): CompileReply {
+  const base = slot * SLOT_INTS;
   const id = ring[base]!, pageOff = ring[base + 1]!, nWork = ring[base + 2]!, nHave = ring[base + 3]!, tail = ring[base + 4]!;
   try {
     const list = base + SLOT_HEADER;
@@ -30,17 +47,17 @@ function compile(base: number): CompileReply {
     const have = new Set(ring.subarray(list + nWork, list + nWork + nHave));
     // Guest code may change while this runs: the vCPU thread drops a reply for a page written meanwhile.
     const compiled = compileModule(u16, pageOff, work, have, data.maxModuleBlocks, data.wasmPages, tail);
-    return compiled === null ? { id, starts: [], linked: [], bytes: 0 } : { id, ...compiled };
+    return compiled === null ? { id, slot, starts: [], linked: [], bytes: 0 } : { id, slot, ...compiled };
   } catch (e) {
-    return { id, starts: [], linked: [], bytes: 0, error: e instanceof Error ? e.stack ?? e.message : String(e) };
+    return { id, slot, starts: [], linked: [], bytes: 0, error: e instanceof Error ? e.stack ?? e.message : String(e) };
   }
 }
 
-let read = 0;
 let quiet = 0;
 for (;;) {
   const written = Atomics.load(control, C_WRITTEN);
-  if (written === read) {
+  const slot = hottest();
+  if (slot < 0) {
     if (quiet < QUIET_POLLS) {
       quiet++;
       Atomics.wait(control, C_WRITTEN, written, 1);
@@ -52,9 +69,9 @@ for (;;) {
     continue;
   }
   quiet = 0;
-  const reply = compile((read % RING_SLOTS) * SLOT_INTS);
-  read++;
-  Atomics.store(control, C_READ, read); // the slot is free again
+  Atomics.store(slotState, slot, SLOT_TAKEN);
+  const reply = compile(slot);
+  Atomics.store(slotState, slot, SLOT_REPLIED); // the vCPU thread frees it when it takes the reply
   replies.postMessage(reply);
   Atomics.add(control, C_POSTED, 1);
 }
