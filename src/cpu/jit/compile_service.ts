@@ -15,6 +15,8 @@ import type { CompiledModule } from "./compile_block.js";
 export const RING_SLOTS = 64;
 /** A slot's state (slotState[slot]; its heat is at slotState[RING_SLOTS + slot]): free, written and waiting, being compiled, replied to (freed when the reply is taken). */
 export const SLOT_FREE = 0, SLOT_READY = 1, SLOT_TAKEN = 2, SLOT_REPLIED = 3;
+/** Heat stops here (a request that wrapped negative would never be taken). */
+const HEAT_MAX = 0x3fffffff;
 /** int32s per slot: [id, pageOff, nWork, nHave, tail, work..., have...]. */
 export const SLOT_INTS = 1024;
 export const SLOT_HEADER = 5;
@@ -111,7 +113,8 @@ export class CompileService {
 
   /** The interpreter ran `instructions` more in the page a waiting request in `slot` compiles. */
   heat(slot: number, instructions: number): void {
-    this.slotState[RING_SLOTS + slot] += instructions; // a hint: no atomics needed
+    const h = this.slotState[RING_SLOTS + slot]! + instructions;
+    this.slotState[RING_SLOTS + slot] = h < HEAT_MAX ? h : HEAT_MAX; // a hint, so no atomics; saturated, never wrapped negative
   }
 
   /** True when a reply may be waiting: one load from shared memory. */
