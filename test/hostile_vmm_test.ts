@@ -81,11 +81,19 @@ function startVmm(firmware: Uint8Array, extraArgs: string[] = []): Vmm {
 
 async function connect(vmm: Vmm): Promise<ControlClient> {
   const deadline = performance.now() + 60_000;
-  while (!existsSync(vmm.sock)) {
+  for (;;) {
+    // The socket file appears at bind(), a moment before the server listens: a connection in
+    // between is refused (seen once in CI on a loaded machine), so that is retried too.
+    if (existsSync(vmm.sock)) {
+      try {
+        return await ControlClient.connect(vmm.sock);
+      } catch (e) {
+        if (!/ECONNREFUSED/.test((e as Error).message) || performance.now() > deadline) throw new Error(`${(e as Error).message} VMM stderr: ${vmm.stderrText()}`);
+      }
+    }
     if (performance.now() > deadline) throw new Error(`the control socket never appeared: ${vmm.stderrText()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return ControlClient.connect(vmm.sock);
 }
 
 /** query-status round trips, in ms, one every 50 ms for `ms`. */
