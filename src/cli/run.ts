@@ -26,7 +26,7 @@ import { restoredDisks } from "../vm/snapshot/disk_snapshot.js";
 import { parseMigrationUri, type MigrationUri } from "../vm/migration/stream.js";
 import { IncomingMigration } from "../vm/migration/incoming.js";
 import { RestoreWait, type RestoreRequestHandler } from "../vm/restore_wait.js";
-import { preloadReclaim } from "../vm/host_memory.js";
+import { preloadReclaim, tuneHostAllocator } from "../vm/host_memory.js";
 
 export const RUN_HELP = `Usage: nodevisor run [options] [-- COMMAND [ARGS...]]
 
@@ -412,6 +412,7 @@ async function findImage(name: string | undefined, build: boolean): Promise<Gues
 
 /** Runs the VM to completion; returns the process exit status. */
 export async function runVm(req: VmRunRequest): Promise<number> {
+  tuneHostAllocator(); // this process is the VMM: its compilers' memory churn should not fault in fresh pages
   let server: ControlServer | null = null;
   let waited: Awaited<RestoreWait<RestoreRequest>["requested"]> | null = null;
   let start: BootRequest | RestoreRequest | IncomingRequest;

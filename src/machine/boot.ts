@@ -4,13 +4,13 @@
 
 import { randomBytes } from "node:crypto";
 import type { Board } from "./board.js";
-import { BootImageError, loadFirmware, loadKernel, type LoadedPayload } from "./loader.js";
+import { BootImageError, loadFirmware, loadKernel, placeInRam, type LoadedPayload, type PayloadSource } from "./loader.js";
 import { KERNEL_OFFSET } from "./layout.js";
 
 export interface BootPayloads {
-  kernel: { data: Uint8Array; name: string } | null;
-  initrd: { data: Uint8Array; name: string } | null;
-  firmware: { data: Uint8Array; name: string } | null;
+  kernel: PayloadSource | null;
+  initrd: PayloadSource | null;
+  firmware: PayloadSource | null;
   bootargs: string;
 }
 
@@ -33,24 +33,25 @@ const alignDown = (v: number, a: number): number => Math.floor(v / a) * a;
 export function boot(board: Board, p: BootPayloads): BootLayout {
   const ram = board.ram;
   if (!p.kernel && !p.firmware) throw new BootImageError("Nothing to boot: give a kernel (--kernel) or a firmware (--firmware).");
-  const firmware = p.firmware ? loadFirmware(ram, p.firmware.data, p.firmware.name) : null;
+  const firmware = p.firmware ? loadFirmware(ram, p.firmware) : null;
   if (firmware && p.kernel && firmware.end > ram.base + KERNEL_OFFSET) {
     throw new BootImageError(`Cannot boot: firmware "${p.firmware!.name}" is larger than the 2 MiB below the kernel.`);
   }
-  const kernel = p.kernel ? loadKernel(ram, p.kernel.data, p.kernel.name) : null;
+  const kernel = p.kernel ? loadKernel(ram, p.kernel) : null;
 
   const dtbArea = ram.end - TOP_RESERVE;
   let initrd: { start: number; end: number } | null = null;
   if (p.initrd) {
-    const start = alignDown(dtbArea - p.initrd.data.length, PAGE);
+    const size = p.initrd.size;
+    const start = alignDown(dtbArea - size, PAGE);
     const floor = kernel ? kernel.end : firmware ? firmware.end : ram.base;
     if (start < floor) {
       throw new BootImageError(
-        `Cannot fit initrd "${p.initrd.name}" (${(p.initrd.data.length / 2 ** 20).toFixed(1)} MiB) in RAM beside the kernel. Give the VM more --memory.`,
+        `Cannot fit initrd "${p.initrd.name}" (${(size / 2 ** 20).toFixed(1)} MiB) in RAM beside the kernel. Give the VM more --memory.`,
       );
     }
-    ram.write(start, p.initrd.data);
-    initrd = { start, end: start + p.initrd.data.length };
+    placeInRam(ram, start, p.initrd, 0, size);
+    initrd = { start, end: start + size };
   }
 
   const dtbBytes = board.deviceTree(p.bootargs, initrd, randomBytes(32));

@@ -1,7 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GuestRam } from "../seams/guest_ram.js";
-import { loadKernel, loadFirmware, BootImageError } from "./loader.js";
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadKernel, loadFirmware, BootImageError, bytesSource, fileSource } from "./loader.js";
 
 function fakeImage(size: number, imageSize: number): Uint8Array {
   const img = new Uint8Array(size);
@@ -34,7 +37,7 @@ function fakeElf(paddr: number, payload: number[], memsz: number): Uint8Array {
 
 test("an Image loads 2 MiB into RAM and reserves its BSS", () => {
   const ram = new GuestRam(0x8000_0000, 8 << 20);
-  const p = loadKernel(ram, fakeImage(4096, 1 << 20), "k");
+  const p = loadKernel(ram, bytesSource(fakeImage(4096, 1 << 20), "k"));
   assert.equal(p.entry, 0x8020_0000);
   assert.equal(p.end, 0x8020_0000 + (1 << 20));
   assert.equal(ram.u8[0x200000 + 64], 0xaa);
@@ -42,30 +45,48 @@ test("an Image loads 2 MiB into RAM and reserves its BSS", () => {
 
 test("an Image larger than RAM is refused with advice", () => {
   const ram = new GuestRam(0x8000_0000, 4 << 20);
-  assert.throws(() => loadKernel(ram, fakeImage(4096, 8 << 20), "big"), /needs 10 MiB of RAM.*--memory/);
+  assert.throws(() => loadKernel(ram, bytesSource(fakeImage(4096, 8 << 20), "big")), /needs 10 MiB of RAM.*--memory/);
 });
 
 test("a file that is neither Image nor ELF is refused", () => {
   const ram = new GuestRam(0x8000_0000, 4 << 20);
-  assert.throws(() => loadKernel(ram, new Uint8Array(4096), "junk"), BootImageError);
+  assert.throws(() => loadKernel(ram, bytesSource(new Uint8Array(4096), "junk")), BootImageError);
 });
 
 test("an ELF loads its segments at their physical addresses and zeroes BSS", () => {
   const ram = new GuestRam(0x8000_0000, 4 << 20);
   ram.u8[0x1000 + 5] = 0x77;
-  const p = loadFirmware(ram, fakeElf(0x8000_1000, [1, 2, 3, 4], 16), "fw.elf");
+  const p = loadFirmware(ram, bytesSource(fakeElf(0x8000_1000, [1, 2, 3, 4], 16), "fw.elf"));
   assert.equal(p.entry, 0x8000_1000);
   assert.deepEqual([...ram.read(0x8000_1000, 6)], [1, 2, 3, 4, 0, 0]);
 });
 
 test("an ELF segment outside RAM is refused", () => {
   const ram = new GuestRam(0x8000_0000, 4 << 20);
-  assert.throws(() => loadFirmware(ram, fakeElf(0x1000, [1], 4), "low.elf"), /does not fit in guest RAM/);
+  assert.throws(() => loadFirmware(ram, bytesSource(fakeElf(0x1000, [1], 4), "low.elf")), /does not fit in guest RAM/);
 });
 
 test("a raw firmware binary loads at the start of RAM", () => {
   const ram = new GuestRam(0x8000_0000, 4 << 20);
-  const p = loadFirmware(ram, Uint8Array.of(0x13, 0, 0, 0), "fw.bin");
+  const p = loadFirmware(ram, bytesSource(Uint8Array.of(0x13, 0, 0, 0), "fw.bin"));
   assert.equal(p.entry, 0x8000_0000);
   assert.equal(ram.u8[0], 0x13);
+});
+
+test("boot files are read from disk straight into RAM, and one that shrinks while loading is refused with its size", () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-loader-"));
+  try {
+    const path = join(dir, "fw.elf");
+    writeFileSync(path, fakeElf(0x8000_2000, [9, 8, 7], 8));
+    const ram = new GuestRam(0x8000_0000, 4 << 20);
+    const file = fileSource(path);
+    const p = loadFirmware(ram, file);
+    assert.equal(p.entry, 0x8000_2000);
+    assert.deepEqual([...ram.read(0x8000_2000, 4)], [9, 8, 7, 0]);
+    truncateSync(path, 0x80); // the program headers survive, the segment's bytes do not
+    assert.throws(() => loadFirmware(ram, file), (e: Error) => e instanceof BootImageError && /fw\.elf" has no byte 256 to load: it was 259 bytes when opened and has shrunk/.test(e.message));
+    file.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

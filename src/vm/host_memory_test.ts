@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { adviseHugePages, hostMemoryFor } from "./host_memory.js";
+import { adviseHugePages, hostMemoryFor, tuneHostAllocator } from "./host_memory.js";
 
 const rssAnonKiB = (): number => Number(/RssAnon:\s+(\d+)/.exec(readFileSync("/proc/self/status", "latin1"))?.[1]);
 
@@ -73,5 +73,15 @@ test("NODEVISOR_HUGE_PAGES=0 gives no advice", () => {
     assert.equal(adviseHugePages(memory.buffer), false);
   } finally {
     delete process.env.NODEVISOR_HUGE_PAGES;
+  }
+});
+
+test("the VMM's malloc keeps a fixed mmap threshold and trim threshold on glibc (NODEVISOR_MALLOC_TUNING=0 leaves them)", { skip: process.platform !== "linux" || !(process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime ? "not glibc on Linux" : false }, () => {
+  assert.equal(tuneHostAllocator(), true);
+  process.env.NODEVISOR_MALLOC_TUNING = "0";
+  try {
+    assert.equal(tuneHostAllocator(), false);
+  } finally {
+    delete process.env.NODEVISOR_MALLOC_TUNING;
   }
 });

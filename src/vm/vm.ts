@@ -1,10 +1,10 @@
 // One virtual machine: builds the board from a VmConfig, boots it, runs it and answers the
 // VmController interface (used by the control socket and the CLI alike).
 
-import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { Board } from "../machine/board.js";
 import { boot } from "../machine/boot.js";
+import { fileSource, type PayloadSource } from "../machine/loader.js";
 import { VirtioBlk } from "../devices/virtio/block/device.js";
 import { VirtioRng } from "../devices/virtio/rng/device.js";
 import { VirtioConsole } from "../devices/virtio/console/device.js";
@@ -291,12 +291,10 @@ export class Vm implements VmController {
   /** Loads the payloads and starts the harts. */
   start(): void {
     const c = this.config;
-    const read = (path: string | null) => (path ? { data: readFileSync(path), name: path } : null); // a Buffer is a Uint8Array: no second copy of 40 MiB
     // Huge pages before the payloads load; a restore (its RAM is loaded already) does not wait for koffi.
     if (this.restoreFrom) setImmediate(() => adviseHugePages(this.board.ram.memory.buffer));
     else adviseHugePages(this.board.ram.memory.buffer);
-    const firmware = this.restoreFrom ? null : read(c.firmware);
-    if (!firmware) {
+    if (this.restoreFrom || !c.firmware) {
       const sbi = new SbiFirmware({
         harts: this.board.harts,
         ram: this.board.ram,
@@ -307,7 +305,7 @@ export class Vm implements VmController {
       for (const h of this.board.harts) h.sbiExits = true;
     }
     if (this.restoreFrom) this.restoreState(this.restoreFrom);
-    else boot(this.board, { kernel: read(c.kernel), initrd: read(c.initrd), firmware, bootargs: kernelCommandLine(c) });
+    else this.loadPayloads();
     // Opened only once the payloads loaded, so bad input leaves no file behind; opened here, not
     // lazily, so a bad path fails the start with a sentence instead of killing a running VM.
     if (c.consoleLog) this.serial.openLog(c.consoleLog);
@@ -317,6 +315,18 @@ export class Vm implements VmController {
     this.pageLoader?.start();
     this.feedConsoleInput();
     this.planBalloonStats();
+  }
+
+  /** Reads the firmware, kernel and initrd files straight into guest RAM (loader.ts says why not through buffers). */
+  private loadPayloads(): void {
+    const c = this.config;
+    const files: ReturnType<typeof fileSource>[] = [];
+    const open = (path: string | null): PayloadSource | null => (path ? files[files.push(fileSource(path)) - 1]! : null);
+    try {
+      boot(this.board, { firmware: open(c.firmware), kernel: open(c.kernel), initrd: open(c.initrd), bootargs: kernelCommandLine(c) });
+    } finally {
+      for (const f of files) f.close();
+    }
   }
 
   private planBalloonStats(): void {
