@@ -8,14 +8,12 @@ import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { fileURLToPath } from "node:url";
 import { ensureDefaultImage } from "../src/image/index.js";
 import { ControlClient } from "../src/vm/control_client.js";
 import type { BalloonInfo } from "../src/vm/controller.js";
 import { FAST_BOOT_ARGS } from "../src/vm/vm.js";
-import { fmt } from "./boot.js";
+import { fmt, VMM_ARGS } from "./boot.js";
 
-const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -40,7 +38,7 @@ async function move(set: () => Promise<unknown>, actual: () => Promise<number>, 
 
 async function ours(dir: string, reporting: boolean, moveToo: boolean): Promise<BalloonFigures> {
   const sock = join(dir, `ours-${reporting}.sock`);
-  const vm = spawn(process.execPath, [CLI, "run", "--memory", "2G", "--balloon", `reporting=${reporting ? "on" : "off"}`, "--control-socket", sock, "--console", "none"], { stdio: ["ignore", "pipe", "inherit"] });
+  const vm = spawn(process.execPath, [...VMM_ARGS, "run", "--memory", "2G", "--balloon", `reporting=${reporting ? "on" : "off"}`, "--control-socket", sock, "--console", "none"], { stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   vm.stdout!.on("data", (d) => (out += d));
   try {

@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { ensureDefaultImage } from "../src/image/index.js";
 import { commandArgument } from "../src/vm/guest_protocol.js";
 import { FAST_BOOT_ARGS } from "../src/vm/vm.js";
+import { vmmNodeFlags } from "../src/cli/vmm_node_flags.js";
 import { ControlClient } from "../src/vm/control_client.js";
 import type { VmStats } from "../src/vm/controller.js";
 import { mkdtempSync, rmSync, existsSync, readFileSync } from "node:fs";
@@ -14,6 +15,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
+/** What users start (`npx nodevisor`): it starts the VMM process again with its Node flags (bin/nodevisor.js). */
+const BIN = fileURLToPath(new URL("../bin/nodevisor.js", import.meta.url));
+/** The VMM process itself, with the flags bin/nodevisor.js gives it: for figures read off its pid. */
+export const VMM_ARGS = [...vmmNodeFlags([]), CLI];
 /** A fixed CPU-bound guest workload (busybox sh integer arithmetic), between two serial-console markers. */
 export const LOOP = "i=0; s=0; while [ $i -lt 30000 ]; do s=$(( (s * 31 + i) % 1000003 )); i=$((i+1)); done";
 // The pause after the end marker keeps the VM up while the host reads its counters.
@@ -27,8 +32,8 @@ export interface RunTiming {
 }
 
 export async function runOurs(argv: string[], runArgs: string[] = []): Promise<RunTiming> {
-  const t0 = performance.now();
-  const child = spawn(process.execPath, [CLI, "run", ...runArgs, "--", ...argv], {
+  const t0 = performance.now(), epoch0 = performance.timeOrigin + t0;
+  const child = spawn(process.execPath, [BIN, "run", ...runArgs, "--", ...argv], {
     env: { ...process.env, NODEVISOR_TIMINGS: "1" },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -39,8 +44,8 @@ export async function runOurs(argv: string[], runArgs: string[] = []): Promise<R
   const totalMs = performance.now() - t0;
   const m = /nodevisor-timings (\{.*\})/.exec(stderr);
   if (status !== 0 || !m) throw new Error(`nodevisor run failed (status ${status}): ${stderr.slice(-1500)}`);
-  const t = JSON.parse(m[1]!) as { initMs: number | null; instructions: number };
-  return { initMs: t.initMs, totalMs, instructions: t.instructions };
+  const t = JSON.parse(m[1]!) as { initAtEpochMs: number | null; instructions: number };
+  return { initMs: t.initAtEpochMs === null ? null : t.initAtEpochMs - epoch0, totalMs, instructions: t.instructions };
 }
 
 export interface WorkloadTiming {
@@ -66,7 +71,7 @@ function rssOf(pid: number | undefined): number {
 export async function workloadOurs(runArgs: string[] = [], workload: string[] = WORKLOAD, env: NodeJS.ProcessEnv = {}): Promise<WorkloadTiming> {
   const dir = mkdtempSync(join(tmpdir(), "nodevisor-bench-"));
   const sock = join(dir, "vm.sock");
-  const child = spawn(process.execPath, [CLI, "run", ...runArgs, "--control-socket", sock, "--", ...workload], {
+  const child = spawn(process.execPath, [...VMM_ARGS, "run", ...runArgs, "--control-socket", sock, "--", ...workload], {
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, ...env },
   });

@@ -1,10 +1,10 @@
 // The host daemon: API latency with 100 VMs in the inventory, host CPU of 10 idle VMs at their
 // shell prompt, and VMM memory beyond the guest RAM each VM touched.
 
+import { VMM_ARGS } from "./boot.js";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { ApiClient } from "../src/host/api_client.js";
 import { Daemon } from "../src/host/daemon.js";
 import { killLeftoverVms } from "../src/host/testing/daemon_fixture.js";
@@ -12,7 +12,6 @@ import { writeTinyKernels } from "../src/host/testing/tiny_kernels.js";
 import { ensureDefaultImage } from "../src/image/index.js";
 import { touchedBytesFromSmaps } from "../src/vm/memory_touched.js";
 
-const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
 const TICKS_PER_SECOND = 100;
 const SAMPLE_MS = 10_000;
 
@@ -47,7 +46,7 @@ export async function benchDaemon(): Promise<void> {
   const kernels = writeTinyKernels(dir);
   const daemon = await Daemon.start({
     paths,
-    command: { execPath: process.execPath, prefix: [CLI] },
+    command: { execPath: process.execPath, prefix: VMM_ARGS },
     capacity: { cores: 64, cpuOvercommit: 4, memoryOvercommit: 4 },
     log: () => {},
   });

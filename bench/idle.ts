@@ -1,12 +1,11 @@
 // Idle cost: host CPU used by a booted VM sitting at its shell prompt, nodevisor beside QEMU.
 
+import { VMM_ARGS } from "./boot.js";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { ensureDefaultImage } from "../src/image/index.js";
 import { FAST_BOOT_ARGS, QUIET_IDLE_ARGS } from "../src/vm/vm.js";
 
-const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 const SAMPLE_MS = 5000;
 
@@ -40,7 +39,7 @@ async function idlePercent(child: ChildProcess, prompt: RegExp): Promise<number>
 export async function benchIdle(): Promise<void> {
   const image = await ensureDefaultImage();
   console.log("\n== Idle: host CPU of a VM waiting at its shell prompt (percent of one core) ==");
-  const ours = await idlePercent(spawn(process.execPath, [CLI, "run"], { stdio: ["pipe", "pipe", "ignore"] }), /~# /);
+  const ours = await idlePercent(spawn(process.execPath, [...VMM_ARGS, "run"], { stdio: ["pipe", "pipe", "ignore"] }), /~# /);
   let qemu: number | null = null;
   if (spawnSync("qemu-system-riscv64", ["--version"]).status === 0) {
     const args = ["-M", "virt", "-m", "512", "-nographic", "-kernel", image.kernel, "-initrd", image.initrd,

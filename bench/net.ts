@@ -5,6 +5,7 @@
 // achieved rate and its neighbour's throughput, and host-to-guest TCP over user mode (passt for
 // both). Times are taken inside the guests from /proc/uptime, the limited NIC's rate from its counters.
 
+import { VMM_ARGS } from "./boot.js";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -94,7 +95,7 @@ function median(runs: NetFigures[]): NetFigures {
 }
 
 function ours(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
-  return new Proc(spawn(process.execPath, [CLI, "run", "--memory", "256M", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } }));
+  return new Proc(spawn(process.execPath, [...VMM_ARGS, "run", "--memory", "256M", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } }));
 }
 
 function qemu(image: { kernel: string; initrd: string }, command: string, netdev: string, mac: string, memoryMb = 256): Proc {

@@ -15,7 +15,7 @@ import { ensureDefaultImage } from "../src/image/index.js";
 import { ControlClient } from "../src/vm/control_client.js";
 import type { VmStats, VmStatus } from "../src/vm/controller.js";
 import { FAST_BOOT_ARGS } from "../src/vm/vm.js";
-import { fmt } from "./boot.js";
+import { fmt, VMM_ARGS } from "./boot.js";
 
 const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -23,7 +23,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A process that only loads Node and the CLI bundle (`run --help`): the floor under any restore. */
 async function programLoadMs(): Promise<number> {
   const t0 = performance.now();
-  const p = spawn(process.execPath, [CLI, "run", "--help"], { stdio: "ignore" });
+  const p = spawn(process.execPath, [...VMM_ARGS, "run", "--help"], { stdio: "ignore" });
   await new Promise((r) => p.on("close", r));
   return performance.now() - t0;
 }
@@ -47,7 +47,7 @@ async function untilExists(path: string): Promise<void> {
 async function ours(dir: string, memory: string): Promise<SnapshotFigures> {
   const sock = join(dir, "a.sock");
   const snap = join(dir, "ours.snap");
-  const vm = spawn(process.execPath, [CLI, "run", "--memory", memory, "--control-socket", sock, "--console", "none"], { stdio: ["ignore", "pipe", "pipe"] });
+  const vm = spawn(process.execPath, [...VMM_ARGS, "run", "--memory", memory, "--control-socket", sock, "--console", "none"], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
   vm.stdout!.on("data", (d) => (out += d));
@@ -66,7 +66,7 @@ async function ours(dir: string, memory: string): Promise<SnapshotFigures> {
     // Live migration of the same idle guest to a second process.
     const mig = join(dir, "mig.sock");
     let destErr = "";
-    const dest = spawn(process.execPath, [CLI, "run", "--incoming", `unix:${mig}`, "--console", "none"], { stdio: ["ignore", "ignore", "pipe"] });
+    const dest = spawn(process.execPath, [...VMM_ARGS, "run", "--incoming", `unix:${mig}`, "--console", "none"], { stdio: ["ignore", "ignore", "pipe"] });
     dest.stderr!.on("data", (d) => (destErr += d));
     while (!destErr.includes("waiting for a migration")) await sleep(20);
     const t2 = performance.now();
@@ -83,7 +83,7 @@ async function ours(dir: string, memory: string): Promise<SnapshotFigures> {
 
     const sock2 = join(dir, "b.sock");
     const t1 = performance.now();
-    const restored = spawn(process.execPath, [CLI, "run", "--restore", snap, "--control-socket", sock2, "--console", "none"], { stdio: ["ignore", "ignore", "inherit"] });
+    const restored = spawn(process.execPath, [...VMM_ARGS, "run", "--restore", snap, "--control-socket", sock2, "--console", "none"], { stdio: ["ignore", "ignore", "inherit"] });
     await untilExists(sock2);
     const c2 = await ControlClient.connect(sock2);
     // Running again: the restored vCPUs have retired instructions of their own.
@@ -97,7 +97,7 @@ async function ours(dir: string, memory: string): Promise<SnapshotFigures> {
     await new Promise((res) => restored.on("close", res));
     // The same snapshot into a process that was started ahead and waits (Firecracker's model).
     const sock3 = join(dir, "w.sock");
-    const warm = spawn(process.execPath, [CLI, "run", "--restore-wait", "--control-socket", sock3, "--console", "none", "--name", "warm"], { stdio: ["ignore", "ignore", "inherit"] });
+    const warm = spawn(process.execPath, [...VMM_ARGS, "run", "--restore-wait", "--control-socket", sock3, "--console", "none", "--name", "warm"], { stdio: ["ignore", "ignore", "inherit"] });
     await untilExists(sock3);
     const c3 = await ControlClient.connect(sock3);
     await sleep(500); // let the waiting process settle, as a pool's would

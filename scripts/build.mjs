@@ -2,7 +2,7 @@
 import { build } from "esbuild";
 import { existsSync } from "node:fs";
 
-const entryPoints = ["src/cli/main.ts", "src/vm/vcpu_worker.ts", "src/cpu/jit/compile_worker.ts"].filter((f) => existsSync(f));
+const entryPoints = ["src/cli/main.ts", "src/cli/vmm_node_flags.ts", "src/vm/vcpu_worker.ts", "src/cpu/jit/compile_worker.ts"].filter((f) => existsSync(f));
 await build({
   entryPoints,
   outdir: "dist",

@@ -11,10 +11,12 @@
 // --append passes kernel arguments: `--append norandmaps` keeps the guest's own address-space
 // randomization from changing which pages share a TLB entry from one run to the next.
 //
-// Each DIR is a checkout with `npm run build` done (a git worktree of another commit, say).
+// Each DIR is a checkout with `npm run build` done (a git worktree of another commit, say). Its VMM
+// process is started as bin/nodevisor.js would start it (with its Node flags), but directly, so
+// its pid is the VMM's.
 // Prints every run, then the medians per DIR.
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 
 const args = process.argv.slice(2);
@@ -33,6 +35,14 @@ const append = option("--append", "");
 const dirs = (args.length ? args : ["."]).map((d) => resolve(d));
 const loop = `i=0; s=0; while [ $i -lt ${iters} ]; do s=$(( (s * 31 + i) % 1000003 )); i=$((i+1)); done`;
 
+/** The Node flags bin/nodevisor.js starts a checkout's VMM process with (none in checkouts from before it did). */
+const flagsOf = new Map();
+for (const d of dirs) {
+  const file = `${d}/dist/cli/vmm_node_flags.js`;
+  flagsOf.set(d, existsSync(file) ? (await import(file)).vmmNodeFlags([]) : []);
+}
+const vmmFlags = (dir) => flagsOf.get(dir);
+
 /** utime + stime of thread `tid` of process `pid`, in seconds. */
 function cpuSeconds(pid, tid) {
   const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8").split(") ")[1].split(" ");
@@ -42,7 +52,7 @@ function cpuSeconds(pid, tid) {
 function once(dir) {
   return new Promise((done, fail) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, [`${dir}/dist/cli/main.js`, "run", "--cpu-tier", tier, ...(append ? ["--append", append] : []), "--", "sh", "-c", `echo @@s; ${loop}; echo @@e $s; for k in $(seq ${segments - 1}); do ${loop}; echo @@k; done`], { cwd: dir, stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, [...vmmFlags(dir), `${dir}/dist/cli/main.js`, "run", "--cpu-tier", tier, ...(append ? ["--append", append] : []), "--", "sh", "-c", `echo @@s; ${loop}; echo @@e $s; for k in $(seq ${segments - 1}); do ${loop}; echo @@k; done`], { cwd: dir, stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     const m = { shell: 0, loop: 0, cpuShell: 0, cpuLoop: 0, best: Infinity };
     let ts = 0, te = 0, marks = 0;

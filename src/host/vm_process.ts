@@ -8,6 +8,7 @@ import { ControlClient } from "../vm/control_client.js";
 import type { VmPaths } from "./paths.js";
 import type { VmSpec } from "./spec.js";
 import { nicArgument } from "./nic_spec.js";
+import { vmmNodeFlags } from "../cli/vmm_node_flags.js";
 
 /** How a VM process ended. */
 export interface VmExitInfo {
@@ -28,8 +29,9 @@ export interface VmCommand {
   prefix: string[];
 }
 
+/** This program as a VMM process: with its Node flags (vmm_node_flags.ts), so bin/nodevisor.js does not start it a second time. */
 export function currentVmCommand(): VmCommand {
-  return { execPath: process.execPath, prefix: [...process.execArgv, process.argv[1]!] };
+  return { execPath: process.execPath, prefix: [...process.execArgv, ...vmmNodeFlags(process.execArgv), process.argv[1]!] };
 }
 
 /** The `nodevisor run` options for a spec. */
