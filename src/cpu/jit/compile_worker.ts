@@ -6,6 +6,7 @@
 import { setFlagsFromString } from "node:v8";
 import { workerData, type MessagePort } from "node:worker_threads";
 import { compileModule } from "./compile_block.js";
+import { warmUpEmitter } from "./emitter_warm_up.js";
 import { C_ASLEEP, C_POSTED, C_WRITTEN, RING_SLOTS, SLOT_HEADER, SLOT_INTS, SLOT_READY, SLOT_REPLIED, SLOT_TAKEN, type CompileReply, type CompileWorkerData } from "./compile_service.js";
 
 /** Polls a quiet ring this many times (1 ms each) before sleeping until notified. */
@@ -52,6 +53,9 @@ function compile(slot: number): CompileReply {
     return { id, slot, starts: [], linked: [], bytes: 0, error: e instanceof Error ? e.stack ?? e.message : String(e) };
   }
 }
+
+// Type feedback for every instruction path before the first request (emitter_warm_up.ts says why).
+warmUpEmitter(data.wasmPages);
 
 let quiet = 0;
 for (;;) {
