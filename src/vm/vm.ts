@@ -4,6 +4,7 @@
 import { performance } from "node:perf_hooks";
 import { Board } from "../machine/board.js";
 import { boot } from "../machine/boot.js";
+import { warmUpInterpreter } from "../cpu/interpreter_warm_up.js";
 import { fileSource, type PayloadSource } from "../machine/loader.js";
 import { VirtioBlk } from "../devices/virtio/block/device.js";
 import { VirtioRng } from "../devices/virtio/rng/device.js";
@@ -254,6 +255,10 @@ export class Vm implements VmController {
         onCrash: (message) => crashed(threads!.describePcs(), message),
       })
       : null;
+    // The harts of this thread run the interpreter here: its type feedback first (interpreter_warm_up.ts,
+    // ~50 ms). Not before a restore or an incoming migration, whose figure of merit is time to running.
+    const warm = threads === null && this.restoreFrom === null && process.env.NODEVISOR_WARM_UP !== "0";
+    if (warm) warmUpInterpreter(this.clock, o.config.cpuTier === "jit");
     this.board = new Board({
       interruptTargets: threads?.interruptTargets,
       memoryBytes: o.config.memoryBytes,

@@ -21,12 +21,9 @@ export interface WarmUpPage {
   offsets: number[];
 }
 
-export function warmUpPage(): WarmUpPage {
-  const words: Array<number | { c: number }> = [];
-  const w = (insn: number): void => { words.push(insn | 0); };
-  const c = (half: number): void => { words.push({ c: half }); };
-  // Registers: x10 and x11 data pointers (anchors), x5-x9 and x12-x15 values.
-  w(encU(0x37, 5, 0x12345000)); w(encU(0x17, 6, 0x1000)); // LUI, AUIPC
+/** Registers: x10 and x11 point at data (anchors), x2 at a stack; x5-x9 and x12-x15 hold values. */
+export function aluKinds(w: (insn: number) => void): void {
+  w(encU(0x37, 15, 0x12345000)); w(encU(0x17, 6, 0x1000)); // LUI, AUIPC (x5 is left to vary between rounds)
   for (const f3 of [0, 2, 3, 4, 6, 7]) w(encI(OP_IMM, 7, f3, 5, -77)); // ADDI SLTI SLTIU XORI ORI ANDI
   w(encI(OP_IMM, 0, 0, 0, 0)); // a nop (rd x0)
   w(encI(OP_IMM, 8, 1, 7, 13)); w(encI(OP_IMM, 8, 5, 7, 45)); w(encI(OP_IMM, 9, 5, 8, 0x400 | 3)); // SLLI SRLI SRAI
@@ -37,7 +34,10 @@ export function warmUpPage(): WarmUpPage {
   for (const f3 of [0, 1, 5]) w(encR(OP_32, 12, f3, 14, 9, 0)); // ADDW SLLW SRLW
   w(encR(OP_32, 12, 0, 14, 9, 0x20)); w(encR(OP_32, 12, 5, 14, 9, 0x20)); // SUBW SRAW
   for (const f3 of [0, 4, 5, 6, 7]) w(encR(OP_32, 13, f3, 12, 14, 1)); // MULW DIVW DIVUW REMW REMUW
-  const loopHead = words.length;
+}
+
+/** Loads, stores, FP loads and stores, AMOs, LR/SC, FENCE and an sstatus read (registers as aluKinds). */
+export function memoryKinds(w: (insn: number) => void): void {
   for (const f3 of [0, 1, 2, 3, 4, 5, 6]) w(encI(LOAD, 12, f3, 10, 8 * f3)); // loads from one base (anchors)
   w(encI(LOAD, 13, 3, 10, 4000)); // out of the anchor's page: the translate function
   for (let f3 = 0; f3 < 4; f3++) w(encS(STORE, f3, 11, 13, 16 * f3)); // stores from another base
@@ -47,6 +47,15 @@ export function warmUpPage(): WarmUpPage {
   for (const f3 of [2, 3]) { w(encR(0x2f, 15, f3, 11, 0, 2 << 2)); w(encR(0x2f, 15, f3, 11, 14, 3 << 2)); } // LR SC
   w(encI(0x0f, 0, 0, 0, 0x0ff)); // FENCE
   w(encI(0x73, 12, 2, 0, SSTATUS)); // csrr sstatus
+}
+
+export function warmUpPage(): WarmUpPage {
+  const words: Array<number | { c: number }> = [];
+  const w = (insn: number): void => { words.push(insn | 0); };
+  const c = (half: number): void => { words.push({ c: half }); };
+  aluKinds(w);
+  const loopHead = words.length;
+  memoryKinds(w);
   w(encB(BRANCH, 1, 7, 8, -4 * (words.length - loopHead))); // back to the loop head: a loop inside the block
   for (const f3 of [0, 4, 5, 6, 7]) w(encB(BRANCH, f3, 12, 13, 8)); // forward: the next block
   const call = words.length;

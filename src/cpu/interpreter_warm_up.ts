@@ -1,0 +1,90 @@
+// Runs a short synthetic program on a throwaway hart built as the VM's harts are, before the boot,
+// so the interpreter's loops (execFast, execSlow) have type feedback for every instruction path
+// when TurboFan first optimizes them. Without it each path the guest first takes later ("insufficient
+// type feedback") deoptimized them and TurboFan recompiled them, ~30-40 ms each on V8's pool thread,
+// ~35 times a boot for execFast alone, while the vCPU thread ran the unoptimized loop meanwhile.
+import { Bus } from "../machine/bus.js";
+import { GuestRam } from "../seams/guest_ram.js";
+import type { TimeSource } from "../seams/time.js";
+import { C64_MTVEC, C64_SATP } from "./csr.js";
+import { MSTATUS_FS_SHIFT, PRV_M, PRV_S, PRV_U } from "./constants.js";
+import { encB, encI, encJ, encR, encU } from "./encode.js";
+import { Hart } from "./hart.js";
+import { BlockCache } from "./jit/block_cache.js";
+import { aluKinds, memoryKinds } from "./jit/emitter_warm_up.js";
+
+const BASE = 0x8000_0000;
+const SIZE = 1 << 20;
+const HANDLER = BASE, ROOT_TABLE = BASE + 0x2000, CODE = BASE + 0x4000;
+const DATA = BASE + 0x10000, SCRATCH_DATA = BASE + 0x20000, STACK = BASE + 0x30000;
+/** CSRs the program reads (the supervisor's, the counters, and machine ones that trap in S-mode). */
+const READ_CSRS = [0x100, 0x104, 0x105, 0x106, 0x140, 0x141, 0x142, 0x143, 0x144, 0x180, 0x10a, 0xc00, 0xc01, 0xc02, 0x300, 0x304, 0x305, 0x344, 0xf14];
+
+/** The program: every kind of instruction the compiler and execFast do, branches both ways, CSRs, a trap, compressed forms; then round again. */
+function program(): Uint32Array {
+  const words: number[] = [];
+  const w = (insn: number): void => { words.push(insn >>> 0); };
+  aluKinds(w);
+  memoryKinds(w);
+  for (const f3 of [0, 1, 4, 5, 6, 7]) { w(encB(0x63, f3, 12, 13, 8)); w(encI(0x13, 6, 0, 6, 1)); } // taken or not, on
+  w(encJ(0x6f, 1, 8)); w(encI(0x13, 6, 0, 6, 1)); // a call over one instruction
+  w(encU(0x17, 14, 0)); w(encI(0x67, 0, 0, 14, 12)); w(encI(0x13, 6, 0, 6, 1)); // auipc + jalr over one
+  for (const csr of READ_CSRS) w(encI(0x73, 12, 2, 0, csr)); // csrr
+  w(encI(0x73, 0, 1, 13, 0x140)); w(encI(0x73, 0, 1, 13, 0x141)); // csrw sscratch, sepc
+  w(encI(0x73, 0, 6, 2, 0x100)); w(encI(0x73, 0, 7, 2, 0x100)); // csrsi / csrci sstatus.SIE
+  w(0x00000073); // ecall: a trap, and the handler's mret
+  w(encI(0x0f, 0, 1, 0, 0)); // fence.i
+  // Compressed, stack-relative and register forms only (a trap would skip 4 bytes): add, addi, li, mv, addw, andi, ld/sd sp.
+  const halves = [0x9736, 0x0785, 0x4c2d, 0x8a26, 0x2485, 0x8b1d, 0x4a01, 0x64a2, 0x69e6, 0xe426, 0x0141, 0x1141];
+  for (let i = 0; i < halves.length; i += 2) w(halves[i]! | (halves[i + 1]! << 16));
+  // x5 feeds the values above: a new one each round, so value-dependent paths (shift amounts, signs) go both ways.
+  w(encI(0x13, 16, 1, 5, 7)); w(encI(0x13, 17, 5, 5, 0x400 | 3)); w(encR(0x33, 5, 4, 16, 17, 0)); w(encI(0x13, 5, 0, 5, 1233));
+  w(encJ(0x6f, 0, -4 * words.length)); // round again
+  return Uint32Array.from(words);
+}
+
+/** mepc += 4; mret (every trap the program takes is a 4-byte instruction). */
+const HANDLER_CODE = [encI(0x73, 5, 2, 0, 0x341), encI(0x13, 5, 0, 5, 4), encI(0x73, 0, 1, 5, 0x341), 0x30200073];
+
+/** How a pass runs: privilege, the virtual address RAM's base appears at (bare in M-mode; the kernel's and a user program's places under Sv39), and whether execSlow alone executes. */
+const PASSES: Array<{ priv: 0 | 1 | 3; vbase: bigint; slowOnly: boolean }> = [];
+for (const slowOnly of [false, true]) {
+  PASSES.push({ priv: PRV_M, vbase: BigInt(BASE), slowOnly });
+  PASSES.push({ priv: PRV_S, vbase: 0xffff_ffff_8000_0000n, slowOnly });
+  PASSES.push({ priv: PRV_U, vbase: 0n, slowOnly });
+}
+
+/**
+ * Runs the program for ~`steps` instructions in each pass (PASSES) on a hart like the VM's (state
+ * block in shared memory, the JIT attached when `jit`, with a threshold nothing reaches), and
+ * throws it away. Returns the instructions run and the hart's traps by cause (for tests).
+ */
+export function warmUpInterpreter(time: TimeSource, jit: boolean, steps = 1500): { instructions: number; traps: Map<string, number> } {
+  const ram = new GuestRam(BASE, SIZE);
+  const view = new DataView(ram.buffer);
+  HANDLER_CODE.forEach((insn, i) => view.setInt32(HANDLER - BASE + 4 * i, insn, true));
+  program().forEach((insn, i) => view.setUint32(CODE - BASE + 4 * i, insn, true));
+  // Sv39 gigapages onto RAM's base (PPN 0x80000): at VA 0 for U-mode, at the kernel's VA (index 510) for S-mode.
+  const leaf = (BigInt(BASE >>> 12) << 10n) | 0xcfn; // RWX, accessed, dirty
+  view.setBigUint64(ROOT_TABLE - BASE + 8 * 0, leaf | 0x10n, true); // U
+  view.setBigUint64(ROOT_TABLE - BASE + 8 * 510, leaf, true);
+  const hart = new Hart({ hartId: 0, ram, vcpuDevices: new Bus(), time, stateBlock: true });
+  if (jit) hart.useJit(new BlockCache(ram, { threshold: 2 ** 30 }));
+  let ran = 0;
+  for (const { priv, vbase, slowOnly } of PASSES) {
+    const va = (pa: number): bigint => BigInt.asUintN(64, vbase + BigInt(pa - BASE));
+    const s = hart.save();
+    s.pc = Number(BigInt.asIntN(64, va(CODE)));
+    s.privilege = priv;
+    s.mstatus |= 1 << MSTATUS_FS_SHIFT; // the FPU on (Initial)
+    s.csr64[2 * C64_MTVEC] = HANDLER | 0;
+    s.csr64[2 * C64_SATP] = priv === PRV_M ? 0 : ROOT_TABLE / 4096;
+    s.csr64[2 * C64_SATP + 1] = priv === PRV_M ? 0 : 8 << 28; // Sv39
+    const regs: Array<[number, bigint]> = [[2, va(STACK)], [10, va(DATA)], [11, va(SCRATCH_DATA)], [5, 0x7654_3210n], [7, -3n], [8, 0x1234_5678n], [9, 77n], [13, 5n], [14, -9n]];
+    for (const [r, v] of regs) { s.x[2 * r] = Number(BigInt.asIntN(32, v)); s.x[2 * r + 1] = Number(BigInt.asIntN(32, v >> 32n)); }
+    hart.restore(s);
+    hart.slowPathOnly = slowOnly;
+    ran += hart.run(steps);
+  }
+  return { instructions: ran, traps: hart.stats.trapsByCause };
+}
