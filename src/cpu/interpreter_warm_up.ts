@@ -26,7 +26,19 @@ function program(): Uint32Array {
   const w = (insn: number): void => { words.push(insn >>> 0); };
   aluKinds(w);
   memoryKinds(w);
+  // Edge operands for the paths that depend on values: -1, 2^31-1, -2^31 and 0 as multiplicands,
+  // dividends and divisors (unsigned views above 2^31, overflow, division by zero), shift amounts 0, 31, 32 and 63.
+  w(encI(0x13, 20, 0, 0, -1)); w(encU(0x37, 21, 0x80000)); w(encI(0x1b, 22, 0, 21, -1)); // x20 -1, x21 -2^31, x22 2^31-1 (addiw)
+  for (const [a, b] of [[20, 21], [21, 20], [22, 21], [21, 0], [20, 22]]) {
+    for (let f3 = 0; f3 < 8; f3++) w(encR(0x33, 23, f3, a, b, 1)); // MUL..REMU
+    for (const f3 of [0, 4, 5, 6, 7]) w(encR(0x3b, 23, f3, a, b, 1)); // MULW DIVW DIVUW REMW REMUW
+  }
+  for (const sh of [0, 31, 32, 63]) {
+    w(encI(0x13, 24, 0, 0, sh));
+    for (const [f3, f7] of [[1, 0], [5, 0], [5, 0x20]]) { w(encR(0x33, 23, f3, 21, 24, f7)); w(encR(0x3b, 23, f3, 21, 24, f7)); } // SLL SRL SRA, and the W forms
+  }
   for (const f3 of [0, 1, 4, 5, 6, 7]) { w(encB(0x63, f3, 12, 13, 8)); w(encI(0x13, 6, 0, 6, 1)); } // taken or not, on
+  for (const f3 of [0, 1, 4, 5, 6, 7]) { w(encB(0x63, f3, 20, 21, 8)); w(encI(0x13, 6, 0, 6, 1)); } // the other way for some
   w(encJ(0x6f, 1, 8)); w(encI(0x13, 6, 0, 6, 1)); // a call over one instruction
   w(encU(0x17, 14, 0)); w(encI(0x67, 0, 0, 14, 12)); w(encI(0x13, 6, 0, 6, 1)); // auipc + jalr over one
   for (const csr of READ_CSRS) w(encI(0x73, 12, 2, 0, csr)); // csrr
