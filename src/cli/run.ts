@@ -412,7 +412,9 @@ async function findImage(name: string | undefined, build: boolean): Promise<Gues
 
 /** Runs the VM to completion; returns the process exit status. */
 export async function runVm(req: VmRunRequest): Promise<number> {
-  tuneHostAllocator(); // this process is the VMM: its compilers' memory churn should not fault in fresh pages
+  // Opt-in for now: both CI runs with it on hit the (older, intermittent) stall of a migrated guest's
+  // serial console in migration_test and net_state_test; it stays off until that is understood.
+  if (process.env.NODEVISOR_MALLOC_TUNING === "1") tuneHostAllocator();
   let server: ControlServer | null = null;
   let waited: Awaited<RestoreWait<RestoreRequest>["requested"]> | null = null;
   let start: BootRequest | RestoreRequest | IncomingRequest;
