@@ -44,8 +44,17 @@ export class VmProcess {
 
   /** A control-socket client once the VM serves `sock` (it may still be starting). */
   async connect(sock: string, ms = 120_000): Promise<ControlClient> {
+    const deadline = performance.now() + ms;
     await until(() => existsSync(sock), ms, `the control socket ${sock} (stderr: ${this.stderr.slice(-2000)})`);
-    return ControlClient.connect(sock);
+    // The socket file appears at bind(), a moment before listen(): a refusal then means "not yet".
+    for (;;) {
+      try {
+        return await ControlClient.connect(sock);
+      } catch (e) {
+        if (!/ECONNREFUSED/.test((e as Error).message) || performance.now() > deadline) throw e;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** Resolves when stdout matches `re`; rejects when the process exits first or after `ms`. */
