@@ -47,7 +47,7 @@ import type { DiskConfig, VmConfig } from "./config.js";
 import { diskDevice, freezeDisk } from "./snapshot/disk_snapshot.js";
 import { nonZeroPages, SnapshotWriter } from "./snapshot/snapshot_file.js";
 import { BackgroundPageLoader, lazyPagesFor } from "./snapshot/lazy_pages.js";
-import { mergePages, precopy, PrecopyCancelled } from "./snapshot/precopy.js";
+import { freezePages, mergePages, precopy, PrecopyCancelled, type FrozenPages } from "./snapshot/precopy.js";
 import type { DiskDirtyLog } from "./migration/block_copy.js";
 import { DEFAULT_MIGRATION_PARAMETERS, OutgoingMigration, type MigrationParameters, type MigrationStatus } from "./migration/outgoing.js";
 import { parseMigrationUri } from "./migration/stream.js";
@@ -411,30 +411,28 @@ export class Vm implements VmController {
     this.pageLoader?.loadAll(); // the copy reads RAM directly
     const writer = await SnapshotWriter.create(path, ram);
     try {
-      let pending = nonZeroPages(ram);
-      let rounds = 0;
-      if (wasRunning) {
-        const copied = await precopy({
-          ram,
-          flushTlbs: () => this.vcpus.flushTlbs(),
-          send: (pages) => writer.writePages(pages),
-          downtimeLimitMs: SNAPSHOT_DOWNTIME_MS,
-          maxRounds: SNAPSHOT_MAX_ROUNDS,
-          now: () => performance.now(),
-          cancelled: () => this.state !== "running",
-        }).catch((e: unknown) => {
-          if (e instanceof PrecopyCancelled) throw new ConfigError(`Cannot snapshot: the VM stopped running (${this.state}) while its memory was written.`);
-          throw e;
-        });
-        pending = copied.pending;
-        rounds = copied.progress.rounds;
-      }
+      // A paused VM's RAM is copied in rounds too: its devices still write (a frame arrives), and
+      // only what they dirtied is left for the step that freezes the last pages with the state.
+      const { pending, progress } = await precopy({
+        ram,
+        flushTlbs: () => this.vcpus.flushTlbs(),
+        send: (pages) => writer.writePages(pages),
+        downtimeLimitMs: SNAPSHOT_DOWNTIME_MS,
+        maxRounds: SNAPSHOT_MAX_ROUNDS,
+        now: () => performance.now(),
+        cancelled: () => this.state !== (wasRunning ? "running" : "paused"),
+      }).catch((e: unknown) => {
+        if (e instanceof PrecopyCancelled) throw new ConfigError(`Cannot snapshot: the VM stopped ${wasRunning ? "running" : "being paused"} (${this.state}) while its memory was written.`);
+        throw e;
+      });
+      const rounds = wasRunning ? progress.rounds : 0;
       const stoppedAt = performance.now();
       if (wasRunning) this.pause();
       let header: VmSnapshotHeader;
+      let last: FrozenPages;
       const moved: SnapshotResult["disks"] = [];
       try {
-        header = await this.captureState();
+        ({ header, last } = await this.captureState(pending));
         for (let i = 0; i < this.disks.length; i++) {
           const overlay = `${path}.${diskDevice(i)}.after.qcow2`;
           const frozen = await freezeDisk(this.disks[i]!, this.activeDisks[i]!, i, overlay);
@@ -445,7 +443,7 @@ export class Vm implements VmController {
           }
         }
         header.config = { ...header.config, disks: header.disks.map((d, i) => ({ ...this.config.disks[i]!, path: d.frozen, format: d.format })) };
-        await writer.writePages(mergePages(pending, ram.takeDirtyPages()));
+        await writer.writePages(last.pages, last.data);
       } finally {
         if (wasRunning && this.state === "paused") this.resume();
       }
@@ -458,11 +456,16 @@ export class Vm implements VmController {
     }
   }
 
-  /** Every component's state but the disks'; the vCPUs must be paused. In-flight disk requests finish first, so RAM and devices agree. */
-  private async captureState(): Promise<VmSnapshotHeader> {
+  /**
+   * Every component's state but the disks', and the pages still to copy (`pending` and every page
+   * dirtied since) frozen in the same synchronous step (precopy.ts freezePages says why); the vCPUs
+   * must be paused. In-flight disk requests finish first, so RAM and devices agree.
+   */
+  private async captureState(pending: Uint32Array): Promise<{ header: VmSnapshotHeader; last: FrozenPages }> {
     const harts = await this.vcpus.collectHartStates();
     await this.drainDiskRequests();
-    return {
+    // No await from here on: the device thread must not run between the device state and the pages.
+    const header: VmSnapshotHeader = {
       kind: SNAPSHOT_KIND,
       savedAt: new Date().toISOString(),
       // The MACs the guest knows: a restore under the same name and a migration keep them.
@@ -473,6 +476,7 @@ export class Vm implements VmController {
       vm: { commandStatus: this.statusConsole.commandStatus, guestListening: this.statusConsole.guestListening, consoleSize: this.consoleSize },
       disks: [],
     };
+    return { header, last: freezePages(this.board.ram, mergePages(pending, this.board.ram.takeDirtyPages())) };
   }
 
   /** Starts a live migration to a `nodevisor run --incoming URI` process (docs/migration.md); query it with queryMigration(). */
@@ -495,16 +499,16 @@ export class Vm implements VmController {
         backend: d.unlimited,
         watchWrites: (log: DiskDirtyLog | null) => (d.onWritten = log === null ? null : (offset, length) => log.mark(offset, length)),
       }])),
-      stopForSwitchover: async () => {
+      stopForSwitchover: async (pending) => {
         if (this.state !== "running") throw new ConfigError(`The VM stopped running (${this.state}) during the migration.`);
         this.pause();
         this.pausedForMigration = true;
-        const header = await this.captureState();
+        const { header, last } = await this.captureState(pending);
         // Shared storage: the destination opens the same files once this side flushed them.
         for (const d of this.disks) await d.flush();
         header.config = { ...header.config, disks: this.activeDisks.map((d) => ({ ...d })) };
         header.disks = this.activeDisks.map((d, i) => ({ device: diskDevice(i), frozen: d.path, format: d.format ?? "qcow2", readOnly: d.readOnly }));
-        return header;
+        return { header, last };
       },
       resumeAfterFailure: () => {
         if (this.pausedForMigration && this.state === "paused") this.resume();

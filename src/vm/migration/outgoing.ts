@@ -9,7 +9,7 @@ import { connect, type Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { GuestRam } from "../../seams/guest_ram.js";
 import type { VmSnapshotHeader } from "../snapshot/vm_snapshot.js";
-import { mergePages, precopy, PrecopyCancelled, type PrecopyProgress } from "../snapshot/precopy.js";
+import { precopy, PrecopyCancelled, type FrozenPages, type PrecopyProgress } from "../snapshot/precopy.js";
 import { BlockCopySource, type CopiedDisk } from "./block_copy.js";
 import {
   describeUri, Frame, frame, FrameReader, jsonFrame, MigrationError, PAGE_BYTES, PAGES_PER_FRAME, preamble, writeAll, type MigrationUri,
@@ -52,8 +52,11 @@ export interface MigratingVm {
   hello(): object;
   /** The disks a block migration copies (the writable ones). */
   copiedDisks(): CopiedDisk[];
-  /** Pauses the guest and returns its state with the disks flushed (nothing in flight). */
-  stopForSwitchover(): Promise<VmSnapshotHeader>;
+  /**
+   * Pauses the guest and returns its state with the disks flushed (nothing in flight), and the
+   * pages still to send (`pending` and every page dirtied since) frozen with that state.
+   */
+  stopForSwitchover(pending: Uint32Array): Promise<{ header: VmSnapshotHeader; last: FrozenPages }>;
   /** A failed migration: the guest runs on here. */
   resumeAfterFailure(): void;
   /** The destination runs the guest: this side must stop and never touch the disks again. */
@@ -145,12 +148,12 @@ export class OutgoingMigration {
       this.setState("device");
       const stoppedAt = performance.now();
       stopped = true;
-      const header = await this.vm.stopForSwitchover();
+      const { header, last } = await this.vm.stopForSwitchover(copied.pending);
       this.vm.throttle(null);
       // The guest's writes are drained and flushed: what is dirty now is the last of the disks.
       this.final = true;
       await this.blocks?.sendDirty();
-      await this.sendPages(mergePages(copied.pending, this.vm.ram.takeDirtyPages()), true);
+      await this.sendPages(last.pages, true, last.data);
       await writeAll(socket, jsonFrame(Frame.STATE, header));
       await withTimeout(reader.expect(Frame.READY), SWITCHOVER_TIMEOUT_MS, "The destination did not build the VM in time");
       // From here on only the destination may run the guest.
@@ -203,8 +206,8 @@ export class OutgoingMigration {
     });
   }
 
-  /** PAGES frames for `pages` (copied from RAM now), paced to the bandwidth limit unless `final`. */
-  private async sendPages(pages: Uint32Array, final = false): Promise<void> {
+  /** PAGES frames for `pages` (copied from RAM now, or from `frozen`), paced to the bandwidth limit unless `final`. */
+  private async sendPages(pages: Uint32Array, final = false, frozen?: Uint8Array): Promise<void> {
     const socket = this.socket!;
     const ram = this.vm.ram;
     for (let i = 0; i < pages.length; i += PAGES_PER_FRAME) {
@@ -218,7 +221,8 @@ export class OutgoingMigration {
       for (let k = 0; k < n; k++) {
         const p = pages[i + k]!;
         b.writeUInt32LE(p, 9 + k * 4);
-        b.set(ram.u8.subarray(p * PAGE_BYTES, (p + 1) * PAGE_BYTES), dataAt + k * PAGE_BYTES);
+        const j = i + k;
+        b.set(frozen === undefined ? ram.u8.subarray(p * PAGE_BYTES, (p + 1) * PAGE_BYTES) : frozen.subarray(j * PAGE_BYTES, (j + 1) * PAGE_BYTES), dataAt + k * PAGE_BYTES);
       }
       // A copy: the socket may still hold the buffer when we fill it again.
       await writeAll(socket, Buffer.from(b.subarray(0, 5 + length)));

@@ -110,6 +110,31 @@ export async function precopy(o: PrecopyOptions): Promise<{ pending: Uint32Array
   }
 }
 
+/** Pages and their content, copied out of RAM in one step: page `pages[i]` is at `data[i * PAGE_SIZE]`. */
+export interface FrozenPages {
+  readonly pages: Uint32Array;
+  readonly data: Uint8Array;
+}
+
+/**
+ * Copies `pages` (ascending) out of RAM now. The last pages of a snapshot or a migration are
+ * frozen in the same synchronous step that saves the device state: while the vCPUs are paused the
+ * device thread runs on (a frame arrives, a backend completes) and writes RAM the saved device
+ * state knows nothing of; sent later, such a page gives the restored guest a virtqueue whose ring
+ * is ahead of its device, and the guest's driver gives up on the queue.
+ */
+export function freezePages(ram: GuestRam, pages: Uint32Array): FrozenPages {
+  const data = new Uint8Array(pages.length * PAGE_SIZE);
+  for (let i = 0; i < pages.length;) {
+    // Runs of neighbouring pages in one copy.
+    let n = 1;
+    while (i + n < pages.length && pages[i + n] === pages[i]! + n) n++;
+    data.set(ram.u8.subarray(pages[i]! * PAGE_SIZE, (pages[i]! + n) * PAGE_SIZE), i * PAGE_SIZE);
+    i += n;
+  }
+  return { pages, data };
+}
+
 /** The union of two ascending page lists, ascending. */
 export function mergePages(a: Uint32Array, b: Uint32Array): Uint32Array {
   const out = new Uint32Array(a.length + b.length);

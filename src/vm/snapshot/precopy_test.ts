@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GuestRam } from "../../seams/guest_ram.js";
-import { mergePages, precopy, PrecopyCancelled } from "./precopy.js";
+import { freezePages, mergePages, precopy, PrecopyCancelled } from "./precopy.js";
 
 const BASE = 0x8000_0000;
 
@@ -66,4 +66,17 @@ test("a cancel stops the copy between batches", async () => {
 test("mergePages is the sorted union", () => {
   assert.deepEqual([...mergePages(Uint32Array.of(1, 4, 9), Uint32Array.of(0, 4, 10))], [0, 1, 4, 9, 10]);
   assert.deepEqual([...mergePages(Uint32Array.of(), Uint32Array.of(3))], [3]);
+});
+
+test("frozen pages keep what RAM held when they were frozen, runs of neighbours and strays alike", () => {
+  const ram = new GuestRam(BASE, 1 << 20);
+  const pages = Uint32Array.of(3, 4, 5, 9, 200);
+  for (const p of pages) ram.writeU32(BASE + p * 4096 + 100, 0x1000 + p);
+  const frozen = freezePages(ram, pages);
+  for (const p of pages) ram.writeU32(BASE + p * 4096 + 100, 0xdead); // a device writes after the freeze
+  assert.equal(frozen.data.length, pages.length * 4096);
+  pages.forEach((p, i) => {
+    const word = new DataView(frozen.data.buffer, frozen.data.byteOffset + i * 4096 + 100, 4).getUint32(0, true);
+    assert.equal(word, 0x1000 + p, `page ${p}`);
+  });
 });

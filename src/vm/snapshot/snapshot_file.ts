@@ -93,8 +93,11 @@ export class SnapshotWriter {
     return new SnapshotWriter(path, tmp, file, ram);
   }
 
-  /** Copies these pages (ascending) from RAM into the file, each run of neighbours in one write. */
-  async writePages(pages: Uint32Array): Promise<void> {
+  /**
+   * Copies these pages (ascending) into the file, each run of neighbours in one write: from RAM, or
+   * from `frozen` (page `pages[i]` at `frozen[i * PAGE_SIZE]`, precopy.ts freezePages).
+   */
+  async writePages(pages: Uint32Array, frozen?: Uint8Array): Promise<void> {
     const ram = this.ram;
     for (let i = 0; i < pages.length;) {
       const first = pages[i]!;
@@ -102,7 +105,8 @@ export class SnapshotWriter {
       while (i + n < pages.length && n < PAGES_PER_WRITE && pages[i + n] === first + n) n++;
       for (let k = 0; k < n; k++) {
         const p = first + k;
-        this.batch.set(ram.u8.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE), k * PAGE_SIZE);
+        const from = frozen === undefined ? ram.u8.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE) : frozen.subarray((i + k) * PAGE_SIZE, (i + k + 1) * PAGE_SIZE);
+        this.batch.set(from, k * PAGE_SIZE);
         // The checksum of what was copied, not of RAM (the guest may write it meanwhile).
         this.sums[p] = pageChecksum(new Int32Array(this.batch.buffer, this.batch.byteOffset + k * PAGE_SIZE, PAGE_SIZE / 4), 0);
         this.stored[p] = 1;
