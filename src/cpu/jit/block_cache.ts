@@ -15,7 +15,7 @@ import { JIT_LOOKUP_ENTRIES } from "../../seams/guest_ram.js";
 import { blockImportName, compileModule, instantiateBlocks, type BlockFn, type CompiledModule } from "./compile_block.js";
 import { NO_TAIL } from "./block_scan.js";
 import { CompileService } from "./compile_service.js";
-import { warmUpBlockScan } from "./emitter_warm_up.js";
+import { warmUpBlockScanOnce } from "./emitter_warm_up.js";
 import { buildDispatcher, type DispatchFn, type LookupTables } from "./dispatcher.js";
 
 /** What the cache knows of one RAM page of guest code. */
@@ -143,7 +143,7 @@ export class BlockCache {
     const d = buildDispatcher(ram.memory, this.table, this.tables);
     this.dispatch = d.dispatch;
     this.go = d.go as unknown as BlockFn;
-    warmUpBlockScan(); // the interpreter's missed entries ask the scanner: its type feedback before TurboFan sees it
+    warmUpBlockScanOnce(); // the interpreter's missed entries ask the scanner: its type feedback before TurboFan sees it
   }
 
   addHart(h: JitHart): void {

@@ -103,6 +103,15 @@ function everyOpcodePage(): Uint16Array {
   return u16;
 }
 
+let scannerWarm = false;
+
+/** warmUpBlockScan once per thread (type feedback is per isolate; a boot builds two block caches). */
+export function warmUpBlockScanOnce(): void {
+  if (scannerWarm) return;
+  scannerWarm = true;
+  warmUpBlockScan();
+}
+
 /** The vCPU thread's share: the scanner's checks at every instruction of both pages (the interpreter asks them at missed entries). */
 export function warmUpBlockScan(p = warmUpPage()): void {
   for (const po of p.offsets) {
