@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync, existsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ControlClient } from "../src/vm/control_client.js";
-import type { VmStats, VmStatus } from "../src/vm/controller.js";
+import type { InterruptsReport, VmStats, VmStatus } from "../src/vm/controller.js";
+import { UART_IRQ } from "../src/machine/layout.js";
 import { CLI, ROOT, ensureTestImage } from "./helpers.js";
 
 before(ensureTestImage, { timeout: 600_000 });
@@ -55,6 +56,15 @@ test("a VM is driven through its control socket: status, stats, pause/resume, co
     assert.ok(vda.requests > 0 && vda.latency!.count === vda.requests, `every request of vda is timed: ${JSON.stringify(vda)}`);
     assert.ok(vda.latency!.sumSeconds > 0 && vda.latency!.cumulativeCounts.at(-1)! <= vda.latency!.count);
     assert.deepEqual([vda.queueDepth!.current, vda.queueDepth!.max >= 1], [0, true]);
+
+    // The guest's serial driver took the UART's interrupt: enabled in the S-mode context (SEIP, bit 9) of a hart, with a priority.
+    const irq = await client.execute<InterruptsReport>("query-interrupts");
+    assert.ok(irq.plic.contexts.some((c) => c.mipBit === 9 && c.enabled.includes(UART_IRQ)), JSON.stringify(irq.plic.contexts));
+    assert.ok((irq.plic.sources.find((s) => s.id === UART_IRQ)?.priority ?? 0) > 0, JSON.stringify(irq.plic.sources));
+    assert.equal(irq.uart.ier & 1, 1, `the driver listens for received data: ${JSON.stringify(irq.uart)}`);
+    assert.equal(irq.harts.length, 1);
+    assert.equal(irq.harts[0]!.stopped, false);
+    assert.equal(Number(irq.harts[0]!.mie) & (1 << 9), 1 << 9, `the hart takes external interrupts: ${JSON.stringify(irq.harts[0])}`);
 
     events.length = 0; // a RESUME from the boot itself arrives when the client connected before it
     await client.execute("pause");

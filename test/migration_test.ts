@@ -21,11 +21,11 @@ const ticks = (out: string): number[] => [...out.matchAll(/tick (\d+)/g)].map((m
 const destination = (args: string[]): VmProcess => new VmProcess(process.execPath, ["--import", "tsx", CLI, "run", "--console", "none", ...args]);
 const listening = (vm: VmProcess): Promise<void> => until(() => /waiting for a migration/.test(vm.stderr), 60_000, `the destination to listen (stderr: ${vm.stderr})`);
 
-/** A stalled VM's status and figures twice, a second apart (does the guest run at all?), for a failure message. */
+/** A stalled VM's status, figures and interrupt path twice, a second apart (does the guest run at all? what does it wait for?), for a failure message. */
 async function vmFigures(sock: string): Promise<string> {
   try {
     const c = await ControlClient.connect(sock);
-    const figures = async (): Promise<string> => JSON.stringify({ status: await c.execute("query-status"), stats: await c.execute("query-stats") });
+    const figures = async (): Promise<string> => JSON.stringify({ status: await c.execute("query-status"), stats: await c.execute("query-stats"), interrupts: await c.execute("query-interrupts") });
     const first = await figures();
     await new Promise((r) => setTimeout(r, 1000));
     const second = await figures();

@@ -77,6 +77,12 @@ export class Hart extends HartJitLoop implements InterruptTarget {
     return this.pc;
   }
 
+  /** What decides whether this hart takes an interrupt, for query-interrupts (a moment's view while it runs). */
+  describeInterrupts(): { pc: string; privilege: number; mip: string; mie: string; mstatus: string; waiting: boolean; stopped: boolean } {
+    const hex = (v: number): string => `0x${(v >>> 0).toString(16)}`;
+    return { pc: `0x${BigInt.asUintN(64, BigInt(this.pc)).toString(16)}`, privilege: this.priv, mip: hex(this.mip()), mie: hex(this.mie), mstatus: hex(this.mstatus), waiting: this.waiting, stopped: this.stopped };
+  }
+
   setPc(pc: number): void {
     this.pc = pc;
   }

@@ -40,6 +40,12 @@ export interface PlicState {
   threshold: number[];
 }
 
+/** What query-interrupts shows of the PLIC: every source enabled somewhere or with a bit set, and every context. */
+export interface PlicView {
+  sources: Array<{ id: number; priority: number; pending: boolean; claimed: boolean; level: boolean }>;
+  contexts: Array<{ context: number; mipBit: number; threshold: number; enabled: number[]; output: boolean; best: number }>;
+}
+
 /** Size of the MMIO window for this many contexts (0x600000 for QEMU virt with two harts' worth of room). */
 export function plicMmioSize(contexts: number): number {
   return CONTEXT_BASE + contexts * CONTEXT_STRIDE;
@@ -165,6 +171,22 @@ export class Plic implements MmioDevice {
     });
     this.threshold.forEach((_, c) => (this.threshold[c] = Math.min((state.threshold[c] ?? 0) >>> 0, PLIC_PRIORITY_MAX)));
     this.updateOutputs(true);
+  }
+
+  /** The gateways and contexts as they are now, for diagnosing a guest that waits for an interrupt. */
+  describe(): PlicView {
+    const bit = (a: Uint32Array, s: number): boolean => (a[s >>> 5]! & (1 << (s & 31))) !== 0;
+    const contexts = this.contexts.map((c, i) => {
+      const enabled: number[] = [];
+      for (let s = 1; s < this.sources; s++) if (bit(this.enable[i]!, s)) enabled.push(s);
+      return { context: i, mipBit: c.bit, threshold: this.threshold[i]!, enabled, output: this.output[i]!, best: this.best(i) };
+    });
+    const sources: PlicView["sources"] = [];
+    for (let s = 1; s < this.sources; s++) {
+      const v = { id: s, priority: this.priority[s]!, pending: bit(this.pending, s), claimed: bit(this.claimed, s), level: bit(this.level, s) };
+      if (v.pending || v.claimed || v.level || contexts.some((c) => c.enabled.includes(s))) sources.push(v);
+    }
+    return { sources, contexts };
   }
 
   // A low line withdraws its request: a device that was serviced by polling leaves no stale claim behind.

@@ -162,6 +162,11 @@ export class Uart16550 implements MmioDevice {
     }
   }
 
+  /** Registers and interrupt state as they are now (reads nothing that has side effects), for query-interrupts. */
+  describe(): { ier: number; lcr: number; iir: number; rxCount: number; thrInterruptPending: boolean; irqLevel: boolean } {
+    return { ier: this.ier, lcr: this.lcr, iir: this.pendingInterrupt(), rxCount: this.rxCount, thrInterruptPending: this.thrInterruptPending, irqLevel: this.irqLevel };
+  }
+
   save(): Uart16550State {
     const rx: number[] = [];
     for (let i = 0; i < this.rxCount; i++) rx.push(this.rx[(this.rxHead + i) % UART_RX_CAPACITY]);

@@ -69,7 +69,7 @@ function numberArg(command: string, name: string, value: unknown, min: number, m
 }
 
 /** The optional controller method, or a failure saying this VM cannot do it. */
-function capability<K extends "setCpuLimits" | "setDiskLimits" | "consoleResize" | "saveSnapshot" | "loadSnapshot" | "migrate" | "queryMigration" | "cancelMigration" | "setMigrationParameters" | "setBalloonTarget" | "balloonInfo" | "setBalloonStatsInterval">(c: ControlConnection, name: K): NonNullable<VmController[K]> {
+function capability<K extends "setCpuLimits" | "setDiskLimits" | "consoleResize" | "saveSnapshot" | "loadSnapshot" | "migrate" | "queryMigration" | "cancelMigration" | "setMigrationParameters" | "setBalloonTarget" | "balloonInfo" | "setBalloonStatsInterval" | "interrupts">(c: ControlConnection, name: K): NonNullable<VmController[K]> {
   const fn = c.controller[name];
   if (typeof fn !== "function") throw new CommandFailure("GenericError", `This VM cannot ${name}; upgrade nodevisor.`);
   return (fn as (...a: never[]) => unknown).bind(c.controller) as NonNullable<VmController[K]>;
@@ -127,6 +127,7 @@ const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, CommandSpec>(
   ["query-commands", { args: {}, run: () => ({ commands: [...COMMANDS.keys()].map((name) => ({ name })) }) }],
   ["query-status", { args: {}, run: (c) => ({ ...c.controller.status() }) }],
   ["query-stats", { args: {}, run: (c) => ({ ...c.controller.stats() }) }],
+  ["query-interrupts", { args: {}, run: (c) => ({ ...capability(c, "interrupts")() }) }],
   [
     "pause",
     {

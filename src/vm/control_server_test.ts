@@ -255,7 +255,7 @@ test("every command maps onto the controller", async (t) => {
   assert.deepEqual(commands.map((x) => x.name).sort(), [
     "balloon", "balloon-stats-interval", "console-attach", "console-detach", "console-resize", "console-write",
     "migrate", "migrate-cancel", "migrate-set-parameters", "pause", "powerdown",
-    "query-balloon", "query-commands", "query-migrate", "query-stats", "query-status", "quit", "resume", "set-cpu-limits", "set-disk-limits", "set-link", "set-net-limits",
+    "query-balloon", "query-commands", "query-interrupts", "query-migrate", "query-stats", "query-status", "quit", "resume", "set-cpu-limits", "set-disk-limits", "set-link", "set-net-limits",
     "snapshot-load", "snapshot-save",
   ]);
   assert.deepEqual(await c.execute("query-status"), vm.status());

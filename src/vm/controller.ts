@@ -4,6 +4,9 @@
 
 import type { NicLimits } from "../net/shaper.js";
 import type { LatencySnapshot } from "../devices/virtio/block/latency.js";
+import type { PlicView } from "../devices/plic.js";
+import type { Uart16550 } from "../devices/uart16550.js";
+import type { Hart } from "../cpu/hart.js";
 
 /** "inmigrate": a `run --restore-wait` process that has no VM until snapshot-load (QEMU's name for it). */
 export type VmRunState = "inmigrate" | "starting" | "running" | "paused" | "shutdown" | "crashed";
@@ -129,6 +132,13 @@ export interface VmEvent {
   data?: Record<string, unknown>;
 }
 
+/** query-interrupts: a moment's view of the interrupt path, not taken at an instruction boundary. */
+export interface InterruptsReport {
+  plic: PlicView;
+  uart: ReturnType<Uart16550["describe"]>;
+  harts: Array<ReturnType<Hart["describeInterrupts"]> & { externalLevels?: string; softwareInterruptWaiting?: boolean }>;
+}
+
 export interface VmController {
   status(): VmStatus;
   stats(): VmStats;
@@ -164,6 +174,8 @@ export interface VmController {
   queryMigration?(): MigrationStatus;
   cancelMigration?(): void;
   setMigrationParameters?(p: Partial<MigrationParameters>): MigrationParameters;
+  /** The interrupt path as it is now (PLIC, UART, each hart's pending and enabled bits): for a guest that seems to wait for an interrupt. */
+  interrupts?(): InterruptsReport;
   /** Subscribe to serial console output; returns an unsubscribe function. */
   onConsoleOutput(listener: (data: Uint8Array) => void): () => void;
   /** Subscribe to lifecycle events (STOP, RESUME, SHUTDOWN, ...); returns an unsubscribe function. */

@@ -31,4 +31,6 @@ export interface VcpuRunner {
   flushTlbs(): Promise<void>;
   /** Where each hart is, for crash reports. */
   describePcs(): string;
+  /** Vcpu threads only: each hart's inputs not yet taken (external levels, a waiting IPI), for query-interrupts. */
+  describeInputs?(): Array<{ externalLevels: string; softwareInterruptWaiting: boolean }>;
 }

@@ -204,6 +204,10 @@ export class ThreadedVcpus implements VcpuRunner {
     return all;
   }
 
+  describeInputs(): Array<{ externalLevels: string; softwareInterruptWaiting: boolean }> {
+    return this.controls.map((c) => ({ externalLevels: `0x${(Atomics.load(c.words, HartWord.EXT_LEVELS) >>> 0).toString(16)}`, softwareInterruptWaiting: c.softwareInterruptWaiting }));
+  }
+
   describePcs(): string {
     return this.controls.map((c, i) => `hart ${i} near pc 0x${c.figures[HartFigure.PC]!.toString(16)}`).join(", ");
   }

@@ -39,7 +39,7 @@ import { SerialConsole } from "./serial_console.js";
 import { StatusConsoleReader } from "./status_console.js";
 import { ConfigError, DEFAULT_VM_NAME } from "./config.js";
 import { limitedLog, type LimitedLog } from "./log_limiter.js";
-import type { BalloonInfo, DiskLimits, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
+import type { BalloonInfo, DiskLimits, InterruptsReport, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
 import type { BlockCache } from "../cpu/jit/block_cache.js";
 import { kernelCommandLine } from "./kernel_args.js";
 import { deviceStats, jitReport, trapCountsByName } from "./stats_report.js";
@@ -682,6 +682,15 @@ export class Vm implements VmController {
   onEvent(listener: (e: VmEvent) => void): () => void {
     this.eventListeners.add(listener);
     return () => this.eventListeners.delete(listener);
+  }
+
+  interrupts(): InterruptsReport {
+    const inputs = this.vcpus.describeInputs?.();
+    return {
+      plic: this.board.plic.describe(),
+      uart: this.board.uart.describe(),
+      harts: this.board.harts.map((h, i) => ({ ...h.describeInterrupts(), ...inputs?.[i] })),
+    };
   }
 
   /** MMIO and SBI exits the VMM completed so far (for npm run bench's timings). */
