@@ -48,3 +48,18 @@ test("the same program on 2 vCPUs time-sliced on one thread (the mode firmware g
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("store buffering across vCPU threads: `fence rw,rw` keeps each store before the load after it (no round sees both loads read 0)", async () => {
+  await ensureTestImage();
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-smp-"));
+  try {
+    const disk = buildGuestProgramDisk("litmus_sb", dir, ["-pthread"]);
+    const r = await nodevisor(["run", "--cpus", "2", "--disk", `${disk},readonly`, "--", "sh", "-c", runFromDisk("/dev/vda", "200000")], { timeoutMs: 900_000 });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    const figures = Object.fromEntries(r.stdout.trim().split("\n").map((l) => l.split(" ") as [string, string]));
+    assert.equal(figures.rounds, "200000", r.stdout);
+    assert.equal(figures.forbidden, "0", `rounds in which both loads read 0: ${r.stdout}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

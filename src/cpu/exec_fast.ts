@@ -318,6 +318,9 @@ export abstract class HartFastLoop extends HartSlowLoop {
         }
         case 3: { // MISC-MEM: fence, fence.i (no decoded-instruction cache, so nothing to drop)
           if (f3 > 1) break loop;
+          if (f3 === 0 && this.hostFences) {
+            break loop;
+          }
           break;
         }
         case 1: { // LOAD-FP (flw / fld): inline when the FPU is on, the TLB hits and the access is aligned

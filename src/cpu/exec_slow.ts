@@ -329,6 +329,9 @@ export abstract class HartSlowLoop extends HartSystem {
         }
         case 3: { // MISC-MEM: fence, fence.i (no decoded-instruction cache, so nothing to drop)
           if (f3 > 1) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
+          if (f3 === 0 && this.hostFences) {
+            Atomics.add(this.w, 27, 0); // W_FENCE: harts on other threads see this one's accesses in FENCE order
+          }
           break;
         }
         case 1: { // LOAD-FP (flw / fld): inline when the FPU is on, the TLB hits and the access is aligned

@@ -160,6 +160,8 @@ export abstract class HartBase {
   sbiExits = false;
   /** Test-only: skip execFast so every instruction goes through execSlow (hart_equivalence_test compares the two). */
   slowPathOnly = false;
+  /** Other harts run on other host threads (vcpu_worker.ts): FENCE then needs a host barrier (hart_layout.ts W_FENCE). */
+  hostFences = false;
   /** An exit (MMIO, SBI) was requested by the instruction at pc; it has not retired. */
   protected exitPending = 0;
   /** Virtual address of the MMIO access waiting for the VMM (for the access-fault tval). */

@@ -126,6 +126,7 @@ class VcpuThread {
     this.hart = new Hart({ hartId: d.hartId, ram, vcpuDevices: new Bus(), time: this.clock, stateBlock: true });
     this.hart.restore(d.state);
     this.hart.sbiExits = true;
+    this.hart.hostFences = true; // the other harts run on other threads: FENCE orders this thread against theirs
     this.extLevels = this.hart.mip() & EXT_MASK;
     this.vm = new VmControl(d.vm);
     const controls = d.harts.map((s) => new HartControl(s));

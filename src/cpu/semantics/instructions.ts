@@ -303,6 +303,13 @@ if (rd !== 0) { x[2 * rd] = r; x[2 * rd + 1] = r >> 31; }
   {
     opcodes: [3], name: "MISC-MEM: fence, fence.i (no decoded-instruction cache, so nothing to drop)", body: `
 if (f3 > 1) $ILLEGAL;
+if (f3 === 0 && this.hostFences) {
+#fast
+  break loop;
+#slow
+  Atomics.add(this.w, 27, 0); // W_FENCE: harts on other threads see this one's accesses in FENCE order
+#end
+}
 `,
   },
   {
