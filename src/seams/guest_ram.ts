@@ -96,6 +96,7 @@ export class GuestRam {
   private readonly hartSlotsOffset: number;
   /** The dirty log: bit (p & 31) of word p >> 5 is set once page p has been written (see above). */
   readonly dirty: Int32Array;
+  private readonly fenceWord = new Int32Array(new SharedArrayBuffer(4));
   /**
    * Lazy restore: per page PAGE_ABSENT (still in the snapshot), PAGE_LOADING or PAGE_PRESENT;
    * null once every page is here. Every reader of RAM that is not a TLB hit calls ensurePresent.
@@ -206,6 +207,15 @@ export class GuestRam {
     } finally {
       Atomics.notify(st, p);
     }
+  }
+
+  /**
+   * A full host memory barrier (an atomic read-modify-write; a locked instruction on x86): with vCPUs on other threads, a
+   * device that stores to a ring and then loads what the driver stored (virtio's event indexes)
+   * needs it between the two, as the driver has a FENCE between its own store and load.
+   */
+  hostFence(): void {
+    Atomics.add(this.fenceWord, 0, 0);
   }
 
   /** Marks the pages of RAM bytes [off, off+len) written (off from the RAM base); devices call deviceWrote, which also drops compiled code. */

@@ -107,6 +107,9 @@ export class Virtqueue {
   /** Number of chains the driver has made available that the device has not popped yet. */
   pending(): number {
     if (!this.ready) return 0;
+    // avail_event (pop) is stored before the available index is loaded: a driver on another thread
+    // stores the index, fences, loads avail_event to decide whether to notify; without this barrier both could miss.
+    if (this.eventIdx) this.ram.hostFence();
     const n = (this.availIdx() - this.nextAvail) & 0xffff;
     if (n > this.size) {
       throw new VirtqueueError(
@@ -214,6 +217,9 @@ export class Virtqueue {
 
   /** Whether the driver wants an interrupt for the used entries added since the last one we sent (§2.7.10). */
   needsInterrupt(): boolean {
+    // The used index (pushUsed) is stored before the driver's flags or used_event are loaded, as the
+    // driver stores used_event, fences and loads the used index: otherwise both sides could miss.
+    this.ram.hostFence();
     if (!this.eventIdx) {
       if (this.signalledUsed === this.nextUsed) return false;
       this.signalledUsed = this.nextUsed;
