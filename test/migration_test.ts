@@ -3,7 +3,7 @@
 // a destination killed mid-way leaves the source running; a corrupt stream is refused.
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
@@ -18,7 +18,17 @@ import { typeLine, until, VmProcess } from "./testing/vm_process.js";
 before(ensureTestImage, { timeout: 600_000 });
 
 const ticks = (out: string): number[] => [...out.matchAll(/tick (\d+)/g)].map((m) => Number(m[1]));
-const destination = (args: string[]): VmProcess => new VmProcess(process.execPath, ["--import", "tsx", CLI, "run", "--console", "none", ...args]);
+const destination = (args: string[], env: NodeJS.ProcessEnv = {}): VmProcess => new VmProcess(process.execPath, ["--import", "tsx", CLI, "run", "--console", "none", ...args], env);
+
+/** The RAM pages whose checksums differ between the source's digest at the switch-over and the destination's on arrival (src/vm/ram_digest.ts). */
+function pagesThatDiffer(sourceDigest: string, destinationDigest: string): number[] {
+  const a = new Uint32Array(readFileSync(sourceDigest).buffer.slice(0));
+  const b = new Uint32Array(readFileSync(destinationDigest).buffer.slice(0));
+  assert.equal(a.length, b.length, "both digests cover the same RAM");
+  const differ: number[] = [];
+  a.forEach((sum, p) => { if (b[p] !== sum) differ.push(p); });
+  return differ;
+}
 const listening = (vm: VmProcess): Promise<void> => until(() => /waiting for a migration/.test(vm.stderr), 60_000, `the destination to listen (stderr: ${vm.stderr})`);
 
 /** A stalled VM's status, figures and interrupt path twice, a second apart (does the guest run at all? what does it wait for?), for a failure message. */
@@ -50,8 +60,10 @@ test("a 2-vCPU guest counting in a shell loop, with a shared qcow2 disk, moves t
   const disk = join(dir, "shared.qcow2");
   await createQcow2(disk, { size: 8 << 20 });
   // Shared storage: both processes open the same qcow2 file.
-  const source = VmProcess.nodevisor(["--cpus", "2", "--disk", disk, "--control-socket", join(dir, "a.sock"), "--console", "none"]);
-  const dest = destination(["--incoming", `unix:${join(dir, "mig.sock")}`, "--control-socket", join(dir, "b.sock")]);
+  // Each side writes a checksum of every RAM page: the source's as it stops, the destination's as the state arrives.
+  const digests = { source: join(dir, "source.digest"), destination: join(dir, "destination.digest") };
+  const source = VmProcess.nodevisor(["--cpus", "2", "--disk", disk, "--control-socket", join(dir, "a.sock"), "--console", "none"], { NODEVISOR_RAM_DIGEST_FILE: digests.source });
+  const dest = destination(["--incoming", `unix:${join(dir, "mig.sock")}`, "--control-socket", join(dir, "b.sock")], { NODEVISOR_RAM_DIGEST_FILE: digests.destination });
   try {
     const a = await source.connect(join(dir, "a.sock"));
     await source.waitFor(/~# /, 900_000);
@@ -66,13 +78,16 @@ test("a 2-vCPU guest counting in a shell loop, with a shared qcow2 disk, moves t
     assert.ok(reported !== null, `the source reports the migration and exits: ${source.stderr}`);
     const downtimeMs = Number(reported[1]);
     console.log(`# ${/migrated to .*/.exec(source.stderr)?.[0]}`);
+    await until(() => existsSync(digests.destination), 60_000, "the destination's RAM digest");
+    assert.deepEqual(pagesThatDiffer(digests.source, digests.destination), [], "the destination's RAM is the source's as it stopped, page for page");
     const last = Math.max(...ticks(source.stdout));
     await dest.waitFor(new RegExp(`tick ${last + 5}\\b`), 120_000).catch(async (e: Error) => {
       throw new Error(`${e.message}\ndestination: ${await vmFigures(join(dir, "b.sock"))}`);
     });
     // Across both processes the counter goes on one by one: it never restarted and skipped nothing.
     const all = ticks(source.stdout + dest.stdout);
-    all.forEach((n, i) => assert.equal(n, i + 1, `tick ${i + 1} came out as ${n} (downtime ${downtimeMs} ms)`));
+    const seam = (): string => `the source's last output ${JSON.stringify(source.stdout.slice(-40))}, the destination's first ${JSON.stringify(dest.stdout.slice(0, 40))}`;
+    all.forEach((n, i) => assert.equal(n, i + 1, `tick ${i + 1} came out as ${n} (downtime ${downtimeMs} ms; ${seam()})`));
     const b = await dest.connect(join(dir, "b.sock"));
     await typeLine(b, "echo count=$(cat /tmp/count) up=$(cut -d' ' -f1 /proc/uptime) before=$(cut -d' ' -f1 /tmp/uptime-before)");
     const m = await dest.waitFor(/count=(\d+) up=([\d.]+) before=([\d.]+)\s/);

@@ -25,6 +25,7 @@ import { checkSnapshotHeader, type VmSnapshotHeader, type VmSnapshotInfo } from 
 import { restoredDisks } from "../vm/snapshot/disk_snapshot.js";
 import { parseMigrationUri, type MigrationUri } from "../vm/migration/stream.js";
 import { IncomingMigration } from "../vm/migration/incoming.js";
+import { writeRamDigestIfAsked } from "../vm/ram_digest.js";
 import { RestoreWait, type RestoreRequestHandler } from "../vm/restore_wait.js";
 import { preloadReclaim, tuneHostAllocator } from "../vm/host_memory.js";
 
@@ -442,6 +443,7 @@ export async function runVm(req: VmRunRequest): Promise<number> {
       diskPaths: start.incoming.diskPaths,
       onListening: (where) => process.stderr.write(`nodevisor: waiting for a migration on ${where}\n`),
     });
+    writeRamDigestIfAsked(incoming.ram);
     const h = incoming.header;
     config = { ...h.config, name: start.incoming.name ?? h.config.name, ...start.settings };
   } else {

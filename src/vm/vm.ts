@@ -47,6 +47,7 @@ import type { DiskConfig, VmConfig } from "./config.js";
 import { diskDevice, freezeDisk } from "./snapshot/disk_snapshot.js";
 import { nonZeroPages, SnapshotWriter } from "./snapshot/snapshot_file.js";
 import { BackgroundPageLoader, lazyPagesFor } from "./snapshot/lazy_pages.js";
+import { writeRamDigestIfAsked } from "./ram_digest.js";
 import { freezePages, mergePages, precopy, PrecopyCancelled, type FrozenPages } from "./snapshot/precopy.js";
 import type { DiskDirtyLog } from "./migration/block_copy.js";
 import { DEFAULT_MIGRATION_PARAMETERS, OutgoingMigration, type MigrationParameters, type MigrationStatus } from "./migration/outgoing.js";
@@ -476,7 +477,9 @@ export class Vm implements VmController {
       vm: { commandStatus: this.statusConsole.commandStatus, guestListening: this.statusConsole.guestListening, consoleSize: this.consoleSize },
       disks: [],
     };
-    return { header, last: freezePages(this.board.ram, mergePages(pending, this.board.ram.takeDirtyPages())) };
+    const last = freezePages(this.board.ram, mergePages(pending, this.board.ram.takeDirtyPages()));
+    writeRamDigestIfAsked(this.board.ram);
+    return { header, last };
   }
 
   /** Starts a live migration to a `nodevisor run --incoming URI` process (docs/migration.md); query it with queryMigration(). */
