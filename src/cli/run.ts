@@ -413,9 +413,8 @@ async function findImage(name: string | undefined, build: boolean): Promise<Gues
 
 /** Runs the VM to completion; returns the process exit status. */
 export async function runVm(req: VmRunRequest): Promise<number> {
-  // Opt-in for now: both CI runs with it on hit the (older, intermittent) stall of a migrated guest's
-  // serial console in migration_test and net_state_test; it stays off until that is understood.
-  if (process.env.NODEVISOR_MALLOC_TUNING === "1") tuneHostAllocator();
+  // NODEVISOR_MALLOC_TUNING=0 keeps glibc's own thresholds (host_memory.ts says what this buys).
+  if (process.env.NODEVISOR_MALLOC_TUNING !== "0") tuneHostAllocator();
   let server: ControlServer | null = null;
   let waited: Awaited<RestoreWait<RestoreRequest>["requested"]> | null = null;
   let start: BootRequest | RestoreRequest | IncomingRequest;
