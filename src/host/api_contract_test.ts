@@ -79,7 +79,11 @@ test("a VM's life through the API, each answer checked against the document", as
   assert.equal((await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/web1/actions", { action: "pause" })).body.state, "paused");
   r = await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/web1/actions", { action: "pause" });
   assert.deepEqual([r.status, r.body.message], [409, "VM web1 is already paused."]);
-  assert.equal((await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/web1/actions", { action: "resume" })).body.state, "running");
+  r = await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/web1/actions", { action: "resume" });
+  if (r.body.state !== "running") {
+    const events = await api.call("GET", "/v1/events", "/v1/events?vm=web1");
+    assert.fail(`resume answered ${r.status} ${JSON.stringify(r.body)}; the VM's events: ${JSON.stringify(events.body)}`);
+  }
   const stats = await waitFor("stats from the poller", async () => {
     const s = await api.call("GET", "/v1/vms/{name}/stats", "/v1/vms/web1/stats");
     return s.status === 200 && typeof s.body.cpuMs === "number" ? s.body : undefined;

@@ -45,7 +45,7 @@ import { kernelCommandLine } from "./kernel_args.js";
 import { deviceStats, jitReport, trapCountsByName } from "./stats_report.js";
 import type { DiskConfig, VmConfig } from "./config.js";
 import { diskDevice, freezeDisk } from "./snapshot/disk_snapshot.js";
-import { nonZeroPages, SnapshotWriter } from "./snapshot/snapshot_file.js";
+import { SnapshotWriter } from "./snapshot/snapshot_file.js";
 import { BackgroundPageLoader, lazyPagesFor } from "./snapshot/lazy_pages.js";
 import { writeRamDigestIfAsked } from "./ram_digest.js";
 import { freezePages, mergePages, precopy, PrecopyCancelled, type FrozenPages } from "./snapshot/precopy.js";
