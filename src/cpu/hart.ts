@@ -99,14 +99,6 @@ export class Hart extends HartJitLoop implements InterruptTarget {
     let lastTimerCheck = -MAX_SLICE;
     exit.reason = EXIT_BUDGET;
     if (this.exitPending !== 0) throw new Error(`hart ${this.hartId}: run() called before its ${this.exitPending === EXIT_SBI ? "SBI" : "MMIO"} exit was completed`);
-    if (this.mmioReplay && !this.excPending) {
-      // The instruction behind a completed MMIO exit runs before anything else (an interrupt
-      // handler's own device access must not take its result).
-      const done = this.execSlow(1);
-      this.mmioReplay = false;
-      retired += done;
-      work += done + 1;
-    }
     while (work < budget) {
       if (this.stopped) { exit.reason = EXIT_STOPPED; break; }
       if (this.excPending) {
@@ -148,20 +140,28 @@ export class Hart extends HartJitLoop implements InterruptTarget {
   /**
    * The VMM performed the MMIO exit's access: `lo`/`hi` is the value a load reads (ignored for
    * stores). With `fault`, no device answered: the instruction takes an access fault instead.
+   * Otherwise the instruction retires here, at once, taking the value (before any interrupt: a
+   * handler's own device access must not take it): between run() calls the hart's state must be
+   * whole, because a snapshot or a migration may take it there, and a value held for a later
+   * replay is in no saved state (a migrated guest read its UART's IIR a second time, found the
+   * THR-empty event gone, and never sent another byte). Returns the instructions retired (0 or 1).
    */
-  completeMmio(lo: number, hi = 0, fault = false): void {
+  completeMmio(lo: number, hi = 0, fault = false): number {
     if (this.exitPending !== EXIT_MMIO) throw new Error(`hart ${this.hartId}: completeMmio without an MMIO exit`);
     this.exitPending = 0;
     const e = this.exit;
     if (fault) {
       this.raise(e.mmioWrite ? CAUSE_STORE_ACCESS : CAUSE_LOAD_ACCESS, this.mmioVLo, this.mmioVHi);
-      return;
+      return 0;
     }
     if (!e.mmioWrite) {
       e.mmioValueLo = lo | 0;
       e.mmioValueHi = hi | 0;
     }
     this.mmioReplay = true;
+    const done = this.execSlow(1);
+    this.mmioReplay = false;
+    return done;
   }
 
   /** The VMM answered the SBI exit (a0/a1 are set): the ecall retires. */

@@ -211,6 +211,32 @@ test("an access to a device outside the vCPU is an MMIO exit; the instruction re
   assert.equal(m.hart.readCsr(K.CSR_MTVAL), 0x1000_0200n);
 });
 
+test("a completed MMIO exit has retired its instruction: a state saved before the next run() holds the value and the next pc, and a restore reads the device no more", () => {
+  const m = makeMachine(4 << 20, { exits: true });
+  let reads = 0;
+  m.bus.map(0x1000_0000, 0x100, { name: "probe", read: () => (reads++, 0x5a), write: () => {} });
+  const a = new Asm();
+  a.li(5, 0x1000_0000);
+  const at = a.here;
+  a.lbu(7, 5, 0).addi(8, 7, 1);
+  load(m, a);
+  m.hart.run(1000);
+  assert.equal(m.hart.exit.reason, EXIT_MMIO);
+  assert.equal(m.hart.getPc(), at, "the exit leaves the load unretired");
+  completeMmioOnBus(m);
+  // A pause (snapshot, migration) may take the state here, before the hart runs again.
+  const saved = m.hart.save();
+  assert.equal(saved.pc, at + 4, "the load retired with the exit's completion");
+  assert.equal(m.hart.getX(7), 0x5an);
+  const other = makeMachine(4 << 20, { exits: true });
+  other.bus.map(0x1000_0000, 0x100, { name: "probe", read: () => (reads++, 0x11), write: () => {} });
+  load(other, a);
+  other.hart.restore(saved);
+  other.hart.run(1);
+  assert.equal(other.hart.getX(8), 0x5bn, "the restored hart goes on after the load");
+  assert.equal(reads, 1, "the device was read once");
+});
+
 test("counters: time reads the clock; S/U access needs mcounteren/scounteren", () => {
   let end = 0;
   const { m } = setup((a) => {

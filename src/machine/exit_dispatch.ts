@@ -12,23 +12,21 @@ export interface ExitServices {
   sbi?: { handle(hart: Hart): boolean };
 }
 
-export function dispatchExit(hart: Hart, s: ExitServices): void {
+/** Completes the hart's exit; returns the instructions an MMIO completion retired (completeMmio). */
+export function dispatchExit(hart: Hart, s: ExitServices): number {
   const e = hart.exit;
   switch (e.reason) {
     case EXIT_MMIO:
       if (e.mmioWrite) {
         s.bus.write(e.mmioAddr, e.mmioSize, e.mmioValueLo, e.mmioValueHi);
-        hart.completeMmio(0, 0, s.bus.fault);
-      } else {
-        const lo = s.bus.read(e.mmioAddr, e.mmioSize);
-        hart.completeMmio(lo, e.mmioSize === 8 ? s.bus.readHigh : 0, s.bus.fault);
+        return hart.completeMmio(0, 0, s.bus.fault);
       }
-      return;
+      return hart.completeMmio(s.bus.read(e.mmioAddr, e.mmioSize), e.mmioSize === 8 ? s.bus.readHigh : 0, s.bus.fault);
     case EXIT_SBI:
       s.sbi?.handle(hart);
       hart.completeSbi();
-      return;
+      return 0;
     default:
-      return; // budget, WFI and stopped need nothing from the VMM
+      return 0; // budget, WFI and stopped need nothing from the VMM
   }
 }

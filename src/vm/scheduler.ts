@@ -22,7 +22,8 @@ export interface SchedulerHooks {
   /** Called after each batch of execution (flush device output, etc.). */
   afterSlice: () => void;
   /** Completes a hart's MMIO or SBI exit (device access, firmware call) before it runs again. */
-  onExit: (hart: Hart) => void;
+  /** Completes the hart's exit; returns the instructions that retired (an MMIO access's instruction). */
+  onExit: (hart: Hart) => number;
   /** True while the VM should keep running. */
   isRunning: () => boolean;
   /** Something threw out of guest execution (a VMM bug): the VM must stop, the process must not. */
@@ -88,7 +89,7 @@ export class Scheduler implements VcpuRunner {
   }
 
   collectHartStates(): Promise<HartState[]> {
-    // Paused means no slice is running, and exits complete within runHart: every hart is at a boundary.
+    // Paused means no slice is running, and exits complete (their instructions retire) within runHart: every hart is at a boundary.
     return Promise.resolve(this.harts.map((h) => h.save()));
   }
 
@@ -191,7 +192,7 @@ export class Scheduler implements VcpuRunner {
       if (reason !== EXIT_MMIO && reason !== EXIT_SBI) return;
       if (reason === EXIT_MMIO) this.mmioExits++;
       else this.sbiExits++;
-      this.hooks.onExit(h);
+      this.instructions += this.hooks.onExit(h); // an MMIO access's instruction retires as it completes
       if (reason === EXIT_SBI) this.instructions++; // the ecall retires when the SBI call completes
       if (!this.hooks.isRunning()) return;
       budget -= n + 1;

@@ -30,7 +30,7 @@ test("interrupts raised during a slice never start a second event-loop chain", a
   const clint = { update() {}, nextDeadline: () => Infinity } as unknown as Clint;
   scheduler = new Scheduler([hart], clint, new VirtualClock(), {
     afterSlice: () => slices++,
-    onExit: () => {},
+    onExit: () => 0,
     isRunning: () => running,
     onCrash: (e) => assert.fail(String(e)),
   });
@@ -50,7 +50,7 @@ test("a kick while sleeping on the timer wakes exactly one chain", async () => {
   const clint = { update() {}, nextDeadline: () => Infinity } as unknown as Clint;
   const scheduler = new Scheduler([hart], clint, new VirtualClock(), {
     afterSlice: () => slices++,
-    onExit: () => {},
+    onExit: () => 0,
     isRunning: () => running,
     onCrash: (e) => assert.fail(String(e)),
   });
@@ -90,7 +90,7 @@ test("sleeping in WFI wakes after the timer deadline, never before it (no wasted
       if (wakes++ > 0 && !dueThisSlice) early++;
       dueThisSlice = false;
     },
-    onExit: () => {},
+    onExit: () => 0,
     isRunning: () => running,
     onCrash: (e) => assert.fail(String(e)),
   });

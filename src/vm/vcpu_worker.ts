@@ -267,7 +267,7 @@ class VcpuThread {
     const lo = w[HartWord.MB_VALUE_LO]!;
     const hi = w[HartWord.MB_VALUE_HI]!;
     Atomics.store(w, HartWord.MB_STATE, MAILBOX_IDLE);
-    this.hart.completeMmio(lo, hi, fault);
+    this.fig[HartFigure.INSTRET] += this.hart.completeMmio(lo, hi, fault); // retires here: a pause may park the hart next
     this.takeInputs(); // a device access (a PLIC claim, above all) changes interrupt levels
   }
 
