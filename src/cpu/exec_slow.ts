@@ -330,7 +330,7 @@ export abstract class HartSlowLoop extends HartSystem {
         case 3: { // MISC-MEM: fence, fence.i (no decoded-instruction cache, so nothing to drop)
           if (f3 > 1) { this.raise(CAUSE_ILLEGAL_INSTRUCTION, raw, 0); break loop; }
           if (f3 === 0 && this.hostFences) {
-            Atomics.add(this.w, 27, 0); // W_FENCE: harts on other threads see this one's accesses in FENCE order
+            this.ram.hostFence(); // harts on other threads see this one's accesses in FENCE order
           }
           break;
         }

@@ -160,7 +160,7 @@ export abstract class HartBase {
   sbiExits = false;
   /** Test-only: skip execFast so every instruction goes through execSlow (hart_equivalence_test compares the two). */
   slowPathOnly = false;
-  /** Other harts run on other host threads (vcpu_worker.ts): FENCE then needs a host barrier (hart_layout.ts W_FENCE). */
+  /** Other harts run on other host threads (vcpu_worker.ts): FENCE then needs a host barrier (GuestRam.hostFence). */
   hostFences = false;
   /** An exit (MMIO, SBI) was requested by the instruction at pc; it has not retired. */
   protected exitPending = 0;

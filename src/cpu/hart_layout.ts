@@ -63,12 +63,6 @@ export const W_JIT_DS = 24;
 export const W_JIT_XS = 25;
 /** The generation of the jump cache (HART_JUMP_CACHE): an entry counts only if it was made in this one. */
 export const W_JC_GEN = 26;
-/**
- * A word FENCE does an atomic read-modify-write on when other harts run on other host threads:
- * plain typed-array accesses are ordered between threads only by such a host barrier (x86 lets a
- * later load pass an earlier store; other hosts reorder more). semantics/instructions.ts spells it 27.
- */
-export const W_FENCE = 27;
 /** 64-bit CSRs as lo/hi pairs (slot order: csr.ts C64_*). */
 export const W_C64 = 32;
 export const W_PMPCFG = 64;
@@ -108,7 +102,6 @@ export const TLB_X_TAG_LO = 6, TLB_X_TAG_HI = 7, TLB_X_OFF = 8;
 export const HART_STATE_BYTES = HART_TLB + 4 * TLB_SET_BYTES;
 
 if (HART_WORDS + 4 * WORD_COUNT > HART_DOUBLES || HART_DOUBLES + 8 * DOUBLE_COUNT > HART_TLB) throw new Error("hart_layout.ts: the control regions overlap");
-if (W_FENCE !== 27) throw new Error("hart_layout.ts: W_FENCE moved; update the literal 27 in semantics/instructions.ts");
 if (HART_WORDS + 4 * W_JC_GEN !== HART_JC_GEN_OFFSET) throw new Error("hart_layout.ts: W_JC_GEN and HART_JC_GEN_OFFSET in seams/guest_ram.ts disagree");
 if (JC_ENTRIES * JC_ENTRY_BYTES > TLB_SET_BYTES) throw new Error("hart_layout.ts: the jump cache outgrew TLB set 2's room");
 if (HART_STATE_BYTES > HART_SLOT_BYTES) throw new Error(`hart state block (${HART_STATE_BYTES} bytes) outgrew HART_SLOT_BYTES in seams/guest_ram.ts`);

@@ -307,7 +307,7 @@ if (f3 === 0 && this.hostFences) {
 #fast
   break loop;
 #slow
-  Atomics.add(this.w, 27, 0); // W_FENCE: harts on other threads see this one's accesses in FENCE order
+  this.ram.hostFence(); // harts on other threads see this one's accesses in FENCE order
 #end
 }
 `,
