@@ -61,6 +61,9 @@ Options:
       --console-log FILE   write everything the serial console prints to FILE
       --control-socket PATH
                            serve the JSON-lines control socket (docs/control-socket.md)
+      --control-wait       start the guest only once a client has connected to the
+                           --control-socket (QEMU's server=on,wait=on), so a
+                           manager sees every event, a quick poweroff included
       --cpu-cap PCT        hold each vCPU to PCT per cent of a host core (1-100)
       --cpu-tier interp|jit
                            how guest code runs: the interpreter, or the JIT that
@@ -111,6 +114,7 @@ const OPTIONS = {
   firmware: { type: "string" },
   "console-log": { type: "string" },
   "control-socket": { type: "string" },
+  "control-wait": { type: "boolean" },
   "cpu-cap": { type: "string" },
   "cpu-tier": { type: "string" },
   balloon: { type: "string" },
@@ -132,6 +136,8 @@ interface RunProcess {
   pidFile: string | null;
   /** False when the serial console takes no input from stdin (--console none). */
   consoleInput: boolean;
+  /** --control-wait: the guest starts once a client has connected to the control socket. */
+  controlWait?: boolean;
 }
 
 /** How a VM whose machine comes from elsewhere (a migration source, a snapshot loaded later) is run here. */
@@ -187,6 +193,10 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
 
   const starts = (["restore", "restore-wait", "incoming"] as const).filter((o) => values[o] !== undefined);
   if (starts.length > 1) throw new UsageError(`nodevisor run: give one of --restore, --restore-wait and --incoming, not --${starts.join(" and --")}.`);
+  if (values["control-wait"] && values["control-socket"] === undefined) throw new UsageError("nodevisor run: --control-wait waits for a client of the control socket; give --control-socket PATH too.");
+  if (values["control-wait"] && (values["restore-wait"] || values.incoming !== undefined)) {
+    throw new UsageError(`nodevisor run: --${values.incoming !== undefined ? "incoming" : "restore-wait"} already waits before the guest runs; leave --control-wait out.`);
+  }
   if (values["restore-wait"]) return restoreWaitRequest(values, command);
   if (values.restore !== undefined) return restoreRequest(values, command);
   if (values.incoming !== undefined) return incomingRequest(values, command);
@@ -239,7 +249,7 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
   validateConfig(config);
   kernelCommandLine(config); // refuses a command line the kernel would truncate
   const pidFile = values["pid-file"] === undefined ? null : resolve(values["pid-file"] as string);
-  return { start: "boot", config, pidFile, consoleInput: consoleMode === "stdio" };
+  return { start: "boot", config, pidFile, consoleInput: consoleMode === "stdio", controlWait: values["control-wait"] === true };
 }
 
 /** `run --restore FILE`: the machine comes from the snapshot; only how it is run comes from the options. */
@@ -275,7 +285,7 @@ async function restoreRequest(values: Record<string, string | string[] | boolean
   // Each restored VM writes to overlays of its own on the snapshot's frozen disks.
   config.disks = await restoredDisks(info.header.disks, info.header.config.disks, (d) => `${path}.${name}.${d.device}.qcow2`);
   const pidFile = values["pid-file"] === undefined ? null : resolve(values["pid-file"] as string);
-  return { start: "restore", config, pidFile, consoleInput: consoleMode === "stdio", restore: { path, info } };
+  return { start: "restore", config, pidFile, consoleInput: consoleMode === "stdio", controlWait: values["control-wait"] === true, restore: { path, info } };
 }
 
 /** `run --restore-wait`: listen on the control socket and restore whatever snapshot-load names, as --restore would. */
@@ -498,6 +508,8 @@ export async function runVm(req: VmRunRequest): Promise<number> {
   try {
     // A migrated guest runs only once the source gave it up (GO): never on both sides.
     await incoming?.ready();
+    // A manager that asked for it sees the guest from its first instruction (a poweroff at once included).
+    if (start.controlWait) await server?.untilConnected();
     vm.start();
     await incoming?.running();
     if (waited !== null) {

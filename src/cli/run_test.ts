@@ -52,3 +52,11 @@ test("--incoming and --restore-wait requests carry how the VM is run, and nothin
 
   assert.deepEqual(await parseRunArgs(["--help"]), { start: "help" });
 });
+
+test("--control-wait holds a booted guest for the first control client, and needs a control socket to wait on", async () => {
+  const boot = await parseRunArgs(["--kernel", process.execPath, "--control-socket", "c.sock", "--control-wait"], { buildImage: false });
+  assert.equal(boot.start, "boot");
+  assert.equal(boot.start === "boot" && boot.controlWait, true);
+  await assert.rejects(parseRunArgs(["--kernel", process.execPath, "--control-wait"], { buildImage: false }), /--control-wait waits for a client of the control socket; give --control-socket PATH too/);
+  await assert.rejects(parseRunArgs(["--incoming", "unix:/tmp/m.sock", "--control-socket", "c.sock", "--control-wait"]), /--incoming already waits/);
+});

@@ -54,7 +54,8 @@ export function runArguments(spec: VmSpec, paths: VmPaths, balloon?: string): st
   for (const n of spec.nics ?? []) args.push("--net", nicArgument(n));
   if (spec.cpuCap !== null) args.push("--cpu-cap", String(spec.cpuCap));
   if (balloon !== undefined) args.push("--balloon", balloon);
-  args.push("--control-socket", paths.controlSocket, "--pid-file", paths.pidFile, "--console", "none", "--terminal", "xterm-256color,24x80");
+  // --control-wait: the guest starts once we are connected, so no exit (a poweroff at once) passes unseen.
+  args.push("--control-socket", paths.controlSocket, "--control-wait", "--pid-file", paths.pidFile, "--console", "none", "--terminal", "xterm-256color,24x80");
   return args;
 }
 
@@ -62,7 +63,7 @@ export function runArguments(spec: VmSpec, paths: VmPaths, balloon?: string): st
 function restoreArguments(spec: VmSpec, paths: VmPaths): string[] {
   const args = ["run", "--restore", spec.restore!, "--name", spec.name];
   if (spec.cpuCap !== null) args.push("--cpu-cap", String(spec.cpuCap));
-  args.push("--control-socket", paths.controlSocket, "--pid-file", paths.pidFile, "--console", "none");
+  args.push("--control-socket", paths.controlSocket, "--control-wait", "--pid-file", paths.pidFile, "--console", "none");
   return args;
 }
 
@@ -72,7 +73,7 @@ export function incomingArguments(spec: VmSpec, paths: VmPaths, listen: string):
   // Where each of the source's disks is here: shared storage at this path, or the new file a block migration fills.
   for (const d of spec.disks) args.push("--disk", d.path);
   if (spec.cpuCap !== null) args.push("--cpu-cap", String(spec.cpuCap));
-  args.push("--control-socket", paths.controlSocket, "--pid-file", paths.pidFile, "--console", "none");
+  args.push("--control-socket", paths.controlSocket, "--control-wait", "--pid-file", paths.pidFile, "--console", "none");
   return args;
 }
 

@@ -35,7 +35,7 @@ test("the run options carry the whole spec, and the daemon's own options", () =>
     "run", "--name", "web1", "--memory", "512M", "--cpus", "2", "--kernel", "/k", "--initrd", "/i", "--append", "quiet",
     "--disk", "/d.qcow2,readonly,format=qcow2,bps=1000,iops=10,burst=500",
     "--net", "user,hostfwd=tcp:2222-:22", "--net", "switch=lab,trunk=10,20", "--cpu-cap", "40",
-    "--control-socket", "/r/vms/web1.sock", "--pid-file", "/r/vms/web1.pid", "--console", "none", "--terminal", "xterm-256color,24x80",
+    "--control-socket", "/r/vms/web1.sock", "--control-wait", "--pid-file", "/r/vms/web1.pid", "--console", "none", "--terminal", "xterm-256color,24x80",
   ]);
 });
 

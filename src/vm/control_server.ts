@@ -612,6 +612,8 @@ export class ControlServer {
   private accepting = true;
   // Inode of our socket file, so close() never deletes a file some other server put there.
   private socketIno: number | null = null;
+  private connected = false;
+  private readonly connectedWaiters: (() => void)[] = [];
 
   constructor(opts: ControlServerOptions) {
     this.path = opts.path;
@@ -684,11 +686,19 @@ export class ControlServer {
     for (const c of this.connections) c.switchTo(next);
   }
 
+  /** Resolves once a client has connected (at once if one has already). */
+  untilConnected(): Promise<void> {
+    if (this.connected) return Promise.resolve();
+    return new Promise((resolve) => this.connectedWaiters.push(resolve));
+  }
+
   private accept(socket: Socket): void {
     if (!this.accepting) {
       socket.destroy();
       return;
     }
+    this.connected = true;
+    for (const resolve of this.connectedWaiters.splice(0)) resolve();
     const conn = new ControlConnection(socket, this.controller, this.log, this.maxPendingOutput, (c) =>
       this.connections.delete(c),
     );

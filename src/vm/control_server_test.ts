@@ -235,6 +235,18 @@ test("greets with version, protocol and capabilities; socket is 0600 and removed
   assert.equal(existsSync(path), false);
 });
 
+test("untilConnected resolves with the first client, and at once after it (run --control-wait)", async (t) => {
+  const { path, server } = await startServer(t);
+  let connected = false;
+  const waiting = server.untilConnected().then(() => (connected = true));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(connected, false, "no client yet");
+  await client(t, path);
+  await waiting;
+  assert.equal(connected, true);
+  await server.untilConnected(); // already connected: no wait
+});
+
 test("the default version in the greeting is 0.1.0", async (t) => {
   const path = socketPath(t);
   const server = new ControlServer({ path, controller: new FakeVm() });
