@@ -423,9 +423,8 @@ async function findImage(name: string | undefined, build: boolean): Promise<Gues
 
 /** Runs the VM to completion; returns the process exit status. */
 export async function runVm(req: VmRunRequest): Promise<number> {
-  // Opt-in (NODEVISOR_MALLOC_TUNING=1) while migrated 2-vCPU guests can stall: CI runs with it on
-  // hit that stall far more often (docs/performance.md); host_memory.ts says what it buys.
-  if (process.env.NODEVISOR_MALLOC_TUNING === "1") tuneHostAllocator();
+  // On unless NODEVISOR_MALLOC_TUNING=0; host_memory.ts says what it buys.
+  if (process.env.NODEVISOR_MALLOC_TUNING !== "0") tuneHostAllocator();
   let server: ControlServer | null = null;
   let waited: Awaited<RestoreWait<RestoreRequest>["requested"]> | null = null;
   let start: BootRequest | RestoreRequest | IncomingRequest;

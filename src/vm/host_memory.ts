@@ -72,8 +72,8 @@ const TRIM_THRESHOLD_BYTES = 64 << 20;
  * and first-touching fresh memory costs ~5 ms a MiB on hosts that are VMs themselves (PVM here).
  * A fixed 32 MiB mmap threshold with a 64 MiB trim threshold (as MALLOC_MMAP_THRESHOLD_ and
  * MALLOC_TRIM_THRESHOLD_ would set) took a boot from ~100,000 host page faults to ~56,000.
- * glibc on Linux only; true when both settings were taken. `nodevisor run` calls it only with
- * NODEVISOR_MALLOC_TUNING=1 for now (cli/run.ts says why).
+ * glibc on Linux only; true when both settings were taken. `nodevisor run` calls it unless
+ * NODEVISOR_MALLOC_TUNING=0.
  */
 export function tuneHostAllocator(): boolean {
   if (process.platform !== "linux" || loadMadvise() === null) return false;
