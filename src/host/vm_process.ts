@@ -73,7 +73,7 @@ export function incomingArguments(spec: VmSpec, paths: VmPaths, listen: string):
   // Where each of the source's disks is here: shared storage at this path, or the new file a block migration fills.
   for (const d of spec.disks) args.push("--disk", d.path);
   if (spec.cpuCap !== null) args.push("--cpu-cap", String(spec.cpuCap));
-  args.push("--control-socket", paths.controlSocket, "--control-wait", "--pid-file", paths.pidFile, "--console", "none");
+  args.push("--control-socket", paths.controlSocket, "--pid-file", paths.pidFile, "--console", "none");
   return args;
 }
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describeExit, rotateLog, runArguments, truncateLogIfLarge, VM_MALLOC_TUNABLE, vmProcessEnv } from "./vm_process.js";
+import { describeExit, incomingArguments, rotateLog, runArguments, truncateLogIfLarge, VM_MALLOC_TUNABLE, vmProcessEnv } from "./vm_process.js";
 import { withDefaults } from "./spec.js";
 import { vmPaths } from "./paths.js";
 
@@ -37,6 +37,9 @@ test("the run options carry the whole spec, and the daemon's own options", () =>
     "--net", "user,hostfwd=tcp:2222-:22", "--net", "switch=lab,trunk=10,20", "--cpu-cap", "40",
     "--control-socket", "/r/vms/web1.sock", "--control-wait", "--pid-file", "/r/vms/web1.pid", "--console", "none", "--terminal", "xterm-256color,24x80",
   ]);
+  // A restore is held for the daemon too; a migration's destination already waits for its source (run refuses both).
+  assert.ok(runArguments({ ...spec, restore: "/s.snap" }, p).includes("--control-wait"));
+  assert.ok(!incomingArguments(spec, p, "tcp:0.0.0.0:0").includes("--control-wait"));
 });
 
 test("logs rotate at start and are copied away and truncated when they grow too large", (t) => {

@@ -645,16 +645,21 @@ export function emitModule(blocks: BlockShape[], pages: number, have: PageOffset
   const first = 1 + linked.length;
   blocks.forEach((b, i) => e.fnIndex.set(b.start, first + i));
   e.translateIndex = first + blocks.length;
-  const functions = blocks.map((b) => {
+  // Arrays built by push, never by map or spread: their elements kinds (V8's maps) are then the same
+  // in every module, where map's and spread's depended on the length ("wrong map" deopts a boot).
+  const functions: FunctionBody[] = [];
+  for (const b of blocks) {
     e.w = new ByteWriter();
     emitBlock(e, b);
     e.op(0x00); // unreachable: every path returned
     const locals = FIXED_LOCALS.slice();
     for (let i = 0; i < e.regLocals; i++) locals.push(I64);
-    return { locals, body: e.w } as FunctionBody;
-  });
+    functions.push({ locals, body: e.w });
+  }
   if (e.usedTranslate) functions.push(emitTranslateFn(false), emitTranslateFn(true));
-  return buildModule({ ...BLOCK_FN_TYPE, functions, otherTypes: [TRANSLATE_FN_TYPE], importFunctions: ["go", ...linked.map(blockImportName)] }, pages);
+  const importFunctions = ["go"];
+  for (const po of linked) importFunctions.push(blockImportName(po));
+  return buildModule({ params: BLOCK_FN_TYPE.params, results: BLOCK_FN_TYPE.results, functions, otherTypes: [TRANSLATE_FN_TYPE], importFunctions }, pages);
 }
 
 /** A page's module compiled (compileModule): its blocks' page offsets in function order, the earlier blocks it links to, its wasm size. */
