@@ -28,6 +28,7 @@ function program(): Uint32Array {
   const w = (insn: number): void => { words.push(insn >>> 0); };
   aluKinds(w);
   memoryKinds(w);
+  for (const f5 of [0x10, 0x14, 0x18, 0x1c]) for (const f3 of [2, 3]) w(encR(0x2f, 15, f3, 11, 14, f5 << 2)); // AMOMIN/MAX(U): execAtomic's path
   // Edge operands for the paths that depend on values: -1, 2^31-1, -2^31, 0 and 64-bit magnitudes as
   // multiplicands, dividends and divisors (unsigned views above 2^31 and 2^63, products past 2^64,
   // overflow, division by zero), shift amounts 0, 31, 32 and 63. TurboFan speculates int32 for an
