@@ -126,7 +126,8 @@ export abstract class HartJitLoop extends HartFastLoop {
         want = blockLength(this.u16, off); // to the next block start, which is likely compiled
       } else {
         info.entries.add(po);
-        if (++info.visits >= threshold) {
+        // A queue at the compile thread raises the bar: what turns warm meanwhile waits (DEFAULT_BACKLOG_VISITS).
+        if (++info.visits >= threshold + jit.pendingCompiles * jit.backlogVisits) {
           if (jit.compilePage(off >>> 12, info, this.nextPageHalf(pc))) continue;
         }
         want = COLD_RUN;
