@@ -12,7 +12,7 @@
 // entries in the dispatcher's block lookup; the next look at a page so marked drops its code too.
 import { CODE_PAGE, CODE_PAGE_DMA_WRITTEN, type GuestRam } from "../../seams/guest_ram.js";
 import { JIT_LOOKUP_ENTRIES } from "../../seams/guest_ram.js";
-import { blockImportName, compileModule, instantiateBlocks, type BlockFn, type CompiledModule } from "./compile_block.js";
+import { blockImportName, compileModule, instantiateBlocks, type BlockFn, type CompiledPart } from "./compile_block.js";
 import { NO_TAIL } from "./block_scan.js";
 import { CompileService } from "./compile_service.js";
 import { warmUpBlockScanOnce } from "./emitter_warm_up.js";
@@ -36,12 +36,19 @@ export interface PageInfo {
   slot: number;
 }
 
+/** A page's part of a compiled module that is still current when it arrives: it gets installed. */
+interface LivePart {
+  p: number;
+  info: PageInfo;
+  part: CompiledPart;
+}
+
 export interface JitStats {
   /** Blocks with live compiled code. */
   blocks: number;
   /** Bytes of wasm of the live modules (the host keeps machine code several times that). */
   codeBytes: number;
-  /** Modules compiled since start (a page's first compile, then one per batch of missed entries). */
+  /** Modules compiled and installed since start (one may hold several pages' blocks: the compile thread batches waiting requests). */
   compiledTotal: number;
   /** Time the vCPU thread spent compiling (scanning, emitting, instantiating; with background compiles, not V8's compile itself). */
   compileMs: number;
@@ -223,9 +230,11 @@ export class BlockCache {
       return false;
     }
     this.markCode(p);
-    this.install(p, info, compiled);
+    const { module, ...part } = compiled;
+    const first = { ...part, first: 0 };
+    this.install(module, [first], [{ p, info, part: first }]);
     this.stats.compileMs += performance.now() - t0;
-    return true;
+    return info.blocks !== null;
   }
 
   /** The interpreter ran `instructions` in a page whose compile is waiting: that request goes earlier. */
@@ -245,27 +254,32 @@ export class BlockCache {
 
   private collect(): void {
     for (const r of this.service!.take()) {
-      const job = this.inFlight.get(r.id);
-      if (job === undefined) continue;
-      this.inFlight.delete(r.id);
-      const { p, info } = job;
-      info.slot = -1;
-      if (r.error !== undefined) { // a bug of ours: the page's pending flag stays, so it is never compiled again
-        process.stderr.write(`nodevisor: JIT: compiling code of RAM page 0x${p.toString(16)} failed, it stays interpreted: ${r.error}\n`);
-        continue;
+      const live: LivePart[] = [];
+      for (const part of r.parts) {
+        const job = this.inFlight.get(part.id);
+        if (job === undefined) continue;
+        this.inFlight.delete(part.id);
+        const { p, info } = job;
+        info.slot = -1;
+        if (r.error !== undefined) { // a bug of ours: the page's pending flag stays, so it is never compiled again
+          process.stderr.write(`nodevisor: JIT: compiling code of RAM page 0x${p.toString(16)} failed, it stays interpreted: ${r.error}\n`);
+          continue;
+        }
+        info.pending = false;
+        if (r.module === undefined || part.starts.length === 0) {
+          if (info.blocks === null) info.visits = -4 * this.threshold; // nothing to compile here yet: look again much later
+          continue;
+        }
+        // The page was written, its code dropped or the cache flushed meanwhile: this code may be stale.
+        if (job.epoch !== this.epoch || this.pages.get(p) !== info || this.codePages[p] !== CODE_PAGE) {
+          this.stats.staleCompiles++;
+          continue;
+        }
+        live.push({ p, info, part });
       }
-      info.pending = false;
-      if (r.module === undefined) {
-        if (info.blocks === null) info.visits = -4 * this.threshold; // nothing to compile here yet: look again much later
-        continue;
-      }
-      // The page was written, its code dropped or the cache flushed meanwhile: this code may be stale.
-      if (job.epoch !== this.epoch || this.pages.get(p) !== info || this.codePages[p] !== CODE_PAGE) {
-        this.stats.staleCompiles++;
-        continue;
-      }
+      if (live.length === 0) continue;
       const t0 = performance.now();
-      this.install(p, info, { ...r, module: r.module });
+      this.install(r.module!, r.parts, live);
       this.stats.compileMs += performance.now() - t0;
     }
   }
@@ -278,21 +292,40 @@ export class BlockCache {
   }
 
   /**
-   * Instantiates a compiled module of page `p`'s blocks (at page offsets `starts`, linked to the
-   * page's earlier blocks at `linked`) and makes the dispatcher find them.
+   * Instantiates a compiled module of one or more pages' blocks (`parts`, in function order: each
+   * page's blocks at page offsets `starts`, linked to the page's earlier blocks at `linked`) and
+   * makes the dispatcher find the blocks of the `live` parts (the others' pages changed meanwhile:
+   * their functions stay unreachable, their links bound to `go`).
    */
-  private install(p: number, info: PageInfo, { module, starts, linked, bytes }: CompiledModule): void {
-    if (this.stats.blocks + starts.length > this.maxBlocks) { // flush keeps p's record
-      this.flush(p);
-      if (linked.length > 0) return; // the blocks it links to are gone
+  private install(module: WebAssembly.Module, parts: readonly CompiledPart[], live: LivePart[]): void {
+    let count = 0, adding = 0;
+    for (const part of parts) count += part.starts.length;
+    for (const l of live) adding += l.part.starts.length;
+    if (this.stats.blocks + adding > this.maxBlocks) { // flush keeps one page's record
+      this.flush(live.length === 1 ? live[0]!.p : -1);
+      if (live.length > 1 || live[0]!.part.linked.length > 0) return; // the records, or the blocks it links to, are gone
     }
     const links: Record<string, BlockFn> = {};
-    for (const po of linked) {
-      const slot = info.blocks?.get(po);
-      if (slot === undefined) return; // (cannot be: a page's blocks are dropped together, and the reply then as stale)
-      links[blockImportName(po)] = this.table.get(slot) as BlockFn;
+    for (let i = 0; i < parts.length; i++) for (const po of parts[i]!.linked) links[blockImportName(po, i)] = this.go;
+    const installed: LivePart[] = [];
+    for (const l of live) {
+      const i = parts.indexOf(l.part);
+      let ok = true;
+      for (const po of l.part.linked) {
+        const slot = l.info.blocks?.get(po);
+        if (slot === undefined) ok = false; // (cannot be: a page's blocks are dropped together, and the reply then as stale)
+        else links[blockImportName(po, i)] = this.table.get(slot) as BlockFn;
+      }
+      if (ok) installed.push(l);
     }
-    const fns = instantiateBlocks(module, starts.length, this.ram.memory, this.go, links);
+    if (installed.length === 0) return;
+    const fns = instantiateBlocks(module, count, this.ram.memory, this.go, links);
+    for (const { p, info, part } of installed) this.installPage(p, info, fns.slice(part.first, part.first + part.starts.length), part);
+    this.stats.compiledTotal++;
+  }
+
+  /** Makes the dispatcher find page `p`'s new blocks `fns` (at page offsets `starts`). */
+  private installPage(p: number, info: PageInfo, fns: BlockFn[], { starts, bytes }: CompiledPart): void {
     const blocks = info.blocks ?? (info.blocks = new Map());
     const before = blocks.size;
     const pageOff = p * 4096;
@@ -308,7 +341,6 @@ export class BlockCache {
     info.bytes += bytes;
     this.gates[p] = 1;
     this.codePages[p] = CODE_PAGE;
-    this.stats.compiledTotal++;
   }
 
   /** Stops the compile thread (the cache compiles on the caller's thread from then on). */

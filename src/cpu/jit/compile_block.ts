@@ -36,7 +36,7 @@ const W_TAG_LO = HL.TLB_W_TAG_LO * HL.TLB_ARRAY_BYTES, W_TAG_HI = HL.TLB_W_TAG_H
 class Emitter {
   w = new ByteWriter();
   /** Page offset -> function index of the blocks in this module. */
-  readonly fnIndex = new Map<number, number>();
+  fnIndex = new Map<number, number>();
   /** Function index of `go` (dispatcher.ts) in the module. */
   goIndex = 0;
   /** Function index of the module's read translate (emitTranslateFn); the write one follows it. */
@@ -616,9 +616,16 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
 /** A compiled block: (virtual page, state block, budget left) -> budget left. */
 export type BlockFn = (vpage: bigint, st: number, rem: number) => number;
 
-/** The import name of the page's block at page offset `po` compiled in an earlier module. */
-export function blockImportName(po: number): string {
-  return `b${po}`;
+/** The import name of part `part`'s page's block at page offset `po`, compiled in an earlier module. */
+export function blockImportName(po: number, part = 0): string {
+  return `b${part}_${po}`;
+}
+
+/** One page's share of a module (emitModules): its blocks, the page's blocks of earlier modules, and (filled in) those it imports. */
+export interface ModulePart {
+  blocks: BlockShape[];
+  have: PageOffsets | null;
+  linked: number[];
 }
 
 /**
@@ -631,35 +638,60 @@ export function blockImportName(po: number): string {
  * a table on each change to it, which made compiling quadratic in the number of modules.
  */
 export function emitModule(blocks: BlockShape[], pages: number, have: PageOffsets | null = null, linked: number[] = []): Uint8Array<ArrayBuffer> {
+  return emitModules([{ blocks, have, linked }], pages).wasm;
+}
+
+/**
+ * One module of several pages' blocks (emitModule's, part after part: one NativeModule, one jump
+ * table and one instantiation for all). A block jumps straight only to blocks of its own page;
+ * part i's links are imported as blockImportName(po, i). Returns the wasm and each part's share of
+ * the function bodies' bytes.
+ */
+export function emitModules(parts: ModulePart[], pages: number): { wasm: Uint8Array<ArrayBuffer>; bodyBytes: number[] } {
   const e = new Emitter();
   e.goIndex = 0; // the import
-  const own = new Set(blocks.map((b) => b.start));
-  for (const b of blocks) {
-    for (const po of b.next) {
-      if (have !== null && have.has(po) && !own.has(po) && !e.fnIndex.has(po)) {
-        e.fnIndex.set(po, 1 + linked.length);
-        linked.push(po);
+  // Function indices: `go`, every part's imports, then every part's blocks, then the translate functions.
+  let next = 1;
+  const indices: Array<Map<number, number>> = [];
+  for (const { blocks, have, linked } of parts) {
+    const index = new Map<number, number>();
+    const own = new Set<number>();
+    for (const b of blocks) own.add(b.start);
+    for (const b of blocks) {
+      for (const po of b.next) {
+        if (have !== null && have.has(po) && !own.has(po) && !index.has(po)) {
+          index.set(po, next++);
+          linked.push(po);
+        }
       }
     }
+    indices.push(index);
   }
-  const first = 1 + linked.length;
-  blocks.forEach((b, i) => e.fnIndex.set(b.start, first + i));
-  e.translateIndex = first + blocks.length;
+  for (let i = 0; i < parts.length; i++) for (const b of parts[i]!.blocks) indices[i]!.set(b.start, next++);
+  e.translateIndex = next;
   // Arrays built by push, never by map or spread: their elements kinds (V8's maps) are then the same
   // in every module, where map's and spread's depended on the length ("wrong map" deopts a boot).
   const functions: FunctionBody[] = [];
-  for (const b of blocks) {
-    e.w = new ByteWriter();
-    emitBlock(e, b);
-    e.op(0x00); // unreachable: every path returned
-    const locals = FIXED_LOCALS.slice();
-    for (let i = 0; i < e.regLocals; i++) locals.push(I64);
-    functions.push({ locals, body: e.w });
+  const bodyBytes: number[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    e.fnIndex = indices[i]!;
+    let bytes = 0;
+    for (const b of parts[i]!.blocks) {
+      e.w = new ByteWriter();
+      emitBlock(e, b);
+      e.op(0x00); // unreachable: every path returned
+      const locals = FIXED_LOCALS.slice();
+      for (let j = 0; j < e.regLocals; j++) locals.push(I64);
+      functions.push({ locals, body: e.w });
+      bytes += e.w.length;
+    }
+    bodyBytes.push(bytes);
   }
   if (e.usedTranslate) functions.push(emitTranslateFn(false), emitTranslateFn(true));
   const importFunctions = ["go"];
-  for (const po of linked) importFunctions.push(blockImportName(po));
-  return buildModule({ params: BLOCK_FN_TYPE.params, results: BLOCK_FN_TYPE.results, functions, otherTypes: [TRANSLATE_FN_TYPE], importFunctions }, pages);
+  for (let i = 0; i < parts.length; i++) for (const po of parts[i]!.linked) importFunctions.push(blockImportName(po, i));
+  const wasm = buildModule({ params: BLOCK_FN_TYPE.params, results: BLOCK_FN_TYPE.results, functions, otherTypes: [TRANSLATE_FN_TYPE], importFunctions }, pages);
+  return { wasm, bodyBytes };
 }
 
 /** A page's module compiled (compileModule): its blocks' page offsets in function order, the earlier blocks it links to, its wasm size. */
@@ -672,14 +704,54 @@ export interface CompiledModule {
 
 /**
  * Plans, emits and compiles the module of the page at RAM offset `pageOff` (planBlocks,
- * emitModule): the vCPU thread's compile and the compile thread's. Null when there is nothing to compile.
+ * emitModule): the vCPU thread's compile. Null when there is nothing to compile.
  */
 export function compileModule(u16: Uint16Array, pageOff: number, work: number[], have: PageOffsets | null, maxBlocks: number, pages: number, tail = NO_TAIL): CompiledModule | null {
-  const shapes = planBlocks(u16, pageOff, work, have, maxBlocks, tail);
-  if (shapes.length === 0) return null;
-  const linked: number[] = [];
-  const wasm = emitModule(shapes, pages, have, linked);
-  return { module: new WebAssembly.Module(wasm), starts: shapes.map((s) => s.start), linked, bytes: wasm.length };
+  const batch = compileModules(u16, [{ pageOff, work, have, tail }], maxBlocks, pages);
+  return batch === null ? null : { module: batch.module, ...batch.parts[0]! };
+}
+
+/** What compileModules compiles for one page: planBlocks' arguments. */
+export interface PageRequest {
+  pageOff: number;
+  work: number[];
+  have: PageOffsets | null;
+  tail: number;
+}
+
+/** A page's share of a compiled module: its blocks' page offsets, the earlier blocks it links to, its share of the wasm, its first function (export f${first}). */
+export interface CompiledPart {
+  starts: number[];
+  linked: number[];
+  bytes: number;
+  first: number;
+}
+
+/**
+ * Plans and emits the blocks of several pages into one module and compiles it (the compile
+ * thread's, for the requests waiting together). A part may have no blocks; null when none has.
+ */
+export function compileModules(u16: Uint16Array, reqs: PageRequest[], maxBlocks: number, pages: number): { module: WebAssembly.Module; parts: CompiledPart[] } | null {
+  const parts: ModulePart[] = [];
+  let total = 0;
+  for (const r of reqs) {
+    const blocks = planBlocks(u16, r.pageOff, r.work, r.have, maxBlocks, r.tail);
+    total += blocks.length;
+    parts.push({ blocks, have: r.have, linked: [] });
+  }
+  if (total === 0) return null;
+  const { wasm, bodyBytes } = emitModules(parts, pages);
+  let allBodies = 0;
+  for (const b of bodyBytes) allBodies += b;
+  const out: CompiledPart[] = [];
+  let first = 0;
+  for (let i = 0; i < parts.length; i++) {
+    const starts: number[] = [];
+    for (const b of parts[i]!.blocks) starts.push(b.start);
+    out.push({ starts, linked: parts[i]!.linked, bytes: Math.round((wasm.length * bodyBytes[i]!) / Math.max(1, allBodies)), first });
+    first += starts.length;
+  }
+  return { module: new WebAssembly.Module(wasm), parts: out };
 }
 
 /**

@@ -9,7 +9,7 @@
 // the oldest among equals: a hot page waiting behind colder ones is interpreted all that time.
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import { workerEntry } from "../../vm/worker_entry.js";
-import type { CompiledModule } from "./compile_block.js";
+import type { CompiledPart } from "./compile_block.js";
 
 /** Requests in flight at most: the pool's slots. */
 export const RING_SLOTS = 64;
@@ -37,11 +37,16 @@ export interface CompileWorkerData {
   slotState: SharedArrayBuffer;
 }
 
-/** A CompiledModule, without `module` when there was nothing to compile or it failed. */
-export interface CompileReply extends Omit<CompiledModule, "module"> {
+/** One request's share of a reply: its page's blocks in the module (none when there was nothing to compile). */
+export interface ReplyPart extends CompiledPart {
   id: number;
   /** The request's slot (freed when the reply is taken). */
   slot: number;
+}
+
+/** The module compiled for one or more requests that waited together; no `module` when none had anything to compile or it failed. */
+export interface CompileReply {
+  parts: ReplyPart[];
   module?: WebAssembly.Module;
   error?: string;
 }
@@ -130,7 +135,7 @@ export class CompileService {
       if (m === undefined) return out;
       this.taken++;
       const reply = m.message as CompileReply;
-      Atomics.store(this.slotState, reply.slot, SLOT_FREE);
+      for (const part of reply.parts) Atomics.store(this.slotState, part.slot, SLOT_FREE);
       out.push(reply);
     }
   }

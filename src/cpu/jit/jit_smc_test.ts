@@ -195,3 +195,41 @@ test("an instruction across a page end runs compiled, and a store to its upper h
   assert.equal(hart.getX(10), BigInt(iterations * 1 + iterations * 100), "one round of +1, one of +100");
   assert.ok(cache.stats.instructionsCompiled > 0.8 * rounds * iterations * 4, `the loop ran compiled, across the page end (${cache.stats.instructionsCompiled} instructions compiled, ${cache.stats.missedEntries} missed entries)`);
 });
+
+test("background compiles: pages waiting together share one module, each page's code runs, and a page written meanwhile is left out", async () => {
+  const { hart, ram, cache } = jitMachine(true);
+  try {
+    // A caller in page 0 calls a function in each of pages 1-3 (x10 += 1, 10, 100) 3,000 times.
+    const fns = [1, 2, 3].map((k) => RAM_BASE + k * 0x1000);
+    const a = new Asm(RAM_BASE);
+    a.li(10, 0).li(11, 3000);
+    a.label("loop");
+    for (const at of fns) a.li(5, at).jalr(1, 5, 0);
+    a.addi(11, 11, -1).bne(11, 0, "loop");
+    const done = a.origin + a.bytesOut().length;
+    a.label("done").jal(0, "done");
+    ram.write(a.origin, a.bytesOut());
+    fns.forEach((at, i) => {
+      const f = new Asm(at);
+      f.addi(10, 10, 10 ** i).jalr(0, 1, 0);
+      ram.write(f.origin, f.bytesOut());
+    });
+    // All three asked for at once, before the compile thread has started: it finds them waiting together.
+    for (const p of [1, 2, 3]) {
+      const info = cache.page(p);
+      info.entries.add(0);
+      assert.equal(cache.compilePage(p, info), false, "compiled in the background");
+    }
+    // Page 3 is written (the same bytes) while its compile waits: its part of the module must not be installed.
+    ram.write(fns[2]!, ram.read(fns[2]!, 8));
+    await until(() => { cache.poll(); return cache.pendingCompiles === 0; }, "the compile thread replied");
+    assert.equal(cache.stats.compiledTotal, 1, "one module for the pages that waited together");
+    assert.equal(cache.stats.staleCompiles, 1, "the written page's part was dropped");
+    assert.ok(cache.page(1).blocks !== null && cache.page(2).blocks !== null && cache.page(3).blocks === null);
+    hart.setPc(a.origin);
+    runUntil(hart, done);
+    assert.equal(hart.getX(10), 3000n * 111n);
+  } finally {
+    cache.close();
+  }
+});
