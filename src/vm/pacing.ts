@@ -66,6 +66,15 @@ export class VcpuPacer {
     return this.capPercent;
   }
 
+  /**
+   * Charges from now on: the process's CPU before the guest's first slice (loading the kernel,
+   * the JIT's compile thread starting) is not the guest's, and charged to a small cap it held a
+   * fresh VM back for seconds.
+   */
+  startCharging(): void {
+    this.chargedCpu = this.clock.cpuMs();
+  }
+
   /** Called when a slice of guest execution begins. */
   sliceStarted(): void {
     this.sliceWall = this.clock.now();

@@ -59,6 +59,7 @@ export class Scheduler implements VcpuRunner {
   }
 
   begin(): void {
+    this.pacer.startCharging();
     this.kick();
   }
 
@@ -76,6 +77,13 @@ export class Scheduler implements VcpuRunner {
 
   setCap(capPercent: number | null): void {
     this.pacer.setCap(capPercent);
+    // A hold was sized for the old cap (a daemon raises a new VM's cap as its demand shows): the next slice sizes it anew.
+    if (this.holdTimer !== null) {
+      clearTimeout(this.holdTimer);
+      this.holdTimer = null;
+      this.pacer.holdEnded();
+      this.kick();
+    }
   }
 
   pacingStats(): PacingStats {

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Scheduler } from "./scheduler.js";
+import { VcpuPacer } from "./pacing.js";
 import { VirtualClock } from "./clock.js";
 import type { Hart } from "../cpu/hart.js";
 import type { Clint } from "../devices/clint.js";
@@ -100,4 +101,32 @@ test("sleeping in WFI wakes after the timer deadline, never before it (no wasted
   running = false;
   scheduler.stop();
   assert.equal(early, 0, `${early} of ${wakes - 1} wake-ups came before the deadline and found nothing due`);
+});
+
+test("a new cap ends a hold sized for the old one, and CPU used before begin() is not charged", async () => {
+  // A pacer clock on which each run of the hart costs 0.01 ms of CPU (a slice of them is a hold of seconds at 1%).
+  let cpu = 0;
+  let wall = 0;
+  const clock = { now: () => wall, cpuMs: () => cpu };
+  const pacer = new VcpuPacer(1, 1, clock);
+  let slices = 0;
+  let running = true;
+  const hart = { stopped: false, waiting: false, stimecmp: Infinity, exit: { reason: 0 }, setInterruptPending() {}, run: (budget: number) => ((cpu += 0.01), (wall += 0.01), budget) } as unknown as Hart;
+  const clint = { update() {}, nextDeadline: () => Infinity } as unknown as Clint;
+  const scheduler = new Scheduler([hart], clint, new VirtualClock(), { afterSlice: () => slices++, onExit: () => 0, isRunning: () => running, onCrash: (e) => assert.fail(String(e)), pacer });
+  cpu += 5_000; // the process's CPU after the VM was built, before its guest runs (the kernel loading, the compile thread starting)
+  scheduler.setCap(1);
+  scheduler.begin();
+  await turn();
+  await turn();
+  // Charged for its own slice only (the 5 s before begin() would have been a hold of minutes).
+  assert.equal(slices, 1, "one slice, then a hold");
+  assert.ok(pacer.stats().cpuMs < 5_000, `charged ${pacer.stats().cpuMs} ms`);
+  for (let i = 0; i < 5; i++) await turn();
+  assert.equal(slices, 1, "held at 1%");
+  scheduler.setCap(100); // the daemon raises the cap: the hold ends, the VM runs at once
+  for (let i = 0; i < 5; i++) await turn();
+  running = false;
+  scheduler.stop();
+  assert.ok(slices > 1, `ran ${slices} slices after the cap was raised`);
 });

@@ -317,7 +317,8 @@ class VcpuThread {
   private hold(ms: number): void {
     const start = performance.now();
     this.pacer.holdStarted();
-    while (!this.vm.stopping && !this.vm.paused) {
+    // A new cap ends the hold (it was sized for the old one): the next slice sizes it anew.
+    while (!this.vm.stopping && !this.vm.paused && this.vm.capPercent === this.pacer.cap) {
       const left = ms - (performance.now() - start);
       if (left <= 0) break;
       const seq = Atomics.load(this.w, HartWord.WAKE);
