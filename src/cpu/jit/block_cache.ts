@@ -141,7 +141,8 @@ export class BlockCache {
   constructor(private readonly ram: GuestRam, opts: BlockCacheOptions = {}) {
     if (ram.codePages.length === 0) throw new RangeError(`The JIT needs room above guest RAM for its tables: give the VM less than ${ram.size} bytes of memory`);
     this.threshold = opts.threshold ?? (Number(process.env.NODEVISOR_JIT_THRESHOLD) || DEFAULT_THRESHOLD);
-    this.backlogVisits = opts.backlogVisits ?? (process.env.NODEVISOR_JIT_BACKLOG !== undefined ? Number(process.env.NODEVISOR_JIT_BACKLOG) : DEFAULT_BACKLOG_VISITS);
+    const backlog = Number(process.env.NODEVISOR_JIT_BACKLOG ?? DEFAULT_BACKLOG_VISITS); // garbage (NaN) would stop every first compile
+    this.backlogVisits = opts.backlogVisits ?? (Number.isFinite(backlog) && backlog >= 0 ? backlog : DEFAULT_BACKLOG_VISITS);
     this.maxBlocks = opts.maxBlocks ?? DEFAULT_MAX_BLOCKS;
     if (opts.background === true) {
       this.service = new CompileService(ram.memory, MAX_MODULE_BLOCKS, (message) => {
