@@ -22,6 +22,10 @@ export interface BlockShape {
   next: number[];
   /** The upper halfword of its last instruction when that crosses into the next page (emitTailGuard), else NO_TAIL. */
   tail: number;
+  /** Indexes of instructions a branch or jump of the block goes back to: loops inside the block function. */
+  heads: Set<number>;
+  /** Conditional branch index -> the later instruction's index it goes forward to, inside the block function (no loop head between). */
+  forward: Map<number, number>;
 }
 
 /** The upper halfword of an instruction across the page end is not known. */
@@ -111,7 +115,7 @@ export function canStartBlock(u16: Uint16Array, off: number, tail = NO_TAIL): bo
  * Scans guest code at RAM byte offset `off` (halfword aligned) up to its page end; `tail` is the
  * first halfword of the next virtual page as the hart maps it now, for an instruction across the end.
  */
-export function scanBlock(u16: Uint16Array, off: number, tail = NO_TAIL): BlockShape {
+export function scanBlock(u16: Uint16Array, off: number, tail = NO_TAIL, isStart: (po: number) => boolean = () => false): BlockShape {
   const insns: number[] = [];
   const lens: number[] = [];
   const next: number[] = [];
@@ -120,6 +124,10 @@ export function scanBlock(u16: Uint16Array, off: number, tail = NO_TAIL): BlockS
   let interpLen = 0;
   let straddle = false;
   while (interpLen < MAX_BLOCK && po <= 4094) {
+    if (interpLen > 0 && isStart(po)) { // another block starts here: jump to it rather than compile its code again
+      next.push(po);
+      break;
+    }
     let insn = u16[pageHalf + (po >>> 1)]!;
     let len = 2;
     if ((insn & 3) === 3) {
@@ -142,24 +150,87 @@ export function scanBlock(u16: Uint16Array, off: number, tail = NO_TAIL): BlockS
     po += len; // a conditional branch does not end the block: its fall-through path goes on inline
     if (insns.length === MAX_BLOCK || po > 4094) pushIfInPage(next, po);
   }
-  return { start: off & 0xfff, interpLen, jitLen: insns.length, insns, lens, next, tail: straddle && insns.length === interpLen ? tail : NO_TAIL };
+  const start = off & 0xfff;
+  const { heads, forward, inside } = innerFlow(insns, lens, start);
+  // Where the block's own code goes on inline (a loop, a forward branch, a branch's fall-through) needs no function of its own.
+  const outside = next.filter((q) => !inside.has(q));
+  return { start, interpLen, jitLen: insns.length, insns, lens, next: outside, tail: straddle && insns.length === interpLen ? tail : NO_TAIL, heads, forward };
+}
+
+/** The in-page target of a branch (op 24) or JAL (op 27) at page offset `at`, or -1 for other instructions. */
+function directTarget(insn: number, at: number): number {
+  const op = (insn >>> 2) & 31;
+  if (op === 24) return at + (((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1));
+  if (op === 27) return at + (((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1));
+  return -1;
+}
+
+/**
+ * The control flow a block function keeps inside itself: loop heads (instructions a branch or jump
+ * of the block goes back to: a wasm `loop` from there to the block's end), forward branches to a
+ * later instruction with no loop head between (a wasm `block` the branch leaves: wasm's structured
+ * control flow cannot jump into a loop), and the page offsets the block's code reaches inline
+ * (those, their fall-throughs, the block's start): none of them needs a block function of its own.
+ * Before, each was compiled again as a block of its own, a copy of the rest of this one: a boot
+ * compiled every instruction 3.4 times.
+ */
+function innerFlow(insns: number[], lens: number[], start: number): { heads: Set<number>; forward: Map<number, number>; inside: Set<number> } {
+  const indexAt = new Map<number, number>();
+  const at: number[] = [];
+  let po = start;
+  for (let k = 0; k < insns.length; k++) {
+    indexAt.set(po, k);
+    at.push(po);
+    po += lens[k]!;
+  }
+  const heads = new Set<number>();
+  const targets: Array<[number, number]> = [];
+  for (let k = 0; k < insns.length; k++) {
+    const j = indexAt.get(directTarget(insns[k]!, at[k]!));
+    if (j === undefined) continue;
+    if (j <= k) heads.add(j);
+    else if (((insns[k]! >>> 2) & 31) === 24) targets.push([k, j]);
+  }
+  const inside = new Set<number>([start]);
+  for (const h of heads) inside.add(at[h]!);
+  for (let k = 0; k + 1 < insns.length; k++) if (((insns[k]! >>> 2) & 31) === 24) inside.add(at[k + 1]!);
+  const forward = new Map<number, number>();
+  const intoLoop: number[] = [];
+  for (const [k, j] of targets) {
+    let headBetween = false;
+    for (const h of heads) if (h > k && h < j) headBetween = true;
+    if (headBetween) intoLoop.push(at[j]!); // into a loop from outside it: the target's own block function
+    else forward.set(k, j);
+  }
+  for (const j of forward.values()) inside.add(at[j]!);
+  for (const q of intoLoop) inside.delete(q);
+  return { heads, forward, inside };
 }
 
 /**
  * The blocks to compile in one module for the page at RAM byte offset `pageOff`: every block
  * reachable inside the page from the page offsets `work` (in-page branch and jump targets,
  * fall-throughs, return sites of calls), breadth first, at most `max`, none that `have` has.
+ * An offset the interpreter ran from (`work` as given) inside a block already planned is run by
+ * that block's code, not compiled again (after a hand-back there the interpreter runs on to the
+ * next block start); a block ends where another begins, with a jump to it. Only a jump's target
+ * inside another block (into a loop, or from another block) is compiled twice.
  */
 export function planBlocks(u16: Uint16Array, pageOff: number, work: number[], have: PageOffsets | null, max: number, tail = NO_TAIL): BlockShape[] {
   const starts = new Set<number>();
+  const covered = new Set<number>();
+  const isStart = (q: number): boolean => starts.has(q) || have?.has(q) === true;
   const shapes: BlockShape[] = [];
+  const seeds = work.length; // where the interpreter ran: evidence of code, not entries a jump needs
   for (let i = 0; i < work.length && shapes.length < max; i++) {
     const po = work[i]!;
-    if (starts.has(po) || have?.has(po)) continue;
+    if (isStart(po) || (i < seeds && covered.has(po))) continue;
     starts.add(po);
-    const shape = scanBlock(u16, pageOff + po, tail);
+    const shape = scanBlock(u16, pageOff + po, tail, isStart);
     if (shape.jitLen > 0) shapes.push(shape);
-    for (const q of shape.next) if (!starts.has(q)) work.push(q);
+    let at = po;
+    for (let k = 0; k < shape.jitLen; k++) { covered.add(at); at += shape.lens[k]!; }
+    for (const q of shape.next) if (!isStart(q)) work.push(q);
   }
   return shapes;
 }

@@ -61,6 +61,8 @@ class Emitter {
   cond = 0;
   /** Guest register -> its local in the current block function (0: not read or written yet). */
   private regLocal = new Int32Array(32);
+  /** Whether guest register r's local holds its value here (on every path that reaches this point). */
+  private regValid = new Uint8Array(32);
   /** Register locals in use by the current block function. */
   regLocals = 0;
   /** Whether the current block function has loaded its data TLB set into L_DS. */
@@ -73,10 +75,17 @@ class Emitter {
   readonly anchorSize = new Int32Array(ANCHORS);
   readonly anchorWrite = new Uint8Array(ANCHORS);
   private nextAnchor = 0;
+  /** Instruction index a forward branch goes to -> the depth just inside its wasm `block` (emitBlock). */
+  readonly forwardDepth = new Map<number, number>();
+  /** Instruction index a forward branch goes to -> what the locals hold on each branch taken there (joinAt). */
+  private readonly forwardStates = new Map<number, LocalState[]>();
 
   /** Starts a block function: no register or TLB set is in a local yet. */
   startFunction(): void {
     this.regLocal.fill(0);
+    this.regValid.fill(0);
+    this.forwardDepth.clear();
+    this.forwardStates.clear();
     this.regLocals = 0;
     this.haveDs = false;
     this.anchorBase.fill(-1);
@@ -84,6 +93,28 @@ class Emitter {
     this.loopHeads.clear();
     this.depth = 0;
     this.cond = 0;
+  }
+
+  /** Records what the locals hold on a branch taken to instruction `target`. */
+  branchState(target: number): void {
+    let list = this.forwardStates.get(target);
+    if (list === undefined) this.forwardStates.set(target, list = []);
+    list.push({ regs: this.regValid.slice(), ds: this.haveDs, base: this.anchorBase.slice(), imm: this.anchorImm.slice(), size: this.anchorSize.slice(), write: this.anchorWrite.slice() });
+  }
+
+  /**
+   * Where forward branches to instruction `target` join the fall-through path: a local counts as
+   * holding its register, the TLB set or a translation only if it does on every path (a path
+   * that skipped the instruction that first read it never set it).
+   */
+  joinAt(target: number): void {
+    for (const b of this.forwardStates.get(target) ?? []) {
+      for (let r = 0; r < 32; r++) this.regValid[r]! &= b.regs[r]!;
+      this.haveDs &&= b.ds;
+      for (let a = 0; a < ANCHORS; a++) {
+        if (b.base[a] !== this.anchorBase[a] || b.imm[a] !== this.anchorImm[a] || b.size[a] !== this.anchorSize[a] || b.write[a] !== this.anchorWrite[a]) this.anchorBase[a] = -1;
+      }
+    }
   }
 
   /** Pushes the data TLB set's offset (read once per block function, at its first memory access). */
@@ -133,10 +164,11 @@ class Emitter {
   /** Pushes guest register r: from its local after the first use in the block function. */
   reg(r: number): this {
     if (r === 0) return this.i64(0);
-    const l = this.regLocal[r]!;
-    if (l !== 0) return this.get(l);
+    if (this.regValid[r] !== 0) return this.get(this.regLocal[r]!);
     this.get(P_ST).mem(OP.i64Load, 3, HL.HART_X + 8 * r);
-    return this.cond === 0 ? this.tee(this.localOf(r)) : this;
+    if (this.cond !== 0) return this;
+    this.regValid[r] = 1;
+    return this.tee(this.localOf(r));
   }
 
   /** Stores the i64 on the stack into rd, in the state block and its local; the caller pushed `st` before the value (see setRegStart). */
@@ -145,6 +177,7 @@ class Emitter {
     if (rd === 0) return this.op(OP.drop);
     if (this.cond !== 0) throw new Error("compile_block: a register write inside a conditional construct would leave its local stale");
     for (let a = 0; a < ANCHORS; a++) if (this.anchorBase[a] === rd) this.anchorBase[a] = -1; // its address moved
+    this.regValid[rd] = 1;
     return this.tee(this.localOf(rd)).mem(OP.i64Store, 3, HL.HART_X + 8 * rd);
   }
 
@@ -179,6 +212,16 @@ class Emitter {
     const d = start + delta;
     return d === 0 ? this.get(P_VPAGE) : this.get(P_VPAGE).i64(d).op(OP.i64Add);
   }
+}
+
+/** What a block function's locals hold at one point: registers, the data TLB set, the anchors. */
+interface LocalState {
+  regs: Uint8Array;
+  ds: boolean;
+  base: Int32Array;
+  imm: Int32Array;
+  size: Int32Array;
+  write: Uint8Array;
 }
 
 const TWO63 = 1n << 63n;
@@ -416,43 +459,41 @@ function emitTailGuard(e: Emitter, tail: number, at: number, k: number): void {
 const LOAD_OPS = [OP.i64Load8S, OP.i64Load16S, OP.i64Load32S, OP.i64Load, OP.i64Load8U, OP.i64Load16U, OP.i64Load32U];
 const STORE_OPS = [OP.i64Store8, OP.i64Store16, OP.i64Store32, OP.i64Store];
 
-/** One block's code: its budget check, its instructions, and how it ends. */
-/** Instruction indexes of `shape` that a branch or jump of its own goes back to (a loop inside the block). */
-function loopHeadIndexes(shape: BlockShape): Set<number> {
-  const heads = new Set<number>();
-  const indexAt = new Map<number, number>();
-  let at = shape.start;
-  for (let k = 0; k < shape.jitLen; k++) {
-    indexAt.set(at, k);
-    const insn = shape.insns[k]!;
-    const op = (insn >>> 2) & 31;
-    let target = -1;
-    if (op === 24) target = at + (((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1));
-    else if (op === 27) target = at + (((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1));
-    const j = indexAt.get(target);
-    if (j !== undefined) heads.add(j);
-    at += shape.lens[k]!;
-  }
-  return heads;
-}
-
 function emitBlock(e: Emitter, shape: BlockShape): void {
   const s = shape.start;
   e.startFunction();
   e.op(OP.block, VOID); // the hand-back label (Emitter.handBack)
   // A branch back into the block loops inside the function (a `loop` from that instruction to the
-  // block's end) instead of a call per iteration: memset, memcpy and string loops.
-  const heads = loopHeadIndexes(shape);
+  // block's end) instead of a call per iteration: memset, memcpy and string loops. A branch forward
+  // to a later instruction leaves a wasm `block` that ends there (innerFlow).
+  const { heads, forward } = shape;
+  // Forward targets by the loop head they follow (their `block`s open right after it, the farthest outermost, and end before the next).
+  const targets = [...new Set(forward.values())].sort((x, y) => y - x);
+  const openForward = (from: number, to: number): void => { // the targets after instruction `from` up to `to`
+    for (const j of targets) {
+      if (j <= from || j > to) continue;
+      e.op(OP.block, VOID);
+      e.depth++;
+      e.forwardDepth.set(j, e.depth);
+    }
+  };
+  const nextHead = (k: number): number => { let h = shape.jitLen; for (const x of heads) if (x > k && x < h) h = x; return h; };
+  openForward(-1, nextHead(-1));
   let delta = 0; // byte offset of instruction k from the block's start
   for (let k = 0; k < shape.jitLen; k++) {
     const insn = shape.insns[k]!;
     const ilen = shape.lens[k]!;
     const at = s + delta;
+    if (e.forwardDepth.has(k)) { // forward branches land here
+      e.end_();
+      e.joinAt(k);
+    }
     if (heads.has(k)) {
       e.op(OP.loop, VOID);
       e.depth++;
       e.loopHeads.set(at, { index: k, depth: e.depth });
       e.dropAnchors(); // the loop's body may move their base registers before it comes round
+      openForward(k, nextHead(k));
     }
     // Not enough budget for the rest of the block: the interpreter takes it from here.
     if (k === 0 || heads.has(k)) e.get(P_REM).i32(shape.jitLen).op(OP.i32LtU).if_().handBack(at, k).end_();
@@ -482,7 +523,15 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
       case 24: { // BRANCH
         const imm = ((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1);
         const cmp = [OP.i64Eq, OP.i64Ne, 0, 0, OP.i64LtS, OP.i64GeS, OP.i64LtU, OP.i64GeU][f3]!;
-        e.reg(rs1).reg(rs2).op(cmp).if_().jumpTo(at + imm, k + 1).end_();
+        e.reg(rs1).reg(rs2).op(cmp).if_();
+        const j = forward.get(k);
+        if (j === undefined) e.jumpTo(at + imm, k + 1);
+        else { // forward inside the block: the instructions skipped count as run, so `rem - index` stays the budget left on every path
+          if (j > k + 1) e.get(P_REM).i32(j - k - 1).op(OP.i32Add).set(P_REM);
+          e.branchState(j);
+          e.op(OP.br).u(e.depth - e.forwardDepth.get(j)!);
+        }
+        e.end_();
         break; // not taken: on with the next instruction
       }
       case 0: { // LOAD
