@@ -338,9 +338,13 @@ export abstract class HartBase {
     }
   }
 
-  /** sfence.vma with an address: drop that page's entries, or everything if a cached superpage covers it. */
+  /**
+   * sfence.vma with an address: drop that page's entries, or everything if a cached superpage
+   * covers it. Entries of other pages stay, and the jump cache stays valid unless a fetch entry of
+   * this page went: the kernel's fences are mostly for data pages (57,000 a boot), and a new
+   * generation after each made every dispatch look its target up again.
+   */
   protected flushTlbPage(lo: number, hi: number): void {
-    this.bumpJumpCache();
     const n = this.bigCount;
     if (n > BIG_MAX) { this.flushTlb(); return; }
     for (let i = 0; i < n; i++) {
@@ -350,12 +354,20 @@ export abstract class HartBase {
       }
     }
     const idx = (lo >>> 12) & TLB_MASK;
+    const tag = lo & -4096;
+    let code = false;
     for (const t of this.tlbs) {
-      t.rTagLo[idx] = TLB_INVALID;
-      t.wTagLo[idx] = TLB_INVALID;
-      t.xTagLo[idx] = TLB_INVALID;
+      if (t.rTagLo[idx] === tag && t.rTagHi[idx] === hi) t.rTagLo[idx] = TLB_INVALID;
+      if (t.wTagLo[idx] === tag && t.wTagHi[idx] === hi) t.wTagLo[idx] = TLB_INVALID;
+      if (t.xTagLo[idx] === tag && t.xTagHi[idx] === hi) {
+        t.xTagLo[idx] = TLB_INVALID;
+        code = true;
+      }
     }
-    this.codeVBase = NaN;
+    if (code) {
+      this.bumpJumpCache();
+      this.codeVBase = NaN;
+    }
   }
 
   /** Remember that a superpage (leaf level > 0) covering (lo, hi) has entries cached. */

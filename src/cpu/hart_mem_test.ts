@@ -393,6 +393,27 @@ test("sfence.vma drops stale translations", () => {
   assert.equal(m.hart.getX(3), 2n);
 });
 
+test("sfence.vma with an address drops that page's translation and keeps others", () => {
+  const VA = 0x4000_0000n, OTHER = VA + 0x1000n;
+  const PA1 = RAM_BASE + 0x30_0000, PA2 = RAM_BASE + 0x31_0000;
+  let mid = 0;
+  const { m, pt, end } = vmProg(1, false, (a) => {
+    a.li(20, VA).li(21, OTHER).lw(2, 20, 0);
+    mid = a.here;
+    a.sfenceVma(21).lw(4, 20, 0); // a fence for another page: the cached translation stays
+    a.sfenceVma(20).lw(3, 20, 0); // a fence for this page: the new mapping
+  });
+  pt.map(VA, PA1, PTE_R | PTE_A);
+  m.ram.writeU32(PA1, 1);
+  m.ram.writeU32(PA2, 2);
+  runTo(m, mid);
+  pt.map(VA, PA2, PTE_R | PTE_A); // remap behind the hart's back
+  runTo(m, end);
+  assert.equal(m.hart.getX(2), 1n);
+  assert.equal(m.hart.getX(4), 1n, "another page's fence left this translation cached");
+  assert.equal(m.hart.getX(3), 2n, "this page's fence dropped it");
+});
+
 test("F/D arithmetic goes to the FPU: fadd.d, fcvt to x, fcsr flags; illegal while FS = Off", () => {
   const FADD_D = encR(0x53, 3, 7, 1, 2, 0x01); // fadd.d f3, f1, f2, dyn
   const FCVT_L_D = encR(0x53, 5, 1, 3, 2, 0x61); // fcvt.l.d x5, f3, rtz

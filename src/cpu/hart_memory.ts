@@ -5,7 +5,7 @@ import * as KC from "./constants.js";
 import * as MMU from "./mmu.js";
 import * as AT from "./atomics.js";
 import { HartTraps } from "./hart_traps.js";
-import { TWO32, TLB_MASK, PTE_U, SUM_MAX } from "./hart_base.js";
+import { TWO32, TLB_INVALID, TLB_MASK, PTE_U, SUM_MAX } from "./hart_base.js";
 
 // Module-local copies of imported bindings: ESM loaders may turn each cross-module read into a
 // getter call, which showed up at several percent in profiles of the interpreter loop.
@@ -68,8 +68,8 @@ export abstract class HartMemory extends HartTraps {
         this.wTagLo[idx] = tag; this.wTagHi[idx] = hi; this.wOff[idx] = off;
       }
       else {
+        if (this.xTagLo[idx] !== TLB_INVALID) this.bumpJumpCache(); // the entry this one replaces may be cached there
         this.xTagLo[idx] = tag; this.xTagHi[idx] = hi; this.xOff[idx] = off;
-        this.bumpJumpCache(); // the entry this one replaced may be cached there
       }
     }
     return pa;
