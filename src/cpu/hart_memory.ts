@@ -18,25 +18,6 @@ const {
 } = KC;
 
 export abstract class HartMemory extends HartTraps {
-  /** Set while compiled code asks for a data TLB fill (jitFill): a fault is not raised, and a store to a code page is left to the interpreter. */
-  private quietFill = false;
-
-  /**
-   * A data TLB fill for compiled code that missed: the RAM offset of the `size` bytes at virtual
-   * (lo, hi), read or written, with the TLB entry filled as the interpreter would fill it; -1 when
-   * the interpreter must run the access (misaligned, a fault, MMIO, a store to a page with code),
-   * which then leaves no trace here. Saves compiled code the round trip through JavaScript's
-   * dispatch loop on a miss (170,000 a boot).
-   */
-  jitFill(lo: number, hi: number, write: boolean, size: number): number {
-    if ((lo & (size - 1)) !== 0) return -1;
-    this.quietFill = true;
-    const pa = this.translate(lo, hi, write ? ACCESS_WRITE : ACCESS_READ);
-    this.quietFill = false;
-    const ram = this.ram;
-    return pa >= ram.base && pa + size <= ram.end ? pa - ram.base : -1;
-  }
-
   /**
    * Translate virtual (lo, hi) for `access`; fills the matching TLB for RAM pages.
    * Returns the physical address, or -1 after raising the fault.
@@ -48,7 +29,6 @@ export abstract class HartMemory extends HartTraps {
     if (priv === PRV_M || this.satpMode === SATP_BARE) {
       pa = hi < 0 ? -1 : hi * TWO32 + (lo >>> 0);
       if (pa < 0) {
-        if (this.quietFill) return -1;
         this.raise(access === ACCESS_FETCH ? CAUSE_FETCH_ACCESS : access === ACCESS_READ ? CAUSE_LOAD_ACCESS : CAUSE_STORE_ACCESS, lo, hi);
         return -1;
       }
@@ -56,7 +36,6 @@ export abstract class HartMemory extends HartTraps {
       pa = walk(this.ram, this.satpMode, this.satpPpn, lo, hi, access, priv, this.mstatus);
       walked = pa >= 0;
       if (pa < 0) {
-        if (this.quietFill) return -1;
         const access_ = pa === WALK_ACCESS_FAULT;
         const cause = access === ACCESS_FETCH
           ? (access_ ? CAUSE_FETCH_ACCESS : CAUSE_FETCH_PAGE_FAULT)
@@ -82,10 +61,7 @@ export abstract class HartMemory extends HartTraps {
       }
       if (access === ACCESS_READ) { this.rTagLo[idx] = tag; this.rTagHi[idx] = hi; this.rOff[idx] = off; }
       else if (access === ACCESS_WRITE) {
-        if (this.ram.codePages[off >>> 12] !== 0) {
-          if (this.quietFill) return -1; // the interpreter drops the page's code and runs the store
-          this.codeWritten(off >>> 12);
-        }
+        if (this.ram.codePages[off >>> 12] !== 0) this.codeWritten(off >>> 12);
         // Dirty log (seams/guest_ram.ts): a write-TLB entry exists only for a page marked written.
         const page = off / 4096;
         Atomics.or(ram.dirty, page >>> 5, 1 << (page & 31));

@@ -12,7 +12,7 @@
 // entries in the dispatcher's block lookup; the next look at a page so marked drops its code too.
 import { CODE_PAGE, CODE_PAGE_DMA_WRITTEN, type GuestRam } from "../../seams/guest_ram.js";
 import { JIT_LOOKUP_ENTRIES } from "../../seams/guest_ram.js";
-import { blockImportName, compileModule, instantiateBlocks, type BlockFn, type CompiledPart, type JitFill } from "./compile_block.js";
+import { blockImportName, compileModule, instantiateBlocks, type BlockFn, type CompiledPart } from "./compile_block.js";
 import { NO_TAIL } from "./block_scan.js";
 import { CompileService } from "./compile_service.js";
 import { warmUpBlockScanOnce } from "./emitter_warm_up.js";
@@ -82,13 +82,9 @@ export interface BlockCacheOptions {
 
 /** A hart the cache protects: its write TLB must stop mapping a page once code there is compiled. */
 export interface JitHart {
-  /** Offset of the hart's state block in guest memory: how compiled code names the hart. */
-  readonly stateOffset: number;
   dropWriteMappings(ramPage: number): void;
   /** Compiled code was dropped: the hart's jump cache may name it. */
   bumpJumpCache(): void;
-  /** A data TLB fill compiled code asks for (HartMemory.jitFill). */
-  jitFill(lo: number, hi: number, write: boolean, size: number): number;
 }
 
 export const DEFAULT_THRESHOLD = 1024;
@@ -141,11 +137,6 @@ export class BlockCache {
   private readonly tables: LookupTables;
   /** The dispatcher's `go`, which every module of blocks imports. */
   private readonly go: BlockFn;
-  /** Compiled code's data TLB fill on a miss: the hart's own, by its state block. */
-  private readonly fill: JitFill = (lo, hi, st, code) => {
-    for (const h of this.harts) if (h.stateOffset === st) return h.jitFill(lo, hi, (code & 1) !== 0, code >>> 1);
-    return -1;
-  };
 
   constructor(private readonly ram: GuestRam, opts: BlockCacheOptions = {}) {
     if (ram.codePages.length === 0) throw new RangeError(`The JIT needs room above guest RAM for its tables: give the VM less than ${ram.size} bytes of memory`);
@@ -329,7 +320,7 @@ export class BlockCache {
       if (ok) installed.push(l);
     }
     if (installed.length === 0) return;
-    const fns = instantiateBlocks(module, count, this.ram.memory, this.go, this.fill, links);
+    const fns = instantiateBlocks(module, count, this.ram.memory, this.go, links);
     for (const { p, info, part } of installed) this.installPage(p, info, fns.slice(part.first, part.first + part.starts.length), part);
     this.stats.compiledTotal++;
   }

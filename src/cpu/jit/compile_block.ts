@@ -39,8 +39,6 @@ class Emitter {
   fnIndex = new Map<number, number>();
   /** Function index of `go` (dispatcher.ts) in the module. */
   goIndex = 0;
-  /** Function index of `fill` (a data TLB fill by the hart, FILL_FN_TYPE) in the module. */
-  fillIndex = 1;
   /** Function index of the module's read translate (emitTranslateFn); the write one follows it. */
   translateIndex = 0;
   /** Whether a block called the translate functions (emitModule then adds them). */
@@ -241,24 +239,9 @@ function emitTranslate(e: Emitter, write: boolean, size: number, at: number, k: 
     .get(L_P).mem(OP.i32Load, 2, write ? W_TAG_HI : R_TAG_HI).get(L_ADDR).i64(32).op(OP.i64ShrU).op(OP.i32WrapI64).op(OP.i32Xor)
     .op(OP.i32Or);
   if (size > 1) e.get(lo).i32(size - 1).op(OP.i32And).op(OP.i32Or);
-  e.if_(); // a miss (or misaligned): the hart fills the entry, else the interpreter runs the access
-  e.get(lo).get(L_ADDR).i64(32).op(OP.i64ShrU).op(OP.i32WrapI64).get(P_ST).i32(fillCode(write, size)).op(OP.call).u(e.fillIndex);
-  e.tee(off).i32(-1).op(OP.i32Eq).if_().handBack(at, k).end_();
-  e.op(OP.else);
+  e.if_().handBack(at, k).end_();
   e.get(L_P).mem(OP.i32Load, 2, write ? W_OFF : R_OFF).get(lo).i32(0xfff).op(OP.i32And).op(OP.i32Add).set(off);
-  e.end_();
 }
-
-/** The type of the imported `fill`: (address low word, high word, state block, fillCode) -> RAM offset, or -1 (JitFill). */
-const FILL_FN_TYPE: FuncType = { params: [I32, I32, I32, I32], results: [I32] };
-
-/** What `fill` is asked for: a write (bit 0) of `size` bytes (the rest). */
-function fillCode(write: boolean, size: number): number {
-  return (write ? 1 : 0) | (size << 1);
-}
-
-/** A data TLB fill for compiled code (the hart's jitFill, found by its state block): (lo, hi, st, fillCode) -> RAM offset or -1. */
-export type JitFill = (lo: number, hi: number, st: number, code: number) => number;
 
 /** The type of a module's translate functions: (address, state block, size - 1) -> RAM offset, or -1 on a miss or a misaligned access. */
 const TRANSLATE_FN_TYPE: FuncType = { params: [I64, I32, I32], results: [I32] };
@@ -273,9 +256,7 @@ function emitTranslateFn(write: boolean): FunctionBody {
     .mem(OP.i32Load, 2, write ? W_TAG_LO : R_TAG_LO).get(LO).i32(-4096).op(OP.i32And).op(OP.i32Xor)
     .get(P).mem(OP.i32Load, 2, write ? W_TAG_HI : R_TAG_HI).get(ADDR).i64(32).op(OP.i64ShrU).op(OP.i32WrapI64).op(OP.i32Xor)
     .op(OP.i32Or).get(LO).get(MASK).op(OP.i32And).op(OP.i32Or);
-  e.op(OP.if, VOID); // a miss: the hart's fill (misaligned: -1)
-  e.get(LO).get(ADDR).i64(32).op(OP.i64ShrU).op(OP.i32WrapI64).get(ST).i32(write ? 1 : 0).get(MASK).i32(1).op(OP.i32Add).i32(1).op(OP.i32Shl).op(OP.i32Or);
-  e.op(OP.call).u(e.fillIndex).op(OP.return).op(OP.end);
+  e.op(OP.if, VOID).i32(-1).op(OP.return).op(OP.end);
   e.get(P).mem(OP.i32Load, 2, write ? W_OFF : R_OFF).get(LO).i32(0xfff).op(OP.i32And).op(OP.i32Add);
   return { locals: [I32, I32], body: e.w, type: 1 };
 }
@@ -717,10 +698,9 @@ export function emitModule(blocks: BlockShape[], pages: number, have: PageOffset
  */
 export function emitModules(parts: ModulePart[], pages: number): { wasm: Uint8Array<ArrayBuffer>; bodyBytes: number[] } {
   const e = new Emitter();
-  e.goIndex = 0; // the imports
-  e.fillIndex = 1;
-  // Function indices: `go`, `fill`, every part's imports, then every part's blocks, then the translate functions.
-  let next = 2;
+  e.goIndex = 0; // the import
+  // Function indices: `go`, every part's imports, then every part's blocks, then the translate functions.
+  let next = 1;
   const indices: Array<Map<number, number>> = [];
   for (const { blocks, have, linked } of parts) {
     const index = new Map<number, number>();
@@ -757,9 +737,9 @@ export function emitModules(parts: ModulePart[], pages: number): { wasm: Uint8Ar
     bodyBytes.push(bytes);
   }
   if (e.usedTranslate) functions.push(emitTranslateFn(false), emitTranslateFn(true));
-  const importFunctions: Array<string | { name: string; type: number }> = ["go", { name: "fill", type: 2 }];
+  const importFunctions = ["go"];
   for (let i = 0; i < parts.length; i++) for (const po of parts[i]!.linked) importFunctions.push(blockImportName(po, i));
-  const wasm = buildModule({ params: BLOCK_FN_TYPE.params, results: BLOCK_FN_TYPE.results, functions, otherTypes: [TRANSLATE_FN_TYPE, FILL_FN_TYPE], importFunctions }, pages);
+  const wasm = buildModule({ params: BLOCK_FN_TYPE.params, results: BLOCK_FN_TYPE.results, functions, otherTypes: [TRANSLATE_FN_TYPE], importFunctions }, pages);
   return { wasm, bodyBytes };
 }
 
@@ -827,8 +807,8 @@ export function compileModules(u16: Uint16Array, reqs: PageRequest[], maxBlocks:
  * The `count` block functions of a module emitModule made, instantiated against `memory`, `go`
  * and the earlier blocks it links to (`linked`: blockImportName -> function).
  */
-export function instantiateBlocks(module: WebAssembly.Module, count: number, memory: WebAssembly.Memory, go: BlockFn, fill: JitFill, linked: Record<string, BlockFn>): BlockFn[] {
-  const inst = new WebAssembly.Instance(module, { env: { ...linked, mem: memory, go, fill } });
+export function instantiateBlocks(module: WebAssembly.Module, count: number, memory: WebAssembly.Memory, go: BlockFn, linked: Record<string, BlockFn>): BlockFn[] {
+  const inst = new WebAssembly.Instance(module, { env: { ...linked, mem: memory, go } });
   const fns: BlockFn[] = [];
   for (let i = 0; i < count; i++) fns.push(inst.exports[`f${i}`] as BlockFn);
   return fns;

@@ -140,8 +140,8 @@ export interface ModuleSpec extends FuncType {
   otherTypes?: FuncType[];
   /** Import `env.tbl`, a funcref table, as table 0. */
   importTable?: boolean;
-  /** Import `env.<name>` for each name, functions of type 0 (or the type given), as functions 0... (the module's own functions follow). */
-  importFunctions?: Array<string | { name: string; type: number }>;
+  /** Import `env.<name>` for each name, functions of type 0, as functions 0... (the module's own functions follow). */
+  importFunctions?: string[];
 }
 
 function section(out: ByteWriter, id: number, content: ByteWriter): void {
@@ -166,8 +166,8 @@ export function buildModule(spec: ModuleSpec, pages: number): Uint8Array<ArrayBu
   const imports = new ByteWriter().u32(1 + (spec.importTable ? 1 : 0) + importFns.length);
   for (const fn of importFns) {
     name(imports, "env");
-    name(imports, typeof fn === "string" ? fn : fn.name);
-    imports.byte(0x00).u32(typeof fn === "string" ? 0 : fn.type);
+    name(imports, fn);
+    imports.byte(0x00).u32(0);
   }
   name(imports, "env");
   name(imports, "mem");
