@@ -372,44 +372,38 @@ test("a PTE outside RAM is an access fault; MPRV makes M-mode loads translate", 
   assert.equal(m.hart.getX(2), 0xabcdn, "M-mode code fetch stays physical, data translates");
 });
 
-test("sfence.vma drops stale translations", () => {
+/**
+ * Maps VA (x20; x21 = the next page) to a page holding 1, runs `first` (which loads x2 through it),
+ * remaps VA behind the hart's back to a page holding 2, then runs `then`: returns the machine.
+ */
+function remapBetween(first: (a: Asm) => void, then: (a: Asm) => void): TestMachine {
   const VA = 0x4000_0000n;
   const PA1 = RAM_BASE + 0x30_0000, PA2 = RAM_BASE + 0x31_0000;
   let mid = 0;
   const { m, pt, end } = vmProg(1, false, (a) => {
-    a.li(20, VA).lw(2, 20, 0);
+    a.li(20, VA).li(21, VA + 0x1000n);
+    first(a);
     mid = a.here;
-    a.lw(4, 20, 0); // stale translation: the TLB still maps PA1
-    a.sfenceVma().lw(3, 20, 0);
+    then(a);
   });
   pt.map(VA, PA1, PTE_R | PTE_A);
   m.ram.writeU32(PA1, 1);
   m.ram.writeU32(PA2, 2);
   runTo(m, mid);
-  pt.map(VA, PA2, PTE_R | PTE_A); // remap behind the hart's back
+  pt.map(VA, PA2, PTE_R | PTE_A);
   runTo(m, end);
   assert.equal(m.hart.getX(2), 1n);
+  return m;
+}
+
+test("sfence.vma drops stale translations", () => {
+  const m = remapBetween((a) => a.lw(2, 20, 0), (a) => a.lw(4, 20, 0).sfenceVma().lw(3, 20, 0));
   assert.equal(m.hart.getX(4), 1n, "cached translation used until sfence.vma");
   assert.equal(m.hart.getX(3), 2n);
 });
 
 test("sfence.vma with an address drops that page's translation and keeps others", () => {
-  const VA = 0x4000_0000n, OTHER = VA + 0x1000n;
-  const PA1 = RAM_BASE + 0x30_0000, PA2 = RAM_BASE + 0x31_0000;
-  let mid = 0;
-  const { m, pt, end } = vmProg(1, false, (a) => {
-    a.li(20, VA).li(21, OTHER).lw(2, 20, 0);
-    mid = a.here;
-    a.sfenceVma(21).lw(4, 20, 0); // a fence for another page: the cached translation stays
-    a.sfenceVma(20).lw(3, 20, 0); // a fence for this page: the new mapping
-  });
-  pt.map(VA, PA1, PTE_R | PTE_A);
-  m.ram.writeU32(PA1, 1);
-  m.ram.writeU32(PA2, 2);
-  runTo(m, mid);
-  pt.map(VA, PA2, PTE_R | PTE_A); // remap behind the hart's back
-  runTo(m, end);
-  assert.equal(m.hart.getX(2), 1n);
+  const m = remapBetween((a) => a.lw(2, 20, 0), (a) => a.sfenceVma(21).lw(4, 20, 0).sfenceVma(20).lw(3, 20, 0));
   assert.equal(m.hart.getX(4), 1n, "another page's fence left this translation cached");
   assert.equal(m.hart.getX(3), 2n, "this page's fence dropped it");
 });
