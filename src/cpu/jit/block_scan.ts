@@ -270,11 +270,11 @@ function successorsOfTransfer(insn: number, po: number, len: number, out: number
   const rd = (insn >>> 7) & 31;
   switch ((insn >>> 2) & 31) {
     case 24: // BRANCH
-      pushIfInPage(out, po + (((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1)));
+      pushIfInPage(out, directTarget(insn, po));
       pushIfInPage(out, po + len);
       break;
     case 27: // JAL
-      pushIfInPage(out, po + (((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1)));
+      pushIfInPage(out, directTarget(insn, po));
       if (rd !== 0) pushIfInPage(out, po + len);
       break;
     case 3: case 28: // FENCE.I, an sstatus write: the next instruction starts a block
