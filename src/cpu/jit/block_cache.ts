@@ -12,7 +12,7 @@
 // entries in the dispatcher's block lookup; the next look at a page so marked drops its code too.
 import { CODE_PAGE, CODE_PAGE_DMA_WRITTEN, type GuestRam } from "../../seams/guest_ram.js";
 import { JIT_LOOKUP_ENTRIES } from "../../seams/guest_ram.js";
-import { blockImportName, compileModule, instantiateBlocks, type BlockFn, type CompiledPart } from "./compile_block.js";
+import { blockImportName, compileModules, instantiateBlocks, type BlockFn, type CompiledPart } from "./compile_block.js";
 import { NO_TAIL } from "./block_scan.js";
 import { CompileService } from "./compile_service.js";
 import { warmUpBlockScanOnce } from "./emitter_warm_up.js";
@@ -225,15 +225,13 @@ export class BlockCache {
         return false;
       } // the ring is full: compile here
     }
-    const compiled = compileModule(this.u16, pageOff, work, have, MAX_MODULE_BLOCKS, this.wasmPages, tail);
+    const compiled = compileModules(this.u16, [{ pageOff, work, have, tail }], MAX_MODULE_BLOCKS, this.wasmPages);
     if (compiled === null) {
       if (have === null) info.visits = -4 * this.threshold; // nothing to compile here yet: look again much later
       return false;
     }
     this.markCode(p);
-    const { module, ...part } = compiled;
-    const first = { ...part, first: 0 };
-    this.install(module, [first], [{ p, info, part: first }]);
+    this.install(compiled.module, compiled.parts, [{ p, info, part: compiled.parts[0]! }]);
     this.stats.compileMs += performance.now() - t0;
     return info.blocks !== null;
   }

@@ -85,7 +85,7 @@ export class CompileService {
 
   /**
    * Asks for the module of the page at RAM offset `pageOff`: the blocks reachable from `work`,
-   * except those at `have` (`tail`: compileModule's). Returns the id its reply carries and its
+   * except those at `have` (`tail`: PageRequest's). Returns the id its reply carries and its
    * slot (for heat()), or null when every slot is in use.
    */
   request(pageOff: number, work: number[], have: Iterable<number>, tail: number): { id: number; slot: number } | null {
