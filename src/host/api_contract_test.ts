@@ -314,9 +314,11 @@ test("VMs restored from a snapshot: bad input, the machine read from the snapsho
   const disk = join(host.dir, "data.qcow2");
   await createQcow2(disk, { size: 8 << 20 });
   await api.call("POST", "/v1/vms", "/v1/vms", { name: "src", kernel: host.kernels.idle, memoryMiB: 48, disks: [{ path: disk }] });
-  await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/src/actions", { action: "start" });
+  const srcStarted = await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/src/actions", { action: "start" });
+  assert.deepEqual([srcStarted.status, srcStarted.body.state], [200, "running"], JSON.stringify(srcStarted.body));
   const snap = join(host.dir, "src.snap");
-  assert.equal((await api.call("POST", "/v1/vms/{name}/snapshot", "/v1/vms/src/snapshot", { path: snap })).status, 200);
+  const taken = await api.call("POST", "/v1/vms/{name}/snapshot", "/v1/vms/src/snapshot", { path: snap });
+  assert.equal(taken.status, 200, JSON.stringify(taken.body));
   await api.call("POST", "/v1/vms/{name}/actions", "/v1/vms/src/actions", { action: "kill" });
 
   const notSnapshot = join(host.dir, "not.snap");
