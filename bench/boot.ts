@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
-/** What users start (`npx nodevisor`): it starts the VMM process again with its Node flags (bin/nodevisor.js). */
+/** What users start (`npx nodevisor`): run as a program, its shell lines start Node with the VMM's flags (bin/nodevisor.js). */
 const BIN = fileURLToPath(new URL("../bin/nodevisor.js", import.meta.url));
 /** The VMM process itself, with the flags bin/nodevisor.js gives it: for figures read off its pid. */
 export const VMM_ARGS = [...vmmNodeFlags([]), CLI];
@@ -33,7 +33,7 @@ export interface RunTiming {
 
 export async function runOurs(argv: string[], runArgs: string[] = []): Promise<RunTiming> {
   const t0 = performance.now(), epoch0 = performance.timeOrigin + t0;
-  const child = spawn(process.execPath, [BIN, "run", ...runArgs, "--", ...argv], {
+  const child = spawn(BIN, ["run", ...runArgs, "--", ...argv], {
     env: { ...process.env, NODEVISOR_TIMINGS: "1" },
     stdio: ["ignore", "pipe", "pipe"],
   });

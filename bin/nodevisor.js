@@ -1,4 +1,22 @@
-#!/usr/bin/env node
+#!/bin/sh
+":" /*
+# This file is a shell script and an ES module. Started as a program (`npx nodevisor`, a PATH
+# lookup: the shebang), the shell runs these lines and starts Node once, with the flags a VMM
+# process needs (src/cli/vmm_node_flags.ts): a second Node start costs ~0.1 s before the guest runs.
+# Node reads the lines as a string and a comment, and runs the module below.
+if [ "$1" = run ] && [ "${NODEVISOR_V8_POOL_SIZE:-}" != default ]; then
+  size=${NODEVISOR_V8_POOL_SIZE:-}
+  case "$size" in
+    [1-9] | [1-9][0-9]) ;;
+    *) # vmm_node_flags.ts v8PoolSize: one thread fewer than the cores we may use, 1 to 4
+      cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 2)
+      size=$((cores - 1)); [ "$size" -lt 1 ] && size=1; [ "$size" -gt 4 ] && size=4 ;;
+  esac
+  exec node "--v8-pool-size=$size" "$0" "$@"
+fi
+exec node "$0" "$@"
+exit 127
+*/
 // Entry point installed as `nodevisor`; the bundle is built by `npm ci` (the prepare script).
 import { fileURLToPath } from "node:url";
 import { existsSync } from "node:fs";
@@ -8,10 +26,10 @@ if (!existsSync(bundle)) {
   console.error("nodevisor: the build output dist/cli/main.js is missing; run `npm run build` in the nodevisor folder.");
   process.exit(2);
 }
-// A VMM process needs Node flags that only a new process can take (src/cli/vmm_node_flags.ts
-// says which and why): `run` starts itself again with them, once, and is only a parent that
-// mirrors the child's exit. A terminal's Ctrl-C reaches both (one process group), so SIGINT is
-// left to the child; SIGTERM and SIGHUP, sent to this pid, are passed on.
+// Started as `node bin/nodevisor.js run ...` (no shell above), `run` starts itself again with its
+// Node flags, once, and is only a parent that mirrors the child's exit. A terminal's Ctrl-C
+// reaches both (one process group), so SIGINT is left to the child; SIGTERM and SIGHUP, sent to
+// this pid, are passed on.
 const { vmmNodeFlags } = process.argv[2] === "run" ? await import("../dist/cli/vmm_node_flags.js") : { vmmNodeFlags: () => [] };
 const flags = vmmNodeFlags(process.execArgv);
 if (flags.length === 0) {

@@ -504,11 +504,13 @@ export async function runVm(req: VmRunRequest): Promise<number> {
   // In an interactive terminal Ctrl-C is a byte for the guest, so SIGINT only comes from kill.
   process.on("SIGINT", stopSignal);
   process.on("SIGTERM", stopSignal);
+  let guestStartMs = 0; // when the harts got their first instruction (NODEVISOR_TIMINGS)
   try {
     // A migrated guest runs only once the source gave it up (GO): never on both sides.
     await incoming?.ready();
     // A manager that asked for it sees the guest from its first instruction (a poweroff at once included).
     if (start.controlWait) await server?.untilConnected();
+    guestStartMs = performance.now();
     vm.start();
     await incoming?.running();
     if (waited !== null) {
@@ -542,7 +544,7 @@ export async function runVm(req: VmRunRequest): Promise<number> {
     // this process: through bin/nodevisor.js the bench counts from its own spawn with initAtEpochMs).
     const stats = vm.stats();
     process.stderr.write(
-      `nodevisor-timings ${JSON.stringify({ initMs: vm.initStartedMs, initAtEpochMs: vm.initStartedMs === null ? null : performance.timeOrigin + vm.initStartedMs, exitMs: performance.now(), instructions: stats.instructionsRetired, idleMs: stats.idleMs, exits: vm.exitCounts })}\n`,
+      `nodevisor-timings ${JSON.stringify({ startMs: guestStartMs, initMs: vm.initStartedMs, initAtEpochMs: vm.initStartedMs === null ? null : performance.timeOrigin + vm.initStartedMs, exitMs: performance.now(), instructions: stats.instructionsRetired, idleMs: stats.idleMs, exits: vm.exitCounts })}\n`,
     );
   }
   await server?.close();
