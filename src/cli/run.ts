@@ -504,14 +504,14 @@ export async function runVm(req: VmRunRequest): Promise<number> {
   // In an interactive terminal Ctrl-C is a byte for the guest, so SIGINT only comes from kill.
   process.on("SIGINT", stopSignal);
   process.on("SIGTERM", stopSignal);
-  let guestStartMs = 0; // when the harts got their first instruction (NODEVISOR_TIMINGS)
+  let guestStartMs = 0; // when the payloads were in RAM and the harts set going (NODEVISOR_TIMINGS)
   try {
     // A migrated guest runs only once the source gave it up (GO): never on both sides.
     await incoming?.ready();
     // A manager that asked for it sees the guest from its first instruction (a poweroff at once included).
     if (start.controlWait) await server?.untilConnected();
-    guestStartMs = performance.now();
     vm.start();
+    guestStartMs = performance.now();
     await incoming?.running();
     if (waited !== null) {
       server?.replaceController(vm); // the clients of the waiting process now talk to the VM
