@@ -2,7 +2,7 @@
 // interprets, and compiles the hot ones (jit/block_cache.ts, jit/compile_block.ts).
 import { HartFastLoop } from "./exec_fast.js";
 import { tlbSetOffset } from "./hart_layout.js";
-import { COLD_RUN, type BlockCache } from "./jit/block_cache.js";
+import { COLD_INSTRUCTIONS_PER_VISIT_LOG2, COLD_RUN, type BlockCache } from "./jit/block_cache.js";
 import { MAX_BLOCK, NO_TAIL, blockLength, canStartBlock } from "./jit/block_scan.js";
 import { HART_JIT_STATUS, JIT_GO_ON, JIT_INTERPRET, JIT_SLICE_END, W_JIT_DS, W_JIT_XS } from "./hart_layout.js";
 
@@ -137,6 +137,7 @@ export abstract class HartJitLoop extends HartFastLoop {
       this.reachedCode = false;
       const k = this.execFast(want); // counts instret itself
       if (info.pending) jit.heat(info, k);
+      else if (info.blocks === null) info.visits += k >> COLD_INSTRUCTIONS_PER_VISIT_LOG2; // a long run counts more
       n += k;
       if (k < want && !this.reachedCode) break;
     }

@@ -97,6 +97,15 @@ export const DEFAULT_THRESHOLD = 1024;
 export const DEFAULT_BACKLOG_VISITS = 1024;
 /** Instructions the interpreter runs at a time in a page without code (it counts one visit per run). */
 export const COLD_RUN = 512;
+/**
+ * A run in a page without code counts one more visit for each this many instructions it ran: a
+ * page whose runs are loops inside it (up to COLD_RUN each) was interpreted for up to half a
+ * million instructions before 1,024 visits (a boot: 36 M instructions in pages compiled later,
+ * ~125,000 each). With 128, a boot interprets ~10 M instructions fewer and the vCPU thread's CPU
+ * is ~6% lower (8 interleaved boots; 64: ~5%); on two cores the compile thread's extra work about
+ * cancels that in wall time, on more cores it does not. log2 of it, for a shift.
+ */
+export const COLD_INSTRUCTIONS_PER_VISIT_LOG2 = 7;
 export const DEFAULT_MAX_BLOCKS = 65536;
 
 /** Interpreted runs of a missed entry before it is compiled. */
