@@ -8,8 +8,9 @@ import { GuestRam } from "../seams/guest_ram.js";
 import type { TimeSource } from "../seams/time.js";
 import { C64_MTVEC, C64_SATP } from "./csr.js";
 import { MSTATUS_FS_SHIFT, PRV_M, PRV_S, PRV_U } from "./constants.js";
-import { encB, encI, encJ, encR, encU } from "./encode.js";
+import { encB, encI, encJ, encR, encS, encU } from "./encode.js";
 import { Hart } from "./hart.js";
+import { EXIT_MMIO, EXIT_SBI } from "./exit.js";
 import { BlockCache } from "./jit/block_cache.js";
 import { aluKinds, memoryKinds } from "./jit/emitter_warm_up.js";
 
@@ -60,6 +61,19 @@ function program(): Uint32Array {
   for (const csr of READ_CSRS) w(encI(0x73, 12, 2, 0, csr)); // csrr
   w(encI(0x73, 0, 1, 13, 0x140)); w(encI(0x73, 0, 1, 13, 0x141)); // csrw sscratch, sepc
   w(encI(0x73, 0, 6, 2, 0x100)); w(encI(0x73, 0, 7, 2, 0x100)); // csrsi / csrci sstatus.SIE
+  // Paths a boot takes early that deoptimized execSystem, loadSlow, storeSlow and translate when first taken:
+  // sret (to the next instruction; the S pass alone: x31 = 1 there), sfence.vma for one address and for all,
+  // an access across a page end, a load that faults (M: no RAM there; S: a user page; U: it succeeds),
+  // sstatus.SUM set and cleared, the FP CSRs written, and read with the FPU off (a trap).
+  w(encB(0x63, 0, 31, 0, 28)); w(encI(0x13, 30, 0, 0, 0x100)); w(encI(0x73, 0, 2, 30, 0x100)); // beq x31, x0, over; csrs sstatus, SPP
+  w(encU(0x17, 29, 0)); w(encI(0x13, 29, 0, 29, 16)); w(encI(0x73, 0, 1, 29, 0x141)); w(0x10200073); // sepc = after the sret; sret
+  w(encR(0x73, 0, 0, 10, 0, 0x09)); w(encR(0x73, 0, 0, 0, 0, 0x09)); // sfence.vma x10; sfence.vma
+  w(encI(0x13, 29, 0, 10, 2044)); w(encI(0x13, 29, 0, 29, 2044)); // x29 = DATA + 4088
+  w(encI(0x03, 23, 3, 29, 4)); w(encS(0x23, 3, 29, 23, 4)); w(encI(0x03, 23, 2, 29, 6)); // ld, sd, lw across the page end
+  w(encI(0x03, 23, 3, 0, 0x100)); // ld from 0x100
+  w(encU(0x37, 30, 0x40000)); w(encI(0x73, 0, 2, 30, 0x100)); w(encI(0x73, 0, 3, 30, 0x100)); // csrs/csrc sstatus, SUM
+  w(encI(0x73, 0, 5, 0, 0x002)); w(encI(0x73, 0, 5, 0, 0x001)); // csrwi frm, 0; csrwi fflags, 0
+  w(encU(0x37, 30, 0x6000)); w(encI(0x73, 0, 3, 30, 0x100)); w(encI(0x73, 23, 2, 0, 0x003)); w(encI(0x73, 0, 2, 30, 0x100)); // FS off, csrr fcsr, FS on
   w(0x00000073); // ecall: a trap, and the handler's mret
   w(encI(0x0f, 0, 1, 0, 0)); // fence.i
   // Compressed, stack-relative and register forms only (a trap would skip 4 bytes): add, addi, li, mv, addw, andi, ld/sd sp.
@@ -85,9 +99,9 @@ for (const slowOnly of [false, true]) {
 /**
  * Runs the program for ~`steps` instructions in each pass (PASSES) on a hart like the VM's (state
  * block in shared memory, the JIT attached when `jit`, with a threshold nothing reaches), and
- * throws it away. Returns the instructions run and the hart's traps by cause (for tests).
+ * throws it away. Returns the instructions run, the hart's traps by cause and the exits it took (for tests).
  */
-export function warmUpInterpreter(time: TimeSource, jit: boolean, steps = 1500): { instructions: number; traps: Map<string, number> } {
+export function warmUpInterpreter(time: TimeSource, jit: boolean, steps = 1500): { instructions: number; traps: Map<string, number>; exits: number } {
   const ram = new GuestRam(BASE, SIZE);
   const view = new DataView(ram.buffer);
   HANDLER_CODE.forEach((insn, i) => view.setInt32(HANDLER - BASE + 4 * i, insn, true));
@@ -103,7 +117,7 @@ export function warmUpInterpreter(time: TimeSource, jit: boolean, steps = 1500):
     // then stops where it enters it, as it does at every page with code in a boot.
     ram.jitSlots[(CODE - BASE + 4 * 40) >>> 12] = 1;
   }
-  let ran = 0;
+  let ran = 0, exits = 0;
   for (const { priv, vbase, slowOnly } of PASSES) {
     const va = (pa: number): bigint => BigInt.asUintN(64, vbase + BigInt(pa - BASE));
     const s = hart.save();
@@ -113,11 +127,22 @@ export function warmUpInterpreter(time: TimeSource, jit: boolean, steps = 1500):
     s.csr64[2 * C64_MTVEC] = HANDLER | 0;
     s.csr64[2 * C64_SATP] = priv === PRV_M ? 0 : ROOT_TABLE / 4096;
     s.csr64[2 * C64_SATP + 1] = priv === PRV_M ? 0 : 8 << 28; // Sv39
-    const regs: Array<[number, bigint]> = [[2, va(STACK)], [10, va(DATA)], [11, va(SCRATCH_DATA)], [5, 0x7654_3210n], [7, -3n], [8, 0x1234_5678n], [9, 77n], [13, 5n], [14, -9n]];
+    const regs: Array<[number, bigint]> = [[2, va(STACK)], [10, va(DATA)], [11, va(SCRATCH_DATA)], [5, 0x7654_3210n], [7, -3n], [8, 0x1234_5678n], [9, 77n], [13, 5n], [14, -9n], [31, priv === PRV_S ? 1n : 0n]];
     for (const [r, v] of regs) { s.x[2 * r] = Number(BigInt.asIntN(32, v)); s.x[2 * r + 1] = Number(BigInt.asIntN(32, v >> 32n)); }
     hart.restore(s);
     hart.slowPathOnly = slowOnly;
-    ran += hart.run(steps);
+    hart.sbiExits = priv === PRV_S; // its ecalls are SBI calls, as a kernel's are
+    // The VMM's side of exits: the load from 0x100 in M-mode reads a device (a fixed value), an S-mode ecall an SBI call.
+    for (let left = steps; left > 0; ) {
+      const k = hart.run(left);
+      ran += k;
+      left -= Math.max(k, 1);
+      const reason = hart.exit.reason;
+      if (reason === EXIT_MMIO) hart.completeMmio(0x5a5a_5a5a, -1);
+      else if (reason === EXIT_SBI) hart.completeSbi();
+      else break;
+      exits++;
+    }
   }
-  return { instructions: ran, traps: hart.stats.trapsByCause };
+  return { instructions: ran, traps: hart.stats.trapsByCause, exits };
 }
