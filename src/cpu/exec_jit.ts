@@ -3,7 +3,7 @@
 import { HartFastLoop } from "./exec_fast.js";
 import { tlbSetOffset } from "./hart_layout.js";
 import { COLD_INSTRUCTIONS_PER_VISIT_LOG2, COLD_RUN, type BlockCache } from "./jit/block_cache.js";
-import { MAX_BLOCK, NO_TAIL, blockLength, canStartBlock } from "./jit/block_scan.js";
+import { MAX_BLOCK, NO_TAIL, blockLength, canStartBlock, fastLoopDeclines } from "./jit/block_scan.js";
 import { HART_JIT_STATUS, JIT_GO_ON, JIT_INTERPRET, JIT_SLICE_END, W_JIT_DS, W_JIT_XS } from "./hart_layout.js";
 
 export abstract class HartJitLoop extends HartFastLoop {
@@ -93,6 +93,7 @@ export abstract class HartJitLoop extends HartFastLoop {
         let want = left;
         if (left >= MAX_BLOCK) {
           const off = this.codeOffset(pcBox[0]!);
+          if (off >= 0 && fastLoopDeclines(this.u16, off)) break; // execFast would decline it: straight to execSlow
           want = off >= 0 ? blockLength(this.u16, off) : 1;
         }
         this.reachedCode = false;
@@ -118,11 +119,11 @@ export abstract class HartJitLoop extends HartFastLoop {
           continue;
         }
         stats.missedEntries++;
-        if (!midBlock) {
-          // (An entry no block can start at, such as an instruction the compiler does not do, is not worth a compile.)
-          const tail = this.nextPageHalf(pc);
-          if (canStartBlock(this.u16, off, tail) && jit.noteMissed(info, po) && jit.compilePage(off >>> 12, info, tail)) continue;
-        }
+        // An entry no block can start at, such as an instruction the compiler does not do, is not worth a compile.
+        const tail = this.nextPageHalf(pc);
+        if (!canStartBlock(this.u16, off, tail)) {
+          if (fastLoopDeclines(this.u16, off)) break; // a trap vector's CSR swap, sret, FP arithmetic: execFast would decline it
+        } else if (!midBlock && jit.noteMissed(info, po) && jit.compilePage(off >>> 12, info, tail)) continue;
         want = blockLength(this.u16, off); // to the next block start, which is likely compiled
       } else {
         info.entries.add(po);

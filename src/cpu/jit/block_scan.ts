@@ -100,6 +100,18 @@ function endsSlice(insn: number): boolean {
   return isSstatusAccess(insn) && ((insn >>> 15) & 31) !== 0;
 }
 
+/** Major opcodes (low 7 bits) of 32-bit instructions the fast loop (exec_fast.ts) never runs: SYSTEM, OP-FP and the fused multiply-adds. */
+const SLOW_ONLY_OPCODES = new Set([0x73, 0x53, 0x43, 0x47, 0x4b, 0x4f]);
+
+/**
+ * Whether the instruction at RAM byte offset `off` is one only the full interpreter runs (a CSR
+ * access, ecall, xret, wfi, sfence.vma, FP arithmetic): the JIT then goes straight to execSlow
+ * instead of asking the fast loop first (a trap's round trip 1.1-1.6 µs → 0.3 µs, bench_system.ts).
+ */
+export function fastLoopDeclines(u16: Uint16Array, off: number): boolean {
+  return SLOW_ONLY_OPCODES.has(u16[off >>> 1]! & 0x7f);
+}
+
 /**
  * Whether a block can start at RAM byte offset `off`: its first instruction is one the compiler
  * does (`tail`: the upper half of one across the page end). Entries where none can are not worth compiling.

@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Asm } from "../testing/asm.js";
-import { MAX_BLOCK, planBlocks, type BlockShape } from "./block_scan.js";
+import { encR } from "../encode.js";
+import { MAX_BLOCK, fastLoopDeclines, planBlocks, type BlockShape } from "./block_scan.js";
 
 /** A page of guest code at RAM offset 0 from `asm` (origin 0). */
 function page(asm: Asm): Uint16Array {
@@ -67,4 +68,19 @@ test("a forward branch into a loop from before its head keeps its target's own b
   const first = shapes.find((s) => s.start === 0)!;
   assert.equal(first.forward.size, 0);
   assert.ok(shapes.some((s) => s.start === 8), `blocks at ${shapes.map((s) => s.start).join(",")}`);
+});
+
+test("fastLoopDeclines names what only the full interpreter runs: SYSTEM and FP arithmetic, not loads, stores or ALU ops", () => {
+  const a = new Asm(0)
+    .csrrw(4, 0x140, 4) // 0: the trap vector's sscratch swap
+    .sret() // 4
+    .sfenceVma(10, 0) // 8
+    .word(encR(0x53, 1, 7, 2, 3, 0x01)) // 12: fadd.d
+    .word(0x0000_0043 | (1 << 7)) // 16: fmadd.s
+    .addi(5, 5, 1) // 20
+    .ld(6, 2, 8) // 24
+    .fld(1, 2, 8) // 28
+    .half(0x0505); // 32: c.addi
+  const u16 = page(a);
+  assert.deepEqual([0, 4, 8, 12, 16, 20, 24, 28, 32].map((off) => fastLoopDeclines(u16, off)), [true, true, true, true, true, false, false, false, false]);
 });
