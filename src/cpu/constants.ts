@@ -85,6 +85,8 @@ export const CSR_SEPC = 0x141;
 export const CSR_SCAUSE = 0x142;
 export const CSR_STVAL = 0x143;
 export const CSR_SIP = 0x144;
+/** Sstc's supervisor timer compare: S-mode reaches it while menvcfg.STCE is set. */
+export const CSR_STIMECMP = 0x14d;
 export const CSR_SATP = 0x180;
 export const CSR_MVENDORID = 0xf11;
 export const CSR_MARCHID = 0xf12;

@@ -12,7 +12,7 @@ const {
   CSR_MIDELEG, CSR_MIE, CSR_MIMPID, CSR_MINSTRET, CSR_MIP, CSR_MISA, CSR_MSCRATCH, CSR_MSTATUS,
   CSR_MTVAL, CSR_MTVEC, CSR_MVENDORID, CSR_PMPADDR0, CSR_PMPCFG0, CSR_SATP, CSR_SCAUSE,
   CSR_SCOUNTEREN, CSR_SENVCFG, CSR_SEPC, CSR_SIE, CSR_SIP, CSR_SSCRATCH, CSR_SSTATUS, CSR_STVAL,
-  CSR_STVEC, CSR_TIME, ALL_INTERRUPTS, MEDELEG_WRITABLE, MIP_SSIP, MISA_HI, MISA_LO, MSTATUS_FS,
+  CSR_STIMECMP, CSR_STVEC, CSR_TIME, ALL_INTERRUPTS, MEDELEG_WRITABLE, MIP_SSIP, MISA_HI, MISA_LO, MSTATUS_FS,
   MSTATUS_HI_SXL, MSTATUS_HI_UXL, MSTATUS_MPP, MSTATUS_TVM, MSTATUS_WRITABLE, PRV_M, PRV_S, PRV_U,
   S_INTERRUPTS, SATP_BARE, SATP_SV39, SATP_SV48, SSTATUS_MASK, MIP_SEIP, MIP_STIP,
 } = KC;
@@ -35,7 +35,7 @@ const TWO32 = 4294967296;
 const {
   W_C64, W_CSR_HI, W_CSR_LO, W_FFLAGS, W_FRM, W_MCOUNTEREN, W_MCOUNTINHIBIT, W_MEDELEG, W_MENVCFG, W_MIDELEG,
   W_MIE, W_MIP_DEV, W_MIP_SW, W_MSTATUS, W_PMPADDR, W_PMPCFG, W_PRIV, W_SCOUNTEREN, W_SENVCFG,
-  D_COUNTER_DELTA, D_COUNTER_FROZEN, D_INSTRET,
+  D_COUNTER_DELTA, D_COUNTER_FROZEN, D_INSTRET, D_STIMECMP,
 } = HL;
 if (2 * C64_COUNT > W_PMPCFG - W_C64) throw new Error("csr.ts: the 64-bit CSRs outgrew their words in hart_layout.ts");
 
@@ -53,6 +53,16 @@ export interface CsrFile {
 export const CSR_EFFECT_MSTATUS = 1;
 /** csrWrite changed satp: the hart re-reads the translation mode and flushes its TLBs. */
 export const CSR_EFFECT_SATP = 2;
+/** csrWrite changed stimecmp: the hart re-derives STIP from it at once. */
+export const CSR_EFFECT_STIMER = 4;
+
+/**
+ * menvcfg.STCE (bit 63, Sstc) as kept in the block's W_MENVCFG word: bit 31, which is WPRI (zero)
+ * in menvcfg's low half, so the word holds both bits the hart implements (FIOM and STCE).
+ */
+export const MENVCFG_STCE_WORD = 0x80000000 | 0;
+/** stimecmp values from 2^53 ticks (28 years at 10 MHz) on mean "never": kept as Infinity, read back as all ones. */
+const STIMECMP_NEVER = 2 ** 53;
 
 // Debug-trigger CSRs (debug spec): tselect exists so probing software learns there are no
 // triggers without an illegal-instruction trap — it never reads back the index written.
@@ -143,6 +153,7 @@ export function csrAccessAllowed(s: CsrFile, csr: number, write: boolean): boole
     if (priv === PRV_U && (w[W_SCOUNTEREN]! & bit) === 0) return false;
   }
   if (csr === CSR_SATP && priv === PRV_S && (mstatus & MSTATUS_TVM) !== 0) return false;
+  if (csr === CSR_STIMECMP && priv < PRV_M && (w[W_MENVCFG]! & MENVCFG_STCE_WORD) === 0) return false;
   if (csr <= CSR_FCSR && (mstatus & MSTATUS_FS) === 0) return false;
   return true;
 }
@@ -179,7 +190,13 @@ export function csrRead(s: CsrFile, csr: number): boolean {
       case CSR_MIE: lo = w[W_MIE]!; break;
       case CSR_MIP: lo = w[W_MIP_SW]! | w[W_MIP_DEV]!; break;
       case CSR_MCOUNTEREN: lo = w[W_MCOUNTEREN]!; break;
-      case CSR_MENVCFG: lo = w[W_MENVCFG]!; break;
+      case CSR_MENVCFG: lo = w[W_MENVCFG]! & 1; hi = w[W_MENVCFG]! & MENVCFG_STCE_WORD; break;
+      case CSR_STIMECMP: {
+        const v = s.d[D_STIMECMP]!;
+        if (v === Infinity) { lo = -1; hi = -1; break; }
+        setNumber(w, v);
+        return true;
+      }
       case CSR_MCOUNTINHIBIT: lo = w[W_MCOUNTINHIBIT]!; break;
       default:
         if (csr >= CSR_TDATA1 && csr <= CSR_TDATA3) break; // tdata1.type 0: no trigger here
@@ -254,7 +271,8 @@ export function csrWrite(s: CsrFile, csr: number, lo: number, hi: number): numbe
     }
     case CSR_MIE: w[W_MIE] = lo & ALL_INTERRUPTS; return 0;
     case CSR_MIP: {
-      const mask = MIP_SSIP | MIP_STIP | MIP_SEIP;
+      // With Sstc on (STCE), STIP is stimecmp's comparison alone: read-only.
+      const mask = MIP_SSIP | MIP_SEIP | ((w[W_MENVCFG]! & MENVCFG_STCE_WORD) === 0 ? MIP_STIP : 0);
       w[W_MIP_SW] = (w[W_MIP_SW]! & ~mask) | (lo & mask);
       return 0;
     }
@@ -263,7 +281,12 @@ export function csrWrite(s: CsrFile, csr: number, lo: number, hi: number): numbe
     case CSR_SCOUNTEREN: w[W_SCOUNTEREN] = lo; return 0;
     case CSR_MCOUNTEREN: w[W_MCOUNTEREN] = lo; return 0;
     case CSR_SENVCFG: w[W_SENVCFG] = lo & 1; return 0; // FIOM only; no Zicbo*, no Svpbmt
-    case CSR_MENVCFG: w[W_MENVCFG] = lo & 1; return 0;
+    case CSR_MENVCFG: w[W_MENVCFG] = (lo & 1) | (hi & MENVCFG_STCE_WORD); return 0;
+    case CSR_STIMECMP: {
+      const v = (hi >>> 0) * TWO32 + (lo >>> 0);
+      s.d[D_STIMECMP] = v >= STIMECMP_NEVER ? Infinity : v;
+      return CSR_EFFECT_STIMER;
+    }
     case CSR_MCOUNTINHIBIT: writeCountInhibit(s, lo & ~2); return 0;
     case CSR_SATP: {
       const mode = hi >>> 28;

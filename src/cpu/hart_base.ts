@@ -12,7 +12,7 @@ import * as HL from "./hart_layout.js";
 
 // Module-local copies of imported bindings: ESM loaders may turn each cross-module read into a
 // getter call, which showed up at several percent in profiles of the interpreter loop.
-const { C64_COUNT, C64_SATP, CSR_EFFECT_MSTATUS, CSR_EFFECT_SATP, csrWrite } = CSR;
+const { C64_COUNT, C64_SATP, CSR_EFFECT_MSTATUS, CSR_EFFECT_SATP, CSR_EFFECT_STIMER, csrWrite } = CSR;
 const { ACCESS_READ } = MMU;
 const {
   MSTATUS_FS, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, PRV_M, PRV_S,
@@ -436,7 +436,11 @@ export abstract class HartBase {
     const effects = csrWrite(this, csr, lo, hi);
     if ((effects & CSR_EFFECT_MSTATUS) !== 0) this.mstatusChanged(before);
     if ((effects & CSR_EFFECT_SATP) !== 0) this.satpChanged();
+    if ((effects & CSR_EFFECT_STIMER) !== 0) this.updateStimer();
   }
+
+  /** Sets or clears STIP from stimecmp and the time now (hart_traps.ts). */
+  protected abstract updateStimer(): void;
 
   /** mstatus changed from `old`: drop TLB entries the change made stale, re-derive the data privilege. */
   private mstatusChanged(old: number): void {

@@ -49,6 +49,8 @@ export abstract class HartTraps extends HartBase {
       (1 << CAUSE_FETCH_PAGE_FAULT) | (1 << CAUSE_LOAD_PAGE_FAULT) | (1 << CAUSE_STORE_PAGE_FAULT);
     this.mideleg = S_INTERRUPTS;
     this.mcounteren = 0xffffffff;
+    // Sstc on, as OpenSBI leaves it on a hart that has it: the kernel writes stimecmp itself instead of calling SBI set_timer.
+    this.menvcfg = CSR.MENVCFG_STCE_WORD;
     // OpenSBI sets scounteren = CY|TM|IR at boot; Linux relies on it for rdtime in the vDSO
     // unless the SBI PMU driver rewrites it.
     this.scounteren = 7;
@@ -68,7 +70,7 @@ export abstract class HartTraps extends HartBase {
     this.stopped = false;
   }
 
-  protected updateStimer(): void {
+  protected override updateStimer(): void {
     if (this.stimecmpValue === Infinity) {
       this.mipDev &= ~MIP_STIP;
       return;
