@@ -101,7 +101,8 @@ function endsSlice(insn: number): boolean {
 }
 
 /** Major opcodes (low 7 bits) of 32-bit instructions the fast loop (exec_fast.ts) never runs: SYSTEM, OP-FP and the fused multiply-adds. */
-const SLOW_ONLY_OPCODES = new Set([0x73, 0x53, 0x43, 0x47, 0x4b, 0x4f]);
+const SLOW_ONLY_OPCODES = new Uint8Array(128);
+for (const op of [0x73, 0x53, 0x43, 0x47, 0x4b, 0x4f]) SLOW_ONLY_OPCODES[op] = 1; // a table: this runs at every missed entry
 
 /**
  * Whether the instruction at RAM byte offset `off` is one only the full interpreter runs (a CSR
@@ -109,7 +110,7 @@ const SLOW_ONLY_OPCODES = new Set([0x73, 0x53, 0x43, 0x47, 0x4b, 0x4f]);
  * instead of asking the fast loop first (a trap's round trip 1.1-1.6 µs → 0.3 µs, bench_system.ts).
  */
 export function fastLoopDeclines(u16: Uint16Array, off: number): boolean {
-  return SLOW_ONLY_OPCODES.has(u16[off >>> 1]! & 0x7f);
+  return SLOW_ONLY_OPCODES[u16[off >>> 1]! & 0x7f] === 1;
 }
 
 /**
