@@ -48,6 +48,9 @@ function emitTranslate(e: Emitter, write: boolean, size: number, at: number, k: 
 /** The type of a module's translate functions: (address, state block, size - 1) -> RAM offset, or -1 on a miss or a misaligned access. */
 const TRANSLATE_FN_TYPE: FuncType = { params: [I64, I32, I32], results: [I32] };
 
+/** The module's translate functions (the same in every module: emitted once). */
+let translateFns: [FunctionBody, FunctionBody] | null = null;
+
 /** The body of a module's translate function for loads or stores (`write`), as emitTranslate's lookup. */
 function emitTranslateFn(write: boolean): FunctionBody {
   const e = new Emitter();
@@ -498,6 +501,9 @@ export function emitModule(blocks: BlockShape[], pages: number, have: PageOffset
  * part i's links are imported as blockImportName(po, i). Returns the wasm and each part's share of
  * the function bodies' bytes.
  */
+/** Writers for block bodies, reused from module to module (buildModule copies the bytes out; a fresh writer is an off-heap allocation, which was a third of the emitter's time). */
+const bodyWriters: ByteWriter[] = [];
+
 export function emitModules(parts: ModulePart[], pages: number): { wasm: Uint8Array<ArrayBuffer>; bodyBytes: number[] } {
   const e = new Emitter();
   e.goIndex = 0; // the import
@@ -524,11 +530,13 @@ export function emitModules(parts: ModulePart[], pages: number): { wasm: Uint8Ar
   // in every module, where map's and spread's depended on the length ("wrong map" deopts a boot).
   const functions: FunctionBody[] = [];
   const bodyBytes: number[] = [];
+  let used = 0;
   for (let i = 0; i < parts.length; i++) {
     e.fnIndex = indices[i]!;
     let bytes = 0;
     for (const b of parts[i]!.blocks) {
-      e.w = new ByteWriter();
+      if (used === bodyWriters.length) bodyWriters.push(new ByteWriter(4096));
+      e.w = bodyWriters[used++]!.reset();
       emitBlock(e, b);
       e.op(0x00); // unreachable: every path returned
       const locals = FIXED_LOCALS.slice();
@@ -538,7 +546,10 @@ export function emitModules(parts: ModulePart[], pages: number): { wasm: Uint8Ar
     }
     bodyBytes.push(bytes);
   }
-  if (e.usedTranslate) functions.push(emitTranslateFn(false), emitTranslateFn(true));
+  if (e.usedTranslate) {
+    translateFns ??= [emitTranslateFn(false), emitTranslateFn(true)];
+    functions.push(translateFns[0], translateFns[1]);
+  }
   const importFunctions = ["go"];
   for (let i = 0; i < parts.length; i++) for (const po of parts[i]!.linked) importFunctions.push(blockImportName(po, i));
   const wasm = buildModule({ params: BLOCK_FN_TYPE.params, results: BLOCK_FN_TYPE.results, functions, otherTypes: [TRANSLATE_FN_TYPE], importFunctions }, pages);

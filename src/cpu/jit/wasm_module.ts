@@ -31,10 +31,30 @@ export const VOID = 0x40;
 const F64_SCRATCH = new Float64Array(1);
 const F64_BYTES = new Uint8Array(F64_SCRATCH.buffer);
 
+const WASM_HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+
+/** Bytes of the unsigned LEB128 encoding of `v` (a uint32). */
+function leb128Length(v: number): number {
+  let n = 1;
+  for (let x = v >>> 7; x !== 0; x >>>= 7) n++;
+  return n;
+}
+
 /** Growable byte buffer with LEB128 writers. */
 export class ByteWriter {
-  private buf: Uint8Array<ArrayBuffer> = new Uint8Array(1024);
+  private buf: Uint8Array<ArrayBuffer>;
   length = 0;
+
+  /** `capacity`: the first buffer's size (it doubles as needed). Each buffer is an off-heap allocation: reuse writers in loops (reset). */
+  constructor(capacity = 1024) {
+    this.buf = new Uint8Array(capacity);
+  }
+
+  /** Empties the writer, keeping its buffer. */
+  reset(): this {
+    this.length = 0;
+    return this;
+  }
 
   byte(b: number): this {
     if (this.length === this.buf.length) this.reserve(1);
@@ -59,7 +79,7 @@ export class ByteWriter {
 
   private reserve(n: number): void {
     if (this.length + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
+    let size = Math.max(64, this.buf.length * 2);
     while (size < this.length + n) size *= 2;
     const next = new Uint8Array(size);
     next.set(this.buf.subarray(0, this.length));
@@ -117,6 +137,11 @@ export class ByteWriter {
   toBytes(): Uint8Array<ArrayBuffer> {
     return this.buf.slice(0, this.length);
   }
+
+  /** The bytes without a copy, when the writer was sized exactly (else a copy); the writer must not be written again. */
+  buffer(): Uint8Array<ArrayBuffer> {
+    return this.length === this.buf.length ? this.buf : this.toBytes();
+  }
 }
 
 export interface FuncType {
@@ -148,22 +173,25 @@ function section(out: ByteWriter, id: number, content: ByteWriter): void {
   out.byte(id).u32(content.length).append(content);
 }
 
+/** A name as the binary format has it (ASCII only here: import and export names). */
 function name(w: ByteWriter, s: string): void {
-  w.u32(s.length).bytes([...s].map((c) => c.charCodeAt(0)));
+  w.u32(s.length);
+  for (let i = 0; i < s.length; i++) w.byte(s.charCodeAt(i));
 }
+
+/** Scratch writers buildModule reuses (it runs for every module the JIT compiles; a fresh writer is an off-heap allocation). */
+const SCRATCH = { types: new ByteWriter(), imports: new ByteWriter(), funcs: new ByteWriter(), exports: new ByteWriter(), code: new ByteWriter(64 << 10), locals: new ByteWriter(64) };
 
 /**
  * A module that imports `env.mem` (shared memory of `pages` 64 KiB pages; the import's limits
  * must equal the memory's own), optionally `env.tbl` and a function, and exports its own function i as `f${i}`.
  */
 export function buildModule(spec: ModuleSpec, pages: number): Uint8Array<ArrayBuffer> {
-  const out = new ByteWriter().bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
   const allTypes = [spec, ...(spec.otherTypes ?? [])];
-  const types = new ByteWriter().u32(allTypes.length);
+  const types = SCRATCH.types.reset().u32(allTypes.length);
   for (const t of allTypes) types.byte(0x60).u32(t.params.length).bytes(t.params).u32(t.results.length).bytes(t.results);
-  section(out, 1, types);
   const importFns = spec.importFunctions ?? [];
-  const imports = new ByteWriter().u32(1 + (spec.importTable ? 1 : 0) + importFns.length);
+  const imports = SCRATCH.imports.reset().u32(1 + (spec.importTable ? 1 : 0) + importFns.length);
   for (const fn of importFns) {
     name(imports, "env");
     name(imports, fn);
@@ -177,33 +205,40 @@ export function buildModule(spec: ModuleSpec, pages: number): Uint8Array<ArrayBu
     name(imports, "tbl");
     imports.byte(0x01).byte(0x70).byte(0x00).u32(0); // table of funcref, min 0, no maximum
   }
-  section(out, 2, imports);
   const n = spec.functions.length;
-  const funcs = new ByteWriter().u32(n);
+  const funcs = SCRATCH.funcs.reset().u32(n);
   for (const fn of spec.functions) funcs.u32(fn.type ?? 0);
-  section(out, 3, funcs);
-  const exports = new ByteWriter().u32(n);
+  const exports = SCRATCH.exports.reset().u32(n);
   const first = importFns.length;
   for (let i = 0; i < n; i++) {
     name(exports, `f${i}`);
     exports.byte(0x00).u32(first + i);
   }
-  section(out, 7, exports);
-  const code = new ByteWriter().u32(n);
+  const code = SCRATCH.code.reset().u32(n);
+  const locals = SCRATCH.locals;
   for (const fn of spec.functions) {
-    const body = new ByteWriter();
     // Locals as runs of one type each.
-    const runs: [number, number][] = [];
-    for (const t of fn.locals) {
-      const last = runs[runs.length - 1];
-      if (last && last[1] === t) last[0]++;
-      else runs.push([1, t]);
+    locals.reset();
+    let runs = 0;
+    for (let i = 0; i < fn.locals.length; ) {
+      const t = fn.locals[i]!;
+      let j = i + 1;
+      while (j < fn.locals.length && fn.locals[j] === t) j++;
+      locals.u32(j - i).byte(t);
+      runs++;
+      i = j;
     }
-    body.u32(runs.length);
-    for (const [k, t] of runs) body.u32(k).byte(t);
-    body.append(fn.body).byte(OP.end);
-    code.u32(body.length).append(body);
+    const header = leb128Length(runs) + locals.length;
+    code.u32(header + fn.body.length + 1).u32(runs).append(locals).append(fn.body).byte(OP.end);
   }
+  const sections = [types, imports, funcs, exports, code];
+  let size = 8;
+  for (const c of sections) size += 1 + leb128Length(c.length) + c.length;
+  const out = new ByteWriter(size).bytes(WASM_HEADER);
+  section(out, 1, types);
+  section(out, 2, imports);
+  section(out, 3, funcs);
+  section(out, 7, exports);
   section(out, 10, code);
-  return out.toBytes();
+  return out.buffer();
 }
