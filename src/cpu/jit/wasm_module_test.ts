@@ -10,7 +10,7 @@ function body(k: number, pad: number): FunctionBody {
   return { locals: [I64, I64, I32, I64, I32, I32], body: w };
 }
 
-function instantiate(wasm: Uint8Array, pages: number): Record<string, (a: bigint, b: number, c: number) => number> {
+function instantiate(wasm: Uint8Array<ArrayBuffer>, pages: number): Record<string, (a: bigint, b: number, c: number) => number> {
   const mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
   const go = (): number => 0;
   return new WebAssembly.Instance(new WebAssembly.Module(wasm), { env: { mem, go } }).exports as never;
