@@ -85,15 +85,13 @@ function emitAccess(e: Emitter, base: number, imm: number, write: boolean, size:
     if (size > 1) e.tee(L_LO);
     e.i32(4096 - size).op(OP.i32GtU);
     if (size > 1) e.get(L_LO).i32(size - 1).op(OP.i32And).op(OP.i32Or);
-    // The anchor's page first, the call second: Liftoff takes the join's register state from the
-    // first arm that reaches it, so the call's spills stay in its own arm instead of every access's.
-    e.op(OP.i32Eqz).if_();
-    e.get(lo + 1).i32(d).op(OP.i32Add).set(L_OFF);
-    e.op(OP.else); // another page: a full lookup
+    e.if_(); // another page: a full lookup
     e.cond++;
     e.reg(base).i64(imm).op(OP.i64Add).get(P_ST).i32(size - 1).op(OP.call).u(e.translateIndex + (write ? 1 : 0));
     e.tee(L_OFF).i32(-1).op(OP.i32Eq).if_().handBack(at, k).end_();
     e.usedTranslate = true;
+    e.op(OP.else);
+    e.get(lo + 1).i32(d).op(OP.i32Add).set(L_OFF);
     e.cond--;
     e.end_();
     return L_OFF;
