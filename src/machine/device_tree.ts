@@ -25,9 +25,9 @@ import {
   VIRTIO_STRIDE,
 } from "./layout.js";
 
-/** The ISA we implement, advertised exactly (RV64GC = IMAFD + C, Zicsr, Zifencei, counters, Sstc's stimecmp). */
-export const ISA_STRING = "rv64imafdc_zicsr_zifencei_zicntr_sstc";
-export const ISA_EXTENSIONS = ["i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zicntr", "sstc"];
+/** The ISA we implement, advertised exactly (RV64GC = IMAFD + C, Zicsr, Zifencei, counters, Zbb bit manipulation, Sstc's stimecmp). */
+export const ISA_STRING = "rv64imafdc_zicsr_zifencei_zicntr_zbb_sstc";
+export const ISA_EXTENSIONS = ["i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zicntr", "zbb", "sstc"];
 
 export interface DeviceTreeOptions {
   cpus: number;

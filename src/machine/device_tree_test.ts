@@ -18,7 +18,7 @@ test("the device tree describes the configured harts, RAM, initrd and virtio slo
   assert.match(dts, /linux,initrd-start = <0x00 0x90000000>/);
   assert.match(dts, /cpu@1 \{/);
   assert.doesNotMatch(dts, /cpu@2 \{/);
-  assert.match(dts, /riscv,isa = "rv64imafdc_zicsr_zifencei_zicntr_sstc"/);
+  assert.match(dts, /riscv,isa = "rv64imafdc_zicsr_zifencei_zicntr_zbb_sstc"/);
   assert.match(dts, /virtio_mmio@10001000/);
   assert.match(dts, /virtio_mmio@10002000/);
   assert.doesNotMatch(dts, /virtio_mmio@10003000/);

@@ -3,6 +3,7 @@
 // entries, and how far the interpreter runs to reach the next block start (exec_jit.ts).
 // compile_block.ts emits the wasm of the shapes found here.
 import { RVC_TABLE } from "../rvc.js";
+import { isZbb } from "./emit_zbb.js";
 
 /** Longest block compiled (instructions). */
 export const MAX_BLOCK = 64;
@@ -35,6 +36,7 @@ const enum Kind { Unsupported, Plain, Transfer }
 
 /** Classifies an expanded instruction: can the compiler do it, and does it end the block? */
 function classify(insn: number): Kind {
+  if (isZbb(insn)) return Kind.Plain;
   const f3 = (insn >>> 12) & 7;
   const f7 = insn >>> 25;
   switch ((insn >>> 2) & 31) {

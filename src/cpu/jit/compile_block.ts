@@ -19,6 +19,7 @@ import * as HL from "../hart_layout.js";
 import { ByteWriter, I32, I64, OP, VOID, buildModule, type FuncType, type FunctionBody } from "./wasm_module.js";
 import { Emitter, FIXED_LOCALS, L_A, L_ADDR, L_ANCHOR, L_B, L_C, L_HB_K, L_HB_PO, L_LO, L_OFF, L_P, L_T, P_REM, P_ST, P_VPAGE } from "./block_emitter.js";
 import { BLOCK_FN_TYPE } from "./dispatcher.js";
+import { emitZbb, isZbb } from "./emit_zbb.js";
 import { AMO_RMW, NO_TAIL, endsBlock, planBlocks, type BlockShape, type PageOffsets } from "./block_scan.js";
 
 
@@ -306,6 +307,11 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
     const f3 = (insn >>> 12) & 7, f7 = insn >>> 25;
     const immI = insn >> 20;
     if (at + ilen > 4096) emitTailGuard(e, shape.tail, at, k);
+    if (isZbb(insn)) {
+      if (rd !== 0) { e.setRegStart(rd); emitZbb(e, insn); e.setRegEnd(rd); }
+      delta += ilen;
+      continue;
+    }
     switch ((insn >>> 2) & 31) {
       case 13: // LUI
         if (rd !== 0) e.setRegStart(rd).i64(insn & 0xfffff000).setRegEnd(rd);

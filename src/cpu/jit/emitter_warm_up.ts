@@ -34,6 +34,15 @@ export function aluKinds(w: (insn: number) => void): void {
   for (const f3 of [0, 1, 5]) w(encR(OP_32, 12, f3, 14, 9, 0)); // ADDW SLLW SRLW
   w(encR(OP_32, 12, 0, 14, 9, 0x20)); w(encR(OP_32, 12, 5, 14, 9, 0x20)); // SUBW SRAW
   for (const f3 of [0, 4, 5, 6, 7]) w(encR(OP_32, 13, f3, 12, 14, 1)); // MULW DIVW DIVUW REMW REMUW
+  // Zbb: CLZ CTZ CPOP SEXT.B SEXT.H, RORI ORC.B REV8, CLZW CTZW CPOPW RORIW, ANDN ORN XNOR, MIN(U) MAX(U), ROL ROR, ROLW RORW ZEXT.H
+  for (const sub of [0, 1, 2, 4, 5]) w(encI(OP_IMM, 14, 1, 7, 0x600 | sub));
+  for (const imm of [0x600 | 13, 0x600 | 45, 0x287, 0x6b8]) w(encI(OP_IMM, 14, 5, 8, imm));
+  for (const sub of [0, 1, 2]) w(encR(OP_IMM_32, 13, 1, 9, sub, 0x30));
+  w(encR(OP_IMM_32, 13, 5, 9, 7, 0x30));
+  for (const f3 of [4, 6, 7]) w(encR(OP, 14, f3, 7, 8, 0x20));
+  for (const f3 of [4, 5, 6, 7]) w(encR(OP, 14, f3, 7, 9, 5));
+  for (const f3 of [1, 5]) { w(encR(OP, 14, f3, 7, 8, 0x30)); w(encR(OP_32, 13, f3, 12, 8, 0x30)); }
+  w(encR(OP_32, 13, 4, 12, 0, 4));
 }
 
 /** Loads, stores, FP loads and stores, AMOs, LR/SC, FENCE and an sstatus read (registers as aluKinds). */

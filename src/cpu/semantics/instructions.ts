@@ -150,6 +150,24 @@ switch (f3) {
   case 6: rl = al | imm; rh = ah | (imm >> 31); break;
   case 7: rl = al & imm; rh = ah & (imm >> 31); break;
   case 1: {
+    if (insn >>> 26 === 0x18) { // Zbb: CLZ CTZ CPOP SEXT.B SEXT.H
+      rh = 0;
+      switch ((insn >>> 20) & 63) {
+        case 0: rl = ah !== 0 ? Math.clz32(ah) : 32 + Math.clz32(al); break;
+        case 1: rl = al !== 0 ? 31 - Math.clz32(al & -al) : ah !== 0 ? 63 - Math.clz32(ah & -ah) : 64; break;
+        case 2: {
+          let u = al - ((al >>> 1) & 0x55555555), v = ah - ((ah >>> 1) & 0x55555555);
+          u = (u & 0x33333333) + ((u >>> 2) & 0x33333333);
+          v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+          rl = (Math.imul((u + (u >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) + (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+          break;
+        }
+        case 4: rl = (al << 24) >> 24; rh = rl >> 31; break;
+        case 5: rl = (al << 16) >> 16; rh = rl >> 31; break;
+        default: $ILLEGAL;
+      }
+      break;
+    }
     if (insn >>> 26 !== 0) $ILLEGAL;
     const sh = (insn >>> 20) & 63;
     if (sh === 0) { rl = al; rh = ah; }
@@ -168,6 +186,17 @@ switch (f3) {
       if (sh === 0) { rl = al; rh = ah; }
       else if (sh < 32) { rl = (al >>> sh) | (ah << (32 - sh)); rh = ah >> sh; }
       else { rl = ah >> (sh - 32); rh = ah >> 31; }
+    } else if (top === 0x18) { // Zbb: RORI
+      if (sh === 0) { rl = al; rh = ah; }
+      else if (sh < 32) { rl = (al >>> sh) | (ah << (32 - sh)); rh = (ah >>> sh) | (al << (32 - sh)); }
+      else if (sh === 32) { rl = ah; rh = al; }
+      else { rl = (ah >>> (sh - 32)) | (al << (64 - sh)); rh = (al >>> (sh - 32)) | (ah << (64 - sh)); }
+    } else if ((insn >>> 20) === 0x287) { // Zbb: ORC.B (a byte's top bit after the add is set iff the byte is nonzero)
+      rl = Math.imul(((((al & 0x7f7f7f7f) + 0x7f7f7f7f) | al) & 0x80808080) >>> 7, 0xff);
+      rh = Math.imul(((((ah & 0x7f7f7f7f) + 0x7f7f7f7f) | ah) & 0x80808080) >>> 7, 0xff);
+    } else if ((insn >>> 20) === 0x6b8) { // Zbb: REV8
+      rl = (ah << 24) | ((ah & 0xff00) << 8) | ((ah >>> 8) & 0xff00) | (ah >>> 24);
+      rh = (al << 24) | ((al & 0xff00) << 8) | ((al >>> 8) & 0xff00) | (al >>> 24);
     } else $ILLEGAL;
     break;
   }
@@ -183,6 +212,13 @@ if (f3 === 0) r = (al + (insn >> 20)) | 0;
 else if (f3 === 1 && insn >>> 25 === 0) r = al << rs2;
 else if (f3 === 5 && insn >>> 25 === 0) r = al >>> rs2;
 else if (f3 === 5 && insn >>> 25 === 0x20) r = al >> rs2;
+else if (f3 === 5 && insn >>> 25 === 0x30) r = rs2 === 0 ? al : (al >>> rs2) | (al << (32 - rs2)); // Zbb: RORIW
+else if (f3 === 1 && insn >>> 25 === 0x30 && rs2 === 0) r = Math.clz32(al); // Zbb: CLZW
+else if (f3 === 1 && insn >>> 25 === 0x30 && rs2 === 1) r = al === 0 ? 32 : 31 - Math.clz32(al & -al); // CTZW
+else if (f3 === 1 && insn >>> 25 === 0x30 && rs2 === 2) { // CPOPW
+  const u = (al - ((al >>> 1) & 0x55555555)), v = (u & 0x33333333) + ((u >>> 2) & 0x33333333);
+  r = Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+}
 else $ILLEGAL;
 if (rd !== 0) { x[2 * rd] = r; x[2 * rd + 1] = r >> 31; }
 `,
@@ -223,6 +259,20 @@ if (f7 === 0) {
   if (sh === 0) { rl = al; rh = ah; }
   else if (sh < 32) { rl = (al >>> sh) | (ah << (32 - sh)); rh = ah >> sh; }
   else { rl = ah >> (sh - 32); rh = ah >> 31; }
+} else if (f7 === 0x20 && f3 >= 4 && f3 !== 5) { // Zbb: XNOR ORN ANDN
+  if (f3 === 4) { rl = ~(al ^ bl); rh = ~(ah ^ bh); }
+  else if (f3 === 6) { rl = al | ~bl; rh = ah | ~bh; }
+  else { rl = al & ~bl; rh = ah & ~bh; }
+} else if (f7 === 5 && f3 >= 4) { // Zbb: MIN MINU MAX MAXU
+  const lt = (f3 & 1) === 0 ? ah < bh || (ah === bh && (al >>> 0) < (bl >>> 0)) : (ah >>> 0) < (bh >>> 0) || (ah === bh && (al >>> 0) < (bl >>> 0));
+  const a = f3 < 6 ? lt : !lt;
+  rl = a ? al : bl; rh = a ? ah : bh;
+} else if (f7 === 0x30 && (f3 === 1 || f3 === 5)) { // Zbb: ROL ROR (a left rotation is a right one by 64 - n)
+  const sh = (f3 === 5 ? bl : -bl) & 63;
+  if (sh === 0) { rl = al; rh = ah; }
+  else if (sh < 32) { rl = (al >>> sh) | (ah << (32 - sh)); rh = (ah >>> sh) | (al << (32 - sh)); }
+  else if (sh === 32) { rl = ah; rh = al; }
+  else { rl = (ah >>> (sh - 32)) | (al << (64 - sh)); rh = (al >>> (sh - 32)) | (ah << (64 - sh)); }
 } else if (f7 === 1 && f3 === 0) { // MUL (the high word of the low product inlined: no calls in the fast loop)
   const a0 = al & 0xffff, a1 = al >>> 16, b0 = bl & 0xffff, b1 = bl >>> 16;
   const p01 = a0 * b1, p10 = a1 * b0;
@@ -296,6 +346,11 @@ if (f7 === 0) {
     case 7: r = b === 0 ? a : ((a >>> 0) % (b >>> 0)) | 0; break;
     default: $ILLEGAL;
   }
+} else if (f7 === 0x30 && (f3 === 1 || f3 === 5)) { // Zbb: ROLW RORW
+  const sh = (f3 === 5 ? b : -b) & 31;
+  r = sh === 0 ? a : (a >>> sh) | (a << (32 - sh));
+} else if (f7 === 4 && f3 === 4 && rs2 === 0) { // Zbb: ZEXT.H
+  r = a & 0xffff;
 } else $ILLEGAL;
 if (rd !== 0) { x[2 * rd] = r; x[2 * rd + 1] = r >> 31; }
 `,

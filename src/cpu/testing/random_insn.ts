@@ -136,7 +136,22 @@ function amo(rng: Rng): number {
 }
 
 // OP-IMM, OP-IMM-32, LUI, AUIPC, M, OP, OP-32, LOAD, STORE, LOAD-FP, STORE-FP, BRANCH, JAL, JALR, AMO, SYSTEM, OP-FP, MISC-MEM/other.
-const WORD_WEIGHTS = [14, 4, 4, 3, 3, 12, 6, 11, 9, 3, 3, 10, 3, 1, 5, 2, 2, 1];
+/** Zbb's instructions (RV64 encodings), with now and then a near miss (a reserved neighbour: illegal). */
+function zbb(rng: Rng): number {
+  const r1 = rs(rng);
+  switch (rng.below(8)) {
+    case 0: return encI(0x13, rd(rng), 1, r1, 0x600 | (rng.chance(0.9) ? rng.pick([0, 1, 2, 4, 5]) : rng.pick([3, 6, 0x20]))); // clz ctz cpop sext.b sext.h
+    case 1: return encI(0x13, rd(rng), 5, r1, 0x600 | shamt(rng, 63)); // rori
+    case 2: return encI(0x13, rd(rng), 5, r1, rng.pick([0x287, 0x6b8, 0x6b8, 0x287, 0x286, 0x6b0])); // orc.b rev8
+    case 3: return encR(0x1b, rd(rng), 1, r1, rng.chance(0.9) ? rng.below(3) : 3, 0x30); // clzw ctzw cpopw
+    case 4: return encR(0x1b, rd(rng), 5, r1, shamt(rng, 31), 0x30); // roriw
+    case 5: return encR(0x33, rd(rng), rng.pick([4, 6, 7]), r1, rs(rng), 0x20); // xnor orn andn
+    case 6: return rng.chance(0.6) ? encR(0x33, rd(rng), rng.between(4, 7), r1, rs(rng), 5) : encR(0x33, rd(rng), rng.pick([1, 5]), r1, rs(rng), 0x30); // min max, rol ror
+    default: return rng.chance(0.7) ? encR(0x3b, rd(rng), rng.pick([1, 5]), r1, rs(rng), 0x30) : encR(0x3b, rd(rng), 4, r1, rng.chance(0.9) ? 0 : 1, 4); // rolw rorw, zext.h
+  }
+}
+
+const WORD_WEIGHTS = [14, 4, 4, 3, 3, 12, 6, 11, 9, 3, 3, 10, 3, 1, 5, 2, 2, 1, 3];
 
 function word(rng: Rng): number {
   switch (rng.weighted(WORD_WEIGHTS)) {
@@ -186,6 +201,7 @@ function word(rng: Rng): number {
     case 14: return amo(rng);
     case 15: return system(rng);
     case 16: return fpArith(rng);
+    case 18: return zbb(rng);
     default: { // MISC-MEM (fence / fence.i / reserved funct3) or any 32-bit pattern
       if (rng.chance(0.5)) return encI(0x0f, 0, rng.chance(0.9) ? rng.below(2) : rng.between(2, 7), 0, rng.below(256));
       return rng.chance(0.3) ? (rng.u32() | 3) | 0 : encI(0x0f, 0, 0, 0, rng.below(256));
