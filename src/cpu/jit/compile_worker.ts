@@ -7,6 +7,7 @@ import { setFlagsFromString } from "node:v8";
 import { workerData, type MessagePort } from "node:worker_threads";
 import { compileModules, type PageRequest } from "./compile_block.js";
 import { warmUpEmitter } from "./emitter_warm_up.js";
+import { dumpRequests } from "./compile_dump.js";
 import { C_ASLEEP, C_POSTED, C_WRITTEN, RING_SLOTS, SLOT_HEADER, SLOT_INTS, SLOT_READY, SLOT_REPLIED, SLOT_TAKEN, type CompileReply, type CompileWorkerData, type ReplyPart } from "./compile_service.js";
 
 /** Polls a quiet ring this many times (1 ms each) before sleeping until notified. */
@@ -21,6 +22,8 @@ const SLEEP_MS = 100;
  * NODEVISOR_JIT_BATCH overrides it, for tuning.
  */
 const BATCH_MAX = Math.max(1, Number(process.env.NODEVISOR_JIT_BATCH) || 3);
+/** NODEVISOR_JIT_DUMP=FILE records each module's requests there, for bench_compile.ts. */
+const DUMP = process.env.NODEVISOR_JIT_DUMP ?? "";
 
 // V8 compiles a module's functions when first called by default: on the vCPU thread. Eagerly, here.
 setFlagsFromString("--no-wasm-lazy-compilation");
@@ -61,7 +64,9 @@ function compile(slots: number[]): CompileReply {
   const empty = (): ReplyPart[] => slots.map((slot) => ({ id: ring[slot * SLOT_INTS]!, slot, starts: [], linked: [], bytes: 0, first: 0 }));
   try {
     // Guest code may change while this runs: the vCPU thread drops a part whose page was written meanwhile.
-    const compiled = compileModules(u16, slots.map(request), data.maxModuleBlocks, data.wasmPages);
+    const reqs = slots.map(request);
+    if (DUMP !== "") dumpRequests(DUMP, u16, reqs, data.maxModuleBlocks, data.wasmPages);
+    const compiled = compileModules(u16, reqs, data.maxModuleBlocks, data.wasmPages);
     if (compiled === null) return { parts: empty() };
     return { module: compiled.module, parts: compiled.parts.map((p, i) => ({ id: ring[slots[i]! * SLOT_INTS]!, slot: slots[i]!, ...p })) };
   } catch (e) {
