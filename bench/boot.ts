@@ -31,10 +31,10 @@ export interface RunTiming {
   instructions?: number;
 }
 
-export async function runOurs(argv: string[], runArgs: string[] = []): Promise<RunTiming> {
+export async function runOurs(argv: string[], runArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<RunTiming> {
   const t0 = performance.now(), epoch0 = performance.timeOrigin + t0;
   const child = spawn(BIN, ["run", ...runArgs, "--", ...argv], {
-    env: { ...process.env, NODEVISOR_TIMINGS: "1" },
+    env: { ...process.env, ...env, NODEVISOR_TIMINGS: "1" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";

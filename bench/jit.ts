@@ -8,6 +8,9 @@
 // its rounds, with the range beside it. (QEMU's own loop took 0.79-1.24 s in runs of the same
 // hour, and about one JIT loop in ten is an outlier: docs/jit.md.) The interpreter runs once.
 import { spawnSync } from "node:child_process";
+import { rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ensureDefaultImage } from "../src/image/index.js";
 import { fmt, runOurs, runQemu, workloadOurs, workloadQemu, WORKLOAD, type RunTiming, type WorkloadTiming } from "./boot.js";
 
@@ -15,6 +18,8 @@ const MODPROBE = ["sh", "-c", "echo @@work-start > /dev/ttyS0; modprobe ext4; ec
 
 interface Figures {
   run: RunTiming;
+  /** The JIT's boot without a profile of an earlier boot (jit_profile.ts), as a guest's very first. */
+  firstRun?: RunTiming;
   loop: WorkloadTiming;
   modprobe: WorkloadTiming;
 }
@@ -37,9 +42,18 @@ function spread(values: Array<number | null | undefined>): string {
   return `${fmt(median(v))} (${(Math.min(...v) / 1000).toFixed(2)}-${(Math.max(...v) / 1000).toFixed(2)})`;
 }
 
+/**
+ * The JIT keeps a profile of what a guest compiled (docs/jit.md): the bench gives it a file of its
+ * own, primed by one boot, so the figures do not depend on what the user's cache holds; a boot with
+ * profiles off stands for a guest's first.
+ */
+const PROFILE = join(tmpdir(), `nodevisor-bench-jit-profile-${process.pid}.json`);
+
 async function oursFigures(tier: string): Promise<Figures> {
   const args = ["--cpu-tier", tier];
-  return { run: await runOurs(["true"], args), loop: await workloadOurs(args), modprobe: await workloadOurs(args, MODPROBE) };
+  const env = { NODEVISOR_JIT_PROFILE: PROFILE };
+  const firstRun = tier === "jit" ? await runOurs(["true"], args, { NODEVISOR_JIT_PROFILE: "0" }) : undefined;
+  return { run: await runOurs(["true"], args, env), firstRun, loop: await workloadOurs(args, WORKLOAD, env), modprobe: await workloadOurs(args, MODPROBE, env) };
 }
 
 async function qemuFigures(kernel: string, initrd: string): Promise<Figures> {
@@ -57,6 +71,8 @@ export async function benchJit(): Promise<void> {
   console.log(`\n== CPU tiers: interpreter vs JIT vs qemu-system-riscv64 (TCG), kernel ${image.kernelVersion}, 1 vCPU, 512 MiB; ` +
     `JIT and QEMU: median (range) of ${rounds} interleaved rounds ==`);
   const i = await oursFigures("interp");
+  rmSync(PROFILE, { force: true });
+  await runOurs(["true"], ["--cpu-tier", "jit"], { NODEVISOR_JIT_PROFILE: PROFILE }); // the profile's first boot, not measured
   const jit: Figures[] = [];
   const qemu: Figures[] = [];
   for (let r = 0; r < rounds; r++) {
@@ -72,6 +88,7 @@ export async function benchJit(): Promise<void> {
   const jMips = mipsOf(median(jit.map((f) => f.loop.ms))), qMips = mipsOf(median(qemu.map((f) => f.loop.ms)));
   const rows: string[][] = [
     row("process start -> guest /init", (f) => f.run.initMs),
+    ["  (JIT: a guest's first boot, no profile)", "", spread(jit.map((f) => f.firstRun?.initMs)), spread(qemu.map((f) => f.run.initMs)), x(median(jit.map((f) => f.firstRun?.initMs)), median(qemu.map((f) => f.run.initMs)))],
     row("whole `run -- true`", (f) => f.run.totalMs),
     row("sh arithmetic loop", (f) => f.loop.ms),
     ["guest MIPS on that loop (medians)", mipsOf(i.loop.ms)?.toFixed(1) ?? "n/a", jMips?.toFixed(1) ?? "n/a", qMips?.toFixed(1) ?? "n/a", x(jMips, qMips)],
@@ -89,5 +106,7 @@ export async function benchJit(): Promise<void> {
       `${(js.compiledShare * 100).toFixed(1)}% of all instructions run compiled`);
   }
   console.log(`(loop = ${(loopInstr / 1e6).toFixed(0)} M guest instructions; speedup of the JIT on it: ${x(i.loop.ms, median(jit.map((f) => f.loop.ms)))})`);
+  console.log("(JIT rows: with the profile of an earlier boot of this guest, as every boot after a guest's first has; the row below /init: without one)");
+  rmSync(PROFILE, { force: true });
   if (!haveQemu) console.log("qemu-system-riscv64 is not installed (Debian package qemu-system-misc): QEMU columns are empty.");
 }

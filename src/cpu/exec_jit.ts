@@ -2,7 +2,7 @@
 // interprets, and compiles the hot ones (jit/block_cache.ts, jit/compile_block.ts).
 import { HartFastLoop } from "./exec_fast.js";
 import { tlbSetOffset } from "./hart_layout.js";
-import { COLD_INSTRUCTIONS_PER_VISIT_LOG2, COLD_RUN, type BlockCache } from "./jit/block_cache.js";
+import { COLD_INSTRUCTIONS_PER_VISIT_LOG2, COLD_RUN, PROFILED_QUEUE_MAX, type BlockCache } from "./jit/block_cache.js";
 import { MAX_BLOCK, NO_TAIL, blockLength, canStartBlock, fastLoopDeclines } from "./jit/block_scan.js";
 import { HART_JIT_STATUS, JIT_GO_ON, JIT_INTERPRET, JIT_SLICE_END, W_JIT_DS, W_JIT_XS } from "./hart_layout.js";
 
@@ -128,7 +128,9 @@ export abstract class HartJitLoop extends HartFastLoop {
       } else {
         info.entries.add(po);
         // A queue at the compile thread raises the bar: what turns warm meanwhile waits (DEFAULT_BACKLOG_VISITS).
-        if (++info.visits >= threshold + jit.pendingCompiles * jit.backlogVisits) {
+        // A page earlier runs compiled (jit_profile.ts) compiles at once, unless many compiles wait already.
+        const pending = jit.pendingCompiles;
+        if (++info.visits >= (info.profiled !== null && pending < PROFILED_QUEUE_MAX ? 1 : threshold + pending * jit.backlogVisits)) {
           if (jit.compilePage(off >>> 12, info, this.nextPageHalf(pc))) continue;
         }
         want = COLD_RUN;

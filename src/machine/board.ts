@@ -31,6 +31,7 @@ import {
   VIRTIO_STRIDE,
 } from "./layout.js";
 import { BlockCache } from "../cpu/jit/block_cache.js";
+import type { JitProfile } from "../cpu/jit/jit_profile.js";
 import { Hart } from "../cpu/hart.js";
 import { Clint, type ClintState } from "../devices/clint.js";
 import { Plic, type PlicState } from "../devices/plic.js";
@@ -64,6 +65,8 @@ export interface BoardOptions {
   log?: (msg: string) => void;
   /** Run the harts on the JIT tier (one code cache for the board's thread); harts on worker threads are not the board's. */
   jit?: boolean;
+  /** Pages earlier runs of this guest compiled (cpu/jit/jit_profile.ts), for the JIT. */
+  jitProfile?: JitProfile;
 }
 
 export interface BoardState {
@@ -108,7 +111,7 @@ export class Board {
       this.harts.push(new Hart({ hartId: h, ram: this.ram, vcpuDevices: this.vcpuDevices, time: o.time, stateBlock: true }));
     }
     if (o.jit) {
-      const cache = new BlockCache(this.ram, { background: true }); // compile on the JIT's compile thread while the vCPU goes on
+      const cache = new BlockCache(this.ram, { background: true, profile: o.jitProfile }); // compile on the JIT's compile thread while the vCPU goes on
       for (const hart of this.harts) hart.useJit(cache);
     }
     // With vCPU threads, interrupt lines reach a hart through its control words, never its state block.

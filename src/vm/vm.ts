@@ -5,6 +5,7 @@ import { performance } from "node:perf_hooks";
 import { Board } from "../machine/board.js";
 import { boot } from "../machine/boot.js";
 import { warmUpInterpreter } from "../cpu/interpreter_warm_up.js";
+import { loadProfile, profilePath, saveProfile } from "../cpu/jit/jit_profile.js";
 import { fileSource, type PayloadSource } from "../machine/loader.js";
 import { VirtioBlk } from "../devices/virtio/block/device.js";
 import { VirtioRng } from "../devices/virtio/rng/device.js";
@@ -116,6 +117,8 @@ export class Vm implements VmController {
   private exitCode: number | null = null;
   private reason: string | null = null;
   private readonly startedAt = performance.now();
+  /** Where this guest's JIT profile is kept (cpu/jit/jit_profile.ts); null without one. */
+  private readonly jitProfileFile: string | null;
   private readonly serial: SerialConsole;
   private readonly statusConsole = new StatusConsoleReader(() => this.onGuestListening());
   // The console size last asked for, sent again once the guest listens (a resize during boot is lost otherwise).
@@ -260,12 +263,15 @@ export class Vm implements VmController {
     // ~50 ms). Not before a restore or an incoming migration, whose figure of merit is time to running.
     const warm = threads === null && this.restoreFrom === null && process.env.NODEVISOR_WARM_UP !== "0";
     if (warm) warmUpInterpreter(this.clock, o.config.cpuTier === "jit");
+    const jit = o.config.cpuTier === "jit" && threads === null;
+    this.jitProfileFile = jit ? profilePath(o.config.kernel, o.config.initrd) : null;
     this.board = new Board({
+      jitProfile: this.jitProfileFile === null ? undefined : loadProfile(this.jitProfileFile),
       interruptTargets: threads?.interruptTargets,
       memoryBytes: o.config.memoryBytes,
       ram: o.incoming?.ram,
       cpus: o.config.cpus,
-      jit: o.config.cpuTier === "jit" && threads === null,
+      jit,
       time: this.clock,
       virtio,
       onSerialByte: (b) => this.serial.put(b),
@@ -737,6 +743,7 @@ export class Vm implements VmController {
     this.pageLoader?.stop();
     this.board.timers.stop();
     if (this.jitCache && process.env.NODEVISOR_JIT_DEBUG) process.stderr.write(`jit: ${JSON.stringify(jitReport(this.jitCache, this.vcpus.instructions))}\n`);
+    if (state === "shutdown" && this.jitCache && this.jitProfileFile !== null) saveProfile(this.jitProfileFile, this.jitCache.exportProfile());
     this.jitCache?.close();
     if (this.balloonStatsTimer !== null) clearInterval(this.balloonStatsTimer);
     this.balloonStatsTimer = null;

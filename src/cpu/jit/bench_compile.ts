@@ -23,7 +23,7 @@ for (let round = 0; round < Number(roundsArg ?? 3); round++) {
     const parts: ModulePart[] = [];
     let blocks = 0;
     for (const r of m.load(u16)) {
-      const shapes = planBlocks(u16, r.pageOff, r.work, r.have, m.maxBlocks, r.tail);
+      const shapes = planBlocks(u16, r.pageOff, r.work, r.have, r.maxBlocks ?? m.maxBlocks, r.tail, r.seeds ?? r.work.length);
       blocks += shapes.length;
       parts.push({ blocks: shapes, have: r.have, linked: [] });
     }

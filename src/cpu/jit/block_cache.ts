@@ -17,6 +17,7 @@ import { NO_TAIL } from "./block_scan.js";
 import { CompileService } from "./compile_service.js";
 import { warmUpBlockScanOnce } from "./emitter_warm_up.js";
 import { buildDispatcher, type DispatchFn, type LookupTables } from "./dispatcher.js";
+import { pageKey, type JitProfile } from "./jit_profile.js";
 
 /** What the cache knows of one RAM page of guest code. */
 export interface PageInfo {
@@ -34,6 +35,8 @@ export interface PageInfo {
   pending: boolean;
   /** The compile service's slot of that request (CompileService.heat), -1 when none. */
   slot: number;
+  /** Where the blocks of this page started in an earlier run (jit_profile.ts), until its first compile; null when it is not in the profile. */
+  profiled: number[] | null;
 }
 
 /** A page's part of a compiled module that is still current when it arrives: it gets installed. */
@@ -78,6 +81,8 @@ export interface BlockCacheOptions {
    * the code when it is ready (poll()); off, a page's code exists as soon as compilePage returns.
    */
   background?: boolean;
+  /** Pages earlier runs of this guest compiled (jit_profile.ts): compiled when first entered, from their recorded entries. */
+  profile?: JitProfile;
 }
 
 /** A hart the cache protects: its write TLB must stop mapping a page once code there is compiled. */
@@ -118,6 +123,10 @@ const MISS_THRESHOLD = 16;
  */
 const MAX_MODULE_BLOCKS = 24;
 const LOOKUP_MASK = JIT_LOOKUP_ENTRIES - 1;
+/** Blocks a page's first compile from a profile may hold at most (a page of dense code has a few hundred). */
+const PROFILED_MODULE_BLOCKS = 256;
+/** Profiled pages compile at their first visit only while fewer compiles than this wait (the pool has RING_SLOTS). */
+export const PROFILED_QUEUE_MAX = 32;
 
 export class BlockCache {
   readonly threshold: number;
@@ -146,6 +155,8 @@ export class BlockCache {
   private readonly tables: LookupTables;
   /** The dispatcher's `go`, which every module of blocks imports. */
   private readonly go: BlockFn;
+  /** The profile this run started from (empty without one). */
+  private readonly profile: JitProfile;
 
   constructor(private readonly ram: GuestRam, opts: BlockCacheOptions = {}) {
     if (ram.codePages.length === 0) throw new RangeError(`The JIT needs room above guest RAM for its tables: give the VM less than ${ram.size} bytes of memory`);
@@ -153,6 +164,7 @@ export class BlockCache {
     const backlog = Number(process.env.NODEVISOR_JIT_BACKLOG ?? DEFAULT_BACKLOG_VISITS); // garbage (NaN) would stop every first compile
     this.backlogVisits = opts.backlogVisits ?? (Number.isFinite(backlog) && backlog >= 0 ? backlog : DEFAULT_BACKLOG_VISITS);
     this.maxBlocks = opts.maxBlocks ?? DEFAULT_MAX_BLOCKS;
+    this.profile = opts.profile ?? new Map();
     if (opts.background === true) {
       this.service = new CompileService(ram.memory, MAX_MODULE_BLOCKS, (message) => {
         process.stderr.write(`nodevisor: JIT: the compile thread failed, compiling on the vCPU thread from now on: ${message}\n`);
@@ -186,7 +198,8 @@ export class BlockCache {
       info = undefined;
     }
     if (info === undefined) {
-      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false, slot: -1 };
+      const profiled = this.profile.size === 0 ? null : this.profile.get(pageKey(this.u16, p * 4096)) ?? null;
+      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false, slot: -1, profiled };
       this.pages.set(p, info);
     }
     return info;
@@ -218,6 +231,13 @@ export class BlockCache {
     const t0 = performance.now();
     const have = info.blocks;
     const work = have === null ? [...info.entries] : [...info.missed.keys()];
+    let maxBlocks = MAX_MODULE_BLOCKS;
+    const seeds = work.length;
+    if (have === null && info.profiled !== null) { // the blocks the recorded run came to have here, in one module
+      for (const po of info.profiled) work.push(po);
+      maxBlocks = Math.min(PROFILED_MODULE_BLOCKS, info.profiled.length + 4);
+      info.profiled = null;
+    }
     info.missed.clear();
     info.entries.clear();
     const pageOff = p * 4096;
@@ -225,7 +245,7 @@ export class BlockCache {
     if (service !== null && service.failure === null) {
       // From the request on, a store to the page drops its record, so code of stale bytes is never installed.
       this.markCode(p);
-      const req = service.request(pageOff, work, have === null ? [] : have.keys(), tail);
+      const req = service.request(pageOff, work, have === null ? [] : have.keys(), tail, maxBlocks, seeds);
       if (req !== null) {
         info.pending = true;
         info.slot = req.slot;
@@ -234,7 +254,7 @@ export class BlockCache {
         return false;
       } // the ring is full: compile here
     }
-    const compiled = compileModules(this.u16, [{ pageOff, work, have, tail }], MAX_MODULE_BLOCKS, this.wasmPages);
+    const compiled = compileModules(this.u16, [{ pageOff, work, have, tail, seeds }], maxBlocks, this.wasmPages);
     if (compiled === null) {
       if (have === null) info.visits = -4 * this.threshold; // nothing to compile here yet: look again much later
       return false;
@@ -243,6 +263,20 @@ export class BlockCache {
     this.install(compiled.module, compiled.parts, [{ p, info, part: compiled.parts[0]! }]);
     this.stats.compileMs += performance.now() - t0;
     return info.blocks !== null;
+  }
+
+  /**
+   * The profile for the next run (jit_profile.ts): the pages with code now, keyed by their code,
+   * with where their blocks start, over the profile this run started from.
+   */
+  exportProfile(): JitProfile {
+    const out: JitProfile = new Map();
+    for (const [p, info] of this.pages) { // this run's pages first: they are kept when the profile is full
+      if (info.blocks === null || this.codePages[p] !== CODE_PAGE) continue;
+      out.set(pageKey(this.u16, p * 4096), [...info.blocks.keys()].sort((a, b) => a - b));
+    }
+    for (const [key, starts] of this.profile) if (!out.has(key)) out.set(key, starts);
+    return out;
   }
 
   /** The interpreter ran `instructions` in a page whose compile is waiting: that request goes earlier. */

@@ -224,15 +224,15 @@ function innerFlow(insns: number[], lens: number[], start: number): { heads: Set
  * fall-throughs, return sites of calls), breadth first, at most `max`, none that `have` has.
  * An offset the interpreter ran from (`work` as given) inside a block already planned is run by
  * that block's code, not compiled again (after a hand-back there the interpreter runs on to the
- * next block start). A block runs on through the start of another (ending it there with a jump
+ * next block start); `work` past the first `seeds` (a profile's block starts) are entries, compiled
+ * even inside another block. A block runs on through the start of another (ending it there with a jump
  * made the shell loop 20% slower), and a jump's target inside another block is compiled again.
  */
-export function planBlocks(u16: Uint16Array, pageOff: number, work: number[], have: PageOffsets | null, max: number, tail = NO_TAIL): BlockShape[] {
+export function planBlocks(u16: Uint16Array, pageOff: number, work: number[], have: PageOffsets | null, max: number, tail = NO_TAIL, seeds = work.length): BlockShape[] {
   const starts = new Set<number>();
   const covered = new Set<number>();
   const isStart = (q: number): boolean => starts.has(q) || have?.has(q) === true;
   const shapes: BlockShape[] = [];
-  const seeds = work.length; // where the interpreter ran: evidence of code, not entries a jump needs
   for (let i = 0; i < work.length && shapes.length < max; i++) {
     const po = work[i]!;
     if (isStart(po) || (i < seeds && covered.has(po))) continue;

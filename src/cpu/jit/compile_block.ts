@@ -568,6 +568,10 @@ export interface PageRequest {
   work: number[];
   have: PageOffsets | null;
   tail: number;
+  /** Blocks at most for this page (compileModules' maxBlocks when absent). */
+  maxBlocks?: number;
+  /** How many of `work`, from the first, are where the interpreter ran (planBlocks; all when absent): the rest are block starts from a profile. */
+  seeds?: number;
 }
 
 /** A page's share of a compiled module: its blocks' page offsets, the earlier blocks it links to, its share of the wasm, its first function (export f${first}). */
@@ -586,7 +590,7 @@ export function compileModules(u16: Uint16Array, reqs: PageRequest[], maxBlocks:
   const parts: ModulePart[] = [];
   let total = 0;
   for (const r of reqs) {
-    const blocks = planBlocks(u16, r.pageOff, r.work, r.have, maxBlocks, r.tail);
+    const blocks = planBlocks(u16, r.pageOff, r.work, r.have, r.maxBlocks ?? maxBlocks, r.tail, r.seeds ?? r.work.length);
     total += blocks.length;
     parts.push({ blocks, have: r.have, linked: [] });
   }

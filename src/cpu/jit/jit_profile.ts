@@ -1,0 +1,92 @@
+// The JIT's profile: which code pages a guest compiled, and from which entries, kept between runs
+// of the same kernel and initrd. A VM that boots a guest it has booted before compiles those pages
+// when it first enters them, from all their recorded entries at once, instead of interpreting each
+// page for 1,024 visits and then growing its code by missed entries (~1,300 small recompiles a
+// boot). Pages are keyed by a hash of their 4 KiB of code, so a page whose code differs is simply
+// not in the profile. The profile only decides when a page compiles and where its blocks start:
+// the code is always compiled from the bytes in RAM then, so a stale or even corrupt profile cannot
+// change what the guest computes (bad entries just compile blocks nothing enters).
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+
+/** Pages a profile keeps at most (a boot to the shell compiles ~1,700). */
+export const PROFILE_MAX_PAGES = 16384;
+const FORMAT = 1;
+
+/** A page's key: two 32-bit multiplicative hashes of its code (RAM byte offset `pageOff`), as one string. */
+export function pageKey(u16: Uint16Array, pageOff: number): string {
+  const u32 = new Uint32Array(u16.buffer, u16.byteOffset + pageOff, 1024);
+  let a = 0x811c9dc5, b = 0x9e3779b9;
+  for (let i = 0; i < 1024; i++) {
+    const w = u32[i]!;
+    a = Math.imul(a ^ w, 0x01000193);
+    b = Math.imul(b + w, 0x85ebca6b) ^ (b >>> 13);
+  }
+  return `${(a >>> 0).toString(36)}.${(b >>> 0).toString(36)}`;
+}
+
+/** Page key -> the page offsets compiles of that page started from (sorted). */
+export type JitProfile = Map<string, number[]>;
+
+/**
+ * Where the profile of a guest lives: under the user's cache, named by the kernel's and initrd's
+ * paths, sizes and modification times (another kernel, another profile). Null when there is no
+ * kernel to name it by. NODEVISOR_JIT_PROFILE=0 turns profiles off; a path there names the file.
+ */
+export function profilePath(kernel: string | null, initrd: string | null): string | null {
+  const setting = process.env.NODEVISOR_JIT_PROFILE;
+  if (setting === "0") return null;
+  if (setting !== undefined && setting !== "" && setting !== "1") return resolve(setting);
+  if (!kernel) return null;
+  const id = createHash("sha256");
+  for (const f of [kernel, initrd]) {
+    if (!f) continue;
+    try {
+      const s = statSync(f);
+      id.update(`${resolve(f)}\0${s.size}\0${s.mtimeMs}\0`);
+    } catch {
+      return null; // the VM reports the missing file
+    }
+  }
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return join(base, "nodevisor", "jit-profiles", `${id.digest("hex").slice(0, 24)}.json`);
+}
+
+/** Reads a profile; an empty one when the file is missing or not a profile (it is only a hint). */
+export function loadProfile(file: string): JitProfile {
+  const profile: JitProfile = new Map();
+  try {
+    const data = JSON.parse(readFileSync(file, "utf8")) as { format?: number; pages?: Record<string, unknown> };
+    if (data.format !== FORMAT || typeof data.pages !== "object" || data.pages === null) return profile;
+    for (const [key, offsets] of Object.entries(data.pages)) {
+      if (profile.size === PROFILE_MAX_PAGES) break;
+      if (!Array.isArray(offsets)) continue;
+      const valid = offsets.filter((po): po is number => Number.isInteger(po) && po >= 0 && po < 4096 && po % 2 === 0);
+      if (valid.length > 0) profile.set(key, valid.slice(0, 1024));
+    }
+  } catch {
+    // no profile yet, or unreadable: start without one
+  }
+  return profile;
+}
+
+/** Writes a profile (atomically: another VM may be reading it); false, silently, if it cannot be written. */
+export function saveProfile(file: string, profile: JitProfile): boolean {
+  const pages: Record<string, number[]> = {};
+  let n = 0;
+  for (const [key, offsets] of profile) {
+    if (n++ === PROFILE_MAX_PAGES) break;
+    pages[key] = offsets;
+  }
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ format: FORMAT, pages }));
+    renameSync(tmp, file);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,119 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { GuestRam } from "../../seams/guest_ram.js";
+import { Bus } from "../../machine/bus.js";
+import { Hart } from "../hart.js";
+import { Asm } from "../testing/asm.js";
+import { BlockCache } from "./block_cache.js";
+import { loadProfile, pageKey, profilePath, saveProfile, type JitProfile } from "./jit_profile.js";
+
+const RAM_BASE = 0x8000_0000;
+
+test("a page's key follows its code: equal bytes, equal keys; one byte changed, another key", () => {
+  const u16 = new Uint16Array(3 * 2048);
+  for (let i = 0; i < 2048; i++) u16[i] = u16[2048 + i] = (i * 2654435761) & 0xffff;
+  assert.equal(pageKey(u16, 0), pageKey(u16, 4096));
+  u16[2048 + 700] ^= 0x100;
+  assert.notEqual(pageKey(u16, 0), pageKey(u16, 4096));
+  assert.notEqual(pageKey(u16, 0), pageKey(u16, 8192)); // a page of zeros
+});
+
+test("a profile survives a save and load; a missing, foreign or corrupt file is an empty profile", () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-jit-profile-"));
+  try {
+    const file = join(dir, "sub", "p.json");
+    const p: JitProfile = new Map([["a.b", [0, 2, 100]], ["c.d", [4094]]]);
+    assert.equal(saveProfile(file, p), true);
+    assert.deepEqual(loadProfile(file), p);
+    assert.equal(loadProfile(join(dir, "none.json")).size, 0);
+    writeFileSync(file, "{ not json");
+    assert.equal(loadProfile(file).size, 0);
+    writeFileSync(file, JSON.stringify({ format: 99, pages: { "a.b": [0] } }));
+    assert.equal(loadProfile(file).size, 0, "another format version is not read");
+    // Offsets that cannot be block starts are dropped (a profile is only a hint, but stays in range).
+    writeFileSync(file, JSON.stringify({ format: 1, pages: { "a.b": [1, -2, 4096, 8, "x"], "c.d": "no", "e.f": [] } }));
+    assert.deepEqual(loadProfile(file), new Map([["a.b", [8]]]));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("profilePath: off with NODEVISOR_JIT_PROFILE=0, a file named there, else one per kernel and initrd", () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-jit-profile-"));
+  const saved = { ...process.env };
+  try {
+    const kernel = join(dir, "k"), initrd = join(dir, "i");
+    writeFileSync(kernel, "kernel");
+    writeFileSync(initrd, "initrd");
+    process.env.XDG_CACHE_HOME = join(dir, "cache");
+    delete process.env.NODEVISOR_JIT_PROFILE;
+    const a = profilePath(kernel, initrd);
+    assert.ok(a !== null && a.startsWith(join(dir, "cache", "nodevisor", "jit-profiles")), String(a));
+    assert.notEqual(profilePath(kernel, null), a, "another initrd, another profile");
+    writeFileSync(kernel, "another kernel");
+    assert.notEqual(profilePath(kernel, initrd), a, "another kernel, another profile");
+    assert.equal(profilePath(null, null), null);
+    assert.equal(profilePath(join(dir, "missing"), null), null);
+    process.env.NODEVISOR_JIT_PROFILE = "0";
+    assert.equal(profilePath(kernel, initrd), null);
+    process.env.NODEVISOR_JIT_PROFILE = join(dir, "mine.json");
+    assert.equal(profilePath(kernel, initrd), join(dir, "mine.json"));
+  } finally {
+    process.env = saved;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A program in one page: a loop calling two functions, whose return sites are entries of their own. */
+function machine(profile?: JitProfile): { hart: Hart; cache: BlockCache; done: number } {
+  const ram = new GuestRam(RAM_BASE, 1 << 20);
+  const hart = new Hart({ hartId: 0, ram, vcpuDevices: new Bus(), time: { frequency: 10_000_000, now: () => 0 }, stateBlock: true });
+  const cache = new BlockCache(ram, { profile, threshold: 64 });
+  hart.useJit(cache);
+  const a = new Asm(RAM_BASE);
+  a.li(5, 0).li(6, 3000).li(10, 0);
+  a.label("loop").jal(1, "f").jal(1, "g").addi(5, 5, 1).blt(5, 6, "loop");
+  const done = a.here;
+  a.label("done").jal(0, "done");
+  a.label("f").addi(10, 10, 3).slli(11, 10, 1).jalr(0, 1, 0);
+  a.label("g").xori(10, 10, 5).add(10, 10, 11).jalr(0, 1, 0);
+  ram.write(RAM_BASE, a.bytesOut());
+  hart.setPc(RAM_BASE);
+  return { hart, cache, done };
+}
+
+test("with a profile, a page compiles when first entered, with the blocks the recorded run had, and computes the same", () => {
+  const cold = machine();
+  const page = (RAM_BASE - RAM_BASE) >>> 12;
+  for (let i = 0; i < 1000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
+  assert.equal(cold.hart.getPc(), cold.done);
+  const coldInfo = cold.cache.page(page);
+  assert.ok(coldInfo.blocks !== null && coldInfo.blocks.size >= 3, "the cold run compiled the page");
+  const profile = cold.cache.exportProfile();
+  assert.equal(profile.size, 1);
+  const starts = [...profile.values()][0]!;
+  assert.deepEqual(starts, [...coldInfo.blocks.keys()].sort((a, b) => a - b));
+
+  const warm = machine(profile);
+  warm.hart.run(8); // one visit
+  const info = warm.cache.page(page);
+  assert.ok(info.blocks !== null, "compiled at its first visit");
+  for (const po of starts) assert.ok(info.blocks.has(po), `the block at ${po} is there from the first compile`);
+  for (let i = 0; i < 1000 && warm.hart.getPc() !== warm.done; i++) warm.hart.run(64);
+  assert.equal(warm.hart.getPc(), warm.done);
+  assert.equal(warm.hart.getX(10), cold.hart.getX(10));
+  assert.ok(warm.cache.stats.missedEntries <= cold.cache.stats.missedEntries, `missed entries ${warm.cache.stats.missedEntries} against ${cold.cache.stats.missedEntries}`);
+  assert.ok(warm.cache.stats.instructionsCompiled > cold.cache.stats.instructionsCompiled, "more of the run was compiled");
+});
+
+test("a profile whose page code differs is not used: that page waits for the threshold as without one", () => {
+  const cold = machine();
+  for (let i = 0; i < 1000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
+  const profile: JitProfile = new Map([...cold.cache.exportProfile()].map(([k, v]) => [`${k}x`, v]));
+  const warm = machine(profile);
+  warm.hart.run(8);
+  assert.equal(warm.cache.page(0).blocks, null);
+});
