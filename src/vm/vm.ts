@@ -6,6 +6,7 @@ import { Board } from "../machine/board.js";
 import { boot } from "../machine/boot.js";
 import { warmUpInterpreter } from "../cpu/interpreter_warm_up.js";
 import { loadProfile, profilePath, saveProfile } from "../cpu/jit/jit_profile.js";
+import { defaultCacheDir } from "../image/guest_image.js";
 import { fileSource, type PayloadSource } from "../machine/loader.js";
 import { VirtioBlk } from "../devices/virtio/block/device.js";
 import { VirtioRng } from "../devices/virtio/rng/device.js";
@@ -264,7 +265,7 @@ export class Vm implements VmController {
     const warm = threads === null && this.restoreFrom === null && process.env.NODEVISOR_WARM_UP !== "0";
     if (warm) warmUpInterpreter(this.clock, o.config.cpuTier === "jit");
     const jit = o.config.cpuTier === "jit" && threads === null;
-    this.jitProfileFile = jit ? profilePath(o.config.kernel, o.config.initrd) : null;
+    this.jitProfileFile = jit ? profilePath(defaultCacheDir(), o.config.kernel, o.config.initrd) : null;
     this.board = new Board({
       jitProfile: this.jitProfileFile === null ? undefined : loadProfile(this.jitProfileFile),
       interruptTargets: threads?.interruptTargets,

@@ -17,7 +17,7 @@ import { NO_TAIL } from "./block_scan.js";
 import { CompileService } from "./compile_service.js";
 import { warmUpBlockScanOnce } from "./emitter_warm_up.js";
 import { buildDispatcher, type DispatchFn, type LookupTables } from "./dispatcher.js";
-import { pageKey, type JitProfile } from "./jit_profile.js";
+import { pageKey, type JitProfile, type ProfiledPage } from "./jit_profile.js";
 
 /** What the cache knows of one RAM page of guest code. */
 export interface PageInfo {
@@ -35,8 +35,10 @@ export interface PageInfo {
   pending: boolean;
   /** The compile service's slot of that request (CompileService.heat), -1 when none. */
   slot: number;
-  /** Where the blocks of this page started in an earlier run (jit_profile.ts), until its first compile; null when it is not in the profile. */
-  profiled: number[] | null;
+  /** What an earlier run knew of this page (jit_profile.ts), until its first compile; null when it is not in the profile. */
+  profiled: ProfiledPage | null;
+  /** Where execution entered the page for its compiles (entries, compiled missed entries, a profile's): its record in the next profile. */
+  seeds: Set<number> | null;
 }
 
 /** A page's part of a compiled module that is still current when it arrives: it gets installed. */
@@ -199,7 +201,7 @@ export class BlockCache {
     }
     if (info === undefined) {
       const profiled = this.profile.size === 0 ? null : this.profile.get(pageKey(this.u16, p * 4096)) ?? null;
-      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false, slot: -1, profiled };
+      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false, slot: -1, profiled, seeds: null };
       this.pages.set(p, info);
     }
     return info;
@@ -233,11 +235,15 @@ export class BlockCache {
     const work = have === null ? [...info.entries] : [...info.missed.keys()];
     let maxBlocks = MAX_MODULE_BLOCKS;
     const seeds = work.length;
-    if (have === null && info.profiled !== null) { // the blocks the recorded run came to have here, in one module
-      for (const po of info.profiled) work.push(po);
-      maxBlocks = Math.min(PROFILED_MODULE_BLOCKS, info.profiled.length + 4);
+    if (have === null && info.profiled !== null) {
+      // In one module as many blocks as the recorded run came to have here: one at each entry it
+      // saw (inside another block too, as a hand-back's continuation), then what they reach.
+      for (const po of info.profiled.entries) work.push(po);
+      maxBlocks = Math.min(PROFILED_MODULE_BLOCKS, Math.max(MAX_MODULE_BLOCKS, info.profiled.blocks));
       info.profiled = null;
     }
+    const evidence = info.seeds ?? (info.seeds = new Set());
+    for (const po of work) evidence.add(po);
     info.missed.clear();
     info.entries.clear();
     const pageOff = p * 4096;
@@ -267,15 +273,21 @@ export class BlockCache {
 
   /**
    * The profile for the next run (jit_profile.ts): the pages with code now, keyed by their code,
-   * with where their blocks start, over the profile this run started from.
+   * with where execution entered them and how many blocks they have, over the profile this run
+   * started from. Entries that were block starts, not every block start: blocks a compile added
+   * because they were within reach would otherwise be recorded as entries and the set grow from
+   * run to run.
    */
   exportProfile(): JitProfile {
     const out: JitProfile = new Map();
     for (const [p, info] of this.pages) { // this run's pages first: they are kept when the profile is full
-      if (info.blocks === null || this.codePages[p] !== CODE_PAGE) continue;
-      out.set(pageKey(this.u16, p * 4096), [...info.blocks.keys()].sort((a, b) => a - b));
+      if (info.blocks === null || info.seeds === null || this.codePages[p] !== CODE_PAGE) continue;
+      const entries: number[] = [];
+      for (const po of info.seeds) if (info.blocks.has(po)) entries.push(po); // an entry inside another block ran there
+      if (entries.length === 0) continue;
+      out.set(pageKey(this.u16, p * 4096), { entries: entries.sort((a, b) => a - b), blocks: info.blocks.size });
     }
-    for (const [key, starts] of this.profile) if (!out.has(key)) out.set(key, starts);
+    for (const [key, page] of this.profile) if (!out.has(key)) out.set(key, page);
     return out;
   }
 

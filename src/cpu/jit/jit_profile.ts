@@ -8,12 +8,11 @@
 // change what the guest computes (bad entries just compile blocks nothing enters).
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 
 /** Pages a profile keeps at most (a boot to the shell compiles ~1,700). */
 export const PROFILE_MAX_PAGES = 16384;
-const FORMAT = 1;
+const FORMAT = 2;
 
 /** A page's key: two 32-bit multiplicative hashes of its code (RAM byte offset `pageOff`), as one string. */
 export function pageKey(u16: Uint16Array, pageOff: number): string {
@@ -27,15 +26,21 @@ export function pageKey(u16: Uint16Array, pageOff: number): string {
   return `${(a >>> 0).toString(36)}.${(b >>> 0).toString(36)}`;
 }
 
-/** Page key -> the page offsets compiles of that page started from (sorted). */
-export type JitProfile = Map<string, number[]>;
+/** What a run knew of one page: where execution entered it (the interpreter's entries and missed entries it compiled, sorted), and the blocks it came to have. */
+export interface ProfiledPage {
+  entries: number[];
+  blocks: number;
+}
+
+/** Page key -> the page's record. */
+export type JitProfile = Map<string, ProfiledPage>;
 
 /**
- * Where the profile of a guest lives: under the user's cache, named by the kernel's and initrd's
- * paths, sizes and modification times (another kernel, another profile). Null when there is no
- * kernel to name it by. NODEVISOR_JIT_PROFILE=0 turns profiles off; a path there names the file.
+ * Where the profile of a guest lives: under `cacheDir` (nodevisor's cache), named by the kernel's
+ * and initrd's paths, sizes and modification times (another kernel, another profile). Null when
+ * there is no kernel to name it by. NODEVISOR_JIT_PROFILE=0 turns profiles off; a path there names the file.
  */
-export function profilePath(kernel: string | null, initrd: string | null): string | null {
+export function profilePath(cacheDir: string, kernel: string | null, initrd: string | null): string | null {
   const setting = process.env.NODEVISOR_JIT_PROFILE;
   if (setting === "0") return null;
   if (setting !== undefined && setting !== "" && setting !== "1") return resolve(setting);
@@ -50,8 +55,7 @@ export function profilePath(kernel: string | null, initrd: string | null): strin
       return null; // the VM reports the missing file
     }
   }
-  const base = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
-  return join(base, "nodevisor", "jit-profiles", `${id.digest("hex").slice(0, 24)}.json`);
+  return join(cacheDir, "jit-profiles", `${id.digest("hex").slice(0, 24)}.json`);
 }
 
 /** Reads a profile; an empty one when the file is missing or not a profile (it is only a hint). */
@@ -60,11 +64,12 @@ export function loadProfile(file: string): JitProfile {
   try {
     const data = JSON.parse(readFileSync(file, "utf8")) as { format?: number; pages?: Record<string, unknown> };
     if (data.format !== FORMAT || typeof data.pages !== "object" || data.pages === null) return profile;
-    for (const [key, offsets] of Object.entries(data.pages)) {
+    for (const [key, page] of Object.entries(data.pages)) {
       if (profile.size === PROFILE_MAX_PAGES) break;
-      if (!Array.isArray(offsets)) continue;
-      const valid = offsets.filter((po): po is number => Number.isInteger(po) && po >= 0 && po < 4096 && po % 2 === 0);
-      if (valid.length > 0) profile.set(key, valid.slice(0, 1024));
+      const { entries, blocks } = (page ?? {}) as { entries?: unknown; blocks?: unknown };
+      if (!Array.isArray(entries) || !Number.isInteger(blocks) || (blocks as number) < 1) continue;
+      const valid = entries.filter((po): po is number => Number.isInteger(po) && po >= 0 && po < 4096 && po % 2 === 0);
+      if (valid.length > 0) profile.set(key, { entries: valid.slice(0, 2048), blocks: Math.min(blocks as number, 2048) });
     }
   } catch {
     // no profile yet, or unreadable: start without one
@@ -74,11 +79,11 @@ export function loadProfile(file: string): JitProfile {
 
 /** Writes a profile (atomically: another VM may be reading it); false, silently, if it cannot be written. */
 export function saveProfile(file: string, profile: JitProfile): boolean {
-  const pages: Record<string, number[]> = {};
+  const pages: Record<string, ProfiledPage> = {};
   let n = 0;
-  for (const [key, offsets] of profile) {
+  for (const [key, page] of profile) {
     if (n++ === PROFILE_MAX_PAGES) break;
-    pages[key] = offsets;
+    pages[key] = page;
   }
   try {
     mkdirSync(dirname(file), { recursive: true });
