@@ -41,7 +41,7 @@ test("a profile survives a save and load; a missing, foreign or corrupt file is 
   }
 });
 
-test("profilePath: off with NODEVISOR_JIT_PROFILE=0, a file named there, else one per kernel and initrd", () => {
+test("profilePath: off unless NODEVISOR_JIT_PROFILE says 1 (one file per kernel and initrd) or names a file", () => {
   const dir = mkdtempSync(join(tmpdir(), "nodevisor-jit-profile-"));
   const saved = { ...process.env };
   try {
@@ -50,6 +50,8 @@ test("profilePath: off with NODEVISOR_JIT_PROFILE=0, a file named there, else on
     writeFileSync(initrd, "initrd");
     const cache = join(dir, "cache");
     delete process.env.NODEVISOR_JIT_PROFILE;
+    assert.equal(profilePath(cache, kernel, initrd), null, "off by default");
+    process.env.NODEVISOR_JIT_PROFILE = "1";
     const a = profilePath(cache, kernel, initrd);
     assert.ok(a !== null && a.startsWith(join(cache, "jit-profiles")), String(a));
     assert.notEqual(profilePath(cache, kernel, null), a, "another initrd, another profile");
