@@ -5,11 +5,13 @@ import * as HL from "../hart_layout.js";
 import { ByteWriter, I32, I64, OP, VOID } from "./wasm_module.js";
 
 // Parameters and locals of a block function; the guest registers' locals follow (Emitter.reg).
-export const P_VPAGE = 0, P_ST = 1, P_REM = 2;
-export const L_ADDR = 3, L_LO = 4, L_P = 5, L_OFF = 6, L_A = 7, L_B = 8, L_T = 9, L_C = 10, L_HB_PO = 11, L_HB_K = 12, L_DS = 13;
+// P_TOKEN, a v128 every block passes on unread, makes the signature one JavaScript cannot call: V8 then
+// compiles no JS wrapper for a module's imported blocks (dispatcher.ts, BLOCK_FN_TYPE).
+export const P_VPAGE = 0, P_ST = 1, P_REM = 2, P_TOKEN = 3;
+export const L_ADDR = 4, L_LO = 5, L_P = 6, L_OFF = 7, L_A = 8, L_B = 9, L_T = 10, L_C = 11, L_HB_PO = 12, L_HB_K = 13, L_DS = 14;
 /** Translations later accesses of a block may reuse (emitAccess), each in two i32 locals from L_ANCHOR: the address's low word and its RAM offset. */
 const ANCHORS = 4;
-export const L_ANCHOR = 14;
+export const L_ANCHOR = 15;
 export const FIXED_LOCALS = [I64, I32, I32, I32, I64, I64, I64, I64, I32, I32, I32, ...new Array<typeof I32>(2 * ANCHORS).fill(I32)];
 const L_FIRST_REG = L_ANCHOR + 2 * ANCHORS;
 
@@ -177,14 +179,14 @@ export class Emitter {
     }
     const fn = this.fnIndex.get(po);
     if (fn === undefined) return this.goTo(() => this.pcI64(po, 0), retired);
-    this.get(P_VPAGE).get(P_ST).remAfter(retired);
+    this.get(P_VPAGE).get(P_ST).remAfter(retired).get(P_TOKEN);
     return this.op(OP.returnCall).u(fn);
   }
 
   /** Tail-calls `go` for the pc `pushPc` pushes (i64), after `retired` more instructions. */
   goTo(pushPc: () => void, retired: number): this {
     pushPc();
-    this.get(P_ST).remAfter(retired);
+    this.get(P_ST).remAfter(retired).get(P_TOKEN);
     return this.op(OP.returnCall).u(this.goIndex);
   }
 

@@ -4,7 +4,7 @@
 // TLB miss, a misaligned access, an instruction it does not compile): the interpreter then runs
 // that one. So compiled code never traps, and every exception stays the interpreter's, exact.
 //
-// fn(vpage: i64, st: i32, rem: i32) -> i32 runs the block at its page offset in virtual page vpage,
+// fn(vpage: i64, st: i32, rem: i32, token: v128) -> i32 runs the block at its page offset in virtual page vpage,
 // for the hart whose state block is at st (hart_layout.ts; its W_JIT_DS word names the data TLB
 // set), with at most `rem` instructions left to run, and returns what is left with the next pc and
 // HART_JIT_STATUS stored. A block jumps straight to another block compiled in the same module (a
@@ -474,7 +474,8 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
 }
 
 /** A compiled block: (virtual page, state block, budget left) -> budget left. */
-export type BlockFn = (vpage: bigint, st: number, rem: number) => number;
+/** A block function (BLOCK_FN_TYPE): only wasm calls it, JavaScript puts it in the function table. */
+export type BlockFn = (vpage: bigint, st: number, rem: number, token: never) => number;
 
 /** The import name of part `part`'s page's block at page offset `po`, compiled in an earlier module. */
 export function blockImportName(po: number, part = 0): string {

@@ -25,6 +25,7 @@ export const OP = {
 export const I32 = 0x7f;
 export const I64 = 0x7e;
 export const F64 = 0x7c;
+export const V128 = 0x7b;
 /** Block type "no result". */
 export const VOID = 0x40;
 
