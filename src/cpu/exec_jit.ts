@@ -2,7 +2,7 @@
 // interprets, and compiles the hot ones (jit/block_cache.ts, jit/compile_block.ts).
 import { HartFastLoop } from "./exec_fast.js";
 import { tlbSetOffset } from "./hart_layout.js";
-import { COLD_INSTRUCTIONS_PER_VISIT_LOG2, COLD_RUN, PROFILED_QUEUE_MAX, type BlockCache } from "./jit/block_cache.js";
+import { COLD_INSTRUCTIONS_PER_VISIT_LOG2, COLD_RUN, PROFILED_QUEUE_MAX, PROFILED_VISITS, type BlockCache } from "./jit/block_cache.js";
 import { MAX_BLOCK, NO_TAIL, blockLength, canStartBlock, fastLoopDeclines } from "./jit/block_scan.js";
 import { HART_JIT_STATUS, JIT_GO_ON, JIT_INTERPRET, JIT_SLICE_END, W_JIT_DS, W_JIT_XS } from "./hart_layout.js";
 
@@ -63,6 +63,7 @@ export abstract class HartJitLoop extends HartFastLoop {
     this.w[W_JIT_DS] = tlbSetOffset(st, this.dataPriv);
     this.w[W_JIT_XS] = tlbSetOffset(st, this.priv);
     const threshold = jit.threshold;
+    const profiledAt = Math.min(PROFILED_VISITS, threshold);
     const dispatch = jit.dispatch;
     let n = 0;
     // True right after the interpreter ran one instruction compiled code handed back: pc is then mid-block, not a missed entry.
@@ -128,9 +129,9 @@ export abstract class HartJitLoop extends HartFastLoop {
       } else {
         info.entries.add(po);
         // A queue at the compile thread raises the bar: what turns warm meanwhile waits (DEFAULT_BACKLOG_VISITS).
-        // A page earlier runs compiled (jit_profile.ts) compiles at once, unless many compiles wait already.
+        // A page earlier runs compiled (jit_profile.ts) compiles at its 32nd visit (not its 1,024th), unless many compiles wait already.
         const pending = jit.pendingCompiles;
-        if (++info.visits >= (info.profiled !== null && pending < PROFILED_QUEUE_MAX ? 1 : threshold + pending * jit.backlogVisits)) {
+        if (++info.visits >= (info.profiled !== null && pending < PROFILED_QUEUE_MAX ? profiledAt : threshold + pending * jit.backlogVisits)) {
           if (jit.compilePage(off >>> 12, info, this.nextPageHalf(pc))) continue;
         }
         want = COLD_RUN;

@@ -3,6 +3,7 @@
 
 import { spawn } from "node:child_process";
 import type { VmCommand } from "./vm_process.js";
+import { vmmEnv } from "../cli/vmm_node_flags.js";
 import type { VmSpec } from "./spec.js";
 
 export interface ExecResult {
@@ -30,7 +31,7 @@ export function execArguments(spec: VmSpec, command: string[]): string[] {
 export function execInFreshVm(spec: VmSpec, command: string[], vmCommand: VmCommand, timeoutMs: number): Promise<ExecResult> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(vmCommand.execPath, [...vmCommand.prefix, ...execArguments(spec, command)], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(vmCommand.execPath, [...vmCommand.prefix, ...execArguments(spec, command)], { stdio: ["ignore", "pipe", "pipe"], env: vmmEnv() });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let outBytes = 0;

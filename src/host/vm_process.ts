@@ -8,7 +8,7 @@ import { ControlClient } from "../vm/control_client.js";
 import type { VmPaths } from "./paths.js";
 import type { VmSpec } from "./spec.js";
 import { nicArgument } from "./nic_spec.js";
-import { vmmNodeFlags } from "../cli/vmm_node_flags.js";
+import { vmmEnv, vmmNodeFlags } from "../cli/vmm_node_flags.js";
 
 /** How a VM process ended. */
 export interface VmExitInfo {
@@ -89,7 +89,7 @@ export const VM_MALLOC_TUNABLE = "glibc.malloc.mmap_threshold=131072";
 export function vmProcessEnv(base: NodeJS.ProcessEnv, name: string): NodeJS.ProcessEnv {
   const tunables = base.GLIBC_TUNABLES;
   const withTunable = !tunables ? VM_MALLOC_TUNABLE : tunables.includes("glibc.malloc.mmap_threshold=") ? tunables : `${tunables}:${VM_MALLOC_TUNABLE}`;
-  return { ...base, NODEVISOR_VM_NAME: name, GLIBC_TUNABLES: withTunable };
+  return { ...vmmEnv(base), NODEVISOR_VM_NAME: name, GLIBC_TUNABLES: withTunable };
 }
 
 const CLEAN_REASONS = new Set(["poweroff", "quit", "reset", "migrated"]);

@@ -36,15 +36,15 @@ export interface ProfiledPage {
 export type JitProfile = Map<string, ProfiledPage>;
 
 /**
- * Where the profile of a guest lives, when profiles are on (NODEVISOR_JIT_PROFILE=1: under
- * `cacheDir`, nodevisor's cache, named by the kernel's and initrd's paths, sizes and modification
- * times — another kernel, another profile; NODEVISOR_JIT_PROFILE=PATH: that file). Null when off
- * (the default, docs/jit.md says why) or when there is no kernel to name it by.
+ * Where the profile of a guest lives: by default (or NODEVISOR_JIT_PROFILE=1) under `cacheDir`,
+ * nodevisor's cache, named by the kernel's and initrd's paths, sizes and modification times —
+ * another kernel, another profile; NODEVISOR_JIT_PROFILE=PATH: that file. Null when off
+ * (NODEVISOR_JIT_PROFILE=0) or when there is no kernel to name it by.
  */
 export function profilePath(cacheDir: string, kernel: string | null, initrd: string | null): string | null {
   const setting = process.env.NODEVISOR_JIT_PROFILE;
-  if (setting === undefined || setting === "" || setting === "0") return null;
-  if (setting !== "1") return resolve(setting);
+  if (setting === "0") return null;
+  if (setting !== undefined && setting !== "" && setting !== "1") return resolve(setting);
   if (!kernel) return null;
   const id = createHash("sha256");
   for (const f of [kernel, initrd]) {

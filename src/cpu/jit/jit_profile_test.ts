@@ -7,7 +7,7 @@ import { GuestRam } from "../../seams/guest_ram.js";
 import { Bus } from "../../machine/bus.js";
 import { Hart } from "../hart.js";
 import { Asm } from "../testing/asm.js";
-import { BlockCache } from "./block_cache.js";
+import { BlockCache, PROFILED_VISITS } from "./block_cache.js";
 import { loadProfile, pageKey, profilePath, saveProfile, type JitProfile } from "./jit_profile.js";
 
 const RAM_BASE = 0x8000_0000;
@@ -41,7 +41,7 @@ test("a profile survives a save and load; a missing, foreign or corrupt file is 
   }
 });
 
-test("profilePath: off unless NODEVISOR_JIT_PROFILE says 1 (one file per kernel and initrd) or names a file", () => {
+test("profilePath: one file per kernel and initrd by default (or with NODEVISOR_JIT_PROFILE=1), a file of one's own with a path, none with 0", () => {
   const dir = mkdtempSync(join(tmpdir(), "nodevisor-jit-profile-"));
   const saved = { ...process.env };
   try {
@@ -50,10 +50,10 @@ test("profilePath: off unless NODEVISOR_JIT_PROFILE says 1 (one file per kernel 
     writeFileSync(initrd, "initrd");
     const cache = join(dir, "cache");
     delete process.env.NODEVISOR_JIT_PROFILE;
-    assert.equal(profilePath(cache, kernel, initrd), null, "off by default");
-    process.env.NODEVISOR_JIT_PROFILE = "1";
     const a = profilePath(cache, kernel, initrd);
     assert.ok(a !== null && a.startsWith(join(cache, "jit-profiles")), String(a));
+    process.env.NODEVISOR_JIT_PROFILE = "1";
+    assert.equal(profilePath(cache, kernel, initrd), a, "1 is the default");
     assert.notEqual(profilePath(cache, kernel, null), a, "another initrd, another profile");
     writeFileSync(kernel, "another kernel");
     assert.notEqual(profilePath(cache, kernel, initrd), a, "another kernel, another profile");
@@ -87,7 +87,7 @@ function machine(profile?: JitProfile): { hart: Hart; cache: BlockCache; done: n
   return { hart, cache, done };
 }
 
-test("with a profile, a page compiles when first entered, with the blocks the recorded run had, and computes the same", () => {
+test("with a profile, a page compiles at its PROFILED_VISITS-th visit, with the blocks the recorded run had, and computes the same", () => {
   const cold = machine();
   const page = (RAM_BASE - RAM_BASE) >>> 12;
   for (let i = 0; i < 1000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
@@ -102,9 +102,13 @@ test("with a profile, a page compiles when first entered, with the blocks the re
   for (const po of recorded.entries) assert.ok(coldInfo.blocks.has(po), `entry ${po} was a block start`);
 
   const warm = machine(profile);
-  warm.hart.run(8); // one visit
   const info = warm.cache.page(page);
-  assert.ok(info.blocks !== null, "compiled at its first visit");
+  for (let v = 1; v < PROFILED_VISITS; v++) {
+    warm.hart.run(8); // one visit
+    assert.equal(info.blocks, null, `not compiled at visit ${v}`);
+  }
+  warm.hart.run(8);
+  assert.ok(info.blocks !== null, `compiled at visit ${PROFILED_VISITS}`);
   for (const po of recorded.entries) assert.ok(info.blocks.has(po), `the block at ${po} is there from the first compile`);
   assert.ok(info.blocks.size >= Math.min(recorded.blocks, 24), `${info.blocks.size} blocks at once, against ${recorded.blocks} at the end of the recorded run`);
   for (let i = 0; i < 1000 && warm.hart.getPc() !== warm.done; i++) warm.hart.run(64);
@@ -119,6 +123,6 @@ test("a profile whose page code differs is not used: that page waits for the thr
   for (let i = 0; i < 1000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
   const profile: JitProfile = new Map([...cold.cache.exportProfile()].map(([k, v]) => [`${k}x`, v] as const));
   const warm = machine(profile);
-  warm.hart.run(8);
+  for (let v = 0; v < PROFILED_VISITS; v++) warm.hart.run(8);
   assert.equal(warm.cache.page(0).blocks, null);
 });
