@@ -7,11 +7,15 @@
 // the code is always compiled from the bytes in RAM then, so a stale or even corrupt profile cannot
 // change what the guest computes (bad entries just compile blocks nothing enters).
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 
 /** Pages a profile keeps at most (a boot to the shell compiles ~1,700). */
 export const PROFILE_MAX_PAGES = 16384;
+/** Profiles of other kernels and initrds kept beside the one saved (the most recently saved): each is at most ~1 MB. */
+export const PROFILES_KEPT = 32;
+/** The names profilePath gives: only these are pruned, whatever else the directory holds. */
+const PROFILE_NAME = /^[0-9a-f]{24}\.json$/;
 const FORMAT = 2;
 
 /** A page's key: two 32-bit multiplicative hashes of its code (RAM byte offset `pageOff`), as one string. */
@@ -80,6 +84,7 @@ export function loadProfile(file: string): JitProfile {
 
 /** Writes a profile (atomically: another VM may be reading it); false, silently, if it cannot be written. */
 export function saveProfile(file: string, profile: JitProfile): boolean {
+  if (profile.size === 0) return false; // nothing compiled (a test program, a firmware): no file to litter the cache with
   const pages: Record<string, ProfiledPage> = {};
   let n = 0;
   for (const [key, page] of profile) {
@@ -91,8 +96,27 @@ export function saveProfile(file: string, profile: JitProfile): boolean {
     const tmp = `${file}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify({ format: FORMAT, pages }));
     renameSync(tmp, file);
-    return true;
   } catch {
     return false;
+  }
+  pruneProfiles(dirname(file));
+  return true;
+}
+
+/**
+ * Deletes all but the `keep` most recently saved profiles named as profilePath names them in `dir`
+ * (a kernel rebuilt or an initrd regenerated leaves its old profile behind for good otherwise).
+ */
+export function pruneProfiles(dir: string, keep = PROFILES_KEPT): void {
+  try {
+    const named = readdirSync(dir).filter((n) => PROFILE_NAME.test(n)).map((n) => {
+      const path = join(dir, n);
+      return { path, mtime: statSync(path).mtimeMs };
+    });
+    if (named.length <= keep) return;
+    named.sort((a, b) => b.mtime - a.mtime);
+    for (const { path } of named.slice(keep)) rmSync(path, { force: true });
+  } catch {
+    // another VM pruning at the same moment, or an unreadable directory: the cache is only a hint
   }
 }

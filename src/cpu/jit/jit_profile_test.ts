@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GuestRam } from "../../seams/guest_ram.js";
@@ -8,7 +8,7 @@ import { Bus } from "../../machine/bus.js";
 import { Hart } from "../hart.js";
 import { Asm } from "../testing/asm.js";
 import { BlockCache, PROFILED_VISITS } from "./block_cache.js";
-import { loadProfile, pageKey, profilePath, saveProfile, type JitProfile } from "./jit_profile.js";
+import { loadProfile, pageKey, profilePath, PROFILES_KEPT, saveProfile, type JitProfile } from "./jit_profile.js";
 
 const RAM_BASE = 0x8000_0000;
 
@@ -36,6 +36,29 @@ test("a profile survives a save and load; a missing, foreign or corrupt file is 
     // Offsets that cannot be block starts are dropped (a profile is only a hint, but stays in range).
     writeFileSync(file, JSON.stringify({ format: 2, pages: { "a.b": { entries: [1, -2, 4096, 8, "x"], blocks: 3 }, "c.d": "no", "e.f": { entries: [], blocks: 1 }, "g.h": { entries: [2], blocks: 0 } } }));
     assert.deepEqual(loadProfile(file), new Map([["a.b", { entries: [8], blocks: 3 }]]));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("an empty profile is not written; the cache keeps the PROFILES_KEPT newest profiles and nothing else is touched", () => {
+  const dir = mkdtempSync(join(tmpdir(), "nodevisor-jit-profile-"));
+  try {
+    assert.equal(saveProfile(join(dir, "empty.json"), new Map()), false);
+    assert.equal(existsSync(join(dir, "empty.json")), false);
+    const name = (i: number): string => `${i.toString(16).padStart(24, "0")}.json`;
+    for (let i = 0; i < PROFILES_KEPT + 3; i++) {
+      writeFileSync(join(dir, name(i)), "{}");
+      utimesSync(join(dir, name(i)), 1000 + i, 1000 + i); // file i is the i-th oldest
+    }
+    writeFileSync(join(dir, "mine.json"), "a user's file");
+    const p: JitProfile = new Map([["a.b", { entries: [0], blocks: 1 }]]);
+    assert.equal(saveProfile(join(dir, name(999)), p), true);
+    const left = readdirSync(dir).sort();
+    assert.equal(left.length, PROFILES_KEPT + 1, left.join(" "));
+    assert.ok(left.includes("mine.json") && left.includes(name(999)));
+    for (let i = 0; i < 4; i++) assert.ok(!left.includes(name(i)), `the oldest, ${name(i)}, went`);
+    assert.ok(left.includes(name(4)));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
