@@ -190,7 +190,12 @@ export class VmProcess {
     const { child, earlyExit, ended } = spawnVmProcess(o, runArguments(o.spec, o.paths, o.balloon));
     try {
       const client = await Promise.race([connectWhenReady(o.paths.controlSocket, o.startTimeoutMs ?? 60_000, ended), earlyExit]);
-      return new VmProcess(child.pid!, client, child);
+      const vm = new VmProcess(child.pid!, client, child); // listening before the guest runs: a poweroff at once is seen
+      // The guest starts once we are connected (--control-wait), after its payloads load: until then
+      // the VMM refuses what needs a running VM (snapshot-save answered "the VM is starting" to a
+      // manager that had just been told "running"). An early end is the exit watcher's to report.
+      await untilStarted(client, ended, 5).catch(() => {});
+      return vm;
     } catch (e) {
       killChildGroup(child);
       throw e;
@@ -372,12 +377,12 @@ async function waitForLogLine(path: string, re: RegExp, timeoutMs: number, stop:
 }
 
 /** Polls query-status until the VM has left "starting" (a migrated VM: the source said GO); gives up once `stop()` says so. */
-async function untilStarted(client: ControlClient, stop: () => boolean): Promise<void> {
+async function untilStarted(client: ControlClient, stop: () => boolean, intervalMs = 50): Promise<void> {
   for (;;) {
     if (stop()) throw new Error("stopped");
     const status = await client.execute<{ state: string }>("query-status");
     if (status.state !== "starting") return;
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 
