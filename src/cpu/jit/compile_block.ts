@@ -17,7 +17,7 @@
 import { MSTATUS_FS, MSTATUS_HI_UXL, MSTATUS_SIE, SSTATUS_MASK } from "../constants.js";
 import * as HL from "../hart_layout.js";
 import { ByteWriter, I32, I64, OP, VOID, buildModule, type FuncType, type FunctionBody } from "./wasm_module.js";
-import { Emitter, FIXED_LOCALS, L_A, L_ADDR, L_ANCHOR, L_B, L_C, L_HB_K, L_HB_PO, L_LO, L_OFF, L_P, L_T, P_REM, P_ST, P_VPAGE } from "./block_emitter.js";
+import { Emitter, FIXED_LOCALS, L_A, L_ADDR, L_ANCHOR, L_B, L_C, L_HB, L_LO, L_OFF, L_P, L_T, P_REM, P_ST, P_VPAGE } from "./block_emitter.js";
 import { BLOCK_FN_TYPE } from "./dispatcher.js";
 import { emitZbb, isZbb } from "./emit_zbb.js";
 import { AMO_RMW, NO_TAIL, endsBlock, planBlocks, type BlockShape, type PageOffsets } from "./block_scan.js";
@@ -268,7 +268,7 @@ const STORE_OPS = [OP.i64Store8, OP.i64Store16, OP.i64Store32, OP.i64Store];
 function emitBlock(e: Emitter, shape: BlockShape): void {
   const s = shape.start;
   e.startFunction();
-  e.op(OP.block, VOID); // the hand-back label (Emitter.handBack)
+  e.op(OP.block, I32); // the hand-back label (Emitter.handBack): its value says where and after how many
   // A branch back into the block loops inside the function (a `loop` from that instruction to the
   // block's end) instead of a call per iteration: memset, memcpy and string loops. A branch forward
   // to a later instruction leaves a wasm `block` that ends there (innerFlow).
@@ -467,10 +467,10 @@ function emitBlock(e: Emitter, shape: BlockShape): void {
     e.jumpTo(s + delta, shape.jitLen); // ran to the end of the page (or MAX_BLOCK): go on there
   }
   for (let i = 0; i < heads.size; i++) e.end_(); // the loops
-  e.op(OP.end); // the hand-back: pc, status, count
-  e.get(P_ST).get(P_VPAGE).get(L_HB_PO).op(OP.i64ExtendI32U).op(OP.i64Add).op(OP.f64ConvertI64S).mem(OP.f64Store, 3, HL.HART_PC);
+  e.op(OP.unreachable, OP.end).set(L_HB); // (every path above has left: a loop's end alone would fall through) the hand-back: pc, status, count
+  e.get(P_ST).get(P_VPAGE).get(L_HB).i32(0xfff).op(OP.i32And).op(OP.i64ExtendI32U).op(OP.i64Add).op(OP.f64ConvertI64S).mem(OP.f64Store, 3, HL.HART_PC);
   e.get(P_ST).i32(HL.JIT_INTERPRET).mem(OP.i32Store, 2, HL.HART_JIT_STATUS);
-  e.get(P_REM).get(L_HB_K).op(OP.i32Sub).op(OP.return);
+  e.get(P_REM).get(L_HB).i32(12).op(OP.i32ShrU).op(OP.i32Sub).op(OP.return);
 }
 
 /** A compiled block: (virtual page, state block, budget left) -> budget left. */
