@@ -32,12 +32,11 @@ if (!existsSync(bundle)) {
 // Node flags, once, and is only a parent that mirrors the child's exit. A terminal's Ctrl-C
 // reaches both (one process group), so SIGINT is left to the child; SIGTERM and SIGHUP, sent to
 // this pid, are passed on.
-const { vmmNodeFlags } = process.argv[2] === "run" ? await import("../dist/cli/vmm_node_flags.js") : { vmmNodeFlags: () => [] };
+const { vmmNodeFlags, vmmEnv } = process.argv[2] === "run" ? await import("../dist/cli/vmm_node_flags.js") : { vmmNodeFlags: () => [], vmmEnv: () => process.env };
 const flags = vmmNodeFlags(process.execArgv);
 if (flags.length === 0) {
   await import(bundle);
 } else {
-  const { vmmEnv } = await import("../dist/cli/vmm_node_flags.js");
   const child = spawn(process.execPath, [...process.execArgv, ...flags, bundle, ...process.argv.slice(2)], { stdio: "inherit", env: vmmEnv() });
   process.on("SIGINT", () => {});
   for (const signal of ["SIGTERM", "SIGHUP"]) process.on(signal, () => child.kill(signal));

@@ -129,7 +129,7 @@ export abstract class HartJitLoop extends HartFastLoop {
       } else {
         info.entries.add(po);
         // A queue at the compile thread raises the bar: what turns warm meanwhile waits (DEFAULT_BACKLOG_VISITS).
-        // A page earlier runs compiled (jit_profile.ts) compiles at its 32nd visit (not its 1,024th), unless many compiles wait already.
+        // A page earlier runs compiled (jit_profile.ts) compiles at its PROFILED_VISITS-th visit (not the threshold's), unless many compiles wait already.
         const pending = jit.pendingCompiles;
         if (++info.visits >= (info.profiled !== null && pending < PROFILED_QUEUE_MAX ? profiledAt : threshold + pending * jit.backlogVisits)) {
           if (jit.compilePage(off >>> 12, info, this.nextPageHalf(pc))) continue;

@@ -127,7 +127,7 @@ const MAX_MODULE_BLOCKS = 24;
 const LOOKUP_MASK = JIT_LOOKUP_ENTRIES - 1;
 /** Blocks a page's first compile from a profile may hold at most (a page of dense code has a few hundred). */
 const PROFILED_MODULE_BLOCKS = 256;
-/** Profiled pages compile at their first visits only while fewer compiles than this wait (the pool has RING_SLOTS). */
+/** Profiled pages compile early (PROFILED_VISITS) only while fewer compiles than this wait (the pool has RING_SLOTS). */
 export const PROFILED_QUEUE_MAX = 32;
 /**
  * A profiled page compiles at this visit, not at the threshold's: the profile says the page was hot
