@@ -43,10 +43,12 @@ const slotBytes = (size: number): number => Math.ceil((size / PAGE) * 4 / PAGE) 
 /** Entries of the JIT's block lookup (direct-mapped by RAM halfword): 8 bytes each, (RAM offset + 1, table slot). */
 export const JIT_LOOKUP_ENTRIES = 32768;
 const LOOKUP_BYTES = JIT_LOOKUP_ENTRIES * 8;
+/** The JIT's profile marks (cpu/jit/jit_profile.ts): an int32 each, counting the runs of a block compiled from a profile's entry. */
+export const JIT_MARKS = 65536;
 
 /** Bytes above RAM for the VMM area (code-page flags, JIT tables, hart state blocks), or 0 when they do not fit a wasm32 memory. */
 function vmmAreaBytes(size: number): number {
-  const bytes = flagBytes(size) + slotBytes(size) + LOOKUP_BYTES + HART_SLOTS * HART_SLOT_BYTES;
+  const bytes = flagBytes(size) + slotBytes(size) + LOOKUP_BYTES + HART_SLOTS * HART_SLOT_BYTES + 4 * JIT_MARKS;
   return size + bytes <= WASM_MAX_BYTES ? bytes : 0;
 }
 export const PAGE_ABSENT = 0;
@@ -94,6 +96,8 @@ export class GuestRam {
   readonly jitLookupOffset: number;
   /** Byte offset of the first hart state block in `memory`, or -1 without a VMM area. */
   private readonly hartSlotsOffset: number;
+  /** Offset in `memory` of the JIT's profile marks (JIT_MARKS int32s), or -1 without a VMM area. */
+  readonly jitMarksOffset: number;
   /** The dirty log: bit (p & 31) of word p >> 5 is set once page p has been written (see above). */
   readonly dirty: Int32Array;
   private readonly fenceWord = new Int32Array(new SharedArrayBuffer(4));
@@ -130,6 +134,7 @@ export class GuestRam {
     this.jitLookupOffset = vmm === 0 ? -1 : size + flagBytes(size) + slotBytes(size);
     this.lookupTable = vmm === 0 ? new Int32Array(0) : new Int32Array(this.buffer, this.jitLookupOffset, 2 * JIT_LOOKUP_ENTRIES);
     this.hartSlotsOffset = vmm === 0 ? -1 : this.jitLookupOffset + LOOKUP_BYTES;
+    this.jitMarksOffset = vmm === 0 ? -1 : this.hartSlotsOffset + HART_SLOTS * HART_SLOT_BYTES;
     this.dirty = new Int32Array(dirtyLog ?? new SharedArrayBuffer(Math.ceil(size / 4096 / 32) * 4));
   }
 

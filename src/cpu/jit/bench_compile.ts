@@ -7,7 +7,7 @@
 //   NODEVISOR_JIT_DUMP=/tmp/jit.dump npx nodevisor run -- true
 //   node --import tsx src/cpu/jit/bench_compile.ts /tmp/jit.dump [ROUNDS]
 import { setFlagsFromString } from "node:v8";
-import { emitModules, type ModulePart } from "./compile_block.js";
+import { emitModules, profileMarks, type ModulePart } from "./compile_block.js";
 import { planBlocks } from "./block_scan.js";
 import { readDump } from "./compile_dump.js";
 
@@ -23,9 +23,10 @@ for (let round = 0; round < Number(roundsArg ?? 3); round++) {
     const parts: ModulePart[] = [];
     let blocks = 0;
     for (const r of m.load(u16)) {
+      const marks = profileMarks(r);
       const shapes = planBlocks(u16, r.pageOff, r.work, r.have, r.maxBlocks ?? m.maxBlocks, r.tail, r.seeds ?? r.work.length);
       blocks += shapes.length;
-      parts.push({ blocks: shapes, have: r.have, linked: [] });
+      parts.push({ blocks: shapes, have: r.have, linked: [], marks });
     }
     const t1 = performance.now();
     planMs += t1 - t0;

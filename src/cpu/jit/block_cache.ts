@@ -11,13 +11,13 @@
 // page's code first. Devices mark such pages as written (GuestRam.deviceWrote) and clear the page's
 // entries in the dispatcher's block lookup; the next look at a page so marked drops its code too.
 import { CODE_PAGE, CODE_PAGE_DMA_WRITTEN, type GuestRam } from "../../seams/guest_ram.js";
-import { JIT_LOOKUP_ENTRIES } from "../../seams/guest_ram.js";
+import { JIT_LOOKUP_ENTRIES, JIT_MARKS } from "../../seams/guest_ram.js";
 import { blockImportName, compileModules, instantiateBlocks, type BlockFn, type CompiledPart } from "./compile_block.js";
 import { NO_TAIL } from "./block_scan.js";
 import { CompileService } from "./compile_service.js";
 import { warmUpBlockScanOnce } from "./emitter_warm_up.js";
 import { buildDispatcher, type DispatchFn, type LookupTables } from "./dispatcher.js";
-import { pageKey, type JitProfile, type ProfiledPage } from "./jit_profile.js";
+import { PROFILE_HOT_RUNS, PROFILE_MAX_AGE, PROFILE_PAGE_THRESHOLDS, pageKey, type JitProfile, type ProfiledPage } from "./jit_profile.js";
 
 /** What the cache knows of one RAM page of guest code. */
 export interface PageInfo {
@@ -37,8 +37,17 @@ export interface PageInfo {
   slot: number;
   /** What an earlier run knew of this page (jit_profile.ts), until its first compile; null when it is not in the profile. */
   profiled: ProfiledPage | null;
-  /** Where execution entered the page for its compiles (entries, compiled missed entries, a profile's): its record in the next profile. */
+  /** Where execution entered the page in this run for its compiles not from a profile (entries, compiled missed entries): its record in the next profile. */
   seeds: Set<number> | null;
+  /** The entries of the page's first compile when it was from a profile, their ages and the counts of their blocks' runs; null when not. */
+  audit: ProfileAudit | null;
+}
+
+/** The entries of a page's compile from a profile (jit_profile.ts), with their ages: entry i's block counts its runs in the int32 at `marks + 4 * i` of RAM's memory (none when marks is -1). */
+interface ProfileAudit {
+  entries: number[];
+  ages: number[];
+  marks: number;
 }
 
 /** A page's part of a compiled module that is still current when it arrives: it gets installed. */
@@ -166,6 +175,9 @@ export class BlockCache {
   private readonly go: BlockFn;
   /** The profile this run started from (empty without one). */
   private readonly profile: JitProfile;
+  /** The profile marks (ProfileAudit), and the next one free. */
+  private readonly marks: Int32Array;
+  private nextMark = 0;
 
   constructor(private readonly ram: GuestRam, opts: BlockCacheOptions = {}) {
     if (ram.codePages.length === 0) throw new RangeError(`The JIT needs room above guest RAM for its tables: give the VM less than ${ram.size} bytes of memory`);
@@ -186,6 +198,8 @@ export class BlockCache {
     this.gates.fill(0);
     this.lookup = new Int32Array(ram.buffer, ram.jitLookupOffset, 2 * JIT_LOOKUP_ENTRIES);
     this.lookup.fill(0);
+    this.marks = new Int32Array(ram.buffer, ram.jitMarksOffset, JIT_MARKS);
+    this.marks.fill(0);
     this.wasmPages = ram.memory.buffer.byteLength / 65536;
     this.table = new WebAssembly.Table({ element: "anyfunc", initial: 1 });
     this.tables = { lookupOffset: ram.jitLookupOffset };
@@ -208,10 +222,17 @@ export class BlockCache {
     }
     if (info === undefined) {
       const profiled = this.profile.size === 0 ? null : this.profile.get(pageKey(this.u16, p * 4096)) ?? null;
-      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false, slot: -1, profiled, seeds: null };
+      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false, slot: -1, profiled, seeds: null, audit: null };
       this.pages.set(p, info);
     }
     return info;
+  }
+
+  /** `n` profile marks in a row: the memory offset of the first, or -1 when none are left (a run compiles ~30,000 profiled entries). */
+  private takeMarks(n: number): number {
+    if (n === 0 || this.nextMark + n > JIT_MARKS) return -1;
+    this.nextMark += n;
+    return this.ram.jitMarksOffset + 4 * (this.nextMark - n);
   }
 
   /** Puts the compiled block at RAM offset `off` (table slot `slot`) back in the lookup, which another block had taken. */
@@ -242,15 +263,30 @@ export class BlockCache {
     const work = have === null ? [...info.entries] : [...info.missed.keys()];
     let maxBlocks = MAX_MODULE_BLOCKS;
     const seeds = work.length;
+    const evidence = info.seeds ?? (info.seeds = new Set());
+    let marks = -1;
     if (have === null && info.profiled !== null) {
       // In one module as many blocks as the recorded run came to have here: one at each entry it
-      // saw (inside another block too, as a hand-back's continuation), then what they reach.
-      for (const po of info.profiled.entries) work.push(po);
+      // saw (inside another block too, as a hand-back's continuation), then what they reach. Every
+      // entry of it is audited, this run's first visits' too: the next profile keeps those whose blocks run.
+      const audit: ProfileAudit = { entries: work.slice(), ages: work.map(() => 0), marks: -1 };
+      const own = new Map<number, number>();
+      work.forEach((po, i) => own.set(po, i));
+      const { entries, ages } = info.profiled;
+      for (let i = 0; i < entries.length; i++) {
+        const po = entries[i]!, mine = own.get(po);
+        if (mine !== undefined) { audit.ages[mine] = ages[i] ?? 0; continue; } // seen in this run's first visits too: as old as the profile says
+        audit.entries.push(po);
+        audit.ages.push(ages[i] ?? 0);
+        work.push(po);
+      }
+      marks = audit.marks = this.takeMarks(audit.entries.length);
+      info.audit = audit;
       maxBlocks = Math.min(PROFILED_MODULE_BLOCKS, Math.max(MAX_MODULE_BLOCKS, info.profiled.blocks));
       info.profiled = null;
+    } else {
+      for (const po of work) evidence.add(po);
     }
-    const evidence = info.seeds ?? (info.seeds = new Set());
-    for (const po of work) evidence.add(po);
     info.missed.clear();
     info.entries.clear();
     const pageOff = p * 4096;
@@ -258,7 +294,7 @@ export class BlockCache {
     if (service !== null && service.failure === null) {
       // From the request on, a store to the page drops its record, so code of stale bytes is never installed.
       this.markCode(p);
-      const req = service.request(pageOff, work, have === null ? [] : have.keys(), tail, maxBlocks, seeds);
+      const req = service.request(pageOff, work, have === null ? [] : have.keys(), tail, maxBlocks, seeds, marks);
       if (req !== null) {
         info.pending = true;
         info.slot = req.slot;
@@ -267,7 +303,7 @@ export class BlockCache {
         return false;
       } // the ring is full: compile here
     }
-    const compiled = compileModules(this.u16, [{ pageOff, work, have, tail, seeds }], maxBlocks, this.wasmPages);
+    const compiled = compileModules(this.u16, [{ pageOff, work, have, tail, seeds, marks }], maxBlocks, this.wasmPages);
     if (compiled === null) {
       if (have === null) info.visits = -4 * this.threshold; // nothing to compile here yet: look again much later
       return false;
@@ -287,15 +323,40 @@ export class BlockCache {
    */
   exportProfile(): JitProfile {
     const out: JitProfile = new Map();
+    const audited = new Set<string>();
     for (const [p, info] of this.pages) { // this run's pages first: they are kept when the profile is full
-      if (info.blocks === null || info.seeds === null || this.codePages[p] !== CODE_PAGE) continue;
-      const entries: number[] = [];
-      for (const po of info.seeds) if (info.blocks.has(po)) entries.push(po); // an entry inside another block ran there
-      if (entries.length === 0) continue;
-      out.set(pageKey(this.u16, p * 4096), { entries: entries.sort((a, b) => a - b), blocks: info.blocks.size });
+      if (info.blocks === null || this.codePages[p] !== CODE_PAGE) continue;
+      const key = pageKey(this.u16, p * 4096);
+      const age = new Map<number, number>();
+      if (info.seeds !== null) for (const po of info.seeds) if (info.blocks.has(po)) age.set(po, 0); // an entry inside another block ran there
+      if (info.audit !== null) {
+        audited.add(key);
+        this.auditAges(info.audit, age);
+      }
+      if (age.size === 0) continue;
+      const entries = [...age.keys()].sort((a, b) => a - b);
+      out.set(key, { entries, ages: entries.map((po) => age.get(po)!), blocks: info.blocks.size });
     }
-    for (const [key, page] of this.profile) if (!out.has(key)) out.set(key, page);
+    for (const [key, page] of this.profile) if (!out.has(key) && !audited.has(key)) out.set(key, page); // pages this run did not compile, as they were
     return out;
+  }
+
+  /**
+   * The next ages of a profiled compile's entries into `age` (those not there yet): 0 for an entry
+   * whose block ran PROFILE_HOT_RUNS times in a page whose audited blocks ran PROFILE_PAGE_THRESHOLDS
+   * thresholds' worth (a page hot enough to compile without a profile), one older otherwise;
+   * none at PROFILE_MAX_AGE. Unchanged when there were no marks to count with.
+   */
+  private auditAges(audit: ProfileAudit, age: Map<number, number>): void {
+    const first = (audit.marks - this.ram.jitMarksOffset) >> 2;
+    let total = 0;
+    if (audit.marks >= 0) for (let i = 0; i < audit.entries.length; i++) total += this.marks[first + i]! >>> 0;
+    const pageHot = total >= this.threshold * PROFILE_PAGE_THRESHOLDS;
+    for (let i = 0; i < audit.entries.length; i++) {
+      const po = audit.entries[i]!;
+      const next = audit.marks < 0 ? audit.ages[i]! : pageHot && this.marks[first + i]! >>> 0 >= PROFILE_HOT_RUNS ? 0 : audit.ages[i]! + 1;
+      if (next < PROFILE_MAX_AGE && !age.has(po)) age.set(po, next);
+    }
   }
 
   /** The interpreter ran `instructions` in a page whose compile is waiting: that request goes earlier. */

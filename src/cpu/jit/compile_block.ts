@@ -265,9 +265,11 @@ function emitTailGuard(e: Emitter, tail: number, at: number, k: number): void {
 const LOAD_OPS = [OP.i64Load8S, OP.i64Load16S, OP.i64Load32S, OP.i64Load, OP.i64Load8U, OP.i64Load16U, OP.i64Load32U];
 const STORE_OPS = [OP.i64Store8, OP.i64Store16, OP.i64Store32, OP.i64Store];
 
-function emitBlock(e: Emitter, shape: BlockShape): void {
+/** Emits block `shape`'s function; one that a profile's entry alone asked for first counts its runs in its profile mark (the int32 at memory offset `mark`, -1: none). */
+function emitBlock(e: Emitter, shape: BlockShape, mark = -1): void {
   const s = shape.start;
   e.startFunction();
+  if (mark >= 0) e.i32(mark).i32(mark).mem(OP.i32Load, 2, 0).i32(1).op(OP.i32Add).mem(OP.i32Store, 2, 0);
   e.op(OP.block, I32); // the hand-back label (Emitter.handBack): its value says where and after how many
   // A branch back into the block loops inside the function (a `loop` from that instruction to the
   // block's end) instead of a call per iteration: memset, memcpy and string loops. A branch forward
@@ -487,6 +489,8 @@ export interface ModulePart {
   blocks: BlockShape[];
   have: PageOffsets | null;
   linked: number[];
+  /** Block start -> the profile mark its block sets when it runs (profileMarks). */
+  marks?: Map<number, number> | null;
 }
 
 /**
@@ -544,7 +548,7 @@ export function emitModules(parts: ModulePart[], pages: number): { wasm: Uint8Ar
     for (const b of parts[i]!.blocks) {
       if (used === bodyWriters.length) bodyWriters.push(new ByteWriter(4096));
       e.w = bodyWriters[used++]!.reset();
-      emitBlock(e, b);
+      emitBlock(e, b, parts[i]!.marks?.get(b.start) ?? -1);
       e.op(0x00); // unreachable: every path returned
       const locals = FIXED_LOCALS.slice();
       for (let j = 0; j < e.regLocals; j++) locals.push(I64);
@@ -573,6 +577,16 @@ export interface PageRequest {
   maxBlocks?: number;
   /** How many of `work`, from the first, are where the interpreter ran (planBlocks; all when absent): the rest are block starts from a profile. */
   seeds?: number;
+  /** Memory offset of the profile marks of `work` (distinct entries): the block at work[j] counts its runs in the int32 at `marks + 4 * j` (-1 or absent: none). */
+  marks?: number;
+}
+
+/** The profile marks of a request's blocks (PageRequest.marks), by block start; null when it has none. Before planBlocks, which extends `work`. */
+export function profileMarks(r: PageRequest): Map<number, number> | null {
+  if (r.marks === undefined || r.marks < 0) return null;
+  const marks = new Map<number, number>();
+  for (let j = 0; j < r.work.length; j++) marks.set(r.work[j]!, r.marks + 4 * j);
+  return marks;
 }
 
 /** A page's share of a compiled module: its blocks' page offsets, the earlier blocks it links to, its share of the wasm, its first function (export f${first}). */
@@ -591,9 +605,10 @@ export function compileModules(u16: Uint16Array, reqs: PageRequest[], maxBlocks:
   const parts: ModulePart[] = [];
   let total = 0;
   for (const r of reqs) {
+    const marks = profileMarks(r);
     const blocks = planBlocks(u16, r.pageOff, r.work, r.have, r.maxBlocks ?? maxBlocks, r.tail, r.seeds ?? r.work.length);
     total += blocks.length;
-    parts.push({ blocks, have: r.have, linked: [] });
+    parts.push({ blocks, have: r.have, linked: [], marks });
   }
   if (total === 0) return null;
   const { wasm, bodyBytes } = emitModules(parts, pages);

@@ -8,7 +8,7 @@ import type { PageRequest } from "./compile_block.js";
 interface DumpLine {
   maxBlocks: number;
   pages: number;
-  reqs: Array<{ pageOff: number; work: number[]; have: number[] | null; tail: number; maxBlocks?: number; seeds?: number; code: string }>;
+  reqs: Array<{ pageOff: number; work: number[]; have: number[] | null; tail: number; maxBlocks?: number; seeds?: number; marks?: number; code: string }>;
 }
 
 /** Appends the requests of one module (before compileModules takes them: it extends `work`). */
@@ -18,7 +18,7 @@ export function dumpRequests(file: string, u16: Uint16Array, reqs: readonly Page
     const have: number[] = [];
     if (r.have !== null) for (let po = 0; po < 4096; po += 2) if (r.have.has(po)) have.push(po);
     const code = Buffer.from(u16.buffer, u16.byteOffset + r.pageOff, 4096).toString("base64");
-    line.reqs.push({ pageOff: r.pageOff, work: [...r.work], have: r.have === null ? null : have, tail: r.tail, maxBlocks: r.maxBlocks, seeds: r.seeds, code });
+    line.reqs.push({ pageOff: r.pageOff, work: [...r.work], have: r.have === null ? null : have, tail: r.tail, maxBlocks: r.maxBlocks, seeds: r.seeds, marks: r.marks, code });
   }
   appendFileSync(file, `${JSON.stringify(line)}\n`);
 }
@@ -47,7 +47,7 @@ export function readDump(file: string): RecordedModule[] {
       load(u16) {
         return pages.map((r) => {
           u16.set(r.bytes, r.pageOff >>> 1);
-          return { pageOff: r.pageOff, work: [...r.work], have: r.have === null ? null : new Set(r.have), tail: r.tail, maxBlocks: r.maxBlocks, seeds: r.seeds };
+          return { pageOff: r.pageOff, work: [...r.work], have: r.have === null ? null : new Set(r.have), tail: r.tail, maxBlocks: r.maxBlocks, seeds: r.seeds, marks: r.marks };
         });
       },
     });

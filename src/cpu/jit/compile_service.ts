@@ -17,9 +17,9 @@ export const RING_SLOTS = 64;
 export const SLOT_FREE = 0, SLOT_READY = 1, SLOT_TAKEN = 2, SLOT_REPLIED = 3;
 /** Heat stops here (a request that wrapped negative would never be taken). */
 const HEAT_MAX = 0x3fffffff;
-/** int32s per slot: [id, pageOff, nWork, nHave, tail, maxBlocks, nSeeds, work..., have...]. */
+/** int32s per slot: [id, pageOff, nWork, nHave, tail, maxBlocks, nSeeds, marks, work..., have...]. */
 export const SLOT_INTS = 1024;
-export const SLOT_HEADER = 7;
+export const SLOT_HEADER = 8;
 /** Work and have entries a request carries at most (more have: the worker may emit blocks the page has; install skips them). */
 export const SLOT_LIST_MAX = (SLOT_INTS - SLOT_HEADER) >> 1;
 
@@ -85,10 +85,10 @@ export class CompileService {
 
   /**
    * Asks for the module of the page at RAM offset `pageOff`: the blocks reachable from `work`,
-   * except those at `have`, at most `maxBlocks` (`tail`, `seeds`: PageRequest's). Returns the id its reply carries and its
+   * except those at `have`, at most `maxBlocks` (`tail`, `seeds`, `marks`: PageRequest's). Returns the id its reply carries and its
    * slot (for heat()), or null when every slot is in use.
    */
-  request(pageOff: number, work: number[], have: Iterable<number>, tail: number, maxBlocks: number, seeds = work.length): { id: number; slot: number } | null {
+  request(pageOff: number, work: number[], have: Iterable<number>, tail: number, maxBlocks: number, seeds = work.length, marks = -1): { id: number; slot: number } | null {
     const c = this.control, state = this.slotState;
     let slot = -1;
     for (let i = 0; i < RING_SLOTS && slot < 0; i++) {
@@ -111,6 +111,7 @@ export class CompileService {
     r[base + 4] = tail;
     r[base + 5] = maxBlocks;
     r[base + 6] = Math.min(seeds, nWork);
+    r[base + 7] = marks;
     state[RING_SLOTS + slot] = 0;
     Atomics.store(state, slot, SLOT_READY);
     Atomics.add(c, C_WRITTEN, 1);

@@ -53,11 +53,11 @@ function hottest(): number {
 /** The request in `slot`, as compileModules takes it. */
 function request(slot: number): PageRequest {
   const base = slot * SLOT_INTS;
-  const pageOff = ring[base + 1]!, nWork = ring[base + 2]!, nHave = ring[base + 3]!, tail = ring[base + 4]!, maxBlocks = ring[base + 5]!, seeds = ring[base + 6]!;
+  const pageOff = ring[base + 1]!, nWork = ring[base + 2]!, nHave = ring[base + 3]!, tail = ring[base + 4]!, maxBlocks = ring[base + 5]!, seeds = ring[base + 6]!, marks = ring[base + 7]!;
   const list = base + SLOT_HEADER;
   const work = Array.from(ring.subarray(list, list + nWork));
   const have = new Set(ring.subarray(list + nWork, list + nWork + nHave));
-  return { pageOff, work, have, tail, maxBlocks, seeds };
+  return { pageOff, work, have, tail, maxBlocks, seeds, marks };
 }
 
 function compile(slots: number[]): CompileReply {

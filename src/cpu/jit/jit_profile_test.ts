@@ -8,7 +8,7 @@ import { Bus } from "../../machine/bus.js";
 import { Hart } from "../hart.js";
 import { Asm } from "../testing/asm.js";
 import { BlockCache, PROFILED_VISITS } from "./block_cache.js";
-import { loadProfile, pageKey, profilePath, PROFILES_KEPT, saveProfile, type JitProfile } from "./jit_profile.js";
+import { loadProfile, pageKey, PROFILE_MAX_AGE, profilePath, PROFILES_KEPT, saveProfile, type JitProfile } from "./jit_profile.js";
 
 const RAM_BASE = 0x8000_0000;
 
@@ -25,7 +25,7 @@ test("a profile survives a save and load; a missing, foreign or corrupt file is 
   const dir = mkdtempSync(join(tmpdir(), "nodevisor-jit-profile-"));
   try {
     const file = join(dir, "sub", "p.json");
-    const p: JitProfile = new Map([["a.b", { entries: [0, 2, 100], blocks: 7 }], ["c.d", { entries: [4094], blocks: 1 }]]);
+    const p: JitProfile = new Map([["a.b", { entries: [0, 2, 100], ages: [0, 2, 1], blocks: 7 }], ["c.d", { entries: [4094], ages: [0], blocks: 1 }]]);
     assert.equal(saveProfile(file, p), true);
     assert.deepEqual(loadProfile(file), p);
     assert.equal(loadProfile(join(dir, "none.json")).size, 0);
@@ -33,9 +33,11 @@ test("a profile survives a save and load; a missing, foreign or corrupt file is 
     assert.equal(loadProfile(file).size, 0);
     writeFileSync(file, JSON.stringify({ format: 1, pages: { "a.b": [0] } }));
     assert.equal(loadProfile(file).size, 0, "another format version is not read");
-    // Offsets that cannot be block starts are dropped (a profile is only a hint, but stays in range).
+    // Offsets that cannot be block starts are dropped (a profile is only a hint, but stays in range); format 2 had no ages.
     writeFileSync(file, JSON.stringify({ format: 2, pages: { "a.b": { entries: [1, -2, 4096, 8, "x"], blocks: 3 }, "c.d": "no", "e.f": { entries: [], blocks: 1 }, "g.h": { entries: [2], blocks: 0 } } }));
-    assert.deepEqual(loadProfile(file), new Map([["a.b", { entries: [8], blocks: 3 }]]));
+    assert.deepEqual(loadProfile(file), new Map([["a.b", { entries: [8], ages: [0], blocks: 3 }]]));
+    writeFileSync(file, JSON.stringify({ format: 3, pages: { "a.b": { entries: [8, 10, 12], ages: [1, -1, "x"], blocks: 3 } } }));
+    assert.deepEqual(loadProfile(file), new Map([["a.b", { entries: [8, 10, 12], ages: [1, 0, 0], blocks: 3 }]]), "an age out of range is 0");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -52,7 +54,7 @@ test("an empty profile is not written; the cache keeps the PROFILES_KEPT newest 
       utimesSync(join(dir, name(i)), 1000 + i, 1000 + i); // file i is the i-th oldest
     }
     writeFileSync(join(dir, "mine.json"), "a user's file");
-    const p: JitProfile = new Map([["a.b", { entries: [0], blocks: 1 }]]);
+    const p: JitProfile = new Map([["a.b", { entries: [0], ages: [0], blocks: 1 }]]);
     assert.equal(saveProfile(join(dir, name(999)), p), true);
     const left = readdirSync(dir).sort();
     assert.equal(left.length, PROFILES_KEPT + 1, left.join(" "));
@@ -92,28 +94,38 @@ test("profilePath: one file per kernel and initrd by default (or with NODEVISOR_
   }
 });
 
-/** A program in one page: a loop calling two functions, whose return sites are entries of their own. */
-function machine(profile?: JitProfile): { hart: Hart; cache: BlockCache; done: number } {
+/**
+ * A program in one page: a loop calling two functions, whose return sites are entries of their own,
+ * then a loop calling a third (entered only after the page has compiled, from a profile too), and a
+ * function `h` it never calls.
+ */
+function machine(profile?: JitProfile): { hart: Hart; cache: BlockCache; done: number; unused: number; loop: number } {
   const ram = new GuestRam(RAM_BASE, 1 << 20);
   const hart = new Hart({ hartId: 0, ram, vcpuDevices: new Bus(), time: { frequency: 10_000_000, now: () => 0 }, stateBlock: true });
   const cache = new BlockCache(ram, { profile, threshold: 64 });
   hart.useJit(cache);
   const a = new Asm(RAM_BASE);
   a.li(5, 0).li(6, 3000).li(10, 0);
+  const loop = a.here - RAM_BASE;
   a.label("loop").jal(1, "f").jal(1, "g").addi(5, 5, 1).blt(5, 6, "loop");
+  a.li(5, 0);
+  a.label("loop2").jal(1, "k").addi(5, 5, 1).blt(5, 6, "loop2");
   const done = a.here;
   a.label("done").jal(0, "done");
   a.label("f").addi(10, 10, 3).slli(11, 10, 1).jalr(0, 1, 0);
   a.label("g").xori(10, 10, 5).add(10, 10, 11).jalr(0, 1, 0);
+  a.label("k").addi(10, 10, 1).jalr(0, 1, 0);
+  const unused = a.here - RAM_BASE;
+  a.label("h").addi(12, 12, 7).jalr(0, 1, 0);
   ram.write(RAM_BASE, a.bytesOut());
   hart.setPc(RAM_BASE);
-  return { hart, cache, done };
+  return { hart, cache, done, unused, loop };
 }
 
 test("with a profile, a page compiles at its PROFILED_VISITS-th visit, with the blocks the recorded run had, and computes the same", () => {
   const cold = machine();
   const page = (RAM_BASE - RAM_BASE) >>> 12;
-  for (let i = 0; i < 1000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
+  for (let i = 0; i < 2000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
   assert.equal(cold.hart.getPc(), cold.done);
   const coldInfo = cold.cache.page(page);
   assert.ok(coldInfo.blocks !== null && coldInfo.blocks.size >= 3, "the cold run compiled the page");
@@ -134,7 +146,7 @@ test("with a profile, a page compiles at its PROFILED_VISITS-th visit, with the 
   assert.ok(info.blocks !== null, `compiled at visit ${PROFILED_VISITS}`);
   for (const po of recorded.entries) assert.ok(info.blocks.has(po), `the block at ${po} is there from the first compile`);
   assert.ok(info.blocks.size >= Math.min(recorded.blocks, 24), `${info.blocks.size} blocks at once, against ${recorded.blocks} at the end of the recorded run`);
-  for (let i = 0; i < 1000 && warm.hart.getPc() !== warm.done; i++) warm.hart.run(64);
+  for (let i = 0; i < 2000 && warm.hart.getPc() !== warm.done; i++) warm.hart.run(64);
   assert.equal(warm.hart.getPc(), warm.done);
   assert.equal(warm.hart.getX(10), cold.hart.getX(10));
   assert.ok(warm.cache.stats.missedEntries <= cold.cache.stats.missedEntries, `missed entries ${warm.cache.stats.missedEntries} against ${cold.cache.stats.missedEntries}`);
@@ -143,9 +155,39 @@ test("with a profile, a page compiles at its PROFILED_VISITS-th visit, with the 
 
 test("a profile whose page code differs is not used: that page waits for the threshold as without one", () => {
   const cold = machine();
-  for (let i = 0; i < 1000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
+  for (let i = 0; i < 2000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
   const profile: JitProfile = new Map([...cold.cache.exportProfile()].map(([k, v]) => [`${k}x`, v] as const));
   const warm = machine(profile);
   for (let v = 0; v < PROFILED_VISITS; v++) warm.hart.run(8);
   assert.equal(warm.cache.page(0).blocks, null);
+});
+
+test("a profile's entries are audited: one whose block does not run after the compile ages a run at a time and goes after PROFILE_MAX_AGE runs, those that run stay", () => {
+  const cold = machine();
+  for (let i = 0; i < 2000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
+  let profile = cold.cache.exportProfile();
+  const key = [...profile.keys()][0]!;
+  const recorded = profile.get(key)!;
+  assert.ok(recorded.ages.every((a) => a === 0), "a run's own entries are new");
+  assert.ok(!recorded.entries.includes(cold.unused));
+  assert.ok(recorded.entries.some((po) => po < cold.loop) && recorded.entries.some((po) => po >= cold.loop));
+  // An entry of another workload: a function this program never calls.
+  profile.set(key, { entries: [...recorded.entries, cold.unused], ages: [...recorded.ages, 0], blocks: recorded.blocks + 1 });
+  for (let run = 1; run <= PROFILE_MAX_AGE; run++) {
+    const warm = machine(profile);
+    for (let i = 0; i < 2000 && warm.hart.getPc() !== warm.done; i++) warm.hart.run(64);
+    assert.equal(warm.hart.getX(10), cold.hart.getX(10));
+    const audit = warm.cache.page(0).audit;
+    assert.ok(audit !== null && audit.marks >= 0 && audit.entries.includes(cold.unused), "the compile took the profile's entries, with marks");
+    for (const po of recorded.entries) assert.ok(audit.entries.includes(po), `entry ${po} is audited`);
+    profile = warm.cache.exportProfile();
+    const page = profile.get(key)!;
+    const at = page.entries.indexOf(cold.unused);
+    if (run < PROFILE_MAX_AGE) assert.equal(page.ages[at], run, `after ${run} runs without it`);
+    else assert.equal(at, -1, `gone after ${run} runs without it`);
+    for (const po of recorded.entries) {
+      if (po >= cold.loop) assert.equal(page.ages[page.entries.indexOf(po)], 0, `entry ${po} of the loops ran: it stays, new`);
+      else if (run === PROFILE_MAX_AGE) assert.ok(!page.entries.includes(po), `entry ${po} of the setup ran before the compile only: it goes too`);
+    }
+  }
 });
