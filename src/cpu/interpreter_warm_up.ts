@@ -45,6 +45,12 @@ function program(): Uint32Array {
     w(encI(0x13, 24, 0, 0, sh));
     for (const [f3, f7] of [[1, 0], [5, 0], [5, 0x20]]) { w(encR(0x33, 23, f3, 21, 24, f7)); w(encR(0x3b, 23, f3, 21, 24, f7)); } // SLL SRL SRA, and the W forms
   }
+  // Zbb's counts on them: of a value with a zero low word (x26), or of a word past 2^31 (x28), each
+  // takes a path of its own (ctz and ctzw deoptimized execFast in every boot).
+  for (const rs of [20, 21, 26, 28]) {
+    for (const sub of [0, 1, 2]) w(encI(0x13, 23, 1, rs, 0x600 | sub)); // CLZ CTZ CPOP
+    for (const sub of [0, 1, 2]) w(encR(0x1b, 23, 1, rs, sub, 0x30)); // CLZW CTZW CPOPW
+  }
   for (const f3 of [0, 1, 4, 5, 6, 7]) { w(encB(0x63, f3, 12, 13, 8)); w(encI(0x13, 6, 0, 6, 1)); } // taken or not, on
   for (const f3 of [0, 1, 4, 5, 6, 7]) { w(encB(0x63, f3, 20, 21, 8)); w(encI(0x13, 6, 0, 6, 1)); } // the other way for some
   for (const f3 of [4, 5, 6, 7]) { w(encB(0x63, f3, 5, 8, 8)); w(encI(0x13, 6, 0, 6, 1)); } // equal high words: the low words decide

@@ -336,7 +336,13 @@ function emitBlock(e: Emitter, shape: BlockShape, mark = -1): void {
       case 24: { // BRANCH
         const imm = ((insn >> 31) << 12) | (((insn >>> 7) & 1) << 11) | (((insn >>> 25) & 0x3f) << 5) | (((insn >>> 8) & 0xf) << 1);
         const cmp = [OP.i64Eq, OP.i64Ne, 0, 0, OP.i64LtS, OP.i64GeS, OP.i64LtU, OP.i64GeU][f3]!;
-        e.reg(rs1).reg(rs2).op(cmp).if_();
+        if (rs2 === 0 && f3 <= 1) { // beqz, bnez: no zero to materialize
+          e.reg(rs1).op(OP.i64Eqz);
+          if (f3 === 1) e.op(OP.i32Eqz);
+        } else {
+          e.reg(rs1).reg(rs2).op(cmp);
+        }
+        e.if_();
         const j = forward.get(k);
         if (j === undefined) e.jumpTo(at + imm, k + 1);
         else { // forward inside the block: the instructions skipped count as run, so `rem - index` stays the budget left on every path
@@ -360,7 +366,13 @@ function emitBlock(e: Emitter, shape: BlockShape, mark = -1): void {
       }
       case 4: { // OP-IMM
         if (rd === 0) break;
-        e.setRegStart(rd).reg(rs1);
+        e.setRegStart(rd);
+        if (f3 === 0 && (rs1 === 0 || immI === 0)) { // li, mv: a constant or a register, not an add
+          if (rs1 === 0) e.i64(immI); else e.reg(rs1);
+          e.setRegEnd(rd);
+          break;
+        }
+        e.reg(rs1);
         const sh = (insn >>> 20) & 63;
         switch (f3) {
           case 0: e.i64(immI).op(OP.i64Add); break;
@@ -392,6 +404,8 @@ function emitBlock(e: Emitter, shape: BlockShape, mark = -1): void {
         } else if (f7 === 1 && f3 >= 4) {
           e.reg(rs1).set(L_A).reg(rs2).set(L_B);
           emitDiv64(e, f3);
+        } else if (f7 === 0 && (f3 === 0 || f3 === 4 || f3 === 6) && (rs1 === 0 || rs2 === 0)) { // add, xor, or with x0 (c.mv): the other operand
+          e.reg(rs1 === 0 ? rs2 : rs1);
         } else {
           e.reg(rs1).reg(rs2);
           if (f7 === 1) e.op(OP.i64Mul);
