@@ -265,7 +265,7 @@ function emitTailGuard(e: Emitter, tail: number, at: number, k: number): void {
 const LOAD_OPS = [OP.i64Load8S, OP.i64Load16S, OP.i64Load32S, OP.i64Load, OP.i64Load8U, OP.i64Load16U, OP.i64Load32U];
 const STORE_OPS = [OP.i64Store8, OP.i64Store16, OP.i64Store32, OP.i64Store];
 
-/** Emits block `shape`'s function; one that a profile's entry alone asked for first counts its runs in its profile mark (the int32 at memory offset `mark`, -1: none). */
+/** Emits block `shape`'s function; one at an entry of a compile from the profile first counts its runs in its profile mark (the int32 at memory offset `mark`, -1: none). */
 function emitBlock(e: Emitter, shape: BlockShape, mark = -1): void {
   const s = shape.start;
   e.startFunction();
@@ -503,7 +503,7 @@ export interface ModulePart {
   blocks: BlockShape[];
   have: PageOffsets | null;
   linked: number[];
-  /** Block start -> the profile mark its block sets when it runs (profileMarks). */
+  /** Block start -> the profile mark its block counts its runs in (profileMarks). */
   marks?: Map<number, number> | null;
 }
 

@@ -6,11 +6,11 @@
 // not in the profile. The profile only decides when a page compiles and where its blocks start:
 // the code is always compiled from the bytes in RAM then, so a stale or even corrupt profile cannot
 // change what the guest computes (bad entries just compile blocks nothing enters).
-// An entry the profile brought into a compile is audited: its block sets a mark when it runs, and
-// an entry whose block did not run in PROFILE_MAX_AGE runs that compiled its page is dropped. So the
-// profile follows what the guest's workloads run now instead of growing with every workload ever
-// run (a profile of a boot and of many test VMs compiled twice the blocks of a boot's own, and the
-// boot took 14% longer than with that of one boot).
+// Every entry of a page's compile from the profile is audited: its block counts its runs, and an
+// entry whose block did not run (or whose page was not hot) in PROFILE_MAX_AGE runs that compiled
+// the page is dropped. So the profile follows what the guest's workloads run now instead of growing
+// with every workload ever run (a profile of a boot and of many test VMs compiled twice the blocks
+// of a boot's own, and the boot took 14% longer than with that of one boot).
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
