@@ -3,6 +3,7 @@ import * as KC from "./constants.js";
 import * as RVC from "./rvc.js";
 import * as AT from "./atomics.js";
 import { HartSlowLoop } from "./exec_slow.js";
+import { TAKEN_MASK } from "./jit/block_scan.js";
 
 // Module-local copies of imported bindings: ESM loaders may turn each cross-module read into a
 // getter call, which showed up at several percent in profiles of the interpreter loop.
@@ -15,6 +16,8 @@ export abstract class HartFastLoop extends HartSlowLoop {
   protected codeGates: Int32Array | null = null;
   /** Set when execFast stopped because execution entered a page with compiled code (codeGates). */
   protected reachedCode = false;
+  /** On the JIT tier, the taken-transfer map (block_scan.ts takenBefore); null on the interpreter. */
+  protected takenMap: Uint8Array | null = null;
 
   /**
    * The fast loop: only instructions that need no call (so TurboFan keeps typed-array checks and
@@ -33,6 +36,7 @@ export abstract class HartFastLoop extends HartSlowLoop {
     const rvc = RVC_TABLE;
     const pcBox = this.pcBox;
     const gates = this.codeGates;
+    const taken = this.takenMap;
     // pc = page + po: the virtual code page (a double) and an int32 offset that may leave [0, 4096)
     // after a jump; hb = the page's RAM index in u16 units (RAM < 4 GiB), -1 until looked up.
     const pc0 = +pcBox[0]!;
@@ -67,6 +71,7 @@ export abstract class HartFastLoop extends HartSlowLoop {
           if ((insn & 3) === 3) break loop; // crosses into the next page
         }
       }
+      const from = po;
       // @generated-begin from src/cpu/semantics/ (decode.ts, instructions.ts) by `npm run gen:interpreter`; do not edit
       let ilen = 4;
       if ((insn & 3) !== 3) {
@@ -443,6 +448,11 @@ export abstract class HartFastLoop extends HartSlowLoop {
       }
       po = npo;
       // @generated-end
+      // On the JIT tier, where a branch or jump went in the page: compiles leave out targets never gone to (block_scan.ts planBlocks).
+      if (po !== from + ilen && taken !== null && hb >= 0 && (po >>> 0) <= 4094) {
+        const t = (hb + (po >> 1)) & TAKEN_MASK;
+        taken[t >>> 3] |= 1 << (t & 7);
+      }
       n++;
     }
     pcBox[0] = page + po;

@@ -20,6 +20,7 @@ export abstract class HartJitLoop extends HartFastLoop {
     this.resetJumpCache();
     this.jitStatus = new Int32Array(this.ram.buffer, this.stateOffset + HART_JIT_STATUS, 1);
     this.codeGates = this.ram.jitSlots;
+    this.takenMap = cache.taken;
   }
 
   get jitCache(): BlockCache | null {

@@ -13,7 +13,7 @@
 import { CODE_PAGE, CODE_PAGE_DMA_WRITTEN, type GuestRam } from "../../seams/guest_ram.js";
 import { JIT_LOOKUP_ENTRIES, JIT_MARKS } from "../../seams/guest_ram.js";
 import { blockImportName, compileModules, instantiateBlocks, type BlockFn, type CompiledPart } from "./compile_block.js";
-import { NO_TAIL } from "./block_scan.js";
+import { NO_TAIL, TAKEN_MAP_BYTES } from "./block_scan.js";
 import { CompileService } from "./compile_service.js";
 import { warmUpBlockScanOnce } from "./emitter_warm_up.js";
 import { buildDispatcher, type DispatchFn, type LookupTables } from "./dispatcher.js";
@@ -94,6 +94,11 @@ export interface BlockCacheOptions {
   background?: boolean;
   /** Pages earlier runs of this guest compiled (jit_profile.ts): compiled when first entered, from their recorded entries. */
   profile?: JitProfile;
+  /**
+   * Compile a branch or jump target only once the interpreter went there (the taken-transfer map,
+   * block_scan.ts planBlocks); default on, NODEVISOR_JIT_TAKEN=0 turns it off.
+   */
+  takenTargetsOnly?: boolean;
 }
 
 /** A hart the cache protects: its write TLB must stop mapping a page once code there is compiled. */
@@ -178,6 +183,10 @@ export class BlockCache {
   /** The profile marks (ProfileAudit), and the next one free. */
   private readonly marks: Int32Array;
   private nextMark = 0;
+  /** The taken-transfer map: the interpreter marks where its branches and jumps went (block_scan.ts takenBefore). */
+  readonly taken = new Uint8Array(new SharedArrayBuffer(TAKEN_MAP_BYTES));
+  /** The taken-transfer map when compiles leave out targets the interpreter never went to (BlockCacheOptions.takenTargetsOnly), else null. */
+  private readonly takenFilter: Uint8Array | null;
 
   constructor(private readonly ram: GuestRam, opts: BlockCacheOptions = {}) {
     if (ram.codePages.length === 0) throw new RangeError(`The JIT needs room above guest RAM for its tables: give the VM less than ${ram.size} bytes of memory`);
@@ -186,8 +195,9 @@ export class BlockCache {
     this.backlogVisits = opts.backlogVisits ?? (Number.isFinite(backlog) && backlog >= 0 ? backlog : DEFAULT_BACKLOG_VISITS);
     this.maxBlocks = opts.maxBlocks ?? DEFAULT_MAX_BLOCKS;
     this.profile = opts.profile ?? new Map();
+    this.takenFilter = (opts.takenTargetsOnly ?? process.env.NODEVISOR_JIT_TAKEN !== "0") ? this.taken : null;
     if (opts.background === true) {
-      this.service = new CompileService(ram.memory, MAX_MODULE_BLOCKS, (message) => {
+      this.service = new CompileService(ram.memory, MAX_MODULE_BLOCKS, this.takenFilter, (message) => {
         process.stderr.write(`nodevisor: JIT: the compile thread failed, compiling on the vCPU thread from now on: ${message}\n`);
         this.abandonInFlight();
       });
@@ -306,7 +316,7 @@ export class BlockCache {
         return false;
       } // the ring is full: compile here
     }
-    const compiled = compileModules(this.u16, [{ pageOff, work, have, tail, seeds, marks }], maxBlocks, this.wasmPages);
+    const compiled = compileModules(this.u16, [{ pageOff, work, have, tail, seeds, marks, taken: this.takenFilter }], maxBlocks, this.wasmPages);
     if (compiled === null) {
       if (have === null) info.visits = -4 * this.threshold; // nothing to compile here yet: look again much later
       return false;

@@ -82,13 +82,17 @@ function emitAccess(e: Emitter, base: number, imm: number, write: boolean, size:
   if (a >= 0) {
     const d = imm - e.anchorImm[a]!, lo = L_ANCHOR + 2 * a;
     if (d === 0 && size <= e.anchorSize[a]!) return lo + 1; // the anchor's own bytes, or a part of them as aligned
+    // The anchor's lookup checked its address aligned to its size: so is this one at a multiple of its own size from it.
+    const aligned = size === 1 || (size <= e.anchorSize[a]! && d % size === 0);
     e.get(lo).i32(0xfff).op(OP.i32And).i32(d).op(OP.i32Add); // this address's offset in the anchor's page
-    if (size > 1) e.tee(L_LO);
+    if (!aligned) e.tee(L_LO);
     e.i32(4096 - size).op(OP.i32GtU);
-    if (size > 1) e.get(L_LO).i32(size - 1).op(OP.i32And).op(OP.i32Or);
+    if (!aligned) e.get(L_LO).i32(size - 1).op(OP.i32And).op(OP.i32Or);
     e.if_(); // another page: a full lookup
     e.cond++;
-    e.reg(base).i64(imm).op(OP.i64Add).get(P_ST).i32(size - 1).op(OP.call).u(e.translateIndex + (write ? 1 : 0));
+    e.reg(base);
+    if (imm !== 0) e.i64(imm).op(OP.i64Add); // Liftoff does not fold an add of zero
+    e.get(P_ST).i32(size - 1).op(OP.call).u(e.translateIndex + (write ? 1 : 0));
     e.tee(L_OFF).i32(-1).op(OP.i32Eq).if_().handBack(at, k).end_();
     e.usedTranslate = true;
     e.op(OP.else);
@@ -97,7 +101,9 @@ function emitAccess(e: Emitter, base: number, imm: number, write: boolean, size:
     e.end_();
     return L_OFF;
   }
-  e.reg(base).i64(imm).op(OP.i64Add).set(L_ADDR);
+  e.reg(base);
+  if (imm !== 0) e.i64(imm).op(OP.i64Add);
+  e.set(L_ADDR);
   if (base === 0 || e.cond !== 0) {
     emitTranslate(e, write, size, at, k);
     return L_OFF;
@@ -593,6 +599,8 @@ export interface PageRequest {
   seeds?: number;
   /** Memory offset of the profile marks of `work` (distinct entries): the block at work[j] counts its runs in the int32 at `marks + 4 * j` (-1 or absent: none). */
   marks?: number;
+  /** The taken-transfer map (planBlocks): branch and jump targets the interpreter never went to are not compiled; absent or null: all are. */
+  taken?: Uint8Array | null;
 }
 
 /** The profile marks of a request's blocks (PageRequest.marks), by block start; null when it has none. Before planBlocks, which extends `work`. */
@@ -620,7 +628,7 @@ export function compileModules(u16: Uint16Array, reqs: PageRequest[], maxBlocks:
   let total = 0;
   for (const r of reqs) {
     const marks = profileMarks(r);
-    const blocks = planBlocks(u16, r.pageOff, r.work, r.have, r.maxBlocks ?? maxBlocks, r.tail, r.seeds ?? r.work.length);
+    const blocks = planBlocks(u16, r.pageOff, r.work, r.have, r.maxBlocks ?? maxBlocks, r.tail, r.seeds ?? r.work.length, r.taken ?? null);
     total += blocks.length;
     parts.push({ blocks, have: r.have, linked: [], marks });
   }

@@ -35,6 +35,8 @@ export interface CompileWorkerData {
   control: SharedArrayBuffer;
   ring: SharedArrayBuffer;
   slotState: SharedArrayBuffer;
+  /** The taken-transfer map the interpreter writes (block_scan.ts takenBefore); null: compile every target. */
+  taken: SharedArrayBuffer | null;
 }
 
 /** One request's share of a reply: its page's blocks in the module (none when there was nothing to compile). */
@@ -64,7 +66,7 @@ export class CompileService {
   /** Set when the thread failed: the cache then compiles on the vCPU thread. */
   failure: string | null = null;
 
-  constructor(memory: WebAssembly.Memory, maxModuleBlocks: number, onFailure: (message: string) => void) {
+  constructor(memory: WebAssembly.Memory, maxModuleBlocks: number, taken: Uint8Array | null, onFailure: (message: string) => void) {
     const channel = new MessageChannel();
     this.replies = channel.port1;
     const control = new SharedArrayBuffer(16);
@@ -74,7 +76,7 @@ export class CompileService {
     this.ring = new Int32Array(ring);
     this.slotState = new Int32Array(slotState);
     const { url, entry } = workerEntry("cpu/jit/compile_worker");
-    const data: CompileWorkerData = { entry, memory, wasmPages: memory.buffer.byteLength / 65536, maxModuleBlocks, replies: channel.port2, control, ring, slotState };
+    const data: CompileWorkerData = { entry, memory, wasmPages: memory.buffer.byteLength / 65536, maxModuleBlocks, replies: channel.port2, control, ring, slotState, taken: taken === null ? null : (taken.buffer as SharedArrayBuffer) };
     this.worker = new Worker(url, { workerData: data, transferList: [channel.port2], name: "jit-compile" });
     this.worker.unref(); // never what keeps a process alive
     this.worker.on("error", (e) => {

@@ -34,6 +34,7 @@ const replies: MessagePort = data.replies;
 const control = new Int32Array(data.control);
 const ring = new Int32Array(data.ring);
 const slotState = new Int32Array(data.slotState);
+const taken = data.taken === null ? null : new Uint8Array(data.taken);
 
 /** The waiting request with the most heat, the oldest (lowest id) among equals; -1 when none waits. */
 function hottest(): number {
@@ -57,7 +58,7 @@ function request(slot: number): PageRequest {
   const list = base + SLOT_HEADER;
   const work = Array.from(ring.subarray(list, list + nWork));
   const have = new Set(ring.subarray(list + nWork, list + nWork + nHave));
-  return { pageOff, work, have, tail, maxBlocks, seeds, marks };
+  return { pageOff, work, have, tail, maxBlocks, seeds, marks, taken };
 }
 
 function compile(slots: number[]): CompileReply {
