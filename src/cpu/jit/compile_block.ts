@@ -577,13 +577,14 @@ export function emitModules(parts: ModulePart[], pages: number): { wasm: Uint8Ar
     }
     bodyBytes.push(bytes);
   }
+  const blockCount = functions.length;
   if (e.usedTranslate) {
     translateFns ??= [emitTranslateFn(false), emitTranslateFn(true)];
     functions.push(translateFns[0], translateFns[1]);
   }
   const importFunctions = ["go"];
   for (let i = 0; i < parts.length; i++) for (const po of parts[i]!.linked) importFunctions.push(blockImportName(po, i));
-  const wasm = buildModule({ params: BLOCK_FN_TYPE.params, results: BLOCK_FN_TYPE.results, functions, otherTypes: [TRANSLATE_FN_TYPE], importFunctions }, pages);
+  const wasm = buildModule({ params: BLOCK_FN_TYPE.params, results: BLOCK_FN_TYPE.results, functions, otherTypes: [TRANSLATE_FN_TYPE], importFunctions, tableFunctions: blockCount }, pages);
   return { wasm, bodyBytes };
 }
 
@@ -653,7 +654,8 @@ export function compileModules(u16: Uint16Array, reqs: PageRequest[], maxBlocks:
  */
 export function instantiateBlocks(module: WebAssembly.Module, count: number, memory: WebAssembly.Memory, go: BlockFn, linked: Record<string, BlockFn>): BlockFn[] {
   const inst = new WebAssembly.Instance(module, { env: { ...linked, mem: memory, go } });
+  const table = inst.exports["t"] as WebAssembly.Table; // the blocks in function order (ModuleSpec.tableFunctions)
   const fns: BlockFn[] = [];
-  for (let i = 0; i < count; i++) fns.push(inst.exports[`f${i}`] as BlockFn);
+  for (let i = 0; i < count; i++) fns.push(table.get(i) as BlockFn);
   return fns;
 }

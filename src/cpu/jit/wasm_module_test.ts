@@ -35,3 +35,18 @@ test("buildModule reuses scratch writers: an earlier module's bytes do not chang
   assert.equal(instantiate(first, 1).f1!(0n, 0, 1), 9);
   assert.equal(instantiate(second, 1).f0!(0n, 0, 1), 10);
 });
+
+test("buildModule with tableFunctions: one export, a table of the first functions in order (with or without an imported table)", () => {
+  const fns = [body(1, 0), body(2, 3), body(3, 0)];
+  for (const importTable of [false, true]) {
+    const wasm = buildModule({ ...spec(fns), tableFunctions: 2, importTable }, 1);
+    assert.ok(WebAssembly.validate(wasm));
+    const mem = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    const tbl = new WebAssembly.Table({ element: "anyfunc", initial: 0 });
+    const ex = new WebAssembly.Instance(new WebAssembly.Module(wasm), { env: { mem, go: (): number => 0, tbl } }).exports;
+    assert.deepEqual(Object.keys(ex), ["t"], "no export per function");
+    const t = ex["t"] as WebAssembly.Table;
+    assert.equal(t.length, 2, "the first two functions only");
+    for (let i = 0; i < 2; i++) assert.equal((t.get(i) as (a: bigint, b: number, c: number) => number)(0n, 0, 10), 11 + i);
+  }
+});
