@@ -12,7 +12,7 @@ import { MAX_BLOCK, TAKEN_MAP_BYTES, noteTaken, planBlocks, takenBefore } from "
 
 const RAM_BASE = 0x8000_0000;
 
-// A block from 0 with a side exit to 12 (after its ret), and a call whose return site is 24.
+// A block from 0 with a side exit to 12 (after its ret), and at 12 a call whose return site is 16.
 const sideExit = (): Asm => new Asm(0)
   .beq(5, 6, "out") // 0: leaves the block when taken
   .addi(7, 7, 1) // 4
