@@ -3,7 +3,7 @@ import * as KC from "./constants.js";
 import * as RVC from "./rvc.js";
 import * as AT from "./atomics.js";
 import { HartSlowLoop } from "./exec_slow.js";
-import { TAKEN_MASK } from "./jit/block_scan.js";
+import { noteTaken } from "./jit/block_scan.js";
 
 // Module-local copies of imported bindings: ESM loaders may turn each cross-module read into a
 // getter call, which showed up at several percent in profiles of the interpreter loop.
@@ -449,10 +449,7 @@ export abstract class HartFastLoop extends HartSlowLoop {
       po = npo;
       // @generated-end
       // On the JIT tier, where a branch or jump went in the page: compiles leave out targets never gone to (block_scan.ts planBlocks).
-      if (po !== from + ilen && taken !== null && hb >= 0 && (po >>> 0) <= 4094) {
-        const t = (hb + (po >> 1)) & TAKEN_MASK;
-        taken[t >>> 3] |= 1 << (t & 7);
-      }
+      if (po !== from + ilen && taken !== null && hb >= 0 && (po >>> 0) <= 4094) noteTaken(taken, hb + (po >> 1));
       n++;
     }
     pcBox[0] = page + po;

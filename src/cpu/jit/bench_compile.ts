@@ -1,7 +1,8 @@
 // The compile thread's work without a guest: replays a NODEVISOR_JIT_DUMP record (compile_dump.ts)
 // and prints, per round, the time planning the blocks (planBlocks), emitting the wasm
 // (emitModules) and V8's compile of it (eager, as the compile thread's), with the modules and wasm
-// bytes (every branch target: the record has no taken-transfer map, so it plans more blocks than the run did). The first round includes the warm-up of our code; later rounds are steady state. The
+// bytes (every branch target: the record has no taken-transfer map, so it plans more blocks than
+// the run did). The first round includes the warm-up of our code; later rounds are steady state. The
 // emitted bytes are the same in every round (a change to the emitter that should not change its
 // output can be checked by their count).
 //   NODEVISOR_JIT_DUMP=/tmp/jit.dump npx nodevisor run -- true

@@ -263,7 +263,7 @@ export function planBlocks(u16: Uint16Array, pageOff: number, work: number[], ha
 
 /** Bits of the taken-transfer map (TAKEN_MAP_BYTES): a bit per RAM halfword, modulo its size. */
 export const TAKEN_MAP_BYTES = 1 << 22;
-export const TAKEN_MASK = TAKEN_MAP_BYTES * 8 - 1;
+const TAKEN_MASK = TAKEN_MAP_BYTES * 8 - 1;
 
 /** True when the interpreter took a branch or jump to RAM byte offset `off` (or to another offset of the same bit). */
 export function takenBefore(taken: Uint8Array, off: number): boolean {
