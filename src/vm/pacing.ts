@@ -29,13 +29,22 @@ export interface PacingStats {
 /** How much CPU the bucket may bank while the guest idles: a short burst, never a long one. */
 const BURST_WINDOW_MS = 100;
 
+/**
+ * Uncapped, the process's CPU is read once per this much slice time instead of every slice:
+ * `process.cpuUsage()` (getrusage over every thread) took ~120 µs a call on a busy 2-core host,
+ * up to 10 ms, ~150 ms of the vCPU thread in a boot. A cap still reads it every slice.
+ */
+export const UNCAPPED_WINDOW_MS = 200;
+
 export class VcpuPacer {
   private capPercent: number | null = null;
   // CPU milliseconds the vCPUs may still use; negative means they owe and must wait.
   private tokensMs = 0;
   private lastRefill: number;
   private sliceWall = 0;
-  private sliceCpu = 0;
+  // The accounting window: the slices since the process's CPU was last read (one slice when capped).
+  private windowWall = 0;
+  private windowCpu: number;
   // Process CPU time already charged against the cap.
   private chargedCpu: number;
   private holdStartedAt: number | null = null;
@@ -49,7 +58,7 @@ export class VcpuPacer {
     private readonly clock: PacingClock = hostPacingClock,
   ) {
     this.lastRefill = clock.now();
-    this.chargedCpu = clock.cpuMs();
+    this.chargedCpu = this.windowCpu = clock.cpuMs();
   }
 
   /** Null or 0 removes the cap. Takes effect at the next slice. */
@@ -57,6 +66,7 @@ export class VcpuPacer {
     if (capPercent !== null && (!Number.isFinite(capPercent) || capPercent < 0)) {
       throw new RangeError(`A CPU cap must be a non-negative per cent of a core, not ${capPercent}`);
     }
+    if (this.windowWall > 0) this.closeWindow(); // the slices before it are charged as they ran (uncapped), not against the new cap
     this.refill();
     this.capPercent = capPercent === 0 ? null : capPercent;
     this.tokensMs = Math.min(this.tokensMs, this.burstMs());
@@ -72,26 +82,22 @@ export class VcpuPacer {
    * fresh VM back for seconds.
    */
   startCharging(): void {
-    this.chargedCpu = this.clock.cpuMs();
+    this.chargedCpu = this.windowCpu = this.clock.cpuMs();
+    this.windowWall = 0;
   }
 
   /** Called when a slice of guest execution begins. */
   sliceStarted(): void {
     this.sliceWall = this.clock.now();
-    this.sliceCpu = this.clock.cpuMs();
+    if (this.ratePerMs() !== null) this.windowCpu = this.clock.cpuMs(); // capped: a window is this slice alone, holds and gaps outside it
   }
 
   /** Called when the slice ends; returns how many ms to hold the vCPUs back (0: go on at once). */
   sliceEnded(): number {
-    const cpuNow = this.clock.cpuMs();
-    const wall = Math.max(0, this.clock.now() - this.sliceWall);
-    const cpu = Math.min(wall, Math.max(0, cpuNow - this.sliceCpu));
-    this.totals.stealMs += wall - cpu; // the thread was runnable but the host ran something else
-    // The cap covers all the process's CPU (devices, timers, GC threads too), not only guest code.
-    const charge = Math.max(0, cpuNow - this.chargedCpu);
-    this.chargedCpu = cpuNow;
-    this.totals.cpuMs += charge;
+    this.windowWall += Math.max(0, this.clock.now() - this.sliceWall);
     const rate = this.ratePerMs();
+    if (rate === null && this.windowWall < UNCAPPED_WINDOW_MS) return 0;
+    const charge = this.closeWindow();
     if (rate === null) return 0;
     this.refill();
     this.tokensMs -= charge;
@@ -112,8 +118,35 @@ export class VcpuPacer {
     this.totals.throttledMs += held;
   }
 
+  /**
+   * Reads the process's CPU, accounts the window's slices (steal, and the CPU used since the last
+   * charge, which it returns) and starts the next window from that reading (uncapped, the CPU
+   * between two slices then counts as the next one's, where it lowers steal a little; a cap is
+   * charged for it either way).
+   */
+  private closeWindow(): number {
+    const { stealMs, charge, cpuNow } = this.windowFigures();
+    this.totals.stealMs += stealMs;
+    this.chargedCpu = this.windowCpu = cpuNow;
+    this.windowWall = 0;
+    this.totals.cpuMs += charge;
+    return charge;
+  }
+
+  /** The open window's steal (the thread was runnable but the host ran something else) and the CPU not yet charged. */
+  private windowFigures(): { stealMs: number; charge: number; cpuNow: number } {
+    const cpuNow = this.clock.cpuMs();
+    const wall = this.windowWall;
+    const stealMs = wall - Math.min(wall, Math.max(0, cpuNow - this.windowCpu));
+    // The cap covers all the process's CPU (devices, timers, GC threads too), not only guest code.
+    return { stealMs, charge: Math.max(0, cpuNow - this.chargedCpu), cpuNow };
+  }
+
   stats(): PacingStats {
     const s = { ...this.totals };
+    const w = this.windowFigures();
+    s.stealMs += w.stealMs;
+    s.cpuMs += w.charge;
     if (this.holdStartedAt !== null) {
       const held = Math.max(0, this.clock.now() - this.holdStartedAt);
       s.stealMs += held;

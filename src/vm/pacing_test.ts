@@ -1,14 +1,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { VcpuPacer, type PacingClock } from "./pacing.js";
+import { UNCAPPED_WINDOW_MS, VcpuPacer, type PacingClock } from "./pacing.js";
 
 class FakeClock implements PacingClock {
   wall = 1000;
   cpu = 0;
+  cpuReads = 0;
   now(): number {
     return this.wall;
   }
   cpuMs(): number {
+    this.cpuReads++;
     return this.cpu;
   }
   /** The thread runs for `wallMs`, getting `cpuMs` of it on a host core. */
@@ -125,4 +127,20 @@ test("CPU used between slices (devices, timers) is charged against the cap too",
   }
   const used = pacer.stats().cpuMs / (clock.wall - start);
   assert.ok(Math.abs(used - 0.5) < 0.01, `used ${used}`);
+});
+
+test("uncapped, the process's CPU is read once a window of slices, and the figures are exact at any moment", () => {
+  const clock = new FakeClock();
+  const pacer = new VcpuPacer(1, 1, clock);
+  const reads = clock.cpuReads;
+  runBusy(pacer, clock, 1050, 0.6); // 105 slices: 5 whole windows and one open
+  assert.ok(clock.cpuReads - reads <= 1050 / UNCAPPED_WINDOW_MS + 1, `${clock.cpuReads - reads} reads of the CPU clock`);
+  const s = pacer.stats();
+  assert.ok(Math.abs(s.cpuMs - 630) < 1e-6, `cpu ${s.cpuMs}`);
+  assert.ok(Math.abs(s.stealMs - 420) < 1e-6, `steal ${s.stealMs}`);
+  pacer.setCap(50); // closes the open window: its CPU is not charged against the new cap
+  pacer.sliceStarted();
+  clock.run(10, 5);
+  assert.equal(pacer.sliceEnded(), 0);
+  assert.ok(Math.abs(pacer.stats().cpuMs - 635) < 1e-6);
 });

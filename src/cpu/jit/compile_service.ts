@@ -135,7 +135,8 @@ export class CompileService {
   /** The replies that arrived since the last call. */
   take(): CompileReply[] {
     const out: CompileReply[] = [];
-    for (;;) {
+    const posted = Atomics.load(this.control, C_POSTED);
+    while (this.taken !== posted) { // the counter says how many: no last call to find the port empty
       const m = receiveMessageOnPort(this.replies);
       if (m === undefined) return out;
       this.taken++;
@@ -143,6 +144,7 @@ export class CompileService {
       for (const part of reply.parts) Atomics.store(this.slotState, part.slot, SLOT_FREE);
       out.push(reply);
     }
+    return out;
   }
 
   close(): void {
