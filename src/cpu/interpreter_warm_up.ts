@@ -20,6 +20,8 @@ const SIZE = 1 << 20;
 // the fetch of an instruction split between two pages is a path of its own in execFast and execSlow.
 const HANDLER = BASE, ROOT_TABLE = BASE + 0x2000, CODE = BASE + 0x5000 - 2 - 4 * 40;
 const DATA = BASE + 0x10000, SCRATCH_DATA = BASE + 0x20000, STACK = BASE + 0x30000;
+/** A device on the warm-up hart's own bus (as the VM's harts serve the CLINT and PLIC): below RAM, above the M pass's MMIO address. */
+const DEVICE = 0x200;
 /** CSRs the program reads (the supervisor's, the counters, and machine ones that trap in S-mode). */
 const READ_CSRS = [0x100, 0x104, 0x105, 0x106, 0x140, 0x141, 0x142, 0x143, 0x144, 0x180, 0x10a, 0xc00, 0xc01, 0xc02, 0x300, 0x304, 0x305, 0x344, 0xf14];
 
@@ -80,6 +82,25 @@ function program(): Uint32Array {
   w(encU(0x37, 30, 0x40000)); w(encI(0x73, 0, 2, 30, 0x100)); w(encI(0x73, 0, 3, 30, 0x100)); // csrs/csrc sstatus, SUM
   w(encI(0x73, 0, 5, 0, 0x002)); w(encI(0x73, 0, 5, 0, 0x001)); // csrwi frm, 0; csrwi fflags, 0
   w(encU(0x37, 30, 0x6000)); w(encI(0x73, 0, 3, 30, 0x100)); w(encI(0x73, 23, 2, 0, 0x003)); w(encI(0x73, 0, 2, 30, 0x100)); // FS off, csrr fcsr, FS on
+  // More paths a boot takes after the warm-up used to end (each deoptimized a function once a boot,
+  // `node --trace-deopt`): the Sstc timer (STCE on in menvcfg from M-mode, stimecmp written far ahead
+  // and read: csrWrite's 64-bit value, the stimer update, run()'s timer check); fcsr from a register;
+  // an S-mode load from a user page under SUM; device loads of a halfword and stores of every size
+  // (a sign to extend, a value past 2^31) and a device the vCPU serves itself (DEVICE); LR/SC on a
+  // word past the small-integer range; WFI with an interrupt pending (a no-op, M-mode only: the S pass skips it).
+  w(encI(0x13, 30, 0, 0, 1)); w(encI(0x13, 30, 1, 30, 63)); w(encI(0x73, 0, 2, 30, 0x30a)); // csrs menvcfg, STCE
+  w(encI(0x73, 0, 1, 25, 0x14d)); w(encI(0x73, 12, 2, 0, 0x14d)); // csrw stimecmp, 2^63-1; csrr stimecmp
+  w(encI(0x73, 0, 1, 0, 0x003)); // csrw fcsr, x0
+  w(encU(0x37, 30, 0x40000)); w(encI(0x73, 0, 2, 30, 0x100)); // csrs sstatus, SUM
+  w(encU(0x37, 29, DATA - BASE)); w(encI(0x03, 23, 3, 29, 0)); w(encI(0x73, 0, 3, 30, 0x100)); // ld from RAM's user mapping; csrc sstatus, SUM
+  for (const f3 of [1, 5, 0]) w(encI(0x03, 23, f3, 0, 0x102)); // lh, lhu, lb from 0x102: a device
+  for (const f3 of [0, 1, 2, 3]) w(encS(0x23, f3, 0, 20, 0x100)); // sb..sd of -1 to it
+  for (const f3 of [2, 3]) { w(encI(0x03, 23, f3, 0, DEVICE)); w(encS(0x23, f3, 0, 21, DEVICE)); } // lw/ld, sw/sd at the vCPU's own device
+  w(encS(0x23, 2, 11, 21, 40)); w(encI(0x13, 29, 0, 11, 40)); // -2^31 at SCRATCH_DATA + 40
+  w(encR(0x2f, 15, 2, 29, 0, 2 << 2)); w(encR(0x2f, 15, 2, 29, 21, 3 << 2)); // lr.w, sc.w
+  w(encB(0x63, 1, 31, 0, 28)); // bne x31, x0: the S pass skips the WFI (mie/mip are M-mode CSRs there; nothing pending: it would wait)
+  w(encI(0x13, 30, 0, 0, 2)); w(encI(0x73, 0, 2, 30, 0x304)); w(encI(0x73, 0, 2, 30, 0x344)); // csrs mie, mip: SSIP
+  w(0x10500073); w(encI(0x73, 0, 3, 30, 0x344)); w(encI(0x73, 0, 3, 30, 0x304)); // wfi; csrc mip, mie
   w(0x00000073); // ecall: a trap, and the handler's mret
   w(encI(0x0f, 0, 1, 0, 0)); // fence.i
   // Compressed, stack-relative and register forms only (a trap would skip 4 bytes): add, addi, li, mv, addw, andi, ld/sd sp.
@@ -105,9 +126,10 @@ for (const slowOnly of [false, true]) {
 /**
  * Runs the program for ~`steps` instructions in each pass (PASSES) on a hart like the VM's (state
  * block in shared memory, the JIT attached when `jit`, with a threshold nothing reaches), and
- * throws it away. Returns the instructions run, the hart's traps by cause and the exits it took (for tests).
+ * throws it away. Returns the instructions run, the hart's traps by cause, the exits it took and
+ * its accesses to the device on its own bus (for tests).
  */
-export function warmUpInterpreter(time: TimeSource, jit: boolean, steps = 1500): { instructions: number; traps: Map<string, number>; exits: number } {
+export function warmUpInterpreter(time: TimeSource, jit: boolean, steps = 1500): { instructions: number; traps: Map<string, number>; exits: number; deviceAccesses: number } {
   const ram = new GuestRam(BASE, SIZE);
   const view = new DataView(ram.buffer);
   HANDLER_CODE.forEach((insn, i) => view.setInt32(HANDLER - BASE + 4 * i, insn, true));
@@ -116,7 +138,10 @@ export function warmUpInterpreter(time: TimeSource, jit: boolean, steps = 1500):
   const leaf = (BigInt(BASE >>> 12) << 10n) | 0xcfn; // RWX, accessed, dirty
   view.setBigUint64(ROOT_TABLE - BASE + 8 * 0, leaf | 0x10n, true); // U
   view.setBigUint64(ROOT_TABLE - BASE + 8 * 510, leaf, true);
-  const hart = new Hart({ hartId: 0, ram, vcpuDevices: new Bus(), time, stateBlock: true });
+  const vcpuDevices = new Bus();
+  let deviceAccesses = 0;
+  vcpuDevices.map(DEVICE, 0x100, { name: "warm-up", read: () => (deviceAccesses++, 0x8000_0000), write: () => { deviceAccesses++; } });
+  const hart = new Hart({ hartId: 0, ram, vcpuDevices, time, stateBlock: true });
   if (jit) {
     hart.useJit(new BlockCache(ram, { threshold: 2 ** 30 }));
     // The program's second page opens as if it had code (with no block in it): the interpreter
@@ -144,11 +169,11 @@ export function warmUpInterpreter(time: TimeSource, jit: boolean, steps = 1500):
       ran += k;
       left -= Math.max(k, 1);
       const reason = hart.exit.reason;
-      if (reason === EXIT_MMIO) hart.completeMmio(0x5a5a_5a5a, -1);
+      if (reason === EXIT_MMIO) hart.completeMmio(exits % 2 === 0 ? 0x5a5a_5a5a : 0xa5a5_a5a5, -1); // a value past the small-integer range too
       else if (reason === EXIT_SBI) hart.completeSbi();
       else break;
       exits++;
     }
   }
-  return { instructions: ran, traps: hart.stats.trapsByCause, exits };
+  return { instructions: ran, traps: hart.stats.trapsByCause, exits, deviceAccesses };
 }
