@@ -144,9 +144,11 @@ export class VcpuPacer {
 
   stats(): PacingStats {
     const s = { ...this.totals };
-    const w = this.windowFigures();
-    s.stealMs += w.stealMs;
-    s.cpuMs += w.charge;
+    if (this.windowWall > 0) { // slices ran since the last reading (not before the guest's first: startCharging)
+      const w = this.windowFigures();
+      s.stealMs += w.stealMs;
+      s.cpuMs += w.charge;
+    }
     if (this.holdStartedAt !== null) {
       const held = Math.max(0, this.clock.now() - this.holdStartedAt);
       s.stealMs += held;
