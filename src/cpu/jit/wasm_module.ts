@@ -170,8 +170,9 @@ export interface ModuleSpec extends FuncType {
   importFunctions?: string[];
   /**
    * Instead of exporting each function, put the first `tableFunctions` of its own in a table of
-   * their own and export that as `t` (compile_block.ts instantiateBlocks): an instance then creates no export per function,
-   * which was most of an instantiation's cost (40 functions: ~70 µs against ~7 µs with one export).
+   * their own and export that as `t` (compile_block.ts instantiateBlocks): an instance then creates
+   * no export per function, which was most of an instantiation's cost (40 functions: ~70 µs
+   * against ~7 µs with one export).
    */
   tableFunctions?: number;
 }
