@@ -191,9 +191,13 @@ export abstract class HartMemory extends HartTraps {
       return true;
     }
     // Misaligned: check every byte translates before writing any, so a fault leaves memory unchanged.
+    // The write TLB first: a walk per byte made a kernel memcpy to an unaligned buffer 8 walks a store.
     for (let i = 0; i < size; i++) {
       const s = (lo >>> 0) + i;
-      if (this.translate(s | 0, s >= TWO32 ? (hi + 1) | 0 : hi, ACCESS_WRITE) < 0) return false;
+      const bl = s | 0, bh = s >= TWO32 ? (hi + 1) | 0 : hi;
+      const idx = (bl >>> 12) & TLB_MASK;
+      if (this.wTagLo[idx] === (bl & -4096) && this.wTagHi[idx] === bh) continue;
+      if (this.translate(bl, bh, ACCESS_WRITE) < 0) return false;
     }
     for (let i = 0; i < size; i++) {
       const s = (lo >>> 0) + i;

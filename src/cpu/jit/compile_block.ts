@@ -32,36 +32,44 @@ const TWO63 = 1n << 63n;
 /**
  * Computes the TLB pointer for the address in L_ADDR and leaves in local `off` (L_OFF) the RAM
  * offset and in `lo` (L_LO) the address's low word, side exiting (pc at the instruction at page
- * offset `at`, k retired, status 1) on a miss or a misaligned access.
+ * offset `at`, k retired, status 1) on a miss, on an access across the page's end, and for an
+ * atomic (`atomic`: a wasm atomic traps unless aligned, the interpreter raises) a misaligned one.
+ * The tag is compared with the page of the access's last byte: the entry at the first byte's index
+ * can only hold that page if both bytes are in it, so one test covers the page end, and a plain
+ * access misaligned inside its page runs here (wasm loads and stores need no alignment) as the
+ * interpreter's byte-wise slow path would (a kernel memcpy to an unaligned buffer: ~58,000
+ * hand-backs a boot).
  */
-function emitTranslate(e: Emitter, write: boolean, size: number, at: number, k: number, lo = L_LO, off = L_OFF): void {
-  // Tags compared by xor and the alignment bits or'ed in: one test and one branch.
+function emitTranslate(e: Emitter, write: boolean, size: number, at: number, k: number, lo = L_LO, off = L_OFF, atomic = false): void {
+  // Tags compared by xor and or'ed: one test and one branch.
   e.get(L_ADDR).op(OP.i32WrapI64).tee(lo)
     .i32(12).op(OP.i32ShrU).i32(2047).op(OP.i32And).i32(2).op(OP.i32Shl).ds().op(OP.i32Add).tee(L_P)
-    .mem(OP.i32Load, 2, write ? W_TAG_LO : R_TAG_LO).get(lo).i32(-4096).op(OP.i32And).op(OP.i32Xor)
+    .mem(OP.i32Load, 2, write ? W_TAG_LO : R_TAG_LO).get(lo);
+  if (size > 1) e.i32(size - 1).op(OP.i32Add);
+  e.i32(-4096).op(OP.i32And).op(OP.i32Xor)
     .get(L_P).mem(OP.i32Load, 2, write ? W_TAG_HI : R_TAG_HI).get(L_ADDR).i64(32).op(OP.i64ShrU).op(OP.i32WrapI64).op(OP.i32Xor)
     .op(OP.i32Or);
-  if (size > 1) e.get(lo).i32(size - 1).op(OP.i32And).op(OP.i32Or);
+  if (atomic) e.get(lo).i32(size - 1).op(OP.i32And).op(OP.i32Or);
   e.if_().handBack(at, k).end_();
   e.get(L_P).mem(OP.i32Load, 2, write ? W_OFF : R_OFF).get(lo).i32(0xfff).op(OP.i32And).op(OP.i32Add).set(off);
 }
 
-/** The type of a module's translate functions: (address, state block, size - 1) -> RAM offset, or -1 on a miss or a misaligned access. */
+/** The type of a module's translate functions: (address, state block, size - 1) -> RAM offset, or -1 on a miss or an access across the page's end. */
 const TRANSLATE_FN_TYPE: FuncType = { params: [I64, I32, I32], results: [I32] };
 
 /** The module's translate functions (the same in every module: emitted once). */
 let translateFns: [FunctionBody, FunctionBody] | null = null;
 
-/** The body of a module's translate function for loads or stores (`write`), as emitTranslate's lookup. */
+/** The body of a module's translate function for loads or stores (`write`), as emitTranslate's lookup of a plain access. */
 function emitTranslateFn(write: boolean): FunctionBody {
   const e = new Emitter();
-  const ADDR = 0, ST = 1, MASK = 2, LO = 3, P = 4;
+  const ADDR = 0, ST = 1, LAST = 2, LO = 3, P = 4;
   e.get(ADDR).op(OP.i32WrapI64).tee(LO)
     .i32(12).op(OP.i32ShrU).i32(2047).op(OP.i32And).i32(2).op(OP.i32Shl)
     .get(ST).mem(OP.i32Load, 2, HL.HART_WORDS + 4 * HL.W_JIT_DS).op(OP.i32Add).tee(P)
-    .mem(OP.i32Load, 2, write ? W_TAG_LO : R_TAG_LO).get(LO).i32(-4096).op(OP.i32And).op(OP.i32Xor)
+    .mem(OP.i32Load, 2, write ? W_TAG_LO : R_TAG_LO).get(LO).get(LAST).op(OP.i32Add).i32(-4096).op(OP.i32And).op(OP.i32Xor)
     .get(P).mem(OP.i32Load, 2, write ? W_TAG_HI : R_TAG_HI).get(ADDR).i64(32).op(OP.i64ShrU).op(OP.i32WrapI64).op(OP.i32Xor)
-    .op(OP.i32Or).get(LO).get(MASK).op(OP.i32And).op(OP.i32Or);
+    .op(OP.i32Or);
   e.op(OP.if, VOID).i32(-1).op(OP.return).op(OP.end);
   e.get(P).mem(OP.i32Load, 2, write ? W_OFF : R_OFF).get(LO).i32(0xfff).op(OP.i32And).op(OP.i32Add);
   return { locals: [I32, I32], body: e.w, type: 1 };
@@ -72,7 +80,7 @@ function emitTranslateFn(write: boolean): FunctionBody {
  * bytes at page offset `at`, after `k` retired. An earlier access of the block from the same
  * base register, unchanged since, in the same direction, looked its page up already (the
  * anchor): this one's address differs from that one's by a constant, so when it falls in the same
- * page, aligned, its RAM offset is the anchor's plus that constant, with no TLB lookup (stack
+ * page, its RAM offset is the anchor's plus that constant, with no TLB lookup (stack
  * frames, struct fields); otherwise the module's translate function looks it up (a frame across
  * a page end would hand back on every call). Same direction
  * only, so the reuse relies on no TLB entry the interpreter would not have used itself.
@@ -81,14 +89,10 @@ function emitAccess(e: Emitter, base: number, imm: number, write: boolean, size:
   const a = e.cond === 0 ? e.anchorFor(base, write) : -1;
   if (a >= 0) {
     const d = imm - e.anchorImm[a]!, lo = L_ANCHOR + 2 * a;
-    if (d === 0 && size <= e.anchorSize[a]!) return lo + 1; // the anchor's own bytes, or a part of them as aligned
-    // The anchor's lookup checked its address aligned to its size: so is this one at a multiple of its own size from it.
-    const aligned = size === 1 || (size <= e.anchorSize[a]! && d % size === 0);
+    if (d === 0 && size <= e.anchorSize[a]!) return lo + 1; // the anchor's own bytes, or a part of them
     e.get(lo).i32(0xfff).op(OP.i32And).i32(d).op(OP.i32Add); // this address's offset in the anchor's page
-    if (!aligned) e.tee(L_LO);
     e.i32(4096 - size).op(OP.i32GtU);
-    if (!aligned) e.get(L_LO).i32(size - 1).op(OP.i32And).op(OP.i32Or);
-    e.if_(); // another page: a full lookup
+    e.if_(); // not all of it in the anchor's page: a full lookup
     e.cond++;
     e.reg(base);
     if (imm !== 0) e.i64(imm).op(OP.i64Add); // Liftoff does not fold an add of zero
@@ -149,7 +153,7 @@ const RES_ADDR = HL.HART_DOUBLES + 8 * HL.D_RES_ADDR;
 function emitLrSc(e: Emitter, lr: boolean, wide: boolean, rd: number, rs1: number, rs2: number, at: number, k: number): void {
   const size = wide ? 8 : 4, align = wide ? 3 : 2;
   e.reg(rs1).set(L_ADDR);
-  emitTranslate(e, !lr, size, at, k);
+  emitTranslate(e, !lr, size, at, k, L_LO, L_OFF, true);
   if (lr) {
     e.get(L_OFF).op(0xfe).u(wide ? 0x11 : 0x10).u(align).u(0); // i64/i32.atomic.load
     if (!wide) e.op(OP.i64ExtendI32S);
@@ -469,7 +473,7 @@ function emitBlock(e: Emitter, shape: BlockShape, mark = -1): void {
           break;
         }
         e.reg(rs1).set(L_ADDR);
-        emitTranslate(e, true, wide ? 8 : 4, at, k);
+        emitTranslate(e, true, wide ? 8 : 4, at, k, L_LO, L_OFF, true);
         e.setRegStart(rd).get(L_OFF).reg(rs2);
         if (!wide) e.op(OP.i32WrapI64);
         e.op(0xfe).u(AMO_RMW[insn >>> 27]! + (wide ? 1 : 0)).u(wide ? 3 : 2).u(0);
