@@ -51,10 +51,15 @@ export const SUM_MAX = 64;
 export const PTE_U = 16;
 
 /** One privilege level's software TLBs (read / write / fetch): tag lo/hi words of the virtual page -> RAM byte offset. */
-interface TlbSet {
+export interface TlbWay {
   rTagLo: Int32Array; rTagHi: Int32Array; rOff: Uint32Array;
   wTagLo: Int32Array; wTagHi: Int32Array; wOff: Uint32Array;
   xTagLo: Int32Array; xTagHi: Int32Array; xOff: Uint32Array;
+}
+
+/** Way 0 (the fast paths'), and way 1 with the entries fills displaced from it (hart_layout.ts). */
+export interface TlbSet extends TlbWay {
+  way1: TlbWay;
 }
 
 /** The FPU's view of fcsr: frm and fflags are words of the state block. */
@@ -66,19 +71,24 @@ class BlockFpContext implements FpContext {
   set fflags(v: number) { this.w[HL.W_FFLAGS] = v; }
 }
 
-/** A TLB set in `buffer` at `at` (laid out as hart_layout.ts says), or in a private buffer. */
-function makeTlbSet(buffer: ArrayBufferLike = new ArrayBuffer(HL.TLB_SET_BYTES), at = 0): TlbSet {
+/** A TLB way in `buffer` at `at` (laid out as hart_layout.ts says), all invalid. */
+function makeTlbWay(buffer: ArrayBufferLike, at: number): TlbWay {
   const i32 = (k: number): Int32Array => new Int32Array(buffer, at + k * HL.TLB_ARRAY_BYTES, TLB_SIZE);
   const u32 = (k: number): Uint32Array => new Uint32Array(buffer, at + k * HL.TLB_ARRAY_BYTES, TLB_SIZE);
-  const set: TlbSet = {
+  const way: TlbWay = {
     rTagLo: i32(HL.TLB_R_TAG_LO), rTagHi: i32(HL.TLB_R_TAG_HI), rOff: u32(HL.TLB_R_OFF),
     wTagLo: i32(HL.TLB_W_TAG_LO), wTagHi: i32(HL.TLB_W_TAG_HI), wOff: u32(HL.TLB_W_OFF),
     xTagLo: i32(HL.TLB_X_TAG_LO), xTagHi: i32(HL.TLB_X_TAG_HI), xOff: u32(HL.TLB_X_OFF),
   };
-  set.rTagLo.fill(TLB_INVALID);
-  set.wTagLo.fill(TLB_INVALID);
-  set.xTagLo.fill(TLB_INVALID);
-  return set;
+  way.rTagLo.fill(TLB_INVALID);
+  way.wTagLo.fill(TLB_INVALID);
+  way.xTagLo.fill(TLB_INVALID);
+  return way;
+}
+
+/** A TLB set in `buffer` at `at`, or in a private buffer. */
+function makeTlbSet(buffer: ArrayBufferLike = new ArrayBuffer(HL.TLB_SET_BYTES), at = 0): TlbSet {
+  return { ...makeTlbWay(buffer, at), way1: makeTlbWay(buffer, at + HL.TLB_WAY_BYTES) };
 }
 
 export abstract class HartBase {
@@ -209,6 +219,9 @@ export abstract class HartBase {
   protected xTagLo!: Int32Array;
   protected xTagHi!: Int32Array;
   protected xOff!: Uint32Array;
+  /** Way 1 of the data set and of the fetch set (hart_layout.ts): entries fills displaced from the arrays above. */
+  protected dWay1!: TlbWay;
+  protected xWay1!: TlbWay;
   /** Superpage regions with cached entries (masked lo/hi and masks), for sfence.vma by address; > BIG_MAX = overflowed. */
   protected readonly bigLo = new Int32Array(BIG_MAX);
   protected readonly bigHi = new Int32Array(BIG_MAX);
@@ -319,9 +332,11 @@ export abstract class HartBase {
   flushTlb(): void {
     this.bumpJumpCache();
     for (const t of this.tlbs) {
-      t.rTagLo.fill(TLB_INVALID);
-      t.wTagLo.fill(TLB_INVALID);
-      t.xTagLo.fill(TLB_INVALID);
+      for (const w of [t, t.way1]) {
+        w.rTagLo.fill(TLB_INVALID);
+        w.wTagLo.fill(TLB_INVALID);
+        w.xTagLo.fill(TLB_INVALID);
+      }
     }
     this.bigCount = 0;
     this.sumCount = 0;
@@ -331,9 +346,11 @@ export abstract class HartBase {
   /** Compiled code now depends on RAM page `ramPage`: no write-TLB entry may map it (stores must reach translate()). */
   dropWriteMappings(ramPage: number): void {
     for (const t of this.tlbs) {
-      const tag = t.wTagLo, off = t.wOff;
-      for (let i = 0; i < TLB_SIZE; i++) {
-        if (tag[i] !== TLB_INVALID && off[i]! >>> 12 === ramPage) tag[i] = TLB_INVALID;
+      for (const w of [t, t.way1]) {
+        const tag = w.wTagLo, off = w.wOff;
+        for (let i = 0; i < TLB_SIZE; i++) {
+          if (tag[i] !== TLB_INVALID && off[i]! >>> 12 === ramPage) tag[i] = TLB_INVALID;
+        }
       }
     }
   }
@@ -357,11 +374,13 @@ export abstract class HartBase {
     const tag = lo & -4096;
     let code = false;
     for (const t of this.tlbs) {
-      if (t.rTagLo[idx] === tag && t.rTagHi[idx] === hi) t.rTagLo[idx] = TLB_INVALID;
-      if (t.wTagLo[idx] === tag && t.wTagHi[idx] === hi) t.wTagLo[idx] = TLB_INVALID;
-      if (t.xTagLo[idx] === tag && t.xTagHi[idx] === hi) {
-        t.xTagLo[idx] = TLB_INVALID;
-        code = true;
+      for (const w of [t, t.way1]) {
+        if (w.rTagLo[idx] === tag && w.rTagHi[idx] === hi) w.rTagLo[idx] = TLB_INVALID;
+        if (w.wTagLo[idx] === tag && w.wTagHi[idx] === hi) w.wTagLo[idx] = TLB_INVALID;
+        if (w.xTagLo[idx] === tag && w.xTagHi[idx] === hi) {
+          w.xTagLo[idx] = TLB_INVALID;
+          code = true;
+        }
       }
     }
     if (code) {
@@ -392,14 +411,16 @@ export abstract class HartBase {
   protected dropSumFills(): void {
     const t = this.tlbs[PRV_S]!;
     const n = this.sumCount;
-    if (n > SUM_MAX) {
-      t.rTagLo.fill(TLB_INVALID);
-      t.wTagLo.fill(TLB_INVALID);
-    } else {
-      for (let i = 0; i < n; i++) {
-        const e = this.sumFills[i]!;
-        if (e >>> 8 === ACCESS_READ) t.rTagLo[e & TLB_MASK] = TLB_INVALID;
-        else t.wTagLo[e & TLB_MASK] = TLB_INVALID;
+    for (const w of [t, t.way1]) { // a fill may have moved such an entry to way 1 at its index
+      if (n > SUM_MAX) {
+        w.rTagLo.fill(TLB_INVALID);
+        w.wTagLo.fill(TLB_INVALID);
+      } else {
+        for (let i = 0; i < n; i++) {
+          const e = this.sumFills[i]!;
+          if (e >>> 8 === ACCESS_READ) w.rTagLo[e & TLB_MASK] = TLB_INVALID;
+          else w.wTagLo[e & TLB_MASK] = TLB_INVALID;
+        }
       }
     }
     this.sumCount = 0;
@@ -412,6 +433,7 @@ export abstract class HartBase {
     this.rTagLo = d.rTagLo; this.rTagHi = d.rTagHi; this.rOff = d.rOff;
     this.wTagLo = d.wTagLo; this.wTagHi = d.wTagHi; this.wOff = d.wOff;
     this.xTagLo = f.xTagLo; this.xTagHi = f.xTagHi; this.xOff = f.xOff;
+    this.dWay1 = d.way1; this.xWay1 = f.way1;
     this.codeVBase = NaN;
   }
 

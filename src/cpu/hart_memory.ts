@@ -5,7 +5,7 @@ import * as KC from "./constants.js";
 import * as MMU from "./mmu.js";
 import * as AT from "./atomics.js";
 import { HartTraps } from "./hart_traps.js";
-import { TWO32, TLB_INVALID, TLB_MASK, PTE_U, SUM_MAX } from "./hart_base.js";
+import { TWO32, TLB_INVALID, TLB_MASK, PTE_U, SUM_MAX, type TlbWay } from "./hart_base.js";
 
 // Module-local copies of imported bindings: ESM loaders may turn each cross-module read into a
 // getter call, which showed up at several percent in profiles of the interpreter loop.
@@ -23,6 +23,8 @@ export abstract class HartMemory extends HartTraps {
    * Returns the physical address, or -1 after raising the fault.
    */
   protected translate(lo: number, hi: number, access: number): number {
+    const hit = this.fromWay1(lo, hi, access);
+    if (hit >= 0) return this.ram.base + hit + (lo & 0xfff);
     const priv = access === ACCESS_FETCH ? this.priv : this.dataPriv;
     let pa: number;
     let walked = false;
@@ -59,20 +61,52 @@ export abstract class HartMemory extends HartTraps {
           else this.sumCount = SUM_MAX + 1;
         }
       }
-      if (access === ACCESS_READ) { this.rTagLo[idx] = tag; this.rTagHi[idx] = hi; this.rOff[idx] = off; }
-      else if (access === ACCESS_WRITE) {
+      // The entry this one displaces goes to way 1 at the same index (hart_layout.ts).
+      if (access === ACCESS_READ) {
+        const w = this.dWay1;
+        if (this.rTagLo[idx] !== TLB_INVALID) { w.rTagLo[idx] = this.rTagLo[idx]!; w.rTagHi[idx] = this.rTagHi[idx]!; w.rOff[idx] = this.rOff[idx]!; }
+        this.rTagLo[idx] = tag; this.rTagHi[idx] = hi; this.rOff[idx] = off;
+      } else if (access === ACCESS_WRITE) {
         if (this.ram.codePages[off >>> 12] !== 0) this.codeWritten(off >>> 12);
         // Dirty log (seams/guest_ram.ts): a write-TLB entry exists only for a page marked written.
         const page = off / 4096;
         Atomics.or(ram.dirty, page >>> 5, 1 << (page & 31));
+        const w = this.dWay1;
+        if (this.wTagLo[idx] !== TLB_INVALID) { w.wTagLo[idx] = this.wTagLo[idx]!; w.wTagHi[idx] = this.wTagHi[idx]!; w.wOff[idx] = this.wOff[idx]!; }
         this.wTagLo[idx] = tag; this.wTagHi[idx] = hi; this.wOff[idx] = off;
-      }
-      else {
-        if (this.xTagLo[idx] !== TLB_INVALID) this.bumpJumpCache(); // the entry this one replaces may be cached there
+      } else {
+        const w = this.xWay1;
+        if (this.xTagLo[idx] !== TLB_INVALID) {
+          this.bumpJumpCache(); // the entry this one replaces may be cached there
+          w.xTagLo[idx] = this.xTagLo[idx]!; w.xTagHi[idx] = this.xTagHi[idx]!; w.xOff[idx] = this.xOff[idx]!;
+        }
         this.xTagLo[idx] = tag; this.xTagHi[idx] = hi; this.xOff[idx] = off;
       }
     }
     return pa;
+  }
+
+  /**
+   * The RAM offset of (lo, hi)'s page from way 1 of the TLB for `access`, swapped into way 0 (its
+   * entry into way 1), or -1 when way 1 does not hold it. Both ways are dropped by the same events,
+   * so an entry there is as valid as in way 0.
+   */
+  private fromWay1(lo: number, hi: number, access: number): number {
+    const idx = (lo >>> 12) & TLB_MASK;
+    const tag = lo & -4096;
+    let tagLo: Int32Array, tagHi: Int32Array, offs: Uint32Array, w: TlbWay;
+    if (access === ACCESS_READ) { tagLo = this.rTagLo; tagHi = this.rTagHi; offs = this.rOff; w = this.dWay1; }
+    else if (access === ACCESS_WRITE) { tagLo = this.wTagLo; tagHi = this.wTagHi; offs = this.wOff; w = this.dWay1; }
+    else { tagLo = this.xTagLo; tagHi = this.xTagHi; offs = this.xOff; w = this.xWay1; }
+    const tagLo1 = access === ACCESS_READ ? w.rTagLo : access === ACCESS_WRITE ? w.wTagLo : w.xTagLo;
+    const tagHi1 = access === ACCESS_READ ? w.rTagHi : access === ACCESS_WRITE ? w.wTagHi : w.xTagHi;
+    const offs1 = access === ACCESS_READ ? w.rOff : access === ACCESS_WRITE ? w.wOff : w.xOff;
+    if (tagLo1[idx] !== tag || tagHi1[idx] !== hi) return -1;
+    const off = offs1[idx]!;
+    tagLo1[idx] = tagLo[idx]!; tagHi1[idx] = tagHi[idx]!; offs1[idx] = offs[idx]!;
+    tagLo[idx] = tag; tagHi[idx] = hi; offs[idx] = off;
+    if (access === ACCESS_FETCH) this.bumpJumpCache(); // as any change of a fetch entry
+    return off;
   }
 
   /** A store will map RAM page `page`, which holds compiled code; the JIT tier drops that code (exec_jit.ts). */

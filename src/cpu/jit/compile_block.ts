@@ -49,9 +49,24 @@ function emitTranslate(e: Emitter, write: boolean, size: number, at: number, k: 
   e.i32(-4096).op(OP.i32And).op(OP.i32Xor)
     .get(L_P).mem(OP.i32Load, 2, write ? W_TAG_HI : R_TAG_HI).get(L_ADDR).i64(32).op(OP.i64ShrU).op(OP.i32WrapI64).op(OP.i32Xor)
     .op(OP.i32Or);
-  if (atomic) e.get(lo).i32(size - 1).op(OP.i32And).op(OP.i32Or);
-  e.if_().handBack(at, k).end_();
+  if (atomic) {
+    e.get(lo).i32(size - 1).op(OP.i32And).op(OP.i32Or);
+    e.if_().handBack(at, k).end_();
+    e.get(L_P).mem(OP.i32Load, 2, write ? W_OFF : R_OFF).get(lo).i32(0xfff).op(OP.i32And).op(OP.i32Add).set(off);
+    return;
+  }
+  // A hit first (Liftoff takes a join's register state from the first arm: the call's would spill
+  // every cached register on the hit path); a miss in way 0 asks the translate function, which
+  // looks in way 1 too (hart_layout.ts), before handing back.
+  e.op(OP.i32Eqz).if_();
+  e.cond++;
   e.get(L_P).mem(OP.i32Load, 2, write ? W_OFF : R_OFF).get(lo).i32(0xfff).op(OP.i32And).op(OP.i32Add).set(off);
+  e.op(OP.else);
+  e.get(L_ADDR).get(P_ST).i32(size - 1).op(OP.call).u(e.translateIndex + (write ? 1 : 0));
+  e.tee(off).i32(-1).op(OP.i32Eq).if_().handBack(at, k).end_();
+  e.usedTranslate = true;
+  e.cond--;
+  e.end_();
 }
 
 /** The type of a module's translate functions: (address, state block, size - 1) -> RAM offset, or -1 on a miss or an access across the page's end. */
@@ -60,19 +75,37 @@ const TRANSLATE_FN_TYPE: FuncType = { params: [I64, I32, I32], results: [I32] };
 /** The module's translate functions (the same in every module: emitted once). */
 let translateFns: [FunctionBody, FunctionBody] | null = null;
 
-/** The body of a module's translate function for loads or stores (`write`), as emitTranslate's lookup of a plain access. */
+/**
+ * The body of a module's translate function for loads or stores (`write`), as emitTranslate's
+ * lookup of a plain access, then way 1's: a hit there swaps the two ways' entries, as the
+ * interpreter's translate() does, so both tiers keep the same entries (and drop the same ones).
+ */
 function emitTranslateFn(write: boolean): FunctionBody {
   const e = new Emitter();
-  const ADDR = 0, ST = 1, LAST = 2, LO = 3, P = 4;
+  const ADDR = 0, ST = 1, LAST = 2, LO = 3, P = 4, TAG = 5, HI = 6, OFF1 = 7;
+  const tagLo = write ? W_TAG_LO : R_TAG_LO, tagHi = write ? W_TAG_HI : R_TAG_HI, offs = write ? W_OFF : R_OFF;
+  const WAY = HL.TLB_WAY_BYTES;
   e.get(ADDR).op(OP.i32WrapI64).tee(LO)
     .i32(12).op(OP.i32ShrU).i32(2047).op(OP.i32And).i32(2).op(OP.i32Shl)
-    .get(ST).mem(OP.i32Load, 2, HL.HART_WORDS + 4 * HL.W_JIT_DS).op(OP.i32Add).tee(P)
-    .mem(OP.i32Load, 2, write ? W_TAG_LO : R_TAG_LO).get(LO).get(LAST).op(OP.i32Add).i32(-4096).op(OP.i32And).op(OP.i32Xor)
-    .get(P).mem(OP.i32Load, 2, write ? W_TAG_HI : R_TAG_HI).get(ADDR).i64(32).op(OP.i64ShrU).op(OP.i32WrapI64).op(OP.i32Xor)
-    .op(OP.i32Or);
+    .get(ST).mem(OP.i32Load, 2, HL.HART_WORDS + 4 * HL.W_JIT_DS).op(OP.i32Add).set(P);
+  e.get(LO).get(LAST).op(OP.i32Add).i32(-4096).op(OP.i32And).set(TAG);
+  e.get(ADDR).i64(32).op(OP.i64ShrU).op(OP.i32WrapI64).set(HI);
+  e.get(P).mem(OP.i32Load, 2, tagLo).get(TAG).op(OP.i32Xor).get(P).mem(OP.i32Load, 2, tagHi).get(HI).op(OP.i32Xor).op(OP.i32Or);
+  e.op(OP.i32Eqz).op(OP.if, VOID);
+  e.get(P).mem(OP.i32Load, 2, offs).get(LO).i32(0xfff).op(OP.i32And).op(OP.i32Add).op(OP.return);
+  e.op(OP.end);
+  e.get(P).mem(OP.i32Load, 2, WAY + tagLo).get(TAG).op(OP.i32Xor).get(P).mem(OP.i32Load, 2, WAY + tagHi).get(HI).op(OP.i32Xor).op(OP.i32Or);
   e.op(OP.if, VOID).i32(-1).op(OP.return).op(OP.end);
-  e.get(P).mem(OP.i32Load, 2, write ? W_OFF : R_OFF).get(LO).i32(0xfff).op(OP.i32And).op(OP.i32Add);
-  return { locals: [I32, I32], body: e.w, type: 1 };
+  // Way 1 holds the page: its entry and way 0's change places.
+  e.get(P).mem(OP.i32Load, 2, WAY + offs).set(OFF1);
+  e.get(P).get(P).mem(OP.i32Load, 2, tagLo).mem(OP.i32Store, 2, WAY + tagLo);
+  e.get(P).get(P).mem(OP.i32Load, 2, tagHi).mem(OP.i32Store, 2, WAY + tagHi);
+  e.get(P).get(P).mem(OP.i32Load, 2, offs).mem(OP.i32Store, 2, WAY + offs);
+  e.get(P).get(TAG).mem(OP.i32Store, 2, tagLo);
+  e.get(P).get(HI).mem(OP.i32Store, 2, tagHi);
+  e.get(P).get(OFF1).mem(OP.i32Store, 2, offs);
+  e.get(OFF1).get(LO).i32(0xfff).op(OP.i32And).op(OP.i32Add);
+  return { locals: [I32, I32, I32, I32, I32], body: e.w, type: 1 };
 }
 
 /**

@@ -16,7 +16,7 @@ const RAM_BASE = 0x8000_0000;
 const ROOT = RAM_BASE + 0x20_0000;
 const PTE_V = 1n, PTE_R = 2n, PTE_W = 4n, PTE_X = 8n, PTE_A = 64n, PTE_D = 128n;
 /** The function's virtual page, and one 8 MiB on: the same fetch-TLB entry (2048 pages apart). */
-const VA_FN = 0x4000_5000, VA_OTHER = VA_FN + 0x80_0000;
+const VA_FN = 0x4000_5000, VA_OTHER = VA_FN + 0x80_0000, VA_OTHER2 = VA_FN + 0x100_0000; // the same TLB index
 /** Physical pages of the two versions of the function, and of a bare `ret`. */
 const P_ONE = RAM_BASE + 0x30_0000, P_HUNDRED = RAM_BASE + 0x30_1000, P_RET = RAM_BASE + 0x30_2000;
 
@@ -60,6 +60,7 @@ test("the jump cache forgets a remapped page (sfence.vma) and an evicted fetch-T
   const code = PTE_R | PTE_X | PTE_A;
   const leaf = pt.map(VA_FN, P_ONE, code);
   pt.map(VA_OTHER, P_RET, code);
+  pt.map(VA_OTHER2, P_RET, code);
   for (const [at, add] of [[P_ONE, 1], [P_HUNDRED, 100]] as const) ram.write(at, new Asm(at).addi(10, 10, add).jalr(0, 1, 0).bytesOut());
   ram.write(P_RET, new Asm(P_RET).jalr(0, 1, 0).bytesOut());
 
@@ -80,12 +81,12 @@ test("the jump cache forgets a remapped page (sfence.vma) and an evicted fetch-T
   a.sd(9, 6, 0).word(0x12028073).jal(0, "call_one");
   a.label("call_one").jalr(1, 5, 0).jalr(1, 5, 0);
   a.addi(11, 11, -1).bne(11, 0, "flushed");
-  // 2: remapped without sfence.vma, but a call to the page that shares its fetch-TLB entry evicts it
-  // first, so the interpreter would walk the tables again
-  a.li(11, 300).label("evicted");
-  a.sd(7, 6, 0).jalr(1, 8, 0);
+  // 2: remapped without sfence.vma, but calls to two pages that share its fetch-TLB index evict it
+  // from both ways first, so the interpreter would walk the tables again
+  a.li(12, VA_OTHER2).li(11, 300).label("evicted");
+  a.sd(7, 6, 0).jalr(1, 8, 0).jalr(1, 12, 0);
   a.jalr(1, 5, 0).jalr(1, 5, 0);
-  a.sd(9, 6, 0).jalr(1, 8, 0);
+  a.sd(9, 6, 0).jalr(1, 8, 0).jalr(1, 12, 0);
   a.jalr(1, 5, 0).jalr(1, 5, 0);
   a.addi(11, 11, -1).bne(11, 0, "evicted");
   const done = a.here;
