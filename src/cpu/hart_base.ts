@@ -234,6 +234,8 @@ export abstract class HartBase {
   /** Current code page: virtual base (NaN = none) and RAM byte offset. */
   protected codeVBase = NaN;
   protected codeOff = 0;
+  /** TLB entries filled by translate() (a page walk, or the translation in M-mode or bare); way 1's swaps are not fills. */
+  tlbFills = 0;
 
   protected readonly trapCounts = new Float64Array(64);
   protected readonly u8: Uint8Array;

@@ -62,6 +62,7 @@ export abstract class HartMemory extends HartTraps {
         }
       }
       // The entry this one displaces goes to way 1 at the same index (hart_layout.ts).
+      this.tlbFills++;
       if (access === ACCESS_READ) {
         const w = this.dWay1;
         if (this.rTagLo[idx] !== TLB_INVALID) { w.rTagLo[idx] = this.rTagLo[idx]!; w.rTagHi[idx] = this.rTagHi[idx]!; w.rOff[idx] = this.rOff[idx]!; }
