@@ -60,6 +60,8 @@ export interface TlbWay {
 /** Way 0 (the fast paths'), and way 1 with the entries fills displaced from it (hart_layout.ts). */
 export interface TlbSet extends TlbWay {
   way1: TlbWay;
+  /** Write entries filled since the set was last flushed: none, and dropWriteMappings skips it. */
+  writeFills: number;
 }
 
 /** The FPU's view of fcsr: frm and fflags are words of the state block. */
@@ -88,7 +90,7 @@ function makeTlbWay(buffer: ArrayBufferLike, at: number): TlbWay {
 
 /** A TLB set in `buffer` at `at`, or in a private buffer. */
 function makeTlbSet(buffer: ArrayBufferLike = new ArrayBuffer(HL.TLB_SET_BYTES), at = 0): TlbSet {
-  return { ...makeTlbWay(buffer, at), way1: makeTlbWay(buffer, at + HL.TLB_WAY_BYTES) };
+  return { ...makeTlbWay(buffer, at), way1: makeTlbWay(buffer, at + HL.TLB_WAY_BYTES), writeFills: 0 };
 }
 
 export abstract class HartBase {
@@ -219,9 +221,9 @@ export abstract class HartBase {
   protected xTagLo!: Int32Array;
   protected xTagHi!: Int32Array;
   protected xOff!: Uint32Array;
-  /** Way 1 of the data set and of the fetch set (hart_layout.ts): entries fills displaced from the arrays above. */
-  protected dWay1!: TlbWay;
-  protected xWay1!: TlbWay;
+  /** The data set and the fetch set (hart_layout.ts): their way 1 holds the entries fills displaced from the arrays above. */
+  protected dSet!: TlbSet;
+  protected xSet!: TlbSet;
   /** Superpage regions with cached entries (masked lo/hi and masks), for sfence.vma by address; > BIG_MAX = overflowed. */
   protected readonly bigLo = new Int32Array(BIG_MAX);
   protected readonly bigHi = new Int32Array(BIG_MAX);
@@ -334,6 +336,7 @@ export abstract class HartBase {
   flushTlb(): void {
     this.bumpJumpCache();
     for (const t of this.tlbs) {
+      t.writeFills = 0;
       for (const w of [t, t.way1]) {
         w.rTagLo.fill(TLB_INVALID);
         w.wTagLo.fill(TLB_INVALID);
@@ -348,6 +351,7 @@ export abstract class HartBase {
   /** Compiled code now depends on RAM page `ramPage`: no write-TLB entry may map it (stores must reach translate()). */
   dropWriteMappings(ramPage: number): void {
     for (const t of this.tlbs) {
+      if (t.writeFills === 0) continue;
       for (const w of [t, t.way1]) {
         const tag = w.wTagLo, off = w.wOff;
         for (let i = 0; i < TLB_SIZE; i++) {
@@ -435,7 +439,7 @@ export abstract class HartBase {
     this.rTagLo = d.rTagLo; this.rTagHi = d.rTagHi; this.rOff = d.rOff;
     this.wTagLo = d.wTagLo; this.wTagHi = d.wTagHi; this.wOff = d.wOff;
     this.xTagLo = f.xTagLo; this.xTagHi = f.xTagHi; this.xOff = f.xOff;
-    this.dWay1 = d.way1; this.xWay1 = f.way1;
+    this.dSet = d; this.xSet = f;
     this.codeVBase = NaN;
   }
 

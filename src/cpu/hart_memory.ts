@@ -64,7 +64,7 @@ export abstract class HartMemory extends HartTraps {
       // The entry this one displaces goes to way 1 at the same index (hart_layout.ts).
       this.tlbFills++;
       if (access === ACCESS_READ) {
-        const w = this.dWay1;
+        const w = this.dSet.way1;
         if (this.rTagLo[idx] !== TLB_INVALID) { w.rTagLo[idx] = this.rTagLo[idx]!; w.rTagHi[idx] = this.rTagHi[idx]!; w.rOff[idx] = this.rOff[idx]!; }
         this.rTagLo[idx] = tag; this.rTagHi[idx] = hi; this.rOff[idx] = off;
       } else if (access === ACCESS_WRITE) {
@@ -72,11 +72,12 @@ export abstract class HartMemory extends HartTraps {
         // Dirty log (seams/guest_ram.ts): a write-TLB entry exists only for a page marked written.
         const page = off / 4096;
         Atomics.or(ram.dirty, page >>> 5, 1 << (page & 31));
-        const w = this.dWay1;
+        const w = this.dSet.way1;
+        this.dSet.writeFills++;
         if (this.wTagLo[idx] !== TLB_INVALID) { w.wTagLo[idx] = this.wTagLo[idx]!; w.wTagHi[idx] = this.wTagHi[idx]!; w.wOff[idx] = this.wOff[idx]!; }
         this.wTagLo[idx] = tag; this.wTagHi[idx] = hi; this.wOff[idx] = off;
       } else {
-        const w = this.xWay1;
+        const w = this.xSet.way1;
         if (this.xTagLo[idx] !== TLB_INVALID) {
           this.bumpJumpCache(); // the entry this one replaces may be cached there
           w.xTagLo[idx] = this.xTagLo[idx]!; w.xTagHi[idx] = this.xTagHi[idx]!; w.xOff[idx] = this.xOff[idx]!;
@@ -96,9 +97,9 @@ export abstract class HartMemory extends HartTraps {
     const idx = (lo >>> 12) & TLB_MASK;
     const tag = lo & -4096;
     let tagLo: Int32Array, tagHi: Int32Array, offs: Uint32Array, w: TlbWay;
-    if (access === ACCESS_READ) { tagLo = this.rTagLo; tagHi = this.rTagHi; offs = this.rOff; w = this.dWay1; }
-    else if (access === ACCESS_WRITE) { tagLo = this.wTagLo; tagHi = this.wTagHi; offs = this.wOff; w = this.dWay1; }
-    else { tagLo = this.xTagLo; tagHi = this.xTagHi; offs = this.xOff; w = this.xWay1; }
+    if (access === ACCESS_READ) { tagLo = this.rTagLo; tagHi = this.rTagHi; offs = this.rOff; w = this.dSet.way1; }
+    else if (access === ACCESS_WRITE) { tagLo = this.wTagLo; tagHi = this.wTagHi; offs = this.wOff; w = this.dSet.way1; }
+    else { tagLo = this.xTagLo; tagHi = this.xTagHi; offs = this.xOff; w = this.xSet.way1; }
     const tagLo1 = access === ACCESS_READ ? w.rTagLo : access === ACCESS_WRITE ? w.wTagLo : w.xTagLo;
     const tagHi1 = access === ACCESS_READ ? w.rTagHi : access === ACCESS_WRITE ? w.wTagHi : w.xTagHi;
     const offs1 = access === ACCESS_READ ? w.rOff : access === ACCESS_WRITE ? w.wOff : w.xOff;
