@@ -101,7 +101,20 @@ export abstract class HartJitLoop extends HartFastLoop {
         this.reachedCode = false;
         const k = this.execFast(want);
         n += k;
-        if (k < want && !this.reachedCode) break;
+        if (k < want && !this.reachedCode) {
+          // execFast declined an instruction of the block (the one handed back: a TLB miss, MMIO):
+          // the single step execSlice would take, taken here, so that the run on to the block's end
+          // is not counted as a missed entry (a boot's TLB misses made ~150,000 of them).
+          if (n >= limit) break;
+          const s = this.execSlow(1);
+          n += s;
+          if (s === 0 || this.excPending || this.sliceExit || this.irqRaised || this.exitPending !== 0) {
+            this.sliceExit = true; // execSlice ends the slice, as after its own step
+            break;
+          }
+          resumed = true;
+          continue;
+        }
         resumed = !this.reachedCode;
         continue;
       }
