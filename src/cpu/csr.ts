@@ -292,10 +292,10 @@ export function csrWrite(s: CsrFile, csr: number, lo: number, hi: number): numbe
       const mode = hi >>> 28;
       // Unsupported modes (Sv57, Sv64) leave satp unchanged: that is how Linux probes.
       if (mode !== SATP_BARE && mode !== SATP_SV39 && mode !== SATP_SV48) return 0;
-      // ASID is WARL 0 (no ASID bits): every satp write flushes the TLB anyway.
+      // All 16 ASID bits are kept (the hart keeps a TLB set per recent address space, hart_base.ts).
       const at = W_C64 + 2 * C64_SATP;
       w[at] = lo;
-      w[at + 1] = hi & 0xf0000fff;
+      w[at + 1] = hi;
       return CSR_EFFECT_SATP;
     }
   }

@@ -1,10 +1,9 @@
 // The JIT tier's dispatch loop: runs compiled blocks where they exist, counts the pages it
 // interprets, and compiles the hot ones (jit/block_cache.ts, jit/compile_block.ts).
 import { HartFastLoop } from "./exec_fast.js";
-import { tlbSetOffset } from "./hart_layout.js";
 import { COLD_INSTRUCTIONS_PER_VISIT_LOG2, COLD_RUN, PROFILED_QUEUE_MAX, PROFILED_VISITS, type BlockCache } from "./jit/block_cache.js";
 import { MAX_BLOCK, NO_TAIL, blockLength, canStartBlock, fastLoopDeclines } from "./jit/block_scan.js";
-import { HART_JIT_STATUS, JIT_GO_ON, JIT_INTERPRET, JIT_SLICE_END, W_JIT_DS, W_JIT_XS } from "./hart_layout.js";
+import { HART_JIT_STATUS, JIT_GO_ON, JIT_INTERPRET, JIT_SLICE_END, W_JIT_DS, W_JIT_XKEY, W_JIT_XS } from "./hart_layout.js";
 
 export abstract class HartJitLoop extends HartFastLoop {
   /** The code cache of this hart's thread; null runs the interpreter only (--cpu-tier interp). */
@@ -60,9 +59,10 @@ export abstract class HartJitLoop extends HartFastLoop {
     const stats = jit.stats;
     const pcBox = this.pcBox, status = this.jitStatus!;
     const st = this.stateOffset;
-    // The TLB sets compiled code uses: privilege does not change while this loop runs (execSlow changes it).
-    this.w[W_JIT_DS] = tlbSetOffset(st, this.dataPriv);
-    this.w[W_JIT_XS] = tlbSetOffset(st, this.priv);
+    // The TLB sets compiled code uses: privilege and satp do not change while this loop runs (execSlow changes them).
+    this.w[W_JIT_DS] = this.dSet.at;
+    this.w[W_JIT_XS] = this.xSet.at;
+    this.w[W_JIT_XKEY] = this.xSet.slot << 16;
     const threshold = jit.threshold;
     const profiledAt = Math.min(PROFILED_VISITS, threshold);
     const dispatch = jit.dispatch;

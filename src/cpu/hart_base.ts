@@ -9,14 +9,17 @@ import * as KC from "./constants.js";
 import * as CSR from "./csr.js";
 import * as MMU from "./mmu.js";
 import * as HL from "./hart_layout.js";
+import * as TS from "./tlb_sets.js";
+import type { TlbSet } from "./tlb_sets.js";
 
 // Module-local copies of imported bindings: ESM loaders may turn each cross-module read into a
 // getter call, which showed up at several percent in profiles of the interpreter loop.
 const { C64_COUNT, C64_SATP, CSR_EFFECT_MSTATUS, CSR_EFFECT_SATP, CSR_EFFECT_STIMER, csrWrite } = CSR;
-const { ACCESS_READ } = MMU;
+const { ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE } = MMU;
+const { TLB_MASK, TLB_INVALID, clearSet, dropPage, dropWritesTo, makeTlbSet, satpAsid } = TS;
 const {
   MSTATUS_FS, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, PRV_M, PRV_S,
-  SATP_BARE,
+  PRV_U, SATP_BARE,
 } = KC;
 
 export interface HartOptions {
@@ -38,31 +41,15 @@ export interface HartOptions {
 }
 
 export const TWO32 = 4294967296;
-export const TLB_SIZE = HL.TLB_SIZE;
-export const TLB_MASK = TLB_SIZE - 1;
+export { TLB_SIZE, TLB_MASK, TLB_INVALID, type TlbWay, type TlbSet } from "./tlb_sets.js";
 // The loops and semantics/instructions.ts spell the mask as a literal (see there); keep them in step.
 if (TLB_MASK !== 2047) throw new Error("TLB_SIZE changed: update the 2047 literals in semantics/instructions.ts, exec_fast.ts and exec_slow.ts");
-/** A tag no address can have (page tags have their low 12 bits clear). */
-export const TLB_INVALID = 1;
-/** Superpage regions remembered for sfence.vma by address; beyond this, such a fence flushes everything. */
+/** Superpage regions remembered for sfence.vma by address; beyond this, their bounds stand for them. */
 const BIG_MAX = 64;
-/** S-mode TLB fills of user pages (under SUM) remembered for clearing SUM; beyond this, clearing flushes the S set. */
-export const SUM_MAX = 64;
+/** S-set entries of the address space remembered for dropping them; beyond this, their arrays are cleared. */
+export const SPACE_MAX = 64;
 export const PTE_U = 16;
-
-/** One privilege level's software TLBs (read / write / fetch): tag lo/hi words of the virtual page -> RAM byte offset. */
-export interface TlbWay {
-  rTagLo: Int32Array; rTagHi: Int32Array; rOff: Uint32Array;
-  wTagLo: Int32Array; wTagHi: Int32Array; wOff: Uint32Array;
-  xTagLo: Int32Array; xTagHi: Int32Array; xOff: Uint32Array;
-}
-
-/** Way 0 (the fast paths'), and way 1 with the entries fills displaced from it (hart_layout.ts). */
-export interface TlbSet extends TlbWay {
-  way1: TlbWay;
-  /** Write entries filled since the set was last flushed: none, and dropWriteMappings skips it. */
-  writeFills: number;
-}
+export const PTE_G = 32;
 
 /** The FPU's view of fcsr: frm and fflags are words of the state block. */
 class BlockFpContext implements FpContext {
@@ -71,26 +58,6 @@ class BlockFpContext implements FpContext {
   set frm(v: number) { this.w[HL.W_FRM] = v; }
   get fflags(): number { return this.w[HL.W_FFLAGS]!; }
   set fflags(v: number) { this.w[HL.W_FFLAGS] = v; }
-}
-
-/** A TLB way in `buffer` at `at` (laid out as hart_layout.ts says), all invalid. */
-function makeTlbWay(buffer: ArrayBufferLike, at: number): TlbWay {
-  const i32 = (k: number): Int32Array => new Int32Array(buffer, at + k * HL.TLB_ARRAY_BYTES, TLB_SIZE);
-  const u32 = (k: number): Uint32Array => new Uint32Array(buffer, at + k * HL.TLB_ARRAY_BYTES, TLB_SIZE);
-  const way: TlbWay = {
-    rTagLo: i32(HL.TLB_R_TAG_LO), rTagHi: i32(HL.TLB_R_TAG_HI), rOff: u32(HL.TLB_R_OFF),
-    wTagLo: i32(HL.TLB_W_TAG_LO), wTagHi: i32(HL.TLB_W_TAG_HI), wOff: u32(HL.TLB_W_OFF),
-    xTagLo: i32(HL.TLB_X_TAG_LO), xTagHi: i32(HL.TLB_X_TAG_HI), xOff: u32(HL.TLB_X_OFF),
-  };
-  way.rTagLo.fill(TLB_INVALID);
-  way.wTagLo.fill(TLB_INVALID);
-  way.xTagLo.fill(TLB_INVALID);
-  return way;
-}
-
-/** A TLB set in `buffer` at `at`, or in a private buffer. */
-function makeTlbSet(buffer: ArrayBufferLike = new ArrayBuffer(HL.TLB_SET_BYTES), at = 0): TlbSet {
-  return { ...makeTlbWay(buffer, at), way1: makeTlbWay(buffer, at + HL.TLB_WAY_BYTES), writeFills: 0 };
 }
 
 export abstract class HartBase {
@@ -209,7 +176,14 @@ export abstract class HartBase {
 
   // Software TLBs, one set per privilege (index = privilege; 2 unused), so traps, ecalls and xret
   // switch sets instead of flushing. Data accesses use the set of dataPriv, fetches the set of priv.
+  // U-mode's is one of uSets, the one of the current address space (satp's ASID and root).
   protected readonly tlbs: TlbSet[];
+  /** U-mode sets, one per recent address space: a switch back to one finds its entries (satpWritten). */
+  private readonly uSets: TlbSet[];
+  /** Every set, for the invalidations that reach them all. */
+  private readonly allSets: TlbSet[];
+  /** Address-space switches so far: the U sets' `used` stamps. */
+  private spaceSwitches = 0;
   /** The JIT's jump cache in the state block (null without one). */
   private readonly jumpCache: Int32Array | null;
   protected rTagLo!: Int32Array;
@@ -230,9 +204,17 @@ export abstract class HartBase {
   protected readonly bigMaskLo = new Int32Array(BIG_MAX);
   protected readonly bigMaskHi = new Int32Array(BIG_MAX);
   protected bigCount = 0;
-  /** S-set entries of user pages filled under SUM (idx | access << 8); clearing SUM drops them. > SUM_MAX = overflowed. */
-  protected readonly sumFills = new Int32Array(SUM_MAX);
-  protected sumCount = 0;
+  /** The bounds of every superpage region noted since the last flush (virtual addresses as doubles): past BIG_MAX, a fence inside them flushes. */
+  private bigStart = Infinity;
+  private bigEnd = -Infinity;
+  /**
+   * S-set entries that belong to the current address space (idx | access << 8): pages without the
+   * G bit, and user pages (filled under SUM). A switch of address space drops them, and so does
+   * clearing SUM. Past SPACE_MAX, spaceLost has a bit per access kind whose array is cleared instead.
+   */
+  protected readonly spaceFills = new Int32Array(SPACE_MAX);
+  protected spaceCount = 0;
+  protected spaceLost = 0;
   /** Current code page: virtual base (NaN = none) and RAM byte offset. */
   protected codeVBase = NaN;
   protected codeOff = 0;
@@ -279,8 +261,12 @@ export abstract class HartBase {
     this.pmpaddr = this.w.subarray(HL.W_PMPADDR, HL.W_PMPADDR + HL.W_PMPADDR_COUNT);
     this.counterDelta = this.d.subarray(HL.D_COUNTER_DELTA, HL.D_COUNTER_DELTA + 3);
     this.counterFrozen = this.d.subarray(HL.D_COUNTER_FROZEN, HL.D_COUNTER_FROZEN + 3);
-    // (Set 2's room in the state block is the JIT's jump cache; no hart runs at privilege 2.)
-    this.tlbs = [0, 1, 2, 3].map((p) => (shared && p !== 2 ? makeTlbSet(buf, HL.tlbSetOffset(base, p)) : makeTlbSet()));
+    // (Slot 2's room in the state block is the JIT's jump cache; no hart runs at privilege 2.)
+    this.uSets = HL.U_SLOTS.map((slot) => makeTlbSet(buf, base, slot, shared));
+    const sSet = makeTlbSet(buf, base, HL.TLB_SLOT_S, shared), mSet = makeTlbSet(buf, base, HL.TLB_SLOT_M, shared);
+    this.tlbs = [this.uSets[0]!, sSet, mSet, mSet];
+    this.allSets = [sSet, mSet, ...this.uSets];
+    this.uSets[0]!.satpLo = this.uSets[0]!.satpHi = 0;
     this.jumpCache = shared ? new Int32Array(buf, base + HL.HART_JUMP_CACHE, (HL.JC_ENTRIES * HL.JC_ENTRY_BYTES) / 4) : null;
     this.priv = PRV_M;
     this.dataPriv = PRV_M;
@@ -335,42 +321,33 @@ export abstract class HartBase {
 
   flushTlb(): void {
     this.bumpJumpCache();
-    for (const t of this.tlbs) {
-      t.writeFills = 0;
-      for (const w of [t, t.way1]) {
-        w.rTagLo.fill(TLB_INVALID);
-        w.wTagLo.fill(TLB_INVALID);
-        w.xTagLo.fill(TLB_INVALID);
-      }
-    }
+    for (const t of this.allSets) clearSet(t);
     this.bigCount = 0;
-    this.sumCount = 0;
+    this.bigStart = Infinity;
+    this.bigEnd = -Infinity;
+    this.spaceCount = 0;
+    this.spaceLost = 0;
     this.codeVBase = NaN;
   }
 
   /** Compiled code now depends on RAM page `ramPage`: no write-TLB entry may map it (stores must reach translate()). */
   dropWriteMappings(ramPage: number): void {
-    for (const t of this.tlbs) {
-      if (t.writeFills === 0) continue;
-      for (const w of [t, t.way1]) {
-        const tag = w.wTagLo, off = w.wOff;
-        for (let i = 0; i < TLB_SIZE; i++) {
-          if (tag[i] !== TLB_INVALID && off[i]! >>> 12 === ramPage) tag[i] = TLB_INVALID;
-        }
-      }
-    }
+    for (const t of this.allSets) dropWritesTo(t, ramPage);
   }
 
   /**
-   * sfence.vma with an address: drop that page's entries, or everything if a cached superpage
-   * covers it. Entries of other pages stay, and the jump cache stays valid unless a fetch entry of
-   * this page went: the kernel's fences are mostly for data pages (57,000 a boot), and a new
-   * generation after each made every dispatch look its target up again.
+   * sfence.vma with an address: drop that page's entries in every address space, or everything if
+   * a cached superpage covers it. Entries of other pages stay, and the jump cache stays valid unless
+   * a fetch entry of this page went: the kernel's fences are mostly for data pages (57,000 a boot),
+   * and a new generation after each made every dispatch look its target up again.
    */
   protected flushTlbPage(lo: number, hi: number): void {
     const n = this.bigCount;
-    if (n > BIG_MAX) { this.flushTlb(); return; }
-    for (let i = 0; i < n; i++) {
+    if (n > BIG_MAX) {
+      const va = hi * TWO32 + (lo >>> 0);
+      if (va >= this.bigStart && va < this.bigEnd) { this.flushTlb(); return; }
+    }
+    for (let i = 0; i < n && i < BIG_MAX; i++) {
       if (((lo ^ this.bigLo[i]) & this.bigMaskLo[i]) === 0 && ((hi ^ this.bigHi[i]) & this.bigMaskHi[i]) === 0) {
         this.flushTlb();
         return;
@@ -379,16 +356,20 @@ export abstract class HartBase {
     const idx = (lo >>> 12) & TLB_MASK;
     const tag = lo & -4096;
     let code = false;
-    for (const t of this.tlbs) {
-      for (const w of [t, t.way1]) {
-        if (w.rTagLo[idx] === tag && w.rTagHi[idx] === hi) w.rTagLo[idx] = TLB_INVALID;
-        if (w.wTagLo[idx] === tag && w.wTagHi[idx] === hi) w.wTagLo[idx] = TLB_INVALID;
-        if (w.xTagLo[idx] === tag && w.xTagHi[idx] === hi) {
-          w.xTagLo[idx] = TLB_INVALID;
-          code = true;
-        }
-      }
+    for (const t of this.allSets) if (dropPage(t, idx, tag, hi)) code = true;
+    if (code) {
+      this.bumpJumpCache();
+      this.codeVBase = NaN;
     }
+  }
+
+  /** sfence.vma x0, rs2: drop the entries of address space `asid` (its U sets, and the S set's own if it is current). */
+  protected flushAsid(asid: number): void {
+    let code = false;
+    for (const t of this.uSets) {
+      if (t.fills !== 0 && satpAsid(t.satpHi) === asid) { clearSet(t); code = true; }
+    }
+    if (satpAsid(this.c64[2 * C64_SATP + 1]!) === asid) this.dropSpaceFills();
     if (code) {
       this.bumpJumpCache();
       this.codeVBase = NaN;
@@ -398,13 +379,14 @@ export abstract class HartBase {
   /** Remember that a superpage (leaf level > 0) covering (lo, hi) has entries cached. */
   protected noteSuperpage(lo: number, hi: number, level: number): void {
     const n = this.bigCount;
-    if (n > BIG_MAX) return;
+    if (n > BIG_MAX) { this.noteSuperpageBounds(lo, hi, level); return; }
     const maskLo = level === 1 ? -0x200000 : level === 2 ? -0x40000000 : 0;
     const maskHi = level === 3 ? ~0x7f : -1;
     for (let i = 0; i < n; i++) {
       if (this.bigMaskLo[i] === maskLo && this.bigMaskHi[i] === maskHi &&
         ((lo ^ this.bigLo[i]) & maskLo) === 0 && ((hi ^ this.bigHi[i]) & maskHi) === 0) return;
     }
+    this.noteSuperpageBounds(lo, hi, level);
     if (n === BIG_MAX) { this.bigCount = BIG_MAX + 1; return; }
     this.bigLo[n] = lo & maskLo;
     this.bigHi[n] = hi & maskHi;
@@ -413,23 +395,41 @@ export abstract class HartBase {
     this.bigCount = n + 1;
   }
 
-  /** SUM was cleared: S-mode entries for user pages filled while it was set are no longer valid. */
-  protected dropSumFills(): void {
+  /** Widens the bounds of the superpages noted to the one of `level` around (lo, hi). */
+  private noteSuperpageBounds(lo: number, hi: number, level: number): void {
+    const size = 2 ** (12 + 9 * level);
+    const start = Math.floor((hi * TWO32 + (lo >>> 0)) / size) * size;
+    if (start < this.bigStart) this.bigStart = start;
+    if (start + size > this.bigEnd) this.bigEnd = start + size;
+  }
+
+  /** Records an S-set fill of a page of the current address space (see spaceFills). */
+  protected noteSpaceFill(idx: number, access: number): void {
+    if (this.spaceCount < SPACE_MAX) this.spaceFills[this.spaceCount++] = idx | (access << 8);
+    else this.spaceLost |= 1 << access;
+  }
+
+  /** The address space changed, or SUM was cleared: drop the S set's entries of the address space (see spaceFills). */
+  protected dropSpaceFills(): void {
+    const n = this.spaceCount, lost = this.spaceLost;
+    if (n === 0 && lost === 0) return;
     const t = this.tlbs[PRV_S]!;
-    const n = this.sumCount;
+    const lostCode = (lost & (1 << ACCESS_FETCH)) !== 0;
+    let code = lostCode;
     for (const w of [t, t.way1]) { // a fill may have moved such an entry to way 1 at its index
-      if (n > SUM_MAX) {
-        w.rTagLo.fill(TLB_INVALID);
-        w.wTagLo.fill(TLB_INVALID);
-      } else {
-        for (let i = 0; i < n; i++) {
-          const e = this.sumFills[i]!;
-          if (e >>> 8 === ACCESS_READ) w.rTagLo[e & TLB_MASK] = TLB_INVALID;
-          else w.wTagLo[e & TLB_MASK] = TLB_INVALID;
-        }
+      for (let i = 0; i < n; i++) {
+        const e = this.spaceFills[i]!, kind = e >>> 8;
+        const tags = kind === ACCESS_READ ? w.rTagLo : kind === ACCESS_WRITE ? w.wTagLo : w.xTagLo;
+        tags[e & TLB_MASK] = TLB_INVALID;
+        if (kind === ACCESS_FETCH) code = true;
       }
+      if ((lost & (1 << ACCESS_READ)) !== 0) w.rTagLo.fill(TLB_INVALID);
+      if ((lost & (1 << ACCESS_WRITE)) !== 0) w.wTagLo.fill(TLB_INVALID);
+      if (lostCode) w.xTagLo.fill(TLB_INVALID);
     }
-    this.sumCount = 0;
+    this.spaceCount = 0;
+    this.spaceLost = 0;
+    if (code) this.bumpJumpCache();
     this.codeVBase = NaN;
   }
 
@@ -463,7 +463,7 @@ export abstract class HartBase {
     const before = this.mstatus;
     const effects = csrWrite(this, csr, lo, hi);
     if ((effects & CSR_EFFECT_MSTATUS) !== 0) this.mstatusChanged(before);
-    if ((effects & CSR_EFFECT_SATP) !== 0) this.satpChanged();
+    if ((effects & CSR_EFFECT_SATP) !== 0) this.satpWritten();
     if ((effects & CSR_EFFECT_STIMER) !== 0) this.updateStimer();
   }
 
@@ -475,15 +475,53 @@ export abstract class HartBase {
     const changed = old ^ this.mstatus;
     // Setting SUM only permits more, so entries stay valid; clearing it drops the user pages it let in.
     if ((changed & MSTATUS_MXR) !== 0) this.flushTlb();
-    else if ((changed & old & MSTATUS_SUM) !== 0) this.dropSumFills();
+    else if ((changed & old & MSTATUS_SUM) !== 0) this.dropSpaceFills();
     if ((changed & (MSTATUS_MPRV | MSTATUS_MPP)) !== 0) this.updateDataPriv();
   }
 
+  /** satp changed (a reset, a restore): no cached translation stays; the current U set is the new address space's. */
   satpChanged(): void {
-    const hi = this.c64[2 * C64_SATP + 1];
+    const lo = this.c64[2 * C64_SATP]!, hi = this.c64[2 * C64_SATP + 1]!;
     this.satpMode = hi >>> 28;
-    this.satpPpn = (this.c64[2 * C64_SATP] >>> 0) + (hi & 0xfff) * TWO32;
+    this.satpPpn = (lo >>> 0) + (hi & 0xfff) * TWO32;
     this.flushTlb();
+    const u = this.tlbs[PRV_U]!;
+    u.satpLo = lo;
+    u.satpHi = hi;
+  }
+
+  /**
+   * The guest wrote satp. Within one translating mode, nothing is flushed (as hardware with ASIDs;
+   * the guest fences what it changed): the S set drops the old address space's own entries
+   * (spaceFills) and keeps the global ones, and U mode takes the set of the new address space
+   * (satp's ASID and root alike), the least recently chosen one's if none has it. Linux then stops
+   * flushing everything at each of a boot's ~350 switches.
+   */
+  private satpWritten(): void {
+    const lo = this.c64[2 * C64_SATP]!, hi = this.c64[2 * C64_SATP + 1]!;
+    const mode = hi >>> 28;
+    if (mode === SATP_BARE || mode !== this.satpMode) { this.satpChanged(); return; }
+    const current = this.tlbs[PRV_U]!;
+    if (current.satpLo === lo && current.satpHi === hi) return;
+    this.satpPpn = (lo >>> 0) + (hi & 0xfff) * TWO32;
+    this.dropSpaceFills();
+    let pick: TlbSet | null = null;
+    for (const t of this.uSets) {
+      if (t.satpLo === lo && t.satpHi === hi) { pick = t; break; }
+      if (t !== current && (pick === null || t.used < pick.used)) pick = t;
+    }
+    pick = pick!;
+    if (pick.satpLo !== lo || pick.satpHi !== hi) {
+      if (pick.fills !== 0) {
+        clearSet(pick);
+        this.bumpJumpCache(); // the jump cache may hold entries of its fetch TLB
+      }
+      pick.satpLo = lo;
+      pick.satpHi = hi;
+    }
+    pick.used = ++this.spaceSwitches;
+    this.tlbs[PRV_U] = pick;
+    this.selectTlbs();
   }
 
   protected setPriv(p: number): void {

@@ -63,6 +63,8 @@ export const W_JIT_DS = 24;
 export const W_JIT_XS = 25;
 /** The generation of the jump cache (HART_JUMP_CACHE): an entry counts only if it was made in this one. */
 export const W_JC_GEN = 26;
+/** The fetch TLB set's slot << 16, which the jump cache keys entries by (see HART_JUMP_CACHE), set with W_JIT_XS. */
+export const W_JIT_XKEY = 27;
 /** 64-bit CSRs as lo/hi pairs (slot order: csr.ts C64_*). */
 export const W_C64 = 32;
 export const W_PMPCFG = 64;
@@ -84,20 +86,27 @@ export const D_SATP_PPN = 8;
 export const D_RES_ADDR = 9;
 
 /**
- * Four software-TLB sets (index = privilege), each two ways of nine arrays of TLB_SIZE int32; set 2's
- * room (no hart runs at privilege 2) holds the jump cache. Way 0 is the one every fast path looks
- * at; a fill moves the entry it displaces to way 1 at the same index, where translate() and
- * compiled code's translate function find it: two hot pages 8 MiB apart (the index is the page
- * number's low 11 bits) no longer miss on every access (one shell loop in ~8 ran 3x slower so).
+ * Software-TLB sets, each two ways of nine arrays of TLB_SIZE int32, in TLB_SLOTS slots: slot 1 is
+ * S-mode's, slot 3 M-mode's, and U_SLOTS hold U-mode's, one per recent address space (satp's ASID
+ * and root: a switch back finds its entries, hart_base.ts); slot 2's room holds the jump cache.
+ * Way 0 is the one every fast path looks at; a fill moves the entry it displaces to way 1 at the
+ * same index, where translate() and compiled code's translate function find it: two hot pages 8
+ * MiB apart (the index is the page number's low 11 bits) no longer miss on every access (one
+ * shell loop in ~8 ran 3x slower so).
  */
 export const HART_TLB = 4096;
 export const TLB_ARRAY_BYTES = TLB_SIZE * 4;
 export const TLB_WAY_BYTES = 9 * TLB_ARRAY_BYTES;
 export const TLB_SET_BYTES = 2 * TLB_WAY_BYTES;
+export const TLB_SLOT_S = 1, TLB_SLOT_M = 3;
+export const U_SLOTS: readonly number[] = [0, 4, 5, 6, 7, 8, 9, 10];
+export const TLB_SLOTS = 11;
 /**
- * The JIT's jump cache (jit/dispatcher.ts): JC_ENTRIES of (pc low word, pc high word ^ fetch TLB
- * set, generation, table slot), so `go` finds the block at a virtual pc without the fetch TLB and
- * the lookup. Not saved in snapshots (below HART_TLB is).
+ * The JIT's jump cache (jit/dispatcher.ts): JC_ENTRIES of (pc low word, pc high word ^ W_JIT_XKEY,
+ * generation, table slot), so `go` finds the block at a virtual pc without the fetch TLB and the
+ * lookup. The key keeps sets apart: a pc with a fetch-TLB entry has a high word in [0, 0x7fff] or
+ * [0xffff8000, 0xffffffff] (a canonical Sv39/Sv48 address, or RAM below 4 GiB), which slot << 16
+ * changes only in bits 16-19. Not saved in snapshots (below HART_TLB is).
  */
 export const HART_JUMP_CACHE = HART_TLB + 2 * TLB_SET_BYTES;
 export const JC_ENTRIES = 4096;
@@ -106,14 +115,15 @@ export const JC_ENTRY_BYTES = 16;
 export const TLB_R_TAG_LO = 0, TLB_R_TAG_HI = 1, TLB_R_OFF = 2;
 export const TLB_W_TAG_LO = 3, TLB_W_TAG_HI = 4, TLB_W_OFF = 5;
 export const TLB_X_TAG_LO = 6, TLB_X_TAG_HI = 7, TLB_X_OFF = 8;
-export const HART_STATE_BYTES = HART_TLB + 4 * TLB_SET_BYTES;
+export const HART_STATE_BYTES = HART_TLB + TLB_SLOTS * TLB_SET_BYTES;
 
 if (HART_WORDS + 4 * WORD_COUNT > HART_DOUBLES || HART_DOUBLES + 8 * DOUBLE_COUNT > HART_TLB) throw new Error("hart_layout.ts: the control regions overlap");
 if (HART_WORDS + 4 * W_JC_GEN !== HART_JC_GEN_OFFSET) throw new Error("hart_layout.ts: W_JC_GEN and HART_JC_GEN_OFFSET in seams/guest_ram.ts disagree");
 if (JC_ENTRIES * JC_ENTRY_BYTES > TLB_SET_BYTES) throw new Error("hart_layout.ts: the jump cache outgrew TLB set 2's room");
+if (TLB_SLOTS > 16 || U_SLOTS.some((u) => u === TLB_SLOT_S || u === TLB_SLOT_M || u === 2 || u >= TLB_SLOTS)) throw new Error("hart_layout.ts: TLB slots overlap");
 if (HART_STATE_BYTES > HART_SLOT_BYTES) throw new Error(`hart state block (${HART_STATE_BYTES} bytes) outgrew HART_SLOT_BYTES in seams/guest_ram.ts`);
 
-/** Offset of TLB set `priv` in a state block at `base`. */
-export function tlbSetOffset(base: number, priv: number): number {
-  return base + HART_TLB + priv * TLB_SET_BYTES;
+/** Offset of the TLB set in `slot` of a state block at `base`. */
+export function tlbSetOffset(base: number, slot: number): number {
+  return base + HART_TLB + slot * TLB_SET_BYTES;
 }

@@ -5,7 +5,7 @@ import * as KC from "./constants.js";
 import * as MMU from "./mmu.js";
 import * as AT from "./atomics.js";
 import { HartTraps } from "./hart_traps.js";
-import { TWO32, TLB_INVALID, TLB_MASK, PTE_U, SUM_MAX, type TlbWay } from "./hart_base.js";
+import { TWO32, TLB_INVALID, TLB_MASK, PTE_G, PTE_U, type TlbWay } from "./hart_base.js";
 
 // Module-local copies of imported bindings: ESM loaders may turn each cross-module read into a
 // getter call, which showed up at several percent in profiles of the interpreter loop.
@@ -56,15 +56,14 @@ export abstract class HartMemory extends HartTraps {
       if (ram.lazyState !== null) ram.ensurePresent(off, 4096); // lazy restore: the page comes in on first touch
       if (walked) {
         if (WALK_LEAF[0] !== 0) this.noteSuperpage(lo, hi, WALK_LEAF[0]);
-        if (priv === PRV_S && access !== ACCESS_FETCH && (WALK_LEAF[1] & PTE_U) !== 0) {
-          if (this.sumCount < SUM_MAX) this.sumFills[this.sumCount++] = idx | (access << 8);
-          else this.sumCount = SUM_MAX + 1;
-        }
+        // An S-set entry of a page that is not global (or of a user page, allowed by SUM) belongs to this address space.
+        if (priv === PRV_S && (WALK_LEAF[1] & (PTE_U | PTE_G)) !== PTE_G) this.noteSpaceFill(idx, access);
       }
       // The entry this one displaces goes to way 1 at the same index (hart_layout.ts).
       this.tlbFills++;
       if (access === ACCESS_READ) {
         const w = this.dSet.way1;
+        this.dSet.fills++;
         if (this.rTagLo[idx] !== TLB_INVALID) { w.rTagLo[idx] = this.rTagLo[idx]!; w.rTagHi[idx] = this.rTagHi[idx]!; w.rOff[idx] = this.rOff[idx]!; }
         this.rTagLo[idx] = tag; this.rTagHi[idx] = hi; this.rOff[idx] = off;
       } else if (access === ACCESS_WRITE) {
@@ -73,11 +72,13 @@ export abstract class HartMemory extends HartTraps {
         const page = off / 4096;
         Atomics.or(ram.dirty, page >>> 5, 1 << (page & 31));
         const w = this.dSet.way1;
+        this.dSet.fills++;
         this.dSet.writeFills++;
         if (this.wTagLo[idx] !== TLB_INVALID) { w.wTagLo[idx] = this.wTagLo[idx]!; w.wTagHi[idx] = this.wTagHi[idx]!; w.wOff[idx] = this.wOff[idx]!; }
         this.wTagLo[idx] = tag; this.wTagHi[idx] = hi; this.wOff[idx] = off;
       } else {
         const w = this.xSet.way1;
+        this.xSet.fills++;
         if (this.xTagLo[idx] !== TLB_INVALID) {
           this.bumpJumpCache(); // the entry this one replaces may be cached there
           w.xTagLo[idx] = this.xTagLo[idx]!; w.xTagHi[idx] = this.xTagHi[idx]!; w.xOff[idx] = this.xOff[idx]!;

@@ -90,7 +90,11 @@ export abstract class HartSystem extends HartMemory {
       }
       if (insn >>> 25 === 0x09 && rd === 0 &&
         (this.priv === PRV_M || (this.priv === PRV_S && (this.mstatus & MSTATUS_TVM) === 0))) {
-        if (rs1 === 0) this.flushTlb(); else this.flushTlbPage(this.x[2 * rs1], this.x[2 * rs1 + 1]);
+        // By address, every address space's entries of the page go (as with rs2 = x0: never too few).
+        const rs2 = (insn >>> 20) & 31;
+        if (rs1 !== 0) this.flushTlbPage(this.x[2 * rs1], this.x[2 * rs1 + 1]);
+        else if (rs2 !== 0) this.flushAsid(this.x[2 * rs2]! & 0xffff); // rs2's bits above the ASID's are ignored
+        else this.flushTlb();
         return npc;
       }
       this.raise(CAUSE_ILLEGAL_INSTRUCTION, rawInsn, 0);

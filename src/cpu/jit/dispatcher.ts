@@ -46,10 +46,10 @@ function emitGo(t: LookupTables, blockType: number): ByteWriter {
   const i32 = (v: number): void => { op(OP.i32Const); w.s32(v); };
   const mem = (o: number, align: number, offset: number): void => { op(o); w.u32(align); w.u32(offset); };
   const X = HL.TLB_ARRAY_BYTES;
-  // The jump cache: keyed by the pc and the fetch TLB set (privilege), in the current generation.
+  // The jump cache: keyed by the pc and the fetch TLB set (W_JIT_XKEY), in the current generation.
   get(G_PC); op(OP.i32WrapI64); tee(G_LO);
   i32(1); op(OP.i32ShrU); get(G_LO); i32(13); op(OP.i32ShrU); op(OP.i32Xor); i32(HL.JC_ENTRIES - 1); op(OP.i32And); i32(4); op(OP.i32Shl); get(G_ST); op(OP.i32Add); set(G_J);
-  get(G_PC); op(OP.i64Const); w.s64(32); op(OP.i64ShrU); op(OP.i32WrapI64); get(G_ST); mem(OP.i32Load, 2, HL.HART_WORDS + 4 * HL.W_JIT_XS); op(OP.i32Xor); set(G_HI);
+  get(G_PC); op(OP.i64Const); w.s64(32); op(OP.i64ShrU); op(OP.i32WrapI64); get(G_ST); mem(OP.i32Load, 2, HL.HART_WORDS + 4 * HL.W_JIT_XKEY); op(OP.i32Xor); set(G_HI);
   op(OP.block, VOID); // $miss
   get(G_J); mem(OP.i32Load, 2, JC); get(G_LO); op(OP.i32Ne);
   get(G_J); mem(OP.i32Load, 2, JC + 4); get(G_HI); op(OP.i32Ne); op(OP.i32Or);

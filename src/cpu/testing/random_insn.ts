@@ -17,10 +17,12 @@ export const LINK_REG = 1;
 export const MSTATUS_MASK_REG = 30;
 /** Scratch of the trap handlers. */
 export const HANDLER_REG = 31;
+/** Hold two satp values of the scenario's page tables with different ASIDs: `csrw satp` switches between address spaces. */
+export const SATP_REGS: readonly number[] = [3, 4];
 
 const SCRATCH_REGS = [5, 6, 7, 12, 13, 14, 15, 16, 17, 24, 25, 26, 27, 28, 29];
 /** Registers that generated instructions must never write (the handlers and the mstatus mask rely on them). */
-const RESERVED_RD = new Set([MSTATUS_MASK_REG, HANDLER_REG]);
+const RESERVED_RD = new Set([MSTATUS_MASK_REG, HANDLER_REG, ...SATP_REGS]);
 
 /** CSRs the program may read (some are illegal at lower privilege or with FS off, which is the point). */
 const READ_CSRS = [
@@ -98,7 +100,8 @@ function op32(rng: Rng, opcode: number): number {
 }
 
 function system(rng: Rng): number {
-  const k = rng.below(16);
+  const k = rng.below(20);
+  if (k >= 16) return encI(0x73, 0, 1, rng.pick(SATP_REGS), K.CSR_SATP); // csrw satp: another address space, or the same
   if (k < 5) return encI(0x73, rd(rng), 2, 0, rng.pick(READ_CSRS)); // csrr
   if (k < 7) return encI(0x73, rd(rng), rng.pick([1, 2, 3]), rs(rng), rng.pick(WRITE_CSRS));
   if (k < 8) return encI(0x73, rd(rng), rng.pick([2, 3]), MSTATUS_MASK_REG, rng.pick([K.CSR_MSTATUS, K.CSR_SSTATUS]));
@@ -106,7 +109,7 @@ function system(rng: Rng): number {
   if (k < 10) return 0x00000073; // ecall
   if (k < 11) return 0x00100073; // ebreak
   if (k < 12) return rng.chance(0.5) ? 0x30200073 : 0x10200073; // mret / sret
-  if (k < 13) return encR(0x73, 0, 0, rng.chance(0.5) ? 0 : ptr(rng), 0, 0x09); // sfence.vma
+  if (k < 13) return encR(0x73, 0, 0, rng.chance(0.5) ? 0 : ptr(rng), rng.chance(0.5) ? 0 : rng.chance(0.5) ? rng.pick(SATP_REGS) : rs(rng), 0x09); // sfence.vma
   if (k < 14) return rng.chance(0.2) ? 0x10500073 : 0x0000100f; // wfi (rarely: it may park the hart) / fence.i
   if (k < 15) return encI(0x73, rd(rng), 4, rs(rng), rng.below(4096)); // funct3 4: illegal
   return encI(0x73, rd(rng), rng.pick([5, 6, 7]), rng.below(32), rng.pick(WRITE_CSRS));

@@ -7,7 +7,7 @@ import { Bus } from "../../machine/bus.js";
 import { Hart, type HartState } from "../hart.js";
 import { Asm } from "./asm.js";
 import * as K from "../constants.js";
-import { ALIGNED_POINTER_REGS, HANDLER_REG, LINK_REG, MSTATUS_MASK_REG, POINTER_REGS, randomCode } from "./random_insn.js";
+import { ALIGNED_POINTER_REGS, HANDLER_REG, LINK_REG, MSTATUS_MASK_REG, POINTER_REGS, SATP_REGS, randomCode } from "./random_insn.js";
 import { makeRng, type Rng } from "./rng.js";
 
 export const RAM_BASE = 0x8000_0000;
@@ -250,10 +250,14 @@ export function buildScenario(seed: number, budget: number): Scenario {
 
   // Page tables.
   let satp = 0n;
+  let satps = [0n, 0n];
   const notes: string[] = [];
   if (paged) {
     const pt = new PageTables(view, mode === 1 ? 3 : 4);
-    satp = (BigInt(mode === 1 ? K.SATP_SV39 : K.SATP_SV48) << 60n) | BigInt(pt.root >>> 12);
+    // Two address spaces over these tables: ASID = the root's page number's low 16 bits (so `sfence.vma x0, SATP_REGS[i]` names it), and another.
+    const ppn = BigInt(pt.root >>> 12), asid = ppn & 0xffffn, other = (asid + 1n + BigInt(rng.below(0xfffe))) & 0xffffn;
+    satps = [asid, other].map((a) => (BigInt(mode === 1 ? K.SATP_SV39 : K.SATP_SV48) << 60n) | (a << 44n) | ppn);
+    satp = satps[rng.below(2)]!;
     const codeFlags = PTE_V | PTE_R | PTE_X | PTE_A | (userCode ? PTE_U : 0n);
     for (let i = 0; i < CODE_PAGES; i++) {
       // The entry page is always executable; others sometimes get random permissions (fetch faults, stores into code).
@@ -290,6 +294,7 @@ export function buildScenario(seed: number, budget: number): Scenario {
     if (!rng.chance(0.9)) continue;
     hart.setX(r, (dataTranslated ? winPage(WIN_DATA + rng.below(WIN_DATA_PAGES)) : BigInt(pa(DATA_PAGE0 + rng.below(DATA_PAGES)))) + BigInt(8 * rng.below(512)));
   }
+  for (let i = 0; i < SATP_REGS.length; i++) hart.setX(SATP_REGS[i]!, satps[i]!);
   hart.setX(LINK_REG, entry + BigInt(4 * rng.below(CODE_PAGES * PAGE / 4)) - BigInt(entryOff));
   const toggles = [K.MSTATUS_SUM, K.MSTATUS_MXR, K.MSTATUS_MPRV, K.MSTATUS_FS, 1 << K.MSTATUS_FS_SHIFT];
   hart.setX(MSTATUS_MASK_REG, BigInt(toggles.filter(() => rng.chance(0.4)).reduce((m, b) => m | b, 0)));

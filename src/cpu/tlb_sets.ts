@@ -1,0 +1,101 @@
+// The software TLB's sets (hart_layout.ts): arrays of tags and RAM offsets in two ways, and the
+// invalidations the hart applies to them. Which sets exist and when they are dropped is hart_base.ts.
+import * as HL from "./hart_layout.js";
+
+export const TLB_SIZE = HL.TLB_SIZE;
+export const TLB_MASK = TLB_SIZE - 1;
+/** A tag no address can have (page tags have their low 12 bits clear). */
+export const TLB_INVALID = 1;
+/** satp (lo, hi) a U-mode set that caches no address space carries: mode 15, which satp never holds. */
+export const NO_SPACE = -1;
+
+/** One way of a set: read / write / fetch TLBs, tag lo/hi words of the virtual page -> RAM byte offset. */
+export interface TlbWay {
+  rTagLo: Int32Array; rTagHi: Int32Array; rOff: Uint32Array;
+  wTagLo: Int32Array; wTagHi: Int32Array; wOff: Uint32Array;
+  xTagLo: Int32Array; xTagHi: Int32Array; xOff: Uint32Array;
+}
+
+/** Way 0 (the fast paths'), and way 1 with the entries fills displaced from it (hart_layout.ts). */
+export interface TlbSet extends TlbWay {
+  way1: TlbWay;
+  /** Its slot in the state block (hart_layout.ts), and its offset in the memory (-1: private). */
+  readonly slot: number;
+  readonly at: number;
+  /** Entries filled since the set was last cleared: none, and invalidations skip it. */
+  fills: number;
+  /** Write entries filled since then: none, and dropWriteMappings skips it. */
+  writeFills: number;
+  /** A U-mode set: the satp (lo, hi) of the address space it caches (NO_SPACE: none), and when it was last chosen. */
+  satpLo: number;
+  satpHi: number;
+  used: number;
+}
+
+/** A TLB way in `buffer` at `at` (laid out as hart_layout.ts says), all invalid. */
+function makeTlbWay(buffer: ArrayBufferLike, at: number): TlbWay {
+  const i32 = (k: number): Int32Array => new Int32Array(buffer, at + k * HL.TLB_ARRAY_BYTES, TLB_SIZE);
+  const u32 = (k: number): Uint32Array => new Uint32Array(buffer, at + k * HL.TLB_ARRAY_BYTES, TLB_SIZE);
+  const way: TlbWay = {
+    rTagLo: i32(HL.TLB_R_TAG_LO), rTagHi: i32(HL.TLB_R_TAG_HI), rOff: u32(HL.TLB_R_OFF),
+    wTagLo: i32(HL.TLB_W_TAG_LO), wTagHi: i32(HL.TLB_W_TAG_HI), wOff: u32(HL.TLB_W_OFF),
+    xTagLo: i32(HL.TLB_X_TAG_LO), xTagHi: i32(HL.TLB_X_TAG_HI), xOff: u32(HL.TLB_X_OFF),
+  };
+  way.rTagLo.fill(TLB_INVALID);
+  way.wTagLo.fill(TLB_INVALID);
+  way.xTagLo.fill(TLB_INVALID);
+  return way;
+}
+
+/** The set of `slot` in the state block at `base` of `buffer`, or (shared false) in a private buffer. */
+export function makeTlbSet(buffer: ArrayBufferLike, base: number, slot: number, shared: boolean): TlbSet {
+  const buf = shared ? buffer : new ArrayBuffer(HL.TLB_SET_BYTES);
+  const at = shared ? HL.tlbSetOffset(base, slot) : 0;
+  return {
+    ...makeTlbWay(buf, at), way1: makeTlbWay(buf, at + HL.TLB_WAY_BYTES),
+    slot, at: shared ? at : -1, fills: 0, writeFills: 0, satpLo: NO_SPACE, satpHi: NO_SPACE, used: 0,
+  };
+}
+
+/** Drops every entry of `t` (both ways). */
+export function clearSet(t: TlbSet): void {
+  if (t.fills === 0) return;
+  t.fills = 0;
+  t.writeFills = 0;
+  for (const w of [t, t.way1]) {
+    w.rTagLo.fill(TLB_INVALID);
+    w.wTagLo.fill(TLB_INVALID);
+    w.xTagLo.fill(TLB_INVALID);
+  }
+}
+
+/** Drops the entries of `t` for the virtual page (tag, hi) at `idx`; true when a fetch entry went. */
+export function dropPage(t: TlbSet, idx: number, tag: number, hi: number): boolean {
+  if (t.fills === 0) return false;
+  let code = false;
+  for (const w of [t, t.way1]) {
+    if (w.rTagLo[idx] === tag && w.rTagHi[idx] === hi) w.rTagLo[idx] = TLB_INVALID;
+    if (w.wTagLo[idx] === tag && w.wTagHi[idx] === hi) w.wTagLo[idx] = TLB_INVALID;
+    if (w.xTagLo[idx] === tag && w.xTagHi[idx] === hi) {
+      w.xTagLo[idx] = TLB_INVALID;
+      code = true;
+    }
+  }
+  return code;
+}
+
+/** Drops the write entries of `t` that map RAM page `ramPage`. */
+export function dropWritesTo(t: TlbSet, ramPage: number): void {
+  if (t.writeFills === 0) return;
+  for (const w of [t, t.way1]) {
+    const tag = w.wTagLo, off = w.wOff;
+    for (let i = 0; i < TLB_SIZE; i++) {
+      if (tag[i] !== TLB_INVALID && off[i]! >>> 12 === ramPage) tag[i] = TLB_INVALID;
+    }
+  }
+}
+
+/** The ASID of a satp high word (bits 44-59 of satp). */
+export function satpAsid(hi: number): number {
+  return (hi >>> 12) & 0xffff;
+}
