@@ -16,7 +16,7 @@ import type { TlbSet } from "./tlb_sets.js";
 // getter call, which showed up at several percent in profiles of the interpreter loop.
 const { C64_COUNT, C64_SATP, CSR_EFFECT_MSTATUS, CSR_EFFECT_SATP, CSR_EFFECT_STIMER, csrWrite } = CSR;
 const { ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE } = MMU;
-const { TLB_MASK, TLB_INVALID, clearSet, dropPage, dropWritesTo, makeTlbSet, satpAsid } = TS;
+const { TLB_MASK, TLB_INVALID, NO_SPACE, clearSet, dropPage, dropWritesTo, makeTlbSet, satpAsid } = TS;
 const {
   MSTATUS_FS, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, PRV_M, PRV_S,
   PRV_U, SATP_BARE,
@@ -208,7 +208,7 @@ export abstract class HartBase {
   private bigStart = Infinity;
   private bigEnd = -Infinity;
   /**
-   * S-set entries that belong to the current address space (idx | access << 8): pages without the
+   * S-set entries that belong to the current address space (idx | access << 16): pages without the
    * G bit, and user pages (filled under SUM). A switch of address space drops them, and so does
    * clearing SUM. Past SPACE_MAX, spaceLost has a bit per access kind whose array is cleared instead.
    */
@@ -405,7 +405,7 @@ export abstract class HartBase {
 
   /** Records an S-set fill of a page of the current address space (see spaceFills). */
   protected noteSpaceFill(idx: number, access: number): void {
-    if (this.spaceCount < SPACE_MAX) this.spaceFills[this.spaceCount++] = idx | (access << 8);
+    if (this.spaceCount < SPACE_MAX) this.spaceFills[this.spaceCount++] = idx | (access << 16);
     else this.spaceLost |= 1 << access;
   }
 
@@ -418,7 +418,7 @@ export abstract class HartBase {
     let code = lostCode;
     for (const w of [t, t.way1]) { // a fill may have moved such an entry to way 1 at its index
       for (let i = 0; i < n; i++) {
-        const e = this.spaceFills[i]!, kind = e >>> 8;
+        const e = this.spaceFills[i]!, kind = e >>> 16;
         const tags = kind === ACCESS_READ ? w.rTagLo : kind === ACCESS_WRITE ? w.wTagLo : w.xTagLo;
         tags[e & TLB_MASK] = TLB_INVALID;
         if (kind === ACCESS_FETCH) code = true;
@@ -485,9 +485,11 @@ export abstract class HartBase {
     this.satpMode = hi >>> 28;
     this.satpPpn = (lo >>> 0) + (hi & 0xfff) * TWO32;
     this.flushTlb();
+    for (const t of this.uSets) t.satpLo = t.satpHi = NO_SPACE; // all empty now: none may claim an address space twice
     const u = this.tlbs[PRV_U]!;
     u.satpLo = lo;
     u.satpHi = hi;
+    u.used = ++this.spaceSwitches;
   }
 
   /**

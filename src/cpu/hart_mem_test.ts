@@ -350,6 +350,23 @@ test("U/SUM/MXR rules", () => {
   runTo(r.m, r.end);
 });
 
+test("clearing SUM drops S-mode entries of user pages at every TLB index (loads and stores fault again)", () => {
+  for (const page of [3n, 300n, 1500n, 2047n]) { // the TLB index is the page number's low 11 bits
+    const VA = 0x4000_0000n + page * 4096n, PA = RAM_BASE + 0x30_0000;
+    for (const [kind, cause] of [["load", 13n], ["store", 15n]] as const) {
+      const r = vmProg(1, false, (a) => {
+        a.li(20, VA).ld(2, 20, 0).sd(2, 20, 8); // read and write entries, under SUM
+        a.li(21, K.MSTATUS_SUM).csrrc(0, K.CSR_SSTATUS, 21);
+        if (kind === "load") a.ld(3, 20, 16); else a.sd(3, 20, 16);
+      }, K.MSTATUS_SUM);
+      r.pt.map(VA, PA, PTE_R | PTE_W | PTE_U | PTE_A | PTE_D);
+      runTo(r.m, MTRAP);
+      assert.equal(csr(r.m, K.CSR_MCAUSE), cause, `${kind} at page ${page} after clearing SUM`);
+      assert.equal(csr(r.m, K.CSR_MTVAL), VA + 16n);
+    }
+  }
+});
+
 test("a PTE outside RAM is an access fault; MPRV makes M-mode loads translate", () => {
   const VA = 0x4000_0000n;
   const r = vmProg(1, false, (a) => a.li(20, VA).ld(2, 20, 0));

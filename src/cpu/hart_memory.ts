@@ -5,7 +5,8 @@ import * as KC from "./constants.js";
 import * as MMU from "./mmu.js";
 import * as AT from "./atomics.js";
 import { HartTraps } from "./hart_traps.js";
-import { TWO32, TLB_INVALID, TLB_MASK, PTE_G, PTE_U, type TlbWay } from "./hart_base.js";
+import { TWO32, TLB_MASK, PTE_G, PTE_U } from "./hart_base.js";
+import { fillEntry, swapFromWay1 } from "./tlb_sets.js";
 
 // Module-local copies of imported bindings: ESM loaders may turn each cross-module read into a
 // getter call, which showed up at several percent in profiles of the interpreter loop.
@@ -59,56 +60,24 @@ export abstract class HartMemory extends HartTraps {
         // An S-set entry of a page that is not global (or of a user page, allowed by SUM) belongs to this address space.
         if (priv === PRV_S && (WALK_LEAF[1] & (PTE_U | PTE_G)) !== PTE_G) this.noteSpaceFill(idx, access);
       }
-      // The entry this one displaces goes to way 1 at the same index (hart_layout.ts).
       this.tlbFills++;
-      if (access === ACCESS_READ) {
-        const w = this.dSet.way1;
-        this.dSet.fills++;
-        if (this.rTagLo[idx] !== TLB_INVALID) { w.rTagLo[idx] = this.rTagLo[idx]!; w.rTagHi[idx] = this.rTagHi[idx]!; w.rOff[idx] = this.rOff[idx]!; }
-        this.rTagLo[idx] = tag; this.rTagHi[idx] = hi; this.rOff[idx] = off;
-      } else if (access === ACCESS_WRITE) {
+      if (access === ACCESS_WRITE) {
         if (this.ram.codePages[off >>> 12] !== 0) this.codeWritten(off >>> 12);
         // Dirty log (seams/guest_ram.ts): a write-TLB entry exists only for a page marked written.
         const page = off / 4096;
         Atomics.or(ram.dirty, page >>> 5, 1 << (page & 31));
-        const w = this.dSet.way1;
-        this.dSet.fills++;
         this.dSet.writeFills++;
-        if (this.wTagLo[idx] !== TLB_INVALID) { w.wTagLo[idx] = this.wTagLo[idx]!; w.wTagHi[idx] = this.wTagHi[idx]!; w.wOff[idx] = this.wOff[idx]!; }
-        this.wTagLo[idx] = tag; this.wTagHi[idx] = hi; this.wOff[idx] = off;
-      } else {
-        const w = this.xSet.way1;
-        this.xSet.fills++;
-        if (this.xTagLo[idx] !== TLB_INVALID) {
-          this.bumpJumpCache(); // the entry this one replaces may be cached there
-          w.xTagLo[idx] = this.xTagLo[idx]!; w.xTagHi[idx] = this.xTagHi[idx]!; w.xOff[idx] = this.xOff[idx]!;
-        }
-        this.xTagLo[idx] = tag; this.xTagHi[idx] = hi; this.xOff[idx] = off;
       }
+      const displaced = fillEntry(access === ACCESS_FETCH ? this.xSet : this.dSet, access, idx, tag, hi, off);
+      if (displaced && access === ACCESS_FETCH) this.bumpJumpCache(); // the entry replaced may be cached there
     }
     return pa;
   }
 
-  /**
-   * The RAM offset of (lo, hi)'s page from way 1 of the TLB for `access`, swapped into way 0 (its
-   * entry into way 1), or -1 when way 1 does not hold it. Both ways are dropped by the same events,
-   * so an entry there is as valid as in way 0.
-   */
+  /** The RAM offset of (lo, hi)'s page from way 1 of the TLB for `access`, swapped into way 0; -1 when it is not there. */
   private fromWay1(lo: number, hi: number, access: number): number {
-    const idx = (lo >>> 12) & TLB_MASK;
-    const tag = lo & -4096;
-    let tagLo: Int32Array, tagHi: Int32Array, offs: Uint32Array, w: TlbWay;
-    if (access === ACCESS_READ) { tagLo = this.rTagLo; tagHi = this.rTagHi; offs = this.rOff; w = this.dSet.way1; }
-    else if (access === ACCESS_WRITE) { tagLo = this.wTagLo; tagHi = this.wTagHi; offs = this.wOff; w = this.dSet.way1; }
-    else { tagLo = this.xTagLo; tagHi = this.xTagHi; offs = this.xOff; w = this.xSet.way1; }
-    const tagLo1 = access === ACCESS_READ ? w.rTagLo : access === ACCESS_WRITE ? w.wTagLo : w.xTagLo;
-    const tagHi1 = access === ACCESS_READ ? w.rTagHi : access === ACCESS_WRITE ? w.wTagHi : w.xTagHi;
-    const offs1 = access === ACCESS_READ ? w.rOff : access === ACCESS_WRITE ? w.wOff : w.xOff;
-    if (tagLo1[idx] !== tag || tagHi1[idx] !== hi) return -1;
-    const off = offs1[idx]!;
-    tagLo1[idx] = tagLo[idx]!; tagHi1[idx] = tagHi[idx]!; offs1[idx] = offs[idx]!;
-    tagLo[idx] = tag; tagHi[idx] = hi; offs[idx] = off;
-    if (access === ACCESS_FETCH) this.bumpJumpCache(); // as any change of a fetch entry
+    const off = swapFromWay1(access === ACCESS_FETCH ? this.xSet : this.dSet, access, (lo >>> 12) & TLB_MASK, lo & -4096, hi);
+    if (off >= 0 && access === ACCESS_FETCH) this.bumpJumpCache(); // as any change of a fetch entry
     return off;
   }
 

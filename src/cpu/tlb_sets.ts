@@ -1,6 +1,7 @@
 // The software TLB's sets (hart_layout.ts): arrays of tags and RAM offsets in two ways, and the
 // invalidations the hart applies to them. Which sets exist and when they are dropped is hart_base.ts.
 import * as HL from "./hart_layout.js";
+import { ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE } from "./mmu.js";
 
 export const TLB_SIZE = HL.TLB_SIZE;
 export const TLB_MASK = TLB_SIZE - 1;
@@ -9,11 +10,15 @@ export const TLB_INVALID = 1;
 /** satp (lo, hi) a U-mode set that caches no address space carries: mode 15, which satp never holds. */
 export const NO_SPACE = -1;
 
-/** One way of a set: read / write / fetch TLBs, tag lo/hi words of the virtual page -> RAM byte offset. */
+/** One TLB of a way: tag lo/hi words of the virtual page -> RAM byte offset. */
+export interface TlbArrays { tagLo: Int32Array; tagHi: Int32Array; off: Uint32Array }
+
+/** One way of a set: read / write / fetch TLBs (the fast paths' names), and the same by access kind (mmu.ts ACCESS_*). */
 export interface TlbWay {
   rTagLo: Int32Array; rTagHi: Int32Array; rOff: Uint32Array;
   wTagLo: Int32Array; wTagHi: Int32Array; wOff: Uint32Array;
   xTagLo: Int32Array; xTagHi: Int32Array; xOff: Uint32Array;
+  byAccess: readonly TlbArrays[];
 }
 
 /** Way 0 (the fast paths'), and way 1 with the entries fills displaced from it (hart_layout.ts). */
@@ -36,15 +41,20 @@ export interface TlbSet extends TlbWay {
 function makeTlbWay(buffer: ArrayBufferLike, at: number): TlbWay {
   const i32 = (k: number): Int32Array => new Int32Array(buffer, at + k * HL.TLB_ARRAY_BYTES, TLB_SIZE);
   const u32 = (k: number): Uint32Array => new Uint32Array(buffer, at + k * HL.TLB_ARRAY_BYTES, TLB_SIZE);
-  const way: TlbWay = {
-    rTagLo: i32(HL.TLB_R_TAG_LO), rTagHi: i32(HL.TLB_R_TAG_HI), rOff: u32(HL.TLB_R_OFF),
-    wTagLo: i32(HL.TLB_W_TAG_LO), wTagHi: i32(HL.TLB_W_TAG_HI), wOff: u32(HL.TLB_W_OFF),
-    xTagLo: i32(HL.TLB_X_TAG_LO), xTagHi: i32(HL.TLB_X_TAG_HI), xOff: u32(HL.TLB_X_OFF),
+  const r = { tagLo: i32(HL.TLB_R_TAG_LO), tagHi: i32(HL.TLB_R_TAG_HI), off: u32(HL.TLB_R_OFF) };
+  const w = { tagLo: i32(HL.TLB_W_TAG_LO), tagHi: i32(HL.TLB_W_TAG_HI), off: u32(HL.TLB_W_OFF) };
+  const x = { tagLo: i32(HL.TLB_X_TAG_LO), tagHi: i32(HL.TLB_X_TAG_HI), off: u32(HL.TLB_X_OFF) };
+  for (const a of [r, w, x]) a.tagLo.fill(TLB_INVALID);
+  const byAccess: TlbArrays[] = [];
+  byAccess[ACCESS_READ] = r;
+  byAccess[ACCESS_WRITE] = w;
+  byAccess[ACCESS_FETCH] = x;
+  return {
+    rTagLo: r.tagLo, rTagHi: r.tagHi, rOff: r.off,
+    wTagLo: w.tagLo, wTagHi: w.tagHi, wOff: w.off,
+    xTagLo: x.tagLo, xTagHi: x.tagHi, xOff: x.off,
+    byAccess,
   };
-  way.rTagLo.fill(TLB_INVALID);
-  way.wTagLo.fill(TLB_INVALID);
-  way.xTagLo.fill(TLB_INVALID);
-  return way;
 }
 
 /** The set of `slot` in the state block at `base` of `buffer`, or (shared false) in a private buffer. */
@@ -98,4 +108,31 @@ export function dropWritesTo(t: TlbSet, ramPage: number): void {
 /** The ASID of a satp high word (bits 44-59 of satp). */
 export function satpAsid(hi: number): number {
   return (hi >>> 12) & 0xffff;
+}
+
+/**
+ * Puts (tag, hi) -> off at `idx` of `t`'s TLB for `access`, the entry it displaces into way 1 at
+ * the same index (hart_layout.ts); true when there was one.
+ */
+export function fillEntry(t: TlbSet, access: number, idx: number, tag: number, hi: number, off: number): boolean {
+  const a = t.byAccess[access]!, b = t.way1.byAccess[access]!;
+  const displaced = a.tagLo[idx] !== TLB_INVALID;
+  if (displaced) { b.tagLo[idx] = a.tagLo[idx]!; b.tagHi[idx] = a.tagHi[idx]!; b.off[idx] = a.off[idx]!; }
+  a.tagLo[idx] = tag; a.tagHi[idx] = hi; a.off[idx] = off;
+  t.fills++;
+  return displaced;
+}
+
+/**
+ * The RAM offset of page (tag, hi) from way 1 of `t`'s TLB for `access`, swapped into way 0 (its
+ * entry into way 1), or -1 when way 1 does not hold it. Both ways are dropped by the same events,
+ * so an entry there is as valid as in way 0.
+ */
+export function swapFromWay1(t: TlbSet, access: number, idx: number, tag: number, hi: number): number {
+  const a = t.byAccess[access]!, b = t.way1.byAccess[access]!;
+  if (b.tagLo[idx] !== tag || b.tagHi[idx] !== hi) return -1;
+  const off = b.off[idx]!;
+  b.tagLo[idx] = a.tagLo[idx]!; b.tagHi[idx] = a.tagHi[idx]!; b.off[idx] = a.off[idx]!;
+  a.tagLo[idx] = tag; a.tagHi[idx] = hi; a.off[idx] = off;
+  return off;
 }
