@@ -1,5 +1,6 @@
 // The hart's architectural state (registers, privilege, CSR fields, reservation, pending exception)
-// and its software TLBs: one set per privilege, with the flushes that keep them exact.
+// and its software TLBs: a set per privilege (U mode's per recent address space), with the flushes
+// that keep them exact.
 import type { GuestRam } from "../seams/guest_ram.js";
 import type { MmioRouter } from "../seams/mmio.js";
 import { EXIT_BUDGET, type VcpuExit } from "./exit.js";

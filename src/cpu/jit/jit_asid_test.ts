@@ -12,9 +12,10 @@ import { Hart } from "../hart.js";
 import { Asm } from "../testing/asm.js";
 import * as K from "../constants.js";
 import { BlockCache } from "./block_cache.js";
+import { Sv39Tables, leafPte } from "../testing/sv39_tables.js";
 
 const RAM_BASE = 0x8000_0000;
-const PTE_V = 1n, PTE_R = 2n, PTE_W = 4n, PTE_X = 8n, PTE_U = 16n, PTE_G = 32n, PTE_A = 64n, PTE_D = 128n;
+const PTE_R = 2n, PTE_W = 4n, PTE_X = 8n, PTE_U = 16n, PTE_G = 32n, PTE_A = 64n, PTE_D = 128n;
 /** Two roots, and the pages their tables take. */
 const ROOTS = [RAM_BASE + 0x20_0000, RAM_BASE + 0x21_0000];
 /** Virtual pages: S-mode data (not global), S-mode data (global), U-mode code and data, and U data S mode reads under SUM (TLB index 291). */
@@ -29,29 +30,6 @@ const SATP_TABLE = RAM_BASE + 0x1_0000;
 const S0 = 8, S1 = 9, S2 = 18, S3 = 19, S4 = 20, S5 = 21, S6 = 22, S7 = 23, S8 = 24, S9 = 25;
 const A0 = 10, A1 = 11, T0 = 5, T1 = 6, T2 = 7, T3 = 28;
 
-/** Writes a leaf PTE for `va` under `root`, making the tables above it; returns the leaf's address. */
-function mapper(ram: GuestRam): (root: number, va: number, pa: number, flags: bigint, level?: number) => number {
-  let next = ROOTS[1]! + 0x1000;
-  const read = (addr: number): bigint => BigInt(ram.readU32(addr)) | (BigInt(ram.readU32(addr + 4)) << 32n);
-  const write = (addr: number, v: bigint): void => { ram.writeU32(addr, Number(v & 0xffffffffn)); ram.writeU32(addr + 4, Number(v >> 32n)); };
-  return (root, va, pa, flags, level = 0) => {
-    let table = root;
-    for (let l = 2; l > level; l--) {
-      const addr = table + ((va / 2 ** (12 + 9 * l)) & 0x1ff) * 8;
-      let pte = read(addr);
-      if ((pte & PTE_V) === 0n) {
-        pte = (BigInt(next / 4096) << 10n) | PTE_V;
-        next += 4096;
-        write(addr, pte);
-      }
-      table = Number(pte >> 10n) * 4096;
-    }
-    const leaf = table + ((va / 2 ** (12 + 9 * level)) & 0x1ff) * 8;
-    write(leaf, (BigInt(pa / 4096) << 10n) | flags | PTE_V);
-    return leaf;
-  };
-}
-
 interface Space { asid: number; root: 0 | 1 }
 
 /**
@@ -63,7 +41,8 @@ function machine(jit: boolean, spaces: readonly Space[], steps: number): Hart {
   const ram = new GuestRam(RAM_BASE, 8 << 20);
   const hart = new Hart({ hartId: 0, ram, vcpuDevices: new Bus(), time: { frequency: 10_000_000, now: () => 0 }, stateBlock: true });
   if (jit) hart.useJit(new BlockCache(ram, { threshold: 2, background: false }));
-  const map = mapper(ram);
+  const tables = new Sv39Tables(ram, ROOTS[1]! + 0x1000);
+  const map = (root: number, va: number, pa: number, flags: bigint, level = 0): number => tables.map(root, va, pa, flags, level);
   const satp = (s: Space): bigint => (8n << 60n) | (BigInt(s.asid) << 44n) | BigInt(ROOTS[s.root]! / 4096);
   let remapLeaf = 0;
   for (const r of [0, 1] as const) {
@@ -106,7 +85,7 @@ function machine(jit: boolean, spaces: readonly Space[], steps: number): Hart {
   a.label("next").addi(S0, S0, -1).bne(S0, 0, "loop");
   // spaces[0] again; its VA_U now maps P_NEW, fenced by ASID only.
   a.ld(T1, S9, 0).csrrw(0, K.CSR_SATP, T1);
-  a.li(T1, remapLeaf).li(T2, ((BigInt(P_NEW / 4096) << 10n) | PTE_V | PTE_R | PTE_U | PTE_A)).sd(T2, T1, 0);
+  a.li(T1, remapLeaf).li(T2, leafPte(P_NEW, PTE_R | PTE_U | PTE_A)).sd(T2, T1, 0);
   a.li(T3, spaces[0]!.asid).sfenceVma(0, T3);
   a.li(T0, VA_UFN).csrrw(0, K.CSR_SEPC, T0).auipc(S8, 0).addi(S8, S8, 12).sret();
   a.label("done").jal(0, "done");

@@ -11,50 +11,23 @@ import { Hart } from "../hart.js";
 import { Asm } from "../testing/asm.js";
 import * as K from "../constants.js";
 import { BlockCache } from "./block_cache.js";
+import { Sv39Tables, leafPte } from "../testing/sv39_tables.js";
 
 const RAM_BASE = 0x8000_0000;
 const ROOT = RAM_BASE + 0x20_0000;
-const PTE_V = 1n, PTE_R = 2n, PTE_W = 4n, PTE_X = 8n, PTE_A = 64n, PTE_D = 128n;
+const PTE_R = 2n, PTE_W = 4n, PTE_X = 8n, PTE_A = 64n, PTE_D = 128n;
 /** The function's virtual page, and one 8 MiB on: the same fetch-TLB entry (2048 pages apart). */
 const VA_FN = 0x4000_5000, VA_OTHER = VA_FN + 0x80_0000, VA_OTHER2 = VA_FN + 0x100_0000; // the same TLB index
 /** Physical pages of the two versions of the function, and of a bare `ret`. */
 const P_ONE = RAM_BASE + 0x30_0000, P_HUNDRED = RAM_BASE + 0x30_1000, P_RET = RAM_BASE + 0x30_2000;
-
-/** Sv39 tables at ROOT in `ram`; returns the address of each 4 KiB leaf it writes. */
-function sv39(ram: GuestRam): { map(va: number, pa: number, flags: bigint, level?: number): number } {
-  let next = ROOT + 4096;
-  const read = (addr: number): bigint => BigInt(ram.readU32(addr)) | (BigInt(ram.readU32(addr + 4)) << 32n);
-  const write = (addr: number, v: bigint): void => { ram.writeU32(addr, Number(v & 0xffffffffn)); ram.writeU32(addr + 4, Number(v >> 32n)); };
-  return {
-    map(va, pa, flags, level = 0) {
-      let table = ROOT;
-      for (let l = 2; l > level; l--) {
-        const addr = table + ((va / 2 ** (12 + 9 * l)) & 0x1ff) * 8;
-        let pte = read(addr);
-        if ((pte & PTE_V) === 0n) {
-          pte = (BigInt(next / 4096) << 10n) | PTE_V;
-          next += 4096;
-          write(addr, pte);
-        }
-        table = Number(pte >> 10n) * 4096;
-      }
-      const leaf = table + ((va / 2 ** (12 + 9 * level)) & 0x1ff) * 8;
-      write(leaf, leafPte(pa, flags));
-      return leaf;
-    },
-  };
-}
-
-function leafPte(pa: number, flags: bigint): bigint {
-  return (BigInt(pa / 4096) << 10n) | flags | PTE_V;
-}
 
 test("the jump cache forgets a remapped page (sfence.vma) and an evicted fetch-TLB entry", () => {
   const ram = new GuestRam(RAM_BASE, 8 << 20);
   const hart = new Hart({ hartId: 0, ram, vcpuDevices: new Bus(), time: { frequency: 10_000_000, now: () => 0 }, stateBlock: true });
   const cache = new BlockCache(ram, { threshold: 2, background: false });
   hart.useJit(cache);
-  const pt = sv39(ram);
+  const tables = new Sv39Tables(ram, ROOT + 4096);
+  const pt = { map: (va: number, pa: number, flags: bigint, level = 0): number => tables.map(ROOT, va, pa, flags, level) };
   pt.map(RAM_BASE, RAM_BASE, PTE_R | PTE_W | PTE_X | PTE_A | PTE_D, 1); // this code, identity-mapped
   pt.map(RAM_BASE + 0x20_0000, RAM_BASE + 0x20_0000, PTE_R | PTE_W | PTE_A | PTE_D, 1); // the tables and the functions' pages, writable
   const code = PTE_R | PTE_X | PTE_A;
