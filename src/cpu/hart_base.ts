@@ -17,7 +17,7 @@ import type { TlbSet } from "./tlb_sets.js";
 // getter call, which showed up at several percent in profiles of the interpreter loop.
 const { C64_COUNT, C64_SATP, CSR_EFFECT_MSTATUS, CSR_EFFECT_SATP, CSR_EFFECT_STIMER, csrWrite } = CSR;
 const { ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE } = MMU;
-const { TLB_MASK, TLB_INVALID, NO_SPACE, clearSet, dropPage, dropWritesTo, makeTlbSet, satpAsid } = TS;
+const { TLB_MASK, NO_SPACE, clearSet, dropPage, dropSpaceFills, dropWritesTo, makeTlbSet, satpAsid } = TS;
 const {
   MSTATUS_FS, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, PRV_M, PRV_S,
   PRV_U, SATP_BARE,
@@ -47,8 +47,6 @@ export { TLB_SIZE, TLB_MASK, TLB_INVALID, type TlbWay, type TlbSet } from "./tlb
 if (TLB_MASK !== 2047) throw new Error("TLB_SIZE changed: update the 2047 literals in semantics/instructions.ts, exec_fast.ts and exec_slow.ts");
 /** Superpage regions remembered for sfence.vma by address; beyond this, their bounds stand for them. */
 const BIG_MAX = 64;
-/** S-set entries of the address space remembered for dropping them; beyond this, their arrays are cleared. */
-export const SPACE_MAX = 64;
 export const PTE_U = 16;
 export const PTE_G = 32;
 
@@ -177,8 +175,12 @@ export abstract class HartBase {
 
   // Software TLBs, one set per privilege (index = privilege; 2 unused), so traps, ecalls and xret
   // switch sets instead of flushing. Data accesses use the set of dataPriv, fetches the set of priv.
-  // U-mode's is one of uSets, the one of the current address space (satp's ASID and root).
+  // U-mode's is one of uSets, the one of the current address space (satp's ASID and root). S-mode
+  // data accesses with mstatus.SUM set use sumSet (as QEMU keeps a TLB per MMU index with SUM):
+  // the kernel sets and clears SUM around every user copy, and dropping the user pages at each clear
+  // walked them again in every syscall.
   protected readonly tlbs: TlbSet[];
+  private readonly sumSet: TlbSet;
   /** U-mode sets, one per recent address space: a switch back to one finds its entries (satpWritten). */
   private readonly uSets: TlbSet[];
   /** Every set, for the invalidations that reach them all. */
@@ -208,14 +210,6 @@ export abstract class HartBase {
   /** The bounds of every superpage region noted since the last flush (virtual addresses as doubles): past BIG_MAX, a fence inside them flushes. */
   private bigStart = Infinity;
   private bigEnd = -Infinity;
-  /**
-   * S-set entries that belong to the current address space (idx | access << 16): pages without the
-   * G bit, and user pages (filled under SUM). A switch of address space drops them, and so does
-   * clearing SUM. Past SPACE_MAX, spaceLost has a bit per access kind whose array is cleared instead.
-   */
-  protected readonly spaceFills = new Int32Array(SPACE_MAX);
-  protected spaceCount = 0;
-  protected spaceLost = 0;
   /** Current code page: virtual base (NaN = none) and RAM byte offset. */
   protected codeVBase = NaN;
   protected codeOff = 0;
@@ -265,8 +259,9 @@ export abstract class HartBase {
     // (Slot 2's room in the state block is the JIT's jump cache; no hart runs at privilege 2.)
     this.uSets = HL.U_SLOTS.map((slot) => makeTlbSet(buf, base, slot, shared));
     const sSet = makeTlbSet(buf, base, HL.TLB_SLOT_S, shared), mSet = makeTlbSet(buf, base, HL.TLB_SLOT_M, shared);
+    this.sumSet = makeTlbSet(buf, base, HL.TLB_SLOT_SUM, shared);
     this.tlbs = [this.uSets[0]!, sSet, mSet, mSet];
-    this.allSets = [sSet, mSet, ...this.uSets];
+    this.allSets = [sSet, this.sumSet, mSet, ...this.uSets];
     this.uSets[0]!.satpLo = this.uSets[0]!.satpHi = 0;
     this.jumpCache = shared ? new Int32Array(buf, base + HL.HART_JUMP_CACHE, (HL.JC_ENTRIES * HL.JC_ENTRY_BYTES) / 4) : null;
     this.priv = PRV_M;
@@ -326,8 +321,6 @@ export abstract class HartBase {
     this.bigCount = 0;
     this.bigStart = Infinity;
     this.bigEnd = -Infinity;
-    this.spaceCount = 0;
-    this.spaceLost = 0;
     this.codeVBase = NaN;
   }
 
@@ -364,7 +357,7 @@ export abstract class HartBase {
     }
   }
 
-  /** sfence.vma x0, rs2: drop the entries of address space `asid` (its U sets, and the S set's own if it is current). */
+  /** sfence.vma x0, rs2: drop the entries of address space `asid` (its U sets, and the S sets' own if it is current). */
   protected flushAsid(asid: number): void {
     let code = false;
     for (const t of this.uSets) {
@@ -404,39 +397,19 @@ export abstract class HartBase {
     if (start + size > this.bigEnd) this.bigEnd = start + size;
   }
 
-  /** Records an S-set fill of a page of the current address space (see spaceFills). */
-  protected noteSpaceFill(idx: number, access: number): void {
-    if (this.spaceCount < SPACE_MAX) this.spaceFills[this.spaceCount++] = idx | (access << 16);
-    else this.spaceLost |= 1 << access;
-  }
-
-  /** The address space changed, or SUM was cleared: drop the S set's entries of the address space (see spaceFills). */
-  protected dropSpaceFills(): void {
-    const n = this.spaceCount, lost = this.spaceLost;
-    if (n === 0 && lost === 0) return;
-    const t = this.tlbs[PRV_S]!;
-    const lostCode = (lost & (1 << ACCESS_FETCH)) !== 0;
-    let code = lostCode;
-    for (const w of [t, t.way1]) { // a fill may have moved such an entry to way 1 at its index
-      for (let i = 0; i < n; i++) {
-        const e = this.spaceFills[i]!, kind = e >>> 16;
-        const tags = kind === ACCESS_READ ? w.rTagLo : kind === ACCESS_WRITE ? w.wTagLo : w.xTagLo;
-        tags[e & TLB_MASK] = TLB_INVALID;
-        if (kind === ACCESS_FETCH) code = true;
-      }
-      if ((lost & (1 << ACCESS_READ)) !== 0) w.rTagLo.fill(TLB_INVALID);
-      if ((lost & (1 << ACCESS_WRITE)) !== 0) w.wTagLo.fill(TLB_INVALID);
-      if (lostCode) w.xTagLo.fill(TLB_INVALID);
-    }
-    this.spaceCount = 0;
-    this.spaceLost = 0;
+  /** The address space changed: the S sets drop their entries of the old one (tlb_sets.ts spaceFills); true when a fetch entry went. */
+  private dropSpaceFills(): boolean {
+    const code = dropSpaceFills(this.tlbs[PRV_S]!);
+    dropSpaceFills(this.sumSet); // data only
     if (code) this.bumpJumpCache();
     this.codeVBase = NaN;
+    return code;
   }
 
-  /** Point the current TLB arrays at the sets of dataPriv (loads/stores) and priv (fetch). */
+  /** Point the current TLB arrays at the sets of dataPriv (loads/stores; S with SUM: sumSet) and priv (fetch). */
   protected selectTlbs(): void {
-    const d = this.tlbs[this.dataPriv]!, f = this.tlbs[this.priv]!;
+    const dp = this.dataPriv;
+    const d = dp === PRV_S && (this.mstatus & MSTATUS_SUM) !== 0 ? this.sumSet : this.tlbs[dp]!, f = this.tlbs[this.priv]!;
     this.rTagLo = d.rTagLo; this.rTagHi = d.rTagHi; this.rOff = d.rOff;
     this.wTagLo = d.wTagLo; this.wTagHi = d.wTagHi; this.wOff = d.wOff;
     this.xTagLo = f.xTagLo; this.xTagHi = f.xTagHi; this.xOff = f.xOff;
@@ -474,10 +447,10 @@ export abstract class HartBase {
   /** mstatus changed from `old`: drop TLB entries the change made stale, re-derive the data privilege. */
   private mstatusChanged(old: number): void {
     const changed = old ^ this.mstatus;
-    // Setting SUM only permits more, so entries stay valid; clearing it drops the user pages it let in.
+    // SUM picks S mode's data set (selectTlbs): the user pages it lets in stay in sumSet.
     if ((changed & MSTATUS_MXR) !== 0) this.flushTlb();
-    else if ((changed & old & MSTATUS_SUM) !== 0) this.dropSpaceFills();
     if ((changed & (MSTATUS_MPRV | MSTATUS_MPP)) !== 0) this.updateDataPriv();
+    else if ((changed & MSTATUS_SUM) !== 0) this.selectTlbs();
   }
 
   /** satp changed (a reset, a restore): no cached translation stays; the current U set is the new address space's. */
@@ -495,8 +468,8 @@ export abstract class HartBase {
 
   /**
    * The guest wrote satp. Within one translating mode, nothing is flushed (as hardware with ASIDs;
-   * the guest fences what it changed): the S set drops the old address space's own entries
-   * (spaceFills) and keeps the global ones, and U mode takes the set of the new address space
+   * the guest fences what it changed): the S sets drop the old address space's own entries
+   * (spaceFills) and keep the global ones, and U mode takes the set of the new address space
    * (satp's ASID and root alike), the least recently chosen one's if none has it. Linux then stops
    * flushing everything at each of a boot's ~350 switches.
    */

@@ -87,8 +87,9 @@ export const D_RES_ADDR = 9;
 
 /**
  * Software-TLB sets, each two ways of nine arrays of TLB_SIZE int32, in TLB_SLOTS slots: slot 1 is
- * S-mode's, slot 3 M-mode's, and U_SLOTS hold U-mode's, one per recent address space (satp's ASID
- * and root: a switch back finds its entries, hart_base.ts); slot 2's room holds the jump cache.
+ * S-mode's, TLB_SLOT_SUM S-mode's data accesses' while mstatus.SUM is set (user pages too), slot 3
+ * M-mode's, and U_SLOTS hold U-mode's, one per recent address space (satp's ASID and root: a
+ * switch back finds its entries, hart_base.ts); slot 2's room holds the jump cache.
  * Way 0 is the one every fast path looks at; a fill moves the entry it displaces to way 1 at the
  * same index, where translate() and compiled code's translate function find it: two hot pages 8
  * MiB apart (the index is the page number's low 11 bits) no longer miss on every access (one
@@ -98,9 +99,9 @@ export const HART_TLB = 4096;
 export const TLB_ARRAY_BYTES = TLB_SIZE * 4;
 export const TLB_WAY_BYTES = 9 * TLB_ARRAY_BYTES;
 export const TLB_SET_BYTES = 2 * TLB_WAY_BYTES;
-export const TLB_SLOT_S = 1, TLB_SLOT_M = 3;
+export const TLB_SLOT_S = 1, TLB_SLOT_M = 3, TLB_SLOT_SUM = 11;
 export const U_SLOTS: readonly number[] = [0, 4, 5, 6, 7, 8, 9, 10];
-export const TLB_SLOTS = 11;
+export const TLB_SLOTS = 12;
 /**
  * The JIT's jump cache (jit/dispatcher.ts): JC_ENTRIES of (pc low word, pc high word ^ W_JIT_XKEY,
  * generation, table slot), so `go` finds the block at a virtual pc without the fetch TLB and the
@@ -120,7 +121,7 @@ export const HART_STATE_BYTES = HART_TLB + TLB_SLOTS * TLB_SET_BYTES;
 if (HART_WORDS + 4 * WORD_COUNT > HART_DOUBLES || HART_DOUBLES + 8 * DOUBLE_COUNT > HART_TLB) throw new Error("hart_layout.ts: the control regions overlap");
 if (HART_WORDS + 4 * W_JC_GEN !== HART_JC_GEN_OFFSET) throw new Error("hart_layout.ts: W_JC_GEN and HART_JC_GEN_OFFSET in seams/guest_ram.ts disagree");
 if (JC_ENTRIES * JC_ENTRY_BYTES > TLB_SET_BYTES) throw new Error("hart_layout.ts: the jump cache outgrew TLB set 2's room");
-if (TLB_SLOTS > 16 || U_SLOTS.some((u) => u === TLB_SLOT_S || u === TLB_SLOT_M || u === 2 || u >= TLB_SLOTS)) throw new Error("hart_layout.ts: TLB slots overlap");
+if (TLB_SLOTS > 16 || TLB_SLOT_SUM >= TLB_SLOTS || U_SLOTS.some((u) => u === TLB_SLOT_S || u === TLB_SLOT_M || u === TLB_SLOT_SUM || u === 2 || u >= TLB_SLOTS)) throw new Error("hart_layout.ts: TLB slots overlap");
 if (HART_STATE_BYTES > HART_SLOT_BYTES) throw new Error(`hart state block (${HART_STATE_BYTES} bytes) outgrew HART_SLOT_BYTES in seams/guest_ram.ts`);
 
 /** Offset of the TLB set in `slot` of a state block at `base`. */

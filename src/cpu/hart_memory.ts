@@ -6,7 +6,7 @@ import * as MMU from "./mmu.js";
 import * as AT from "./atomics.js";
 import { HartTraps } from "./hart_traps.js";
 import { TWO32, TLB_MASK, PTE_G, PTE_U } from "./hart_base.js";
-import { fillEntry, swapFromWay1 } from "./tlb_sets.js";
+import { fillEntry, noteSpaceFill, swapFromWay1 } from "./tlb_sets.js";
 
 // Module-local copies of imported bindings: ESM loaders may turn each cross-module read into a
 // getter call, which showed up at several percent in profiles of the interpreter loop.
@@ -57,8 +57,8 @@ export abstract class HartMemory extends HartTraps {
       if (ram.lazyState !== null) ram.ensurePresent(off, 4096); // lazy restore: the page comes in on first touch
       if (walked) {
         if (WALK_LEAF[0] !== 0) this.noteSuperpage(lo, hi, WALK_LEAF[0]);
-        // An S-set entry of a page that is not global (or of a user page, allowed by SUM) belongs to this address space.
-        if (priv === PRV_S && (WALK_LEAF[1] & (PTE_U | PTE_G)) !== PTE_G) this.noteSpaceFill(idx, access);
+        // An S-mode entry of a page that is not global (or of a user page, allowed by SUM) belongs to this address space.
+        if (priv === PRV_S && (WALK_LEAF[1] & (PTE_U | PTE_G)) !== PTE_G) noteSpaceFill(access === ACCESS_FETCH ? this.xSet : this.dSet, idx, access);
       }
       this.tlbFills++;
       if (access === ACCESS_WRITE) {

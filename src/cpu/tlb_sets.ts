@@ -9,6 +9,8 @@ export const TLB_MASK = TLB_SIZE - 1;
 export const TLB_INVALID = 1;
 /** satp (lo, hi) a U-mode set that caches no address space carries: mode 15, which satp never holds. */
 export const NO_SPACE = -1;
+/** Entries of the address space an S set remembers for dropping them; beyond this, their arrays are cleared. */
+export const SPACE_MAX = 64;
 
 /** One TLB of a way: tag lo/hi words of the virtual page -> RAM byte offset. */
 export interface TlbArrays { tagLo: Int32Array; tagHi: Int32Array; off: Uint32Array }
@@ -35,6 +37,14 @@ export interface TlbSet extends TlbWay {
   satpLo: number;
   satpHi: number;
   used: number;
+  /**
+   * An S-mode set: its entries that belong to the current address space (idx | access << 16),
+   * pages without the G bit and user pages; a switch of address space drops them. Past
+   * SPACE_MAX, spaceLost has a bit per access kind whose array is cleared instead.
+   */
+  readonly spaceFills: Int32Array;
+  spaceCount: number;
+  spaceLost: number;
 }
 
 /** A TLB way in `buffer` at `at` (laid out as hart_layout.ts says), all invalid. */
@@ -64,11 +74,14 @@ export function makeTlbSet(buffer: ArrayBufferLike, base: number, slot: number, 
   return {
     ...makeTlbWay(buf, at), way1: makeTlbWay(buf, at + HL.TLB_WAY_BYTES),
     slot, at: shared ? at : -1, fills: 0, writeFills: 0, satpLo: NO_SPACE, satpHi: NO_SPACE, used: 0,
+    spaceFills: new Int32Array(SPACE_MAX), spaceCount: 0, spaceLost: 0,
   };
 }
 
 /** Drops every entry of `t` (both ways). */
 export function clearSet(t: TlbSet): void {
+  t.spaceCount = 0;
+  t.spaceLost = 0;
   if (t.fills === 0) return;
   t.fills = 0;
   t.writeFills = 0;
@@ -135,4 +148,31 @@ export function swapFromWay1(t: TlbSet, access: number, idx: number, tag: number
   b.tagLo[idx] = a.tagLo[idx]!; b.tagHi[idx] = a.tagHi[idx]!; b.off[idx] = a.off[idx]!;
   a.tagLo[idx] = tag; a.tagHi[idx] = hi; a.off[idx] = off;
   return off;
+}
+
+/** Records a fill of `t` that belongs to the current address space (see spaceFills). */
+export function noteSpaceFill(t: TlbSet, idx: number, access: number): void {
+  if (t.spaceCount < SPACE_MAX) t.spaceFills[t.spaceCount++] = idx | (access << 16);
+  else t.spaceLost |= 1 << access;
+}
+
+/** Drops `t`'s entries of the address space (see spaceFills); true when a fetch entry went. */
+export function dropSpaceFills(t: TlbSet): boolean {
+  const n = t.spaceCount, lost = t.spaceLost;
+  if (n === 0 && lost === 0) return false;
+  const lostCode = (lost & (1 << ACCESS_FETCH)) !== 0;
+  let code = lostCode;
+  for (const w of [t, t.way1]) { // a fill may have moved such an entry to way 1 at its index
+    for (let i = 0; i < n; i++) {
+      const e = t.spaceFills[i]!, kind = e >>> 16;
+      w.byAccess[kind]!.tagLo[e & TLB_MASK] = TLB_INVALID;
+      if (kind === ACCESS_FETCH) code = true;
+    }
+    if ((lost & (1 << ACCESS_READ)) !== 0) w.rTagLo.fill(TLB_INVALID);
+    if ((lost & (1 << ACCESS_WRITE)) !== 0) w.wTagLo.fill(TLB_INVALID);
+    if (lostCode) w.xTagLo.fill(TLB_INVALID);
+  }
+  t.spaceCount = 0;
+  t.spaceLost = 0;
+  return code;
 }

@@ -24,7 +24,7 @@ const PAGE = 4096;
 const WASM_MAX_BYTES = 65536 * WASM_PAGE;
 /** vCPU state blocks reserved above RAM (one per hart id; see cpu/hart_layout.ts). */
 export const HART_SLOTS = 8;
-export const HART_SLOT_BYTES = 0x18d000;
+export const HART_SLOT_BYTES = 0x1b1000;
 /**
  * Byte offset in a hart's state block of the generation of the JIT's jump cache (cpu/hart_layout.ts
  * W_JC_GEN): a device write over compiled code moves it on in every block, so no cached jump

@@ -1,9 +1,10 @@
 // Address spaces (satp's ASID and root) keep their TLB entries across satp writes (hart_base.ts
-// satpWritten): U mode has a set per recent address space, the S set keeps global pages and drops
-// the rest at a switch. A program in S mode switches between address spaces, loads through a
-// non-global and a global page, and runs its own U-mode function (at one virtual address) in
-// each; both tiers must see each space's own pages and code, agree at every budget, and not walk
-// again what a switch kept.
+// satpWritten): U mode has a set per recent address space, the S sets keep global pages and drop
+// the rest at a switch, and user pages S mode reads under SUM stay in their set while SUM is
+// cleared and set again. A program in S mode switches between address spaces, loads through a
+// non-global page, a global one and a user page (twice under SUM), and runs its own U-mode function
+// (at one virtual address) in each; both tiers must see each space's own pages and code, agree at
+// every budget, and not walk again what a switch or SUM kept.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GuestRam } from "../../seams/guest_ram.js";
@@ -74,12 +75,13 @@ function machine(jit: boolean, spaces: readonly Space[], steps: number): Hart {
   a.li(T0, K.MSTATUS_MPP).csrrc(0, K.CSR_MSTATUS, T0).li(T0, K.PRV_S << K.MSTATUS_MPP_SHIFT).csrrs(0, K.CSR_MSTATUS, T0);
   a.li(T0, RAM_BASE + 0x100).csrrw(0, K.CSR_MEPC, T0).mret();
   while (a.here < RAM_BASE + 0x100) a.addi(0, 0, 0);
-  // S mode: S0 steps left, S6 the table index, S1 / S7 / A1 the sums of VA_D / VA_G / VA_SU (SUM stays set), S5 of VA_U.
-  a.li(T0, K.MSTATUS_SUM).csrrs(0, K.CSR_SSTATUS, T0);
+  // S mode: S0 steps left, S6 the table index, S1 / S7 / A1 the sums of VA_D / VA_G / VA_SU, S5 of VA_U.
   a.li(S0, steps).li(S6, 0).li(S1, 0).li(S7, 0).li(S5, 0).li(A1, 0).li(S4, VA_U).li(S2, VA_D).li(S3, VA_G).li(S9, SATP_TABLE);
   a.label("loop");
   a.add(T1, S9, S6).ld(T1, T1, 0).csrrw(0, K.CSR_SATP, T1);
-  a.ld(A0, S2, 0).add(S1, S1, A0).ld(A0, S3, 0).add(S7, S7, A0).li(T2, VA_SU).ld(A0, T2, 0).add(A1, A1, A0);
+  a.ld(A0, S2, 0).add(S1, S1, A0).ld(A0, S3, 0).add(S7, S7, A0).li(T2, VA_SU);
+  a.li(T0, K.MSTATUS_SUM).csrrs(0, K.CSR_SSTATUS, T0).ld(A0, T2, 0).csrrc(0, K.CSR_SSTATUS, T0).add(A1, A1, A0);
+  a.csrrs(0, K.CSR_SSTATUS, T0).ld(A0, T2, 8).csrrc(0, K.CSR_SSTATUS, T0); // a second user copy: its entry is still there
   a.li(T0, VA_UFN).csrrw(0, K.CSR_SEPC, T0).auipc(S8, 0).addi(S8, S8, 12).sret();
   a.addi(S6, S6, 8).li(T0, 8 * spaces.length).bne(S6, T0, "next").li(S6, 0);
   a.label("next").addi(S0, S0, -1).bne(S0, 0, "loop");
@@ -126,7 +128,8 @@ const BUDGETS = [1, 2, 3, 5, 7, 11, 64, 100, 1000];
 
 test("two address spaces over two roots: each sees its own pages, both tiers agree, and a switch back walks only the non-global S pages again", () => {
   const { interp, jit } = lockstep([{ asid: 1, root: 0 }, { asid: 2, root: 1 }], STEPS, BUDGETS);
-  // Per step, only the S entries of VA_D and VA_SU are filled again (a flush at each satp write made it six: code, VA_D, VA_G, VA_SU, U code, VA_U).
+  // Per step, only the S entries of VA_D and VA_SU are filled again (a flush at each satp write made it six: code, VA_D, VA_G,
+  // VA_SU, U code, VA_U; dropping user pages when SUM is cleared, three).
   for (const [tier, fills] of [["interpreter", interp], ["JIT", jit]] as const) {
     assert.ok(fills <= 2 * STEPS + 20, `${tier}: ${fills} TLB fills over ${STEPS} switches`);
   }
