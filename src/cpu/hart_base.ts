@@ -8,7 +8,6 @@ import type { TimeSource } from "../seams/time.js";
 import type { FpContext } from "./fpu/context.js";
 import * as KC from "./constants.js";
 import * as CSR from "./csr.js";
-import * as MMU from "./mmu.js";
 import * as HL from "./hart_layout.js";
 import * as TS from "./tlb_sets.js";
 import type { TlbSet } from "./tlb_sets.js";
@@ -16,7 +15,6 @@ import type { TlbSet } from "./tlb_sets.js";
 // Module-local copies of imported bindings: ESM loaders may turn each cross-module read into a
 // getter call, which showed up at several percent in profiles of the interpreter loop.
 const { C64_COUNT, C64_SATP, CSR_EFFECT_MSTATUS, CSR_EFFECT_SATP, CSR_EFFECT_STIMER, csrWrite } = CSR;
-const { ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE } = MMU;
 const { TLB_MASK, NO_SPACE, clearSet, dropPage, dropSpaceFills, dropWritesTo, makeTlbSet, satpAsid } = TS;
 const {
   MSTATUS_FS, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, PRV_M, PRV_S,
