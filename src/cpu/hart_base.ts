@@ -395,13 +395,11 @@ export abstract class HartBase {
     if (start + size > this.bigEnd) this.bigEnd = start + size;
   }
 
-  /** The address space changed: the S sets drop their entries of the old one (tlb_sets.ts spaceFills); true when a fetch entry went. */
-  private dropSpaceFills(): boolean {
-    const code = dropSpaceFills(this.tlbs[PRV_S]!);
+  /** The address space changed: the S sets drop their entries of the old one (tlb_sets.ts spaceFills). */
+  private dropSpaceFills(): void {
+    if (dropSpaceFills(this.tlbs[PRV_S]!)) this.bumpJumpCache();
     dropSpaceFills(this.sumSet); // data only
-    if (code) this.bumpJumpCache();
     this.codeVBase = NaN;
-    return code;
   }
 
   /** Point the current TLB arrays at the sets of dataPriv (loads/stores; S with SUM: sumSet) and priv (fetch). */

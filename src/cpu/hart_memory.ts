@@ -66,7 +66,6 @@ export abstract class HartMemory extends HartTraps {
         // Dirty log (seams/guest_ram.ts): a write-TLB entry exists only for a page marked written.
         const page = off / 4096;
         Atomics.or(ram.dirty, page >>> 5, 1 << (page & 31));
-        this.dSet.writeFills++;
       }
       const displaced = fillEntry(access === ACCESS_FETCH ? this.xSet : this.dSet, access, idx, tag, hi, off);
       if (displaced && access === ACCESS_FETCH) this.bumpJumpCache(); // the entry replaced may be cached there

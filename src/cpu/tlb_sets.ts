@@ -133,6 +133,7 @@ export function fillEntry(t: TlbSet, access: number, idx: number, tag: number, h
   if (displaced) { b.tagLo[idx] = a.tagLo[idx]!; b.tagHi[idx] = a.tagHi[idx]!; b.off[idx] = a.off[idx]!; }
   a.tagLo[idx] = tag; a.tagHi[idx] = hi; a.off[idx] = off;
   t.fills++;
+  if (access === ACCESS_WRITE) t.writeFills++;
   return displaced;
 }
 
