@@ -13,69 +13,78 @@ export const NO_SPACE = -1;
 export const SPACE_MAX = 64;
 
 /** One TLB of a way: tag lo/hi words of the virtual page -> RAM byte offset. */
-export interface TlbArrays { tagLo: Int32Array; tagHi: Int32Array; off: Uint32Array }
+export class TlbArrays {
+  constructor(readonly tagLo: Int32Array, readonly tagHi: Int32Array, readonly off: Uint32Array) {}
+}
 
-/** One way of a set: read / write / fetch TLBs (the fast paths' names), and the same by access kind (mmu.ts ACCESS_*). */
-export interface TlbWay {
-  rTagLo: Int32Array; rTagHi: Int32Array; rOff: Uint32Array;
-  wTagLo: Int32Array; wTagHi: Int32Array; wOff: Uint32Array;
-  xTagLo: Int32Array; xTagHi: Int32Array; xOff: Uint32Array;
-  byAccess: readonly TlbArrays[];
+// Classes, not object literals: every set then has one hidden class (`declare`d fields are
+// assigned once in the constructor, never first as undefined). Sets built by a literal with a
+// spread did not (V8 gave the eleventh a map of its own), and the TLB's invalidations and
+// translate() deoptimized on it again and again ("wrong map", ~150 ms of TurboFan a boot).
+
+/** One way of a set: read / write / fetch TLBs (the fast paths' names), and the same by access kind (mmu.ts ACCESS_*), all invalid at first. */
+export class TlbWay {
+  declare readonly rTagLo: Int32Array; declare readonly rTagHi: Int32Array; declare readonly rOff: Uint32Array;
+  declare readonly wTagLo: Int32Array; declare readonly wTagHi: Int32Array; declare readonly wOff: Uint32Array;
+  declare readonly xTagLo: Int32Array; declare readonly xTagHi: Int32Array; declare readonly xOff: Uint32Array;
+  declare readonly byAccess: readonly TlbArrays[];
+
+  /** The way in `buffer` at `at`, laid out as hart_layout.ts says. */
+  constructor(buffer: ArrayBufferLike, at: number) {
+    const i32 = (k: number): Int32Array => new Int32Array(buffer, at + k * HL.TLB_ARRAY_BYTES, TLB_SIZE);
+    const u32 = (k: number): Uint32Array => new Uint32Array(buffer, at + k * HL.TLB_ARRAY_BYTES, TLB_SIZE);
+    const r = new TlbArrays(i32(HL.TLB_R_TAG_LO), i32(HL.TLB_R_TAG_HI), u32(HL.TLB_R_OFF));
+    const w = new TlbArrays(i32(HL.TLB_W_TAG_LO), i32(HL.TLB_W_TAG_HI), u32(HL.TLB_W_OFF));
+    const x = new TlbArrays(i32(HL.TLB_X_TAG_LO), i32(HL.TLB_X_TAG_HI), u32(HL.TLB_X_OFF));
+    for (const a of [r, w, x]) a.tagLo.fill(TLB_INVALID);
+    this.rTagLo = r.tagLo; this.rTagHi = r.tagHi; this.rOff = r.off;
+    this.wTagLo = w.tagLo; this.wTagHi = w.tagHi; this.wOff = w.off;
+    this.xTagLo = x.tagLo; this.xTagHi = x.tagHi; this.xOff = x.off;
+    const byAccess: TlbArrays[] = [];
+    byAccess[ACCESS_READ] = r;
+    byAccess[ACCESS_WRITE] = w;
+    byAccess[ACCESS_FETCH] = x;
+    this.byAccess = byAccess;
+  }
 }
 
 /** Way 0 (the fast paths'), and way 1 with the entries fills displaced from it (hart_layout.ts). */
-export interface TlbSet extends TlbWay {
-  way1: TlbWay;
+export class TlbSet extends TlbWay {
+  declare readonly way1: TlbWay;
   /** Its slot in the state block (hart_layout.ts), and its offset in the memory (-1: private). */
-  readonly slot: number;
-  readonly at: number;
+  declare readonly slot: number;
+  declare readonly at: number;
   /** Entries filled since the set was last cleared: none, and invalidations skip it. */
-  fills: number;
+  fills = 0;
   /** Write entries filled since then: none, and dropWriteMappings skips it. */
-  writeFills: number;
+  writeFills = 0;
   /** A U-mode set: the satp (lo, hi) of the address space it caches (NO_SPACE: none), and when it was last chosen. */
-  satpLo: number;
-  satpHi: number;
-  used: number;
+  satpLo = NO_SPACE;
+  satpHi = NO_SPACE;
+  used = 0;
   /**
    * An S-mode set: its entries that belong to the current address space (idx | access << 16),
    * pages without the G bit and user pages; a switch of address space drops them. Past
    * SPACE_MAX, spaceLost has a bit per access kind whose array is cleared instead.
    */
-  readonly spaceFills: Int32Array;
-  spaceCount: number;
-  spaceLost: number;
-}
+  readonly spaceFills = new Int32Array(SPACE_MAX);
+  spaceCount = 0;
+  spaceLost = 0;
 
-/** A TLB way in `buffer` at `at` (laid out as hart_layout.ts says), all invalid. */
-function makeTlbWay(buffer: ArrayBufferLike, at: number): TlbWay {
-  const i32 = (k: number): Int32Array => new Int32Array(buffer, at + k * HL.TLB_ARRAY_BYTES, TLB_SIZE);
-  const u32 = (k: number): Uint32Array => new Uint32Array(buffer, at + k * HL.TLB_ARRAY_BYTES, TLB_SIZE);
-  const r = { tagLo: i32(HL.TLB_R_TAG_LO), tagHi: i32(HL.TLB_R_TAG_HI), off: u32(HL.TLB_R_OFF) };
-  const w = { tagLo: i32(HL.TLB_W_TAG_LO), tagHi: i32(HL.TLB_W_TAG_HI), off: u32(HL.TLB_W_OFF) };
-  const x = { tagLo: i32(HL.TLB_X_TAG_LO), tagHi: i32(HL.TLB_X_TAG_HI), off: u32(HL.TLB_X_OFF) };
-  for (const a of [r, w, x]) a.tagLo.fill(TLB_INVALID);
-  const byAccess: TlbArrays[] = [];
-  byAccess[ACCESS_READ] = r;
-  byAccess[ACCESS_WRITE] = w;
-  byAccess[ACCESS_FETCH] = x;
-  return {
-    rTagLo: r.tagLo, rTagHi: r.tagHi, rOff: r.off,
-    wTagLo: w.tagLo, wTagHi: w.tagHi, wOff: w.off,
-    xTagLo: x.tagLo, xTagHi: x.tagHi, xOff: x.off,
-    byAccess,
-  };
+  /** The set of `slot` in the state block at `base` of `buffer`, or (shared false) in a private buffer. */
+  constructor(buffer: ArrayBufferLike, base: number, slot: number, shared: boolean) {
+    const buf = shared ? buffer : new ArrayBuffer(HL.TLB_SET_BYTES);
+    const at = shared ? HL.tlbSetOffset(base, slot) : 0;
+    super(buf, at);
+    this.way1 = new TlbWay(buf, at + HL.TLB_WAY_BYTES);
+    this.slot = slot;
+    this.at = shared ? at : -1;
+  }
 }
 
 /** The set of `slot` in the state block at `base` of `buffer`, or (shared false) in a private buffer. */
 export function makeTlbSet(buffer: ArrayBufferLike, base: number, slot: number, shared: boolean): TlbSet {
-  const buf = shared ? buffer : new ArrayBuffer(HL.TLB_SET_BYTES);
-  const at = shared ? HL.tlbSetOffset(base, slot) : 0;
-  return {
-    ...makeTlbWay(buf, at), way1: makeTlbWay(buf, at + HL.TLB_WAY_BYTES),
-    slot, at: shared ? at : -1, fills: 0, writeFills: 0, satpLo: NO_SPACE, satpHi: NO_SPACE, used: 0,
-    spaceFills: new Int32Array(SPACE_MAX), spaceCount: 0, spaceLost: 0,
-  };
+  return new TlbSet(buffer, base, slot, shared);
 }
 
 /** Drops every entry of `t` (both ways). */

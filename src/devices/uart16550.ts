@@ -83,6 +83,8 @@ export class Uart16550 implements MmioDevice {
   private rxHead = 0;
   private rxCount = 0;
   private irqLevel = false;
+  /** Bytes taken into the FIFO, read by the guest and emptied by an FCR reset (query-interrupts; not saved). */
+  private readonly rxTotals = { received: 0, read: 0, reset: 0 };
 
   constructor(options: Uart16550Options) {
     this.irq = options.irq;
@@ -100,6 +102,7 @@ export class Uart16550 implements MmioDevice {
       this.rx[(this.rxHead + this.rxCount) % UART_RX_CAPACITY] = b;
       this.rxCount++;
       accepted++;
+      this.rxTotals.received++;
     }
     this.updateIrq();
     return accepted;
@@ -163,8 +166,8 @@ export class Uart16550 implements MmioDevice {
   }
 
   /** Registers and interrupt state as they are now (reads nothing that has side effects), for query-interrupts. */
-  describe(): { ier: number; lcr: number; iir: number; rxCount: number; thrInterruptPending: boolean; irqLevel: boolean } {
-    return { ier: this.ier, lcr: this.lcr, iir: this.pendingInterrupt(), rxCount: this.rxCount, thrInterruptPending: this.thrInterruptPending, irqLevel: this.irqLevel };
+  describe(): { ier: number; lcr: number; iir: number; rxCount: number; thrInterruptPending: boolean; irqLevel: boolean; rxTotals: { received: number; read: number; reset: number } } {
+    return { ier: this.ier, lcr: this.lcr, iir: this.pendingInterrupt(), rxCount: this.rxCount, thrInterruptPending: this.thrInterruptPending, irqLevel: this.irqLevel, rxTotals: { ...this.rxTotals } };
   }
 
   save(): Uart16550State {
@@ -216,6 +219,7 @@ export class Uart16550 implements MmioDevice {
     const b = this.rx[this.rxHead];
     this.rxHead = (this.rxHead + 1) % UART_RX_CAPACITY;
     this.rxCount--;
+    this.rxTotals.read++;
     this.updateIrq();
     return b;
   }
@@ -231,6 +235,7 @@ export class Uart16550 implements MmioDevice {
     const enable = (v & FCR_ENABLE) !== 0;
     // Switching FIFO mode on or off empties the FIFOs, as on the real part.
     if (enable !== this.fifoEnabled || (v & FCR_CLEAR_RX) !== 0) {
+      this.rxTotals.reset += this.rxCount;
       this.rxHead = 0;
       this.rxCount = 0;
     }

@@ -136,3 +136,15 @@ test("save and restore carry registers, pending input and the interrupt line", (
   assert.equal(b.uart.read(0, 1), 7);
   assert.equal(b.irq.level, false);
 });
+
+test("rxTotals count input taken, read by the guest and emptied by an FCR reset", () => {
+  const { uart } = setup();
+  uart.write(2, 1, 0x01); // FIFO on
+  assert.equal(uart.receive(new TextEncoder().encode("abcd")), 4);
+  uart.read(0, 1);
+  uart.read(0, 1);
+  uart.read(0, 1); // three read
+  uart.write(2, 1, 0x03); // reset the receive FIFO: one unread byte goes
+  uart.read(0, 1); // empty: reads nothing
+  assert.deepEqual(uart.describe().rxTotals, { received: 4, read: 3, reset: 1 });
+});
