@@ -10,12 +10,12 @@ import * as KC from "./constants.js";
 import * as CSR from "./csr.js";
 import * as HL from "./hart_layout.js";
 import * as TS from "./tlb_sets.js";
-import type { TlbSet } from "./tlb_sets.js";
+import { TlbSet } from "./tlb_sets.js";
 
 // Module-local copies of imported bindings: ESM loaders may turn each cross-module read into a
 // getter call, which showed up at several percent in profiles of the interpreter loop.
 const { C64_COUNT, C64_SATP, CSR_EFFECT_MSTATUS, CSR_EFFECT_SATP, CSR_EFFECT_STIMER, csrWrite } = CSR;
-const { TLB_MASK, NO_SPACE, clearSet, dropPage, dropSpaceFills, dropWritesTo, makeTlbSet, satpAsid } = TS;
+const { TLB_MASK, NO_SPACE, clearSet, dropPage, dropSpaceFills, dropWritesTo, satpAsid } = TS;
 const {
   MSTATUS_FS, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_MPRV, MSTATUS_MXR, MSTATUS_SUM, PRV_M, PRV_S,
   PRV_U, SATP_BARE,
@@ -255,9 +255,9 @@ export abstract class HartBase {
     this.counterDelta = this.d.subarray(HL.D_COUNTER_DELTA, HL.D_COUNTER_DELTA + 3);
     this.counterFrozen = this.d.subarray(HL.D_COUNTER_FROZEN, HL.D_COUNTER_FROZEN + 3);
     // (Slot 2's room in the state block is the JIT's jump cache; no hart runs at privilege 2.)
-    this.uSets = HL.U_SLOTS.map((slot) => makeTlbSet(buf, base, slot, shared));
-    const sSet = makeTlbSet(buf, base, HL.TLB_SLOT_S, shared), mSet = makeTlbSet(buf, base, HL.TLB_SLOT_M, shared);
-    this.sumSet = makeTlbSet(buf, base, HL.TLB_SLOT_SUM, shared);
+    this.uSets = HL.U_SLOTS.map((slot) => new TlbSet(buf, base, slot, shared));
+    const sSet = new TlbSet(buf, base, HL.TLB_SLOT_S, shared), mSet = new TlbSet(buf, base, HL.TLB_SLOT_M, shared);
+    this.sumSet = new TlbSet(buf, base, HL.TLB_SLOT_SUM, shared);
     this.tlbs = [this.uSets[0]!, sSet, mSet, mSet];
     this.allSets = [sSet, this.sumSet, mSet, ...this.uSets];
     this.uSets[0]!.satpLo = this.uSets[0]!.satpHi = 0;

@@ -82,11 +82,6 @@ export class TlbSet extends TlbWay {
   }
 }
 
-/** The set of `slot` in the state block at `base` of `buffer`, or (shared false) in a private buffer. */
-export function makeTlbSet(buffer: ArrayBufferLike, base: number, slot: number, shared: boolean): TlbSet {
-  return new TlbSet(buffer, base, slot, shared);
-}
-
 /** Drops every entry of `t` (both ways). */
 export function clearSet(t: TlbSet): void {
   t.spaceCount = 0;
