@@ -18,7 +18,7 @@ export abstract class HartJitLoop extends HartFastLoop {
     this.jit = cache;
     this.resetJumpCache();
     this.jitStatus = new Int32Array(this.ram.buffer, this.stateOffset + HART_JIT_STATUS, 1);
-    this.codeGates = this.ram.jitSlots;
+    this.codeGates = cache.codeGates;
     this.takenMap = cache.taken;
   }
 

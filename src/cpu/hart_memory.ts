@@ -80,9 +80,9 @@ export abstract class HartMemory extends HartTraps {
     return off;
   }
 
-  /** A store will map RAM page `page`, which holds compiled code; the JIT tier drops that code (exec_jit.ts). */
+  /** A store will map RAM page `page`, on which compiled code depends: every JIT thread's code of it goes first (exec_jit.ts forgets its own record too). */
   protected codeWritten(page: number): void {
-    this.ram.codePages[page] = 0;
+    this.ram.dropCode(page);
   }
 
   /** Read one byte at virtual (lo, hi) through translation; -1 after raising a fault. */

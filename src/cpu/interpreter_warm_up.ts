@@ -143,10 +143,11 @@ export function warmUpInterpreter(time: TimeSource, jit: boolean, steps = 1500):
   vcpuDevices.map(DEVICE, 0x100, { name: "warm-up", read: () => (deviceAccesses++, 0x8000_0000), write: () => { deviceAccesses++; } });
   const hart = new Hart({ hartId: 0, ram, vcpuDevices, time, stateBlock: true });
   if (jit) {
-    hart.useJit(new BlockCache(ram, { threshold: 2 ** 30 }));
+    const cache = new BlockCache(ram, { threshold: 2 ** 30 });
+    hart.useJit(cache);
     // The program's second page opens as if it had code (with no block in it): the interpreter
     // then stops where it enters it, as it does at every page with code in a boot.
-    ram.jitSlots[(CODE - BASE + 4 * 40) >>> 12] = 1;
+    cache.codeGates[(CODE - BASE + 4 * 40) >>> 12] = 1;
   }
   let ran = 0, exits = 0;
   for (const { priv, vbase, slowOnly } of PASSES) {

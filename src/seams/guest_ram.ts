@@ -31,13 +31,16 @@ export const HART_SLOT_BYTES = 0x1b1000;
  * enters the dropped code.
  */
 export const HART_JC_GEN_OFFSET = 1024 + 4 * 26;
-/** codePages values: the page holds compiled code; a device has written it since (the JIT drops that code). */
-export const CODE_PAGE = 1;
-export const CODE_PAGE_DMA_WRITTEN = 2;
+/**
+ * JIT threads with tables of their own above RAM, one per hart at most (the harts time-sliced on
+ * one thread share thread 0's; each vCPU worker has its hart's). A page's codePages byte holds a
+ * bit per thread whose code cache depends on it.
+ */
+export const JIT_THREADS = HART_SLOTS;
 
 /** codePages: one byte per RAM page, rounded to whole pages. */
 const flagBytes = (size: number): number => Math.ceil(size / PAGE / PAGE) * PAGE;
-/** jitSlots: one int32 per RAM page, rounded to whole pages. */
+/** A JIT thread's gates: one int32 per RAM page, rounded to whole pages. */
 const slotBytes = (size: number): number => Math.ceil((size / PAGE) * 4 / PAGE) * PAGE;
 
 /** Entries of the JIT's block lookup (direct-mapped by RAM halfword): 8 bytes each, (RAM offset + 1, table slot). */
@@ -46,10 +49,26 @@ const LOOKUP_BYTES = JIT_LOOKUP_ENTRIES * 8;
 /** The JIT's profile marks (cpu/jit/jit_profile.ts): an int32 each, counting the runs of a block compiled from a profile's entry. */
 export const JIT_MARKS = 65536;
 
-/** Bytes above RAM for the VMM area (code-page flags, JIT tables, hart state blocks), or 0 when they do not fit a wasm32 memory. */
+/** Bytes of one JIT thread's tables: its gates, its block lookup, its profile marks. */
+const jitAreaBytes = (size: number): number => slotBytes(size) + LOOKUP_BYTES + 4 * JIT_MARKS;
+
+/** Bytes above RAM for the VMM area (code-page flags, hart state blocks, the JIT threads' tables), or 0 when they do not fit a wasm32 memory. */
 function vmmAreaBytes(size: number): number {
-  const bytes = flagBytes(size) + slotBytes(size) + LOOKUP_BYTES + HART_SLOTS * HART_SLOT_BYTES + 4 * JIT_MARKS;
+  const bytes = flagBytes(size) + HART_SLOTS * HART_SLOT_BYTES + JIT_THREADS * jitAreaBytes(size);
   return size + bytes <= WASM_MAX_BYTES ? bytes : 0;
+}
+
+/** One JIT thread's tables above RAM (cpu/jit/block_cache.ts); the thread owns them, other threads only clear entries. */
+export interface JitArea {
+  /** The thread's bit in codePages. */
+  readonly bit: number;
+  /** One int32 per RAM page: nonzero while the thread's dispatcher may enter compiled code in the page. */
+  readonly gates: Int32Array;
+  /** Offset in `memory` of the block lookup (JIT_LOOKUP_ENTRIES pairs of int32: RAM offset + 1, table slot), direct-mapped by RAM halfword. */
+  readonly lookupOffset: number;
+  readonly lookup: Int32Array;
+  /** Offset in `memory` of the profile marks (JIT_MARKS int32s). */
+  readonly marksOffset: number;
 }
 export const PAGE_ABSENT = 0;
 export const PAGE_LOADING = 1;
@@ -72,32 +91,19 @@ export class GuestRam {
   readonly f64: Float64Array;
   readonly view: DataView;
   /**
-   * One byte per RAM page, above RAM in the same shared memory: CODE_PAGE while compiled code
-   * depends on the page. Device writes mark such pages CODE_PAGE_DMA_WRITTEN (see deviceWrote).
+   * One byte per RAM page, above RAM in the same shared memory: bit t is set while JIT thread t's
+   * compiled code depends on the page (or a compile of it is on its way). A store to such a page
+   * misses the write TLB, and the store or device write drops the code of every thread (dropCode).
    * Empty when the VMM area does not fit (4 GiB of RAM): no JIT then.
    */
   readonly codePages: Uint8Array;
-  /**
-   * One int32 per RAM page: nonzero while the JIT's dispatcher may enter compiled code in the page
-   * (it then looks the block up in the lookup at jitLookupOffset). Belongs to the one thread whose harts run the JIT, which takes it
-   * once, as it attaches: from then on device writes look for code pages (see codeMayExist).
-   */
-  get jitSlots(): Int32Array {
-    this.codeMayExist = true;
-    return this.slotTable;
-  }
-  private readonly slotTable: Int32Array;
-  /** The JIT's block lookup (pairs: RAM offset + 1, table slot), direct-mapped by RAM halfword. */
-  private readonly lookupTable: Int32Array;
   /** False until a JIT attached to this RAM: without one no page holds compiled code, and device writes skip the code-page scan. */
   private codeMayExist = false;
-  readonly jitSlotsOffset: number;
-  /** Offset in `memory` of the JIT's block lookup (JIT_LOOKUP_ENTRIES pairs of int32), or -1 without a VMM area. */
-  readonly jitLookupOffset: number;
+  private readonly areas: (JitArea | undefined)[] = [];
+  /** Byte offset of the first JIT thread's tables in `memory`, or -1 without a VMM area. */
+  private readonly jitAreasOffset: number;
   /** Byte offset of the first hart state block in `memory`, or -1 without a VMM area. */
   private readonly hartSlotsOffset: number;
-  /** Offset in `memory` of the JIT's profile marks (JIT_MARKS int32s), or -1 without a VMM area. */
-  readonly jitMarksOffset: number;
   /** The dirty log: bit (p & 31) of word p >> 5 is set once page p has been written (see above). */
   readonly dirty: Int32Array;
   private readonly fenceWord = new Int32Array(new SharedArrayBuffer(4));
@@ -129,13 +135,56 @@ export class GuestRam {
     this.f64 = new Float64Array(this.buffer);
     this.view = new DataView(this.buffer);
     this.codePages = vmm === 0 ? new Uint8Array(0) : new Uint8Array(this.buffer, size, size / PAGE);
-    this.jitSlotsOffset = vmm === 0 ? -1 : size + flagBytes(size);
-    this.slotTable = vmm === 0 ? new Int32Array(0) : new Int32Array(this.buffer, this.jitSlotsOffset, size / PAGE);
-    this.jitLookupOffset = vmm === 0 ? -1 : size + flagBytes(size) + slotBytes(size);
-    this.lookupTable = vmm === 0 ? new Int32Array(0) : new Int32Array(this.buffer, this.jitLookupOffset, 2 * JIT_LOOKUP_ENTRIES);
-    this.hartSlotsOffset = vmm === 0 ? -1 : this.jitLookupOffset + LOOKUP_BYTES;
-    this.jitMarksOffset = vmm === 0 ? -1 : this.hartSlotsOffset + HART_SLOTS * HART_SLOT_BYTES;
+    this.hartSlotsOffset = vmm === 0 ? -1 : size + flagBytes(size);
+    this.jitAreasOffset = vmm === 0 ? -1 : this.hartSlotsOffset + HART_SLOTS * HART_SLOT_BYTES;
     this.dirty = new Int32Array(dirtyLog ?? new SharedArrayBuffer(Math.ceil(size / 4096 / 32) * 4));
+  }
+
+  /**
+   * JIT thread `t`'s tables (0 for the harts time-sliced on one thread, a worker's hart id for a
+   * vCPU thread). Taking them tells device writes to look for code pages from then on.
+   */
+  jitArea(t: number): JitArea {
+    if (this.jitAreasOffset < 0) throw new RangeError(`The JIT needs room above guest RAM for its tables: give the VM less than ${this.size} bytes of memory`);
+    if (!Number.isInteger(t) || t < 0 || t >= JIT_THREADS) throw new RangeError(`JIT thread ${t} has no tables: threads are 0..${JIT_THREADS - 1}`);
+    this.codeMayExist = true;
+    return this.area(t);
+  }
+
+  private area(t: number): JitArea {
+    let a = this.areas[t];
+    if (a === undefined) {
+      const at = this.jitAreasOffset + t * jitAreaBytes(this.size);
+      const lookupOffset = at + slotBytes(this.size);
+      a = this.areas[t] = {
+        bit: 1 << t,
+        gates: new Int32Array(this.buffer, at, this.size / PAGE),
+        lookupOffset,
+        lookup: new Int32Array(this.buffer, lookupOffset, 2 * JIT_LOOKUP_ENTRIES),
+        marksOffset: lookupOffset + LOOKUP_BYTES,
+      };
+    }
+    return a;
+  }
+
+  /**
+   * RAM page `p` is about to be written: no thread's compiled code of it may run again. Every
+   * thread's gate and block-lookup keys of the page are cleared (only keys: a dispatcher reading
+   * the pair meanwhile still finds its own table's function) and every hart's jump cache moves on;
+   * each thread's cache drops its record when it next looks at the page (its bit is gone).
+   */
+  dropCode(p: number): void {
+    const bits = Atomics.exchange(this.codePages, p, 0);
+    if (bits === 0) return;
+    for (let t = 0; t < JIT_THREADS; t++) {
+      if ((bits & (1 << t)) === 0) continue;
+      const a = this.area(t);
+      Atomics.store(a.gates, p, 0); // the interpreter no longer stops there for compiled code
+      // Nor does the dispatcher find the page's blocks (nor those of pages sharing their entries, which the JIT relinks).
+      const first = 2 * ((p * (PAGE / 2)) & (JIT_LOOKUP_ENTRIES - 1)), lookup = a.lookup;
+      for (let e = first; e < first + PAGE; e += 2) lookup[e] = 0;
+    }
+    for (let h = 0; h < HART_SLOTS; h++) Atomics.add(this.i32, (this.hartSlotsOffset + h * HART_SLOT_BYTES + HART_JC_GEN_OFFSET) >> 2, 1);
   }
 
   /** Offset in `memory` of hart `hartId`'s state block (HART_SLOT_BYTES long, outside guest-visible RAM). */
@@ -159,23 +208,12 @@ export class GuestRam {
     this.markDirty(off, len);
   }
 
-  /** Pages of RAM bytes [off, off+len) that hold compiled code are marked so the JIT drops it before running it again. */
+  /** Compiled code of the pages of RAM bytes [off, off+len) is dropped before it runs again (dropCode). */
   private dropCodeIn(off: number, len: number): void {
     if (!this.codeMayExist || len <= 0) return;
     const flags = this.codePages;
     const last = (off + len - 1) / PAGE;
-    let dropped = false;
-    for (let p = Math.floor(off / PAGE); p <= last; p++) {
-      if (flags[p] !== 0) {
-        dropped = true;
-        flags[p] = CODE_PAGE_DMA_WRITTEN;
-        this.slotTable[p] = 0; // the interpreter no longer stops there for compiled code
-        // The dispatcher finds none of the page's blocks (nor of pages sharing their lookup entries, which the JIT relinks); its cache drops the code on its next look.
-        const first = (p * (PAGE / 2)) & (JIT_LOOKUP_ENTRIES - 1);
-        this.lookupTable.fill(0, 2 * first, 2 * (first + PAGE / 2));
-      }
-    }
-    if (dropped) for (let h = 0; h < HART_SLOTS; h++) Atomics.add(this.i32, (this.hartSlotsOffset + h * HART_SLOT_BYTES + HART_JC_GEN_OFFSET) >> 2, 1);
+    for (let p = Math.floor(off / PAGE); p <= last; p++) if (flags[p] !== 0) this.dropCode(p);
   }
 
   /**

@@ -1,6 +1,6 @@
 // Figures query-stats reports that need translating from the CPU's and devices' own form: trap
 // causes by name, each virtio device's counters, and the JIT's code cache.
-import type { BlockCache } from "../cpu/jit/block_cache.js";
+import { DEFAULT_MAX_BLOCKS, type JitStats } from "../cpu/jit/block_cache.js";
 import { VirtioBlk } from "../devices/virtio/block/device.js";
 import type { VirtioDevice } from "../devices/virtio/device.js";
 import type { VirtioMmio } from "../devices/virtio/mmio.js";
@@ -26,13 +26,12 @@ export function trapCauseName(key: string): string {
 }
 
 /** The JIT cache's figures as query-stats reports them. */
-export function jitReport(c: BlockCache, instructions: number): JitStatsReport {
-  const s = c.stats;
+export function jitReport(s: JitStats, instructions: number): JitStatsReport {
   return {
     blocks: s.blocks, codeBytes: s.codeBytes, compiles: s.compiledTotal, compileMs: Math.round(s.compileMs), staleCompiles: s.staleCompiles,
     invalidations: s.invalidations, flushes: s.flushes, instructionsCompiled: s.instructionsCompiled,
     compiledShare: instructions > 0 ? Math.round((s.instructionsCompiled / instructions) * 1000) / 1000 : 0,
-    handBacks: s.handBacks, missedEntries: s.missedEntries, maxBlocks: c.maxBlocks,
+    handBacks: s.handBacks, missedEntries: s.missedEntries, maxBlocks: DEFAULT_MAX_BLOCKS,
   };
 }
 

@@ -3,6 +3,8 @@
 // cross-thread input a hart takes (interrupt lines, IPIs, remote fences, HSM start, pause) is a
 // word here plus an Atomics.notify on its WAKE word; MMIO exits travel through its mailbox.
 
+import type { JitStats } from "../cpu/jit/block_cache.js";
+
 /** Int32 word offsets in a hart's control block. */
 export const HartWord = {
   /** Bumped (and notified) by anyone who changed an input below: a hart in WFI or stopped waits on it. */
@@ -46,10 +48,19 @@ export const HartFigure = {
   /** Host ms it ran guest code (its CPU time, as far as this thread can tell). */
   RUN_MS: 5,
   PC: 6,
+  /** 1 once the hart runs on the JIT tier (its figures from JIT on). */
+  JIT_ON: 7,
   /** Traps taken by cause: 0-31 exceptions, 32-63 interrupts. */
   TRAPS: 8,
+  /** The JIT's figures of the hart's thread, in JIT_FIGURES' order. */
+  JIT: 8 + 64,
 } as const;
-const HART_FIGURES = 8 + 64;
+
+/** The code cache's figures (cpu/jit/block_cache.ts JitStats) a vCPU thread publishes. */
+export const JIT_FIGURES = [
+  "blocks", "codeBytes", "compiledTotal", "compileMs", "staleCompiles", "invalidations", "flushes", "instructionsCompiled", "handBacks", "missedEntries",
+] as const satisfies ReadonlyArray<keyof JitStats>;
+const HART_FIGURES = HartFigure.JIT + JIT_FIGURES.length;
 
 export const RUNNING = 0;
 export const STOPPED = 1;
@@ -129,6 +140,14 @@ export class HartControl {
 
   fenceDone(n: number): boolean {
     return Atomics.load(this.words, HartWord.FENCE_DONE) - n >= 0;
+  }
+
+  /** The JIT figures the hart's thread last published; null when it runs the interpreter. */
+  jitStats(): Partial<JitStats> | null {
+    if (this.figures[HartFigure.JIT_ON] !== 1) return null;
+    const out: Partial<JitStats> = {};
+    JIT_FIGURES.forEach((key, i) => { out[key] = this.figures[HartFigure.JIT + i]!; });
+    return out;
   }
 
   trapCounts(): Map<string, number> {

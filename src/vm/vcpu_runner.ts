@@ -4,6 +4,7 @@
 import type { Board } from "../machine/board.js";
 import type { PacingStats } from "./pacing.js";
 import type { HartState } from "../cpu/hart.js";
+import type { JitStats } from "../cpu/jit/block_cache.js";
 
 export interface VcpuRunner {
   /** Guest instructions retired, all vCPUs. */
@@ -31,6 +32,8 @@ export interface VcpuRunner {
   flushTlbs(): Promise<void>;
   /** Where each hart is, for crash reports. */
   describePcs(): string;
+  /** Vcpu threads only: the JIT's figures summed over the threads' code caches; null on the interpreter. */
+  jitStats?(): JitStats | null;
   /** Vcpu threads only: each hart's inputs not yet taken (external levels, a waiting IPI), for query-interrupts. */
   describeInputs?(): Array<{ externalLevels: string; softwareInterruptWaiting: boolean }>;
 }

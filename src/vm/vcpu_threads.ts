@@ -14,6 +14,9 @@ import type { PacingStats } from "./pacing.js";
 import type { VcpuRunner } from "./vcpu_runner.js";
 import type { LazyPagesShared } from "./snapshot/lazy_pages.js";
 import type { VcpuWorkerData, VcpuWorkerMessage } from "./vcpu_worker.js";
+import { CodeShootdown } from "../cpu/jit/code_shootdown.js";
+import type { JitProfile } from "../cpu/jit/jit_profile.js";
+import type { JitStats } from "../cpu/jit/block_cache.js";
 import {
   HartControl, HartFigure, HartWord, MAILBOX_REPLY, MAILBOX_REQUEST, RUNNING, STOPPED, VmControl, VmWord,
 } from "./vcpu_control.js";
@@ -36,6 +39,10 @@ export interface ThreadedVcpuHooks {
   onSystemReset: (kind: "shutdown" | "reboot", exitCode: number) => void;
   /** A worker failed (a VMM bug): the VM must stop as crashed. */
   onCrash: (message: string) => void;
+  /** On the JIT tier (each worker compiles its own hart's hot code): the profile of earlier runs, if any. */
+  jit?: { profile?: JitProfile };
+  /** Each worker warms its interpreter up before its hart runs (interpreter_warm_up.ts). */
+  warmUp?: boolean;
 }
 
 export class ThreadedVcpus implements VcpuRunner {
@@ -51,6 +58,8 @@ export class ThreadedVcpus implements VcpuRunner {
   private readonly startedCpu = process.cpuUsage();
   /** Set before begin() for a lazy restore: each worker loads the pages it touches first. */
   lazyPages: LazyPagesShared | undefined;
+  /** The workers' shootdown words on the JIT tier (code_shootdown.ts), else null. */
+  private readonly shootdown: SharedArrayBuffer | null;
 
   constructor(
     cpus: number,
@@ -58,6 +67,7 @@ export class ThreadedVcpus implements VcpuRunner {
     private readonly hooks: ThreadedVcpuHooks,
   ) {
     this.controls = Array.from({ length: cpus }, () => new HartControl());
+    this.shootdown = hooks.jit === undefined ? null : CodeShootdown.create();
     this.interruptTargets = this.controls.map((c) => ({
       setInterruptPending: (bit: number, level: boolean) => c.setExternalLevel(bit, level),
     }));
@@ -84,6 +94,8 @@ export class ThreadedVcpus implements VcpuRunner {
         harts,
         state: hart.save(),
         quantum: QUANTUM,
+        jit: this.shootdown === null ? undefined : { shootdown: this.shootdown, profile: this.hooks.jit?.profile },
+        warmUp: this.hooks.warmUp,
       };
       const worker = new Worker(url, { workerData: data, name: `vcpu${i}` });
       worker.on("message", (m: VcpuWorkerMessage) => this.onMessage(i, m));
@@ -94,6 +106,17 @@ export class ThreadedVcpus implements VcpuRunner {
       this.workers.push(worker);
       void this.serveMailbox(i);
     });
+  }
+
+  /** The JIT's figures summed over the workers' code caches (as last published); null on the interpreter. */
+  jitStats(): JitStats | null {
+    if (this.shootdown === null) return null;
+    const sum = { blocks: 0, codeBytes: 0, compiledTotal: 0, compileMs: 0, staleCompiles: 0, invalidations: 0, flushes: 0, instructionsCompiled: 0, handBacks: 0, missedEntries: 0 };
+    for (const c of this.controls) {
+      const s = c.jitStats();
+      if (s !== null) for (const key of Object.keys(sum) as (keyof JitStats)[]) sum[key] += s[key] ?? 0;
+    }
+    return sum;
   }
 
   get instructions(): number {

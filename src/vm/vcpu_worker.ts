@@ -2,7 +2,10 @@
 // between quanta it takes its cross-thread inputs from its control block. MMIO exits go to the
 // device thread through the mailbox (this thread blocks until the reply); SBI calls are answered
 // here by a firmware instance whose other harts are proxies over their control blocks, so the
-// frequent calls (set_timer, IPIs, fences) never leave the vCPU threads.
+// frequent calls (set_timer, IPIs, fences) never leave the vCPU threads. On the JIT tier the
+// thread has a code cache of its own (docs/jit.md, "Several vCPU threads"): at each slice boundary
+// it drops its write-TLB entries of pages other threads compiled, and it counts as parked while it
+// waits, so their compiles need not wait for it.
 
 import { parentPort, workerData } from "node:worker_threads";
 import { performance } from "node:perf_hooks";
@@ -15,8 +18,12 @@ import { GuestRam } from "../seams/guest_ram.js";
 import { SbiFirmware, type SbiHart } from "../firmware/sbi.js";
 import { VirtualClock } from "./clock.js";
 import { VcpuPacer } from "./pacing.js";
+import { BlockCache } from "../cpu/jit/block_cache.js";
+import { warmUpInterpreter } from "../cpu/interpreter_warm_up.js";
+import type { CodeShootdown, ShootdownTarget } from "../cpu/jit/code_shootdown.js";
+import type { JitProfile } from "../cpu/jit/jit_profile.js";
 import {
-  HartControl, HartFigure, HartWord, MAILBOX_IDLE, MAILBOX_REPLY, MAILBOX_REQUEST, RUNNING, STOPPED, VmControl, VmWord,
+  HartControl, HartFigure, HartWord, JIT_FIGURES, MAILBOX_IDLE, MAILBOX_REPLY, MAILBOX_REQUEST, RUNNING, STOPPED, VmControl, VmWord,
 } from "./vcpu_control.js";
 
 export interface VcpuWorkerData {
@@ -35,6 +42,10 @@ export interface VcpuWorkerData {
   state: HartState;
   /** Instructions per run() between looks at the control block. */
   quantum: number;
+  /** On the JIT tier: the VM's shootdown words (code_shootdown.ts) and the profile of earlier runs. */
+  jit?: { shootdown: SharedArrayBuffer; profile?: JitProfile };
+  /** Warm the interpreter up first (not before a restore or an incoming migration, whose figure of merit is time to running). */
+  warmUp?: boolean;
 }
 
 /** What a vCPU worker tells the device thread, besides MMIO exits. */
@@ -115,9 +126,16 @@ class VcpuThread {
   private fenceApplied = 0;
   private runMs = 0;
   private lastPublish = 0;
+  /** This thread's code cache on the JIT tier, else null. */
+  private readonly jit: BlockCache | null = null;
+  private readonly shootdown: CodeShootdown | null = null;
+  /** What other threads' announcements drop: this hart's write-TLB entries. */
+  private readonly writeMappings: ShootdownTarget;
 
   constructor(private readonly d: VcpuWorkerData) {
     this.clock = new VirtualClock(d.clock);
+    // The interpreter's type feedback before the guest's (interpreter_warm_up.ts): this isolate has its own.
+    if (d.warmUp === true) warmUpInterpreter(this.clock, d.jit !== undefined);
     const ram = new GuestRam(d.ramBase, d.ramSize, d.ramMemory, d.ramDirty);
     if (d.lazyPages !== undefined) attachLazyPages(ram, d.lazyPages);
     // No in-vCPU devices: on this thread every device access, the PLIC's too, is an MMIO exit.
@@ -127,12 +145,21 @@ class VcpuThread {
     this.hart.restore(d.state);
     this.hart.sbiExits = true;
     this.hart.hostFences = true; // the other harts run on other threads: FENCE orders this thread against theirs
+    const hart = this.hart;
+    this.writeMappings = { dropWriteMappings: (p) => hart.dropWriteMappings(p), dropAllWriteMappings: () => hart.flushTlb() };
+    if (d.jit !== undefined) {
+      this.jit = new BlockCache(ram, { background: true, profile: d.jit.profile, thread: d.hartId, shootdown: d.jit.shootdown });
+      hart.useJit(this.jit);
+      this.shootdown = this.jit.shootdown;
+      this.shootdown!.unpark(this.writeMappings);
+    }
     this.extLevels = this.hart.mip() & EXT_MASK;
     this.vm = new VmControl(d.vm);
     const controls = d.harts.map((s) => new HartControl(s));
     this.self = controls[d.hartId]!;
     this.w = this.self.words;
     this.fig = this.self.figures;
+    if (this.jit !== null) this.fig[HartFigure.JIT_ON] = 1;
     // From what was answered, not what was asked: a fence asked before this thread started (a
     // snapshot of a VM whose workers are still loading) must be answered, or its asker waits forever.
     this.fenceApplied = Atomics.load(this.w, HartWord.FENCE_DONE);
@@ -166,6 +193,7 @@ class VcpuThread {
       const cap = this.vm.capPercent;
       if (cap !== this.pacer.cap) this.pacer.setCap(cap);
       this.pacer.sliceStarted();
+      this.shootdown?.catchUp(this.writeMappings); // pages other threads compiled: no store of this hart may skip translate() there
       const t0 = performance.now();
       const n = hart.run(this.d.quantum);
       const t1 = performance.now();
@@ -205,6 +233,17 @@ class VcpuThread {
       if (t1 - this.lastPublish >= PUBLISH_MS) this.publish(t1);
     }
     this.publish(performance.now());
+    this.shootdown?.park(); // gone: other threads' compiles do not wait for it
+    this.jit?.close();
+  }
+
+  /** Atomics.wait, parked for the JIT's shootdown meanwhile (no guest store runs while this thread waits). */
+  private wait(words: Int32Array, index: number, value: number, ms: number): void {
+    const sd = this.shootdown;
+    if (sd === null) { Atomics.wait(words, index, value, ms); return; }
+    sd.park();
+    Atomics.wait(words, index, value, ms);
+    sd.unpark(this.writeMappings);
   }
 
   /** Applies what other threads asked since the last look: interrupt levels, IPIs, fences. */
@@ -242,7 +281,7 @@ class VcpuThread {
     while (!target.fenceDone(n)) {
       if (target.stopped || this.vm.stopping) return; // a stopped hart flushes when it starts
       this.applyFences();
-      Atomics.wait(target.words, HartWord.FENCE_DONE, Atomics.load(target.words, HartWord.FENCE_DONE), 1);
+      this.wait(target.words, HartWord.FENCE_DONE, Atomics.load(target.words, HartWord.FENCE_DONE), 1);
     }
   }
 
@@ -261,7 +300,7 @@ class VcpuThread {
     while (Atomics.load(w, HartWord.MB_STATE) !== MAILBOX_REPLY) {
       if (this.vm.stopping) return;
       this.applyFences();
-      Atomics.wait(w, HartWord.MB_STATE, MAILBOX_REQUEST, MAX_SLEEP_MS);
+      this.wait(w, HartWord.MB_STATE, MAILBOX_REQUEST, MAX_SLEEP_MS);
     }
     const fault = w[HartWord.MB_FAULT] !== 0;
     const lo = w[HartWord.MB_VALUE_LO]!;
@@ -279,7 +318,7 @@ class VcpuThread {
     if (!this.hart.stopped && !this.hart.waiting) return;
     if (this.hart.stopped && Atomics.load(this.w, HartWord.START_PENDING) !== 0) return;
     if (ms <= 0) return;
-    Atomics.wait(this.w, HartWord.WAKE, seq, Math.min(ms, MAX_SLEEP_MS));
+    this.wait(this.w, HartWord.WAKE, seq, Math.min(ms, MAX_SLEEP_MS));
   }
 
   private takeStart(): void {
@@ -308,7 +347,7 @@ class VcpuThread {
       const seq = Atomics.load(this.w, HartWord.WAKE);
       this.applyFences();
       if (!this.vm.paused) break;
-      Atomics.wait(this.w, HartWord.WAKE, seq, MAX_SLEEP_MS);
+      this.wait(this.w, HartWord.WAKE, seq, MAX_SLEEP_MS);
     }
     Atomics.sub(this.vm.words, VmWord.PARKED, 1);
   }
@@ -323,7 +362,7 @@ class VcpuThread {
       if (left <= 0) break;
       const seq = Atomics.load(this.w, HartWord.WAKE);
       this.applyFences();
-      Atomics.wait(this.w, HartWord.WAKE, seq, Math.min(left, MAX_SLEEP_MS));
+      this.wait(this.w, HartWord.WAKE, seq, Math.min(left, MAX_SLEEP_MS));
     }
     this.pacer.holdEnded();
     this.fig[HartFigure.THROTTLED_MS] = this.pacer.stats().throttledMs;
@@ -338,6 +377,7 @@ class VcpuThread {
     const fig = this.fig;
     fig[HartFigure.RUN_MS] = this.runMs;
     fig[HartFigure.PC] = this.hart.getPc();
+    if (this.jit !== null) JIT_FIGURES.forEach((key, i) => { fig[HartFigure.JIT + i] = this.jit!.stats[key]; });
     for (const [key, n] of this.hart.stats.trapsByCause) {
       const [kind, cause] = key.split(":");
       fig[HartFigure.TRAPS + (kind === "interrupt" ? 32 : 0) + Number(cause)] = n;

@@ -42,7 +42,7 @@ import { StatusConsoleReader } from "./status_console.js";
 import { ConfigError, DEFAULT_VM_NAME } from "./config.js";
 import { limitedLog, type LimitedLog } from "./log_limiter.js";
 import type { BalloonInfo, DiskLimits, InterruptsReport, VmController, VmEvent, VmRunState, VmStats, VmStatus } from "./controller.js";
-import type { BlockCache } from "../cpu/jit/block_cache.js";
+import type { BlockCache, JitStats } from "../cpu/jit/block_cache.js";
 import { kernelCommandLine } from "./kernel_args.js";
 import { deviceStats, jitReport, trapCountsByName } from "./stats_report.js";
 import type { DiskConfig, VmConfig } from "./config.js";
@@ -89,7 +89,6 @@ const DRAIN_TIMEOUT_MS = 30_000;
 export function vcpuThreadsWanted(c: VmConfig): boolean {
   const forced = process.env.NODEVISOR_VCPU_THREADS;
   if (c.firmware) return false;
-  if (c.cpuTier === "jit") return false; // the JIT's code cache serves the harts of one thread (docs/jit.md)
   if (forced === "0" || forced === "1") return forced === "1";
   return c.cpus > 1;
 }
@@ -249,8 +248,16 @@ export class Vm implements VmController {
       log(`the VM stopped because of an internal error (a nodevisor bug; please report it; ${where}): ${(e as Error)?.stack ?? String(e)}`);
       this.finish(70, "crashed", "crashed");
     };
+    const jit = o.config.cpuTier === "jit";
+    // The interpreter's type feedback first (interpreter_warm_up.ts, ~50 ms), on each thread that runs harts. Not before a
+    // restore or an incoming migration, whose figure of merit is time to running.
+    const warmUp = this.restoreFrom === null && process.env.NODEVISOR_WARM_UP !== "0";
+    this.jitProfileFile = jit ? profilePath(defaultCacheDir(), o.config.kernel, o.config.initrd) : null;
+    const jitProfile = this.jitProfileFile === null ? undefined : loadProfile(this.jitProfileFile);
     const threads = vcpuThreadsWanted(o.config)
       ? new ThreadedVcpus(o.config.cpus, this.clock, {
+        jit: jit ? { profile: jitProfile } : undefined,
+        warmUp,
         afterSlice: () => {
           this.feedConsoleInput();
           this.serial.flush();
@@ -260,19 +267,14 @@ export class Vm implements VmController {
         onCrash: (message) => crashed(threads!.describePcs(), message),
       })
       : null;
-    // The harts of this thread run the interpreter here: its type feedback first (interpreter_warm_up.ts,
-    // ~50 ms). Not before a restore or an incoming migration, whose figure of merit is time to running.
-    const warm = threads === null && this.restoreFrom === null && process.env.NODEVISOR_WARM_UP !== "0";
-    if (warm) warmUpInterpreter(this.clock, o.config.cpuTier === "jit");
-    const jit = o.config.cpuTier === "jit" && threads === null;
-    this.jitProfileFile = jit ? profilePath(defaultCacheDir(), o.config.kernel, o.config.initrd) : null;
+    if (warmUp && threads === null) warmUpInterpreter(this.clock, jit);
     this.board = new Board({
-      jitProfile: this.jitProfileFile === null ? undefined : loadProfile(this.jitProfileFile),
+      jitProfile,
       interruptTargets: threads?.interruptTargets,
       memoryBytes: o.config.memoryBytes,
       ram: o.incoming?.ram,
       cpus: o.config.cpus,
-      jit,
+      jit: jit && threads === null, // on vCPU threads each worker has a code cache of its own
       time: this.clock,
       virtio,
       onSerialByte: (b) => this.serial.put(b),
@@ -594,15 +596,20 @@ export class Vm implements VmController {
       ...this.vcpus.pacingStats(),
       cpuCap: this.vcpus.cap,
       memoryTouchedBytes: this.touchedMemory.bytes(now),
-      cpuTier: this.jitCache ? "jit" : "interp",
-      ...(this.jitCache ? { jit: jitReport(this.jitCache, this.vcpus.instructions) } : {}),
+      cpuTier: this.jitStats ? "jit" : "interp",
+      ...(this.jitStats ? { jit: jitReport(this.jitStats, this.vcpus.instructions) } : {}),
       balloon: this.balloonInfo(),
     };
   }
 
-  /** The JIT's code cache of the time-sliced harts, or null on the interpreter. */
+  /** The JIT's code cache of the time-sliced harts, or null on the interpreter or on vCPU threads. */
   private get jitCache(): BlockCache | null {
     return this.board.harts[0]?.jitCache ?? null;
+  }
+
+  /** The JIT's figures (the time-sliced harts' cache, or the vCPU threads' summed); null on the interpreter. */
+  private get jitStats(): JitStats | null {
+    return this.jitCache?.stats ?? this.vcpus.jitStats?.() ?? null;
   }
 
   /** Pulls (up=false) or plugs the virtual cable of NIC `name` ("net0", ...). */
@@ -743,7 +750,7 @@ export class Vm implements VmController {
     this.vcpus.stop();
     this.pageLoader?.stop();
     this.board.timers.stop();
-    if (this.jitCache && process.env.NODEVISOR_JIT_DEBUG) process.stderr.write(`jit: ${JSON.stringify(jitReport(this.jitCache, this.vcpus.instructions))}\n`);
+    if (this.jitStats && process.env.NODEVISOR_JIT_DEBUG) process.stderr.write(`jit: ${JSON.stringify(jitReport(this.jitStats, this.vcpus.instructions))}\n`);
     if (state === "shutdown" && this.jitCache && this.jitProfileFile !== null) saveProfile(this.jitProfileFile, this.jitCache.exportProfile());
     this.jitCache?.close();
     if (this.balloonStatsTimer !== null) clearInterval(this.balloonStatsTimer);

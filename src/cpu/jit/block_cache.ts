@@ -5,13 +5,14 @@
 // An entry the page's code lacks is counted, and compiled in a small module of its own (with the
 // blocks it reaches) once it is hot: a page's code grows by blocks, never recompiled whole.
 //
-// Code changes are caught exactly: compiling a page marks it in ram.codePages and removes every
-// write-TLB entry that maps it, so any later store to it (guest store, AMO or SC, from the
-// interpreter or compiled code) takes the slow path, where translate() calls back here to drop the
-// page's code first. Devices mark such pages as written (GuestRam.deviceWrote) and clear the page's
-// entries in the dispatcher's block lookup; the next look at a page so marked drops its code too.
-import { CODE_PAGE, CODE_PAGE_DMA_WRITTEN, type GuestRam } from "../../seams/guest_ram.js";
-import { JIT_LOOKUP_ENTRIES, JIT_MARKS } from "../../seams/guest_ram.js";
+// Code changes are caught exactly: compiling a page sets this thread's bit in ram.codePages and
+// removes every write-TLB entry that maps it (on other threads too: code_shootdown.ts), so any
+// later store to it (guest store, AMO or SC, from the interpreter or compiled code, from any hart)
+// takes the slow path, where translate() drops the page's code of every thread first
+// (GuestRam.dropCode); device writes drop it the same way. Dropping clears the bit, the gate and
+// the page's block-lookup keys; this cache forgets its record of the page when it next looks.
+import { JIT_LOOKUP_ENTRIES, JIT_MARKS, type GuestRam, type JitArea } from "../../seams/guest_ram.js";
+import { CodeShootdown } from "./code_shootdown.js";
 import { blockImportName, compileModules, instantiateBlocks, type BlockFn, type CompiledPart } from "./compile_block.js";
 import { NO_TAIL, TAKEN_MAP_BYTES } from "./block_scan.js";
 import { CompileService } from "./compile_service.js";
@@ -41,6 +42,8 @@ export interface PageInfo {
   seeds: Set<number> | null;
   /** The entries of the page's first compile when it was from a profile, their ages and the counts of their blocks' runs; null when not. */
   audit: ProfileAudit | null;
+  /** The shootdown announcement of the page's code (code_shootdown.ts): its compile waits until it settles; 0 when none. */
+  announced: number;
 }
 
 /** The entries of a page's compile from a profile (jit_profile.ts), with their ages: entry i's block counts its runs in the int32 at `marks + 4 * i` of RAM's memory (none when marks is -1). */
@@ -99,6 +102,10 @@ export interface BlockCacheOptions {
    * block_scan.ts planBlocks); default on, NODEVISOR_JIT_TAKEN=0 turns it off.
    */
   takenTargetsOnly?: boolean;
+  /** The JIT thread this cache serves (its tables above RAM and its bit in codePages): 0 unless the harts run on several threads. */
+  thread?: number;
+  /** With harts on several threads, the VM's shootdown words (code_shootdown.ts): pages compiled here are announced to the others. */
+  shootdown?: SharedArrayBuffer;
 }
 
 /** A hart the cache protects: its write TLB must stop mapping a page once code there is compiled. */
@@ -167,6 +174,11 @@ export class BlockCache {
   private readonly harts: JitHart[] = [];
   private readonly u16: Uint16Array;
   private readonly codePages: Uint8Array;
+  /** This thread's tables above RAM, and its bit in codePages. */
+  private readonly area: JitArea;
+  private readonly bit: number;
+  /** Announces compiled pages to the other threads' harts; null when every hart runs on this thread. */
+  readonly shootdown: CodeShootdown | null;
   /** Per RAM page: 1 while the page has compiled code (the interpreter stops where it enters such a page). */
   private readonly gates: Int32Array;
   /** The block lookup: pairs (RAM offset + 1, table slot), direct-mapped by RAM halfword. */
@@ -189,7 +201,9 @@ export class BlockCache {
   private readonly takenFilter: Uint8Array | null;
 
   constructor(private readonly ram: GuestRam, opts: BlockCacheOptions = {}) {
-    if (ram.codePages.length === 0) throw new RangeError(`The JIT needs room above guest RAM for its tables: give the VM less than ${ram.size} bytes of memory`);
+    this.area = ram.jitArea(opts.thread ?? 0);
+    this.bit = this.area.bit;
+    this.shootdown = opts.shootdown === undefined ? null : new CodeShootdown(opts.shootdown, opts.thread ?? 0);
     this.threshold = opts.threshold ?? (Number(process.env.NODEVISOR_JIT_THRESHOLD) || DEFAULT_THRESHOLD);
     const backlog = Number(process.env.NODEVISOR_JIT_BACKLOG ?? DEFAULT_BACKLOG_VISITS); // garbage (NaN) would stop every first compile
     this.backlogVisits = opts.backlogVisits ?? (Number.isFinite(backlog) && backlog >= 0 ? backlog : DEFAULT_BACKLOG_VISITS);
@@ -197,22 +211,22 @@ export class BlockCache {
     this.profile = opts.profile ?? new Map();
     this.takenFilter = (opts.takenTargetsOnly ?? process.env.NODEVISOR_JIT_TAKEN !== "0") ? this.taken : null;
     if (opts.background === true) {
-      this.service = new CompileService(ram.memory, MAX_MODULE_BLOCKS, this.takenFilter, (message) => {
+      this.service = new CompileService(ram.memory, MAX_MODULE_BLOCKS, this.takenFilter, opts.shootdown ?? null, opts.thread ?? 0, (message) => {
         process.stderr.write(`nodevisor: JIT: the compile thread failed, compiling on the vCPU thread from now on: ${message}\n`);
         this.abandonInFlight();
       });
     }
     this.u16 = ram.u16;
     this.codePages = ram.codePages;
-    this.gates = ram.jitSlots;
+    this.gates = this.area.gates;
     this.gates.fill(0);
-    this.lookup = new Int32Array(ram.buffer, ram.jitLookupOffset, 2 * JIT_LOOKUP_ENTRIES);
+    this.lookup = this.area.lookup;
     this.lookup.fill(0);
-    this.marks = new Int32Array(ram.buffer, ram.jitMarksOffset, JIT_MARKS);
+    this.marks = new Int32Array(ram.buffer, this.area.marksOffset, JIT_MARKS);
     this.marks.fill(0);
     this.wasmPages = ram.memory.buffer.byteLength / 65536;
     this.table = new WebAssembly.Table({ element: "anyfunc", initial: 1 });
-    this.tables = { lookupOffset: ram.jitLookupOffset };
+    this.tables = { lookupOffset: this.area.lookupOffset };
     const d = buildDispatcher(ram.memory, this.table, this.tables);
     this.dispatch = d.dispatch;
     this.go = d.go as unknown as BlockFn;
@@ -223,16 +237,21 @@ export class BlockCache {
     this.harts.push(h);
   }
 
-  /** RAM page `p`'s record; its code is dropped first when a device wrote the page. */
+  /** The gates of this thread's dispatcher: per RAM page, nonzero while it may enter compiled code there. */
+  get codeGates(): Int32Array {
+    return this.gates;
+  }
+
+  /** RAM page `p`'s record; forgotten first when the page's code was dropped (a store or a device wrote it). */
   page(p: number): PageInfo {
     let info = this.pages.get(p);
-    if (info !== undefined && this.codePages[p] === CODE_PAGE_DMA_WRITTEN) {
-      this.invalidatePage(p);
+    if (info !== undefined && (info.blocks !== null || info.pending) && (this.codePages[p]! & this.bit) === 0) {
+      this.forget(p);
       info = undefined;
     }
     if (info === undefined) {
       const profiled = this.profile.size === 0 ? null : this.profile.get(pageKey(this.u16, p * 4096)) ?? null;
-      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false, slot: -1, profiled, seeds: null, audit: null };
+      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false, slot: -1, profiled, seeds: null, audit: null, announced: 0 };
       this.pages.set(p, info);
     }
     return info;
@@ -242,14 +261,15 @@ export class BlockCache {
   private takeMarks(n: number): number {
     if (n === 0 || this.nextMark + n > JIT_MARKS) return -1;
     this.nextMark += n;
-    return this.ram.jitMarksOffset + 4 * (this.nextMark - n);
+    return this.area.marksOffset + 4 * (this.nextMark - n);
   }
 
   /** Puts the compiled block at RAM offset `off` (table slot `slot`) back in the lookup, which another block had taken. */
   relink(off: number, slot: number): void {
     const e = ((off >>> 1) & LOOKUP_MASK) << 1;
-    this.lookup[e] = off + 1;
     this.lookup[e + 1] = slot;
+    Atomics.store(this.lookup, e, off + 1);
+    if ((Atomics.load(this.codePages, off >>> 12) & this.bit) === 0) this.forget(off >>> 12); // dropped meanwhile by another thread: take the entry back out
   }
 
   /** The interpreter is about to run the entry at page offset `po` that compiled code lacks; true when it should be compiled now. */
@@ -304,10 +324,10 @@ export class BlockCache {
     info.entries.clear();
     const pageOff = p * 4096;
     const service = this.service;
+    // From the request on, a store to the page drops its record, so code of stale bytes is never installed.
+    this.markCode(p, info);
     if (service !== null && service.failure === null) {
-      // From the request on, a store to the page drops its record, so code of stale bytes is never installed.
-      this.markCode(p);
-      const req = service.request(pageOff, work, have === null ? [] : have.keys(), tail, maxBlocks, seeds, marks);
+      const req = service.request(pageOff, work, have === null ? [] : have.keys(), tail, maxBlocks, seeds, marks, info.announced);
       if (req !== null) {
         info.pending = true;
         info.slot = req.slot;
@@ -316,12 +336,12 @@ export class BlockCache {
         return false;
       } // the ring is full: compile here
     }
-    const compiled = compileModules(this.u16, [{ pageOff, work, have, tail, seeds, marks, taken: this.takenFilter }], maxBlocks, this.wasmPages);
+    if (this.shootdown !== null && !this.shootdown.settled(info.announced)) return false; // other threads' harts may still store to the page: later
+    const compiled = compileModules(this.u16, [{ pageOff, work, have, tail, seeds, marks, taken: this.takenFilter }], maxBlocks, this.wasmPages, this.shootdown !== null);
     if (compiled === null) {
       if (have === null) info.visits = -4 * this.threshold; // nothing to compile here yet: look again much later
       return false;
     }
-    this.markCode(p);
     this.install(compiled.module, compiled.parts, [{ p, info, part: compiled.parts[0]! }]);
     this.stats.compileMs += performance.now() - t0;
     return info.blocks !== null;
@@ -338,7 +358,7 @@ export class BlockCache {
     const out: JitProfile = new Map();
     const audited = new Set<string>();
     for (const [p, info] of this.pages) { // this run's pages first: they are kept when the profile is full
-      if (info.blocks === null || this.codePages[p] !== CODE_PAGE) continue;
+      if (info.blocks === null || (this.codePages[p]! & this.bit) === 0) continue;
       const key = pageKey(this.u16, p * 4096);
       const age = new Map<number, number>();
       if (info.seeds !== null) for (const po of info.seeds) if (info.blocks.has(po)) age.set(po, 0); // an entry inside another block ran there
@@ -361,7 +381,7 @@ export class BlockCache {
    * none at PROFILE_MAX_AGE. Unchanged when there were no marks to count with.
    */
   private auditAges(audit: ProfileAudit, age: Map<number, number>): void {
-    const first = (audit.marks - this.ram.jitMarksOffset) >> 2;
+    const first = (audit.marks - this.area.marksOffset) >> 2;
     let total = 0;
     if (audit.marks >= 0) for (let i = 0; i < audit.entries.length; i++) total += this.marks[first + i]! >>> 0;
     const pageHot = total >= this.threshold * PROFILE_PAGE_THRESHOLDS;
@@ -406,7 +426,7 @@ export class BlockCache {
           continue;
         }
         // The page was written, its code dropped or the cache flushed meanwhile: this code may be stale.
-        if (job.epoch !== this.epoch || this.pages.get(p) !== info || this.codePages[p] !== CODE_PAGE) {
+        if (job.epoch !== this.epoch || this.pages.get(p) !== info || (Atomics.load(this.codePages, p) & this.bit) === 0) {
           this.stats.staleCompiles++;
           continue;
         }
@@ -419,11 +439,15 @@ export class BlockCache {
     }
   }
 
-  /** From now on a store to RAM page `p` misses the write TLB, and translate() drops the page's code first. */
-  private markCode(p: number): void {
-    if (this.codePages[p] === CODE_PAGE) return;
-    this.codePages[p] = CODE_PAGE;
+  /**
+   * From now on a store to RAM page `p` misses the write TLB, and translate() drops the page's
+   * code first: on this thread at once, on the others once the announcement settles (info.announced).
+   */
+  private markCode(p: number, info: PageInfo): void {
+    if ((this.codePages[p]! & this.bit) !== 0) return;
+    Atomics.or(this.codePages, p, this.bit);
     for (const h of this.harts) h.dropWriteMappings(p);
+    if (this.shootdown !== null) info.announced = this.shootdown.announce(p);
   }
 
   /**
@@ -457,6 +481,8 @@ export class BlockCache {
     const fns = instantiateBlocks(module, count, this.ram.memory, this.go, links);
     for (const { p, info, part } of installed) this.installPage(p, info, fns.slice(part.first, part.first + part.starts.length), part);
     this.stats.compiledTotal++;
+    // Another thread's store or a device may have dropped a page's code while it was installed: its gate and keys are set again, so out it goes.
+    for (const { p } of installed) if ((Atomics.load(this.codePages, p) & this.bit) === 0) this.forget(p);
   }
 
   /** Makes the dispatcher find page `p`'s new blocks `fns` (at page offsets `starts`). */
@@ -469,13 +495,14 @@ export class BlockCache {
       const slot = this.allocSlot();
       this.table.set(slot, fns[i]!);
       blocks.set(starts[i]!, slot);
-      this.relink(pageOff + starts[i]!, slot);
+      const e = (((pageOff + starts[i]!) >>> 1) & LOOKUP_MASK) << 1;
+      this.lookup[e + 1] = slot;
+      Atomics.store(this.lookup, e, pageOff + starts[i]! + 1);
     }
     this.stats.blocks += blocks.size - before;
     this.stats.codeBytes += bytes;
     info.bytes += bytes;
-    this.gates[p] = 1;
-    this.codePages[p] = CODE_PAGE;
+    Atomics.store(this.gates, p, 1);
   }
 
   /** Stops the compile thread (the cache compiles on the caller's thread from then on). */
@@ -494,9 +521,15 @@ export class BlockCache {
     this.inFlight.clear();
   }
 
-  /** A store or a device write reached RAM page `p`: its code may be stale. */
+  /** A store of a hart of this thread is about to reach RAM page `p`: every thread's code of it goes. */
   invalidatePage(p: number): void {
-    this.codePages[p] = 0;
+    this.ram.dropCode(p);
+    this.forget(p);
+  }
+
+  /** Forgets RAM page `p`'s record and code here (its code was dropped, or is being). */
+  private forget(p: number): void {
+    Atomics.and(this.codePages, p, ~this.bit);
     const info = this.pages.get(p);
     if (info === undefined) return;
     this.pages.delete(p);
@@ -508,7 +541,7 @@ export class BlockCache {
     this.epoch++;
     for (const [p, info] of this.pages) {
       if (info.blocks !== null) {
-        this.codePages[p] = 0;
+        Atomics.and(this.codePages, p, ~this.bit); // other threads' code of the page stays
         this.dropCode(p, info);
       }
       if (p !== keep) this.pages.delete(p);
@@ -520,7 +553,7 @@ export class BlockCache {
     const blocks = info.blocks;
     if (blocks === null) return false;
     for (const h of this.harts) h.bumpJumpCache();
-    this.gates[p] = 0;
+    Atomics.store(this.gates, p, 0);
     const pageOff = p * 4096;
     for (const [po, slot] of blocks) {
       const e = (((pageOff + po) >>> 1) & LOOKUP_MASK) << 1;

@@ -26,6 +26,8 @@ export class Emitter {
   translateIndex = 0;
   /** Whether a block called the translate functions (emitModule then adds them). */
   usedTranslate = false;
+  /** FENCE orders this thread against others (harts on several threads): emitted as `atomic.fence`. */
+  hostFences = false;
 
   op(a: number, b?: number): this { this.w.byte(a); if (b !== undefined) this.w.byte(b); return this; }
   get(l: number): this { return this.op(OP.localGet).u(l); }

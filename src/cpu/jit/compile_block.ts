@@ -480,7 +480,8 @@ function emitBlock(e: Emitter, shape: BlockShape, mark = -1): void {
         else e.mem(OP.i32Load, 2, HL.HART_F + 8 * rs2).mem(OP.i32Store, 2, 0);
         break;
       }
-      case 3: // FENCE: ordering is the host's (the JIT's harts share one thread)
+      case 3: // FENCE: a host barrier when harts run on other threads (the interpreter's hostFence); else ordering is the host's
+        if (f3 === 0 && e.hostFences) e.op(0xfe).u(0x03).op(0x00); // atomic.fence
         if (f3 === 1) e.goTo(() => e.pcI64(at, ilen), k + 1); // FENCE.I: stores to code are caught already; `go` finds no block of a page a device wrote
         break;
       case 28: // SYSTEM: an sstatus access (isSstatusAccess)
@@ -559,8 +560,9 @@ export function emitModule(blocks: BlockShape[], pages: number, have: PageOffset
 /** Writers for block bodies, reused from module to module (buildModule copies the bytes out; a fresh writer is an off-heap allocation, which was a third of the emitter's time). */
 const bodyWriters: ByteWriter[] = [];
 
-export function emitModules(parts: ModulePart[], pages: number): { wasm: Uint8Array<ArrayBuffer>; bodyBytes: number[] } {
+export function emitModules(parts: ModulePart[], pages: number, hostFences = false): { wasm: Uint8Array<ArrayBuffer>; bodyBytes: number[] } {
   const e = new Emitter();
+  e.hostFences = hostFences;
   e.goIndex = 0; // the import
   // Function indices: `go`, every part's imports, then every part's blocks, then the translate functions.
   let next = 1;
@@ -648,7 +650,8 @@ export interface CompiledPart {
  * Plans and emits the blocks of several pages into one module and compiles it (the compile
  * thread's, for the requests waiting together). A part may have no blocks; null when none has.
  */
-export function compileModules(u16: Uint16Array, reqs: PageRequest[], maxBlocks: number, pages: number): { module: WebAssembly.Module; parts: CompiledPart[] } | null {
+/** `hostFences`: harts run on several threads, so FENCE is a host barrier (Emitter.hostFences). */
+export function compileModules(u16: Uint16Array, reqs: PageRequest[], maxBlocks: number, pages: number, hostFences = false): { module: WebAssembly.Module; parts: CompiledPart[] } | null {
   const parts: ModulePart[] = [];
   let total = 0;
   for (const r of reqs) {
@@ -658,7 +661,7 @@ export function compileModules(u16: Uint16Array, reqs: PageRequest[], maxBlocks:
     parts.push({ blocks, have: r.have, linked: [], marks });
   }
   if (total === 0) return null;
-  const { wasm, bodyBytes } = emitModules(parts, pages);
+  const { wasm, bodyBytes } = emitModules(parts, pages, hostFences);
   let allBodies = 0;
   for (const b of bodyBytes) allBodies += b;
   const out: CompiledPart[] = [];

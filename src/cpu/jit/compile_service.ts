@@ -17,9 +17,9 @@ export const RING_SLOTS = 64;
 export const SLOT_FREE = 0, SLOT_READY = 1, SLOT_TAKEN = 2, SLOT_REPLIED = 3;
 /** Heat stops here (a request that wrapped negative would never be taken). */
 const HEAT_MAX = 0x3fffffff;
-/** int32s per slot: [id, pageOff, nWork, nHave, tail, maxBlocks, nSeeds, marks, work..., have...]. */
+/** int32s per slot: [id, pageOff, nWork, nHave, tail, maxBlocks, nSeeds, marks, announced, work..., have...]. */
 export const SLOT_INTS = 1024;
-export const SLOT_HEADER = 8;
+export const SLOT_HEADER = 9;
 /** Work and have entries a request carries at most (more have: the worker may emit blocks the page has; install skips them). */
 export const SLOT_LIST_MAX = (SLOT_INTS - SLOT_HEADER) >> 1;
 
@@ -37,6 +37,10 @@ export interface CompileWorkerData {
   slotState: SharedArrayBuffer;
   /** The taken-transfer map the interpreter writes (block_scan.ts takenBefore); null: compile every target. */
   taken: SharedArrayBuffer | null;
+  /** With harts on several threads, the shootdown words (code_shootdown.ts): a request waits until its page's announcement settles. */
+  shootdown: SharedArrayBuffer | null;
+  /** The JIT thread whose requests these are (its announcements). */
+  thread: number;
 }
 
 /** One request's share of a reply: its page's blocks in the module (none when there was nothing to compile). */
@@ -66,7 +70,7 @@ export class CompileService {
   /** Set when the thread failed: the cache then compiles on the vCPU thread. */
   failure: string | null = null;
 
-  constructor(memory: WebAssembly.Memory, maxModuleBlocks: number, taken: Uint8Array | null, onFailure: (message: string) => void) {
+  constructor(memory: WebAssembly.Memory, maxModuleBlocks: number, taken: Uint8Array | null, shootdown: SharedArrayBuffer | null, thread: number, onFailure: (message: string) => void) {
     const channel = new MessageChannel();
     this.replies = channel.port1;
     const control = new SharedArrayBuffer(16);
@@ -76,7 +80,7 @@ export class CompileService {
     this.ring = new Int32Array(ring);
     this.slotState = new Int32Array(slotState);
     const { url, entry } = workerEntry("cpu/jit/compile_worker");
-    const data: CompileWorkerData = { entry, memory, wasmPages: memory.buffer.byteLength / 65536, maxModuleBlocks, replies: channel.port2, control, ring, slotState, taken: taken === null ? null : (taken.buffer as SharedArrayBuffer) };
+    const data: CompileWorkerData = { entry, memory, wasmPages: memory.buffer.byteLength / 65536, maxModuleBlocks, replies: channel.port2, control, ring, slotState, taken: taken === null ? null : (taken.buffer as SharedArrayBuffer), shootdown, thread };
     this.worker = new Worker(url, { workerData: data, transferList: [channel.port2], name: "jit-compile" });
     this.worker.unref(); // never what keeps a process alive
     this.worker.on("error", (e) => {
@@ -87,10 +91,11 @@ export class CompileService {
 
   /**
    * Asks for the module of the page at RAM offset `pageOff`: the blocks reachable from `work`,
-   * except those at `have`, at most `maxBlocks` (`tail`, `seeds`, `marks`: PageRequest's). Returns the id its reply carries and its
-   * slot (for heat()), or null when every slot is in use.
+   * except those at `have`, at most `maxBlocks` (`tail`, `seeds`, `marks`: PageRequest's), once
+   * the page's shootdown announcement `announced` settles (0: none). Returns the id its reply
+   * carries and its slot (for heat()), or null when every slot is in use.
    */
-  request(pageOff: number, work: number[], have: Iterable<number>, tail: number, maxBlocks: number, seeds = work.length, marks = -1): { id: number; slot: number } | null {
+  request(pageOff: number, work: number[], have: Iterable<number>, tail: number, maxBlocks: number, seeds = work.length, marks = -1, announced = 0): { id: number; slot: number } | null {
     const c = this.control, state = this.slotState;
     let slot = -1;
     for (let i = 0; i < RING_SLOTS && slot < 0; i++) {
@@ -114,6 +119,7 @@ export class CompileService {
     r[base + 5] = maxBlocks;
     r[base + 6] = Math.min(seeds, nWork);
     r[base + 7] = marks;
+    r[base + 8] = announced;
     state[RING_SLOTS + slot] = 0;
     Atomics.store(state, slot, SLOT_READY);
     Atomics.add(c, C_WRITTEN, 1);

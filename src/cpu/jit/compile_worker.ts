@@ -6,6 +6,7 @@
 import { setFlagsFromString } from "node:v8";
 import { workerData, type MessagePort } from "node:worker_threads";
 import { compileModules, type PageRequest } from "./compile_block.js";
+import { CodeShootdown } from "./code_shootdown.js";
 import { warmUpEmitter } from "./emitter_warm_up.js";
 import { dumpRequests } from "./compile_dump.js";
 import { C_ASLEEP, C_POSTED, C_WRITTEN, RING_SLOTS, SLOT_HEADER, SLOT_INTS, SLOT_READY, SLOT_REPLIED, SLOT_TAKEN, type CompileReply, type CompileWorkerData, type ReplyPart } from "./compile_service.js";
@@ -35,12 +36,17 @@ const control = new Int32Array(data.control);
 const ring = new Int32Array(data.ring);
 const slotState = new Int32Array(data.slotState);
 const taken = data.taken === null ? null : new Uint8Array(data.taken);
+const shootdown = data.shootdown === null ? null : new Int32Array(data.shootdown);
+/** Requests that wait for their page's announcement to settle were seen in the last look: poll on, do not sleep. */
+let unsettled = false;
 
 /** The waiting request with the most heat, the oldest (lowest id) among equals; -1 when none waits. */
 function hottest(): number {
   let best = -1, bestHeat = -1, bestId = 0;
   for (let s = 0; s < RING_SLOTS; s++) {
     if (Atomics.load(slotState, s) !== SLOT_READY) continue;
+    // Another thread's hart may still store to the page through an old write-TLB entry: not yet (code_shootdown.ts).
+    if (shootdown !== null && !CodeShootdown.settled(shootdown, data.thread, ring[s * SLOT_INTS + 8]!)) { unsettled = true; continue; }
     const heat = slotState[RING_SLOTS + s]!, id = ring[s * SLOT_INTS]!;
     if (heat > bestHeat || (heat === bestHeat && id < bestId)) {
       best = s;
@@ -67,7 +73,7 @@ function compile(slots: number[]): CompileReply {
     // Guest code may change while this runs: the vCPU thread drops a part whose page was written meanwhile.
     const reqs = slots.map(request);
     if (DUMP !== "") dumpRequests(DUMP, u16, reqs, data.maxModuleBlocks, data.wasmPages);
-    const compiled = compileModules(u16, reqs, data.maxModuleBlocks, data.wasmPages);
+    const compiled = compileModules(u16, reqs, data.maxModuleBlocks, data.wasmPages, shootdown !== null); // other threads' harts: FENCE is a host barrier
     if (compiled === null) return { parts: empty() };
     return { module: compiled.module, parts: compiled.parts.map((p, i) => ({ id: ring[slots[i]! * SLOT_INTS]!, slot: slots[i]!, ...p })) };
   } catch (e) {
@@ -81,9 +87,10 @@ warmUpEmitter(data.wasmPages);
 let quiet = 0;
 for (;;) {
   const written = Atomics.load(control, C_WRITTEN);
+  unsettled = false;
   const slot = hottest();
   if (slot < 0) {
-    if (quiet < QUIET_POLLS) {
+    if (quiet < QUIET_POLLS || unsettled) {
       quiet++;
       Atomics.wait(control, C_WRITTEN, written, 1);
     } else {
