@@ -231,7 +231,7 @@ export async function parseRunArgs(argv: string[], opts: { buildImage?: boolean 
   const config: VmConfig = {
     name: name ?? DEFAULT_VM_NAME,
     cpuCap,
-    cpuTier: values["cpu-tier"] === undefined ? defaultCpuTier(cpus) : parseCpuTier(values["cpu-tier"] as string),
+    cpuTier: values["cpu-tier"] === undefined ? defaultCpuTier() : parseCpuTier(values["cpu-tier"] as string),
     terminal,
     memoryBytes,
     cpus,
@@ -276,7 +276,7 @@ async function restoreRequest(values: Record<string, string | string[] | boolean
     ...info.header.config,
     name,
     cpuCap,
-    cpuTier: values["cpu-tier"] === undefined ? defaultCpuTier(info.header.config.cpus) : parseCpuTier(values["cpu-tier"] as string),
+    cpuTier: values["cpu-tier"] === undefined ? defaultCpuTier() : parseCpuTier(values["cpu-tier"] as string),
     consoleLog: (values["console-log"] as string | undefined) ?? null,
     controlSocket: (values["control-socket"] as string | undefined) ?? null,
   };

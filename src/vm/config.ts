@@ -55,15 +55,14 @@ export type CpuTier = "interp" | "jit";
 export const CPU_TIERS: readonly CpuTier[] = ["interp", "jit"];
 
 /**
- * The tier a VM of `cpus` vCPUs gets when none is chosen: NODEVISOR_CPU_TIER (so a whole test run
- * can use either), else the faster one. With one vCPU that is the JIT. Several vCPUs run in
- * parallel on worker threads only on the interpreter (the JIT's code cache serves one thread),
- * and parallel harts beat one thread's compiled code on a multi-core host.
+ * The tier a VM gets when none is chosen: NODEVISOR_CPU_TIER (so a whole test run can use either),
+ * else the faster one, the JIT, with any number of vCPUs (several run on worker threads, each
+ * compiling its own hart's code: docs/jit.md, "Several vCPU threads").
  */
-export function defaultCpuTier(cpus: number): CpuTier {
+export function defaultCpuTier(): CpuTier {
   const env = process.env.NODEVISOR_CPU_TIER;
   if (env === "jit" || env === "interp") return env;
-  return cpus === 1 ? "jit" : "interp";
+  return "jit";
 }
 
 /** Parses --cpu-tier. */

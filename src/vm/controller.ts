@@ -73,6 +73,8 @@ export interface JitStatsReport {
   compileMs: number;
   /** Background compiles dropped on arrival because their page was written meanwhile. */
   staleCompiles: number;
+  /** Modules answered with one the compile thread kept: another vCPU thread's of the same page bytes, or an earlier one of them. */
+  reusedCompiles: number;
   /** Pages whose code was dropped because the guest or a device wrote them; whole-cache flushes. */
   invalidations: number;
   flushes: number;

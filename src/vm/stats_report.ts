@@ -28,7 +28,7 @@ export function trapCauseName(key: string): string {
 /** The JIT cache's figures as query-stats reports them. */
 export function jitReport(s: JitStats, instructions: number): JitStatsReport {
   return {
-    blocks: s.blocks, codeBytes: s.codeBytes, compiles: s.compiledTotal, compileMs: Math.round(s.compileMs), staleCompiles: s.staleCompiles,
+    blocks: s.blocks, codeBytes: s.codeBytes, compiles: s.compiledTotal, compileMs: Math.round(s.compileMs), staleCompiles: s.staleCompiles, reusedCompiles: s.reusedCompiles,
     invalidations: s.invalidations, flushes: s.flushes, instructionsCompiled: s.instructionsCompiled,
     compiledShare: instructions > 0 ? Math.round((s.instructionsCompiled / instructions) * 1000) / 1000 : 0,
     handBacks: s.handBacks, missedEntries: s.missedEntries, maxBlocks: DEFAULT_MAX_BLOCKS,

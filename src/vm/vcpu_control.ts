@@ -58,7 +58,7 @@ export const HartFigure = {
 
 /** The code cache's figures (cpu/jit/block_cache.ts JitStats) a vCPU thread publishes. */
 export const JIT_FIGURES = [
-  "blocks", "codeBytes", "compiledTotal", "compileMs", "staleCompiles", "invalidations", "flushes", "instructionsCompiled", "handBacks", "missedEntries",
+  "blocks", "codeBytes", "compiledTotal", "compileMs", "staleCompiles", "reusedCompiles", "invalidations", "flushes", "instructionsCompiled", "handBacks", "missedEntries",
 ] as const satisfies ReadonlyArray<keyof JitStats>;
 const HART_FIGURES = HartFigure.JIT + JIT_FIGURES.length;
 

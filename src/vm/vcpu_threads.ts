@@ -15,6 +15,9 @@ import type { VcpuRunner } from "./vcpu_runner.js";
 import type { LazyPagesShared } from "./snapshot/lazy_pages.js";
 import type { VcpuWorkerData, VcpuWorkerMessage } from "./vcpu_worker.js";
 import { CodeShootdown } from "../cpu/jit/code_shootdown.js";
+import { startCompilePool } from "../cpu/jit/compile_service.js";
+import { TAKEN_MAP_BYTES } from "../cpu/jit/block_scan.js";
+import { MAX_MODULE_BLOCKS } from "../cpu/jit/block_cache.js";
 import type { JitProfile } from "../cpu/jit/jit_profile.js";
 import type { JitStats } from "../cpu/jit/block_cache.js";
 import {
@@ -51,6 +54,8 @@ export class ThreadedVcpus implements VcpuRunner {
   readonly interruptTargets: InterruptTarget[];
   private readonly vm = new VmControl();
   private readonly workers: Worker[] = [];
+  /** On the JIT tier, the compile thread every worker's code cache shares. */
+  private compiler: Worker | null = null;
   private board: Board | null = null;
   private stopped = false;
   private tickQueued = false;
@@ -78,6 +83,13 @@ export class ThreadedVcpus implements VcpuRunner {
     this.board = board;
     const { url, entry } = workerEntry("vm/vcpu_worker");
     const harts = this.controls.map((c) => c.shared);
+    // One compile thread for all the workers' caches: it compiles a page once for every thread running the same code (compile_service.ts).
+    const pool = this.shootdown === null ? null : startCompilePool(board.ram.memory, board.ram.size, MAX_MODULE_BLOCKS, board.harts.map((_, i) => i),
+      process.env.NODEVISOR_JIT_TAKEN === "0" ? null : new SharedArrayBuffer(TAKEN_MAP_BYTES), this.shootdown);
+    if (pool !== null) {
+      this.compiler = pool.worker;
+      pool.worker.on("error", (e) => process.stderr.write(`nodevisor: JIT: the compile thread failed, the vCPUs interpret what it had not compiled: ${e.stack ?? e.message}\n`));
+    }
     board.harts.forEach((hart, i) => {
       const c = this.controls[i]!;
       c.words[HartWord.RUN_STATE] = hart.stopped ? STOPPED : RUNNING;
@@ -94,10 +106,10 @@ export class ThreadedVcpus implements VcpuRunner {
         harts,
         state: hart.save(),
         quantum: QUANTUM,
-        jit: this.shootdown === null ? undefined : { shootdown: this.shootdown, profile: this.hooks.jit?.profile },
+        jit: pool === null ? undefined : { shootdown: this.shootdown!, profile: this.hooks.jit?.profile, compiler: pool.channels[i]! },
         warmUp: this.hooks.warmUp,
       };
-      const worker = new Worker(url, { workerData: data, name: `vcpu${i}` });
+      const worker = new Worker(url, { workerData: data, name: `vcpu${i}`, transferList: pool === null ? [] : [pool.channels[i]!.replies] });
       worker.on("message", (m: VcpuWorkerMessage) => this.onMessage(i, m));
       worker.on("error", (e) => this.crash(`vCPU ${i}'s thread failed: ${e.stack ?? e.message}`));
       worker.on("exit", (code) => {
@@ -111,7 +123,7 @@ export class ThreadedVcpus implements VcpuRunner {
   /** The JIT's figures summed over the workers' code caches (as last published); null on the interpreter. */
   jitStats(): JitStats | null {
     if (this.shootdown === null) return null;
-    const sum = { blocks: 0, codeBytes: 0, compiledTotal: 0, compileMs: 0, staleCompiles: 0, invalidations: 0, flushes: 0, instructionsCompiled: 0, handBacks: 0, missedEntries: 0 };
+    const sum = { blocks: 0, codeBytes: 0, compiledTotal: 0, compileMs: 0, staleCompiles: 0, reusedCompiles: 0, invalidations: 0, flushes: 0, instructionsCompiled: 0, handBacks: 0, missedEntries: 0 };
     for (const c of this.controls) {
       const s = c.jitStats();
       if (s !== null) for (const key of Object.keys(sum) as (keyof JitStats)[]) sum[key] += s[key] ?? 0;
@@ -203,6 +215,7 @@ export class ThreadedVcpus implements VcpuRunner {
       w.unref();
       setTimeout(() => void w.terminate(), STOP_GRACE_MS).unref();
     }
+    void this.compiler?.terminate();
   }
 
   setCap(capPercent: number | null): void {

@@ -22,6 +22,7 @@ import { BlockCache } from "../cpu/jit/block_cache.js";
 import { warmUpInterpreter } from "../cpu/interpreter_warm_up.js";
 import type { CodeShootdown, ShootdownTarget } from "../cpu/jit/code_shootdown.js";
 import type { JitProfile } from "../cpu/jit/jit_profile.js";
+import type { CompileChannel } from "../cpu/jit/compile_service.js";
 import {
   HartControl, HartFigure, HartWord, JIT_FIGURES, MAILBOX_IDLE, MAILBOX_REPLY, MAILBOX_REQUEST, RUNNING, STOPPED, VmControl, VmWord,
 } from "./vcpu_control.js";
@@ -43,7 +44,7 @@ export interface VcpuWorkerData {
   /** Instructions per run() between looks at the control block. */
   quantum: number;
   /** On the JIT tier: the VM's shootdown words (code_shootdown.ts) and the profile of earlier runs. */
-  jit?: { shootdown: SharedArrayBuffer; profile?: JitProfile };
+  jit?: { shootdown: SharedArrayBuffer; profile?: JitProfile; compiler: CompileChannel };
   /** Warm the interpreter up first (not before a restore or an incoming migration, whose figure of merit is time to running). */
   warmUp?: boolean;
 }
@@ -148,7 +149,7 @@ class VcpuThread {
     const hart = this.hart;
     this.writeMappings = { dropWriteMappings: (p) => hart.dropWriteMappings(p), dropAllWriteMappings: () => hart.flushTlb() };
     if (d.jit !== undefined) {
-      this.jit = new BlockCache(ram, { background: true, profile: d.jit.profile, thread: d.hartId, shootdown: d.jit.shootdown });
+      this.jit = new BlockCache(ram, { background: true, profile: d.jit.profile, thread: d.hartId, shootdown: d.jit.shootdown, compiler: d.jit.compiler });
       hart.useJit(this.jit);
       this.shootdown = this.jit.shootdown;
       this.shootdown!.unpark(this.writeMappings);

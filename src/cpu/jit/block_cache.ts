@@ -15,7 +15,7 @@ import { JIT_LOOKUP_ENTRIES, JIT_MARKS, type GuestRam, type JitArea } from "../.
 import { CodeShootdown } from "./code_shootdown.js";
 import { blockImportName, compileModules, instantiateBlocks, type BlockFn, type CompiledPart } from "./compile_block.js";
 import { NO_TAIL, TAKEN_MAP_BYTES } from "./block_scan.js";
-import { CompileService } from "./compile_service.js";
+import { CompileService, type CompileChannel } from "./compile_service.js";
 import { warmUpBlockScanOnce } from "./emitter_warm_up.js";
 import { buildDispatcher, type DispatchFn, type LookupTables } from "./dispatcher.js";
 import { PROFILE_HOT_RUNS, PROFILE_MAX_AGE, PROFILE_PAGE_THRESHOLDS, pageKey, type JitProfile, type ProfiledPage } from "./jit_profile.js";
@@ -71,6 +71,8 @@ export interface JitStats {
   compileMs: number;
   /** Background compiles whose code was dropped on arrival because the page changed meanwhile. */
   staleCompiles: number;
+  /** Modules the compile thread answered with a module it kept (module_reuse.ts): another vCPU thread's of the same page bytes, or this one's from before. */
+  reusedCompiles: number;
   /** Pages whose code was dropped because it was written. */
   invalidations: number;
   /** Whole-cache flushes because the cache was full. */
@@ -106,6 +108,8 @@ export interface BlockCacheOptions {
   thread?: number;
   /** With harts on several threads, the VM's shootdown words (code_shootdown.ts): pages compiled here are announced to the others. */
   shootdown?: SharedArrayBuffer;
+  /** With `background`, this JIT thread's client of a compile thread others share (startCompilePool), not one of its own. */
+  compiler?: CompileChannel;
 }
 
 /** A hart the cache protects: its write TLB must stop mapping a page once code there is compiled. */
@@ -144,7 +148,7 @@ const MISS_THRESHOLD = 16;
  * from the entries seldom run: 24 instead of 64 compiled 28% less wasm in a boot and reached the
  * shell ~6% sooner (main-thread CPU, 3 pairs); a block left out compiles once it is entered often.
  */
-const MAX_MODULE_BLOCKS = 24;
+export const MAX_MODULE_BLOCKS = 24;
 const LOOKUP_MASK = JIT_LOOKUP_ENTRIES - 1;
 /** Blocks a page's first compile from a profile may hold at most (a page of dense code has a few hundred). */
 const PROFILED_MODULE_BLOCKS = 256;
@@ -166,7 +170,7 @@ export class BlockCache {
   private service: CompileService | null = null;
   /** Background compiles not yet installed, by request id. */
   private readonly inFlight = new Map<number, { p: number; info: PageInfo; epoch: number }>();
-  readonly stats: JitStats = { blocks: 0, codeBytes: 0, compiledTotal: 0, compileMs: 0, staleCompiles: 0, invalidations: 0, flushes: 0, instructionsCompiled: 0, handBacks: 0, missedEntries: 0 };
+  readonly stats: JitStats = { blocks: 0, codeBytes: 0, compiledTotal: 0, compileMs: 0, staleCompiles: 0, reusedCompiles: 0, invalidations: 0, flushes: 0, instructionsCompiled: 0, handBacks: 0, missedEntries: 0 };
   /** Bumped by every flush: a background compile started before one is dropped on arrival. */
   private epoch = 0;
   /** Runs compiled code from the hart's pc until the interpreter is needed (dispatcher.ts). */
@@ -195,8 +199,8 @@ export class BlockCache {
   /** The profile marks (ProfileAudit), and the next one free. */
   private readonly marks: Int32Array;
   private nextMark = 0;
-  /** The taken-transfer map: the interpreter marks where its branches and jumps went (block_scan.ts takenBefore). */
-  readonly taken = new Uint8Array(new SharedArrayBuffer(TAKEN_MAP_BYTES));
+  /** The taken-transfer map: the interpreter marks where its branches and jumps went (block_scan.ts takenBefore); one for the threads a compile thread serves. */
+  readonly taken: Uint8Array;
   /** The taken-transfer map when compiles leave out targets the interpreter never went to (BlockCacheOptions.takenTargetsOnly), else null. */
   private readonly takenFilter: Uint8Array | null;
 
@@ -209,9 +213,10 @@ export class BlockCache {
     this.backlogVisits = opts.backlogVisits ?? (Number.isFinite(backlog) && backlog >= 0 ? backlog : DEFAULT_BACKLOG_VISITS);
     this.maxBlocks = opts.maxBlocks ?? DEFAULT_MAX_BLOCKS;
     this.profile = opts.profile ?? new Map();
+    this.taken = new Uint8Array(opts.compiler?.taken ?? new SharedArrayBuffer(TAKEN_MAP_BYTES));
     this.takenFilter = (opts.takenTargetsOnly ?? process.env.NODEVISOR_JIT_TAKEN !== "0") ? this.taken : null;
     if (opts.background === true) {
-      this.service = new CompileService(ram.memory, MAX_MODULE_BLOCKS, this.takenFilter, opts.shootdown ?? null, opts.thread ?? 0, (message) => {
+      this.service = opts.compiler !== undefined ? new CompileService(opts.compiler) : CompileService.start(ram.memory, ram.size, MAX_MODULE_BLOCKS, this.takenFilter, (message) => {
         process.stderr.write(`nodevisor: JIT: the compile thread failed, compiling on the vCPU thread from now on: ${message}\n`);
         this.abandonInFlight();
       });
@@ -259,7 +264,8 @@ export class BlockCache {
 
   /** `n` profile marks in a row: the memory offset of the first, or -1 when none are left (a run compiles ~30,000 profiled entries). */
   private takeMarks(n: number): number {
-    if (n === 0 || this.nextMark + n > JIT_MARKS) return -1;
+    // With harts on several threads no profile is saved (docs/jit.md), and a module without marks can be reused by the other threads.
+    if (n === 0 || this.nextMark + n > JIT_MARKS || this.shootdown !== null) return -1;
     this.nextMark += n;
     return this.area.marksOffset + 4 * (this.nextMark - n);
   }
@@ -433,6 +439,7 @@ export class BlockCache {
         live.push({ p, info, part });
       }
       if (live.length === 0) continue;
+      if (r.reused === true) this.stats.reusedCompiles++;
       const t0 = performance.now();
       this.install(r.module!, r.parts, live);
       this.stats.compileMs += performance.now() - t0;
