@@ -16,6 +16,8 @@ export async function benchSmp(): Promise<void> {
   const ours2 = await workloadOurs(["--cpus", "2"], TWO_PROCESSES);
   // The same two vCPUs time-sliced on one thread (what --cpus 2 did before worker threads).
   const sliced2 = await workloadOurs(["--cpus", "2"], TWO_PROCESSES, { NODEVISOR_VCPU_THREADS: "0" });
+  // The interpreter on worker threads (the default for several vCPUs before the JIT ran there).
+  const interp2 = await workloadOurs(["--cpus", "2", "--cpu-tier", "interp"], TWO_PROCESSES);
   const qemu1 = haveQemu ? await workloadQemu(image.kernel, image.initrd, TWO_PROCESSES, 1) : null;
   const qemu2 = haveQemu ? await workloadQemu(image.kernel, image.initrd, TWO_PROCESSES, 2) : null;
   const speedup = (a: { ms: number } | null, b: { ms: number } | null): string => (a && b ? `${(a.ms / b.ms).toFixed(2)}x` : "n/a");
@@ -23,6 +25,7 @@ export async function benchSmp(): Promise<void> {
     ["1 vCPU", fmt(ours1.ms), fmt(qemu1?.ms), qemu1 ? `${(ours1.ms / qemu1.ms).toFixed(2)}x` : "n/a"],
     ["2 vCPUs (worker threads)", fmt(ours2.ms), fmt(qemu2?.ms), qemu2 ? `${(ours2.ms / qemu2.ms).toFixed(2)}x` : "n/a"],
     ["2 vCPUs time-sliced on one thread", fmt(sliced2.ms), "", ""],
+    ["2 vCPUs, interpreter (worker threads)", fmt(interp2.ms), "", ""],
     ["speedup 1 -> 2 vCPUs", speedup(ours1, ours2), speedup(qemu1, qemu2), ""],
   ];
   console.log(["metric".padEnd(36), "nodevisor".padStart(12), "qemu".padStart(12), "ours/qemu".padStart(10)].join(" "));
