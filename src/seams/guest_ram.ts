@@ -180,9 +180,9 @@ export class GuestRam {
       if ((bits & (1 << t)) === 0) continue;
       const a = this.area(t);
       Atomics.store(a.gates, p, 0); // the interpreter no longer stops there for compiled code
-      // Nor does the dispatcher find the page's blocks (nor those of pages sharing their entries, which the JIT relinks).
+      // Nor does the dispatcher find the page's blocks (keys are RAM offset + 1; other pages' entries at these indexes stay).
       const first = 2 * ((p * (PAGE / 2)) & (JIT_LOOKUP_ENTRIES - 1)), lookup = a.lookup;
-      for (let e = first; e < first + PAGE; e += 2) lookup[e] = 0;
+      for (let e = first; e < first + PAGE; e += 2) if ((lookup[e]! - 1) >>> 12 === p) lookup[e] = 0;
     }
     for (let h = 0; h < HART_SLOTS; h++) Atomics.add(this.i32, (this.hartSlotsOffset + h * HART_SLOT_BYTES + HART_JC_GEN_OFFSET) >> 2, 1);
   }

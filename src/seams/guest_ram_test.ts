@@ -39,6 +39,9 @@ test("every device write drops every JIT thread's compiled code on the pages it 
   }
   ram.codePages[600] = t0.bit; // never written below: keeps its code
   t0.gates[600] = 1;
+  const alias = 5 + JIT_LOOKUP_ENTRIES / 2048; // page 5's lookup indexes, another page's block
+  t3.lookup[keyOf(alias, 0x20)] = alias * 4096 + 0x20 + 1;
+  ram.codePages[alias] = t3.bit;
   const gens = [0, 5].map((h) => ram.hartStateOffset(h) + HART_JC_GEN_OFFSET).map((off) => ram.i32[off >> 2]!);
   ram.writeU32(BASE + 5 * 4096 + 8, 1);
   ram.write(BASE + 40 * 4096 - 2, new Uint8Array(4)); // straddles pages 39 and 40
@@ -54,6 +57,7 @@ test("every device write drops every JIT thread's compiled code on the pages it 
   }
   assert.equal(ram.codePages[600], t0.bit);
   assert.equal(t0.gates[600], 1);
+  assert.equal(t3.lookup[keyOf(alias, 0x20)], alias * 4096 + 0x20 + 1, "a block of another page at the same lookup index stays");
   [0, 5].forEach((h, i) => assert.notEqual(ram.i32[(ram.hartStateOffset(h) + HART_JC_GEN_OFFSET) >> 2], gens[i], `hart ${h}'s jump cache moved on`));
   assert.deepEqual([...ram.takeDirtyPages()], compiled);
   // A DMA view drops code at once (the device may write it any time); its pages are marked dirty when the device is done.
