@@ -48,8 +48,6 @@ export const HartFigure = {
   /** Host ms it ran guest code (its CPU time, as far as this thread can tell). */
   RUN_MS: 5,
   PC: 6,
-  /** 1 once the hart runs on the JIT tier (its figures from JIT on). */
-  JIT_ON: 7,
   /** Traps taken by cause: 0-31 exceptions, 32-63 interrupts. */
   TRAPS: 8,
   /** The JIT's figures of the hart's thread, in JIT_FIGURES' order. */
@@ -140,14 +138,6 @@ export class HartControl {
 
   fenceDone(n: number): boolean {
     return Atomics.load(this.words, HartWord.FENCE_DONE) - n >= 0;
-  }
-
-  /** The JIT figures the hart's thread last published; null when it runs the interpreter. */
-  jitStats(): Partial<JitStats> | null {
-    if (this.figures[HartFigure.JIT_ON] !== 1) return null;
-    const out: Partial<JitStats> = {};
-    JIT_FIGURES.forEach((key, i) => { out[key] = this.figures[HartFigure.JIT + i]!; });
-    return out;
   }
 
   trapCounts(): Map<string, number> {

@@ -17,11 +17,10 @@ import type { VcpuWorkerData, VcpuWorkerMessage } from "./vcpu_worker.js";
 import { CodeShootdown } from "../cpu/jit/code_shootdown.js";
 import { startCompilePool } from "../cpu/jit/compile_service.js";
 import { TAKEN_MAP_BYTES } from "../cpu/jit/block_scan.js";
-import { MAX_MODULE_BLOCKS } from "../cpu/jit/block_cache.js";
+import { MAX_MODULE_BLOCKS, type JitStats } from "../cpu/jit/block_cache.js";
 import type { JitProfile } from "../cpu/jit/jit_profile.js";
-import type { JitStats } from "../cpu/jit/block_cache.js";
 import {
-  HartControl, HartFigure, HartWord, MAILBOX_REPLY, MAILBOX_REQUEST, RUNNING, STOPPED, VmControl, VmWord,
+  HartControl, HartFigure, HartWord, JIT_FIGURES, MAILBOX_REPLY, MAILBOX_REQUEST, RUNNING, STOPPED, VmControl, VmWord,
 } from "./vcpu_control.js";
 
 /** Atomics.waitAsync (Node 16+; TypeScript's lib has it only from es2024). */
@@ -123,12 +122,7 @@ export class ThreadedVcpus implements VcpuRunner {
   /** The JIT's figures summed over the workers' code caches (as last published); null on the interpreter. */
   jitStats(): JitStats | null {
     if (this.shootdown === null) return null;
-    const sum = { blocks: 0, codeBytes: 0, compiledTotal: 0, compileMs: 0, staleCompiles: 0, reusedCompiles: 0, invalidations: 0, flushes: 0, instructionsCompiled: 0, handBacks: 0, missedEntries: 0 };
-    for (const c of this.controls) {
-      const s = c.jitStats();
-      if (s !== null) for (const key of Object.keys(sum) as (keyof JitStats)[]) sum[key] += s[key] ?? 0;
-    }
-    return sum;
+    return Object.fromEntries(JIT_FIGURES.map((key, i) => [key, this.sum(HartFigure.JIT + i)])) as unknown as JitStats;
   }
 
   get instructions(): number {

@@ -160,7 +160,6 @@ class VcpuThread {
     this.self = controls[d.hartId]!;
     this.w = this.self.words;
     this.fig = this.self.figures;
-    if (this.jit !== null) this.fig[HartFigure.JIT_ON] = 1;
     // From what was answered, not what was asked: a fence asked before this thread started (a
     // snapshot of a VM whose workers are still loading) must be answered, or its asker waits forever.
     this.fenceApplied = Atomics.load(this.w, HartWord.FENCE_DONE);

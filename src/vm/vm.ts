@@ -587,6 +587,7 @@ export class Vm implements VmController {
     }
     const trapsByCause = trapCountsByName(this.vcpus.trapsByCause());
     const devices = deviceStats(this.board, this.nics, this.balloon);
+    const jit = this.jitStats;
     return {
       instructionsRetired: this.vcpus.instructions,
       mips: Math.round(s.mips * 10) / 10,
@@ -596,8 +597,8 @@ export class Vm implements VmController {
       ...this.vcpus.pacingStats(),
       cpuCap: this.vcpus.cap,
       memoryTouchedBytes: this.touchedMemory.bytes(now),
-      cpuTier: this.jitStats ? "jit" : "interp",
-      ...(this.jitStats ? { jit: jitReport(this.jitStats, this.vcpus.instructions) } : {}),
+      cpuTier: jit ? "jit" : "interp",
+      ...(jit ? { jit: jitReport(jit, this.vcpus.instructions) } : {}),
       balloon: this.balloonInfo(),
     };
   }

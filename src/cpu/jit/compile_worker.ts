@@ -41,12 +41,14 @@ const codePages = new Uint8Array(data.memory.buffer, data.ramBytes, data.ramByte
 const reuse = new ModuleReuse(new Int32Array(data.memory.buffer));
 
 interface Client {
+  /** Its index: its C_POSTED word. */
+  index: number;
   thread: number;
   ring: Int32Array;
   slotState: Int32Array;
   replies: MessagePort;
 }
-const clients: Client[] = data.clients.map((c) => ({ thread: c.thread, ring: new Int32Array(c.ring), slotState: new Int32Array(c.slotState), replies: c.replies }));
+const clients: Client[] = data.clients.map((c, index) => ({ index, thread: c.thread, ring: new Int32Array(c.ring), slotState: new Int32Array(c.slotState), replies: c.replies }));
 /** Requests that wait for their page's announcement to settle were seen in the last look: poll on, do not sleep. */
 let unsettled = false;
 
@@ -116,7 +118,7 @@ function answerFromKept(c: Client, slot: number): boolean {
 function reply(c: Client, slots: number[], r: CompileReply): void {
   for (const s of slots) Atomics.store(c.slotState, s, SLOT_REPLIED); // the vCPU thread frees them when it takes the reply
   c.replies.postMessage(r);
-  Atomics.add(control, C_POSTED + clients.indexOf(c), 1);
+  Atomics.add(control, C_POSTED + c.index, 1);
 }
 
 // Type feedback for every instruction path before the first request (emitter_warm_up.ts says why).
@@ -145,7 +147,7 @@ for (;;) {
     continue;
   }
   quiet = 0;
-  turn = (clients.indexOf(c) + 1) % clients.length;
+  turn = (c.index + 1) % clients.length;
   Atomics.store(c.slotState, slot, SLOT_TAKEN);
   if (answerFromKept(c, slot)) continue;
   const slots = [slot];
