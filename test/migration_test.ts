@@ -68,7 +68,8 @@ test("a 2-vCPU guest counting in a shell loop, with a shared qcow2 disk, moves t
     const a = await source.connect(join(dir, "a.sock"));
     await source.waitFor(/~# /, 900_000);
     await typeLine(a, "echo written-before | dd of=/dev/vda bs=512 seek=1 conv=sync,fsync 2>/dev/null");
-    await typeLine(a, "cat /proc/uptime > /tmp/uptime-before; i=0; while :; do i=$((i+1)); echo $i > /tmp/count; echo tick $i; sleep 0.2; done &");
+    // The counter file is replaced by a rename, so the `cat` below never reads it between truncation and write.
+    await typeLine(a, "cat /proc/uptime > /tmp/uptime-before; i=0; while :; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; echo tick $i; sleep 0.2; done &");
     await source.waitFor(/tick 5\b/);
     await listening(dest);
     await a.execute("migrate", { uri: `unix:${join(dir, "mig.sock")}` });

@@ -67,9 +67,9 @@ Options:
       --cpu-cap PCT        hold each vCPU to PCT per cent of a host core (1-100)
       --cpu-tier interp|jit
                            how guest code runs: the interpreter, or the JIT that
-                           compiles hot blocks to WebAssembly (default: jit with
-                           one vCPU, interp with several, which run in parallel
-                           on threads; see docs/jit.md)
+                           compiles hot blocks to WebAssembly (default: jit; with
+                           several vCPUs each runs on a host thread of its
+                           own, compiled there; see docs/jit.md)
       --balloon [reporting=on|off][,deflate-on-oom=on|off][,stats=SECONDS][,floor=SIZE]
                            the memory balloon (always present): free page
                            reporting (default on), DEFLATE_ON_OOM (default off),

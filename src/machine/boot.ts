@@ -30,6 +30,24 @@ const NEXT_MODE_S = 1n;
 
 const alignDown = (v: number, a: number): number => Math.floor(v / a) * a;
 
+/** Where an initrd of `size` bytes goes: as high as it fits, below the device tree's area at the top of RAM. */
+export function initrdStart(ramEnd: number, size: number): number {
+  return alignDown(ramEnd - TOP_RESERVE - size, PAGE);
+}
+
+/**
+ * The guest-physical ranges a boot will copy files of these sizes into: a kernel Image at its usual
+ * text offset (KERNEL_OFFSET; an Image asking for another one, or an ELF, is placed where it asks,
+ * and the range is then only touched early) and the initrd (initrdStart).
+ */
+export function payloadRanges(ramBase: number, ramEnd: number, kernelBytes: number, initrdBytes: number): Array<{ gpa: number; length: number }> {
+  const ranges: Array<{ gpa: number; length: number }> = [];
+  if (kernelBytes > 0) ranges.push({ gpa: ramBase + KERNEL_OFFSET, length: Math.min(kernelBytes, ramEnd - ramBase - KERNEL_OFFSET) });
+  const start = initrdStart(ramEnd, initrdBytes);
+  if (initrdBytes > 0 && start >= ramBase) ranges.push({ gpa: start, length: initrdBytes });
+  return ranges;
+}
+
 export function boot(board: Board, p: BootPayloads): BootLayout {
   const ram = board.ram;
   if (!p.kernel && !p.firmware) throw new BootImageError("Nothing to boot: give a kernel (--kernel) or a firmware (--firmware).");
@@ -43,7 +61,7 @@ export function boot(board: Board, p: BootPayloads): BootLayout {
   let initrd: { start: number; end: number } | null = null;
   if (p.initrd) {
     const size = p.initrd.size;
-    const start = alignDown(dtbArea - size, PAGE);
+    const start = initrdStart(ram.end, size);
     const floor = kernel ? kernel.end : firmware ? firmware.end : ram.base;
     if (start < floor) {
       throw new BootImageError(

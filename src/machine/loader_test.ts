@@ -4,7 +4,8 @@ import { GuestRam } from "../seams/guest_ram.js";
 import { mkdtempSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadKernel, loadFirmware, BootImageError, bytesSource, fileSource } from "./loader.js";
+import { loadKernel, loadFirmware, BootImageError, bytesSource, fileSource, prefault } from "./loader.js";
+import { payloadRanges } from "./boot.js";
 
 function fakeImage(size: number, imageSize: number): Uint8Array {
   const img = new Uint8Array(size);
@@ -89,4 +90,21 @@ test("boot files are read from disk straight into RAM, and one that shrinks whil
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("a boot's payload pages are touched ahead where the loader puts them, and read as zeros", async () => {
+  const ram = new GuestRam(0x8000_0000, 8 << 20);
+  const image = fakeImage(4096, 1 << 20);
+  const ranges = payloadRanges(ram.base, ram.end, image.length, 300_000);
+  assert.equal(ranges.length, 2);
+  assert.equal(ranges[0]!.gpa, loadKernel(new GuestRam(0x8000_0000, 8 << 20), bytesSource(image, "k")).entry, "the kernel's range starts where an Image loads");
+  assert.equal(ranges[0]!.length, image.length);
+  const initrd = ranges[1]!;
+  assert.equal(initrd.gpa % 4096, 0);
+  assert.ok(initrd.gpa + initrd.length <= ram.end - 64 * 1024 && initrd.gpa + initrd.length > ram.end - 64 * 1024 - 4096, "the initrd sits just below the device tree's area");
+  ram.u8[ram.size - 1] = 7; // outside both ranges: kept
+  await prefault(ram, ranges);
+  for (const r of ranges) assert.ok(ram.read(r.gpa, r.length).every((b) => b === 0));
+  assert.equal(ram.u8[ram.size - 1], 7);
+  assert.deepEqual(payloadRanges(ram.base, ram.end, 0, 0), [], "nothing to load, nothing touched");
 });

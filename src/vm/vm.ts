@@ -2,12 +2,13 @@
 // VmController interface (used by the control socket and the CLI alike).
 
 import { performance } from "node:perf_hooks";
+import { existsSync, statSync } from "node:fs";
 import { Board } from "../machine/board.js";
-import { boot } from "../machine/boot.js";
+import { boot, payloadRanges } from "../machine/boot.js";
 import { warmUpInterpreter } from "../cpu/interpreter_warm_up.js";
 import { loadProfile, profilePath, saveProfile } from "../cpu/jit/jit_profile.js";
 import { defaultCacheDir } from "../image/guest_image.js";
-import { fileSource, type PayloadSource } from "../machine/loader.js";
+import { fileSource, prefault, type PayloadSource } from "../machine/loader.js";
 import { VirtioBlk } from "../devices/virtio/block/device.js";
 import { VirtioRng } from "../devices/virtio/rng/device.js";
 import { VirtioConsole } from "../devices/virtio/console/device.js";
@@ -143,6 +144,8 @@ export class Vm implements VmController {
   /** The guest runs elsewhere now: never touch the disks again. */
   private migratedAway = false;
   private readonly blks: VirtioBlk[] = [];
+  /** Settles once a boot's payload pages were touched ahead of the copy (loader.ts, prefault). */
+  private payloadPagesTouched: Promise<void> = Promise.resolve();
   /** The files the disks write to now: the configured ones until a snapshot moves them onto overlays. */
   private readonly activeDisks: DiskConfig[];
 
@@ -170,6 +173,7 @@ export class Vm implements VmController {
       throw e;
     }
     const vm = new Vm(o, disks, nets, macs);
+    await vm.payloadPagesTouched; // before start() copies the payloads in
     if (o.restore) {
       try {
         // Lazy restore: the guest runs at once; each page comes from the file when first touched.
@@ -267,7 +271,6 @@ export class Vm implements VmController {
         onCrash: (message) => crashed(threads!.describePcs(), message),
       })
       : null;
-    if (warmUp && threads === null) warmUpInterpreter(this.clock, jit);
     this.board = new Board({
       jitProfile,
       interruptTargets: threads?.interruptTargets,
@@ -284,6 +287,14 @@ export class Vm implements VmController {
       log: this.guestLog,
     });
     this.exitServices = { bus: this.board.bus };
+    if (this.restoreFrom === null) {
+      // Huge pages under guest RAM before anything touches it; then the payloads' pages touched on
+      // the pool's threads while this thread warms the interpreter up (loader.ts, prefault).
+      adviseHugePages(this.board.ram.memory.buffer);
+      const ram = this.board.ram, bytes = (f: string | null): number => (f && existsSync(f) ? statSync(f).size : 0);
+      this.payloadPagesTouched = prefault(ram, payloadRanges(ram.base, ram.end, bytes(o.config.kernel), bytes(o.config.initrd)));
+    }
+    if (warmUp && threads === null) warmUpInterpreter(this.clock, jit);
     this.vcpus = threads ?? new Scheduler(this.board.harts, this.board.clint, this.clock, {
       onExit: (hart) => dispatchExit(hart, this.exitServices),
       afterSlice: () => {
@@ -306,9 +317,8 @@ export class Vm implements VmController {
   /** Loads the payloads and starts the harts. */
   start(): void {
     const c = this.config;
-    // Huge pages before the payloads load; a restore (its RAM is loaded already) does not wait for koffi.
+    // A boot advised huge pages as it built the board; a restore (its RAM is loaded already) does not wait for koffi.
     if (this.restoreFrom) setImmediate(() => adviseHugePages(this.board.ram.memory.buffer));
-    else adviseHugePages(this.board.ram.memory.buffer);
     if (this.restoreFrom || !c.firmware) {
       const sbi = new SbiFirmware({
         harts: this.board.harts,
