@@ -6,11 +6,11 @@
 import { Bus } from "../machine/bus.js";
 import { GuestRam } from "../seams/guest_ram.js";
 import type { TimeSource } from "../seams/time.js";
-import { C64_MTVEC, C64_SATP } from "./csr.js";
+import { C64_MTVEC, C64_SATP, C64_STVEC } from "./csr.js";
 import { MSTATUS_FS_SHIFT, PRV_M, PRV_S, PRV_U } from "./constants.js";
 import { encB, encI, encJ, encR, encS, encU } from "./encode.js";
 import { Hart } from "./hart.js";
-import { EXIT_MMIO, EXIT_SBI } from "./exit.js";
+import { EXIT_BUDGET, EXIT_MMIO, EXIT_SBI, EXIT_WFI } from "./exit.js";
 import { BlockCache } from "./jit/block_cache.js";
 import { aluKinds, memoryKinds } from "./jit/emitter_warm_up.js";
 
@@ -20,6 +20,8 @@ const SIZE = 1 << 20;
 // the fetch of an instruction split between two pages is a path of its own in execFast and execSlow.
 const HANDLER = BASE, ROOT_TABLE = BASE + 0x2000, CODE = BASE + 0x5000 - 2 - 4 * 40;
 const DATA = BASE + 0x10000, SCRATCH_DATA = BASE + 0x20000, STACK = BASE + 0x30000;
+/** A lone WFI the warm-up ends with. */
+const WFI_AT = BASE + 0x1000;
 /** A device on the warm-up hart's own bus (as the VM's harts serve the CLINT and PLIC): below RAM, above the M pass's MMIO address. */
 const DEVICE = 0x200;
 /** CSRs the program reads (the supervisor's, the counters, and machine ones that trap in S-mode). */
@@ -70,12 +72,12 @@ function program(): Uint32Array {
   w(encI(0x73, 0, 1, 13, 0x140)); w(encI(0x73, 0, 1, 13, 0x141)); // csrw sscratch, sepc
   w(encI(0x73, 0, 6, 2, 0x100)); w(encI(0x73, 0, 7, 2, 0x100)); // csrsi / csrci sstatus.SIE
   // Paths a boot takes early that deoptimized execSystem, loadSlow, storeSlow and translate when first taken:
-  // sret (to the next instruction; the S pass alone: x31 = 1 there), sfence.vma for one address and for all,
+  // sret (to the next instruction; the S pass alone: x31 = 1 there), sfence.vma for one address, for all and for one ASID,
   // an access across a page end, a load that faults (M: no RAM there; S: a user page; U: it succeeds),
   // sstatus.SUM set and cleared, the FP CSRs written, and read with the FPU off (a trap).
   w(encB(0x63, 0, 31, 0, 28)); w(encI(0x13, 30, 0, 0, 0x100)); w(encI(0x73, 0, 2, 30, 0x100)); // beq x31, x0, over; csrs sstatus, SPP
   w(encU(0x17, 29, 0)); w(encI(0x13, 29, 0, 29, 16)); w(encI(0x73, 0, 1, 29, 0x141)); w(0x10200073); // sepc = after the sret; sret
-  w(encR(0x73, 0, 0, 10, 0, 0x09)); w(encR(0x73, 0, 0, 0, 0, 0x09)); // sfence.vma x10; sfence.vma
+  w(encR(0x73, 0, 0, 10, 0, 0x09)); w(encR(0x73, 0, 0, 0, 0, 0x09)); w(encR(0x73, 0, 0, 0, 13, 0x09)); // sfence.vma x10; sfence.vma; sfence.vma x0, asid
   w(encI(0x13, 29, 0, 10, 2044)); w(encI(0x13, 29, 0, 29, 2044)); // x29 = DATA + 4088
   w(encI(0x03, 23, 3, 29, 4)); w(encS(0x23, 3, 29, 23, 4)); w(encI(0x03, 23, 2, 29, 6)); // ld, sd, lw across the page end
   w(encI(0x03, 23, 3, 0, 0x100)); // ld from 0x100
@@ -136,7 +138,8 @@ export function warmUpInterpreter(time: TimeSource, jit: boolean, steps = 1500):
   program().forEach((insn, i) => view.setUint32(CODE - BASE + 4 * i, insn, true));
   // Sv39 gigapages onto RAM's base (PPN 0x80000): at VA 0 for U-mode, at the kernel's VA (index 510) for S-mode.
   const leaf = (BigInt(BASE >>> 12) << 10n) | 0xcfn; // RWX, accessed, dirty
-  view.setBigUint64(ROOT_TABLE - BASE + 8 * 0, leaf | 0x10n, true); // U
+  // U-mode's leaf without A and D: its first walks set them (the page walk's compare-and-swap, deoptimized in every boot otherwise).
+  view.setBigUint64(ROOT_TABLE - BASE + 8 * 0, (leaf & ~0xc0n) | 0x10n, true);
   view.setBigUint64(ROOT_TABLE - BASE + 8 * 510, leaf, true);
   const vcpuDevices = new Bus();
   let deviceAccesses = 0;
@@ -175,6 +178,28 @@ export function warmUpInterpreter(time: TimeSource, jit: boolean, steps = 1500):
       else break;
       exits++;
     }
+  }
+  // Last, a WFI (then a jump to itself) from run()'s own loop, the timer armed far ahead (the program's
+  // stimecmp of 2^63-1 means "never" and skips run()'s timer check): with nothing enabled, in M and in
+  // S-mode (run()'s wait, execSystem's TW test); with a delegated software interrupt pending, in
+  // S-mode while SIE is off and in U-mode, where it is taken to stvec, the jump (pendingInterrupt's
+  // delegation tests at a slice boundary). Each of these deoptimized run(), execSystem or
+  // pendingInterrupt in every boot otherwise.
+  view.setInt32(WFI_AT - BASE, 0x10500073, true);
+  view.setInt32(WFI_AT - BASE + 4, 0x0000006f, true);
+  const MIP_SSIP = 2;
+  for (const [priv, pending] of [[PRV_M, 0], [PRV_S, 0], [PRV_S, MIP_SSIP], [PRV_U, MIP_SSIP]] as const) {
+    const s = hart.save();
+    Object.assign(s, { pc: WFI_AT, privilege: priv, mie: pending, mipSoftware: pending, mideleg: pending, mstatus: s.mstatus & ~2, stimecmp: 2 ** 40, waiting: false });
+    s.csr64[2 * C64_SATP] = 0;
+    s.csr64[2 * C64_SATP + 1] = 0;
+    s.csr64[2 * C64_STVEC] = (WFI_AT + 4) | 0;
+    s.csr64[2 * C64_STVEC + 1] = 0;
+    hart.restore(s);
+    hart.slowPathOnly = false;
+    ran += hart.run(100);
+    const want = pending === 0 ? EXIT_WFI : EXIT_BUDGET;
+    if (hart.exit.reason !== want) throw new Error(`the warm-up's WFI (privilege ${priv}, pending ${pending}) ended with exit ${hart.exit.reason}, not ${want}`);
   }
   return { instructions: ran, traps: hart.stats.trapsByCause, exits, deviceAccesses };
 }
