@@ -7,7 +7,7 @@ import { Bus } from "../machine/bus.js";
 import { GuestRam } from "../seams/guest_ram.js";
 import type { TimeSource } from "../seams/time.js";
 import { C64_MTVEC, C64_SATP, C64_STVEC } from "./csr.js";
-import { MSTATUS_FS_SHIFT, PRV_M, PRV_S, PRV_U } from "./constants.js";
+import { MIP_SSIP, MSTATUS_FS_SHIFT, MSTATUS_SIE, PRV_M, PRV_S, PRV_U } from "./constants.js";
 import { encB, encI, encJ, encR, encS, encU } from "./encode.js";
 import { Hart } from "./hart.js";
 import { EXIT_BUDGET, EXIT_MMIO, EXIT_SBI, EXIT_WFI } from "./exit.js";
@@ -187,10 +187,9 @@ export function warmUpInterpreter(time: TimeSource, jit: boolean, steps = 1500):
   // pendingInterrupt in every boot otherwise.
   view.setInt32(WFI_AT - BASE, 0x10500073, true);
   view.setInt32(WFI_AT - BASE + 4, 0x0000006f, true);
-  const MIP_SSIP = 2;
   for (const [priv, pending] of [[PRV_M, 0], [PRV_S, 0], [PRV_S, MIP_SSIP], [PRV_U, MIP_SSIP]] as const) {
     const s = hart.save();
-    Object.assign(s, { pc: WFI_AT, privilege: priv, mie: pending, mipSoftware: pending, mideleg: pending, mstatus: s.mstatus & ~2, stimecmp: 2 ** 40, waiting: false });
+    Object.assign(s, { pc: WFI_AT, privilege: priv, mie: pending, mipSoftware: pending, mideleg: pending, mstatus: s.mstatus & ~MSTATUS_SIE, stimecmp: 2 ** 40, waiting: false });
     s.csr64[2 * C64_SATP] = 0;
     s.csr64[2 * C64_SATP + 1] = 0;
     s.csr64[2 * C64_STVEC] = (WFI_AT + 4) | 0;

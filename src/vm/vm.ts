@@ -2,7 +2,7 @@
 // VmController interface (used by the control socket and the CLI alike).
 
 import { performance } from "node:perf_hooks";
-import { existsSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { Board } from "../machine/board.js";
 import { boot, payloadRanges } from "../machine/boot.js";
 import { warmUpInterpreter } from "../cpu/interpreter_warm_up.js";
@@ -291,7 +291,7 @@ export class Vm implements VmController {
       // Huge pages under guest RAM before anything touches it; then the payloads' pages touched on
       // the pool's threads while this thread warms the interpreter up (loader.ts, prefault).
       adviseHugePages(this.board.ram.memory.buffer);
-      const ram = this.board.ram, bytes = (f: string | null): number => (f && existsSync(f) ? statSync(f).size : 0);
+      const ram = this.board.ram, bytes = (f: string | null): number => (f ? statSync(f, { throwIfNoEntry: false })?.size ?? 0 : 0);
       this.payloadPagesTouched = prefault(ram, payloadRanges(ram.base, ram.end, bytes(o.config.kernel), bytes(o.config.initrd)));
     }
     if (warmUp && threads === null) warmUpInterpreter(this.clock, jit);
