@@ -145,6 +145,7 @@ export abstract class HartJitLoop extends HartFastLoop {
         // A queue at the compile thread raises the bar: what turns warm meanwhile waits (DEFAULT_BACKLOG_VISITS).
         // A page earlier runs compiled (jit_profile.ts) compiles at its PROFILED_VISITS-th visit (not the threshold's), unless many compiles wait already.
         const pending = jit.pendingCompiles;
+        if (info.visits >= info.profileLookAt) jit.lookUpAgain(off >>> 12, info); // its code may have been patched since its first visit
         if (++info.visits >= (info.profiled !== null && pending < PROFILED_QUEUE_MAX ? profiledAt : threshold + pending * jit.backlogVisits)) {
           if (jit.compilePage(off >>> 12, info, this.nextPageHalf(pc))) continue;
         }

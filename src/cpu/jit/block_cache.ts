@@ -38,6 +38,8 @@ export interface PageInfo {
   slot: number;
   /** What an earlier run knew of this page (jit_profile.ts), until its first compile; null when it is not in the profile. */
   profiled: ProfiledPage | null;
+  /** The visit at which a page not found in the profile is looked up again by its code as it is then (BlockCache.lookUpAgain). */
+  profileLookAt: number;
   /** Where execution entered the page in this run for its compiles not from a profile (entries, compiled missed entries): its record in the next profile. */
   seeds: Set<number> | null;
   /** The entries of the page's first compile when it was from a profile, their ages and the counts of their blocks' runs; null when not. */
@@ -256,10 +258,24 @@ export class BlockCache {
     }
     if (info === undefined) {
       const profiled = this.profile.size === 0 ? null : this.profile.get(pageKey(this.u16, p * 4096)) ?? null;
-      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false, slot: -1, profiled, seeds: null, audit: null, announced: 0 };
+      const profileLookAt = profiled === null && this.profile.size > 0 ? PROFILED_VISITS : Infinity;
+      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false, slot: -1, profiled, profileLookAt, seeds: null, audit: null, announced: 0 };
       this.pages.set(p, info);
     }
     return info;
+  }
+
+  /**
+   * Looks page `p`, not yet compiled and not found in the profile, up again by its code as it is
+   * now, and next at twice the visits. The kernel patches its text as it boots (alternatives, static
+   * keys, ftrace): a page first run before that had the key of code no earlier run kept (a boot:
+   * ~90 such pages, 11 M instructions interpreted in them that a profile would have compiled).
+   */
+  lookUpAgain(p: number, info: PageInfo): void {
+    info.profileLookAt = Math.max(info.visits, PROFILED_VISITS) * 2; // visits go below 0 after a compile found nothing
+    if (info.blocks !== null || info.pending) return;
+    info.profiled = this.profile.get(pageKey(this.u16, p * 4096)) ?? null;
+    if (info.profiled !== null) info.profileLookAt = Infinity;
   }
 
   /** `n` profile marks in a row: the memory offset of the first, or -1 when none are left (a run compiles ~30,000 profiled entries). */

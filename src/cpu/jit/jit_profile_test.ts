@@ -162,6 +162,29 @@ test("a profile whose page code differs is not used: that page waits for the thr
   assert.equal(warm.cache.page(0).blocks, null);
 });
 
+test("a page patched after its first visit is looked up again by its new code: the profile's record of it is used", () => {
+  const cold = machine();
+  for (let i = 0; i < 2000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
+  const profile = cold.cache.exportProfile();
+  const warm = machine(profile);
+  const h = RAM_BASE + warm.unused;
+  const original = warm.hart.ram.read(h, 4).slice();
+  warm.hart.ram.write(h, Uint8Array.of(0x13, 0, 0, 0)); // as the kernel's text before it patches itself: a nop where the recorded run had its code
+  warm.hart.run(8); // the first visit: the page's record is made from the code as it is then
+  const info = warm.cache.page(0);
+  assert.equal(info.profiled, null, "not in the profile by its code of the first visit");
+  warm.hart.ram.write(h, original); // patched to what the recorded run ran
+  let visits = 1;
+  while (info.blocks === null && visits < 200) {
+    warm.hart.run(8);
+    visits++;
+  }
+  assert.ok(info.blocks !== null && info.audit !== null, "compiled from the profile");
+  assert.ok(visits <= PROFILED_VISITS + 1, `compiled at visit ${visits}, not at the threshold's 64`);
+  for (let i = 0; i < 2000 && warm.hart.getPc() !== warm.done; i++) warm.hart.run(64);
+  assert.equal(warm.hart.getX(10), cold.hart.getX(10));
+});
+
 test("a profile's entries are audited: one whose block does not run after the compile ages a run at a time and goes after PROFILE_MAX_AGE runs, those that run stay", () => {
   const cold = machine();
   for (let i = 0; i < 2000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
