@@ -146,7 +146,9 @@ export abstract class HartJitLoop extends HartFastLoop {
         // A page earlier runs compiled (jit_profile.ts) compiles at its PROFILED_VISITS-th visit (not the threshold's), unless many compiles wait already.
         const pending = jit.pendingCompiles;
         if (info.visits >= info.profileLookAt) jit.lookUpAgain(off >>> 12, info); // its code may have been patched since its first visit
-        if (++info.visits >= (info.profiled !== null && pending < PROFILED_QUEUE_MAX ? profiledAt : threshold + pending * jit.backlogVisits)) {
+        const early = info.profiled !== null && pending < PROFILED_QUEUE_MAX && this.instret >= info.profiledFrom;
+        if (++info.visits >= (early ? profiledAt : threshold + pending * jit.backlogVisits)) {
+          if (info.requestedAt < 0) info.requestedAt = this.instret;
           if (jit.compilePage(off >>> 12, info, this.nextPageHalf(pc))) continue;
         }
         want = COLD_RUN;

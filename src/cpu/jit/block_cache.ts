@@ -40,6 +40,10 @@ export interface PageInfo {
   profiled: ProfiledPage | null;
   /** The visit at which a page not found in the profile is looked up again by its code as it is then (BlockCache.lookUpAgain). */
   profileLookAt: number;
+  /** Instructions the hart must have retired before the profile may compile this page early (PROFILE_EARLY); 0 when not profiled. */
+  profiledFrom: number;
+  /** Instructions the hart had retired when this page's first compile was asked for; -1 before. */
+  requestedAt: number;
   /** Where execution entered the page in this run for its compiles not from a profile (entries, compiled missed entries): its record in the next profile. */
   seeds: Set<number> | null;
   /** The entries of the page's first compile when it was from a profile, their ages and the counts of their blocks' runs; null when not. */
@@ -53,6 +57,8 @@ interface ProfileAudit {
   entries: number[];
   ages: number[];
   marks: number;
+  /** The page's ProfiledPage.hotAt in the next profile: the profile's when its compile came before the page could turn hot by itself. */
+  hotAt: number;
 }
 
 /** A page's part of a compiled module that is still current when it arrives: it gets installed. */
@@ -163,6 +169,18 @@ export const PROFILED_QUEUE_MAX = 32;
  * the vCPU thread's CPU to /init 4% lower, 10 interleaved rounds; docs/jit.md).
  */
 export const PROFILED_VISITS = 32;
+/**
+ * A profiled page compiles early (PROFILED_VISITS) only from this share of the instructions the
+ * hart had retired when it turned hot in the recorded run (ProfiledPage.hotAt); before that it waits
+ * for the threshold as without a profile. A profile holds the pages of every workload the guest ran
+ * (the bench's: a boot, the sh loop and a modprobe), and the pages of a later workload that the boot
+ * visits lukewarm were compiled in the boot: /init 1.67 s with a profile of boots only against 1.91
+ * s with that one (10 interleaved rounds, each run from a copy of the same file).
+ */
+export const PROFILE_EARLY = 0.75;
+
+/** Instructions as ProfiledPage.hotAt has them: millions, to a tenth (0 for none). */
+const millions = (instructions: number): number => Math.max(0, Math.floor(instructions / 1e5) / 10);
 
 export class BlockCache {
   readonly threshold: number;
@@ -259,7 +277,8 @@ export class BlockCache {
     if (info === undefined) {
       const profiled = this.profile.size === 0 ? null : this.profile.get(pageKey(this.u16, p * 4096)) ?? null;
       const profileLookAt = profiled === null && this.profile.size > 0 ? PROFILED_VISITS : Infinity;
-      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false, slot: -1, profiled, profileLookAt, seeds: null, audit: null, announced: 0 };
+      const profiledFrom = profiled === null ? 0 : profiled.hotAt * 1e6 * PROFILE_EARLY;
+      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false, slot: -1, profiled, profileLookAt, profiledFrom, requestedAt: -1, seeds: null, audit: null, announced: 0 };
       this.pages.set(p, info);
     }
     return info;
@@ -275,7 +294,9 @@ export class BlockCache {
     info.profileLookAt = Math.max(info.visits, PROFILED_VISITS) * 2; // visits go below 0 after a compile found nothing
     if (info.blocks !== null || info.pending) return;
     info.profiled = this.profile.get(pageKey(this.u16, p * 4096)) ?? null;
-    if (info.profiled !== null) info.profileLookAt = Infinity;
+    if (info.profiled === null) return;
+    info.profileLookAt = Infinity;
+    info.profiledFrom = info.profiled.hotAt * 1e6 * PROFILE_EARLY;
   }
 
   /** `n` profile marks in a row: the memory offset of the first, or -1 when none are left (a run compiles ~30,000 profiled entries). */
@@ -321,7 +342,9 @@ export class BlockCache {
       // In one module a block at each entry the recorded runs saw (inside another block too, as a
       // hand-back's continuation), then what they reach. Every entry of it is audited, this run's
       // first visits' too: the next profile keeps those whose blocks run.
-      const audit: ProfileAudit = { entries: work.slice(), ages: work.map(() => 0), marks: -1 };
+      // At the threshold's visits the page turned hot by itself, now; earlier the profile's time stands.
+      const hotAt = info.visits >= this.threshold ? millions(info.requestedAt) : info.profiled.hotAt;
+      const audit: ProfileAudit = { entries: work.slice(), ages: work.map(() => 0), marks: -1, hotAt };
       const own = new Map<number, number>();
       work.forEach((po, i) => own.set(po, i));
       const { entries, ages } = info.profiled;
@@ -390,7 +413,8 @@ export class BlockCache {
       }
       if (age.size === 0) continue;
       const entries = [...age.keys()].sort((a, b) => a - b);
-      out.set(key, { entries, ages: entries.map((po) => age.get(po)!), blocks: info.blocks.size });
+      const hotAt = info.audit !== null ? info.audit.hotAt : millions(info.requestedAt);
+      out.set(key, { entries, ages: entries.map((po) => age.get(po)!), blocks: info.blocks.size, hotAt });
     }
     for (const [key, page] of this.profile) if (!out.has(key) && !audited.has(key)) out.set(key, page); // pages this run did not compile, as they were
     return out;

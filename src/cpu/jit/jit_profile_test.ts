@@ -7,7 +7,7 @@ import { GuestRam } from "../../seams/guest_ram.js";
 import { Bus } from "../../machine/bus.js";
 import { Hart } from "../hart.js";
 import { Asm } from "../testing/asm.js";
-import { BlockCache, PROFILED_VISITS } from "./block_cache.js";
+import { BlockCache, PROFILE_EARLY, PROFILED_VISITS } from "./block_cache.js";
 import { loadProfile, pageKey, PROFILE_MAX_AGE, profilePath, PROFILES_KEPT, saveProfile, type JitProfile } from "./jit_profile.js";
 
 const RAM_BASE = 0x8000_0000;
@@ -25,7 +25,7 @@ test("a profile survives a save and load; a missing, foreign or corrupt file is 
   const dir = mkdtempSync(join(tmpdir(), "nodevisor-jit-profile-"));
   try {
     const file = join(dir, "sub", "p.json");
-    const p: JitProfile = new Map([["a.b", { entries: [0, 2, 100], ages: [0, 2, 1], blocks: 7 }], ["c.d", { entries: [4094], ages: [0], blocks: 1 }]]);
+    const p: JitProfile = new Map([["a.b", { entries: [0, 2, 100], ages: [0, 2, 1], blocks: 7, hotAt: 0 }], ["c.d", { entries: [4094], ages: [0], blocks: 1, hotAt: 312.5 }]]);
     assert.equal(saveProfile(file, p), true);
     assert.deepEqual(loadProfile(file), p);
     assert.equal(loadProfile(join(dir, "none.json")).size, 0);
@@ -35,9 +35,11 @@ test("a profile survives a save and load; a missing, foreign or corrupt file is 
     assert.equal(loadProfile(file).size, 0, "another format version is not read");
     // Offsets that cannot be block starts are dropped (a profile is only a hint, but stays in range); format 2 had no ages.
     writeFileSync(file, JSON.stringify({ format: 2, pages: { "a.b": { entries: [1, -2, 4096, 8, "x"], blocks: 3 }, "c.d": "no", "e.f": { entries: [], blocks: 1 }, "g.h": { entries: [2], blocks: 0 } } }));
-    assert.deepEqual(loadProfile(file), new Map([["a.b", { entries: [8], ages: [0], blocks: 3 }]]));
+    assert.deepEqual(loadProfile(file), new Map([["a.b", { entries: [8], ages: [0], blocks: 3, hotAt: 0 }]]));
     writeFileSync(file, JSON.stringify({ format: 3, pages: { "a.b": { entries: [8, 10, 12], ages: [1, -1, "x"], blocks: 3 } } }));
-    assert.deepEqual(loadProfile(file), new Map([["a.b", { entries: [8, 10, 12], ages: [1, 0, 0], blocks: 3 }]]), "an age out of range is 0");
+    assert.deepEqual(loadProfile(file), new Map([["a.b", { entries: [8, 10, 12], ages: [1, 0, 0], blocks: 3, hotAt: 0 }]]), "an age out of range is 0; no hotAt (older files) is 0");
+    writeFileSync(file, JSON.stringify({ format: 3, pages: { "a.b": { entries: [8], blocks: 1, hotAt: -5 }, "c.d": { entries: [8], blocks: 1, hotAt: "soon" }, "e.f": { entries: [8], blocks: 1, hotAt: 7.5 } } }));
+    assert.deepEqual([...loadProfile(file).values()].map((pg) => pg.hotAt), [0, 0, 7.5], "a hotAt that is not a positive number is 0");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -54,7 +56,7 @@ test("an empty profile is not written; the cache keeps the PROFILES_KEPT newest 
       utimesSync(join(dir, name(i)), 1000 + i, 1000 + i); // file i is the i-th oldest
     }
     writeFileSync(join(dir, "mine.json"), "a user's file");
-    const p: JitProfile = new Map([["a.b", { entries: [0], ages: [0], blocks: 1 }]]);
+    const p: JitProfile = new Map([["a.b", { entries: [0], ages: [0], blocks: 1, hotAt: 0 }]]);
     assert.equal(saveProfile(join(dir, name(999)), p), true);
     const left = readdirSync(dir).sort();
     assert.equal(left.length, PROFILES_KEPT + 1, left.join(" "));
@@ -185,6 +187,34 @@ test("a page patched after its first visit is looked up again by its new code: t
   assert.equal(warm.hart.getX(10), cold.hart.getX(10));
 });
 
+test("a page hot only late in the recorded run compiles early from the profile only once the hart retired PROFILE_EARLY of that; before, at the threshold", () => {
+  const cold = machine();
+  for (let i = 0; i < 2000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
+  const recorded = cold.cache.exportProfile();
+  assert.deepEqual([...recorded.values()].map((pg) => pg.hotAt), [0], "hot from the start (well within the first 100,000 instructions)");
+  const late: JitProfile = new Map([...recorded].map(([k, pg]) => [k, { ...pg, hotAt: 10 }] as const)); // hot after 10 M instructions
+
+  const early = machine(late); // a run still before that: the page waits for the threshold (64)
+  const info = early.cache.page(0);
+  let visits = 0;
+  while (info.blocks === null && visits < 200) {
+    early.hart.run(8);
+    visits++;
+  }
+  assert.ok(info.blocks !== null, "compiled");
+  assert.ok(visits >= 64, `compiled at visit ${visits}, the threshold's`);
+  assert.deepEqual([...early.cache.exportProfile().values()].map((pg) => pg.hotAt), [0], "the time it turned hot in this run");
+
+  const later = machine(late); // a run past it: from the profile at its PROFILED_VISITS-th visit
+  later.hart.instret = 10e6 * PROFILE_EARLY;
+  const laterInfo = later.cache.page(0);
+  for (let v = 0; v < PROFILED_VISITS; v++) later.hart.run(8);
+  assert.ok(laterInfo.blocks !== null && laterInfo.audit !== null, "compiled from the profile");
+  for (let i = 0; i < 2000 && later.hart.getPc() !== later.done; i++) later.hart.run(64);
+  assert.equal(later.hart.getX(10), cold.hart.getX(10));
+  assert.deepEqual([...later.cache.exportProfile().values()].map((pg) => pg.hotAt), [10], "a compile from the profile keeps its time: it came before the page could turn hot by itself");
+});
+
 test("a profile's entries are audited: one whose block does not run after the compile ages a run at a time and goes after PROFILE_MAX_AGE runs, those that run stay", () => {
   const cold = machine();
   for (let i = 0; i < 2000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
@@ -195,7 +225,7 @@ test("a profile's entries are audited: one whose block does not run after the co
   assert.ok(!recorded.entries.includes(cold.unused));
   assert.ok(recorded.entries.some((po) => po < cold.loop) && recorded.entries.some((po) => po >= cold.loop));
   // An entry of another workload: a function this program never calls.
-  profile.set(key, { entries: [...recorded.entries, cold.unused], ages: [...recorded.ages, 0], blocks: recorded.blocks + 1 });
+  profile.set(key, { ...recorded, entries: [...recorded.entries, cold.unused], ages: [...recorded.ages, 0], blocks: recorded.blocks + 1 });
   for (let run = 1; run <= PROFILE_MAX_AGE; run++) {
     const warm = machine(profile);
     for (let i = 0; i < 2000 && warm.hart.getPc() !== warm.done; i++) warm.hart.run(64);
