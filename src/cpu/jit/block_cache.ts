@@ -44,6 +44,8 @@ export interface PageInfo {
   profiledFrom: number;
   /** Instructions the hart had retired when this page's first compile was asked for; -1 before. */
   requestedAt: number;
+  /** The page's key (jit_profile.ts) when its first compile was asked for: the code its blocks are of; null before. */
+  compiledKey: string | null;
   /** Where execution entered the page in this run for its compiles not from a profile (entries, compiled missed entries): its record in the next profile. */
   seeds: Set<number> | null;
   /** The entries of the page's first compile when it was from a profile, their ages and the counts of their blocks' runs; null when not. */
@@ -182,6 +184,9 @@ export const PROFILE_EARLY = 0.75;
 /** Instructions as ProfiledPage.hotAt has them: millions, to a tenth (0 for none). */
 const millions = (instructions: number): number => Math.max(0, Math.floor(instructions / 1e5) / 10);
 
+/** Records of pages whose code was dropped that a run keeps for its profile at most (a guest that generates code could make many). */
+const RETIRED_MAX = 1024;
+
 export class BlockCache {
   readonly threshold: number;
   readonly backlogVisits: number;
@@ -216,6 +221,8 @@ export class BlockCache {
   private readonly go: BlockFn;
   /** The profile this run started from (empty without one). */
   private readonly profile: JitProfile;
+  /** Profile records of pages whose code was dropped in this run, by the key of the code they were compiled from (retire). */
+  private readonly retired = new Map<string, ProfiledPage>();
   /** The profile marks (ProfileAudit), and the next one free. */
   private readonly marks: Int32Array;
   private nextMark = 0;
@@ -278,7 +285,7 @@ export class BlockCache {
       const profiled = this.profile.size === 0 ? null : this.profile.get(pageKey(this.u16, p * 4096)) ?? null;
       const profileLookAt = profiled === null && this.profile.size > 0 ? PROFILED_VISITS : Infinity;
       const profiledFrom = profiled === null ? 0 : profiled.hotAt * 1e6 * PROFILE_EARLY;
-      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false, slot: -1, profiled, profileLookAt, profiledFrom, requestedAt: -1, seeds: null, audit: null, announced: 0 };
+      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false, slot: -1, profiled, profileLookAt, profiledFrom, requestedAt: -1, compiledKey: null, seeds: null, audit: null, announced: 0 };
       this.pages.set(p, info);
     }
     return info;
@@ -337,6 +344,7 @@ export class BlockCache {
     let maxBlocks = MAX_MODULE_BLOCKS;
     const seeds = work.length;
     const evidence = info.seeds ?? (info.seeds = new Set());
+    if (have === null) info.compiledKey = pageKey(this.u16, p * 4096);
     let marks = -1;
     if (have === null && info.profiled !== null) {
       // In one module a block at each entry the recorded runs saw (inside another block too, as a
@@ -403,21 +411,34 @@ export class BlockCache {
     const out: JitProfile = new Map();
     const audited = new Set<string>();
     for (const [p, info] of this.pages) { // this run's pages first: they are kept when the profile is full
-      if (info.blocks === null || (this.codePages[p]! & this.bit) === 0) continue;
-      const key = pageKey(this.u16, p * 4096);
-      const age = new Map<number, number>();
-      if (info.seeds !== null) for (const po of info.seeds) if (info.blocks.has(po)) age.set(po, 0); // an entry inside another block ran there
-      if (info.audit !== null) {
-        audited.add(key);
-        this.auditAges(info.audit, age);
+      if (info.blocks === null) continue;
+      if ((this.codePages[p]! & this.bit) === 0) { // a device or another thread dropped its code, and this thread has not looked since
+        this.retire(info);
+        continue;
       }
-      if (age.size === 0) continue;
-      const entries = [...age.keys()].sort((a, b) => a - b);
-      const hotAt = info.audit !== null ? info.audit.hotAt : millions(info.requestedAt);
-      out.set(key, { entries, ages: entries.map((po) => age.get(po)!), blocks: info.blocks.size, hotAt });
+      const key = pageKey(this.u16, p * 4096);
+      if (info.audit !== null) audited.add(key);
+      const record = this.profileRecord(info);
+      if (record === null) continue;
+      out.set(key, record);
+      // Its code changed since its first compile without a store dropping it here (another thread's, or this one's and compiled again): both.
+      if (info.compiledKey !== null && !out.has(info.compiledKey)) out.set(info.compiledKey, record);
     }
+    for (const [key, record] of this.retired) if (!out.has(key)) out.set(key, record);
     for (const [key, page] of this.profile) if (!out.has(key) && !audited.has(key)) out.set(key, page); // pages this run did not compile, as they were
     return out;
+  }
+
+  /** What the next profile keeps of page record `info`, whose blocks are still there; null when nothing. */
+  private profileRecord(info: PageInfo): ProfiledPage | null {
+    const blocks = info.blocks!;
+    const age = new Map<number, number>();
+    if (info.seeds !== null) for (const po of info.seeds) if (blocks.has(po)) age.set(po, 0); // an entry inside another block ran there
+    if (info.audit !== null) this.auditAges(info.audit, age);
+    if (age.size === 0) return null;
+    const entries = [...age.keys()].sort((a, b) => a - b);
+    const hotAt = info.audit !== null ? info.audit.hotAt : millions(info.requestedAt);
+    return { entries, ages: entries.map((po) => age.get(po)!), blocks: blocks.size, hotAt };
   }
 
   /**
@@ -580,6 +601,7 @@ export class BlockCache {
     const info = this.pages.get(p);
     if (info === undefined) return;
     this.pages.delete(p);
+    this.retire(info);
     if (this.dropCode(p, info)) this.stats.invalidations++;
   }
 
@@ -594,6 +616,19 @@ export class BlockCache {
       if (p !== keep) this.pages.delete(p);
     }
     this.stats.flushes++;
+  }
+
+  /**
+   * Keeps what the profile should know of a page whose code is being dropped because the page was
+   * written, under the key of the code it was compiled from. The kernel frees its init code after
+   * the boot and patches its text as it runs (static keys): a boot compiled ~30 pages whose code
+   * was gone or different by the end of the run, never in the profile, 6 M instructions
+   * interpreted in them a boot.
+   */
+  private retire(info: PageInfo): void {
+    if (info.blocks === null || info.compiledKey === null || this.retired.size >= RETIRED_MAX) return;
+    const record = this.profileRecord(info);
+    if (record !== null) this.retired.set(info.compiledKey, record);
   }
 
   private dropCode(p: number, info: PageInfo): boolean {

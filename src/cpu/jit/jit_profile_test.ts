@@ -215,6 +215,20 @@ test("a page hot only late in the recorded run compiles early from the profile o
   assert.deepEqual([...later.cache.exportProfile().values()].map((pg) => pg.hotAt), [10], "a compile from the profile keeps its time: it came before the page could turn hot by itself");
 });
 
+test("a page whose code a store or a device dropped stays in the profile under the key of the code it was compiled from", () => {
+  for (const writer of ["store", "device"] as const) {
+    const cold = machine();
+    for (let i = 0; i < 2000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
+    const [key, recorded] = [...cold.cache.exportProfile()][0]!;
+    if (writer === "store") cold.cache.invalidatePage(0); // as the hart's store reaches the page (the kernel reusing its freed init code)
+    cold.hart.ram.write(RAM_BASE + cold.unused, Uint8Array.of(0x13, 0, 0, 0)); // a device's write drops the code itself
+    assert.notEqual(pageKey(cold.hart.ram.u16, 0), key, "the page's code changed");
+    const after = cold.cache.exportProfile();
+    assert.deepEqual(after.get(key)?.entries, recorded.entries, `${writer}: kept under the key it was compiled from`);
+    assert.equal(after.size, 1);
+  }
+});
+
 test("a profile's entries are audited: one whose block does not run after the compile ages a run at a time and goes after PROFILE_MAX_AGE runs, those that run stay", () => {
   const cold = machine();
   for (let i = 0; i < 2000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
