@@ -147,8 +147,9 @@ export abstract class HartJitLoop extends HartFastLoop {
         const pending = jit.pendingCompiles;
         if (info.visits >= info.profileLookAt) jit.lookUpAgain(off >>> 12, info); // its code may have been patched since its first visit
         const early = info.profiled !== null && pending < PROFILED_QUEUE_MAX && this.instret >= info.profiledFrom;
-        if (++info.visits >= (early ? profiledAt : threshold + pending * jit.backlogVisits)) {
-          if (info.requestedAt < 0) info.requestedAt = this.instret;
+        // When it turned hot, not when the backlog let it compile: a later time would make the profile's hotAt later run by run.
+        if (++info.visits >= threshold && info.hotSince < 0) info.hotSince = this.instret;
+        if (info.visits >= (early ? profiledAt : threshold + pending * jit.backlogVisits)) {
           if (jit.compilePage(off >>> 12, info, this.nextPageHalf(pc))) continue;
         }
         want = COLD_RUN;

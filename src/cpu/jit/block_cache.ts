@@ -42,8 +42,8 @@ export interface PageInfo {
   profileLookAt: number;
   /** Instructions the hart must have retired before the profile may compile this page early (PROFILE_EARLY); 0 when not profiled. */
   profiledFrom: number;
-  /** Instructions the hart had retired when this page's first compile was asked for; -1 before. */
-  requestedAt: number;
+  /** Instructions the hart had retired when this page's visits first reached the threshold (it turned hot); -1 before. */
+  hotSince: number;
   /** The page's key (jit_profile.ts) when its first compile was asked for: the code its blocks are of; null before. */
   compiledKey: string | null;
   /** Where execution entered the page in this run for its compiles not from a profile (entries, compiled missed entries): its record in the next profile. */
@@ -285,7 +285,7 @@ export class BlockCache {
       const profiled = this.profile.size === 0 ? null : this.profile.get(pageKey(this.u16, p * 4096)) ?? null;
       const profileLookAt = profiled === null && this.profile.size > 0 ? PROFILED_VISITS : Infinity;
       const profiledFrom = profiled === null ? 0 : profiled.hotAt * 1e6 * PROFILE_EARLY;
-      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false, slot: -1, profiled, profileLookAt, profiledFrom, requestedAt: -1, compiledKey: null, seeds: null, audit: null, announced: 0 };
+      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false, slot: -1, profiled, profileLookAt, profiledFrom, hotSince: -1, compiledKey: null, seeds: null, audit: null, announced: 0 };
       this.pages.set(p, info);
     }
     return info;
@@ -351,7 +351,7 @@ export class BlockCache {
       // hand-back's continuation), then what they reach. Every entry of it is audited, this run's
       // first visits' too: the next profile keeps those whose blocks run.
       // At the threshold's visits the page turned hot by itself, now; earlier the profile's time stands.
-      const hotAt = info.visits >= this.threshold ? millions(info.requestedAt) : info.profiled.hotAt;
+      const hotAt = info.visits >= this.threshold ? millions(info.hotSince) : info.profiled.hotAt;
       const audit: ProfileAudit = { entries: work.slice(), ages: work.map(() => 0), marks: -1, hotAt };
       const own = new Map<number, number>();
       work.forEach((po, i) => own.set(po, i));
@@ -437,7 +437,7 @@ export class BlockCache {
     if (info.audit !== null) this.auditAges(info.audit, age);
     if (age.size === 0) return null;
     const entries = [...age.keys()].sort((a, b) => a - b);
-    const hotAt = info.audit !== null ? info.audit.hotAt : millions(info.requestedAt);
+    const hotAt = info.audit !== null ? info.audit.hotAt : millions(info.hotSince);
     return { entries, ages: entries.map((po) => age.get(po)!), blocks: blocks.size, hotAt };
   }
 
