@@ -1,7 +1,7 @@
 // The JIT tier's dispatch loop: runs compiled blocks where they exist, counts the pages it
 // interprets, and compiles the hot ones (jit/block_cache.ts, jit/compile_block.ts).
 import { HartFastLoop } from "./exec_fast.js";
-import { COLD_INSTRUCTIONS_PER_VISIT_LOG2, COLD_RUN, PROFILED_QUEUE_MAX, PROFILED_VISITS, type BlockCache } from "./jit/block_cache.js";
+import { COLD_INSTRUCTIONS_PER_VISIT_LOG2, COLD_RUN, PROFILE_EARLY_PER_MILLION, PROFILED_QUEUE_MAX, PROFILED_VISITS, type BlockCache } from "./jit/block_cache.js";
 import { MAX_BLOCK, NO_TAIL, blockLength, canStartBlock, fastLoopDeclines } from "./jit/block_scan.js";
 import { HART_JIT_STATUS, JIT_GO_ON, JIT_INTERPRET, JIT_SLICE_END, W_JIT_DS, W_JIT_XKEY, W_JIT_XS } from "./hart_layout.js";
 
@@ -146,7 +146,7 @@ export abstract class HartJitLoop extends HartFastLoop {
         // A page earlier runs compiled (jit_profile.ts) compiles at its PROFILED_VISITS-th visit (not the threshold's), unless many compiles wait already.
         const pending = jit.pendingCompiles;
         if (info.visits >= info.profileLookAt) jit.lookUpAgain(off >>> 12, info); // its code may have been patched since its first visit
-        const early = info.profiled !== null && pending < PROFILED_QUEUE_MAX && this.instret >= info.profiledFrom;
+        const early = info.profiled !== null && pending < PROFILED_QUEUE_MAX && this.instret >= info.profiled.hotAt * PROFILE_EARLY_PER_MILLION;
         // When it turned hot, not when the backlog let it compile: a later time would make the profile's hotAt later run by run.
         if (++info.visits >= threshold && info.hotSince < 0) info.hotSince = this.instret;
         if (info.visits >= (early ? profiledAt : threshold + pending * jit.backlogVisits)) {

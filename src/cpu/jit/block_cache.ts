@@ -40,8 +40,6 @@ export interface PageInfo {
   profiled: ProfiledPage | null;
   /** The visit at which a page not found in the profile is looked up again by its code as it is then (BlockCache.lookUpAgain). */
   profileLookAt: number;
-  /** Instructions the hart must have retired before the profile may compile this page early (PROFILE_EARLY); 0 when not profiled. */
-  profiledFrom: number;
   /** Instructions the hart had retired when this page's visits first reached the threshold (it turned hot); -1 before. */
   hotSince: number;
   /** The page's key (jit_profile.ts) when its first compile was asked for: the code its blocks are of; null before. */
@@ -180,6 +178,8 @@ export const PROFILED_VISITS = 32;
  * s with that one (10 interleaved rounds, each run from a copy of the same file).
  */
 export const PROFILE_EARLY = 0.75;
+/** Instructions retired per million of ProfiledPage.hotAt from which a profiled page may compile early (PROFILE_EARLY). */
+export const PROFILE_EARLY_PER_MILLION = 1e6 * PROFILE_EARLY;
 
 /** Instructions as ProfiledPage.hotAt has them: millions, to a tenth (0 for none). */
 const millions = (instructions: number): number => Math.max(0, Math.floor(instructions / 1e5) / 10);
@@ -284,8 +284,7 @@ export class BlockCache {
     if (info === undefined) {
       const profiled = this.profile.size === 0 ? null : this.profile.get(pageKey(this.u16, p * 4096)) ?? null;
       const profileLookAt = profiled === null && this.profile.size > 0 ? PROFILED_VISITS : Infinity;
-      const profiledFrom = profiled === null ? 0 : profiled.hotAt * 1e6 * PROFILE_EARLY;
-      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false, slot: -1, profiled, profileLookAt, profiledFrom, hotSince: -1, compiledKey: null, seeds: null, audit: null, announced: 0 };
+      info = { visits: 0, entries: new Set(), blocks: null, missed: new Map(), bytes: 0, pending: false, slot: -1, profiled, profileLookAt, hotSince: -1, compiledKey: null, seeds: null, audit: null, announced: 0 };
       this.pages.set(p, info);
     }
     return info;
@@ -301,9 +300,7 @@ export class BlockCache {
     info.profileLookAt = Math.max(info.visits, PROFILED_VISITS) * 2; // visits go below 0 after a compile found nothing
     if (info.blocks !== null || info.pending) return;
     info.profiled = this.profile.get(pageKey(this.u16, p * 4096)) ?? null;
-    if (info.profiled === null) return;
-    info.profileLookAt = Infinity;
-    info.profiledFrom = info.profiled.hotAt * 1e6 * PROFILE_EARLY;
+    if (info.profiled !== null) info.profileLookAt = Infinity;
   }
 
   /** `n` profile marks in a row: the memory offset of the first, or -1 when none are left (a run compiles ~30,000 profiled entries). */
@@ -621,8 +618,8 @@ export class BlockCache {
   /**
    * Keeps what the profile should know of a page whose code is being dropped because the page was
    * written, under the key of the code it was compiled from. The kernel frees its init code after
-   * the boot and patches its text as it runs (static keys): a boot compiled ~30 pages whose code
-   * was gone or different by the end of the run, never in the profile, 6 M instructions
+   * the boot and patches its text as it runs (static keys): a boot compiled ~34 pages whose code
+   * was gone or different by the end of the run, never in the profile, 8 M instructions
    * interpreted in them a boot.
    */
   private retire(info: PageInfo): void {

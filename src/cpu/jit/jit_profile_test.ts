@@ -124,10 +124,15 @@ function machine(profile?: JitProfile): { hart: Hart; cache: BlockCache; done: n
   return { hart, cache, done, unused, loop };
 }
 
+/** Runs machine `m`'s program to its end (its `done` loop), at most 2,000 slices of 64 instructions. */
+function runToDone(m: { hart: Hart; done: number }): void {
+  for (let i = 0; i < 2000 && m.hart.getPc() !== m.done; i++) m.hart.run(64);
+}
+
 test("with a profile, a page compiles at its PROFILED_VISITS-th visit, with the blocks the recorded run had, and computes the same", () => {
   const cold = machine();
   const page = (RAM_BASE - RAM_BASE) >>> 12;
-  for (let i = 0; i < 2000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
+  runToDone(cold);
   assert.equal(cold.hart.getPc(), cold.done);
   const coldInfo = cold.cache.page(page);
   assert.ok(coldInfo.blocks !== null && coldInfo.blocks.size >= 3, "the cold run compiled the page");
@@ -148,7 +153,7 @@ test("with a profile, a page compiles at its PROFILED_VISITS-th visit, with the 
   assert.ok(info.blocks !== null, `compiled at visit ${PROFILED_VISITS}`);
   for (const po of recorded.entries) assert.ok(info.blocks.has(po), `the block at ${po} is there from the first compile`);
   assert.ok(info.blocks.size >= Math.min(recorded.blocks, 24), `${info.blocks.size} blocks at once, against ${recorded.blocks} at the end of the recorded run`);
-  for (let i = 0; i < 2000 && warm.hart.getPc() !== warm.done; i++) warm.hart.run(64);
+  runToDone(warm);
   assert.equal(warm.hart.getPc(), warm.done);
   assert.equal(warm.hart.getX(10), cold.hart.getX(10));
   assert.ok(warm.cache.stats.missedEntries <= cold.cache.stats.missedEntries, `missed entries ${warm.cache.stats.missedEntries} against ${cold.cache.stats.missedEntries}`);
@@ -157,7 +162,7 @@ test("with a profile, a page compiles at its PROFILED_VISITS-th visit, with the 
 
 test("a profile whose page code differs is not used: that page waits for the threshold as without one", () => {
   const cold = machine();
-  for (let i = 0; i < 2000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
+  runToDone(cold);
   const profile: JitProfile = new Map([...cold.cache.exportProfile()].map(([k, v]) => [`${k}x`, v] as const));
   const warm = machine(profile);
   for (let v = 0; v < PROFILED_VISITS; v++) warm.hart.run(8);
@@ -166,7 +171,7 @@ test("a profile whose page code differs is not used: that page waits for the thr
 
 test("a page patched after its first visit is looked up again by its new code: the profile's record of it is used", () => {
   const cold = machine();
-  for (let i = 0; i < 2000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
+  runToDone(cold);
   const profile = cold.cache.exportProfile();
   const warm = machine(profile);
   const h = RAM_BASE + warm.unused;
@@ -183,13 +188,13 @@ test("a page patched after its first visit is looked up again by its new code: t
   }
   assert.ok(info.blocks !== null && info.audit !== null, "compiled from the profile");
   assert.ok(visits <= PROFILED_VISITS + 1, `compiled at visit ${visits}, not at the threshold's 64`);
-  for (let i = 0; i < 2000 && warm.hart.getPc() !== warm.done; i++) warm.hart.run(64);
+  runToDone(warm);
   assert.equal(warm.hart.getX(10), cold.hart.getX(10));
 });
 
 test("a page hot only late in the recorded run compiles early from the profile only once the hart retired PROFILE_EARLY of that; before, at the threshold", () => {
   const cold = machine();
-  for (let i = 0; i < 2000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
+  runToDone(cold);
   const recorded = cold.cache.exportProfile();
   assert.deepEqual([...recorded.values()].map((pg) => pg.hotAt), [0], "hot from the start (well within the first 100,000 instructions)");
   const late: JitProfile = new Map([...recorded].map(([k, pg]) => [k, { ...pg, hotAt: 10 }] as const)); // hot after 10 M instructions
@@ -210,7 +215,7 @@ test("a page hot only late in the recorded run compiles early from the profile o
   const laterInfo = later.cache.page(0);
   for (let v = 0; v < PROFILED_VISITS; v++) later.hart.run(8);
   assert.ok(laterInfo.blocks !== null && laterInfo.audit !== null, "compiled from the profile");
-  for (let i = 0; i < 2000 && later.hart.getPc() !== later.done; i++) later.hart.run(64);
+  runToDone(later);
   assert.equal(later.hart.getX(10), cold.hart.getX(10));
   assert.deepEqual([...later.cache.exportProfile().values()].map((pg) => pg.hotAt), [10], "a compile from the profile keeps its time: it came before the page could turn hot by itself");
 });
@@ -218,7 +223,7 @@ test("a page hot only late in the recorded run compiles early from the profile o
 test("a page whose code a store or a device dropped stays in the profile under the key of the code it was compiled from", () => {
   for (const writer of ["store", "device"] as const) {
     const cold = machine();
-    for (let i = 0; i < 2000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
+    runToDone(cold);
     const [key, recorded] = [...cold.cache.exportProfile()][0]!;
     if (writer === "store") cold.cache.invalidatePage(0); // as the hart's store reaches the page (the kernel reusing its freed init code)
     cold.hart.ram.write(RAM_BASE + cold.unused, Uint8Array.of(0x13, 0, 0, 0)); // a device's write drops the code itself
@@ -231,7 +236,7 @@ test("a page whose code a store or a device dropped stays in the profile under t
 
 test("a profile's entries are audited: one whose block does not run after the compile ages a run at a time and goes after PROFILE_MAX_AGE runs, those that run stay", () => {
   const cold = machine();
-  for (let i = 0; i < 2000 && cold.hart.getPc() !== cold.done; i++) cold.hart.run(64);
+  runToDone(cold);
   let profile = cold.cache.exportProfile();
   const key = [...profile.keys()][0]!;
   const recorded = profile.get(key)!;
@@ -242,7 +247,7 @@ test("a profile's entries are audited: one whose block does not run after the co
   profile.set(key, { ...recorded, entries: [...recorded.entries, cold.unused], ages: [...recorded.ages, 0], blocks: recorded.blocks + 1 });
   for (let run = 1; run <= PROFILE_MAX_AGE; run++) {
     const warm = machine(profile);
-    for (let i = 0; i < 2000 && warm.hart.getPc() !== warm.done; i++) warm.hart.run(64);
+    runToDone(warm);
     assert.equal(warm.hart.getX(10), cold.hart.getX(10));
     const audit = warm.cache.page(0).audit;
     assert.ok(audit !== null && audit.marks >= 0 && audit.entries.includes(cold.unused), "the compile took the profile's entries, with marks");
