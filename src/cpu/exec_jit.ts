@@ -118,6 +118,7 @@ export abstract class HartJitLoop extends HartFastLoop {
         resumed = !this.reachedCode;
         continue;
       }
+      if (this.instret >= jit.prefetchAt) jit.prefetch(this.instret); // profiled pages due soon: compiled while the compile thread is idle
       jit.poll(); // about to interpret: code the compile thread finished may cover pc
       const pc = pcBox[0]!;
       const off = this.codeOffset(pc);

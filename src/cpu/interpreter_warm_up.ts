@@ -20,6 +20,14 @@ const SIZE = 1 << 20;
 // the fetch of an instruction split between two pages is a path of its own in execFast and execSlow.
 const HANDLER = BASE, ROOT_TABLE = BASE + 0x2000, CODE = BASE + 0x5000 - 2 - 4 * 40;
 const DATA = BASE + 0x10000, SCRATCH_DATA = BASE + 0x20000, STACK = BASE + 0x30000;
+/**
+ * A return the program calls first: the call misses the fetch TLB, and the return comes back to a
+ * page the TLB holds, execFast's page-change path. Taken only at the end of a round before, it got
+ * its type feedback after TurboFan had begun compiling execFast in about one boot of two, and that
+ * code deoptimized early in the boot; V8 then ran execFast's loop as OSR code entered from the
+ * baseline tier for most of the boot (~0.2 s more of the vCPU thread, 4 boots with --trace-deopt).
+ */
+const RETURN_STUB = BASE + 0x8000;
 /** A lone WFI the warm-up ends with. */
 const WFI_AT = BASE + 0x1000;
 /** A device on the warm-up hart's own bus (as the VM's harts serve the CLINT and PLIC): below RAM, above the M pass's MMIO address. */
@@ -31,6 +39,7 @@ const READ_CSRS = [0x100, 0x104, 0x105, 0x106, 0x140, 0x141, 0x142, 0x143, 0x144
 function program(): Uint32Array {
   const words: number[] = [];
   const w = (insn: number): void => { words.push(insn >>> 0); };
+  w(encJ(0x6f, 1, RETURN_STUB - CODE)); // a call to another page and back (RETURN_STUB)
   aluKinds(w);
   memoryKinds(w);
   for (const f5 of [0x10, 0x14, 0x18, 0x1c]) for (const f3 of [2, 3]) w(encR(0x2f, 15, f3, 11, 14, f5 << 2)); // AMOMIN/MAX(U): execAtomic's path
@@ -135,7 +144,11 @@ export function warmUpInterpreter(time: TimeSource, jit: boolean, steps = 1500):
   const ram = new GuestRam(BASE, SIZE);
   const view = new DataView(ram.buffer);
   HANDLER_CODE.forEach((insn, i) => view.setInt32(HANDLER - BASE + 4 * i, insn, true));
-  program().forEach((insn, i) => view.setUint32(CODE - BASE + 4 * i, insn, true));
+  const code = program();
+  if (CODE + 4 * code.length > RETURN_STUB) throw new Error("the warm-up's program runs into its return stub");
+  code.forEach((insn, i) => view.setUint32(CODE - BASE + 4 * i, insn, true));
+  view.setInt32(RETURN_STUB - BASE, encI(0x13, 0, 0, 0, 0), true); // nop (execSlow's step after the TLB miss), then the return in execFast
+  view.setInt32(RETURN_STUB - BASE + 4, encI(0x67, 0, 0, 1, 0), true); // jalr x0, 0(x1)
   // Sv39 gigapages onto RAM's base (PPN 0x80000): at VA 0 for U-mode, at the kernel's VA (index 510) for S-mode.
   const leaf = (BigInt(BASE >>> 12) << 10n) | 0xcfn; // RWX, accessed, dirty
   // U-mode's leaf without A and D: its first walks set them (the page walk's compare-and-swap, deoptimized in every boot otherwise).

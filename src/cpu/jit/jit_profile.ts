@@ -63,6 +63,8 @@ export interface ProfiledPage {
    * they made the boot to /init ~13% slower (block_cache.ts, PROFILE_EARLY).
    */
   hotAt: number;
+  /** The RAM page the code was in when the run that saved the record compiled it (-1: unknown), where a later run looks for it first (profile_prefetch.ts). */
+  ram: number;
 }
 
 /** Page key -> the page's record. */
@@ -100,7 +102,7 @@ export function loadProfile(file: string): JitProfile {
     if ((data.format !== FORMAT && data.format !== 2) || typeof data.pages !== "object" || data.pages === null) return profile; // format 2: no ages (all 0)
     for (const [key, page] of Object.entries(data.pages)) {
       if (profile.size === PROFILE_MAX_PAGES) break;
-      const { entries, ages, blocks, hotAt } = (page ?? {}) as { entries?: unknown; ages?: unknown; blocks?: unknown; hotAt?: unknown };
+      const { entries, ages, blocks, hotAt, ram } = (page ?? {}) as { entries?: unknown; ages?: unknown; blocks?: unknown; hotAt?: unknown; ram?: unknown };
       if (!Array.isArray(entries) || !Number.isInteger(blocks) || (blocks as number) < 1) continue;
       const valid: number[] = [], validAges: number[] = [];
       for (let i = 0; i < entries.length && valid.length < 2048; i++) {
@@ -110,7 +112,8 @@ export function loadProfile(file: string): JitProfile {
         validAges.push(Number.isInteger(age) && (age as number) >= 0 && (age as number) < PROFILE_MAX_AGE ? (age as number) : 0);
       }
       const at = typeof hotAt === "number" && Number.isFinite(hotAt) && hotAt > 0 ? hotAt : 0; // absent (older files): from the start
-      if (valid.length > 0) profile.set(key, { entries: valid, ages: validAges, blocks: Math.min(blocks as number, 2048), hotAt: at });
+      const where = Number.isInteger(ram) && (ram as number) >= 0 ? (ram as number) : -1; // absent (older files): unknown
+      if (valid.length > 0) profile.set(key, { entries: valid, ages: validAges, blocks: Math.min(blocks as number, 2048), hotAt: at, ram: where });
     }
   } catch {
     // no profile yet, or unreadable: start without one

@@ -8,6 +8,7 @@ import { Bus } from "../../machine/bus.js";
 import { Hart } from "../hart.js";
 import { Asm } from "../testing/asm.js";
 import { BlockCache, PROFILE_EARLY, PROFILED_VISITS } from "./block_cache.js";
+import { PREFETCH_RETRY } from "./profile_prefetch.js";
 import { loadProfile, pageKey, PROFILE_MAX_AGE, profilePath, PROFILES_KEPT, saveProfile, type JitProfile } from "./jit_profile.js";
 
 const RAM_BASE = 0x8000_0000;
@@ -25,7 +26,7 @@ test("a profile survives a save and load; a missing, foreign or corrupt file is 
   const dir = mkdtempSync(join(tmpdir(), "nodevisor-jit-profile-"));
   try {
     const file = join(dir, "sub", "p.json");
-    const p: JitProfile = new Map([["a.b", { entries: [0, 2, 100], ages: [0, 2, 1], blocks: 7, hotAt: 0 }], ["c.d", { entries: [4094], ages: [0], blocks: 1, hotAt: 312.5 }]]);
+    const p: JitProfile = new Map([["a.b", { entries: [0, 2, 100], ages: [0, 2, 1], blocks: 7, hotAt: 0, ram: 5 }], ["c.d", { entries: [4094], ages: [0], blocks: 1, hotAt: 312.5, ram: -1 }]]);
     assert.equal(saveProfile(file, p), true);
     assert.deepEqual(loadProfile(file), p);
     assert.equal(loadProfile(join(dir, "none.json")).size, 0);
@@ -35,11 +36,13 @@ test("a profile survives a save and load; a missing, foreign or corrupt file is 
     assert.equal(loadProfile(file).size, 0, "another format version is not read");
     // Offsets that cannot be block starts are dropped (a profile is only a hint, but stays in range); format 2 had no ages.
     writeFileSync(file, JSON.stringify({ format: 2, pages: { "a.b": { entries: [1, -2, 4096, 8, "x"], blocks: 3 }, "c.d": "no", "e.f": { entries: [], blocks: 1 }, "g.h": { entries: [2], blocks: 0 } } }));
-    assert.deepEqual(loadProfile(file), new Map([["a.b", { entries: [8], ages: [0], blocks: 3, hotAt: 0 }]]));
+    assert.deepEqual(loadProfile(file), new Map([["a.b", { entries: [8], ages: [0], blocks: 3, hotAt: 0, ram: -1 }]]));
     writeFileSync(file, JSON.stringify({ format: 3, pages: { "a.b": { entries: [8, 10, 12], ages: [1, -1, "x"], blocks: 3 } } }));
-    assert.deepEqual(loadProfile(file), new Map([["a.b", { entries: [8, 10, 12], ages: [1, 0, 0], blocks: 3, hotAt: 0 }]]), "an age out of range is 0; no hotAt (older files) is 0");
+    assert.deepEqual(loadProfile(file), new Map([["a.b", { entries: [8, 10, 12], ages: [1, 0, 0], blocks: 3, hotAt: 0, ram: -1 }]]), "an age out of range is 0; no hotAt or ram (older files): 0 and unknown");
     writeFileSync(file, JSON.stringify({ format: 3, pages: { "a.b": { entries: [8], blocks: 1, hotAt: -5 }, "c.d": { entries: [8], blocks: 1, hotAt: "soon" }, "e.f": { entries: [8], blocks: 1, hotAt: 7.5 } } }));
     assert.deepEqual([...loadProfile(file).values()].map((pg) => pg.hotAt), [0, 0, 7.5], "a hotAt that is not a positive number is 0");
+    writeFileSync(file, JSON.stringify({ format: 3, pages: { "a.b": { entries: [8], blocks: 1, ram: -3 }, "c.d": { entries: [8], blocks: 1, ram: 2.5 }, "e.f": { entries: [8], blocks: 1, ram: 40 } } }));
+    assert.deepEqual([...loadProfile(file).values()].map((pg) => pg.ram), [-1, -1, 40], "a ram that is not a page number is unknown");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -56,7 +59,7 @@ test("an empty profile is not written; the cache keeps the PROFILES_KEPT newest 
       utimesSync(join(dir, name(i)), 1000 + i, 1000 + i); // file i is the i-th oldest
     }
     writeFileSync(join(dir, "mine.json"), "a user's file");
-    const p: JitProfile = new Map([["a.b", { entries: [0], ages: [0], blocks: 1, hotAt: 0 }]]);
+    const p: JitProfile = new Map([["a.b", { entries: [0], ages: [0], blocks: 1, hotAt: 0, ram: 0 }]]);
     assert.equal(saveProfile(join(dir, name(999)), p), true);
     const left = readdirSync(dir).sort();
     assert.equal(left.length, PROFILES_KEPT + 1, left.join(" "));
@@ -101,10 +104,10 @@ test("profilePath: one file per kernel and initrd by default (or with NODEVISOR_
  * then a loop calling a third (entered only after the page has compiled, from a profile too), and a
  * function `h` it never calls.
  */
-function machine(profile?: JitProfile): { hart: Hart; cache: BlockCache; done: number; unused: number; loop: number } {
+function machine(profile?: JitProfile, prefetch = false): { hart: Hart; cache: BlockCache; done: number; unused: number; loop: number } {
   const ram = new GuestRam(RAM_BASE, 1 << 20);
   const hart = new Hart({ hartId: 0, ram, vcpuDevices: new Bus(), time: { frequency: 10_000_000, now: () => 0 }, stateBlock: true });
-  const cache = new BlockCache(ram, { profile, threshold: 64 });
+  const cache = new BlockCache(ram, { profile, threshold: 64, prefetch });
   hart.useJit(cache);
   const a = new Asm(RAM_BASE);
   a.li(5, 0).li(6, 3000).li(10, 0);
@@ -262,4 +265,42 @@ test("a profile's entries are audited: one whose block does not run after the co
       else if (run === PROFILE_MAX_AGE) assert.ok(!page.entries.includes(po), `entry ${po} of the setup ran before the compile only: it goes too`);
     }
   }
+});
+
+test("prefetch: a profiled page compiles before its first visit once the hart reaches its time, where its RAM page holds its code; other code there is looked at again later", () => {
+  const cold = machine();
+  runToDone(cold);
+  const recorded = cold.cache.exportProfile();
+  assert.deepEqual([...recorded.values()].map((pg) => pg.ram), [0], "the RAM page its code was in");
+  const late: JitProfile = new Map([...recorded].map(([k, pg]) => [k, { ...pg, hotAt: 10 }] as const)); // hot after 10 M instructions
+  const due = 10e6 * PROFILE_EARLY;
+
+  const before = machine(late, true); // before its time: as without prefetch
+  before.hart.run(8);
+  assert.equal(before.cache.page(0).blocks, null);
+
+  const warm = machine(late, true);
+  warm.hart.instret = due;
+  warm.hart.run(8); // the first entry
+  const info = warm.cache.page(0);
+  assert.ok(info.blocks !== null && info.audit !== null, "compiled from the profile");
+  assert.ok(info.visits <= 1, `before the interpreter visited it (${info.visits} visits)`);
+  for (const po of recorded.values().next().value!.entries) assert.ok(info.blocks.has(po), `the block at entry ${po} is there`);
+  runToDone(warm);
+  assert.equal(warm.hart.getX(10), cold.hart.getX(10));
+
+  const patched = machine(late, true); // the kernel patches its text as it boots: the code is not there yet at first
+  const h = RAM_BASE + patched.unused;
+  const original = patched.hart.ram.read(h, 4).slice();
+  patched.hart.ram.write(h, Uint8Array.of(0x13, 0, 0, 0));
+  patched.hart.instret = due;
+  patched.hart.run(8);
+  assert.equal(patched.cache.page(0).blocks, null, "other code in the page: not compiled");
+  patched.hart.ram.write(h, original);
+  patched.hart.instret = due + PREFETCH_RETRY - 1;
+  patched.hart.run(1);
+  assert.equal(patched.cache.page(0).audit, null, "not looked at again yet");
+  patched.hart.instret = due + PREFETCH_RETRY;
+  patched.hart.run(1);
+  assert.ok(patched.cache.page(0).audit !== null, "looked at again PREFETCH_RETRY instructions later: compiled from the profile");
 });
