@@ -60,6 +60,8 @@ interface ProfileAudit {
   marks: number;
   /** The page's ProfiledPage.hotAt in the next profile: the profile's when its compile came before the page could turn hot by itself. */
   hotAt: number;
+  /** Compiled ahead of the guest (BlockCache.prefetch), not because this run went there: if no block of it runs, its entries do not age. */
+  prefetched: boolean;
 }
 
 /** A page's part of a compiled module that is still current when it arrives: it gets installed. */
@@ -193,8 +195,8 @@ const millions = (instructions: number): number => Math.max(0, Math.floor(instru
 
 /**
  * Background compiles in flight below which a prefetch is asked for, so that prefetches take a
- * compile thread with little else to do (12 interleaved boots to /init against none: 1, +28 ms;
- * 2, -39 ms; 4, -36 ms, paired medians).
+ * compile thread with little else to do (12-14 interleaved boots to /init: 1 no better than none;
+ * 4, 6 and 64 within the noise of 2).
  */
 const PREFETCH_QUEUE = 2;
 
@@ -342,7 +344,7 @@ export class BlockCache {
         }
         const info = this.page(c.ram);
         info.profiled ??= this.profile.get(c.key) ?? null;
-        if (info.profiled !== null) this.compilePage(c.ram, info);
+        if (info.profiled !== null) this.compilePage(c.ram, info, NO_TAIL, true);
       }
     }
     this.prefetchAt = plan.nextAt;
@@ -376,9 +378,10 @@ export class BlockCache {
    * reachable in it from the entries seen, later the missed entries and what they reach that the
    * page's code lacks. `tail` is the first halfword of the next virtual page as the hart maps it
    * now (scanBlock). True when the code is there now; false when there was nothing to compile or
-   * it compiles in the background.
+   * it compiles in the background. `prefetched`: a first compile from the profile ahead of the
+   * guest (prefetch), not because this run entered the page.
    */
-  compilePage(p: number, info: PageInfo, tail = NO_TAIL): boolean {
+  compilePage(p: number, info: PageInfo, tail = NO_TAIL, prefetched = false): boolean {
     if (info.pending) return false;
     const t0 = performance.now();
     const have = info.blocks;
@@ -394,7 +397,7 @@ export class BlockCache {
       // first visits' too: the next profile keeps those whose blocks run.
       // At the threshold's visits the page turned hot by itself, now; earlier the profile's time stands.
       const hotAt = info.visits >= this.threshold ? millions(info.hotSince) : info.profiled.hotAt;
-      const audit: ProfileAudit = { entries: work.slice(), ages: work.map(() => 0), marks: -1, hotAt };
+      const audit: ProfileAudit = { entries: work.slice(), ages: work.map(() => 0), marks: -1, hotAt, prefetched };
       const own = new Map<number, number>();
       work.forEach((po, i) => own.set(po, i));
       const { entries, ages } = info.profiled;
@@ -487,16 +490,20 @@ export class BlockCache {
    * The next ages of a profiled compile's entries into `age` (those not there yet): 0 for an entry
    * whose block ran PROFILE_HOT_RUNS times in a page whose audited blocks ran PROFILE_PAGE_THRESHOLDS
    * thresholds' worth (a page hot enough to compile without a profile), one older otherwise;
-   * none at PROFILE_MAX_AGE. Unchanged when there were no marks to count with.
+   * none at PROFILE_MAX_AGE. Unchanged when there were no marks to count with, and for a page
+   * compiled ahead of the guest none of whose blocks ran: this run did not go there, and its record
+   * stays as it was, as that of a page a run does not compile (a workload's pages would otherwise
+   * go from the profile after three runs of other workloads).
    */
   private auditAges(audit: ProfileAudit, age: Map<number, number>): void {
     const first = (audit.marks - this.area.marksOffset) >> 2;
     let total = 0;
     if (audit.marks >= 0) for (let i = 0; i < audit.entries.length; i++) total += this.marks[first + i]! >>> 0;
     const pageHot = total >= this.threshold * PROFILE_PAGE_THRESHOLDS;
+    const unaudited = audit.marks < 0 || (audit.prefetched && total === 0);
     for (let i = 0; i < audit.entries.length; i++) {
       const po = audit.entries[i]!;
-      const next = audit.marks < 0 ? audit.ages[i]! : pageHot && this.marks[first + i]! >>> 0 >= PROFILE_HOT_RUNS ? 0 : audit.ages[i]! + 1;
+      const next = unaudited ? audit.ages[i]! : pageHot && this.marks[first + i]! >>> 0 >= PROFILE_HOT_RUNS ? 0 : audit.ages[i]! + 1;
       if (next < PROFILE_MAX_AGE && !age.has(po)) age.set(po, next);
     }
   }

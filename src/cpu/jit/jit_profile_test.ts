@@ -304,3 +304,25 @@ test("prefetch: a profiled page compiles before its first visit once the hart re
   patched.hart.run(1);
   assert.ok(patched.cache.page(0).audit !== null, "looked at again PREFETCH_RETRY instructions later: compiled from the profile");
 });
+
+test("prefetch: a page compiled ahead of the guest that the run never enters keeps its record as it was; one it runs is audited", () => {
+  const cold = machine();
+  runToDone(cold);
+  const recorded = cold.cache.exportProfile();
+  const profile: JitProfile = new Map([...recorded].map(([k, pg]) => [k, { ...pg, hotAt: 10 }] as const));
+  const other = new Asm(RAM_BASE + 4096); // a second page of code, of another workload: this program never goes there
+  const code = other.addi(12, 12, 7).jalr(0, 1, 0).bytesOut();
+  const page1 = new Uint16Array(2048);
+  new Uint8Array(page1.buffer).set(code);
+  const otherKey = pageKey(page1, 0);
+  profile.set(otherKey, { entries: [0], ages: [1], blocks: 1, hotAt: 10, ram: 1 });
+  const run = machine(profile, true);
+  run.hart.ram.write(RAM_BASE + 4096, code);
+  run.hart.instret = 10e6 * PROFILE_EARLY;
+  runToDone(run);
+  assert.ok(run.cache.page(1).audit?.prefetched === true && run.cache.page(1).blocks !== null, "the other page was compiled ahead");
+  const after = run.cache.exportProfile();
+  assert.deepEqual(after.get(otherKey), { entries: [0], ages: [1], blocks: 1, hotAt: 10, ram: 1 }, "as it was: not one run older");
+  const [key] = [...recorded.keys()];
+  assert.ok(after.get(key)!.ages.some((a) => a === 0), "the page the program runs was audited");
+});
