@@ -248,8 +248,6 @@ export class BlockCache {
   private readonly takenFilter: Uint8Array | null;
   /** The profiled pages to look for before the guest runs them (prefetch); null when off. */
   private readonly plan: PrefetchPlan | null;
-  /** Instructions retired from which prefetch() has work (Infinity: none). */
-  prefetchAt = Infinity;
 
   constructor(private readonly ram: GuestRam, opts: BlockCacheOptions = {}) {
     this.area = ram.jitArea(opts.thread ?? 0);
@@ -285,7 +283,11 @@ export class BlockCache {
     warmUpBlockScanOnce(); // the interpreter's missed entries ask the scanner: its type feedback before TurboFan sees it
     const prefetch = opts.prefetch ?? (this.service !== null && process.env.NODEVISOR_JIT_PREFETCH !== "0");
     this.plan = prefetch && this.shootdown === null && this.profile.size > 0 ? new PrefetchPlan(this.profile, ram.size >>> 12, PROFILE_EARLY_PER_MILLION) : null;
-    this.prefetchAt = this.plan?.nextAt ?? Infinity;
+  }
+
+  /** Instructions retired from which prefetch() has work (Infinity: none). */
+  get prefetchAt(): number {
+    return this.plan === null ? Infinity : this.plan.nextAt;
   }
 
   addHart(h: JitHart): void {
@@ -347,7 +349,6 @@ export class BlockCache {
         if (info.profiled !== null) this.compilePage(c.ram, info, NO_TAIL, true);
       }
     }
-    this.prefetchAt = plan.nextAt;
   }
 
   /** `n` profile marks in a row: the memory offset of the first, or -1 when none are left (a run compiles ~30,000 profiled entries). */
