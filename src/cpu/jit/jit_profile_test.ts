@@ -127,6 +127,11 @@ function machine(profile?: JitProfile, prefetch = false): { hart: Hart; cache: B
   return { hart, cache, done, unused, loop };
 }
 
+/** `profile` with every page hot only after 10 M instructions in the recorded run (hotAt 10). */
+function hotLate(profile: JitProfile): JitProfile {
+  return new Map([...profile].map(([k, pg]) => [k, { ...pg, hotAt: 10 }] as const));
+}
+
 /** Runs machine `m`'s program to its end (its `done` loop), at most 2,000 slices of 64 instructions. */
 function runToDone(m: { hart: Hart; done: number }): void {
   for (let i = 0; i < 2000 && m.hart.getPc() !== m.done; i++) m.hart.run(64);
@@ -200,7 +205,7 @@ test("a page hot only late in the recorded run compiles early from the profile o
   runToDone(cold);
   const recorded = cold.cache.exportProfile();
   assert.deepEqual([...recorded.values()].map((pg) => pg.hotAt), [0], "hot from the start (well within the first 100,000 instructions)");
-  const late: JitProfile = new Map([...recorded].map(([k, pg]) => [k, { ...pg, hotAt: 10 }] as const)); // hot after 10 M instructions
+  const late = hotLate(recorded);
 
   const early = machine(late); // a run still before that: the page waits for the threshold (64)
   const info = early.cache.page(0);
@@ -272,7 +277,7 @@ test("prefetch: a profiled page compiles before its first visit once the hart re
   runToDone(cold);
   const recorded = cold.cache.exportProfile();
   assert.deepEqual([...recorded.values()].map((pg) => pg.ram), [0], "the RAM page its code was in");
-  const late: JitProfile = new Map([...recorded].map(([k, pg]) => [k, { ...pg, hotAt: 10 }] as const)); // hot after 10 M instructions
+  const late = hotLate(recorded);
   const due = 10e6 * PROFILE_EARLY;
 
   const before = machine(late, true); // before its time: as without prefetch
@@ -309,7 +314,7 @@ test("prefetch: a page compiled ahead of the guest that the run never enters kee
   const cold = machine();
   runToDone(cold);
   const recorded = cold.cache.exportProfile();
-  const profile: JitProfile = new Map([...recorded].map(([k, pg]) => [k, { ...pg, hotAt: 10 }] as const));
+  const profile = hotLate(recorded);
   const other = new Asm(RAM_BASE + 4096); // a second page of code, of another workload: this program never goes there
   const code = other.addi(12, 12, 7).jalr(0, 1, 0).bytesOut();
   const page1 = new Uint16Array(2048);
