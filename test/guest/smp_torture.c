@@ -4,8 +4,9 @@
 //   - a hand-written LR/SC increment loop (lr.d / sc.d)
 //   - a pthread mutex protecting a plain counter (futex-based under contention)
 //   - a futex wait/wake ping-pong between pairs of threads
-// It also records which CPUs each thread ran on (sched_getcpu), so the test can check that
-// every hart actually ran guest code. Output: one "key value" line per figure, then "ok".
+// Thread i is pinned to CPU i mod the online count (the guest's scheduler may otherwise leave a
+// hart idle), and records which CPUs it ran on (sched_getcpu), so the test can check that every
+// hart actually ran guest code. Output: one "key value" line per figure, then "ok".
 #define _GNU_SOURCE
 #include <linux/futex.h>
 #include <pthread.h>
@@ -61,8 +62,19 @@ static void ping_pong(int id) {
   }
 }
 
+// Moves the calling thread onto one CPU, so every hart takes part in the contention.
+static void pin_to_cpu(int id) {
+  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  if (online < 1) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET((int)(id % online), &set);
+  if (sched_setaffinity(0, sizeof set, &set) != 0) perror("sched_setaffinity");
+}
+
 static void *worker(void *arg) {
   int id = (int)(intptr_t)arg;
+  pin_to_cpu(id);
   for (long i = 0; i < iterations; i++) {
     atomic_fetch_add(&atomic32, 1);
     atomic_fetch_add(&atomic64, 1);
