@@ -2,14 +2,29 @@
 // interprets, and compiles the hot ones (jit/block_cache.ts, jit/compile_block.ts).
 import { HartFastLoop } from "./exec_fast.js";
 import { COLD_INSTRUCTIONS_PER_VISIT_LOG2, COLD_RUN, PROFILE_EARLY_PER_MILLION, PROFILED_QUEUE_MAX, PROFILED_VISITS, type BlockCache } from "./jit/block_cache.js";
-import { MAX_BLOCK, NO_TAIL, blockLength, canStartBlock, fastLoopDeclines } from "./jit/block_scan.js";
+import { MAX_BLOCK, NO_TAIL, canStartBlock, fastLoopDeclines } from "./jit/block_scan.js";
 import { HART_JIT_STATUS, JIT_GO_ON, JIT_INTERPRET, JIT_SLICE_END, W_JIT_DS, W_JIT_XKEY, W_JIT_XS } from "./hart_layout.js";
+
+/** The address of virtual pc's page (pc as the hart keeps it: a double, negative for the upper half). */
+const pageBase = (pc: number): number => pc - ((pc | 0) & 0xfff);
+
+/** HartJitLoop.resumeAt when the last run left nothing to continue: odd, so no instruction's address. */
+const NO_RESUME = 1;
 
 export abstract class HartJitLoop extends HartFastLoop {
   /** The code cache of this hart's thread; null runs the interpreter only (--cpu-tier interp). */
   protected jit: BlockCache | null = null;
   /** The HART_JIT_STATUS word of this hart's state block. */
   private jitStatus: Int32Array | null = null;
+  /**
+   * Where the next run of execJit goes on with what the last one left inside a block (NO_RESUME: none):
+   * where its budget ran out, or after the instruction it left to execSlow (a TLB miss). Entering
+   * there continues a block, it is no missed entry: counted as ones, a boot's slice ends and hand-backs
+   * in sha256's straight-line rounds made ~500 block starts in one page, 25 modules of its code.
+   */
+  private resumeAt = NO_RESUME;
+  /** Instructions the run from resumeAt may interpret as the rest of its block (contLeft in execJit): a chain of short runs shares one block's worth. */
+  private resumeLeft = 0;
 
   /** Puts this hart on the JIT tier with `cache` (shared by the harts of one thread). */
   useJit(cache: BlockCache): void {
@@ -67,15 +82,17 @@ export abstract class HartJitLoop extends HartFastLoop {
     const profiledAt = Math.min(PROFILED_VISITS, threshold);
     const dispatch = jit.dispatch;
     let n = 0;
-    // True right after the interpreter ran one instruction compiled code handed back: pc is then mid-block, not a missed entry.
-    let resumed = false;
+    // Instructions the interpreter may still run inside blocks (after a hand-back, or resuming the last run) before an entry
+    // without a block counts as a missed one again: bounded, so that a loop inside a block entered mid-way still gets compiled.
+    // 0: not inside a block; negative: the bound ran out. Blocks end at their page's end, so it holds in `contPage` only.
+    let contLeft = pcBox[0] === this.resumeAt ? this.resumeLeft : 0;
+    let contPage = pageBase(pcBox[0]!);
     let relinkedAt = -1;
     while (n < limit) {
       status[0] = JIT_GO_ON;
       const r = limit - n - dispatch(st, limit - n);
-      const midBlock = resumed && r === 0;
-      resumed = false;
       if (r > 0) {
+        contLeft = 0;
         relinkedAt = -1;
         n += r;
         this.instret += r;
@@ -91,16 +108,18 @@ export abstract class HartJitLoop extends HartFastLoop {
         // It runs on to the end of the block (the dispatcher has no block mid-way); near the end of
         // the budget a block hands back because it might not fit: the interpreter runs the rest.
         stats.handBacks++;
+        contPage = pageBase(pcBox[0]!);
         const left = limit - n;
         let want = left;
         if (left >= MAX_BLOCK) {
           const off = this.codeOffset(pcBox[0]!);
           if (off >= 0 && fastLoopDeclines(this.u16, off)) break; // execFast would decline it: straight to execSlow
-          want = off >= 0 ? blockLength(this.u16, off) : 1;
+          want = off >= 0 ? jit.runLength(off) : 1;
         }
         this.reachedCode = false;
         const k = this.execFast(want);
         n += k;
+        const budgetShort = left < MAX_BLOCK; // the block may not have fitted: the next run continues it
         if (k < want && !this.reachedCode) {
           // execFast declined an instruction of the block (the one handed back: a TLB miss, MMIO):
           // the single step execSlice would take, taken here, so that the run on to the block's end
@@ -112,10 +131,10 @@ export abstract class HartJitLoop extends HartFastLoop {
             this.sliceExit = true; // execSlice ends the slice, as after its own step
             break;
           }
-          resumed = true;
+          contLeft = 1; // its run to the block's end
           continue;
         }
-        resumed = !this.reachedCode;
+        contLeft = this.reachedCode ? 0 : budgetShort ? MAX_BLOCK : 1;
         continue;
       }
       if (this.instret >= jit.prefetchAt) jit.prefetch(this.instret); // profiled pages due soon: compiled while the compile thread is idle
@@ -125,6 +144,7 @@ export abstract class HartJitLoop extends HartFastLoop {
       if (off < 0) break;
       const info = jit.page(off >>> 12);
       const po = off & 0xfff;
+      const midBlock = contLeft > 0 && pageBase(pc) === contPage;
       let want: number;
       if (info.blocks !== null) {
         const slot = info.blocks.get(po);
@@ -134,13 +154,13 @@ export abstract class HartJitLoop extends HartFastLoop {
           relinkedAt = pc;
           continue;
         }
-        stats.missedEntries++;
+        if (!midBlock) stats.missedEntries++;
         // An entry no block can start at, such as an instruction the compiler does not do, is not worth a compile.
         const tail = this.nextPageHalf(pc);
         if (!canStartBlock(this.u16, off, tail)) {
           if (fastLoopDeclines(this.u16, off)) break; // a trap vector's CSR swap, sret, FP arithmetic: execFast would decline it
         } else if (!midBlock && jit.noteMissed(info, po) && jit.compilePage(off >>> 12, info, tail)) continue;
-        want = blockLength(this.u16, off); // to the next block start, which is likely compiled
+        want = jit.runLength(off); // to the next block start, which is likely compiled
       } else {
         info.entries.add(po);
         // A queue at the compile thread raises the bar: what turns warm meanwhile waits (DEFAULT_BACKLOG_VISITS).
@@ -162,8 +182,26 @@ export abstract class HartJitLoop extends HartFastLoop {
       if (info.pending) jit.heat(info, k);
       else if (info.blocks === null) info.visits += k >> COLD_INSTRUCTIONS_PER_VISIT_LOG2; // a long run counts more
       n += k;
+      contLeft = midBlock && info.blocks !== null ? (contLeft > k ? contLeft - k : -1) : 0;
       if (k < want && !this.reachedCode) break;
     }
+    this.noteResume(n >= limit, contLeft);
     return n;
+  }
+
+  /**
+   * Where the next run continues a block this one leaves (resumeAt): where the budget ran out,
+   * or after the instruction execSlow runs next when a block could hold it (a TLB miss, not a
+   * CSR access: after one of those a block starts, which a missed entry there must compile).
+   */
+  private noteResume(budgetOut: boolean, contLeft: number): void {
+    const pc = this.pcBox[0]!;
+    this.resumeLeft = contLeft > 0 ? contLeft : contLeft === 0 ? MAX_BLOCK : 0;
+    if (budgetOut || this.sliceExit) {
+      this.resumeAt = pc;
+      return;
+    }
+    const off = this.codeOffset(pc);
+    this.resumeAt = off >= 0 && canStartBlock(this.u16, off) ? pc + ((this.u16[off >>> 1]! & 3) === 3 ? 4 : 2) : NO_RESUME;
   }
 }

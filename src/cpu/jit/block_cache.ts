@@ -14,7 +14,7 @@
 import { JIT_LOOKUP_ENTRIES, JIT_MARKS, type GuestRam, type JitArea } from "../../seams/guest_ram.js";
 import { CodeShootdown } from "./code_shootdown.js";
 import { blockImportName, compileModules, instantiateBlocks, type BlockFn, type CompiledPart } from "./compile_block.js";
-import { NO_TAIL, TAKEN_MAP_BYTES } from "./block_scan.js";
+import { NO_TAIL, TAKEN_MAP_BYTES, blockLength } from "./block_scan.js";
 import { CompileService, type CompileChannel } from "./compile_service.js";
 import { warmUpBlockScanOnce } from "./emitter_warm_up.js";
 import { buildDispatcher, type DispatchFn, type LookupTables } from "./dispatcher.js";
@@ -357,6 +357,11 @@ export class BlockCache {
     if (n === 0 || this.nextMark + n > JIT_MARKS || this.shootdown !== null) return -1;
     this.nextMark += n;
     return this.area.marksOffset + 4 * (this.nextMark - n);
+  }
+
+  /** Instructions the interpreter runs from RAM offset `off` before compiled code can take over: to the next block start in its page, or the first transfer (blockLength). */
+  runLength(off: number): number {
+    return blockLength(this.u16, off, this.lookup, LOOKUP_MASK);
   }
 
   /** Puts the compiled block at RAM offset `off` (table slot `slot`) back in the lookup, which another block had taken. */

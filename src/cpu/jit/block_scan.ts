@@ -285,12 +285,17 @@ export function endsBlock(insn: number): boolean {
 /**
  * Instructions from RAM byte offset `off` up to and including the first control transfer, the
  * page end or MAX_BLOCK: what the interpreter runs to reach the next block start (at least 1).
+ * With the block lookup (`lookup`, pairs of RAM offset + 1 and slot, direct-mapped by halfword
+ * under `mask`), it stops before a later instruction that starts a compiled block: from inside a
+ * block, 64 instructions on would land inside the next one, and the one after (sha256's rounds).
  */
-export function blockLength(u16: Uint16Array, off: number): number {
+export function blockLength(u16: Uint16Array, off: number, lookup: Int32Array | null = null, mask = 0): number {
   let po = off & 0xfff;
-  const pageHalf = (off - po) >>> 1;
+  const pageOff = off - po;
+  const pageHalf = pageOff >>> 1;
   let n = 0;
   while (n < MAX_BLOCK && po <= 4094) {
+    if (lookup !== null && n !== 0 && lookup[(((pageOff + po) >>> 1) & mask) << 1] === pageOff + po + 1) break;
     let insn = u16[pageHalf + (po >>> 1)]!;
     let len = 2;
     if ((insn & 3) === 3) {
