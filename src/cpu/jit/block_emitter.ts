@@ -48,6 +48,12 @@ export class Emitter {
   private regLocal = new Int32Array(32);
   /** Whether guest register r's local holds its value here (on every path that reaches this point). */
   private regValid = new Uint8Array(32);
+  /**
+   * Whether guest register r's local holds a value its slot in the state block does not yet: written
+   * back at the next flush (before any instruction but pure arithmetic, at joins and loop heads) and
+   * at every exit, so that a run of arithmetic stores each register it writes once, not at each write.
+   */
+  private dirty = new Uint8Array(32);
   /** Register locals in use by the current block function. */
   regLocals = 0;
   /** Whether the current block function has loaded its data TLB set into L_DS. */
@@ -69,6 +75,7 @@ export class Emitter {
   startFunction(): void {
     this.regLocal.fill(0);
     this.regValid.fill(0);
+    this.dirty.fill(0);
     this.forwardDepth.clear();
     this.forwardStates.clear();
     this.regLocals = 0;
@@ -144,6 +151,7 @@ export class Emitter {
    * `po | retired << 12` (setting two locals made side exits a fifth of a block's bytes).
    */
   handBack(po: number, retired: number): this {
+    this.storeDirty();
     return this.i32(po | (retired << 12)).op(OP.br).u(this.depth);
   }
 
@@ -157,14 +165,28 @@ export class Emitter {
     return this.tee(this.localOf(r));
   }
 
-  /** Stores the i64 on the stack into rd, in the state block and its local; the caller pushed `st` before the value (see setRegStart). */
-  setRegStart(rd: number): this { if (rd !== 0) this.get(P_ST); return this; }
+  /** Starts a write of rd (setRegEnd takes the value); kept as a pair so that a write-through form needs no change at its callers. */
+  setRegStart(_rd: number): this { return this; }
+  /** Puts the i64 on the stack into rd's local; the state block gets it at the next flush or exit (dirty). */
   setRegEnd(rd: number): this {
     if (rd === 0) return this.op(OP.drop);
     if (this.cond !== 0) throw new Error("compile_block: a register write inside a conditional construct would leave its local stale");
     for (let a = 0; a < ANCHORS; a++) if (this.anchorBase[a] === rd) this.anchorBase[a] = -1; // its address moved
     this.regValid[rd] = 1;
-    return this.tee(this.localOf(rd)).mem(OP.i64Store, 3, HL.HART_X + 8 * rd);
+    this.dirty[rd] = 1;
+    return this.set(this.localOf(rd));
+  }
+
+  /** Stores the dirty registers into the state block, where this point's code needs them all there (flush), or on an exit's path (they stay dirty for the code after it). */
+  private storeDirty(): void {
+    for (let r = 1; r < 32; r++) if (this.dirty[r] !== 0) this.get(P_ST).get(this.regLocal[r]!).mem(OP.i64Store, 3, HL.HART_X + 8 * r);
+  }
+
+  /** Writes the dirty registers back: before an instruction that may leave, trap or branch, a join and a loop head. */
+  flush(): this {
+    this.storeDirty();
+    this.dirty.fill(0);
+    return this;
   }
 
   /** Pushes the budget left after `retired` more instructions. */
@@ -175,6 +197,7 @@ export class Emitter {
 
   /** Goes on at page offset `po` after `retired` more instructions: a tail call when that block is in this module, else through `go`. */
   jumpTo(po: number, retired: number): this {
+    this.storeDirty();
     const head = this.loopHeads.get(po);
     if (head !== undefined) { // back to a loop head of this block: the budget restarts from the block's start as if entered there
       this.get(P_REM).i32(retired - head.index).op(OP.i32Sub).set(P_REM);
@@ -188,6 +211,7 @@ export class Emitter {
 
   /** Tail-calls `go` for the pc `pushPc` pushes (i64), after `retired` more instructions. */
   goTo(pushPc: () => void, retired: number): this {
+    this.storeDirty();
     pushPc();
     this.get(P_ST).remAfter(retired).get(P_TOKEN);
     return this.op(OP.returnCall).u(this.goIndex);

@@ -235,7 +235,7 @@ function emitSstatus(e: Emitter, insn: number, at: number, ilen: number, k: numb
   if ((f3 & 3) === 2) e.op(OP.i32Or); // csrrs(i): set
   else e.i32(-1).op(OP.i32Xor).op(OP.i32And); // csrrc(i): clear
   e.mem(OP.i32Store, 2, MSTATUS);
-  // the slice ends after this instruction
+  e.flush(); // the slice ends after this instruction (rd written back first)
   e.get(P_ST).get(P_VPAGE).i64(at + ilen).op(OP.i64Add).op(OP.f64ConvertI64S).mem(OP.f64Store, 3, HL.HART_PC);
   e.get(P_ST).i32(HL.JIT_SLICE_END).mem(OP.i32Store, 2, HL.HART_JIT_STATUS);
   e.remAfter(k + 1).op(OP.return);
@@ -292,6 +292,10 @@ function emitTailGuard(e: Emitter, tail: number, at: number, k: number): void {
   e.if_().handBack(at, k).end_();
 }
 
+/** Major opcodes whose compiled code never leaves the block nor branches: OP-IMM(-32), OP(-32) with M and Zbb, LUI, AUIPC. Dirty registers stay in locals across them. */
+const PURE_ARITHMETIC = new Uint8Array(128);
+for (const op of [0x13, 0x1b, 0x33, 0x3b, 0x37, 0x17]) PURE_ARITHMETIC[op] = 1;
+
 const LOAD_OPS = [OP.i64Load8S, OP.i64Load16S, OP.i64Load32S, OP.i64Load, OP.i64Load8U, OP.i64Load16U, OP.i64Load32U];
 const STORE_OPS = [OP.i64Store8, OP.i64Store16, OP.i64Store32, OP.i64Store];
 
@@ -323,10 +327,11 @@ function emitBlock(e: Emitter, shape: BlockShape, mark = -1): void {
     const ilen = shape.lens[k]!;
     const at = s + delta;
     if (e.forwardDepth.has(k)) { // forward branches land here
-      e.end_();
+      e.flush().end_(); // (the branches flushed before they left)
       e.joinAt(k);
     }
     if (heads.has(k)) {
+      e.flush(); // the back edge comes with nothing dirty too (a branch)
       e.op(OP.loop, VOID);
       e.depth++;
       e.loopHeads.set(at, { index: k, depth: e.depth });
@@ -338,6 +343,7 @@ function emitBlock(e: Emitter, shape: BlockShape, mark = -1): void {
     const rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
     const f3 = (insn >>> 12) & 7, f7 = insn >>> 25;
     const immI = insn >> 20;
+    if (!PURE_ARITHMETIC[insn & 0x7f]) e.flush(); // it may leave the block, trap or branch: the state block must be whole
     if (at + ilen > 4096) emitTailGuard(e, shape.tail, at, k);
     if (isZbb(insn)) {
       if (rd !== 0) { e.setRegStart(rd); emitZbb(e, insn); e.setRegEnd(rd); }
