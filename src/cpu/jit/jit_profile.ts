@@ -21,7 +21,8 @@ export const PROFILE_MAX_PAGES = 16384;
 export const PROFILES_KEPT = 32;
 /** The names profilePath gives: only these are pruned, whatever else the directory holds. */
 const PROFILE_NAME = /^[0-9a-f]{24}\.json$/;
-const FORMAT = 3;
+/** 4: entries recorded since a run resumed inside a block stopped counting as one (exec_jit.ts resumeAt); a format-3 file has a block start at every instruction where slices ended in straight-line code, which its audit would keep alive. */
+const FORMAT = 4;
 /** Runs that compile its page an entry may go without its block running before the profile drops it. */
 export const PROFILE_MAX_AGE = 3;
 /** Runs of its block in a run that count an entry as used (fewer: it ages). */
@@ -99,7 +100,7 @@ export function loadProfile(file: string): JitProfile {
   const profile: JitProfile = new Map();
   try {
     const data = JSON.parse(readFileSync(file, "utf8")) as { format?: number; pages?: Record<string, unknown> };
-    if ((data.format !== FORMAT && data.format !== 2) || typeof data.pages !== "object" || data.pages === null) return profile; // format 2: no ages (all 0)
+    if (data.format !== FORMAT || typeof data.pages !== "object" || data.pages === null) return profile;
     for (const [key, page] of Object.entries(data.pages)) {
       if (profile.size === PROFILE_MAX_PAGES) break;
       const { entries, ages, blocks, hotAt, ram } = (page ?? {}) as { entries?: unknown; ages?: unknown; blocks?: unknown; hotAt?: unknown; ram?: unknown };

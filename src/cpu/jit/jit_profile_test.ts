@@ -34,14 +34,16 @@ test("a profile survives a save and load; a missing, foreign or corrupt file is 
     assert.equal(loadProfile(file).size, 0);
     writeFileSync(file, JSON.stringify({ format: 1, pages: { "a.b": [0] } }));
     assert.equal(loadProfile(file).size, 0, "another format version is not read");
-    // Offsets that cannot be block starts are dropped (a profile is only a hint, but stays in range); format 2 had no ages.
-    writeFileSync(file, JSON.stringify({ format: 2, pages: { "a.b": { entries: [1, -2, 4096, 8, "x"], blocks: 3 }, "c.d": "no", "e.f": { entries: [], blocks: 1 }, "g.h": { entries: [2], blocks: 0 } } }));
+    writeFileSync(file, JSON.stringify({ format: 3, pages: { "a.b": { entries: [8], blocks: 1 } } }));
+    assert.equal(loadProfile(file).size, 0, "format 3 (a block start wherever slices ended) is not read");
+    // Offsets that cannot be block starts are dropped (a profile is only a hint, but stays in range); without ages, all are 0.
+    writeFileSync(file, JSON.stringify({ format: 4, pages: { "a.b": { entries: [1, -2, 4096, 8, "x"], blocks: 3 }, "c.d": "no", "e.f": { entries: [], blocks: 1 }, "g.h": { entries: [2], blocks: 0 } } }));
     assert.deepEqual(loadProfile(file), new Map([["a.b", { entries: [8], ages: [0], blocks: 3, hotAt: 0, ram: -1 }]]));
-    writeFileSync(file, JSON.stringify({ format: 3, pages: { "a.b": { entries: [8, 10, 12], ages: [1, -1, "x"], blocks: 3 } } }));
+    writeFileSync(file, JSON.stringify({ format: 4, pages: { "a.b": { entries: [8, 10, 12], ages: [1, -1, "x"], blocks: 3 } } }));
     assert.deepEqual(loadProfile(file), new Map([["a.b", { entries: [8, 10, 12], ages: [1, 0, 0], blocks: 3, hotAt: 0, ram: -1 }]]), "an age out of range is 0; no hotAt or ram (older files): 0 and unknown");
-    writeFileSync(file, JSON.stringify({ format: 3, pages: { "a.b": { entries: [8], blocks: 1, hotAt: -5 }, "c.d": { entries: [8], blocks: 1, hotAt: "soon" }, "e.f": { entries: [8], blocks: 1, hotAt: 7.5 } } }));
+    writeFileSync(file, JSON.stringify({ format: 4, pages: { "a.b": { entries: [8], blocks: 1, hotAt: -5 }, "c.d": { entries: [8], blocks: 1, hotAt: "soon" }, "e.f": { entries: [8], blocks: 1, hotAt: 7.5 } } }));
     assert.deepEqual([...loadProfile(file).values()].map((pg) => pg.hotAt), [0, 0, 7.5], "a hotAt that is not a positive number is 0");
-    writeFileSync(file, JSON.stringify({ format: 3, pages: { "a.b": { entries: [8], blocks: 1, ram: -3 }, "c.d": { entries: [8], blocks: 1, ram: 2.5 }, "e.f": { entries: [8], blocks: 1, ram: 40 } } }));
+    writeFileSync(file, JSON.stringify({ format: 4, pages: { "a.b": { entries: [8], blocks: 1, ram: -3 }, "c.d": { entries: [8], blocks: 1, ram: 2.5 }, "e.f": { entries: [8], blocks: 1, ram: 40 } } }));
     assert.deepEqual([...loadProfile(file).values()].map((pg) => pg.ram), [-1, -1, 40], "a ram that is not a page number is unknown");
   } finally {
     rmSync(dir, { recursive: true, force: true });
