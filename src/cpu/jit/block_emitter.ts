@@ -165,10 +165,8 @@ export class Emitter {
     return this.tee(this.localOf(r));
   }
 
-  /** Starts a write of rd (setRegEnd takes the value); kept as a pair so that a write-through form needs no change at its callers. */
-  setRegStart(_rd: number): this { return this; }
   /** Puts the i64 on the stack into rd's local; the state block gets it at the next flush or exit (dirty). */
-  setRegEnd(rd: number): this {
+  setReg(rd: number): this {
     if (rd === 0) return this.op(OP.drop);
     if (this.cond !== 0) throw new Error("compile_block: a register write inside a conditional construct would leave its local stale");
     for (let a = 0; a < ANCHORS; a++) if (this.anchorBase[a] === rd) this.anchorBase[a] = -1; // its address moved

@@ -178,7 +178,7 @@ function emitLrSc(e: Emitter, lr: boolean, wide: boolean, rd: number, rs1: numbe
     e.get(L_OFF).op(0xfe).u(wide ? 0x11 : 0x10).u(align).u(0); // i64/i32.atomic.load
     if (!wide) e.op(OP.i64ExtendI32S);
     e.set(L_T);
-    if (rd !== 0) e.setRegStart(rd).get(L_T).setRegEnd(rd);
+    if (rd !== 0) e.get(L_T).setReg(rd);
     e.get(P_ST).i32(1).mem(OP.i32Store, 2, W_RES(HL.W_RES_VALID));
     e.get(P_ST).get(L_OFF).op(OP.f64ConvertI32U).mem(OP.f64Store, 3, RES_ADDR);
     e.get(P_ST).get(L_T).op(OP.i32WrapI64).mem(OP.i32Store, 2, W_RES(HL.W_RES_LO));
@@ -205,7 +205,7 @@ function emitLrSc(e: Emitter, lr: boolean, wide: boolean, rd: number, rs1: numbe
   e.cond--;
   e.op(OP.else).i32(0).op(OP.end).set(L_LO);
   e.get(P_ST).i32(0).mem(OP.i32Store, 2, W_RES(HL.W_RES_VALID));
-  if (rd !== 0) e.setRegStart(rd).get(L_LO).op(OP.i32Eqz).op(OP.i64ExtendI32U).setRegEnd(rd);
+  if (rd !== 0) e.get(L_LO).op(OP.i32Eqz).op(OP.i64ExtendI32U).setReg(rd);
 }
 
 /**
@@ -225,10 +225,9 @@ function emitSstatus(e: Emitter, insn: number, at: number, ilen: number, k: numb
   }
   e.get(P_ST).mem(OP.i32Load, 2, MSTATUS).set(L_LO);
   if (rd !== 0) {
-    e.setRegStart(rd);
     e.get(L_LO).i32(SSTATUS_MASK).op(OP.i32And).op(OP.i64ExtendI32U);
     e.i32(MSTATUS_HI_UXL | 0x80000000).i32(MSTATUS_HI_UXL).get(L_LO).i32(MSTATUS_FS).op(OP.i32And).i32(MSTATUS_FS).op(OP.i32Eq).op(OP.select);
-    e.op(OP.i64ExtendI32U).i64(32).op(OP.i64Shl).op(OP.i64Or).setRegEnd(rd);
+    e.op(OP.i64ExtendI32U).i64(32).op(OP.i64Shl).op(OP.i64Or).setReg(rd);
   }
   if (!write) return;
   e.get(P_ST).get(L_LO).get(L_B).op(OP.i32WrapI64);
@@ -346,26 +345,26 @@ function emitBlock(e: Emitter, shape: BlockShape, mark = -1): void {
     if (!PURE_ARITHMETIC[insn & 0x7f]) e.flush(); // it may leave the block, trap or branch: the state block must be whole
     if (at + ilen > 4096) emitTailGuard(e, shape.tail, at, k);
     if (isZbb(insn)) {
-      if (rd !== 0) { e.setRegStart(rd); emitZbb(e, insn); e.setRegEnd(rd); }
+      if (rd !== 0) { emitZbb(e, insn); e.setReg(rd); }
       delta += ilen;
       continue;
     }
     switch ((insn >>> 2) & 31) {
       case 13: // LUI
-        if (rd !== 0) e.setRegStart(rd).i64(insn & 0xfffff000).setRegEnd(rd);
+        if (rd !== 0) e.i64(insn & 0xfffff000).setReg(rd);
         break;
       case 5: // AUIPC
-        if (rd !== 0) e.setRegStart(rd).pcI64(at, insn & 0xfffff000).setRegEnd(rd);
+        if (rd !== 0) e.pcI64(at, insn & 0xfffff000).setReg(rd);
         break;
       case 27: { // JAL
         const imm = ((insn >> 31) << 20) | (((insn >>> 12) & 0xff) << 12) | (((insn >>> 20) & 1) << 11) | (((insn >>> 21) & 0x3ff) << 1);
-        if (rd !== 0) e.setRegStart(rd).pcI64(at, ilen).setRegEnd(rd);
+        if (rd !== 0) e.pcI64(at, ilen).setReg(rd);
         e.jumpTo(at + imm, k + 1);
         break;
       }
       case 25: { // JALR: the target before the link (rd may be rs1)
         e.reg(rs1).i64(immI).op(OP.i64Add).i64(-2).op(OP.i64And).set(L_T);
-        if (rd !== 0) e.setRegStart(rd).pcI64(at, ilen).setRegEnd(rd);
+        if (rd !== 0) e.pcI64(at, ilen).setReg(rd);
         e.goTo(() => e.get(L_T), k + 1);
         break;
       }
@@ -391,7 +390,7 @@ function emitBlock(e: Emitter, shape: BlockShape, mark = -1): void {
       }
       case 0: { // LOAD
         const off = emitAccess(e, rs1, immI, false, 1 << (f3 & 3), at, k);
-        if (rd !== 0) e.setRegStart(rd).get(off).mem(LOAD_OPS[f3]!, f3 & 3, 0).setRegEnd(rd);
+        if (rd !== 0) e.get(off).mem(LOAD_OPS[f3]!, f3 & 3, 0).setReg(rd);
         break;
       }
       case 8: { // STORE
@@ -402,10 +401,9 @@ function emitBlock(e: Emitter, shape: BlockShape, mark = -1): void {
       }
       case 4: { // OP-IMM
         if (rd === 0) break;
-        e.setRegStart(rd);
         if (f3 === 0 && (rs1 === 0 || immI === 0)) { // li, mv: a constant or a register, not an add
           if (rs1 === 0) e.i64(immI); else e.reg(rs1);
-          e.setRegEnd(rd);
+          e.setReg(rd);
           break;
         }
         e.reg(rs1);
@@ -420,20 +418,19 @@ function emitBlock(e: Emitter, shape: BlockShape, mark = -1): void {
           case 1: e.i64(sh).op(OP.i64Shl); break;
           default: e.i64(sh).op(insn >>> 26 === 0 ? OP.i64ShrU : OP.i64ShrS); break;
         }
-        e.setRegEnd(rd);
+        e.setReg(rd);
         break;
       }
       case 6: { // OP-IMM-32
         if (rd === 0) break;
-        e.setRegStart(rd).reg(rs1).op(OP.i32WrapI64);
+        e.reg(rs1).op(OP.i32WrapI64);
         if (f3 === 0) e.i32(immI).op(OP.i32Add);
         else e.i32(rs2).op(f3 === 1 ? OP.i32Shl : f7 === 0 ? OP.i32ShrU : OP.i32ShrS);
-        e.op(OP.i64ExtendI32S).setRegEnd(rd);
+        e.op(OP.i64ExtendI32S).setReg(rd);
         break;
       }
       case 12: { // OP
         if (rd === 0) break;
-        e.setRegStart(rd);
         if (f7 === 1 && f3 >= 1 && f3 <= 3) {
           e.reg(rs1).set(L_A).reg(rs2).set(L_B);
           emitMulHigh(e, f3);
@@ -449,12 +446,11 @@ function emitBlock(e: Emitter, shape: BlockShape, mark = -1): void {
           else if (f3 === 2 || f3 === 3) e.op(f3 === 2 ? OP.i64LtS : OP.i64LtU, OP.i64ExtendI32U);
           else e.op([OP.i64Add, OP.i64Shl, 0, 0, OP.i64Xor, OP.i64ShrU, OP.i64Or, OP.i64And][f3]!);
         }
-        e.setRegEnd(rd);
+        e.setReg(rd);
         break;
       }
       case 14: { // OP-32
         if (rd === 0) break;
-        e.setRegStart(rd);
         if (f7 === 1 && f3 >= 4) {
           e.reg(rs1).set(L_A).reg(rs2).set(L_B);
           emitDiv32(e, f3);
@@ -465,7 +461,7 @@ function emitBlock(e: Emitter, shape: BlockShape, mark = -1): void {
           else e.op(f3 === 0 ? OP.i32Add : f3 === 1 ? OP.i32Shl : OP.i32ShrU);
           e.op(OP.i64ExtendI32S);
         }
-        e.setRegEnd(rd);
+        e.setReg(rd);
         break;
       }
       case 1: { // LOAD-FP: with the FPU on (else the interpreter raises); flw NaN-boxes; marks the FPU state dirty
@@ -501,11 +497,11 @@ function emitBlock(e: Emitter, shape: BlockShape, mark = -1): void {
         }
         e.reg(rs1).set(L_ADDR);
         emitTranslate(e, true, wide ? 8 : 4, at, k, L_LO, L_OFF, true);
-        e.setRegStart(rd).get(L_OFF).reg(rs2);
+        e.get(L_OFF).reg(rs2);
         if (!wide) e.op(OP.i32WrapI64);
         e.op(0xfe).u(AMO_RMW[insn >>> 27]! + (wide ? 1 : 0)).u(wide ? 3 : 2).u(0);
         if (!wide) e.op(OP.i64ExtendI32S);
-        e.setRegEnd(rd);
+        e.setReg(rd);
         break;
       }
       default: throw new Error(`compile_block: instruction 0x${(insn >>> 0).toString(16)} was classified as supported but has no emitter`);

@@ -112,8 +112,8 @@ export function loadProfile(file: string): JitProfile {
         valid.push(po as number);
         validAges.push(Number.isInteger(age) && (age as number) >= 0 && (age as number) < PROFILE_MAX_AGE ? (age as number) : 0);
       }
-      const at = typeof hotAt === "number" && Number.isFinite(hotAt) && hotAt > 0 ? hotAt : 0; // absent (older files): from the start
-      const where = Number.isInteger(ram) && (ram as number) >= 0 ? (ram as number) : -1; // absent (older files): unknown
+      const at = typeof hotAt === "number" && Number.isFinite(hotAt) && hotAt > 0 ? hotAt : 0; // absent or not a time: hot from the start
+      const where = Number.isInteger(ram) && (ram as number) >= 0 ? (ram as number) : -1; // absent or not a page: unknown
       if (valid.length > 0) profile.set(key, { entries: valid, ages: validAges, blocks: Math.min(blocks as number, 2048), hotAt: at, ram: where });
     }
   } catch {

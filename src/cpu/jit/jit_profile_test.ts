@@ -139,6 +139,13 @@ function runToDone(m: { hart: Hart; done: number }): void {
   for (let i = 0; i < 2000 && m.hart.getPc() !== m.done; i++) m.hart.run(64);
 }
 
+/** The program run to its end without a profile (`cold`), and the profile that run records. */
+function recordedRun(): { cold: ReturnType<typeof machine>; recorded: JitProfile } {
+  const cold = machine();
+  runToDone(cold);
+  return { cold, recorded: cold.cache.exportProfile() };
+}
+
 test("with a profile, a page compiles at its PROFILED_VISITS-th visit, with the blocks the recorded run had, and computes the same", () => {
   const cold = machine();
   const page = (RAM_BASE - RAM_BASE) >>> 12;
@@ -180,9 +187,7 @@ test("a profile whose page code differs is not used: that page waits for the thr
 });
 
 test("a page patched after its first visit is looked up again by its new code: the profile's record of it is used", () => {
-  const cold = machine();
-  runToDone(cold);
-  const profile = cold.cache.exportProfile();
+  const { cold, recorded: profile } = recordedRun();
   const warm = machine(profile);
   const h = RAM_BASE + warm.unused;
   const original = warm.hart.ram.read(h, 4).slice();
@@ -203,9 +208,7 @@ test("a page patched after its first visit is looked up again by its new code: t
 });
 
 test("a page hot only late in the recorded run compiles early from the profile only once the hart retired PROFILE_EARLY of that; before, at the threshold", () => {
-  const cold = machine();
-  runToDone(cold);
-  const recorded = cold.cache.exportProfile();
+  const { cold, recorded } = recordedRun();
   assert.deepEqual([...recorded.values()].map((pg) => pg.hotAt), [0], "hot from the start (well within the first 100,000 instructions)");
   const late = hotLate(recorded);
 
@@ -245,9 +248,8 @@ test("a page whose code a store or a device dropped stays in the profile under t
 });
 
 test("a profile's entries are audited: one whose block does not run after the compile ages a run at a time and goes after PROFILE_MAX_AGE runs, those that run stay", () => {
-  const cold = machine();
-  runToDone(cold);
-  let profile = cold.cache.exportProfile();
+  const { cold, recorded: first } = recordedRun();
+  let profile = first;
   const key = [...profile.keys()][0]!;
   const recorded = profile.get(key)!;
   assert.ok(recorded.ages.every((a) => a === 0), "a run's own entries are new");
@@ -275,9 +277,7 @@ test("a profile's entries are audited: one whose block does not run after the co
 });
 
 test("prefetch: a profiled page compiles before its first visit once the hart reaches its time, where its RAM page holds its code; other code there is looked at again later", () => {
-  const cold = machine();
-  runToDone(cold);
-  const recorded = cold.cache.exportProfile();
+  const { cold, recorded } = recordedRun();
   assert.deepEqual([...recorded.values()].map((pg) => pg.ram), [0], "the RAM page its code was in");
   const late = hotLate(recorded);
   const due = 10e6 * PROFILE_EARLY;
@@ -313,9 +313,7 @@ test("prefetch: a profiled page compiles before its first visit once the hart re
 });
 
 test("prefetch: a page compiled ahead of the guest that the run never enters keeps its record as it was; one it runs is audited", () => {
-  const cold = machine();
-  runToDone(cold);
-  const recorded = cold.cache.exportProfile();
+  const { cold, recorded } = recordedRun();
   const profile = hotLate(recorded);
   const other = new Asm(RAM_BASE + 4096); // a second page of code, of another workload: this program never goes there
   const code = other.addi(12, 12, 7).jalr(0, 1, 0).bytesOut();
